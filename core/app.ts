@@ -1,0 +1,76 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import sensible from '@fastify/sensible'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { readFileSync } from 'node:fs'
+import type { Config } from './config.js'
+import { createLogger, type RequestLogging } from './logger.js'
+import { installErrorHandlers } from './errors.js'
+import { storagePlugin } from './storage.js'
+import { authPlugin } from './auth.js'
+import { metricsPlugin } from './metrics.js'
+import { openApiPlugin } from './openapi.js'
+import debug from '../plugins/debug/index.js'
+import rpiServers from '../plugins/rpi-servers/index.js'
+import model from '../plugins/model/index.js'
+import training from '../plugins/training/index.js'
+import inference from '../plugins/inference/index.js'
+import docs from '../plugins/docs/index.js'
+
+/** The project root (the folder holding package.json). */
+export const PROJECT_ROOT = new URL('..', import.meta.url).pathname
+
+/** The version in package.json, reported by /debug/get/version/server. */
+export const APP_VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The validated, frozen settings (see core/config.ts). */
+    config: Config
+    /** Whether request/response lines are logged; POST /debug/post/enable_logging flips it. */
+    requestLogging: RequestLogging
+  }
+}
+
+/** The app instance type: Fastify with the TypeBox type provider. */
+export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse<IncomingMessage>, FastifyBaseLogger, TypeBoxTypeProvider>
+
+/**
+ * Builds the whole service without listening: tests call `app.inject()` on it,
+ * `bin/serve.ts` listens on it. The areas are registered here, explicitly and
+ * in order, so this one screen shows the whole service.
+ */
+export async function buildApp (config: Config): Promise<App> {
+  const appLogger = await createLogger({ level: config.LOG_LEVEL, dataDir: config.DATA_DIR, toFile: config.LOG_TO_FILE })
+  const requestLogging: RequestLogging = { enabled: true }
+
+  const app = Fastify({
+    loggerInstance: appLogger.logger as FastifyBaseLogger,
+    bodyLimit: config.BODY_LIMIT,
+    disableRequestLogging: () => !requestLogging.enabled,
+    // the legacy clients post bodies whose numbers arrive as strings at times
+    ajv: { customOptions: { coerceTypes: 'array', allErrors: false, removeAdditional: true } },
+    pluginTimeout: 60_000
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.decorate('config', config)
+  app.decorate('requestLogging', requestLogging)
+  installErrorHandlers(app)
+  // the log file is the last thing to close, so the areas can log while they stop
+  app.addHook('onClose', async () => appLogger.close())
+
+  await app.register(sensible)
+  await app.register(storagePlugin, { dataDir: config.DATA_DIR })
+  await app.register(authPlugin, { dataDir: config.DATA_DIR, adminToken: config.ADMIN_TOKEN, deviceToken: config.DEVICE_TOKEN })
+  await app.register(metricsPlugin)
+  await app.register(openApiPlugin, { version: APP_VERSION })
+
+  await app.register(debug)
+  await app.register(rpiServers)
+  await app.register(model)
+  await app.register(training)
+  await app.register(inference)
+  await app.register(docs)
+
+  return app
+}

@@ -1,0 +1,83 @@
+import fp from 'fastify-plugin'
+import type { FastifyRequest, onRequestHookHandler } from 'fastify'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ForbiddenError, UnauthorizedError } from './errors.js'
+
+/** Where a generated admin token is kept when ADMIN_TOKEN is unset. */
+export const ADMIN_TOKEN_FILE = 'admin-token'
+
+export interface AuthOptions {
+  dataDir: string
+  adminToken?: string | undefined
+  deviceToken?: string | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** onRequest hook: the request must carry the admin bearer token (401 without, 403 with the device token). */
+    requireAdmin: onRequestHookHandler
+    /** onRequest hook: when DEVICE_TOKEN is set the request must carry it (the admin token also passes). */
+    requireDevice: onRequestHookHandler
+  }
+}
+
+/**
+ * Returns the admin token: ADMIN_TOKEN if set, else the one stored in
+ * DATA_DIR/admin-token, else a new random one written there with mode 0600.
+ */
+export function resolveAdminToken (dataDir: string, configured?: string): { token: string, source: 'env' | 'file' | 'generated', file?: string } {
+  if (configured) return { token: configured, source: 'env' }
+  const file = join(dataDir, ADMIN_TOKEN_FILE)
+  try {
+    const stored = readFileSync(file, 'utf8').trim()
+    if (stored.length >= 16) return { token: stored, source: 'file', file }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  mkdirSync(dataDir, { recursive: true })
+  const token = randomBytes(32).toString('base64url')
+  writeFileSync(file, token + '\n', { mode: 0o600 })
+  chmodSync(file, 0o600) // the mode above is masked by umask and ignored if the file existed
+  return { token, source: 'generated', file }
+}
+
+/** Constant-time comparison of two tokens of any length (both are hashed first). */
+export function tokensEqual (given: string, expected: string): boolean {
+  const digest = (value: string) => createHash('sha256').update(value).digest()
+  return timingSafeEqual(digest(given), digest(expected))
+}
+
+function bearerOf (request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization
+  if (!header) return undefined
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header)
+  return match ? match[1] : ''
+}
+
+/** Decorates `requireAdmin` and `requireDevice`, the two guards routes put in `onRequest`. */
+export const authPlugin = fp<AuthOptions>(async (app, options) => {
+  const admin = resolveAdminToken(options.dataDir, options.adminToken)
+  if (admin.source === 'generated') app.log.warn({ file: admin.file }, 'ADMIN_TOKEN is unset: generated an admin token into this file (mode 0600)')
+  else if (admin.source === 'file') app.log.info({ file: admin.file }, 'ADMIN_TOKEN is unset: using the admin token stored in this file')
+  const deviceToken = options.deviceToken
+
+  app.decorate('requireAdmin', async function requireAdmin (request: FastifyRequest) {
+    const token = bearerOf(request)
+    if (token === undefined) throw new UnauthorizedError('missing Authorization header: admin routes need "Authorization: Bearer <ADMIN_TOKEN>"')
+    if (token === '') throw new UnauthorizedError('malformed Authorization header: expected "Bearer <token>"')
+    if (tokensEqual(token, admin.token)) return
+    if (deviceToken && tokensEqual(token, deviceToken)) throw new ForbiddenError('the device token does not grant admin routes')
+    throw new UnauthorizedError('wrong admin token')
+  })
+
+  app.decorate('requireDevice', async function requireDevice (request: FastifyRequest) {
+    if (!deviceToken) return
+    const token = bearerOf(request)
+    if (token === undefined) throw new UnauthorizedError('missing Authorization header: device routes need "Authorization: Bearer <DEVICE_TOKEN>"')
+    if (token === '') throw new UnauthorizedError('malformed Authorization header: expected "Bearer <token>"')
+    if (tokensEqual(token, deviceToken) || tokensEqual(token, admin.token)) return
+    throw new UnauthorizedError('wrong device token')
+  })
+}, { name: 'auth', fastify: '5.x' })

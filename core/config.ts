@@ -1,0 +1,77 @@
+import envSchema from 'env-schema'
+import { Type, type Static } from '@sinclair/typebox'
+import { resolve } from 'node:path'
+
+/**
+ * Every setting doorsense reads from its environment. Keys are the env var
+ * names themselves, so the README, the deploy files and the code use one
+ * vocabulary.
+ */
+export const ConfigSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 20002, description: 'listen port (0 = any free port)' }),
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'bind address' }),
+  DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'SQLite file, models, logs, pid file, admin token' }),
+  ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'bearer token for admin routes; generated into DATA_DIR/admin-token when unset' })),
+  DEVICE_TOKEN: Type.Optional(Type.String({ minLength: 8, description: 'bearer token the Pis must send on device routes; unset = open' })),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info' }
+  ),
+  LOG_TO_FILE: Type.Boolean({ default: true, description: 'also write a daily log file in DATA_DIR/logs' }),
+  TF_BACKEND: Type.Union([Type.Literal('auto'), Type.Literal('gpu'), Type.Literal('node'), Type.Literal('cpu')], { default: 'auto' }),
+  STALE_AFTER_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 30, description: 'seconds of silence before a Pi leaves the live list' }),
+  BODY_LIMIT: Type.Integer({ minimum: 1024, default: 1048576, description: 'largest JSON body in bytes (413 beyond)' }),
+  IMPORT_BODY_LIMIT: Type.Integer({ minimum: 1024, default: 52428800, description: 'largest CSV import body in bytes' }),
+  INFER_MAX_BATCH: Type.Integer({ minimum: 1, maximum: 65536, default: 256, description: 'frames per model call' }),
+  INFER_MAX_WAIT_MS: Type.Number({ minimum: 0, maximum: 1000, default: 2, description: 'longest a frame waits for its batch to fill' }),
+  INFER_MAX_QUEUE: Type.Integer({ minimum: 1, default: 16384, description: 'frames waiting for the model before requests get 503' }),
+  DOOR_WINDOW: Type.Integer({ minimum: 1, maximum: 1000, default: 15, description: 'predictions the door-state smoother averages' }),
+  DOOR_HOLD: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'frames the smoothed evidence must hold before the door state changes' })
+})
+
+/** The validated, frozen settings object passed down to every part of the app. */
+export type Config = Readonly<Static<typeof ConfigSchema>>
+
+/** Thrown when the environment does not satisfy {@link ConfigSchema}. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/**
+ * Validates `env` once, fills defaults, resolves DATA_DIR to an absolute path
+ * and freezes the result. Nothing else in the app reads `process.env`.
+ */
+export function loadConfig (env: Record<string, string | undefined> = process.env): Config {
+  const data: Record<string, string> = {}
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const value = env[key]
+    // an empty variable (FOO=) means "not set", as in most shells' intent
+    if (value !== undefined && value !== '') data[key] = value
+  }
+  let parsed: Static<typeof ConfigSchema>
+  try {
+    // env-schema mutates the schema it is given, so hand it a copy
+    parsed = envSchema<Static<typeof ConfigSchema>>({ schema: structuredClone(ConfigSchema), data, env: false })
+  } catch (err) {
+    throw new ConfigError(`invalid environment: ${describeEnvErrors(err as EnvSchemaError, data)}`)
+  }
+  return Object.freeze({ ...parsed, DATA_DIR: resolve(parsed.DATA_DIR) })
+}
+
+interface EnvSchemaError extends Error {
+  errors?: Array<{ instancePath: string, keyword: string, message?: string }>
+}
+
+/** One line per bad variable, naming it, what it must be and what it was. */
+function describeEnvErrors (err: EnvSchemaError, data: Record<string, string>): string {
+  if (!err.errors) return err.message
+  const byVariable = new Map<string, string>()
+  for (const error of err.errors) {
+    const name = error.instancePath.replace(/^\//, '')
+    if (error.keyword === 'const' || byVariable.has(name)) continue
+    const schema = (ConfigSchema.properties as Record<string, { anyOf?: Array<{ const: string }> }>)[name]
+    const rule = schema?.anyOf ? `must be one of ${schema.anyOf.map((option) => option.const).join(', ')}` : error.message
+    byVariable.set(name, `${name} ${rule} (got ${JSON.stringify(data[name])})`)
+  }
+  return [...byVariable.values()].join('; ')
+}

@@ -1,0 +1,60 @@
+import createError, { type FastifyErrorConstructor } from '@fastify/error'
+import type { FastifyError, FastifyInstance } from 'fastify'
+import { STATUS_CODES } from 'node:http'
+
+/*
+ * Every error a route can throw, by code (like fastify's FST_ERR_*). Handlers
+ * throw these; the one handler below shapes the body. `%s` is filled with the
+ * specific message, which names the field or value that was wrong.
+ */
+export const BadRequestError: FastifyErrorConstructor = createError('DS_BAD_REQUEST', '%s', 400)
+export const BadFrameError: FastifyErrorConstructor = createError('DS_BAD_FRAME', '%s', 400)
+export const UnauthorizedError: FastifyErrorConstructor = createError('DS_UNAUTHORIZED', '%s', 401)
+export const ForbiddenError: FastifyErrorConstructor = createError('DS_FORBIDDEN', '%s', 403)
+export const NotFoundError: FastifyErrorConstructor = createError('DS_NOT_FOUND', '%s', 404)
+export const ConflictError: FastifyErrorConstructor = createError('DS_CONFLICT', '%s', 409)
+export const TrainingBusyError: FastifyErrorConstructor = createError('DS_TRAINING_BUSY', '%s', 409)
+export const NoModelError: FastifyErrorConstructor = createError('DS_NO_MODEL', '%s', 503)
+export const OverloadedError: FastifyErrorConstructor = createError('DS_OVERLOADED', '%s', 503)
+export const UnavailableError: FastifyErrorConstructor = createError('DS_UNAVAILABLE', '%s', 503)
+
+/** Seconds a client is told to wait after a 503 it can retry. */
+export const RETRY_AFTER_S = 1
+
+/** The body of every 4xx/5xx answer. */
+export interface ErrorBody {
+  statusCode: number
+  error: string
+  message: string
+  code?: string
+}
+
+/** Shapes an error into {@link ErrorBody}; 5xx messages are hidden unless they were thrown on purpose. */
+export function toErrorBody (err: FastifyError): ErrorBody {
+  const statusCode = err.validation ? 400 : statusOf(err)
+  const deliberate = typeof err.code === 'string' && (err.code.startsWith('DS_') || err.code.startsWith('FST_'))
+  const message = statusCode >= 500 && !deliberate ? 'Internal Server Error' : err.message
+  const body: ErrorBody = { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message }
+  if (err.code) body.code = err.code
+  return body
+}
+
+function statusOf (err: FastifyError): number {
+  const status = err.statusCode
+  return typeof status === 'number' && status >= 400 && status <= 599 ? status : 500
+}
+
+/** Installs the error and not-found handlers on the root instance. */
+export function installErrorHandlers (app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const body = toErrorBody(err)
+    if (body.statusCode >= 500) request.log.error({ err }, 'request failed')
+    else request.log.info({ code: body.code, message: body.message }, 'request rejected')
+    if (body.statusCode === 503) reply.header('retry-after', String(RETRY_AFTER_S))
+    return reply.code(body.statusCode).send(body)
+  })
+  app.setNotFoundHandler((request, reply) => {
+    const body: ErrorBody = { statusCode: 404, error: 'Not Found', message: `no route ${request.method} ${request.url}`, code: 'DS_NOT_FOUND' }
+    return reply.code(404).send(body)
+  })
+}

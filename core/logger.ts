@@ -1,0 +1,60 @@
+import pino, { type Logger, type StreamEntry } from 'pino'
+import pinoRoll from 'pino-roll'
+import { join } from 'node:path'
+
+/** Folder (inside DATA_DIR) of the daily log files. */
+export const LOG_DIR = 'logs'
+
+export interface LoggerOptions {
+  level: string
+  dataDir: string
+  toFile: boolean
+}
+
+/** A logger and the function that flushes and closes its file. */
+export interface AppLogger {
+  logger: Logger
+  close: () => Promise<void>
+}
+
+/**
+ * pino writing JSON lines to stdout and, unless disabled, to
+ * DATA_DIR/logs/doorsense.<yyyy-MM-dd>.<n>.log, a new file each day. The file
+ * stream is written from this thread (no transport worker), so closing it is
+ * a plain end().
+ */
+export async function createLogger (options: LoggerOptions): Promise<AppLogger> {
+  const streams: StreamEntry[] = [{ level: options.level as pino.Level, stream: process.stdout }]
+  let file: Awaited<ReturnType<typeof pinoRoll>> | undefined
+  if (options.toFile && options.level !== 'silent') {
+    file = await pinoRoll({
+      file: join(options.dataDir, LOG_DIR, 'doorsense'),
+      frequency: 'daily',
+      dateFormat: 'yyyy-MM-dd',
+      extension: '.log',
+      mkdir: true,
+      limit: { count: 30 }
+    })
+    streams.push({ level: options.level as pino.Level, stream: file })
+  }
+  const logger = pino({
+    level: options.level,
+    redact: { paths: ['req.headers.authorization'], censor: '[redacted]' }
+  }, pino.multistream(streams))
+  return {
+    logger,
+    close: async () => {
+      if (!file || file.destroyed) return
+      const stream = file
+      await new Promise<void>((resolve) => {
+        stream.once('close', () => resolve())
+        stream.end()
+      })
+    }
+  }
+}
+
+/** Whether request/response lines are logged; flipped at run time by the debug area. */
+export interface RequestLogging {
+  enabled: boolean
+}

@@ -1,0 +1,84 @@
+import Database from 'better-sqlite3'
+import fp from 'fastify-plugin'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+
+/** The SQLite file inside DATA_DIR. */
+export const DATABASE_FILE = 'doorsense.sqlite'
+
+/** One step of an area's schema history: SQL text or a function run inside the migration's transaction. */
+export type Migration = string | ((db: Database.Database) => void)
+
+/**
+ * The one embedded database. Core knows no tables: each area brings its own
+ * ordered list of migrations and calls {@link Storage.migrate} when it loads.
+ */
+export class Storage {
+  readonly db: Database.Database
+
+  constructor (dataDir: string) {
+    mkdirSync(dataDir, { recursive: true })
+    this.db = new Database(join(dataDir, DATABASE_FILE))
+    // WAL: readers never block the writer; NORMAL sync keeps every committed
+    // transaction across a process crash (only an OS crash can lose the last ones)
+    this.db.pragma('journal_mode = WAL')
+    this.db.pragma('synchronous = NORMAL')
+    this.db.pragma('busy_timeout = 5000')
+    this.db.pragma('foreign_keys = ON')
+    this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      area TEXT NOT NULL,
+      version INTEGER NOT NULL,
+      applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+      PRIMARY KEY (area, version)
+    )`)
+  }
+
+  /**
+   * Applies the migrations of `area` that have not run yet, in order, each in
+   * its own transaction. Migration i (0-based) is version i + 1; a list may only
+   * grow at its end.
+   * @returns the versions applied now
+   */
+  migrate (area: string, migrations: readonly Migration[]): number[] {
+    const current = this.version(area)
+    if (current > migrations.length) {
+      throw new Error(`database has ${area} schema version ${current}, this build knows only ${migrations.length}: refusing to run an older build on a newer database`)
+    }
+    const applied: number[] = []
+    const record = this.db.prepare('INSERT INTO schema_migrations (area, version) VALUES (?, ?)')
+    for (let version = current + 1; version <= migrations.length; version++) {
+      const migration = migrations[version - 1]
+      this.db.transaction(() => {
+        if (typeof migration === 'string') this.db.exec(migration)
+        else migration(this.db)
+        record.run(area, version)
+      })()
+      applied.push(version)
+    }
+    return applied
+  }
+
+  /** The highest migration version applied for `area` (0 = none). */
+  version (area: string): number {
+    const row = this.db.prepare('SELECT MAX(version) AS version FROM schema_migrations WHERE area = ?').get(area) as { version: number | null }
+    return row.version ?? 0
+  }
+
+  close (): void {
+    if (this.db.open) this.db.close()
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The embedded SQLite database, opened once, closed with the app. */
+    storage: Storage
+  }
+}
+
+/** Opens {@link Storage} in `dataDir`, decorates `fastify.storage`, closes it on app close. */
+export const storagePlugin = fp<{ dataDir: string }>(async (app, { dataDir }) => {
+  const storage = new Storage(dataDir)
+  app.decorate('storage', storage)
+  app.addHook('onClose', async () => storage.close())
+}, { name: 'storage', fastify: '5.x' })

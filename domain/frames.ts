@@ -1,0 +1,132 @@
+/**
+ * Frame decoding: every encoding a Pi, an ESP32 or an admin script may send,
+ * turned into the 106 features the model reads: 53 magnitudes then 53 phases
+ * (radians), subcarriers CH6..CH58 in the order of the recorded CSV.
+ *
+ * Accepted encodings:
+ * - 106 numbers (a JSON array, or the original's string `"[n1, …, n106]"`),
+ * - a raw Pi frame: 108 integers = 54 (imaginary, real) pairs; pair i (1..53)
+ *   is CH(i+5), pair 27 is the DC null CH32, pair 0 is unused,
+ * - a raw ESP32-CSI-Tool buffer: 128 integers = 64 (imaginary, real) pairs of
+ *   the LLTF, pair i is CHi; alone or as a whole `CSI_DATA,…,[…]` line (the
+ *   line's own length field is unreliable, the array is trusted).
+ */
+
+/** Subcarriers per frame (CH6..CH58). */
+export const SUBCARRIERS = 53
+/** Features per frame: magnitudes then phases. */
+export const FEATURES = SUBCARRIERS * 2
+/** First subcarrier number (CH6). */
+export const FIRST_SUBCARRIER = 6
+/** Index (0-based, within the 53) of CH32, the DC null: always 0 in the recordings. */
+export const DC_INDEX = 32 - FIRST_SUBCARRIER
+/** Values in a raw Pi frame: 54 (imaginary, real) pairs. */
+export const RAW_PI_VALUES = 108
+/** Values in a raw ESP32 LLTF buffer: 64 (imaginary, real) pairs. */
+export const RAW_ESP32_VALUES = 128
+
+/** Which encoding a frame arrived in. */
+export type FrameEncoding = 'features' | 'raw-pi' | 'raw-esp32'
+
+/** A frame that cannot be decoded; `message` says what is wrong with it. */
+export class FrameError extends Error {
+  override name = 'FrameError'
+}
+
+/** Column names of the 106 features, as in the recorded CSV header. */
+export const FEATURE_NAMES: readonly string[] = [
+  ...Array.from({ length: SUBCARRIERS }, (_, i) => `CH${i + FIRST_SUBCARRIER}_mag`),
+  ...Array.from({ length: SUBCARRIERS }, (_, i) => `CH${i + FIRST_SUBCARRIER}_phase`)
+]
+
+/**
+ * Decodes one frame in any accepted encoding into 106 features.
+ * @throws {FrameError} naming the problem (empty, wrong count, a value that is not a finite number)
+ */
+export function parseFrame (input: unknown): Float32Array {
+  return decodeValues(toValues(input))
+}
+
+/** Like {@link parseFrame}, also telling which encoding the frame was in. */
+export function parseFrameWithEncoding (input: unknown): { features: Float32Array, encoding: FrameEncoding } {
+  const values = toValues(input)
+  return { features: decodeValues(values), encoding: encodingOf(values.length) }
+}
+
+function decodeValues (values: ArrayLike<number>): Float32Array {
+  switch (values.length) {
+    case FEATURES: return Float32Array.from(values)
+    case RAW_PI_VALUES: return fromPairs(values, 1)
+    case RAW_ESP32_VALUES: return fromPairs(values, FIRST_SUBCARRIER)
+    default: throw new FrameError(`frame must hold ${FEATURES} features, ${RAW_PI_VALUES} raw Pi values or ${RAW_ESP32_VALUES} raw ESP32 values, got ${values.length}`)
+  }
+}
+
+function encodingOf (count: number): FrameEncoding {
+  return count === FEATURES ? 'features' : count === RAW_PI_VALUES ? 'raw-pi' : 'raw-esp32'
+}
+
+/**
+ * Magnitude and phase of each (imaginary, real) pair, starting at the pair
+ * that holds CH6. CH32 is set to exactly 0, as in the recordings (the ESP32
+ * reports a small non-zero value there).
+ */
+function fromPairs (values: ArrayLike<number>, firstPair: number): Float32Array {
+  const features = new Float32Array(FEATURES)
+  for (let k = 0; k < SUBCARRIERS; k++) {
+    if (k === DC_INDEX) continue
+    const imaginary = values[2 * (firstPair + k)]
+    const real = values[2 * (firstPair + k) + 1]
+    features[k] = Math.sqrt(imaginary * imaginary + real * real)
+    features[SUBCARRIERS + k] = Math.atan2(imaginary, real)
+  }
+  return features
+}
+
+/** Turns a string or an array into checked finite numbers. */
+function toValues (input: unknown): ArrayLike<number> {
+  if (typeof input === 'string') return valuesFromText(input)
+  if (Array.isArray(input)) return checkedNumbers(input)
+  if (input instanceof Float32Array || input instanceof Float64Array) return checkedNumbers(input)
+  if (input === null || input === undefined) throw new FrameError('frame is missing')
+  throw new FrameError(`frame must be an array of numbers or a string, got ${typeof input}`)
+}
+
+function valuesFromText (text: string): ArrayLike<number> {
+  let body = text.trim()
+  if (body.startsWith('CSI_DATA')) {
+    const open = body.indexOf('[')
+    const close = body.lastIndexOf(']')
+    if (open < 0 || close < open) throw new FrameError('CSI_DATA line has no [ … ] array of values')
+    body = body.slice(open, close + 1)
+  }
+  if (body === '' || body === '[]') throw new FrameError('frame is empty')
+  if (body.startsWith('[') && body.endsWith(']')) {
+    // fast path: the original's "[n1, n2, …]" is valid JSON
+    try {
+      const parsed: unknown = JSON.parse(body)
+      if (Array.isArray(parsed)) return checkedNumbers(parsed)
+    } catch {
+      // not JSON (space-separated, NaN, …): fall through to the tolerant reader
+    }
+    body = body.slice(1, -1)
+  }
+  const tokens = body.split(/[\s,]+/).filter((token) => token !== '')
+  if (tokens.length === 0) throw new FrameError('frame is empty')
+  return checkedNumbers(tokens.map((token, index) => {
+    const value = Number(token)
+    if (!Number.isFinite(value)) throw new FrameError(`frame value ${index} is not a finite number (got ${JSON.stringify(token)})`)
+    return value
+  }))
+}
+
+function checkedNumbers (values: ArrayLike<unknown>): ArrayLike<number> {
+  if (values.length === 0) throw new FrameError('frame is empty')
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i]
+    if (typeof value !== 'number' || !Number.isFinite(value)) {
+      throw new FrameError(`frame value ${i} is not a finite number (got ${typeof value === 'number' || value === undefined ? String(value) : JSON.stringify(value)})`)
+    }
+  }
+  return values as ArrayLike<number>
+}
