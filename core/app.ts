@@ -1,11 +1,12 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import sensible from '@fastify/sensible'
+import underPressure from '@fastify/under-pressure'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { readFileSync } from 'node:fs'
 import type { Config } from './config.js'
 import { createLogger, type RequestLogging } from './logger.js'
-import { installErrorHandlers } from './errors.js'
+import { installErrorHandlers, RETRY_AFTER_S } from './errors.js'
 import { storagePlugin } from './storage.js'
 import { authPlugin } from './auth.js'
 import { metricsPlugin } from './metrics.js'
@@ -60,15 +61,23 @@ export async function buildApp (config: Config): Promise<App> {
   app.addHook('onClose', async () => appLogger.close())
 
   await app.register(sensible)
+  // shed load with 503 + Retry-After before the process drowns (event loop stalled or memory near its limit)
+  await app.register(underPressure, {
+    maxEventLoopDelay: 1000,
+    maxEventLoopUtilization: 0.99,
+    maxHeapUsedBytes: 4 * 1024 ** 3,
+    retryAfter: RETRY_AFTER_S
+  })
   await app.register(storagePlugin, { dataDir: config.DATA_DIR })
   await app.register(authPlugin, { dataDir: config.DATA_DIR, adminToken: config.ADMIN_TOKEN, deviceToken: config.DEVICE_TOKEN })
   await app.register(metricsPlugin)
   await app.register(openApiPlugin, { version: APP_VERSION })
 
+  // the model and the training area come before the areas that feed them frames
   await app.register(debug)
-  await app.register(rpiServers)
   await app.register(model)
   await app.register(training)
+  await app.register(rpiServers)
   await app.register(inference)
   await app.register(docs)
 
