@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import sensible from '@fastify/sensible'
 import underPressure from '@fastify/under-pressure'
@@ -48,7 +48,7 @@ export async function buildApp (config: Config): Promise<App> {
   const app = Fastify({
     loggerInstance: appLogger.logger as FastifyBaseLogger,
     bodyLimit: config.BODY_LIMIT,
-    disableRequestLogging: () => !requestLogging.enabled,
+    logController: new LogController({ disableRequestLogging: () => !requestLogging.enabled }),
     // the legacy clients post bodies whose numbers arrive as strings at times
     ajv: { customOptions: { coerceTypes: 'array', allErrors: false, removeAdditional: true } },
     pluginTimeout: 60_000

@@ -1,0 +1,67 @@
+#!/usr/bin/env -S node --import tsx
+/**
+ * `npm run openapi`: writes openapi.json at the project root from the same
+ * TypeBox schemas the routes use, by building the app (without listening) on
+ * a throwaway data directory. `npm run openapi -- --check` writes nothing and
+ * exits 1 when the committed file differs from what the schemas give.
+ * Exit codes: 0 written / up to date, 1 drift (with --check), 2 failure.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { buildApp, PROJECT_ROOT } from '../core/app.js'
+import { loadConfig } from '../core/config.js'
+
+/** Where the committed document lives. */
+export const OPENAPI_FILE = join(PROJECT_ROOT, 'openapi.json')
+
+/** The OpenAPI document as the schemas give it, formatted as committed. */
+export async function renderOpenApi (): Promise<string> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'doorsense-openapi-'))
+  try {
+    const app = await buildApp(loadConfig({
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'silent',
+      LOG_TO_FILE: 'false',
+      // a fixed token so no token file is generated for a throwaway run
+      ADMIN_TOKEN: 'openapi-generation-only-token',
+      TF_BACKEND: 'cpu'
+    }))
+    try {
+      await app.ready()
+      return JSON.stringify(app.swagger(), null, 2) + '\n'
+    } finally {
+      await app.close()
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({ options: { check: { type: 'boolean', default: false } } })
+  try {
+    const rendered = await renderOpenApi()
+    if (values.check) {
+      let committed = ''
+      try {
+        committed = readFileSync(OPENAPI_FILE, 'utf8')
+      } catch {
+        // a missing file is drift too
+      }
+      if (committed !== rendered) {
+        console.error('openapi.json differs from the schemas: run `npm run openapi` and commit the result (then regenerate the client)')
+        process.exitCode = 1
+      } else {
+        console.error('openapi.json is up to date')
+      }
+    } else {
+      writeFileSync(OPENAPI_FILE, rendered)
+      console.error(`wrote ${OPENAPI_FILE}`)
+    }
+  } catch (err) {
+    console.error(`openapi: ${(err as Error).message}`)
+    process.exitCode = 2
+  }
+}
