@@ -55,11 +55,19 @@ export function parseFrameWithEncoding (input: unknown): { features: Float32Arra
 
 function decodeValues (values: ArrayLike<number>): Float32Array {
   switch (values.length) {
-    case FEATURES: return Float32Array.from(values)
-    case RAW_PI_VALUES: return fromPairs(values, 1)
-    case RAW_ESP32_VALUES: return fromPairs(values, FIRST_SUBCARRIER)
+    case FEATURES: return checkedFloat32(Float32Array.from(values))
+    case RAW_PI_VALUES: return checkedFloat32(fromPairs(values, 1))
+    case RAW_ESP32_VALUES: return checkedFloat32(fromPairs(values, FIRST_SUBCARRIER))
     default: throw new FrameError(`frame must hold ${FEATURES} features, ${RAW_PI_VALUES} raw Pi values or ${RAW_ESP32_VALUES} raw ESP32 values, got ${values.length}`)
   }
+}
+
+/** A finite double can still overflow float32 (beyond ±3.4e38) and become Infinity: refuse it rather than store it. */
+function checkedFloat32 (features: Float32Array): Float32Array {
+  for (let i = 0; i < features.length; i++) {
+    if (!Number.isFinite(features[i])) throw new FrameError(`frame feature ${FEATURE_NAMES[i]} overflows float32 (a value beyond ±3.4e38)`)
+  }
+  return features
 }
 
 function encodingOf (count: number): FrameEncoding {

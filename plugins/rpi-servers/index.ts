@@ -1,4 +1,55 @@
 import fp from 'fastify-plugin'
+import { Counter, Gauge } from 'prom-client'
+import { FrameStore } from './frame-store.js'
+import { FrameIngest } from './ingest.js'
+import { RPI_SERVERS_MIGRATIONS, STORAGE_AREA } from './migrations.js'
+import { DeviceRegistry } from './registry.js'
+import { rpiServerRoutes } from './routes.js'
 
-/** The rpi-servers area (to be built). */
-export default fp(async () => {}, { name: 'rpi-servers', fastify: '5.x' })
+/** How often stale Pis are swept from the live set: often enough for a short STALE_AFTER_S, never busier than 20 Hz. */
+export function sweepIntervalMs (staleAfterMs: number): number {
+  return Math.min(5000, Math.max(50, staleAfterMs / 2))
+}
+
+/**
+ * The rpi-servers area: the registry of Pis (live in memory, known in SQLite)
+ * and the ingest of their frames.
+ */
+export default fp(async (app) => {
+  app.storage.migrate(STORAGE_AREA, RPI_SERVERS_MIGRATIONS)
+  const registry = new DeviceRegistry(app.storage.db, { staleAfterMs: app.config.STALE_AFTER_S * 1000 })
+  const store = new FrameStore(app.storage.db)
+
+  // computed at scrape time, so the gauge is exact whatever the sweep period
+  new Gauge({ // eslint-disable-line no-new
+    name: 'doorsense_devices_live',
+    help: 'Pis that sent a keep-alive within STALE_AFTER_S',
+    registers: [app.metrics],
+    collect () { this.set(registry.liveCount()) }
+  })
+  const received = new Counter({
+    name: 'doorsense_frames_received_total',
+    help: 'Frames stored from POST /server/post/frames, by device ID',
+    labelNames: ['device'] as const,
+    registers: [app.metrics]
+  })
+  const rejected = new Counter({
+    name: 'doorsense_frames_rejected_total',
+    help: 'Frames refused by POST /server/post/frames (undecodable), by device ID',
+    labelNames: ['device'] as const,
+    registers: [app.metrics]
+  })
+  const ingest = new FrameIngest({ store, captures: app.captures, received, rejected })
+
+  const sweeper = setInterval(() => {
+    for (const id of registry.sweep()) app.log.info({ device: id }, `Pi went silent for ${app.config.STALE_AFTER_S} s: dropped from the live list`)
+  }, sweepIntervalMs(registry.staleAfterMs))
+  sweeper.unref() // never the reason the process stays up
+  app.addHook('onClose', async () => clearInterval(sweeper))
+
+  await app.register(rpiServerRoutes, { registry, ingest, bodyLimit: app.config.BODY_LIMIT })
+}, {
+  name: 'rpi-servers',
+  fastify: '5.x',
+  decorators: { fastify: ['config', 'storage', 'metrics', 'requireDevice', 'captures'] }
+})

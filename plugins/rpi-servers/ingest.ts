@@ -1,0 +1,77 @@
+import type { FastifyInstance } from 'fastify'
+import type { Counter } from 'prom-client'
+import { BadFrameError } from '../../core/errors.js'
+import { FrameError, parseFrameWithEncoding } from '../../domain/frames.js'
+import type { FramesReceipt, RejectedFrame } from '../../schemas/rpi-servers.js'
+import type { DecodedFrame, FrameStore } from './frame-store.js'
+
+/** Reasons quoted in the 400 when every frame of a request is bad; the rest are counted. */
+const REASONS_QUOTED = 3
+
+/** The frames of one request, sorted into decoded ones and rejected ones. */
+export interface DecodedBatch {
+  decoded: DecodedFrame[]
+  rejected: RejectedFrame[]
+}
+
+/** Decodes each frame on its own, so one bad frame costs only itself. */
+export function decodeBatch (frames: readonly unknown[]): DecodedBatch {
+  const decoded: DecodedFrame[] = []
+  const rejected: RejectedFrame[] = []
+  frames.forEach((frame, index) => {
+    try {
+      decoded.push(parseFrameWithEncoding(frame))
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err
+      rejected.push({ index, reason: err.message })
+    }
+  })
+  return { decoded, rejected }
+}
+
+export interface FrameIngestOptions {
+  store: FrameStore
+  /** The training area's capture sessions (`fastify.captures`). */
+  captures: FastifyInstance['captures']
+  /** Frames stored, by device. */
+  received: Counter<'device'>
+  /** Frames refused, by device. */
+  rejected: Counter<'device'>
+  /** Clock in epoch milliseconds. */
+  now?: () => number
+}
+
+/** Takes a Pi's batch of frames: decode, store the good ones, hand them to an open capture session. */
+export class FrameIngest {
+  private readonly options: FrameIngestOptions
+  private readonly now: () => number
+
+  constructor (options: FrameIngestOptions) {
+    this.options = options
+    this.now = options.now ?? Date.now
+  }
+
+  /**
+   * Stores the decodable frames of `device` (one transaction, together with
+   * any labelled samples an open capture session makes of them).
+   * @throws BadFrameError (400) when no frame decodes; nothing is stored then
+   */
+  ingest (device: number, frames: readonly unknown[]): FramesReceipt {
+    const { decoded, rejected } = decodeBatch(frames)
+    const deviceLabel = { device: String(device) }
+    if (rejected.length > 0) this.options.rejected.inc(deviceLabel, rejected.length)
+    if (decoded.length === 0) throw new BadFrameError(describeAllRejected(rejected))
+    const features = decoded.map((frame) => frame.features)
+    const labelled = this.options.store.insert(device, decoded, this.now(),
+      () => this.options.captures.record(device, features, 'frames'))
+    this.options.received.inc(deviceLabel, decoded.length)
+    return { accepted: decoded.length, rejected, labelled }
+  }
+}
+
+function describeAllRejected (rejected: readonly RejectedFrame[]): string {
+  const quoted = rejected.slice(0, REASONS_QUOTED).map(({ index, reason }) => `frames[${index}]: ${reason}`)
+  const more = rejected.length > REASONS_QUOTED ? `; and ${rejected.length - REASONS_QUOTED} more` : ''
+  const count = rejected.length === 1 ? 'the only frame was' : `all ${rejected.length} frames were`
+  return `${count} rejected, nothing stored: ${quoted.join('; ')}${more}`
+}

@@ -1,0 +1,99 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import { BadRequestError } from '../../core/errors.js'
+import { errorResponses } from '../../schemas/common.js'
+import {
+  FramesBody, FramesReceipt, KeepAliveBody, KnownDeviceList, LiveDevice, LiveDeviceList
+} from '../../schemas/rpi-servers.js'
+import type { FrameIngest } from './ingest.js'
+import type { DeviceRegistry } from './registry.js'
+
+export interface RpiServerRouteOptions {
+  registry: DeviceRegistry
+  ingest: FrameIngest
+  bodyLimit: number
+}
+
+const tags = ['rpi-servers']
+const device = [{ device: [] }]
+
+/**
+ * The original accepted the keep-alive object JSON-encoded as a string (a Pi
+ * posting `json=json.dumps(…)`): decode it here, so the schema validates the
+ * same object either way.
+ */
+async function decodeStringBody (request: FastifyRequest): Promise<void> {
+  if (typeof request.body !== 'string') return
+  let decoded: unknown
+  try {
+    decoded = JSON.parse(request.body)
+  } catch {
+    throw new BadRequestError('body is a string but not a JSON-encoded {"NAME", "ID"} object')
+  }
+  if (decoded === null || typeof decoded !== 'object' || Array.isArray(decoded)) {
+    throw new BadRequestError('body is a string but does not encode a {"NAME", "ID"} object')
+  }
+  request.body = decoded
+}
+
+/**
+ * ajv runs with coerceTypes, which turns an ID of null into 0 and true into 1:
+ * a broken Pi would pose as device 0. Refuse those before the schema coerces them.
+ */
+async function refuseCoercibleId (request: FastifyRequest): Promise<void> {
+  const body = request.body
+  if (body === null || typeof body !== 'object' || !('ID' in body)) return
+  const id = (body as { ID: unknown }).ID
+  if (id === null || typeof id === 'boolean') throw new BadRequestError(`body/ID must be an integer 0..32767, got ${String(id)}`)
+}
+
+/** Keep-alives, the live list, the known list, and frame ingest. */
+export const rpiServerRoutes: FastifyPluginAsyncTypebox<RpiServerRouteOptions> = async (app, { registry, ingest, bodyLimit }) => {
+  // these bodies are JSON: a text/plain body gets 415
+  app.removeContentTypeParser('text/plain')
+
+  app.post('/server/post/keep_alive', {
+    onRequest: app.requireDevice,
+    preValidation: [decodeStringBody, refuseCoercibleId],
+    schema: {
+      tags,
+      summary: 'A Pi says it is alive; its address is recorded (legacy)',
+      security: device,
+      body: KeepAliveBody,
+      response: { 200: LiveDevice, ...errorResponses }
+    }
+  }, async (request) => {
+    const { device: listed, cameLive } = registry.keepAlive({ id: request.body.ID, name: request.body.NAME, addr: request.ip })
+    if (cameLive) request.log.info({ device: listed }, 'Pi is live')
+    return listed
+  })
+
+  app.get('/app/get/list_of_servers', {
+    schema: {
+      tags,
+      summary: 'The live Pis: a keep-alive within STALE_AFTER_S (legacy)',
+      response: { 200: LiveDeviceList }
+    }
+  }, async () => registry.live())
+
+  app.get('/app/get/known_servers', {
+    schema: {
+      tags,
+      summary: 'Every Pi ever heard from, kept across restarts, with whether it is live',
+      response: { 200: KnownDeviceList }
+    }
+  }, async () => registry.known())
+
+  app.post('/server/post/frames', {
+    onRequest: app.requireDevice,
+    preValidation: refuseCoercibleId,
+    bodyLimit,
+    schema: {
+      tags,
+      summary: 'A batch of a Pi\'s frames, any accepted encoding; bad frames are rejected one by one',
+      security: device,
+      body: FramesBody,
+      response: { 200: FramesReceipt, ...errorResponses }
+    }
+  }, async (request) => ingest.ingest(request.body.ID, request.body.frames))
+}
