@@ -62,16 +62,22 @@ interface EnvSchemaError extends Error {
   errors?: Array<{ instancePath: string, keyword: string, message?: string }>
 }
 
-/** One line per bad variable, naming it, what it must be and what it was. */
+/** Variables whose value must never reach a log or a terminal, even when it is wrong. */
+const SECRETS = new Set(['ADMIN_TOKEN', 'DEVICE_TOKEN'])
+
+/** One line per bad variable, naming it, what it must be and what it was (secrets by length only). */
 function describeEnvErrors (err: EnvSchemaError, data: Record<string, string>): string {
   if (!err.errors) return err.message
   const byVariable = new Map<string, string>()
   for (const error of err.errors) {
     const name = error.instancePath.replace(/^\//, '')
     if (error.keyword === 'const' || byVariable.has(name)) continue
-    const schema = (ConfigSchema.properties as Record<string, { anyOf?: Array<{ const: string }> }>)[name]
-    const rule = schema?.anyOf ? `must be one of ${schema.anyOf.map((option) => option.const).join(', ')}` : error.message
-    byVariable.set(name, `${name} ${rule} (got ${JSON.stringify(data[name])})`)
+    const schema = (ConfigSchema.properties as Record<string, { anyOf?: Array<{ const: string }>, type?: string }>)[name]
+    const rule = schema?.anyOf
+      ? `must be one of ${schema.anyOf.map((option) => option.const).join(', ')}`
+      : schema?.type === 'boolean' ? 'must be true or false' : error.message
+    const got = SECRETS.has(name) ? `${data[name]?.length ?? 0} characters` : JSON.stringify(data[name])
+    byVariable.set(name, `${name} ${rule} (got ${got})`)
   }
   return [...byVariable.values()].join('; ')
 }

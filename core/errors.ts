@@ -1,6 +1,7 @@
 import createError, { type FastifyErrorConstructor } from '@fastify/error'
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
 import { STATUS_CODES } from 'node:http'
+import type { RequestLogging } from './logger.js'
 
 /*
  * Every error a route can throw, by code (like fastify's FST_ERR_*). Handlers
@@ -32,11 +33,26 @@ export interface ErrorBody {
 /** Shapes an error into {@link ErrorBody}; 5xx messages are hidden unless they were thrown on purpose. */
 export function toErrorBody (err: FastifyError): ErrorBody {
   const statusCode = err.validation ? 400 : statusOf(err)
-  const deliberate = typeof err.code === 'string' && (err.code.startsWith('DS_') || err.code.startsWith('FST_'))
-  const message = statusCode >= 500 && !deliberate ? 'Internal Server Error' : err.message
-  const body: ErrorBody = { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message }
-  if (err.code) body.code = err.code
+  // an accidental 5xx says nothing of its cause: not its message, nor a code like ENOENT or SQLITE_BUSY
+  const hidden = statusCode >= 500 && !isDeliberate(err)
+  const body: ErrorBody = { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message: hidden ? 'Internal Server Error' : err.message }
+  if (err.code && !hidden) body.code = err.code
   return body
+}
+
+/** Whether the error was thrown on purpose: one of ours (DS_*) or Fastify's own (FST_*). */
+function isDeliberate (err: FastifyError): boolean {
+  return typeof err.code === 'string' && (err.code.startsWith('DS_') || err.code.startsWith('FST_'))
+}
+
+/** A 5xx that is an answer, not a bug: ours (no model yet, queue full) or under-pressure's load shedding. */
+function isRefusal (err: FastifyError): boolean {
+  return typeof err.code === 'string' && (err.code.startsWith('DS_') || err.code === 'FST_UNDER_PRESSURE')
+}
+
+/** The app's request-logging switch, when the app has one (a bare Fastify in a test has not). */
+function requestLoggingOf (request: FastifyRequest): RequestLogging | undefined {
+  return (request.server as unknown as { requestLogging?: RequestLogging }).requestLogging
 }
 
 function statusOf (err: FastifyError): number {
@@ -48,8 +64,14 @@ function statusOf (err: FastifyError): number {
 export function installErrorHandlers (app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const body = toErrorBody(err)
-    if (body.statusCode >= 500) request.log.error({ err }, 'request failed')
-    else request.log.info({ code: body.code, message: body.message }, 'request rejected')
+    if (body.statusCode >= 500 && !isRefusal(err)) request.log.error({ err }, 'request failed')
+    // a refused request (4xx, or a 503 such as "no model yet") is a request line, not a
+    // bug: no stack, and silenced with the others by POST /debug/post/enable_logging
+    else if (requestLoggingOf(request)?.enabled !== false) {
+      const line = { statusCode: body.statusCode, code: body.code, message: body.message }
+      if (body.statusCode >= 500) request.log.warn(line, 'request rejected')
+      else request.log.info(line, 'request rejected')
+    }
     if (body.statusCode === 503) reply.header('retry-after', String(RETRY_AFTER_S))
     return reply.code(body.statusCode).send(body)
   })

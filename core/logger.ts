@@ -21,13 +21,17 @@ export interface AppLogger {
  * pino writing JSON lines to stdout and, unless disabled, to
  * DATA_DIR/logs/doorsense.<yyyy-MM-dd>.<n>.log, a new file each day. The file
  * stream is written from this thread (no transport worker), so closing it is
- * a plain end().
+ * a plain end(), which also clears pino-roll's daily roll timer.
  */
 export async function createLogger (options: LoggerOptions): Promise<AppLogger> {
   const streams: StreamEntry[] = [{ level: options.level as pino.Level, stream: process.stdout }]
   let file: Awaited<ReturnType<typeof pinoRoll>> | undefined
+  // set once the file is closing or failed: later lines go to stdout only, since
+  // a write to an ended file stream throws and would turn a late log line into a crash
+  let fileDone = false
+  let fileEnded = false
   if (options.toFile && options.level !== 'silent') {
-    file = await pinoRoll({
+    const stream = await pinoRoll({
       file: join(options.dataDir, LOG_DIR, 'doorsense'),
       frequency: 'daily',
       dateFormat: 'yyyy-MM-dd',
@@ -35,7 +39,13 @@ export async function createLogger (options: LoggerOptions): Promise<AppLogger> 
       mkdir: true,
       limit: { count: 30 }
     })
-    streams.push({ level: options.level as pino.Level, stream: file })
+    // a full disk must not take the server down: keep logging to stdout
+    stream.on('error', (err: Error) => {
+      if (!fileDone) process.stderr.write(`doorsense: log file disabled after a write error: ${err.message}\n`)
+      fileDone = true
+    })
+    file = stream
+    streams.push({ level: options.level as pino.Level, stream: { write: (line: string) => { if (!fileDone) stream.write(line) } } })
   }
   const logger = pino({
     level: options.level,
@@ -44,10 +54,14 @@ export async function createLogger (options: LoggerOptions): Promise<AppLogger> 
   return {
     logger,
     close: async () => {
-      if (!file || file.destroyed) return
+      if (!file || fileEnded || file.destroyed) return
+      fileEnded = true
+      fileDone = true
       const stream = file
+      // ending it (even after a write error) is what clears pino-roll's roll timer
       await new Promise<void>((resolve) => {
         stream.once('close', () => resolve())
+        stream.once('error', () => resolve())
         stream.end()
       })
     }

@@ -1,5 +1,5 @@
-import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 
 /** The pid file's name inside DATA_DIR. */
 export const PID_FILE = 'doorsense.pid'
@@ -32,6 +32,23 @@ export function isAlive (pid: number): boolean {
   }
 }
 
+/**
+ * Whether `pid` may be a doorsense server: alive and, where /proc tells, a
+ * node process. After a reboot or in a fresh container the recorded pid often
+ * belongs to something else (pid 1 is init), which must not block the start.
+ */
+export function isServerAlive (pid: number): boolean {
+  if (!isAlive(pid)) return false
+  let commandLine: string
+  try {
+    commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+  } catch {
+    return true // no /proc (macOS) or not readable: trust the pid
+  }
+  const program = basename(commandLine.split('\0')[0] ?? '')
+  return program === '' || program.includes('node')
+}
+
 /** Thrown when a live process already owns the pid file. */
 export class PidFileBusyError extends Error {
   override name = 'PidFileBusyError'
@@ -41,7 +58,7 @@ export class PidFileBusyError extends Error {
 }
 
 /**
- * Claims the pid file for this process: refuses while a live process owns it,
+ * Claims the pid file for this process: refuses while a live server owns it,
  * replaces a stale one. The file is written under a temp name and hard-linked
  * into place, which fails if the file exists: two servers starting at once
  * cannot both win, and a reader never sees half a pid.
@@ -52,21 +69,43 @@ export function acquirePidFile (file: string, pid: number = process.pid): { stal
   const temp = `${file}.${pid}.tmp`
   writeFileSync(temp, `${pid}\n`)
   try {
-    try {
-      linkSync(temp, file)
-      return {}
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-    }
+    if (tryLink(temp, file)) return {}
     const existing = readPid(file)
     if (existing === pid) return {}
-    if (existing !== undefined && isAlive(existing)) throw new PidFileBusyError(file, existing)
-    unlinkSync(file)
-    // a server that claimed the file in between makes this throw EEXIST: it won
-    linkSync(temp, file)
+    if (existing !== undefined && isServerAlive(existing)) throw new PidFileBusyError(file, existing)
+    // Move the stale file aside rather than unlink it: if another starter
+    // replaced it in between, what we moved is its fresh claim, and we put it back.
+    const aside = `${file}.${pid}.stale`
+    try {
+      renameSync(file, aside)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+    }
+    const moved = readPid(aside)
+    if (moved !== undefined && moved !== existing && isServerAlive(moved)) {
+      tryLink(aside, file)
+      rmSync(aside, { force: true })
+      throw new PidFileBusyError(file, moved)
+    }
+    rmSync(aside, { force: true })
+    if (!tryLink(temp, file)) {
+      const winner = readPid(file)
+      throw new PidFileBusyError(file, winner ?? 0)
+    }
     return existing === undefined ? {} : { stalePid: existing }
   } finally {
-    unlinkSync(temp)
+    rmSync(temp, { force: true })
+  }
+}
+
+/** Hard-links `from` to `to`; false when `to` exists. */
+function tryLink (from: string, to: string): boolean {
+  try {
+    linkSync(from, to)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw err
   }
 }
 

@@ -1,0 +1,155 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { ADMIN_TOKEN_FILE, authPlugin, resolveAdminToken, tokensEqual } from '../../core/auth.js'
+import { installErrorHandlers } from '../../core/errors.js'
+import { LOG_DIR } from '../../core/logger.js'
+import { exitWithin, listeningUrl, spawnServe } from '../fixtures/serve-process.js'
+import { tempDir } from '../helper.js'
+
+const ADMIN = 'admin-token-for-auth-tests-0001'
+const DEVICE = 'device-token-0002'
+
+/** A bare Fastify with the auth plugin and one admin and one device route. */
+async function guardedApp (t: import('node:test').TestContext, options: { adminToken?: string, deviceToken?: string } = { adminToken: ADMIN }): Promise<FastifyInstance> {
+  const app = Fastify()
+  t.after(() => app.close())
+  installErrorHandlers(app)
+  await app.register(authPlugin, { dataDir: tempDir(t), ...options })
+  app.get('/admin-only', { onRequest: app.requireAdmin }, async () => ({ ok: true }))
+  app.post('/device-route', { onRequest: app.requireDevice }, async () => ({ ok: true }))
+  await app.ready()
+  return app
+}
+
+test('resolveAdminToken generates a token into DATA_DIR/admin-token with mode 0600, then reuses it', (t) => {
+  const dir = tempDir(t)
+  const first = resolveAdminToken(dir)
+  assert.equal(first.source, 'generated')
+  assert.equal(first.file, join(dir, ADMIN_TOKEN_FILE))
+  assert.ok(first.token.length >= 32, 'a generated token is long')
+  assert.equal(readFileSync(join(dir, ADMIN_TOKEN_FILE), 'utf8').trim(), first.token)
+  assert.equal(statSync(join(dir, ADMIN_TOKEN_FILE)).mode & 0o777, 0o600)
+
+  const second = resolveAdminToken(dir)
+  assert.equal(second.source, 'file')
+  assert.equal(second.token, first.token)
+
+  // another data dir gets another token
+  assert.notEqual(resolveAdminToken(tempDir(t)).token, first.token)
+})
+
+test('ADMIN_TOKEN wins over the file and writes nothing', (t) => {
+  const dir = tempDir(t)
+  assert.deepEqual(resolveAdminToken(dir, ADMIN), { token: ADMIN, source: 'env' })
+  assert.equal(existsSync(join(dir, ADMIN_TOKEN_FILE)), false)
+  const generated = resolveAdminToken(dir).token
+  assert.equal(resolveAdminToken(dir, ADMIN).token, ADMIN)
+  assert.notEqual(generated, ADMIN)
+})
+
+test('a token file too short to be a token is replaced, with mode 0600', (t) => {
+  const dir = tempDir(t)
+  writeFileSync(join(dir, ADMIN_TOKEN_FILE), 'abc\n', { mode: 0o644 })
+  const resolved = resolveAdminToken(dir)
+  assert.equal(resolved.source, 'generated')
+  assert.notEqual(resolved.token, 'abc')
+  assert.equal(statSync(join(dir, ADMIN_TOKEN_FILE)).mode & 0o777, 0o600)
+})
+
+test('tokensEqual compares exactly, for tokens of any length', () => {
+  assert.equal(tokensEqual(ADMIN, ADMIN), true)
+  assert.equal(tokensEqual(ADMIN, ADMIN + 'x'), false)
+  assert.equal(tokensEqual(ADMIN.slice(0, -1), ADMIN), false)
+  assert.equal(tokensEqual('', ADMIN), false)
+  assert.equal(tokensEqual(ADMIN.toUpperCase(), ADMIN), false)
+})
+
+test('requireAdmin: 401 when the header is missing, malformed or wrong; passes with the admin token', async (t) => {
+  const app = await guardedApp(t, { adminToken: ADMIN, deviceToken: DEVICE })
+  const cases: Array<[Record<string, string>, RegExp]> = [
+    [{}, /missing Authorization header/],
+    [{ authorization: ADMIN }, /malformed Authorization header/],
+    [{ authorization: `Basic ${ADMIN}` }, /malformed/],
+    [{ authorization: 'Bearer' }, /malformed/],
+    [{ authorization: 'Bearer wrong-token-wrong-token' }, /wrong admin token/]
+  ]
+  for (const [headers, message] of cases) {
+    const response = await app.inject({ method: 'GET', url: '/admin-only', headers })
+    assert.equal(response.statusCode, 401, JSON.stringify(headers))
+    assert.match(response.json().message, message)
+    assert.equal(response.json().code, 'DS_UNAUTHORIZED')
+  }
+  const ok = await app.inject({ method: 'GET', url: '/admin-only', headers: { authorization: `Bearer ${ADMIN}` } })
+  assert.equal(ok.statusCode, 200)
+  assert.deepEqual(ok.json(), { ok: true })
+  // the scheme is case-insensitive, as RFC 7235 says
+  assert.equal((await app.inject({ method: 'GET', url: '/admin-only', headers: { authorization: `bearer ${ADMIN}` } })).statusCode, 200)
+})
+
+test('requireAdmin: the device token is a 403, not an admin', async (t) => {
+  const app = await guardedApp(t, { adminToken: ADMIN, deviceToken: DEVICE })
+  const response = await app.inject({ method: 'GET', url: '/admin-only', headers: { authorization: `Bearer ${DEVICE}` } })
+  assert.equal(response.statusCode, 403)
+  assert.equal(response.json().code, 'DS_FORBIDDEN')
+  assert.match(response.json().message, /device token/)
+})
+
+test('requireDevice is open when DEVICE_TOKEN is unset', async (t) => {
+  const app = await guardedApp(t, { adminToken: ADMIN })
+  assert.equal((await app.inject({ method: 'POST', url: '/device-route' })).statusCode, 200)
+  assert.equal((await app.inject({ method: 'POST', url: '/device-route', headers: { authorization: 'Bearer anything-at-all' } })).statusCode, 200)
+})
+
+test('requireDevice: 401 when DEVICE_TOKEN is set and the request lacks it; the device and admin tokens pass', async (t) => {
+  const app = await guardedApp(t, { adminToken: ADMIN, deviceToken: DEVICE })
+  const missing = await app.inject({ method: 'POST', url: '/device-route' })
+  assert.equal(missing.statusCode, 401)
+  assert.match(missing.json().message, /DEVICE_TOKEN/)
+  const wrong = await app.inject({ method: 'POST', url: '/device-route', headers: { authorization: 'Bearer not-the-device-token' } })
+  assert.equal(wrong.statusCode, 401)
+  assert.match(wrong.json().message, /wrong device token/)
+  assert.equal((await app.inject({ method: 'POST', url: '/device-route', headers: { authorization: `Bearer ${DEVICE}` } })).statusCode, 200)
+  assert.equal((await app.inject({ method: 'POST', url: '/device-route', headers: { authorization: `Bearer ${ADMIN}` } })).statusCode, 200)
+})
+
+test('the auth plugin generates and uses a token when none is configured', async (t) => {
+  const dataDir = tempDir(t)
+  const app = Fastify()
+  t.after(() => app.close())
+  installErrorHandlers(app)
+  await app.register(authPlugin, { dataDir })
+  app.get('/admin-only', { onRequest: app.requireAdmin }, async () => ({ ok: true }))
+  const token = readFileSync(join(dataDir, ADMIN_TOKEN_FILE), 'utf8').trim()
+  assert.equal((await app.inject({ method: 'GET', url: '/admin-only', headers: { authorization: `Bearer ${token}` } })).statusCode, 200)
+  assert.equal((await app.inject({ method: 'GET', url: '/admin-only', headers: { authorization: 'Bearer x'.repeat(3) } })).statusCode, 401)
+})
+
+test('serve without ADMIN_TOKEN logs where the token file is, never the token', async (t) => {
+  const dataDir = tempDir(t)
+  const server = spawnServe(t, { DATA_DIR: dataDir, LOG_LEVEL: 'info', LOG_TO_FILE: 'true' })
+  const base = await listeningUrl(server)
+  const tokenFile = join(dataDir, ADMIN_TOKEN_FILE)
+  const line = server.logLines().find((entry) => entry.file === tokenFile)
+  assert.ok(line, `no log line names ${tokenFile}:\n${server.stdout()}`)
+  assert.match(String(line.msg), /ADMIN_TOKEN is unset/)
+  const token = readFileSync(tokenFile, 'utf8').trim()
+
+  // the token works, and an admin request (whose header carries it) is logged without it
+  const response = await fetch(`${base}/debug/post/enable_logging`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ ENABLED: 'True' })
+  })
+  assert.equal(response.status, 200)
+  server.child.kill('SIGTERM')
+  assert.equal(await exitWithin(server, 10_000), 0)
+
+  const fileLog = readdirSync(join(dataDir, LOG_DIR)).map((name) => readFileSync(join(dataDir, LOG_DIR, name), 'utf8')).join('')
+  assert.match(fileLog, /admin-token/)
+  for (const [where, text] of [['stdout', server.stdout()], ['stderr', server.stderr()], ['log file', fileLog]]) {
+    assert.ok(!text.includes(token), `the admin token appears in ${where}`)
+  }
+})
