@@ -1,9 +1,12 @@
 import fp from 'fastify-plugin'
 import type { EventEmitter } from 'node:events'
+import { Counter, Gauge } from 'prom-client'
 import type {
-  BackendInfo, ModelKind, ModelVersionInfo, Prediction, TrainingFailure,
+  BackendInfo, Evaluation, ModelKind, ModelVersionInfo, Prediction, TrainingFailure,
   TrainingOptions, TrainingProgress, TrainingState
 } from '../../schemas/model.js'
+import { chooseBackend } from './backend.js'
+import { ModelHandler } from './model-service.js'
 
 /** The answers to one predict() call, from one model version. */
 export interface PredictionBatch {
@@ -45,8 +48,10 @@ export interface ModelService extends EventEmitter {
    */
   predict (frames: ReadonlyArray<Float32Array | number[]>): PredictionBatch
   /**
-   * Starts a training run off the event loop; resolves when it has started
-   * (state TRAINING_IN_PROGRESS), not when it ends.
+   * Starts a training run off the event loop; resolves once the run is
+   * launched (state START_TRAINING; TRAINING_IN_PROGRESS follows when the
+   * worker has loaded), not when it ends. A worker that fails to start ends
+   * in TRAINING_FAILED with `lastFailure` saying why.
    * @throws TrainingBusyError (409) while one runs; BadRequestError (400) on too few samples or labels
    */
   startTraining (set: TrainingSet, options?: TrainingOptions): Promise<{ version: string }>
@@ -54,9 +59,12 @@ export interface ModelService extends EventEmitter {
   waitForTraining (): Promise<void>
   /** Makes a stored version the active one (roll back or forward). */
   activate (version: string): Promise<ModelVersionInfo>
+  /** Stored usable versions (CSI and RSSI), newest first. */
   versions (): ModelVersionInfo[]
   /** Folder of a stored version (for downloads); undefined if unknown. */
   versionDir (version: string): string | undefined
+  /** The blocked hold-out evaluation of a version (default: the active CSI one); undefined if none. */
+  evaluation (version?: string): { version: string, evaluation: Evaluation } | undefined
 }
 
 declare module 'fastify' {
@@ -65,5 +73,40 @@ declare module 'fastify' {
   }
 }
 
-/** The model area (to be built): decorates `fastify.model`. */
-export default fp(async () => {}, { name: 'model', fastify: '5.x' })
+/**
+ * The model area: picks the TensorFlow.js backend (TF_BACKEND), opens the
+ * version store (cleaning up after a crash), loads the active version and
+ * decorates `fastify.model`. Closing the app stops a running training.
+ */
+export default fp(async (app) => {
+  const log = app.log.child({ area: 'model' })
+  const backend = await chooseBackend(app.config.TF_BACKEND, log)
+  const handler = await ModelHandler.open({ storage: app.storage, dataDir: app.config.DATA_DIR, backend, log })
+  app.decorate('model', handler)
+  app.addHook('onClose', async () => handler.close())
+
+  // metrics: how runs end, and the current state (for alerts on TRAINING_FAILED)
+  const runs = new Counter({
+    name: 'doorsense_training_runs_total',
+    help: 'training runs by how they ended',
+    labelNames: ['outcome'] as const,
+    registers: [app.metrics]
+  })
+  const stateGauge = new Gauge({
+    name: 'doorsense_model_state',
+    help: '1 for the model handler\'s current state',
+    labelNames: ['state'] as const,
+    registers: [app.metrics]
+  })
+  let previous = handler.state
+  const onState = (next: TrainingState) => {
+    const wasTraining = previous === 'START_TRAINING' || previous === 'TRAINING_IN_PROGRESS'
+    if (wasTraining && next === 'FINISHED_TRAINING') runs.inc({ outcome: 'finished' })
+    if (wasTraining && next === 'TRAINING_FAILED') runs.inc({ outcome: 'failed' })
+    stateGauge.reset()
+    stateGauge.set({ state: next }, 1)
+    previous = next
+  }
+  onState(handler.state)
+  handler.on('state', onState)
+}, { name: 'model', fastify: '5.x', dependencies: ['storage'] })

@@ -1,7 +1,12 @@
 import fp from 'fastify-plugin'
+import type { SampleSource as SampleSourceSchema } from '../../schemas/training.js'
+import { CaptureSessions } from './capture-sessions.js'
+import { ProgressStreams } from './progress-streams.js'
+import { trainingRoutes } from './routes.js'
+import { SampleStore } from './sample-store.js'
 
 /** Where a labelled frame came from. */
-export type SampleSource = 'frames' | 'inference' | 'import' | 'samples' | 'legacy-train'
+export type SampleSource = SampleSourceSchema
 
 /** `fastify.captures`: the capture sessions that turn a device's live frames into labelled samples. */
 export interface CaptureService {
@@ -19,7 +24,25 @@ declare module 'fastify' {
   }
 }
 
-/** The training area (to be built). Until then no capture session is ever open. */
+/**
+ * The training area: labelled samples in SQLite, capture sessions
+ * (`fastify.captures`), and the /training routes over `fastify.model`.
+ * Closing the app ends every progress stream and capture timer.
+ */
 export default fp(async (app) => {
-  app.decorate('captures', { record: () => 0 })
-}, { name: 'training', fastify: '5.x' })
+  const log = app.log.child({ area: 'training' })
+  const samples = new SampleStore(app.storage)
+  const captures = new CaptureSessions(samples, (status) => log.info({ device: status.ID, angle: status.angle, framesStored: status.framesStored }, 'capture session ended'))
+  const streams = new ProgressStreams(app.model)
+  app.decorate('captures', captures)
+  // preClose: an open event stream would otherwise keep the server from closing
+  app.addHook('preClose', async () => streams.closeAll())
+  app.addHook('onClose', async () => captures.close())
+  // routes in their own context, so the text/csv parser stays theirs
+  await app.register(trainingRoutes, { samples, captures, streams })
+}, {
+  name: 'training',
+  fastify: '5.x',
+  dependencies: ['storage', 'model'],
+  decorators: { fastify: ['config', 'requireAdmin'] }
+})

@@ -1,0 +1,238 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Readable } from 'node:stream'
+import { BadFrameError, BadRequestError, NotFoundError } from '../../core/errors.js'
+import { FrameError, parseFrame } from '../../domain/frames.js'
+import { DeviceId, errorResponses } from '../../schemas/common.js'
+import { ModelVersionInfo, TrainingProgress, type ModelKind } from '../../schemas/model.js'
+import {
+  ActivateBody, CaptureBody, CaptureStatus, DatasetSummary, DeviceParams, EvaluationQuery, EvaluationResponse, ImportResult,
+  KindQuery, ModelList, SamplesBody, SamplesResult, TrainAccepted, TrainBody, VersionParams
+} from '../../schemas/training.js'
+import type { CaptureSessions } from './capture-sessions.js'
+import { legacyCsiRows, legacyRssiRows } from './legacy-data.js'
+import { currentProgress, type ProgressStreams } from './progress-streams.js'
+import { labelCounts, type NewSample, type SampleStore, type StoredTrainingSet } from './sample-store.js'
+import { ImportTooLargeError, importSessionCsv } from './session-import.js'
+
+export interface TrainingRouteOptions {
+  samples: SampleStore
+  captures: CaptureSessions
+  streams: ProgressStreams
+}
+
+const TEXT = 'text/plain; charset=utf-8'
+const tags = ['training']
+const admin = [{ admin: [] }]
+/** The files of a version that can be downloaded, and their types. */
+const MODEL_FILES = { 'model.json': 'application/json; charset=utf-8', 'weights.bin': 'application/octet-stream', 'meta.json': 'application/json; charset=utf-8' } as const
+const ModelFile = Type.Unknown({ description: 'the file as stored' })
+
+/**
+ * The training routes: samples in (CSV import, JSON samples, legacy DATA,
+ * capture sessions), training and its progress, model versions and downloads.
+ */
+export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = async (app, { samples, captures, streams }) => {
+  const importLimit = app.config.IMPORT_BODY_LIMIT
+  // the CSV reaches the handler as the raw stream: it is read line by line, never held whole
+  app.addContentTypeParser('text/csv', (request, payload, done) => done(null, payload))
+
+  app.post('/training/post/import', {
+    onRequest: app.requireAdmin,
+    schema: {
+      tags,
+      summary: 'Imports labelled frames from a session CSV (admin)',
+      description: 'Body: `text/csv` in the layout of door-angles-session-a.csv (header `Label,CH6_mag,…,CH58_phase`, 107 columns), up to IMPORT_BODY_LIMIT bytes. Read as a stream, stored in one transaction: any bad line is a 400 listing the line numbers, and nothing is stored.',
+      security: admin,
+      consumes: ['text/csv'],
+      querystring: Type.Object({ ID: Type.Optional(DeviceId) }),
+      response: { 200: ImportResult, ...errorResponses }
+    }
+  }, async (request) => {
+    const body = request.body as Readable | undefined
+    if (!body || typeof (body as Partial<Readable>)[Symbol.asyncIterator] !== 'function') {
+      throw new BadRequestError('the import body must be the CSV itself, sent as Content-Type: text/csv')
+    }
+    const declared = Number(request.headers['content-length'])
+    if (declared > importLimit) throw new ImportTooLargeError(`CSV body of ${declared} bytes exceeds IMPORT_BODY_LIMIT (${importLimit} bytes); split the file`)
+    const result = await importSessionCsv(samples, body, { byteLimit: importLimit, source: 'import', device: request.query.ID ?? null })
+    request.log.info({ imported: result.imported }, 'session CSV imported')
+    return result
+  })
+
+  app.post('/training/post/samples', {
+    onRequest: app.requireAdmin,
+    bodyLimit: importLimit,
+    schema: {
+      tags,
+      summary: 'Stores labelled frames (admin)',
+      description: 'Each sample: `angle` (degrees) and `frame` in any encoding the frame parser accepts. All or nothing: one bad frame is a 400 naming it.',
+      security: admin,
+      body: SamplesBody,
+      response: { 200: SamplesResult, ...errorResponses }
+    }
+  }, async (request) => {
+    const rows: NewSample[] = request.body.samples.map((sample, i) => {
+      let features: Float32Array
+      try {
+        features = parseFrame(sample.frame)
+      } catch (err) {
+        if (err instanceof FrameError) throw new BadFrameError(`samples[${i}].frame: ${err.message}`)
+        throw err
+      }
+      return { kind: 'csi', angle: sample.angle, features, device: sample.ID ?? request.body.ID ?? null, source: 'samples' }
+    })
+    return { stored: samples.insert(rows), labels: labelCounts(rows.map((row) => row.angle)) }
+  })
+
+  app.post('/training/post/train', {
+    onRequest: app.requireAdmin,
+    bodyLimit: importLimit,
+    // the original clients may post no body at all: that means {}
+    preValidation: async (request) => {
+      if (request.body === undefined || request.body === null) request.body = {}
+    },
+    schema: {
+      tags,
+      summary: 'Starts a training (legacy, admin)',
+      description: 'Legacy body `{TYPE: "CSI" | "RSSI", DATA}` trains on exactly that data (CSI: DATA[DATA_TYPE][DOOR_ANGLE][SUB_CARRIER][POINTS], DATA_TYPE 0 = phase, 1 = amplitude, 53 subcarriers, angle index i = i × 15°; RSSI: DATA[DOOR_ANGLE][POINTS], a separate one-feature model), and stores it as samples. `{}` or training options train on the stored samples. 202 once the run has started; 409 while one runs.',
+      security: admin,
+      body: TrainBody,
+      response: { 202: TrainAccepted, ...errorResponses }
+    }
+  }, async (request, reply) => {
+    const { TYPE, DATA, ...options } = request.body
+    let kind: ModelKind = options.kind ?? 'csi'
+    let legacyRows: NewSample[] | undefined
+    let set: StoredTrainingSet
+    if (TYPE !== undefined || DATA !== undefined) {
+      if (TYPE === undefined) throw new BadRequestError('DATA needs TYPE ("CSI" or "RSSI") saying what it holds')
+      if (DATA === undefined) throw new BadRequestError(`TYPE ${TYPE} needs DATA (${TYPE === 'CSI' ? 'DATA[DATA_TYPE][DOOR_ANGLE][SUB_CARRIER][POINTS]' : 'DATA[DOOR_ANGLE][POINTS]'})`)
+      const legacyKind: ModelKind = TYPE === 'CSI' ? 'csi' : 'rssi'
+      if (options.kind !== undefined && options.kind !== legacyKind) throw new BadRequestError(`kind "${options.kind}" contradicts TYPE ${TYPE}`)
+      kind = legacyKind
+      const rows = TYPE === 'CSI' ? legacyCsiRows(DATA) : legacyRssiRows(DATA)
+      legacyRows = rows.map((row) => ({ kind, angle: row.angle, features: row.features, source: 'legacy-train' }))
+      set = { kind, features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) }
+    } else {
+      set = samples.trainingSet(kind)
+    }
+    const { version } = await app.model.startTraining(set, { ...options, kind })
+    // stored only once the run was accepted: a 400 or 409 leaves the dataset as it was
+    if (legacyRows) samples.insert(legacyRows)
+    const accepted: TrainAccepted = { accepted: true, version, kind, samples: set.features.length, state: app.model.state }
+    return reply.code(202).send(accepted)
+  })
+
+  app.get('/training/get/training_status', {
+    schema: { tags, summary: 'The model handler state as text (legacy)', produces: ['text/plain'], response: { 200: Type.String({ description: 'MODEL_DOESNT_EXIST, START_TRAINING, TRAINING_IN_PROGRESS, FINISHED_TRAINING or TRAINING_FAILED' }) } }
+  }, async (request, reply) => reply.type(TEXT).send(app.model.state))
+
+  app.get('/training/get/training_time', {
+    schema: { tags, summary: 'Seconds the last finished training took, as text (legacy; 0 before the first)', produces: ['text/plain'], response: { 200: Type.String() } }
+  }, async (request, reply) => reply.type(TEXT).send(String(Math.round((app.model.lastTrainingSeconds ?? 0) * 1000) / 1000)))
+
+  app.get('/training/get/progress', {
+    schema: { tags, summary: 'Progress of the running (or the last) training: epoch, loss, accuracy, validation accuracy, ETA', response: { 200: TrainingProgress } }
+  }, async () => currentProgress(app.model))
+
+  app.get('/training/get/progress/stream', {
+    schema: {
+      tags,
+      summary: 'Training progress as server-sent events',
+      description: 'Events `progress` (a TrainingProgress, at once and after each epoch) and `state` ({state}); a comment line keeps idle streams open.',
+      produces: ['text/event-stream'],
+      response: { 200: Type.String({ description: 'text/event-stream' }) }
+    }
+  }, async (request, reply) => {
+    reply.hijack()
+    streams.open(reply.raw)
+  })
+
+  app.get('/training/get/evaluation', {
+    schema: {
+      tags,
+      summary: 'The blocked hold-out evaluation of the active (or a named) version',
+      querystring: EvaluationQuery,
+      response: { 200: EvaluationResponse, ...errorResponses }
+    }
+  }, async (request) => {
+    const { version } = request.query
+    if (version !== undefined && !app.model.versionDir(version)) throw new NotFoundError(`no model version ${version}`)
+    const found = app.model.evaluation(version)
+    if (!found) throw new NotFoundError(version === undefined ? 'no model is active yet: nothing has been evaluated' : `model version ${version} has no evaluation (trained with holdout 0)`)
+    return found
+  })
+
+  app.get('/training/get/models', {
+    schema: { tags, summary: 'The stored model versions, newest first, with their weights\' SHA-256', response: { 200: ModelList } }
+  }, async () => ({ active: app.model.active?.version ?? null, versions: app.model.versions() }))
+
+  app.post('/training/post/activate', {
+    onRequest: app.requireAdmin,
+    schema: {
+      tags,
+      summary: 'Makes a stored version the active one: roll back or forward (admin)',
+      security: admin,
+      body: ActivateBody,
+      response: { 200: ModelVersionInfo, ...errorResponses }
+    }
+  }, async (request) => app.model.activate(request.body.version))
+
+  for (const [file, type] of Object.entries(MODEL_FILES)) {
+    app.get(`/training/get/model/:version/${file}`, {
+      schema: {
+        tags,
+        summary: `Downloads a version's ${file}`,
+        description: 'The header `x-weights-sha256` carries the hex SHA-256 of the version\'s weights.bin (also in GET /training/get/models); model.json + weights.bin load with tf.loadLayersModel, meta.json holds the standardisation statistics and labels the model needs.',
+        params: VersionParams,
+        produces: [type.split(';')[0]],
+        response: { 200: ModelFile, ...errorResponses }
+      }
+    }, async (request, reply) => {
+      const { version } = request.params
+      const dir = app.model.versionDir(version)
+      const info = app.model.versions().find((candidate) => candidate.version === version)
+      if (!dir || !info) throw new NotFoundError(`no model version ${version} (GET /training/get/models lists them)`)
+      const path = join(dir, file)
+      const { size } = await stat(path)
+      reply.header('x-weights-sha256', info.weightsSha256).header('content-length', size).type(type)
+      if (file === 'weights.bin') {
+        reply.header('repr-digest', `sha-256=:${Buffer.from(info.weightsSha256, 'hex').toString('base64')}:`).header('etag', `"${info.weightsSha256}"`)
+      }
+      return reply.send(createReadStream(path))
+    })
+  }
+
+  app.get('/training/get/dataset', {
+    schema: { tags, summary: 'What the stored dataset holds: counts per angle, source and device', querystring: KindQuery, response: { 200: DatasetSummary, ...errorResponses } }
+  }, async (request) => samples.summary(request.query.kind ?? 'csi'))
+
+  app.post('/training/post/capture', {
+    onRequest: app.requireAdmin,
+    schema: {
+      tags,
+      summary: 'Labels a device\'s next frames with an angle for some seconds (admin)',
+      description: 'While the session is open, frames the device posts to /server/post/frames or /ml/post/inference are also stored as samples at `angle`. 409 while the device\'s previous session is open.',
+      security: admin,
+      body: CaptureBody,
+      response: { 200: CaptureStatus, ...errorResponses }
+    }
+  }, async (request) => {
+    const { ID, angle, seconds } = request.body
+    const status = captures.start(ID, angle, seconds)
+    request.log.info({ device: ID, angle, seconds }, 'capture session opened')
+    return status
+  })
+
+  app.get('/training/get/capture/:id', {
+    schema: { tags, summary: 'A device\'s capture session: frames stored, seconds left', params: DeviceParams, response: { 200: CaptureStatus, ...errorResponses } }
+  }, async (request) => {
+    const status = captures.status(request.params.id)
+    if (!status) throw new NotFoundError(`device ${request.params.id} has had no capture session since the server started`)
+    return status
+  })
+}

@@ -1,0 +1,136 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { DeviceId, Timestamp } from './common.js'
+import { Evaluation, ModelKind, ModelVersionInfo, TrainingOptions, TrainingState } from './model.js'
+
+/** Where a stored labelled frame came from. */
+export const SampleSource = Type.Union([
+  Type.Literal('frames'),
+  Type.Literal('inference'),
+  Type.Literal('import'),
+  Type.Literal('samples'),
+  Type.Literal('legacy-train')
+], { description: 'frames/inference = captured live from that route; import = CSV import; samples = POST /training/post/samples; legacy-train = the DATA of a legacy train request' })
+export type SampleSource = Static<typeof SampleSource>
+
+/** A door angle label in degrees. */
+export const Angle = Type.Number({ minimum: 0, maximum: 90, description: 'door angle in degrees (0 = closed)' })
+
+/** A count per door angle. */
+export const LabelCount = Type.Object({ angle: Type.Number(), count: Type.Integer({ minimum: 0 }) })
+export type LabelCount = Static<typeof LabelCount>
+
+/** Answer of a CSV import. */
+export const ImportResult = Type.Object({
+  imported: Type.Integer({ minimum: 0, description: 'samples stored' }),
+  lines: Type.Integer({ minimum: 0, description: 'lines read, header included' }),
+  labels: Type.Array(LabelCount, { description: 'samples stored per angle' })
+})
+export type ImportResult = Static<typeof ImportResult>
+
+/** One labelled frame posted to /training/post/samples. */
+export const SampleInput = Type.Object({
+  angle: Angle,
+  frame: Type.Unknown({ description: 'a frame in any accepted encoding: 106 features, the original "[n1, …]" string, a raw Pi frame (108 values) or a raw ESP32 buffer/CSI_DATA line (128 values)' }),
+  ID: Type.Optional(DeviceId)
+}, { additionalProperties: false })
+export type SampleInput = Static<typeof SampleInput>
+
+/** Body of POST /training/post/samples. */
+export const SamplesBody = Type.Object({
+  ID: Type.Optional(Type.Union([DeviceId], { description: 'device the frames came from (a sample\'s own ID wins)' })),
+  samples: Type.Array(SampleInput, { minItems: 1 })
+}, { additionalProperties: false })
+export type SamplesBody = Static<typeof SamplesBody>
+
+/** Answer of POST /training/post/samples. */
+export const SamplesResult = Type.Object({
+  stored: Type.Integer({ minimum: 0 }),
+  labels: Type.Array(LabelCount)
+})
+export type SamplesResult = Static<typeof SamplesResult>
+
+/**
+ * Body of POST /training/post/train: the original `{TYPE, DATA}` (train on
+ * exactly that data), or training options (train on the stored samples), or `{}`.
+ */
+export const TrainBody = Type.Object({
+  TYPE: Type.Optional(Type.Union([Type.Literal('CSI'), Type.Literal('RSSI')], { description: 'legacy: what DATA holds' })),
+  DATA: Type.Optional(Type.Unknown({ description: 'legacy: CSI = DATA[DATA_TYPE][DOOR_ANGLE][SUB_CARRIER][POINTS] (DATA_TYPE 0 = phase, 1 = amplitude; 53 subcarriers; angle index i = i × 15°); RSSI = DATA[DOOR_ANGLE][POINTS]' })),
+  ...TrainingOptions.properties
+}, { additionalProperties: false })
+export type TrainBody = Static<typeof TrainBody>
+
+/** Answer of an accepted training request. */
+export const TrainAccepted = Type.Object({
+  accepted: Type.Literal(true),
+  version: Type.String({ description: 'the version the run will write' }),
+  kind: ModelKind,
+  samples: Type.Integer({ minimum: 0, description: 'rows the run trains and evaluates on' }),
+  state: TrainingState
+})
+export type TrainAccepted = Static<typeof TrainAccepted>
+
+/** Body of POST /training/post/capture. */
+export const CaptureBody = Type.Object({
+  ID: DeviceId,
+  angle: Angle,
+  seconds: Type.Number({ exclusiveMinimum: 0, maximum: 3600, description: 'how long the device\'s frames are labelled with `angle`' })
+}, { additionalProperties: false })
+export type CaptureBody = Static<typeof CaptureBody>
+
+/** A capture session and how far it got. */
+export const CaptureStatus = Type.Object({
+  ID: DeviceId,
+  angle: Type.Number(),
+  active: Type.Boolean(),
+  framesStored: Type.Integer({ minimum: 0 }),
+  secondsLeft: Type.Number({ minimum: 0 }),
+  startedAt: Timestamp,
+  endsAt: Timestamp
+})
+export type CaptureStatus = Static<typeof CaptureStatus>
+
+/** Params naming a device. */
+export const DeviceParams = Type.Object({ id: DeviceId })
+
+/** A count per device (null = no device given). */
+export const DeviceCount = Type.Object({ device: Type.Union([DeviceId, Type.Null()]), count: Type.Integer({ minimum: 0 }) })
+
+/** What the stored dataset holds. */
+export const DatasetSummary = Type.Object({
+  kind: ModelKind,
+  total: Type.Integer({ minimum: 0 }),
+  labels: Type.Array(LabelCount),
+  sources: Type.Array(Type.Object({ source: SampleSource, count: Type.Integer({ minimum: 0 }) })),
+  devices: Type.Array(DeviceCount)
+})
+export type DatasetSummary = Static<typeof DatasetSummary>
+
+/** Query choosing a model kind. */
+export const KindQuery = Type.Object({ kind: Type.Optional(ModelKind) })
+
+/** A model version name as the store writes it. */
+export const VersionName = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,79}$', description: 'a model version, e.g. csi-20251125-183700-123' })
+
+/** Params naming a model version. */
+export const VersionParams = Type.Object({ version: VersionName })
+
+/** Body of POST /training/post/activate. */
+export const ActivateBody = Type.Object({ version: VersionName }, { additionalProperties: false })
+
+/** The stored model versions. */
+export const ModelList = Type.Object({
+  active: Type.Union([Type.String(), Type.Null()], { description: 'the active CSI version' }),
+  versions: Type.Array(ModelVersionInfo, { description: 'newest first' })
+})
+export type ModelList = Static<typeof ModelList>
+
+/** Query of GET /training/get/evaluation. */
+export const EvaluationQuery = Type.Object({ version: Type.Optional(VersionName) })
+
+/** A version's blocked hold-out evaluation. */
+export const EvaluationResponse = Type.Object({
+  version: Type.String(),
+  evaluation: Evaluation
+})
+export type EvaluationResponse = Static<typeof EvaluationResponse>
