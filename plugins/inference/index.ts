@@ -1,4 +1,124 @@
 import fp from 'fastify-plugin'
+import { Counter, Gauge, Histogram } from 'prom-client'
+import type { Prediction } from '../../schemas/model.js'
+import { MicroBatcher } from './micro-batcher.js'
+import { DoorStates } from './door-states.js'
+import { DoorStateStream } from './door-state-stream.js'
+import { inferenceRoutes } from './routes.js'
 
-/** The inference area (to be built). */
-export default fp(async () => {}, { name: 'inference', fastify: '5.x' })
+/** What the model answers for one classify call (the shape of app.model.predict's PredictionBatch). */
+export interface ModelAnswer {
+  version: string
+  labels: number[]
+  predictions: Prediction[]
+}
+
+/** Frames classified for one caller: its predictions, in order, and the model that made them. */
+export interface ClassifiedFrames {
+  version: string
+  labels: number[]
+  predictions: readonly Prediction[]
+  device: number | undefined
+  /** When they were classified (ms since the epoch). */
+  at: number
+}
+
+/** The most recent prediction of the process (legacy GET /ml/get/inference_results). */
+export interface LatestPrediction {
+  prediction: Prediction
+  version: string
+  labels: number[]
+  device: number | undefined
+  at: number
+}
+
+/** `fastify.inference`: classification through the micro-batcher, and the door states it feeds. */
+export interface InferenceService {
+  /**
+   * Classifies frames (106 features each) together with other callers'
+   * frames, updates the sending device's door state and the latest
+   * prediction. The frames must not change until the promise settles.
+   * @throws OverloadedError (503, synchronously) when the queue is full
+   * @returns rejects with NoModelError (503) while no model is active
+   */
+  classify (frames: readonly Float32Array[], device?: number): Promise<ClassifiedFrames>
+  /** Per-device smoothed door states. */
+  readonly doors: DoorStates
+  readonly latest: LatestPrediction | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    inference: InferenceService
+  }
+}
+
+/**
+ * The inference area: decorates `fastify.inference` (micro-batcher over
+ * `fastify.model.predict`, door states) and serves the /ml routes. On close:
+ * open event streams end first (before the server waits for its
+ * connections), then queued frames are answered and every timer stops.
+ */
+export default fp(async (app) => {
+  const { config } = app
+  const batchFrames = new Histogram({
+    name: 'doorsense_inference_batch_frames',
+    help: 'frames per model call made by the micro-batcher',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096],
+    registers: [app.metrics]
+  })
+  const batchSeconds = new Histogram({
+    name: 'doorsense_inference_batch_seconds',
+    help: 'time of one model call made by the micro-batcher',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    registers: [app.metrics]
+  })
+  const framesClassified = new Counter({ name: 'doorsense_inference_frames_total', help: 'frames classified', registers: [app.metrics] })
+
+  // read app.model at call time: the model area owns the decorator and its swaps
+  const batcher = new MicroBatcher<ModelAnswer>((frames) => app.model.predict(frames), {
+    maxBatch: config.INFER_MAX_BATCH,
+    maxWaitMs: config.INFER_MAX_WAIT_MS,
+    maxQueue: config.INFER_MAX_QUEUE,
+    onBatch (frames, seconds) {
+      batchFrames.observe(frames)
+      batchSeconds.observe(seconds)
+      framesClassified.inc(frames)
+    }
+  })
+  // read when scraped, so the hot path pays nothing for it
+  new Gauge({ // eslint-disable-line no-new
+    name: 'doorsense_inference_queue_frames',
+    help: 'frames waiting for the model',
+    registers: [app.metrics],
+    collect () { this.set(batcher.pending) }
+  })
+
+  const doors = new DoorStates({ window: config.DOOR_WINDOW, hold: config.DOOR_HOLD, staleAfterS: config.STALE_AFTER_S })
+  doors.start()
+  const stream = new DoorStateStream(doors)
+  let latest: LatestPrediction | undefined
+
+  const service: InferenceService = {
+    classify (frames, device) {
+      return batcher.submit(frames).then(({ batch, predictions }) => {
+        const at = Date.now()
+        latest = { prediction: predictions[predictions.length - 1], version: batch.version, labels: batch.labels, device, at }
+        if (device !== undefined) doors.observe(device, predictions, batch.labels, at)
+        return { version: batch.version, labels: batch.labels, predictions, device, at }
+      })
+    },
+    doors,
+    get latest () { return latest }
+  }
+  app.decorate('inference', service)
+
+  app.addHook('preClose', async () => stream.closeAll())
+  app.addHook('onClose', async () => {
+    batcher.close()
+    doors.stop()
+    stream.closeAll()
+  })
+
+  await app.register(inferenceRoutes, { stream })
+}, { name: 'inference', fastify: '5.x', dependencies: ['model', 'training'] })

@@ -1,0 +1,311 @@
+/**
+ * `npm run bench -- inference`: inference at line rate, all in one run on a
+ * real listening server (buildApp + listen on 127.0.0.1:0, temp DATA_DIR)
+ * with a model trained on session A with the default options:
+ *   1. GET /debug/get/exists req/s (the bare-route ceiling of this machine now),
+ *   2. POST /ml/post/inference with the original stringified payload at 1, 16
+ *      and 64 connections: req/s, p50, p99, ratio to (1),
+ *   3. POST /ml/post/batch with 256 frames per request: frames/s (features
+ *      as JSON arrays, and raw Pi frames),
+ *   4. in-process app.model.predict on batches of 1, 64, 256, 2048: frames/s,
+ *   5. RSS before and after 60 s of load.
+ * The load comes from autocannon in a child process (this same file, forked),
+ * so the client never shares the server's event loop or its RSS. Latency
+ * percentiles are computed from every response's own time (autocannon's
+ * histogram rounds to whole milliseconds).
+ *
+ * BENCH_SECONDS (default 10) sets each HTTP run's length, BENCH_SOAK_SECONDS
+ * (default 60) the RSS run's. Request logging is off (LOG_LEVEL=warn), as
+ * each logged request would cost more than its inference.
+ */
+import autocannon from 'autocannon'
+import { fork, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
+import { buildApp, type App } from '../core/app.js'
+import { loadConfig } from '../core/config.js'
+import { readSessionCsv } from '../domain/session-csv.js'
+import type { BenchReport } from './run.js'
+
+const CSI_DIR = resolve(new URL('.', import.meta.url).pathname, '../../shared/data/csi')
+const SESSION_A = join(CSI_DIR, 'door-angles-session-a.csv')
+const RPI_RAW = join(CSI_DIR, 'rpi-raw-frames.txt')
+const ROLE_ENV = 'DOORSENSE_BENCH_LOAD_CLIENT'
+const FRAMES_PER_BATCH = 256
+
+/** A load run the client process performs. */
+interface LoadJob {
+  url: string
+  path: string
+  /** Which request bodies to send, built in the client from the real recordings. */
+  bodies: 'none' | 'inference-string' | 'batch-features' | 'batch-raw-pi'
+  connections: number
+  seconds: number
+}
+
+/** What the client reports back. */
+interface LoadResult {
+  requests: number
+  ok: number
+  non2xx: number
+  errors: number
+  timeouts: number
+  seconds: number
+  reqPerS: number
+  p50: number
+  p99: number
+  max: number
+  statusCodes: Record<string, number>
+}
+
+// ---------------------------------------------------------------- client side
+
+/** Session A's data lines, each as the original Pi's stringified list (its CSV text, unchanged). */
+function stringifiedPayloads (): string[] {
+  const lines = readFileSync(SESSION_A, 'utf8').split(/\r?\n/).slice(1).filter((line) => line.trim() !== '')
+  return lines.map((line) => `[${line.split(',').slice(1).join(', ')}]`)
+}
+
+function bodiesFor (kind: LoadJob['bodies']): string[] {
+  if (kind === 'none') return []
+  if (kind === 'inference-string') return stringifiedPayloads().map((payload) => JSON.stringify({ payload, ID: 1 }))
+  const frames: string[] = kind === 'batch-features'
+    ? stringifiedPayloads()
+    : readFileSync(RPI_RAW, 'utf8').split('\n').filter((line) => line.trim() !== '')
+  const bodies: string[] = []
+  // 64 distinct request bodies, each of 256 consecutive recorded frames
+  for (let b = 0; b < 64; b++) {
+    const start = (b * FRAMES_PER_BATCH) % frames.length
+    const batch = Array.from({ length: FRAMES_PER_BATCH }, (_, i) => frames[(start + i) % frames.length])
+    // the frames are already JSON arrays as text: splice them in rather than re-encode the numbers
+    bodies.push(`{"ID":2,"frames":[${batch.join(',')}]}`)
+  }
+  return bodies
+}
+
+async function runLoad (job: LoadJob): Promise<LoadResult> {
+  const bodies = bodiesFor(job.bodies)
+  const times: number[] = []
+  let next = 0
+  let instance!: autocannon.Instance
+  const finished = new Promise<autocannon.Result>((resolve, reject) => {
+    instance = autocannon({
+      url: job.url,
+      connections: job.connections,
+      duration: job.seconds,
+      requests: [job.bodies === 'none'
+        ? { method: 'GET', path: job.path }
+        : {
+            method: 'POST',
+            path: job.path,
+            headers: { 'content-type': 'application/json' },
+            setupRequest: (request) => ({ ...request, body: bodies[next++ % bodies.length] })
+          }]
+    }, (err, result) => err ? reject(err) : resolve(result))
+  })
+  instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => { times.push(responseTime) })
+  const result = await finished
+  times.sort((a, b) => a - b)
+  const at = (q: number) => times.length ? times[Math.min(times.length - 1, Math.floor(q * times.length))] : Number.NaN
+  const ok = result['2xx']
+  return {
+    requests: ok + result.non2xx,
+    ok,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    seconds: result.duration,
+    reqPerS: ok / result.duration,
+    p50: at(0.5),
+    p99: at(0.99),
+    max: times.at(-1) ?? Number.NaN,
+    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [code, (stats as { count: number }).count]))
+  }
+}
+
+if (process.env[ROLE_ENV] === '1' && process.send) {
+  process.on('message', (job: LoadJob) => {
+    runLoad(job).then((result) => process.send!({ result }), (err: Error) => process.send!({ error: err.stack ?? err.message }))
+  })
+  process.on('disconnect', () => process.exit(0))
+}
+
+// ---------------------------------------------------------------- server side
+
+class LoadClient {
+  private readonly child: ChildProcess
+  constructor () {
+    this.child = fork(fileURLToPath(import.meta.url), [], {
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, [ROLE_ENV]: '1' },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+    })
+  }
+
+  run (job: LoadJob): Promise<LoadResult> {
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`load client exited (${code}) during a run`))
+      this.child.once('exit', onExit)
+      this.child.once('message', (message: { result?: LoadResult, error?: string }) => {
+        this.child.off('exit', onExit)
+        if (message.result) resolve(message.result)
+        else reject(new Error(`load client failed: ${message.error}`))
+      })
+      this.child.send(job)
+    })
+  }
+
+  close (): void {
+    if (this.child.connected) this.child.disconnect()
+  }
+}
+
+/** frames/s of app.model.predict on batches of `size`, over about `seconds`. */
+function predictRate (app: App, frames: Float32Array[], size: number, seconds: number): { framesPerS: number, msPerCall: number } {
+  const batch = Array.from({ length: size }, (_, i) => frames[i % frames.length])
+  for (let i = 0; i < 20; i++) app.model.predict(batch) // warm-up
+  let calls = 0
+  const started = performance.now()
+  let elapsed = 0
+  while (elapsed < seconds * 1000) {
+    app.model.predict(batch)
+    calls++
+    elapsed = performance.now() - started
+  }
+  return { framesPerS: calls * size / (elapsed / 1000), msPerCall: elapsed / calls }
+}
+
+/** Mean frames per model call since `before`, from the app's own metrics. */
+async function batchStats (app: App): Promise<{ calls: number, frames: number }> {
+  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  return {
+    calls: Number(/doorsense_inference_batch_frames_count (\d+)/.exec(text)?.[1] ?? 0),
+    frames: Number(/doorsense_inference_batch_frames_sum (\d+)/.exec(text)?.[1] ?? 0)
+  }
+}
+
+/** A full garbage collection on demand (without --expose-gc on the command line), so RSS and heap are read settled. */
+function collectGarbage (): void {
+  setFlagsFromString('--expose-gc')
+  ;(runInNewContext('gc') as () => void)()
+}
+
+const round = (value: number, digits = 0) => Number.isFinite(value) ? Number(value.toFixed(digits)) : Number.NaN
+const mib = (bytes: number) => round(bytes / 1024 ** 2, 1)
+
+export default async function inferenceBench (): Promise<BenchReport> {
+  const seconds = Number(process.env.BENCH_SECONDS ?? 10)
+  const soakSeconds = Number(process.env.BENCH_SOAK_SECONDS ?? 60)
+  const dataDir = mkdtempSync(join(tmpdir(), 'doorsense-bench-inference-'))
+  const app = await buildApp(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'warn', LOG_TO_FILE: 'false', ADMIN_TOKEN: 'bench-admin-token-0123456789', PORT: '0' }))
+  const client = new LoadClient()
+  try {
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+
+    // the model: session A, default training options, through app.model (the server's own code path)
+    const { rows } = readSessionCsv(readFileSync(SESSION_A, 'utf8'))
+    const trainingStarted = performance.now()
+    await app.model.startTraining({ kind: 'csi', features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) })
+    await app.model.waitForTraining()
+    const trainingSeconds = (performance.now() - trainingStarted) / 1000
+    const model = app.model.active
+    if (!model) throw new Error(`training failed: ${app.model.lastFailure?.message}`)
+    console.error(`model ${model.version} trained on session A in ${trainingSeconds.toFixed(1)} s (accuracy ${model.accuracy}), backend ${app.model.backend.backend}`)
+
+    const load = async (name: string, job: Omit<LoadJob, 'url' | 'seconds'> & { seconds?: number }) => {
+      console.error(`${name}: ${job.connections} connection(s), ${job.seconds ?? seconds} s …`)
+      const before = await batchStats(app)
+      const cpuBefore = process.cpuUsage()
+      const result = await client.run({ url, seconds, ...job })
+      const cpu = process.cpuUsage(cpuBefore)
+      const after = await batchStats(app)
+      const calls = after.calls - before.calls
+      // the server's own CPU time per answered request: comparable between runs even on a busy machine
+      return { ...result, meanBatch: calls ? (after.frames - before.frames) / calls : 0, cpuUsPerRequest: (cpu.user + cpu.system) / Math.max(1, result.ok) }
+    }
+
+    // warm-up: JIT the routes and the client
+    await client.run({ url, path: '/debug/get/exists', bodies: 'none', connections: 8, seconds: 2 })
+    await client.run({ url, path: '/ml/post/inference', bodies: 'inference-string', connections: 16, seconds: 2 })
+
+    const exists = await load('exists', { path: '/debug/get/exists', bodies: 'none', connections: 64 })
+    const inference: Record<number, Awaited<ReturnType<typeof load>>> = {}
+    for (const connections of [1, 16, 64]) inference[connections] = await load('inference', { path: '/ml/post/inference', bodies: 'inference-string', connections })
+    const batchFeatures = await load('batch (features)', { path: '/ml/post/batch', bodies: 'batch-features', connections: 8 })
+    const batchRawPi = await load('batch (raw Pi)', { path: '/ml/post/batch', bodies: 'batch-raw-pi', connections: 8 })
+
+    const frames = rows.map((row) => row.features)
+    const inProcess: Record<number, ReturnType<typeof predictRate>> = {}
+    for (const size of [1, 64, 256, 2048]) inProcess[size] = predictRate(app, frames, size, 2)
+
+    // RSS: settle, then 60 s of single-frame load at 16 connections, sampled (after a full GC) every 10 s, settle again
+    const settle = async () => {
+      collectGarbage()
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+      collectGarbage()
+      return process.memoryUsage()
+    }
+    const rssBefore = await settle()
+    const rssSamples: Array<{ second: number, rssMiB: number, heapUsedMiB: number }> = []
+    const soakStarted = performance.now()
+    const sampler = setInterval(() => {
+      collectGarbage()
+      const memory = process.memoryUsage()
+      rssSamples.push({ second: Math.round((performance.now() - soakStarted) / 1000), rssMiB: mib(memory.rss), heapUsedMiB: mib(memory.heapUsed) })
+    }, 10_000)
+    const soak = await load('RSS soak', { path: '/ml/post/inference', bodies: 'inference-string', connections: 16, seconds: soakSeconds }).finally(() => clearInterval(sampler))
+    const rssAfter = await settle()
+
+    const ceiling = exists.reqPerS
+    const table: BenchReport['table'] = [
+      { run: '(1) GET /debug/get/exists', connections: 64, 'req/s': round(exists.reqPerS), 'frames/s': '', 'p50 ms': round(exists.p50, 2), 'p99 ms': round(exists.p99, 2), 'vs (1)': 1, 'mean batch': '', 'server CPU µs/req': round(exists.cpuUsPerRequest), errors: exists.errors + exists.non2xx }
+    ]
+    for (const connections of [1, 16, 64]) {
+      const run = inference[connections]
+      table.push({ run: '(2) POST /ml/post/inference, stringified payload', connections, 'req/s': round(run.reqPerS), 'frames/s': round(run.reqPerS), 'p50 ms': round(run.p50, 2), 'p99 ms': round(run.p99, 2), 'vs (1)': round(run.reqPerS / ceiling, 2), 'mean batch': round(run.meanBatch, 1), 'server CPU µs/req': round(run.cpuUsPerRequest), errors: run.errors + run.non2xx })
+    }
+    for (const [name, run] of [['(3) POST /ml/post/batch, 256 feature arrays', batchFeatures], ['(3) POST /ml/post/batch, 256 raw Pi frames', batchRawPi]] as const) {
+      table.push({ run: name, connections: 8, 'req/s': round(run.reqPerS), 'frames/s': round(run.reqPerS * FRAMES_PER_BATCH), 'p50 ms': round(run.p50, 2), 'p99 ms': round(run.p99, 2), 'vs (1)': '', 'mean batch': round(run.meanBatch, 1), 'server CPU µs/req': round(run.cpuUsPerRequest), errors: run.errors + run.non2xx })
+    }
+    for (const size of [1, 64, 256, 2048]) {
+      table.push({ run: `(4) app.model.predict, batch ${size}`, connections: '', 'req/s': round(1000 / inProcess[size].msPerCall), 'frames/s': round(inProcess[size].framesPerS), 'p50 ms': round(inProcess[size].msPerCall, 3), 'p99 ms': '', 'vs (1)': '', 'mean batch': size, 'server CPU µs/req': round(inProcess[size].msPerCall * 1000), errors: 0 })
+    }
+    const rssGrowth = (rssAfter.rss - rssBefore.rss) / rssBefore.rss
+    table.push({ run: `(5) RSS MiB before → after ${soakSeconds} s of load`, connections: 16, 'req/s': round(soak.reqPerS), 'frames/s': `${mib(rssBefore.rss)} → ${mib(rssAfter.rss)}`, 'p50 ms': round(soak.p50, 2), 'p99 ms': round(soak.p99, 2), 'vs (1)': '', 'mean batch': round(soak.meanBatch, 1), 'server CPU µs/req': round(soak.cpuUsPerRequest), errors: soak.errors + soak.non2xx })
+
+    const at64 = inference[64]
+    const batchBest = Math.max(batchFeatures.reqPerS, batchRawPi.reqPerS) * FRAMES_PER_BATCH
+    const verdict = (ok: boolean) => ok ? 'met' : 'MISSED'
+    const notes = [
+      `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores; the client runs on the same machine); model ${model.version}, ${app.model.backend.package} (${app.model.backend.backend}), trained in ${trainingSeconds.toFixed(1)} s`,
+      `target (2): 64 connections >= 0.6 x (1): ${round(at64.reqPerS / ceiling, 2)} x -> ${verdict(at64.reqPerS >= 0.6 * ceiling)}; p99 <= 10 ms: ${round(at64.p99, 2)} ms -> ${verdict(at64.p99 <= 10)}; zero errors: ${at64.errors + at64.non2xx} -> ${verdict(at64.errors + at64.non2xx === 0)}`,
+      `target (3): >= 100,000 frames/s: ${round(batchBest)} -> ${verdict(batchBest >= 100_000)}`,
+      `target (5): RSS flat: ${mib(rssBefore.rss)} -> ${mib(rssAfter.rss)} MiB (${(rssGrowth * 100).toFixed(1)} %), heap used after GC ${mib(rssBefore.heapUsed)} -> ${mib(rssAfter.heapUsed)} MiB -> ${verdict(rssGrowth < 0.1)}`,
+      `RSS / heap used (MiB, after GC) during the soak: ${rssSamples.map((sample) => `${sample.second} s ${sample.rssMiB}/${sample.heapUsedMiB}`).join(', ')}`
+    ]
+    return {
+      name: 'inference',
+      table,
+      notes,
+      results: {
+        model: { version: model.version, accuracy: model.accuracy, trainingSeconds, backend: app.model.backend },
+        seconds,
+        exists,
+        inference,
+        batch: { framesPerRequest: FRAMES_PER_BATCH, features: batchFeatures, rawPi: batchRawPi },
+        inProcess,
+        rss: { before: rssBefore, after: rssAfter, samples: rssSamples, soak, growth: rssGrowth },
+        loadavg: loadavg()
+      }
+    }
+  } finally {
+    client.close()
+    await app.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+}

@@ -1,0 +1,169 @@
+import type { FastifyError } from 'fastify'
+import { Type } from '@sinclair/typebox'
+import type { App } from '../../core/app.js'
+import { BadFrameError, NoModelError, NotFoundError } from '../../core/errors.js'
+import { FrameError, parseFrame } from '../../domain/frames.js'
+import { errorResponses } from '../../schemas/common.js'
+import {
+  BatchRequest, BatchResponse, DoorStateList, InferenceRequest, InferenceResult, MAX_BATCH_FRAMES,
+  type BatchFrameResult
+} from '../../schemas/inference.js'
+import type { ClassifiedFrames } from './index.js'
+import type { DoorStateStream } from './door-state-stream.js'
+
+/** A batch of MAX_BATCH_FRAMES frames at full float precision as text runs to ~10 MB. */
+const BATCH_BODY_LIMIT = 16 * 1024 * 1024
+
+/** The /ml routes: legacy single-frame inference, batch classification, door states. */
+export async function inferenceRoutes (app: App, options: { stream: DoorStateStream }): Promise<void> {
+  const { stream } = options
+
+  /**
+   * Queues frames for the model and, when a capture session is open for the
+   * device, stores them as labelled samples too. Capture happens only once
+   * the frames were accepted into the queue, so a 503 "queue full" (which the
+   * client retries) never stores a frame twice.
+   */
+  async function classifyAndCapture (frames: Float32Array[], device: number | undefined): Promise<{ classified: ClassifiedFrames, captured: number }> {
+    const pending = app.inference.classify(frames, device)
+    let captured = 0
+    if (device !== undefined) {
+      try {
+        captured = app.captures.record(device, frames, 'inference')
+      } catch (err) {
+        pending.catch(() => {}) // answered by the thrown error instead
+        throw err
+      }
+    }
+    try {
+      return { classified: await pending, captured }
+    } catch (err) {
+      if (captured > 0 && (err as FastifyError).code === 'DS_NO_MODEL') {
+        throw new NoModelError(`${(err as Error).message} (the ${captured} frame(s) were stored as labelled samples of the open capture session)`)
+      }
+      throw err
+    }
+  }
+
+  app.post('/ml/post/inference', {
+    onRequest: app.requireDevice,
+    schema: {
+      summary: 'Classify one frame (legacy)',
+      description: 'The original Pis\' route: one frame as `payload` (the stringified list they send, or a JSON array), optional `ID`. Goes through the micro-batcher; 503 while no model is active.',
+      tags: ['ml'],
+      body: InferenceRequest,
+      response: { 200: InferenceResult, ...errorResponses }
+    }
+  }, async (request) => {
+    const { payload, ID: device } = request.body
+    let frame: Float32Array
+    try {
+      frame = parseFrame(payload)
+    } catch (err) {
+      if (err instanceof FrameError) throw new BadFrameError(`payload: ${err.message}`)
+      throw err
+    }
+    const { classified } = await classifyAndCapture([frame], device)
+    const prediction = classified.predictions[0]
+    return {
+      angle: prediction.angle,
+      state: prediction.state,
+      confidence: prediction.confidence,
+      probabilities: prediction.probabilities,
+      labels: classified.labels,
+      version: classified.version,
+      device,
+      at: new Date(classified.at).toISOString()
+    }
+  })
+
+  app.post('/ml/post/batch', {
+    onRequest: app.requireDevice,
+    bodyLimit: Math.max(app.config.BODY_LIMIT, BATCH_BODY_LIMIT),
+    schema: {
+      summary: 'Classify many frames',
+      description: `Up to ${MAX_BATCH_FRAMES} frames in any accepted encoding, one result per frame in order. A frame that cannot be read gets \`error\` in its result and the others are still classified; 400 only when none can be read.`,
+      tags: ['ml'],
+      body: BatchRequest,
+      response: { 200: BatchResponse, ...errorResponses }
+    }
+  }, async (request) => {
+    const { frames: inputs, ID: device } = request.body
+    const results: BatchFrameResult[] = new Array(inputs.length)
+    const frames: Float32Array[] = []
+    // positions of the readable frames, only needed once a frame was rejected
+    let positions: number[] | undefined
+    for (let i = 0; i < inputs.length; i++) {
+      try {
+        const frame = parseFrame(inputs[i])
+        positions?.push(i)
+        frames.push(frame)
+      } catch (err) {
+        if (!(err instanceof FrameError)) throw err
+        positions ??= Array.from({ length: frames.length }, (_, k) => k)
+        results[i] = { error: `frame ${i}: ${err.message}` }
+      }
+    }
+    if (frames.length === 0) throw new BadFrameError(`none of the ${inputs.length} frames could be read; ${results[0].error}`)
+    const { classified, captured } = await classifyAndCapture(frames, device)
+    const { predictions } = classified
+    for (let k = 0; k < predictions.length; k++) results[positions ? positions[k] : k] = predictions[k]
+    return {
+      version: classified.version,
+      labels: classified.labels,
+      device,
+      accepted: frames.length,
+      rejected: inputs.length - frames.length,
+      captured,
+      results
+    }
+  })
+
+  app.get('/ml/get/inference_results', {
+    schema: {
+      summary: 'The latest prediction (legacy)',
+      description: 'The most recent frame classified by this process, from any device; 404 before the first.',
+      tags: ['ml'],
+      response: { 200: InferenceResult, ...errorResponses }
+    }
+  }, async () => {
+    const latest = app.inference.latest
+    if (!latest) throw new NotFoundError('no prediction yet: nothing has been classified since the server started')
+    const { prediction } = latest
+    return {
+      angle: prediction.angle,
+      state: prediction.state,
+      confidence: prediction.confidence,
+      probabilities: prediction.probabilities,
+      labels: latest.labels,
+      version: latest.version,
+      device: latest.device,
+      at: new Date(latest.at).toISOString()
+    }
+  })
+
+  app.get('/ml/get/door_state', {
+    schema: {
+      summary: 'The smoothed state of every door',
+      description: 'One entry per device that has sent frames with an `ID`: angle, open/closed/unknown, confidence, since when, last frame. A device silent for STALE_AFTER_S is `unknown`.',
+      tags: ['ml'],
+      response: { 200: DoorStateList, ...errorResponses }
+    }
+  }, async () => ({ doors: app.inference.doors.list() }))
+
+  app.get('/ml/get/door_state/stream', {
+    schema: {
+      summary: 'Door-state changes as server-sent events',
+      description: 'A text/event-stream: first one `door` event per known door, then one per change of a door\'s state or angle (data = a DoorState as JSON). Ends when the server shuts down.',
+      tags: ['ml'],
+      response: {
+        200: {
+          description: 'event stream; each event is `event: door` with a DoorState JSON as `data`',
+          content: { 'text/event-stream': { schema: Type.String() } }
+        }
+      }
+    }
+  }, (request, reply) => {
+    stream.open(request, reply)
+  })
+}

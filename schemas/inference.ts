@@ -1,0 +1,93 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { DeviceId, Timestamp } from './common.js'
+
+/** Most frames one POST /ml/post/batch may carry. */
+export const MAX_BATCH_FRAMES = 4096
+
+/** Legacy POST /ml/post/inference body, as the original Pis send it. */
+export const InferenceRequest = Type.Object({
+  payload: Type.Union([
+    Type.String({ description: 'the original\'s stringified list "[n1, n2, …, n106]" (or a raw frame / CSI_DATA line)' }),
+    Type.Array(Type.Number(), { description: '106 features (53 magnitudes, 53 phases), or a raw Pi / ESP32 frame' })
+  ], { description: 'one CSI frame in any accepted encoding' }),
+  ID: Type.Optional(DeviceId)
+}, { title: 'InferenceRequest' })
+export type InferenceRequest = Static<typeof InferenceRequest>
+
+/*
+ * Response-only enums and nullables are written as `enum` / `nullable`
+ * (OpenAPI 3.0) rather than unions: fast-json-stringify serialises a union (anyOf) by running a
+ * validator on every value, which on a 4,096-frame batch is measurable.
+ */
+const OpenClosed = Type.Unsafe<'open' | 'closed'>({ type: 'string', enum: ['open', 'closed'], description: 'closed = the 0° class' })
+
+const predictionFields = {
+  angle: Type.Number({ description: 'the most likely door angle in degrees' }),
+  state: OpenClosed,
+  confidence: Type.Number({ minimum: 0, maximum: 1, description: 'probability of the predicted angle' }),
+  probabilities: Type.Array(Type.Number(), { description: 'one probability per label, in the order of `labels`' })
+}
+
+/** One frame's prediction with the model that made it (POST /ml/post/inference, GET /ml/get/inference_results). */
+export const InferenceResult = Type.Object({
+  ...predictionFields,
+  labels: Type.Array(Type.Number(), { description: 'the class angles, in the order of `probabilities`' }),
+  version: Type.String({ description: 'the model version that answered' }),
+  device: Type.Optional(DeviceId),
+  at: Timestamp
+}, { title: 'InferenceResult' })
+export type InferenceResult = Static<typeof InferenceResult>
+
+/** POST /ml/post/batch body: many frames of one device (or of none) at once. */
+export const BatchRequest = Type.Object({
+  ID: Type.Optional(DeviceId),
+  frames: Type.Array(Type.Unknown({ description: 'one frame in any accepted encoding: 106 numbers, a raw Pi (108) or ESP32 (128) frame, the stringified list, or a CSI_DATA line' }), {
+    minItems: 1,
+    maxItems: MAX_BATCH_FRAMES,
+    description: `1..${MAX_BATCH_FRAMES} frames; a frame that cannot be read gets an error in its result, the others are still classified`
+  })
+}, { title: 'BatchRequest' })
+export type BatchRequest = Static<typeof BatchRequest>
+
+/** One frame's result in a batch: the prediction, or `error` saying why the frame could not be read. */
+export const BatchFrameResult = Type.Object({
+  angle: Type.Optional(predictionFields.angle),
+  state: Type.Optional(predictionFields.state),
+  confidence: Type.Optional(predictionFields.confidence),
+  probabilities: Type.Optional(predictionFields.probabilities),
+  error: Type.Optional(Type.String({ description: 'why this frame was not classified' }))
+}, { title: 'BatchFrameResult' })
+export type BatchFrameResult = Static<typeof BatchFrameResult>
+
+/** POST /ml/post/batch answer: one result per frame, in order. */
+export const BatchResponse = Type.Object({
+  version: Type.String({ description: 'the model version that answered' }),
+  labels: Type.Array(Type.Number(), { description: 'the class angles, in the order of each result\'s `probabilities`' }),
+  device: Type.Optional(DeviceId),
+  accepted: Type.Integer({ minimum: 0, description: 'frames classified' }),
+  rejected: Type.Integer({ minimum: 0, description: 'frames that could not be read (their results hold `error`)' }),
+  captured: Type.Integer({ minimum: 0, description: 'frames also stored as labelled samples of an open capture session' }),
+  results: Type.Array(BatchFrameResult)
+}, { title: 'BatchResponse' })
+export type BatchResponse = Static<typeof BatchResponse>
+
+/** The smoothed state of one door (one device). */
+export const DoorState = Type.Object({
+  device: DeviceId,
+  angle: Type.Unsafe<number | null>({ type: 'number', nullable: true, description: 'the reported angle in degrees; null while unknown' }),
+  state: Type.Unsafe<'open' | 'closed' | 'unknown'>({
+    type: 'string',
+    enum: ['open', 'closed', 'unknown'],
+    description: 'unknown before enough frames and after STALE_AFTER_S of silence'
+  }),
+  confidence: Type.Number({ minimum: 0, maximum: 1, description: 'smoothed probability that the door is in the reported state (0 while unknown)' }),
+  since: Timestamp,
+  lastFrameAt: Type.Unsafe<string | null>({ type: 'string', format: 'date-time', nullable: true, description: 'null before the first frame' })
+}, { title: 'DoorState' })
+export type DoorState = Static<typeof DoorState>
+
+/** GET /ml/get/door_state answer. */
+export const DoorStateList = Type.Object({
+  doors: Type.Array(DoorState)
+}, { title: 'DoorStateList' })
+export type DoorStateList = Static<typeof DoorStateList>
