@@ -1,0 +1,54 @@
+#!/usr/bin/env -S node --import tsx
+/**
+ * `npm run client`: regenerates client/schema.d.ts (the typed client's
+ * types) from openapi.json with openapi-typescript. Run it after
+ * `npm run openapi`. `npm run client -- --check` writes nothing and exits 1
+ * when client/schema.d.ts differs from what openapi.json gives.
+ * Exit codes: 0 written / up to date, 1 drift (with --check), 2 failure.
+ */
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import openapiTS, { astToString, COMMENT_HEADER, type OpenAPI3 } from 'openapi-typescript'
+
+// not core/app.js's PROJECT_ROOT: importing the app would load the model runtime just to find a folder
+const PROJECT_ROOT = new URL('..', import.meta.url).pathname
+
+/** The OpenAPI document the types come from (written by `npm run openapi`). */
+export const OPENAPI_FILE = join(PROJECT_ROOT, 'openapi.json')
+/** The generated types. */
+export const CLIENT_SCHEMA_FILE = join(PROJECT_ROOT, 'client', 'schema.d.ts')
+
+/** client/schema.d.ts as openapi.json gives it. */
+export async function renderClientSchema (document: OpenAPI3 = JSON.parse(readFileSync(OPENAPI_FILE, 'utf8')) as OpenAPI3): Promise<string> {
+  // the document is passed as an object so openapi-typescript reads no file and fetches nothing
+  const nodes = await openapiTS(document, { silent: true, alphabetize: true })
+  return COMMENT_HEADER.replace(' */', ' * Regenerate it with `npm run openapi && npm run client`.\n */') + astToString(nodes)
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({ options: { check: { type: 'boolean', default: false } } })
+  try {
+    const rendered = await renderClientSchema()
+    if (values.check) {
+      let committed = ''
+      try {
+        committed = readFileSync(CLIENT_SCHEMA_FILE, 'utf8')
+      } catch {
+        // a missing file is drift too
+      }
+      if (committed !== rendered) {
+        console.error('client/schema.d.ts differs from openapi.json: run `npm run client` and commit the result')
+        process.exitCode = 1
+      } else {
+        console.error('client/schema.d.ts is up to date')
+      }
+    } else {
+      writeFileSync(CLIENT_SCHEMA_FILE, rendered)
+      console.error(`wrote ${CLIENT_SCHEMA_FILE}`)
+    }
+  } catch (err) {
+    console.error(`client: ${(err as Error).message}`)
+    process.exitCode = 2
+  }
+}

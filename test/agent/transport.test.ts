@@ -1,0 +1,183 @@
+/**
+ * The agent against a real listening server: HttpTransport's reading of each
+ * answer, and whole agent runs with the recorded lines, a server that comes
+ * up late, and a queue too small for the outage.
+ */
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Agent, type AgentOptions } from '../../agent/agent.js'
+import { HttpTransport, type HttpTransportOptions } from '../../agent/transport.js'
+import { ESP32_LINES, RPI_RAW_FRAMES } from '../helper.js'
+import { framesReceived, freePort, getJson, listen } from './live-server.js'
+
+const esp32Lines = readFileSync(ESP32_LINES, 'utf8').split('\n').filter((line) => line.trim() !== '')
+const piFrames = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
+const DEVICE_TOKEN = 'pi-device-token-42'
+
+function transport (url: string, options: Partial<HttpTransportOptions> = {}): HttpTransport {
+  return new HttpTransport({ server: url, name: 'pi-hall', id: 11, infer: false, timeoutMs: 5000, ...options })
+}
+
+const never = new AbortController().signal
+
+/** Repeats a transport call while the server sheds load (503): these tests are about the other answers. */
+async function answered<T> (call: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const outcome = await call()
+      const shed = typeof outcome === 'object' && outcome !== null && 'reason' in outcome && String(outcome.reason).startsWith('503')
+      if (!shed || attempt === 20) return outcome
+    } catch (err) {
+      if (!/answered 503/.test((err as Error).message) || attempt === 20) throw err
+    }
+    await sleep(1000)
+  }
+}
+
+/** An agent stopped after the test even when an assertion failed (else it would retry forever). */
+function agentFor (t: TestContext, options: AgentOptions): Agent {
+  const agent = new Agent(options)
+  t.after(() => agent.finish(0))
+  return agent
+}
+
+test('HttpTransport reads each answer of the real routes', async (t) => {
+  const { url } = await listen(t, { BODY_LIMIT: '4096' })
+  const pi = transport(url)
+
+  await answered(() => pi.keepAlive(never))
+  const live = await getJson<Array<{ id: number, name: string }>>(`${url}/app/get/list_of_servers`)
+  assert.deepEqual(live.map(({ id, name }) => ({ id, name })), [{ id: 11, name: 'pi-hall' }])
+
+  const stored = await answered(() => pi.send([esp32Lines[0], piFrames[0], '[1, 2, 3]'], never))
+  assert.deepEqual(stored, { kind: 'stored', accepted: 2, rejected: [{ index: 2, reason: 'frame must hold 106 features, 108 raw Pi values or 128 raw ESP32 values, got 3' }] })
+  assert.equal(await framesReceived(url, 11), 2)
+
+  const refused = await answered(() => pi.send(['[1, 2, 3]'], never))
+  assert.equal(refused.kind, 'refused')
+  assert.equal(refused.kind === 'refused' && refused.status, 400)
+
+  // 4 KiB body limit: 13 ESP32 lines (~7 KB) do not fit
+  const tooLarge = await answered(() => pi.send(esp32Lines, never))
+  assert.equal(tooLarge.kind, 'too-large')
+  assert.equal(await framesReceived(url, 11), 2, 'nothing stored by the refused batches')
+})
+
+test('HttpTransport: an unreachable server means retry; a wrong token means refused', async (t) => {
+  const down = transport(`http://127.0.0.1:${await freePort()}`)
+  assert.deepEqual(await down.send([piFrames[0]], never), { kind: 'retry', reason: 'ECONNREFUSED' })
+  await assert.rejects(down.keepAlive(never), /ECONNREFUSED/)
+
+  const { url } = await listen(t, { DEVICE_TOKEN })
+  const stranger = transport(url, { token: 'not-the-device-token' })
+  await assert.rejects(answered(() => stranger.keepAlive(never)), /keep-alive answered 401: wrong device token/)
+  const refused = await answered(() => stranger.send([piFrames[0]], never))
+  assert.deepEqual(refused, { kind: 'refused', status: 401, reason: '401 wrong device token' })
+  const member = transport(url, { token: DEVICE_TOKEN })
+  await answered(() => member.keepAlive(never))
+  assert.equal((await answered(() => member.send([piFrames[0]], never))).kind, 'stored')
+  assert.equal(await framesReceived(url, 11), 1)
+})
+
+test('HttpTransport: 503 and 429 mean retry (with Retry-After); a 2xx that is not JSON is refused, not resent', async (t) => {
+  // a stand-in for an overloaded server, a rate limiter and a web server that is not doorsense
+  const answers = [
+    { status: 503, type: 'application/json', body: '{"statusCode":503,"error":"Service Unavailable","message":"Service Unavailable"}', retryAfter: '2' },
+    { status: 429, type: 'application/json', body: '{"statusCode":429,"error":"Too Many Requests","message":"slow down"}' },
+    { status: 502, type: 'text/html', body: '<html>Bad Gateway</html>' },
+    { status: 200, type: 'text/html', body: '<html>It works!</html>' }
+  ]
+  let calls = 0
+  const server = createServer((request, response) => {
+    const answer = answers[calls++]
+    response.writeHead(answer.status, { 'content-type': answer.type, ...(answer.retryAfter ? { 'retry-after': answer.retryAfter } : {}) })
+    request.resume().on('end', () => response.end(answer.body))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => new Promise((resolve) => server.close(resolve)))
+  const pi = transport(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  assert.deepEqual(await pi.send([piFrames[0]], never), { kind: 'retry', reason: '503 Service Unavailable', retryAfterMs: 2000 })
+  assert.deepEqual(await pi.send([piFrames[0]], never), { kind: 'retry', reason: '429 slow down' })
+  assert.deepEqual(await pi.send([piFrames[0]], never), { kind: 'retry', reason: '502 <html>Bad Gateway</html>' })
+  const notDoorsense = await pi.send([piFrames[0]], never)
+  assert.equal(notDoorsense.kind, 'refused')
+  assert.match(notDoorsense.kind === 'refused' ? notDoorsense.reason : '', /not JSON .*is --server a doorsense server\?/)
+})
+
+test('the agent forwards the 13 ESP32-CSI-Tool lines and the 319 raw Pi frames; the server counts every one', async (t) => {
+  const { url } = await listen(t, { DEVICE_TOKEN })
+  const agent = agentFor(t, { transport: transport(url, { token: DEVICE_TOKEN }), batchSize: 64 })
+  agent.start()
+  for (const line of ['ets Jun  8 2016 00:22:57', ...esp32Lines, 'rst:0x1 (POWERON_RESET)', ...piFrames]) agent.push(line)
+  const summary = await agent.finish()
+  assert.equal(summary.read, 13 + 319 + 2)
+  assert.equal(summary.skipped, 2)
+  assert.equal(summary.sent, 13 + 319)
+  assert.equal(summary.rejected + summary.dropped, 0)
+  assert.ok(summary.keepAlives >= 1)
+  assert.equal(await framesReceived(url, 11), 13 + 319)
+  const live = await getJson<Array<{ id: number }>>(`${url}/app/get/list_of_servers`)
+  assert.deepEqual(live.map(({ id }) => id), [11])
+})
+
+test('server down, then up: the frames arrive after backoff, none twice', async (t) => {
+  const port = await freePort()
+  const logs: string[] = []
+  const agent = agentFor(t, {
+    transport: transport(`http://127.0.0.1:${port}`),
+    batchSize: 50,
+    flushMs: 20,
+    backoff: { initialMs: 50, maxMs: 400, factor: 2, jitter: 0.5 },
+    log: (line) => logs.push(line)
+  })
+  agent.start()
+  for (const line of piFrames.slice(0, 200)) agent.push(line)
+  await sleep(600)
+  assert.equal(agent.stats.sent, 0)
+  assert.ok(agent.stats.retries >= 2, `${agent.stats.retries} retries while down`)
+  for (const line of [...esp32Lines, ...piFrames.slice(200)]) agent.push(line)
+
+  const { app, url } = await listen(t, {}, port)
+  const summary = await agent.finish(15_000)
+  assert.equal(summary.sent, 332)
+  assert.equal(summary.dropped, 0)
+  assert.equal(await framesReceived(url, 11), 332, 'each frame stored once')
+  // the stored frames are exactly the input, in order: nothing twice, nothing lost
+  const stored = app.storage.db.prepare('SELECT encoding FROM rpi_frames WHERE device = 11 ORDER BY id').all() as Array<{ encoding: string }>
+  assert.deepEqual(stored.map(({ encoding }) => encoding), [...Array(200).fill('raw-pi'), ...Array(13).fill('raw-esp32'), ...Array(119).fill('raw-pi')])
+  assert.ok(logs.some((line) => line.startsWith('keep-alive failed (ECONNREFUSED)')))
+  assert.ok(logs.some((line) => /^server took frames again after \d+ failed attempts/.test(line)))
+  const live = await getJson<Array<{ id: number }>>(`${url}/app/get/list_of_servers`)
+  assert.deepEqual(live.map(({ id }) => id), [11], 'a keep-alive went out as soon as the server was back')
+})
+
+test('an outage longer than the queue: the oldest frames are dropped and counted, the newest arrive', async (t) => {
+  const port = await freePort()
+  const agent = agentFor(t, {
+    transport: transport(`http://127.0.0.1:${port}`),
+    batchSize: 25,
+    flushMs: 0,
+    queueCapacity: 100,
+    backoff: { initialMs: 50, maxMs: 100, factor: 2, jitter: 0.5 }
+  })
+  agent.start()
+  agent.push(piFrames[0])
+  await sleep(200) // the agent has met the closed port
+  for (const line of piFrames.slice(1)) agent.push(line)
+  // 218 pushed out; the 219th is frame 0 if it was in flight just now (it is dropped when it comes back to a full queue)
+  assert.ok(agent.stats.dropped >= 218, `${agent.stats.dropped} dropped`)
+
+  const { app, url } = await listen(t, {}, port)
+  const summary = await agent.finish(15_000)
+  assert.deepEqual({ read: summary.read, sent: summary.sent, dropped: summary.dropped }, { read: 319, sent: 100, dropped: 219 })
+  assert.equal(await framesReceived(url, 11), 100)
+  // the newest 100 frames are the ones kept: compare a stored frame with the last line's magnitudes
+  const last = app.storage.db.prepare('SELECT features FROM rpi_frames WHERE device = 11 ORDER BY id DESC LIMIT 1').get() as { features: Buffer }
+  const lastPairs = JSON.parse(piFrames[318]) as number[]
+  const storedCh6 = new Float32Array(new Uint8Array(last.features).buffer)[0]
+  assert.ok(Math.abs(storedCh6 - Math.hypot(lastPairs[2], lastPairs[3])) < 1e-4)
+})
