@@ -51,6 +51,7 @@ export async function buildApp (config: Config): Promise<App> {
     logController: new LogController({ disableRequestLogging: () => !requestLogging.enabled }),
     // the legacy clients post bodies whose numbers arrive as strings at times
     ajv: { customOptions: { coerceTypes: 'array', allErrors: false, removeAdditional: true } },
+    trustProxy: config.TRUST_PROXY,
     pluginTimeout: 60_000
   }).withTypeProvider<TypeBoxTypeProvider>()
 
@@ -60,26 +61,32 @@ export async function buildApp (config: Config): Promise<App> {
   // the log file is the last thing to close, so the areas can log while they stop
   app.addHook('onClose', async () => appLogger.close())
 
-  await app.register(sensible)
-  // shed load with 503 + Retry-After before the process drowns (event loop stalled or memory near its limit)
-  await app.register(underPressure, {
-    maxEventLoopDelay: 1000,
-    maxEventLoopUtilization: 0.99,
-    maxHeapUsedBytes: 4 * 1024 ** 3,
-    retryAfter: RETRY_AFTER_S
-  })
-  await app.register(storagePlugin, { dataDir: config.DATA_DIR })
-  await app.register(authPlugin, { dataDir: config.DATA_DIR, adminToken: config.ADMIN_TOKEN, deviceToken: config.DEVICE_TOKEN })
-  await app.register(metricsPlugin)
-  await app.register(openApiPlugin, { version: APP_VERSION })
+  try {
+    await app.register(sensible)
+    // shed load with 503 + Retry-After before the process drowns (event loop stalled or memory near its limit)
+    // (no event-loop-utilisation limit: a busy but healthy server sits near 1 under load)
+    await app.register(underPressure, {
+      maxEventLoopDelay: config.MAX_EVENT_LOOP_DELAY_MS,
+      maxHeapUsedBytes: 4 * 1024 ** 3,
+      retryAfter: RETRY_AFTER_S
+    })
+    await app.register(storagePlugin, { dataDir: config.DATA_DIR })
+    await app.register(authPlugin, { dataDir: config.DATA_DIR, adminToken: config.ADMIN_TOKEN, deviceToken: config.DEVICE_TOKEN })
+    await app.register(metricsPlugin)
+    await app.register(openApiPlugin, { version: APP_VERSION })
 
-  // the model and the training area come before the areas that feed them frames
-  await app.register(debug)
-  await app.register(model)
-  await app.register(training)
-  await app.register(rpiServers)
-  await app.register(inference)
-  await app.register(docs)
+    // the model and the training area come before the areas that feed them frames
+    await app.register(debug)
+    await app.register(model)
+    await app.register(training)
+    await app.register(rpiServers)
+    await app.register(inference)
+    await app.register(docs)
+  } catch (err) {
+    // a half-built app still holds the database and the log file's roll timer
+    await app.close().catch(() => {})
+    throw err
+  }
 
   return app
 }

@@ -17,6 +17,8 @@ export const ConfigSchema = Type.Object({
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' }
   ),
+  TRUST_PROXY: Type.Boolean({ default: false, description: 'take the client address from X-Forwarded-For (only behind a reverse proxy you run)' }),
+  MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 1000, description: 'mean event-loop delay (per second) above which requests get 503 + Retry-After; 0 = off' }),
   LOG_TO_FILE: Type.Boolean({ default: true, description: 'also write a daily log file in DATA_DIR/logs' }),
   TF_BACKEND: Type.Union([Type.Literal('auto'), Type.Literal('gpu'), Type.Literal('node'), Type.Literal('cpu')], { default: 'auto' }),
   STALE_AFTER_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 30, description: 'seconds of silence before a Pi leaves the live list' }),

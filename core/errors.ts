@@ -15,6 +15,7 @@ export const ForbiddenError: FastifyErrorConstructor = createError('DS_FORBIDDEN
 export const NotFoundError: FastifyErrorConstructor = createError('DS_NOT_FOUND', '%s', 404)
 export const ConflictError: FastifyErrorConstructor = createError('DS_CONFLICT', '%s', 409)
 export const TrainingBusyError: FastifyErrorConstructor = createError('DS_TRAINING_BUSY', '%s', 409)
+export const PayloadTooLargeError: FastifyErrorConstructor = createError('DS_PAYLOAD_TOO_LARGE', '%s', 413)
 export const NoModelError: FastifyErrorConstructor = createError('DS_NO_MODEL', '%s', 503)
 export const OverloadedError: FastifyErrorConstructor = createError('DS_OVERLOADED', '%s', 503)
 export const UnavailableError: FastifyErrorConstructor = createError('DS_UNAVAILABLE', '%s', 503)
@@ -31,13 +32,26 @@ export interface ErrorBody {
 }
 
 /** Shapes an error into {@link ErrorBody}; 5xx messages are hidden unless they were thrown on purpose. */
-export function toErrorBody (err: FastifyError): ErrorBody {
+export function toErrorBody (err: FastifyError, request?: FastifyRequest): ErrorBody {
   const statusCode = err.validation ? 400 : statusOf(err)
   // an accidental 5xx says nothing of its cause: not its message, nor a code like ENOENT or SQLITE_BUSY
   const hidden = statusCode >= 500 && !isDeliberate(err)
-  const body: ErrorBody = { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message: hidden ? 'Internal Server Error' : err.message }
+  const message = hidden ? 'Internal Server Error' : (request && clearerMessage(err, request)) ?? err.message
+  const body: ErrorBody = { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message }
   if (err.code && !hidden) body.code = err.code
   return body
+}
+
+/** Fastify's own 413 and 415 messages say neither the limit nor the type received: say both. */
+function clearerMessage (err: FastifyError, request: FastifyRequest): string | undefined {
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    const limit = request.routeOptions.bodyLimit
+    return typeof limit === 'number' ? `request body is larger than this route's limit of ${limit} bytes` : undefined
+  }
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return `unsupported Content-Type ${JSON.stringify(request.headers['content-type'] ?? '')} (JSON routes take application/json, the CSV import text/csv)`
+  }
+  return undefined
 }
 
 /** Whether the error was thrown on purpose: one of ours (DS_*) or Fastify's own (FST_*). */
@@ -63,7 +77,7 @@ function statusOf (err: FastifyError): number {
 /** Installs the error and not-found handlers on the root instance. */
 export function installErrorHandlers (app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const body = toErrorBody(err)
+    const body = toErrorBody(err, request)
     if (body.statusCode >= 500 && !isRefusal(err)) request.log.error({ err }, 'request failed')
     // a refused request (4xx, or a 503 such as "no model yet") is a request line, not a
     // bug: no stack, and silenced with the others by POST /debug/post/enable_logging

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { readSessionCsv } from '../../domain/session-csv.js'
+import { DEFAULT_SMOOTHER_OPTIONS, scoreSmoothed, sequencesByLabel } from '../../domain/smoother.js'
 import { chooseBackend, type BackendRequest, type ChosenBackend } from '../../plugins/model/backend.js'
 import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel, type EpochReport, type ModelMeta, type TrainedModel, type TrainerInput } from '../../plugins/model/trainer.js'
 import type { Evaluation, TrainingOptions } from '../../schemas/model.js'
@@ -132,6 +133,12 @@ export interface EvalReport extends Evaluation {
   backend: string
   epochsTrained: number
   trainingSeconds: number
+  /**
+   * Accuracy of the door state the server would report: each label's test
+   * tail streamed in order through the server's smoother (default window and hold).
+   */
+  smoothedAccuracy: number
+  smoothed: { window: number, hold: number, openClosedAccuracy: number }
 }
 
 /**
@@ -149,6 +156,8 @@ export function holdoutStream (trained: TrainedModel, input: TrainerInput): { an
 export function evalReport (data: string, input: TrainerInput, trained: TrainedModel, backend: string): EvalReport {
   const { meta } = trained
   if (!meta.evaluation) throw new Error('the training made no evaluation (no hold-out)')
+  const stream = holdoutStream(trained, input)
+  const smoothed = scoreSmoothed(sequencesByLabel(stream.angles, stream.probabilities), meta.labels, DEFAULT_SMOOTHER_OPTIONS)
   return {
     data,
     rows: input.angles.length,
@@ -156,7 +165,9 @@ export function evalReport (data: string, input: TrainerInput, trained: TrainedM
     backend,
     epochsTrained: meta.epochsTrained ?? meta.options.epochs,
     trainingSeconds: meta.trainingSeconds,
-    ...meta.evaluation
+    ...meta.evaluation,
+    smoothedAccuracy: smoothed.accuracy,
+    smoothed: { ...DEFAULT_SMOOTHER_OPTIONS, openClosedAccuracy: smoothed.openClosedAccuracy }
   }
 }
 
@@ -173,6 +184,7 @@ export function formatReport (report: EvalReport): string {
     '',
     `accuracy: ${f3(report.accuracy)} (${report.labels.length} classes)`,
     `openClosed: accuracy ${f3(report.openClosed.accuracy)}, f1 (closed) ${f3(report.openClosed.f1)}`,
+    `smoothed door state (window ${report.smoothed.window}, hold ${report.smoothed.hold}, as the server): accuracy ${f3(report.smoothedAccuracy)}, open/closed ${f3(report.smoothed.openClosedAccuracy)}`,
     '',
     `${'label'.padStart(angleWidth)} ${cells(['precision', 'recall', 'f1', 'support'], 9)}`,
     ...report.perClass.map((c) => `${`${c.label}°`.padStart(angleWidth)} ${cells([f3(c.precision), f3(c.recall), f3(c.f1), c.support], 9)}`),

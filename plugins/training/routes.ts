@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
-import { BadFrameError, BadRequestError, NotFoundError } from '../../core/errors.js'
+import { BadFrameError, BadRequestError, NotFoundError, PayloadTooLargeError } from '../../core/errors.js'
 import { FrameError, parseFrame } from '../../domain/frames.js'
 import { DeviceId, errorResponses } from '../../schemas/common.js'
 import { ModelVersionInfo, TrainingProgress, type ModelKind } from '../../schemas/model.js'
@@ -16,7 +16,7 @@ import type { CaptureSessions } from './capture-sessions.js'
 import { legacyCsiRows, legacyRssiRows } from './legacy-data.js'
 import { currentProgress, type ProgressStreams } from './progress-streams.js'
 import { labelCounts, type NewSample, type SampleStore, type StoredTrainingSet } from './sample-store.js'
-import { ImportTooLargeError, importSessionCsv } from './session-import.js'
+import { importSessionCsv } from './session-import.js'
 
 export interface TrainingRouteOptions {
   samples: SampleStore
@@ -57,7 +57,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       throw new BadRequestError('the import body must be the CSV itself, sent as Content-Type: text/csv')
     }
     const declared = Number(request.headers['content-length'])
-    if (declared > importLimit) throw new ImportTooLargeError(`CSV body of ${declared} bytes exceeds IMPORT_BODY_LIMIT (${importLimit} bytes); split the file`)
+    if (declared > importLimit) throw new PayloadTooLargeError(`CSV body of ${declared} bytes exceeds IMPORT_BODY_LIMIT (${importLimit} bytes); split the file`)
     const result = await importSessionCsv(samples, body, { byteLimit: importLimit, source: 'import', device: request.query.ID ?? null })
     request.log.info({ imported: result.imported }, 'session CSV imported')
     return result

@@ -3,15 +3,11 @@
  * from a stream, line by line, into the sample store: every row or, if any
  * line is bad, none. Used by POST /training/post/import and `doorsense import`.
  */
-import createError from '@fastify/error'
 import { StringDecoder } from 'node:string_decoder'
-import { BadRequestError } from '../../core/errors.js'
+import { BadRequestError, PayloadTooLargeError } from '../../core/errors.js'
 import { SessionCsvReader } from '../../domain/session-csv.js'
 import type { ImportResult, SampleSource } from '../../schemas/training.js'
 import { labelCounts, type SampleStore } from './sample-store.js'
-
-/** An import body larger than IMPORT_BODY_LIMIT (413). */
-export const ImportTooLargeError = createError('DS_IMPORT_TOO_LARGE', '%s', 413)
 
 /** How many bad lines an error message lists before it says "and N more". */
 export const LISTED_PROBLEMS = 10
@@ -27,7 +23,7 @@ export interface ImportOptions {
  * Reads `input` (a byte or string stream) as a session CSV and stores its rows
  * in one transaction.
  * @throws BadRequestError listing the bad lines by number (nothing stored)
- * @throws ImportTooLargeError past `byteLimit` (nothing stored)
+ * @throws PayloadTooLargeError past `byteLimit` (nothing stored)
  */
 export async function importSessionCsv (store: SampleStore, input: AsyncIterable<Buffer | string>, options: ImportOptions = {}): Promise<ImportResult> {
   const reader = new SessionCsvReader()
@@ -42,7 +38,7 @@ export async function importSessionCsv (store: SampleStore, input: AsyncIterable
   }
   for await (const chunk of input) {
     bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength
-    if (bytes > limit) throw new ImportTooLargeError(`CSV body exceeds IMPORT_BODY_LIMIT (${limit} bytes); split the file`)
+    if (bytes > limit) throw new PayloadTooLargeError(`CSV body exceeds IMPORT_BODY_LIMIT (${limit} bytes); split the file`)
     pending += typeof chunk === 'string' ? chunk : decoder.write(chunk)
     let newline = pending.indexOf('\n')
     let start = 0

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Value } from '@sinclair/typebox/value'
 import { run, type EvalIo } from '../../bin/commands/eval.js'
+import { loadConfig } from '../../core/config.js'
 import { PROJECT_ROOT } from '../../core/app.js'
 import { Evaluation } from '../../schemas/model.js'
 import { SESSION_A_CSV, tempDir } from '../helper.js'
@@ -55,6 +56,12 @@ test('eval --json prints exactly one JSON object on stdout, progress on stderr',
   assert.deepEqual((report.options as { epochs: number, seed: number }).epochs, 5)
   assert.deepEqual((report.options as { epochs: number, seed: number }).seed, 3)
   assert.match(stderr, /epoch 5\/5 loss/)
+  // the server's smoother, with the server's defaults
+  const defaults = loadConfig({})
+  assert.deepEqual(report.smoothed, { window: defaults.DOOR_WINDOW, hold: defaults.DOOR_HOLD, openClosedAccuracy: (report.smoothed as { openClosedAccuracy: number }).openClosedAccuracy })
+  assert.equal(typeof report.smoothedAccuracy, 'number')
+  // 4 test rows per label are fewer than the 5 the smoother must see before it decides: nothing is decided yet
+  assert.equal(report.smoothedAccuracy, 0)
 })
 
 test('eval prints a text report: accuracy, per-class table, confusion matrix, openClosed', async (t) => {
