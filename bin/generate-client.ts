@@ -6,9 +6,9 @@
  * when client/schema.d.ts differs from what openapi.json gives.
  * Exit codes: 0 written / up to date, 1 drift (with --check), 2 failure.
  */
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { generatedFileCommand } from './lib/generated-file.js'
 import openapiTS, { astToString, COMMENT_HEADER, type OpenAPI3 } from 'openapi-typescript'
 
 // not core/app.js's PROJECT_ROOT: importing the app would load the model runtime just to find a folder
@@ -27,28 +27,5 @@ export async function renderClientSchema (document: OpenAPI3 = JSON.parse(readFi
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { check: { type: 'boolean', default: false } } })
-  try {
-    const rendered = await renderClientSchema()
-    if (values.check) {
-      let committed = ''
-      try {
-        committed = readFileSync(CLIENT_SCHEMA_FILE, 'utf8')
-      } catch {
-        // a missing file is drift too
-      }
-      if (committed !== rendered) {
-        console.error('client/schema.d.ts differs from openapi.json: run `npm run client` and commit the result')
-        process.exitCode = 1
-      } else {
-        console.error('client/schema.d.ts is up to date')
-      }
-    } else {
-      writeFileSync(CLIENT_SCHEMA_FILE, rendered)
-      console.error(`wrote ${CLIENT_SCHEMA_FILE}`)
-    }
-  } catch (err) {
-    console.error(`client: ${(err as Error).message}`)
-    process.exitCode = 2
-  }
+  await generatedFileCommand({ name: 'client', file: CLIENT_SCHEMA_FILE, render: renderClientSchema, fix: 'npm run client', source: 'openapi.json' })
 }

@@ -6,12 +6,12 @@
  * exits 1 when the committed file differs from what the schemas give.
  * Exit codes: 0 written / up to date, 1 drift (with --check), 2 failure.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
 import { buildApp, PROJECT_ROOT } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
+import { generatedFileCommand } from './lib/generated-file.js'
 
 /** Where the committed document lives. */
 export const OPENAPI_FILE = join(PROJECT_ROOT, 'openapi.json')
@@ -40,28 +40,5 @@ export async function renderOpenApi (): Promise<string> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { check: { type: 'boolean', default: false } } })
-  try {
-    const rendered = await renderOpenApi()
-    if (values.check) {
-      let committed = ''
-      try {
-        committed = readFileSync(OPENAPI_FILE, 'utf8')
-      } catch {
-        // a missing file is drift too
-      }
-      if (committed !== rendered) {
-        console.error('openapi.json differs from the schemas: run `npm run openapi` and commit the result (then regenerate the client)')
-        process.exitCode = 1
-      } else {
-        console.error('openapi.json is up to date')
-      }
-    } else {
-      writeFileSync(OPENAPI_FILE, rendered)
-      console.error(`wrote ${OPENAPI_FILE}`)
-    }
-  } catch (err) {
-    console.error(`openapi: ${(err as Error).message}`)
-    process.exitCode = 2
-  }
+  await generatedFileCommand({ name: 'openapi', file: OPENAPI_FILE, render: renderOpenApi, fix: 'npm run openapi && npm run client', source: 'the schemas' })
 }
