@@ -45,9 +45,9 @@ test('the cron line runs one watchdog check every minute with the server\'s env 
   assert.doesNotMatch(command, /%/, 'cron would cut the line at %')
 })
 
-test('systemd: the server unit, the watchdog service and its timer', async (t) => {
+test('systemd: the server unit, the watchdog service and its timer, the Pi agent unit', async (t) => {
   const units = readdirSync(join(DEPLOY, 'systemd')).sort()
-  assert.deepEqual(units, ['doorsense-watchdog.service', 'doorsense-watchdog.timer', 'doorsense.service'])
+  assert.deepEqual(units, ['doorsense-agent.service', 'doorsense-watchdog.service', 'doorsense-watchdog.timer', 'doorsense.service'])
   const server = parseUnit(read('systemd/doorsense.service'))
   assert.equal(value(server, 'Service', 'Type'), 'oneshot')
   assert.equal(value(server, 'Service', 'RemainAfterExit'), 'yes')
@@ -66,6 +66,12 @@ test('systemd: the server unit, the watchdog service and its timer', async (t) =
   assert.equal(value(timer, 'Timer', 'OnUnitActiveSec'), '1min')
   assert.equal(value(timer, 'Timer', 'Unit'), 'doorsense-watchdog.service')
   assert.equal(value(timer, 'Install', 'WantedBy'), 'timers.target')
+
+  const agent = parseUnit(read('systemd/doorsense-agent.service'))
+  assert.match(value(agent, 'Service', 'ExecStart') ?? '', /bin\/doorsense\.ts agent --server \S+ --name \S+ --id \S+ --serial \S+/)
+  assert.doesNotMatch(value(agent, 'Service', 'ExecStart') ?? '', /--token/, 'the token comes from the environment file, not the command line')
+  assert.equal(value(agent, 'Service', 'Restart'), 'always')
+  assert.notEqual(value(agent, 'Service', 'User'), 'root')
 
   // systemd's own checker, where this machine has it and the units' node path exists
   const analyze = '/usr/bin/systemd-analyze'
