@@ -3794,6 +3794,218 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/training/post/delete_samples": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Removes stored samples by angle, source and/or device (admin)
+         * @description For a mislabelled capture or a bad import. The filters combine; at least one of angle, source, device or `all: true` is required. Answers how many were removed and the dataset left. A training already running keeps the samples it read.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * @description remove every sample of the kind
+                         * @enum {boolean}
+                         */
+                        all?: true;
+                        /** @description door angle in degrees (0 = closed) */
+                        angle?: number;
+                        /** @description a device ID, or null for samples stored without one */
+                        device?: number | (never | null);
+                        kind?: "csi" | "rssi";
+                        /** @description frames/inference = captured live from that route; import = CSV import; samples = POST /training/post/samples; legacy-train = the DATA of a legacy train request */
+                        source?: "frames" | "inference" | "import" | "samples" | "legacy-train";
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            dataset: {
+                                devices: {
+                                    count: number;
+                                    /** @description the Pi ID, 0..32767 */
+                                    device: number | null;
+                                }[];
+                                kind: "csi" | "rssi";
+                                labels: {
+                                    angle: number;
+                                    count: number;
+                                }[];
+                                sources: {
+                                    count: number;
+                                    /** @description frames/inference = captured live from that route; import = CSV import; samples = POST /training/post/samples; legacy-train = the DATA of a legacy train request */
+                                    source: "frames" | "inference" | "import" | "samples" | "legacy-train";
+                                }[];
+                                total: number;
+                            };
+                            deleted: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/training/post/import": {
         parameters: {
             query?: never;

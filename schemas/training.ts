@@ -106,6 +106,27 @@ export const DatasetSummary = Type.Object({
 })
 export type DatasetSummary = Static<typeof DatasetSummary>
 
+/**
+ * Body of POST /training/post/delete_samples: which stored samples to remove.
+ * The filters combine (AND); at least one of angle, source, device or
+ * `all: true` is required, so an empty body never wipes the dataset.
+ */
+export const DeleteSamplesBody = Type.Object({
+  kind: Type.Optional(ModelKind),
+  angle: Type.Optional(Angle),
+  source: Type.Optional(SampleSource),
+  device: Type.Optional(Type.Union([DeviceId, Type.Null()], { description: 'a device ID, or null for samples stored without one' })),
+  all: Type.Optional(Type.Literal(true, { description: 'remove every sample of the kind' }))
+}, { additionalProperties: false })
+export type DeleteSamplesBody = Static<typeof DeleteSamplesBody>
+
+/** Answer of POST /training/post/delete_samples. */
+export const DeleteSamplesResult = Type.Object({
+  deleted: Type.Integer({ minimum: 0 }),
+  dataset: DatasetSummary
+})
+export type DeleteSamplesResult = Static<typeof DeleteSamplesResult>
+
 /** Query choosing a model kind. */
 export const KindQuery = Type.Object({ kind: Type.Optional(ModelKind) })
 

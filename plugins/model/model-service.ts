@@ -342,6 +342,6 @@ export function checkTrainingSet (set: TrainingSet): void {
   }
   const scarce = [...counts].filter(([, count]) => count < MIN_ROWS_PER_LABEL).sort((a, b) => a[0] - b[0])
   if (scarce.length) {
-    throw new BadRequestError(`training needs at least ${MIN_ROWS_PER_LABEL} samples per door angle; too few for ${scarce.map(([angle, count]) => `${angle}° (${count})`).join(', ')}`)
+    throw new BadRequestError(`training needs at least ${MIN_ROWS_PER_LABEL} samples per door angle; too few for ${scarce.map(([angle, count]) => `${angle}° (${count})`).join(', ')} (add samples of that angle, or remove a stray label with POST /training/post/delete_samples)`)
   }
 }

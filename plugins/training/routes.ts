@@ -9,7 +9,7 @@ import { FrameError, parseFrame } from '../../domain/frames.js'
 import { DeviceId, errorResponses } from '../../schemas/common.js'
 import { ModelVersionInfo, TrainingProgress, type ModelKind } from '../../schemas/model.js'
 import {
-  ActivateBody, CaptureBody, CaptureStatus, DatasetSummary, DeviceParams, EvaluationQuery, EvaluationResponse, ImportResult,
+  ActivateBody, CaptureBody, CaptureStatus, DatasetSummary, DeleteSamplesBody, DeleteSamplesResult, DeviceParams, EvaluationQuery, EvaluationResponse, ImportResult,
   KindQuery, ModelList, SamplesBody, SamplesResult, TrainAccepted, TrainBody, VersionParams
 } from '../../schemas/training.js'
 import type { CaptureSessions } from './capture-sessions.js'
@@ -210,6 +210,26 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
   app.get('/training/get/dataset', {
     schema: { tags, summary: 'What the stored dataset holds: counts per angle, source and device', querystring: KindQuery, response: { 200: DatasetSummary, ...errorResponses } }
   }, async (request) => samples.summary(request.query.kind ?? 'csi'))
+
+  app.post('/training/post/delete_samples', {
+    onRequest: app.requireAdmin,
+    schema: {
+      tags,
+      summary: 'Removes stored samples by angle, source and/or device (admin)',
+      description: 'For a mislabelled capture or a bad import. The filters combine; at least one of angle, source, device or `all: true` is required. Answers how many were removed and the dataset left. A training already running keeps the samples it read.',
+      security: admin,
+      body: DeleteSamplesBody,
+      response: { 200: DeleteSamplesResult, ...errorResponses }
+    }
+  }, async (request) => {
+    const { kind = 'csi', all, ...filter } = request.body
+    if (all !== true && filter.angle === undefined && filter.source === undefined && filter.device === undefined) {
+      throw new BadRequestError('name the samples to delete: angle, source or device (or all: true for every sample of the kind)')
+    }
+    const deleted = samples.delete(kind, filter)
+    request.log.info({ kind, ...filter, all, deleted }, 'samples deleted')
+    return { deleted, dataset: samples.summary(kind) }
+  })
 
   app.post('/training/post/capture', {
     onRequest: app.requireAdmin,

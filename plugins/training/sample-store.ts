@@ -30,6 +30,13 @@ export interface NewSample {
   source: SampleSource
 }
 
+/** Which samples a delete removes; an absent field matches every sample. */
+export interface SampleFilter {
+  angle?: number
+  source?: SampleSource
+  device?: number | null
+}
+
 /** Rows of one kind in insertion order, as a training run takes them. */
 export interface StoredTrainingSet {
   kind: ModelKind
@@ -89,6 +96,21 @@ export class SampleStore {
   /** How many samples of a kind are stored. */
   count (kind: ModelKind): number {
     return (this.#db.prepare('SELECT COUNT(*) AS n FROM training_samples WHERE kind = ?').get(kind) as { n: number }).n
+  }
+
+  /**
+   * Removes the samples of a kind that match every given filter (a device of
+   * null matches samples stored without one).
+   * @returns how many were removed
+   */
+  delete (kind: ModelKind, filter: SampleFilter): number {
+    const clauses = ['kind = ?']
+    const values: Array<string | number> = [kind]
+    if (filter.angle !== undefined) { clauses.push('angle = ?'); values.push(filter.angle) }
+    if (filter.source !== undefined) { clauses.push('source = ?'); values.push(filter.source) }
+    if (filter.device === null) clauses.push('device IS NULL')
+    else if (filter.device !== undefined) { clauses.push('device = ?'); values.push(filter.device) }
+    return this.#db.prepare(`DELETE FROM training_samples WHERE ${clauses.join(' AND ')}`).run(...values).changes
   }
 
   /** Counts per label, source and device. */

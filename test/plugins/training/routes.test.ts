@@ -253,3 +253,39 @@ test('training on the stored dataset needs enough samples and an admin; status a
   const rssiDataset = (await inject(app, { method: 'GET', url: '/training/get/dataset?kind=rssi' })).json()
   assert.deepEqual(rssiDataset, { kind: 'rssi', total: 0, labels: [], sources: [], devices: [] })
 })
+
+test('a stray label blocks training until POST /training/post/delete_samples removes it; deletes need a filter and an admin', async (t) => {
+  const app = await buildTestApp(t)
+  const imported = await inject(app, { method: 'POST', url: '/training/post/import?ID=3', headers: CSV, payload: sessionCsv(sessionSlice(12)) })
+  assert.equal(imported.statusCode, 200, imported.body)
+  const stray = sessionSlice(1)[0]
+  const posted = await inject(app, { method: 'POST', url: '/training/post/samples', headers: ADMIN, payload: { ID: 4, samples: [{ angle: 33, frame: Array.from(stray.features) }] } })
+  assert.equal(posted.statusCode, 200, posted.body)
+
+  const blocked = await inject(app, { method: 'POST', url: '/training/post/train', headers: ADMIN, payload: {} })
+  assert.equal(blocked.statusCode, 400)
+  assert.match(blocked.json().message, /too few for 33° \(1\).*delete_samples/)
+
+  const unauthorised = await inject(app, { method: 'POST', url: '/training/post/delete_samples', payload: { angle: 33 } })
+  assert.equal(unauthorised.statusCode, 401)
+  const unfiltered = await inject(app, { method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: {} })
+  assert.equal(unfiltered.statusCode, 400)
+  assert.match(unfiltered.json().message, /angle, source or device/)
+  const badSource = await inject(app, { method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { source: 'nowhere' } })
+  assert.equal(badSource.statusCode, 400)
+  assert.equal((await dataset(app)).total, 85)
+
+  // filters combine: angle 33 from device 3 matches nothing
+  const none = await inject(app, { method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { angle: 33, device: 3 } })
+  assert.equal(none.json().deleted, 0)
+  const removed = await inject(app, { method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { angle: 33 } })
+  assert.equal(removed.statusCode, 200, removed.body)
+  assert.equal(removed.json().deleted, 1)
+  assert.deepEqual(removed.json<{ dataset: DatasetSummary }>().dataset.labels.map((label) => label.angle), [0, 15, 30, 45, 60, 75, 90])
+
+  const bySource = await inject(app, { method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { source: 'import', device: 3, angle: 90 } })
+  assert.equal(bySource.json().deleted, 12)
+  const everything = await inject(app, { method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { all: true } })
+  assert.equal(everything.json().deleted, 72)
+  assert.equal((await dataset(app)).total, 0)
+})
