@@ -1,6 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import type { App } from '../../../core/app.js'
 import { loadBackend } from '../../../plugins/model/backend.js'
 import { Predictor } from '../../../plugins/model/predictor.js'
 import type { ModelMeta } from '../../../plugins/model/trainer.js'
@@ -8,10 +10,44 @@ import type { Evaluation, ModelVersionInfo, TrainingProgress } from '../../../sc
 import type { ModelList } from '../../../schemas/training.js'
 import { ADMIN, buildTestApp } from '../../helper.js'
 import { sessionCsv, sessionSlice } from '../model/training-fixture.js'
-import { inject } from './inject.js'
 
-test('end to end over HTTP: import a slice of session A, train in the worker, download the version, classify frames', async (t) => {
+/** What the test reads of an answer (the subset of app.inject's response it uses). */
+interface HttpAnswer {
+  statusCode: number
+  headers: Record<string, string>
+  body: string
+  rawPayload: Buffer
+  json: <T = Record<string, unknown>>() => T
+}
+
+/**
+ * One request over a real socket to the app's listening server (app.inject's
+ * call shape): an object payload is sent as JSON, a string as it is.
+ */
+async function inject (app: App, options: { method: 'GET' | 'POST', url: string, headers?: Record<string, string>, payload?: string | object }): Promise<HttpAnswer> {
+  const { port } = app.server.address() as AddressInfo
+  const headers: Record<string, string> = { ...options.headers }
+  let body: string | undefined
+  if (typeof options.payload === 'string') body = options.payload
+  else if (options.payload !== undefined) {
+    body = JSON.stringify(options.payload)
+    headers['content-type'] ??= 'application/json'
+  }
+  const response = await fetch(`http://127.0.0.1:${port}${options.url}`, { method: options.method, headers, body })
+  const rawPayload = Buffer.from(await response.arrayBuffer())
+  const text = rawPayload.toString('utf8')
+  return {
+    statusCode: response.status,
+    headers: Object.fromEntries(response.headers),
+    body: text,
+    rawPayload,
+    json: <T>() => JSON.parse(text) as T
+  }
+}
+
+test('end to end over HTTP on a listening server: import a slice of session A, train in the worker, download the version, classify frames', async (t) => {
   const app = await buildTestApp(t)
+  await app.listen({ port: 0, host: '127.0.0.1' })
   const imported = await inject(app, { method: 'POST', url: '/training/post/import', headers: { ...ADMIN, 'content-type': 'text/csv' }, payload: sessionCsv(sessionSlice(40)) })
   assert.equal(imported.statusCode, 200, imported.body)
   assert.equal(imported.json().imported, 280)
