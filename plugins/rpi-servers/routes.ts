@@ -37,14 +37,22 @@ async function decodeStringBody (request: FastifyRequest): Promise<void> {
 }
 
 /**
- * ajv runs with coerceTypes, which turns an ID of null into 0 and true into 1:
- * a broken Pi would pose as device 0. Refuse those before the schema coerces them.
+ * ajv runs with coerceTypes, which turns an ID of null into 0 and true into 1
+ * (a broken Pi would pose as device 0) and a NAME of 123 or true into a string.
+ * Refuse those before the schema coerces them; an ID sent as a numeric string
+ * stays accepted, as the original took it.
  */
-async function refuseCoercibleId (request: FastifyRequest): Promise<void> {
+async function refuseCoercibleFields (request: FastifyRequest): Promise<void> {
   const body = request.body
-  if (body === null || typeof body !== 'object' || !('ID' in body)) return
-  const id = (body as { ID: unknown }).ID
-  if (id === null || typeof id === 'boolean') throw new BadRequestError(`body/ID must be an integer 0..32767, got ${String(id)}`)
+  if (body === null || typeof body !== 'object') return
+  if ('ID' in body) {
+    const id = (body as { ID: unknown }).ID
+    if (id === null || typeof id === 'boolean') throw new BadRequestError(`body/ID must be an integer 0..32767, got ${String(id)}`)
+  }
+  if ('NAME' in body) {
+    const name = (body as { NAME: unknown }).NAME
+    if (typeof name !== 'string') throw new BadRequestError(`body/NAME must be a non-empty string of at most 64 characters, got ${JSON.stringify(name)}`)
+  }
 }
 
 /** Keep-alives, the live list, the known list, and frame ingest. */
@@ -54,7 +62,7 @@ export const rpiServerRoutes: FastifyPluginAsyncTypebox<RpiServerRouteOptions> =
 
   app.post('/server/post/keep_alive', {
     onRequest: app.requireDevice,
-    preValidation: [decodeStringBody, refuseCoercibleId],
+    preValidation: [decodeStringBody, refuseCoercibleFields],
     schema: {
       tags,
       summary: 'A Pi says it is alive; its address is recorded (legacy)',
@@ -86,7 +94,7 @@ export const rpiServerRoutes: FastifyPluginAsyncTypebox<RpiServerRouteOptions> =
 
   app.post('/server/post/frames', {
     onRequest: app.requireDevice,
-    preValidation: refuseCoercibleId,
+    preValidation: refuseCoercibleFields,
     bodyLimit,
     schema: {
       tags,
