@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import fastifyStatic from '@fastify/static'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { NotFoundError } from '../../core/errors.js'
@@ -23,7 +23,11 @@ export interface DocsOptions {
 export default fp<DocsOptions>(async (app, options) => {
   const dir = options.dir ?? DOCS_SITE_DIR
   const index = join(dir, 'index.html')
-  if (!existsSync(index)) app.log.warn({ dir }, 'the docs site has not been generated: /docs/ answers 404 until `npm run docs` has run')
+  if (!existsSync(index)) {
+    app.log.warn({ dir }, 'the docs site has not been generated: /docs/ answers 404 until `npm run docs` has run')
+    // @fastify/static warns again about a missing root; an empty folder says nothing new, so make one if we may
+    try { mkdirSync(dir, { recursive: true }) } catch { /* a read-only checkout: the second warning stays */ }
+  }
 
   // in its own context, so the hook below guards the docs routes only
   await app.register(async (docs) => {
