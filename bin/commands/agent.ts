@@ -5,11 +5,11 @@
  * Exit codes: 0 input ended and everything was handed over (or a stop signal
  * was handled), 1 frames were left unsent or the input failed, 2 bad usage.
  */
-import { parseArgs } from 'node:util'
 import { Agent, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_MS, DEFAULT_KEEP_ALIVE_MS, DEFAULT_QUEUE_CAPACITY, type AgentSummary } from '../../agent/agent.js'
 import { serialLines, streamLines, type LineSource } from '../../agent/line-source.js'
 import { HttpTransport } from '../../agent/transport.js'
 import { MAX_NAME_LENGTH, MAX_FRAMES_PER_REQUEST } from '../../schemas/rpi-servers.js'
+import { parseOptions, UsageError } from './command-line.js'
 
 const USAGE = `usage: doorsense agent --server URL --name NAME --id ID (--stdin | --serial PATH) [options]
 
@@ -35,9 +35,6 @@ Prints one summary line on stderr at the end: read, sent, rejected, dropped, ski
 
 /** How long a stop signal leaves for sending what is queued (systemd waits 90 s before SIGKILL). */
 const SIGNAL_DRAIN_MS = 5_000
-
-/** A command-line mistake: exit 2 with the usage. */
-class UsageError extends Error {}
 
 /** The validated command line. */
 export interface AgentArgs {
@@ -70,32 +67,22 @@ function integer (option: string, value: string | undefined, fallback: number, m
  * @throws {UsageError} naming the wrong option
  */
 export function parseAgentArgs (argv: string[], env: Record<string, string | undefined> = process.env): AgentArgs {
-  let values
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        server: { type: 'string' },
-        name: { type: 'string' },
-        id: { type: 'string' },
-        stdin: { type: 'boolean', default: false },
-        serial: { type: 'string' },
-        baud: { type: 'string' },
-        infer: { type: 'boolean', default: false },
-        token: { type: 'string' },
-        batch: { type: 'string' },
-        'flush-ms': { type: 'string' },
-        queue: { type: 'string' },
-        'keep-alive-ms': { type: 'string' },
-        'timeout-ms': { type: 'string' },
-        'drain-ms': { type: 'string' }
-      }
-    }))
-  } catch (err) {
-    throw new UsageError((err as Error).message)
-  }
+  const values = parseOptions(argv, {
+    server: { type: 'string' },
+    name: { type: 'string' },
+    id: { type: 'string' },
+    stdin: { type: 'boolean', default: false },
+    serial: { type: 'string' },
+    baud: { type: 'string' },
+    infer: { type: 'boolean', default: false },
+    token: { type: 'string' },
+    batch: { type: 'string' },
+    'flush-ms': { type: 'string' },
+    queue: { type: 'string' },
+    'keep-alive-ms': { type: 'string' },
+    'timeout-ms': { type: 'string' },
+    'drain-ms': { type: 'string' }
+  })
   if (values.server === undefined) throw new UsageError('--server URL is required')
   let url: URL
   try {

@@ -8,12 +8,12 @@
  * Exit codes: 0 ok, 1 bad arguments or an unreadable/invalid file, 2 training failed.
  */
 import { readFileSync } from 'node:fs'
-import { parseArgs } from 'node:util'
 import { readSessionCsv } from '../../domain/session-csv.js'
 import { DEFAULT_SMOOTHER_OPTIONS, scoreSmoothed, sequencesByLabel } from '../../domain/smoother.js'
 import { chooseBackend, type BackendRequest, type ChosenBackend } from '../../plugins/model/backend.js'
 import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel, type EpochReport, type ModelMeta, type TrainedModel, type TrainerInput } from '../../plugins/model/trainer.js'
 import type { Evaluation, TrainingOptions } from '../../schemas/model.js'
+import { epochProgress, parseOptions, processIo, UsageError, type CommandIo } from './command-line.js'
 
 const D = DEFAULT_TRAINING_OPTIONS
 
@@ -36,15 +36,6 @@ and reports on the held-out tail of each label. Nothing is stored.
   --backend B           auto | gpu | node | cpu TensorFlow.js backend (default auto)
 
 Exit codes: 0 ok, 1 bad arguments or unreadable file, 2 training failed.`
-
-/** Where the command writes (the process's streams, or a test's). */
-export interface EvalIo {
-  stdout: { write: (text: string) => unknown }
-  stderr: { write: (text: string) => unknown, isTTY?: boolean, columns?: number }
-}
-
-/** A command-line mistake: exit 1 with the message. */
-class UsageError extends Error {}
 
 /** The validated command line. */
 export interface EvalArgs {
@@ -71,31 +62,21 @@ function numberOption (flag: string, value: string | undefined): number | undefi
  * @throws {UsageError} naming the wrong option
  */
 export function parseEvalArgs (argv: string[]): EvalArgs | 'help' {
-  let values
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        data: { type: 'string' },
-        holdout: { type: 'string' },
-        json: { type: 'boolean' },
-        epochs: { type: 'string' },
-        architecture: { type: 'string' },
-        features: { type: 'string' },
-        'batch-size': { type: 'string' },
-        'learning-rate': { type: 'string' },
-        l2: { type: 'string' },
-        'early-stopping': { type: 'boolean' },
-        seed: { type: 'string' },
-        backend: { type: 'string' },
-        help: { type: 'boolean', short: 'h' }
-      }
-    }))
-  } catch (err) {
-    throw new UsageError((err as Error).message)
-  }
+  const values = parseOptions(argv, {
+    data: { type: 'string' },
+    holdout: { type: 'string' },
+    json: { type: 'boolean' },
+    epochs: { type: 'string' },
+    architecture: { type: 'string' },
+    features: { type: 'string' },
+    'batch-size': { type: 'string' },
+    'learning-rate': { type: 'string' },
+    l2: { type: 'string' },
+    'early-stopping': { type: 'boolean' },
+    seed: { type: 'string' },
+    backend: { type: 'string' },
+    help: { type: 'boolean', short: 'h' }
+  })
   if (values.help) return 'help'
   if (values.data === undefined || values.data.trim() === '') throw new UsageError('--data FILE.csv is required')
   const backend = values.backend ?? 'auto'
@@ -196,31 +177,21 @@ export function formatReport (report: EvalReport): string {
   return lines.join('\n') + '\n'
 }
 
-/** Epoch progress on stderr: a redrawn bar on a terminal, else a line per tenth of the run. */
-function progressReporter (stderr: EvalIo['stderr'], earlyStopping: boolean): { onEpoch: (report: EpochReport) => void, end: () => void } {
-  let drawn = false
+/** Epoch progress on stderr, with the figures eval watches. */
+function progressReporter (stderr: CommandIo['stderr'], earlyStopping: boolean): { onEpoch: (report: EpochReport) => void, end: () => void } {
+  const bar = epochProgress(stderr)
   // without early stopping the watched part is the hold-out itself (shown, never used to decide)
   const watched = earlyStopping ? 'val acc' : 'held-out acc'
   return {
     onEpoch (report) {
-      const figures = `loss ${report.loss.toFixed(3)} train acc ${f3(report.accuracy)}${report.validationAccuracy === undefined ? '' : ` ${watched} ${f3(report.validationAccuracy)}`}`
-      if (stderr.isTTY) {
-        const width = 30
-        const done = Math.round(width * report.epoch / report.epochs)
-        stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] epoch ${report.epoch}/${report.epochs} ${figures}\x1b[K`)
-        drawn = true
-      } else if (report.epoch === report.epochs || report.epoch % Math.max(1, Math.round(report.epochs / 10)) === 0) {
-        stderr.write(`epoch ${report.epoch}/${report.epochs} ${figures}\n`)
-      }
+      bar.show(report.epoch, report.epochs, `loss ${report.loss.toFixed(3)} train acc ${f3(report.accuracy)}${report.validationAccuracy === undefined ? '' : ` ${watched} ${f3(report.validationAccuracy)}`}`)
     },
-    end () {
-      if (drawn) stderr.write('\n')
-    }
+    end: bar.end
   }
 }
 
 /** Runs `eval`; resolves to the exit code. */
-export async function run (argv: string[], io: EvalIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function run (argv: string[], io: CommandIo = processIo): Promise<number> {
   let args: EvalArgs | 'help'
   try {
     args = parseEvalArgs(argv)

@@ -6,12 +6,12 @@
  * Exit codes: 0 ok, 1 bad arguments, configuration or file (nothing stored).
  */
 import { createReadStream } from 'node:fs'
-import { parseArgs } from 'node:util'
 import { loadConfig } from '../../core/config.js'
 import { Storage } from '../../core/storage.js'
 import { SampleStore } from '../../plugins/training/sample-store.js'
 import { importSessionCsv } from '../../plugins/training/session-import.js'
 import type { ImportResult } from '../../schemas/training.js'
+import { parseOptions, processIo, type CommandIo } from './command-line.js'
 
 const USAGE = `usage: doorsense import --data FILE.csv [--id DEVICE] [--json]
 
@@ -25,25 +25,11 @@ rejects the file, naming the line.
 
 Environment: DATA_DIR (default ./data). Exit codes: 0 ok, 1 bad arguments or file.`
 
-/** Where a command writes (the process's streams, or a test's). */
-export interface CommandIo {
-  stdout: { write: (text: string) => unknown }
-  stderr: { write: (text: string) => unknown, isTTY?: boolean }
-  env?: Record<string, string | undefined>
-}
-
-const defaultIo: CommandIo = { stdout: process.stdout, stderr: process.stderr }
-
 /** Runs `import`; resolves to the exit code. */
-export async function run (argv: string[], io: CommandIo = defaultIo): Promise<number> {
+export async function run (argv: string[], io: CommandIo = processIo): Promise<number> {
   let values
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: { data: { type: 'string' }, id: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }
-    }))
+    values = parseOptions(argv, { data: { type: 'string' }, id: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } })
   } catch (err) {
     io.stderr.write(`doorsense import: ${(err as Error).message}\n\n${USAGE}\n`)
     return 1

@@ -9,7 +9,6 @@
  * dataset (too few samples), 2 the training failed.
  */
 import { createReadStream } from 'node:fs'
-import { parseArgs } from 'node:util'
 import { loadConfig, type Config } from '../../core/config.js'
 import { Storage } from '../../core/storage.js'
 import { chooseBackend } from '../../plugins/model/backend.js'
@@ -17,7 +16,7 @@ import { ModelHandler, type HandlerLog } from '../../plugins/model/model-service
 import { SampleStore } from '../../plugins/training/sample-store.js'
 import { importSessionCsv } from '../../plugins/training/session-import.js'
 import type { Evaluation, TrainingOptions, TrainingProgress } from '../../schemas/model.js'
-import type { CommandIo } from './import.js'
+import { epochProgress, parseOptions, processIo, type CommandIo } from './command-line.js'
 
 const USAGE = `usage: doorsense train [--data FILE.csv] [--epochs N] [--json]
 
@@ -44,19 +43,14 @@ export interface TrainSummary {
 }
 
 /** Runs `train`; resolves to the exit code. */
-export async function run (argv: string[], io: CommandIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+export async function run (argv: string[], io: CommandIo = processIo): Promise<number> {
   const fail = (code: number, message: string) => {
     io.stderr.write(`doorsense train: ${message}\n`)
     return code
   }
   let values
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: { data: { type: 'string' }, epochs: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }
-    }))
+    values = parseOptions(argv, { data: { type: 'string' }, epochs: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } })
   } catch (err) {
     return fail(1, `${(err as Error).message}\n\n${USAGE}`)
   }
@@ -155,26 +149,15 @@ function stderrLog (stderr: CommandIo['stderr']): HandlerLog {
   return { debug: () => {}, info: () => {}, warn: line('warning'), error: line('error') }
 }
 
-/** Epoch progress on stderr: a redrawn bar on a terminal, else a line per tenth of the run. */
+/** Epoch progress on stderr, from the handler's progress events. */
 function progressReporter (stderr: CommandIo['stderr']): { onProgress: (progress: TrainingProgress) => void, end: () => void } {
-  let drawn = false
+  const bar = epochProgress(stderr, ': ')
   return {
     onProgress (progress) {
       if (progress.epoch === 0 || progress.loss === undefined || progress.state !== 'TRAINING_IN_PROGRESS') return
       const eta = progress.etaSeconds === undefined ? '' : `, ETA ${Math.ceil(progress.etaSeconds)} s`
-      const figures = `loss ${progress.loss.toFixed(3)}, accuracy ${progress.accuracy?.toFixed(3)}${progress.validationAccuracy === undefined ? '' : `, hold-out ${progress.validationAccuracy.toFixed(3)}`}${eta}`
-      if (stderr.isTTY) {
-        const width = 30
-        const done = Math.round(width * progress.epoch / progress.epochs)
-        stderr.write(`\r[${'#'.repeat(done)}${'.'.repeat(width - done)}] epoch ${progress.epoch}/${progress.epochs} ${figures}\x1b[K`)
-        drawn = true
-      } else if (progress.epoch === progress.epochs || progress.epoch % Math.max(1, Math.round(progress.epochs / 10)) === 0) {
-        stderr.write(`epoch ${progress.epoch}/${progress.epochs}: ${figures}\n`)
-      }
+      bar.show(progress.epoch, progress.epochs, `loss ${progress.loss.toFixed(3)}, accuracy ${progress.accuracy?.toFixed(3)}${progress.validationAccuracy === undefined ? '' : `, hold-out ${progress.validationAccuracy.toFixed(3)}`}${eta}`)
     },
-    end () {
-      if (drawn) stderr.write('\n')
-      drawn = false
-    }
+    end: bar.end
   }
 }

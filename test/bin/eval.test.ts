@@ -5,7 +5,8 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Value } from '@sinclair/typebox/value'
-import { run, type EvalIo } from '../../bin/commands/eval.js'
+import type { CommandIo } from '../../bin/commands/command-line.js'
+import { run } from '../../bin/commands/eval.js'
 import { loadConfig } from '../../core/config.js'
 import { PROJECT_ROOT } from '../../core/app.js'
 import { Evaluation } from '../../schemas/model.js'
@@ -31,7 +32,7 @@ function writeSlice (dir: string, name: string, labels: number[], perLabel: numb
 async function evalInProcess (argv: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
   let stdout = ''
   let stderr = ''
-  const io: EvalIo = { stdout: { write: (text) => { stdout += text } }, stderr: { write: (text) => { stderr += text } } }
+  const io: CommandIo = { stdout: { write: (text) => { stdout += text } }, stderr: { write: (text) => { stderr += text } } }
   const code = await run(argv, io)
   return { code, stdout, stderr }
 }
