@@ -28,7 +28,13 @@ export const ConfigSchema = Type.Object({
   INFER_MAX_WAIT_MS: Type.Number({ minimum: 0, maximum: 1000, default: 2, description: 'longest a frame waits for its batch to fill' }),
   INFER_MAX_QUEUE: Type.Integer({ minimum: 1, default: 16384, description: 'frames waiting for the model before requests get 503' }),
   DOOR_WINDOW: Type.Integer({ minimum: 1, maximum: 1000, default: 15, description: 'predictions the door-state smoother averages' }),
-  DOOR_HOLD: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'frames the smoothed evidence must hold before the door state changes' })
+  DOOR_HOLD: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'frames the smoothed evidence must hold before the door state changes' }),
+  MQTT_URL: Type.Optional(Type.String({ pattern: '^mqtts?://[^\\s/]+', description: 'broker for Home Assistant (mqtt://host:1883 or mqtts://…); unset = no MQTT' })),
+  MQTT_USERNAME: Type.Optional(Type.String({ minLength: 1 })),
+  MQTT_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: 'never logged' })),
+  MQTT_DISCOVERY_PREFIX: Type.String({ pattern: '^[^#+\\s]+$', default: 'homeassistant', description: 'Home Assistant\'s discovery prefix' }),
+  MQTT_BASE_TOPIC: Type.String({ pattern: '^[^#+\\s]+$', default: 'doorsense', description: 'topic prefix of doorsense\'s own states, availability and frames in' }),
+  MQTT_CLIENT_ID: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'MQTT client id; default doorsense-<random>' }))
 })
 
 /** The validated, frozen settings object passed down to every part of the app. */
@@ -65,7 +71,7 @@ interface EnvSchemaError extends Error {
 }
 
 /** Variables whose value must never reach a log or a terminal, even when it is wrong. */
-const SECRETS = new Set(['ADMIN_TOKEN', 'DEVICE_TOKEN'])
+const SECRETS = new Set(['ADMIN_TOKEN', 'DEVICE_TOKEN', 'MQTT_PASSWORD'])
 
 /** One line per bad variable, naming it, what it must be and what it was (secrets by length only). */
 function describeEnvErrors (err: EnvSchemaError, data: Record<string, string>): string {
