@@ -14,13 +14,13 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { loadavg, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { buildApp } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
+import { PROJECT_ROOT, RECORDINGS_DIR } from '../core/project.js'
 import type { BenchReport } from './run.js'
 
-const ROOT = resolve(new URL('.', import.meta.url).pathname, '..')
-const CSI_DIR = resolve(ROOT, '../shared/data/csi')
+const CSI_DIR = RECORDINGS_DIR
 const LINES = Number(process.env.BENCH_AGENT_LINES ?? 50_000)
 
 interface AgentRun { seconds: number, peakRssMiB: number, exitCode: number | null, summary: string }
@@ -38,7 +38,7 @@ function peakRss (pid: number): number {
 /** Runs the agent CLI on `input`, polling its peak RSS until it exits. */
 async function runAgent (args: string[], input: string): Promise<AgentRun> {
   const started = process.hrtime.bigint()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/doorsense.ts', 'agent', ...args], { cwd: ROOT, stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, DEVICE_TOKEN: '' } })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/doorsense.ts', 'agent', ...args], { cwd: PROJECT_ROOT, stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, DEVICE_TOKEN: '' } })
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
   let peak = 0

@@ -22,16 +22,17 @@ import autocannon from 'autocannon'
 import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { buildApp, type App } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
+import { RECORDINGS_DIR } from '../core/project.js'
 import { readSessionCsv } from '../domain/session-csv.js'
 import type { BenchReport } from './run.js'
 
-const CSI_DIR = resolve(new URL('.', import.meta.url).pathname, '../../shared/data/csi')
+const CSI_DIR = RECORDINGS_DIR
 const SESSION_A = join(CSI_DIR, 'door-angles-session-a.csv')
 const RPI_RAW = join(CSI_DIR, 'rpi-raw-frames.txt')
 const ROLE_ENV = 'DOORSENSE_BENCH_LOAD_CLIENT'

@@ -11,13 +11,15 @@
 import * as tf from '@tensorflow/tfjs'
 import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
-import { resolve } from 'node:path'
+import { join } from 'node:path'
+import { RECORDINGS_DIR } from '../core/project.js'
 import { readSessionCsv } from '../domain/session-csv.js'
-import { DEFAULT_TRAINING_OPTIONS, trainModel, type TrainerInput } from '../plugins/model/trainer.js'
+import { DEFAULT_TRAINING_OPTIONS, trainModel } from '../ml/trainer.js'
+import { type TrainingSet } from '../ml/training-set.js'
 import type { TrainingOptions } from '../schemas/model.js'
 import type { BenchReport } from './run.js'
 
-const SESSION_A = resolve(new URL('.', import.meta.url).pathname, '../../shared/data/csi/door-angles-session-a.csv')
+const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
 
 interface Config {
   name: string
@@ -85,7 +87,7 @@ export default async function modelComparison (): Promise<BenchReport> {
   tf.enableProdMode()
   const { rows, problems } = readSessionCsv(readFileSync(SESSION_A, 'utf8'))
   if (problems.length) throw new Error(`session A: ${problems[0].reason} (line ${problems[0].line})`)
-  const input: TrainerInput = { kind: 'csi', features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) }
+  const input: TrainingSet = { kind: 'csi', features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) }
   const only = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined
   const seedsOverride = process.env.BENCH_SEEDS ? Number(process.env.BENCH_SEEDS) : undefined
   const loadBefore = loadavg()[0]

@@ -21,14 +21,15 @@ import { fork } from 'node:child_process'
 import { Agent, request } from 'node:http'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { buildApp } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
+import { RECORDINGS_DIR } from '../core/project.js'
 import type { BenchReport } from './run.js'
 
-const SESSION_A = resolve(new URL('.', import.meta.url).pathname, '../../shared/data/csi/door-angles-session-a.csv')
+const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
 const ROLE_ENV = 'DOORSENSE_BENCH_LIVENESS_CLIENT'
 const ADMIN_TOKEN = 'bench-admin-token-0123456789'
 const P99_GOAL_MS = 20

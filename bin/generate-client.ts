@@ -7,17 +7,9 @@
  * Exit codes: 0 written / up to date, 1 drift (with --check), 2 failure.
  */
 import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { CLIENT_SCHEMA_FILE, OPENAPI_FILE } from '../core/project.js'
 import { generatedFileCommand } from './lib/generated-file.js'
 import openapiTS, { astToString, COMMENT_HEADER, type OpenAPI3 } from 'openapi-typescript'
-
-// not core/app.js's PROJECT_ROOT: importing the app would load the model runtime just to find a folder
-const PROJECT_ROOT = new URL('..', import.meta.url).pathname
-
-/** The OpenAPI document the types come from (written by `npm run openapi`). */
-export const OPENAPI_FILE = join(PROJECT_ROOT, 'openapi.json')
-/** The generated types. */
-export const CLIENT_SCHEMA_FILE = join(PROJECT_ROOT, 'client', 'schema.d.ts')
 
 /** client/schema.d.ts as openapi.json gives it. */
 export async function renderClientSchema (document: OpenAPI3 = JSON.parse(readFileSync(OPENAPI_FILE, 'utf8')) as OpenAPI3): Promise<string> {

@@ -10,14 +10,12 @@
  */
 import { existsSync, renameSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { Application, TSConfigReader, TypeDocReader } from 'typedoc'
-
-const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url))
+import { DOCS_SITE_DIR, PROJECT_ROOT } from '../core/project.js'
 
 /** Where the site goes unless `--out` says otherwise (the docs plugin serves this folder). */
-const DEFAULT_OUT = join(PROJECT_ROOT, 'docs-site')
+const DEFAULT_OUT = DOCS_SITE_DIR
 
 async function main (argv: string[]): Promise<number> {
   let out: string

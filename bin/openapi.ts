@@ -9,12 +9,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { buildApp, PROJECT_ROOT } from '../core/app.js'
+import { buildApp } from '../core/app.js'
+import { OPENAPI_FILE } from '../core/project.js'
 import { loadConfig } from '../core/config.js'
 import { generatedFileCommand } from './lib/generated-file.js'
-
-/** Where the committed document lives. */
-export const OPENAPI_FILE = join(PROJECT_ROOT, 'openapi.json')
 
 /** The OpenAPI document as the schemas give it, formatted as committed. */
 export async function renderOpenApi (): Promise<string> {

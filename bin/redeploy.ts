@@ -28,12 +28,12 @@
  */
 import { writeFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { ConfigError, loadConfig, type Config } from '../core/config.js'
+import { PROJECT_ROOT } from '../core/project.js'
 import { PidFileBusyError, pidFilePath } from '../core/pid-file.js'
 import { startOps, type OpsFlags } from './lib/ops-cli.js'
 import { createOpsLog, errorText, seconds, type OpsLog } from './lib/ops-log.js'
-import { redeployLockPath, releaseRedeployLock, takeRedeployLock } from './lib/redeploy-lock.js'
+import { redeployLockPath, releaseRedeployLock, takeRedeployLock } from '../core/redeploy-lock.js'
 import { readCommand, runCommand } from './lib/run-command.js'
 import {
   healthUrl, liveServerPid, describeOutput, processEnvironment, SERVER_ENTRY, startServerDetached,
@@ -95,9 +95,6 @@ function redeployOptions (flags: OpsFlags): RedeployOptions {
     stopTimeoutMs: flags.milliseconds('stop-timeout', 'REDEPLOY_STOP_TIMEOUT_S', 15)
   }
 }
-
-/** The checkout this script belongs to: the one it redeploys. */
-const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 /** Runs one redeploy; resolves to the exit code. */
 async function main (argv: string[]): Promise<number> {

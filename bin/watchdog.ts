@@ -17,12 +17,12 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import type { Config } from '../core/config.js'
+import { PROJECT_ROOT } from '../core/project.js'
 import { pidFilePath, readPid } from '../core/pid-file.js'
 import { startOps, type OpsFlags } from './lib/ops-cli.js'
 import { createOpsLog, errorText, seconds, type OpsLog } from './lib/ops-log.js'
-import { redeployHolder } from './lib/redeploy-lock.js'
+import { redeployHolder } from '../core/redeploy-lock.js'
 import { runCommand } from './lib/run-command.js'
 import {
   checkHealth, healthUrl, liveServerPid, describeOutput, SERVER_ENTRY, startServerDetached, stopProcess, waitUntilHealthy
@@ -56,9 +56,6 @@ interface WatchdogOptions {
   stopTimeoutMs: number
   restartCmd?: string
 }
-
-/** The checkout whose server this watchdog starts. */
-const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url))
 
 /** The state file's name inside DATA_DIR. */
 const STATE_FILE = 'watchdog-state.json'

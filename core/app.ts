@@ -3,7 +3,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import sensible from '@fastify/sensible'
 import underPressure from '@fastify/under-pressure'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { readFileSync } from 'node:fs'
 import type { Config } from './config.js'
 import { createLogger, type RequestLogging } from './logger.js'
 import { installErrorHandlers, RETRY_AFTER_S } from './errors.js'
@@ -11,18 +10,13 @@ import { storagePlugin } from './storage.js'
 import { authPlugin } from './auth.js'
 import { metricsPlugin } from './metrics.js'
 import { openApiPlugin } from './openapi.js'
+import { APP_VERSION } from './project.js'
 import debug from '../plugins/debug/index.js'
 import rpiServers from '../plugins/rpi-servers/index.js'
 import model from '../plugins/model/index.js'
 import training from '../plugins/training/index.js'
 import inference from '../plugins/inference/index.js'
 import docs from '../plugins/docs/index.js'
-
-/** The project root (the folder holding package.json). */
-export const PROJECT_ROOT = new URL('..', import.meta.url).pathname
-
-/** The version in package.json, reported by /debug/get/version/server. */
-export const APP_VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -15,10 +15,24 @@ export const ForbiddenError: FastifyErrorConstructor = createError('DS_FORBIDDEN
 export const NotFoundError: FastifyErrorConstructor = createError('DS_NOT_FOUND', '%s', 404)
 export const ConflictError: FastifyErrorConstructor = createError('DS_CONFLICT', '%s', 409)
 export const TrainingBusyError: FastifyErrorConstructor = createError('DS_TRAINING_BUSY', '%s', 409)
+export const TooFewSamplesError: FastifyErrorConstructor = createError('DS_TOO_FEW_SAMPLES', '%s', 400)
 export const PayloadTooLargeError: FastifyErrorConstructor = createError('DS_PAYLOAD_TOO_LARGE', '%s', 413)
 export const NoModelError: FastifyErrorConstructor = createError('DS_NO_MODEL', '%s', 503)
 export const OverloadedError: FastifyErrorConstructor = createError('DS_OVERLOADED', '%s', 503)
 export const UnavailableError: FastifyErrorConstructor = createError('DS_UNAVAILABLE', '%s', 503)
+
+/**
+ * What a route tells the caller to do about an error code, appended to the
+ * message: services say what went wrong, only a route knows which route helps.
+ */
+export type ErrorHints = Partial<Record<string, string>>
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Per error code, the hint this route adds to the message (see {@link ErrorHints}). */
+    errorHints?: ErrorHints
+  }
+}
 
 /** Seconds a client is told to wait after a 503 it can retry. */
 export const RETRY_AFTER_S = 1
@@ -36,7 +50,9 @@ export function toErrorBody (err: FastifyError, request?: FastifyRequest): Error
   const statusCode = err.validation ? 400 : statusOf(err)
   // an accidental 5xx says nothing of its cause: not its message, nor a code like ENOENT or SQLITE_BUSY
   const hidden = statusCode >= 500 && !isDeliberate(err)
-  const message = hidden ? 'Internal Server Error' : (request && clearerMessage(err, request)) ?? err.message
+  let message = hidden ? 'Internal Server Error' : (request && clearerMessage(err, request)) ?? err.message
+  const hint = !hidden && err.code ? request?.routeOptions.config?.errorHints?.[err.code] : undefined
+  if (hint) message = `${message} (${hint})`
   const body: ErrorBody = { statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message }
   if (err.code && !hidden) body.code = err.code
   return body

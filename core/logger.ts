@@ -2,6 +2,17 @@ import pino, { type Logger, type StreamEntry } from 'pino'
 import pinoRoll from 'pino-roll'
 import { join } from 'node:path'
 
+/**
+ * What a service outside Fastify logs through: Fastify's logger and pino
+ * children fit it as they are, and so does a CLI's four plain functions.
+ */
+export interface ServiceLog {
+  debug: (object: object, message: string) => void
+  info: (object: object, message: string) => void
+  warn: (object: object, message: string) => void
+  error: (object: object, message: string) => void
+}
+
 /** Folder (inside DATA_DIR) of the daily log files. */
 export const LOG_DIR = 'logs'
 

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { DeviceId, Timestamp } from './common.js'
+import type { PredictionBatch } from './model.js'
 
 /** Most frames one POST /ml/post/batch may carry. */
 export const MAX_BATCH_FRAMES = 4096
@@ -91,3 +92,11 @@ export const DoorStateList = Type.Object({
   doors: Type.Array(DoorState)
 }, { title: 'DoorStateList' })
 export type DoorStateList = Static<typeof DoorStateList>
+
+/** Frames classified for one caller: the model's batch answer for them, whose device they were, and when. */
+export interface ClassifiedFrames extends Omit<PredictionBatch, 'predictions'> {
+  predictions: ReadonlyArray<PredictionBatch['predictions'][number]>
+  device: number | undefined
+  /** When they were classified (ms since the epoch). */
+  at: number
+}

@@ -54,6 +54,14 @@ export const Prediction = Type.Object({
 })
 export type Prediction = Static<typeof Prediction>
 
+/** The answers of one model call, from one model version (the model area's predict, the inference area's micro-batcher). */
+export const PredictionBatch = Type.Object({
+  version: Type.String({ description: 'the model version that answered' }),
+  labels: Type.Array(Type.Number(), { description: 'the class angles, in the order of each prediction\'s probabilities' }),
+  predictions: Type.Array(Prediction)
+})
+export type PredictionBatch = Static<typeof PredictionBatch>
+
 /** Per-class figures of an evaluation. */
 export const ClassFigures = Type.Object({
   label: Type.Number(),

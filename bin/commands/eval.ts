@@ -10,8 +10,10 @@
 import { readFileSync } from 'node:fs'
 import { readSessionCsv } from '../../domain/session-csv.js'
 import { DEFAULT_SMOOTHER_OPTIONS, scoreSmoothed, sequencesByLabel } from '../../domain/smoother.js'
-import { chooseBackend, type BackendRequest, type ChosenBackend } from '../../plugins/model/backend.js'
-import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel, type EpochReport, type ModelMeta, type TrainedModel, type TrainerInput } from '../../plugins/model/trainer.js'
+import { chooseBackend, type BackendRequest, type ChosenBackend } from '../../ml/backend.js'
+import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel } from '../../ml/trainer.js'
+import { type EpochReport, type ModelMeta, type TrainedModel } from '../../ml/model-types.js'
+import { type TrainingSet } from '../../ml/training-set.js'
 import type { Evaluation, TrainingOptions } from '../../schemas/model.js'
 import { epochProgress, parseOptions, processIo, UsageError, type CommandIo } from './command-line.js'
 
@@ -127,14 +129,14 @@ export interface EvalReport extends Evaluation {
  * in recording order: what a door-state smoother would have seen, e.g. for
  * `smoothedAccuracy`.
  */
-export function holdoutStream (trained: TrainedModel, input: TrainerInput): { angles: number[], probabilities: number[][] } {
+export function holdoutStream (trained: TrainedModel, input: TrainingSet): { angles: number[], probabilities: number[][] } {
   const holdout = trained.holdout
   if (!holdout) return { angles: [], probabilities: [] }
   return { angles: holdout.rows.map((row) => input.angles[row]), probabilities: holdout.predictions.map((p) => p.probabilities) }
 }
 
 /** The report of one run. */
-export function evalReport (data: string, input: TrainerInput, trained: TrainedModel, backend: string): EvalReport {
+export function evalReport (data: string, input: TrainingSet, trained: TrainedModel, backend: string): EvalReport {
   const { meta } = trained
   if (!meta.evaluation) throw new Error('the training made no evaluation (no hold-out)')
   const stream = holdoutStream(trained, input)
@@ -218,7 +220,7 @@ export async function run (argv: string[], io: CommandIo = processIo): Promise<n
     io.stderr.write(`doorsense eval: ${args.data} is not a valid session CSV (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${shown.join('\n')}${problems.length > 5 ? '\n  …' : ''}\n`)
     return 1
   }
-  const input: TrainerInput = { kind: 'csi', features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) }
+  const input: TrainingSet = { kind: 'csi', features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) }
 
   let backend: ChosenBackend
   try {

@@ -8,8 +8,8 @@
 import { createReadStream } from 'node:fs'
 import { loadConfig } from '../../core/config.js'
 import { Storage } from '../../core/storage.js'
-import { SampleStore } from '../../plugins/training/sample-store.js'
-import { importSessionCsv } from '../../plugins/training/session-import.js'
+import { SampleStore } from '../../ml/sample-store.js'
+import { importSessionCsv } from '../../ml/session-import.js'
 import type { ImportResult } from '../../schemas/training.js'
 import { parseOptions, processIo, type CommandIo } from './command-line.js'
 

@@ -11,10 +11,11 @@
 import { createReadStream } from 'node:fs'
 import { loadConfig, type Config } from '../../core/config.js'
 import { Storage } from '../../core/storage.js'
-import { chooseBackend } from '../../plugins/model/backend.js'
-import { ModelHandler, type HandlerLog } from '../../plugins/model/model-service.js'
-import { SampleStore } from '../../plugins/training/sample-store.js'
-import { importSessionCsv } from '../../plugins/training/session-import.js'
+import { chooseBackend } from '../../ml/backend.js'
+import type { ServiceLog } from '../../core/logger.js'
+import { ModelHandler } from '../../ml/model-handler.js'
+import { SampleStore } from '../../ml/sample-store.js'
+import { importSessionCsv } from '../../ml/session-import.js'
 import type { Evaluation, TrainingOptions, TrainingProgress } from '../../schemas/model.js'
 import { epochProgress, parseOptions, processIo, type CommandIo } from './command-line.js'
 
@@ -102,7 +103,7 @@ export async function run (argv: string[], io: CommandIo = processIo): Promise<n
       ({ version } = await handler.startTraining(set, options))
     } catch (err) {
       progress.end()
-      return fail((err as { statusCode?: number }).statusCode === 400 ? 1 : 2, (err as Error).message)
+      return fail(exitCodeOf(err), (err as Error).message)
     }
     await handler.waitForTraining()
     progress.end()
@@ -140,8 +141,17 @@ export function formatSummary (summary: TrainSummary): string {
   return lines.join('\n') + '\n'
 }
 
+/** Error codes that mean "fix your input" (exit 1); any other refusal is a training that could not run (exit 2). */
+const INPUT_ERROR_CODES = new Set(['DS_BAD_REQUEST', 'DS_TOO_FEW_SAMPLES'])
+
+/** The exit code for an error the handler threw, from its code. */
+export function exitCodeOf (err: unknown): 1 | 2 {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && INPUT_ERROR_CODES.has(code) ? 1 : 2
+}
+
 /** The handler's warnings and errors as plain lines on stderr; its info is the progress shown anyway. */
-function stderrLog (stderr: CommandIo['stderr']): HandlerLog {
+function stderrLog (stderr: CommandIo['stderr']): ServiceLog {
   const line = (level: string) => (object: object, message: string) => {
     const detail = (object as { message?: string }).message ?? (object as { err?: Error }).err?.message
     stderr.write(`doorsense train: ${level}: ${message}${detail ? `: ${detail}` : ''}\n`)

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { PROJECT_ROOT } from '../../core/app.js'
+import { PROJECT_ROOT } from '../../core/project.js'
 import { createRedeployLauncher } from './redeploy.js'
 import { debugRoutes } from './routes.js'
 

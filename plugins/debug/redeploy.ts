@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { ConflictError } from '../../core/errors.js'
 import { LOG_DIR } from '../../core/logger.js'
 import { PidFileBusyError } from '../../core/pid-file.js'
-import { redeployHolder, takeRedeployLock } from '../../bin/lib/redeploy-lock.js'
+import { redeployHolder, takeRedeployLock } from '../../core/redeploy-lock.js'
 
 /** Starts bin/redeploy detached for POST /debug/post/redeploy. */
 export interface RedeployLauncher {

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { APP_VERSION } from '../../core/app.js'
+import { APP_VERSION } from '../../core/project.js'
 import { BadRequestError, ConflictError } from '../../core/errors.js'
 import { errorResponses } from '../../schemas/common.js'
 import {

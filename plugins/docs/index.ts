@@ -2,11 +2,8 @@ import fp from 'fastify-plugin'
 import fastifyStatic from '@fastify/static'
 import { existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { NotFoundError } from '../../core/errors.js'
-
-/** Where `npm run docs` writes the typedoc site (gitignored). */
-export const DOCS_SITE_DIR = fileURLToPath(new URL('../../docs-site', import.meta.url))
+import { DOCS_SITE_DIR } from '../../core/project.js'
 
 export interface DocsOptions {
   /** the generated site to serve; defaults to {@link DOCS_SITE_DIR} */

@@ -1,27 +1,11 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram } from 'prom-client'
-import type { Prediction } from '../../schemas/model.js'
+import type { ClassifiedFrames } from '../../schemas/inference.js'
+import type { Prediction, PredictionBatch } from '../../schemas/model.js'
 import { MicroBatcher } from './micro-batcher.js'
 import { DoorStates } from './door-states.js'
 import { DoorStateStream } from './door-state-stream.js'
 import { inferenceRoutes } from './routes.js'
-
-/** What the model answers for one classify call (the shape of app.model.predict's PredictionBatch). */
-export interface ModelAnswer {
-  version: string
-  labels: number[]
-  predictions: Prediction[]
-}
-
-/** Frames classified for one caller: its predictions, in order, and the model that made them. */
-export interface ClassifiedFrames {
-  version: string
-  labels: number[]
-  predictions: readonly Prediction[]
-  device: number | undefined
-  /** When they were classified (ms since the epoch). */
-  at: number
-}
 
 /** The most recent prediction of the process (legacy GET /ml/get/inference_results). */
 export interface LatestPrediction {
@@ -76,7 +60,7 @@ export default fp(async (app) => {
   const framesClassified = new Counter({ name: 'doorsense_inference_frames_total', help: 'frames classified', registers: [app.metrics] })
 
   // read app.model at call time: the model area owns the decorator and its swaps
-  const batcher = new MicroBatcher<ModelAnswer>((frames) => app.model.predict(frames), {
+  const batcher = new MicroBatcher<PredictionBatch>((frames) => app.model.predict(frames), {
     maxBatch: config.INFER_MAX_BATCH,
     maxWaitMs: config.INFER_MAX_WAIT_MS,
     maxQueue: config.INFER_MAX_QUEUE,

@@ -1,23 +1,29 @@
 import type { FastifyError } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import type { App } from '../../core/app.js'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { BadFrameError, NoModelError, NotFoundError } from '../../core/errors.js'
 import { FrameError, parseFrame } from '../../domain/frames.js'
 import { errorResponses } from '../../schemas/common.js'
+import type { ClassifiedFrames } from '../../schemas/inference.js'
 import {
   BatchRequest, BatchResponse, DoorStateList, InferenceRequest, InferenceResult, MAX_BATCH_FRAMES,
   type BatchFrameResult
 } from '../../schemas/inference.js'
-import type { ClassifiedFrames } from './index.js'
 import type { DoorStateStream } from './door-state-stream.js'
 
 /** A batch of MAX_BATCH_FRAMES frames at full float precision as text runs to ~10 MB. */
 const BATCH_BODY_LIMIT = 16 * 1024 * 1024
 
 /** The /ml routes: legacy single-frame inference, batch classification, door states. */
-export async function inferenceRoutes (app: App, options: { stream: DoorStateStream }): Promise<void> {
-  const { stream } = options
+/** Where a model comes from, said on every 503 "no model yet". */
+const NO_MODEL_HINT = { DS_NO_MODEL: 'train one with POST /training/post/train' }
 
+export interface InferenceRouteOptions {
+  stream: DoorStateStream
+}
+
+/** The /ml routes: legacy single-frame inference, batch classification, door states. */
+export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRouteOptions> = async (app, { stream }) => {
   /**
    * Queues frames for the model and, when a capture session is open for the
    * device, stores them as labelled samples too. Capture happens only once
@@ -46,6 +52,7 @@ export async function inferenceRoutes (app: App, options: { stream: DoorStateStr
   }
 
   app.post('/ml/post/inference', {
+    config: { errorHints: NO_MODEL_HINT },
     onRequest: app.requireDevice,
     schema: {
       summary: 'Classify one frame (legacy)',
@@ -78,6 +85,7 @@ export async function inferenceRoutes (app: App, options: { stream: DoorStateStr
   })
 
   app.post('/ml/post/batch', {
+    config: { errorHints: NO_MODEL_HINT },
     onRequest: app.requireDevice,
     bodyLimit: Math.max(app.config.BODY_LIMIT, BATCH_BODY_LIMIT),
     schema: {

@@ -5,7 +5,7 @@
  */
 import { ConflictError } from '../../core/errors.js'
 import type { CaptureStatus, SampleSource } from '../../schemas/training.js'
-import type { SampleStore } from './sample-store.js'
+import type { SampleStore } from '../../ml/sample-store.js'
 
 interface Session {
   device: number

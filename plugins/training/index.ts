@@ -3,7 +3,7 @@ import type { SampleSource as SampleSourceSchema } from '../../schemas/training.
 import { CaptureSessions } from './capture-sessions.js'
 import { ProgressStreams } from './progress-streams.js'
 import { trainingRoutes } from './routes.js'
-import { SampleStore } from './sample-store.js'
+import { SampleStore } from '../../ml/sample-store.js'
 
 /** Where a labelled frame came from. */
 export type SampleSource = SampleSourceSchema

@@ -15,8 +15,8 @@ import {
 import type { CaptureSessions } from './capture-sessions.js'
 import { legacyCsiRows, legacyRssiRows } from './legacy-data.js'
 import { currentProgress, type ProgressStreams } from './progress-streams.js'
-import { labelCounts, type NewSample, type SampleStore, type StoredTrainingSet } from './sample-store.js'
-import { importSessionCsv } from './session-import.js'
+import { labelCounts, type NewSample, type SampleStore, type StoredTrainingSet } from '../../ml/sample-store.js'
+import { importSessionCsv } from '../../ml/session-import.js'
 
 export interface TrainingRouteOptions {
   samples: SampleStore
@@ -35,6 +35,10 @@ const ModelFile = Type.Unknown({ description: 'the file as stored' })
  * The training routes: samples in (CSV import, JSON samples, legacy DATA,
  * capture sessions), training and its progress, model versions and downloads.
  */
+/** What to do about a run in progress, and about an unknown version. */
+const WAIT_FOR_TRAINING = 'wait until GET /training/get/training_status says it ended'
+const LIST_VERSIONS = 'GET /training/get/models lists them'
+
 export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = async (app, { samples, captures, streams }) => {
   const importLimit = app.config.IMPORT_BODY_LIMIT
   // the CSV reaches the handler as the raw stream: it is read line by line, never held whole
@@ -89,6 +93,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
   })
 
   app.post('/training/post/train', {
+    config: { errorHints: { DS_TOO_FEW_SAMPLES: 'add samples of that angle, or remove a stray label with POST /training/post/delete_samples', DS_TRAINING_BUSY: WAIT_FOR_TRAINING } },
     onRequest: app.requireAdmin,
     bodyLimit: importLimit,
     // the original clients may post no body at all: that means {}
@@ -172,6 +177,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
   }, async () => ({ active: app.model.active?.version ?? null, versions: app.model.versions() }))
 
   app.post('/training/post/activate', {
+    config: { errorHints: { DS_NOT_FOUND: LIST_VERSIONS, DS_TRAINING_BUSY: WAIT_FOR_TRAINING } },
     onRequest: app.requireAdmin,
     schema: {
       tags,

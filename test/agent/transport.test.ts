@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, type AgentOptions } from '../../agent/agent.js'
 import { HttpTransport, type HttpTransportOptions } from '../../agent/transport.js'
 import { ESP32_LINES, RPI_RAW_FRAMES } from '../helper.js'
-import { framesReceived, freePort, getJson, listen } from './live-server.js'
+import { framesReceived, freePort, getJson, listen } from '../fixtures/live-server.js'
 
 const esp32Lines = readFileSync(ESP32_LINES, 'utf8').split('\n').filter((line) => line.trim() !== '')
 const piFrames = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')

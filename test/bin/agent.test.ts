@@ -3,10 +3,10 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { execa } from 'execa'
 import { formatSummary, parseAgentArgs, run as runAgent } from '../../bin/commands/agent.js'
-import { PROJECT_ROOT } from '../../core/app.js'
+import { PROJECT_ROOT } from '../../core/project.js'
 import { readSessionCsv } from '../../domain/session-csv.js'
 import { ESP32_LINES, RPI_RAW_FRAMES, SESSION_A_CSV } from '../helper.js'
-import { framesReceived, getJson, listen } from '../agent/live-server.js'
+import { framesReceived, getJson, listen } from '../fixtures/live-server.js'
 
 const esp32Lines = readFileSync(ESP32_LINES, 'utf8').split('\n').filter((line) => line.trim() !== '')
 const piFrames = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')

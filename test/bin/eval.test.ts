@@ -8,7 +8,7 @@ import { Value } from '@sinclair/typebox/value'
 import type { CommandIo } from '../../bin/commands/command-line.js'
 import { run } from '../../bin/commands/eval.js'
 import { loadConfig } from '../../core/config.js'
-import { PROJECT_ROOT } from '../../core/app.js'
+import { PROJECT_ROOT } from '../../core/project.js'
 import { Evaluation } from '../../schemas/model.js'
 import { SESSION_A_CSV, tempDir } from '../helper.js'
 

@@ -4,11 +4,11 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { execa } from 'execa'
 import Database from 'better-sqlite3'
-import { PROJECT_ROOT } from '../../core/app.js'
+import { PROJECT_ROOT } from '../../core/project.js'
 import { DATABASE_FILE } from '../../core/storage.js'
 import { run } from '../../bin/commands/import.js'
 import { tempDir } from '../helper.js'
-import { sessionCsv, sessionSlice } from '../plugins/model/training-fixture.js'
+import { sessionCsv, sessionSlice } from '../fixtures/training.js'
 
 /** Captures what a command writes. */
 function io (env: Record<string, string>) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { isRunning } from '../../bin/lib/server-process.js'
-import { deployedServer, explain, V1_VERSION } from './ops-fixture.js'
+import { deployedServer, explain, V1_VERSION } from '../fixtures/ops.js'
 
 test('bin/redeploy rolls back a new version that does not come up', { timeout: 600_000 }, async (t) => {
   const { repo, tracker, v1, pid: v1Pid, redeploy, servedVersion, head } = await deployedServer(t)

@@ -6,8 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { execa } from 'execa'
 import { readPid } from '../../core/pid-file.js'
 import { isRunning } from '../../bin/lib/server-process.js'
-import { redeployLockPath } from '../../bin/lib/redeploy-lock.js'
-import { deployedServer, explain, get, runScript, setVersion, V1_VERSION, waitFor } from './ops-fixture.js'
+import { redeployLockPath } from '../../core/redeploy-lock.js'
+import { deployedServer, explain, get, runScript, setVersion, V1_VERSION, waitFor } from '../fixtures/ops.js'
 
 /** Polls the liveness route while `work` runs; the longest stretch between two good answers is the downtime a client sees. */
 async function pollDuring<T> (env: Record<string, string>, work: Promise<T>): Promise<{ result: T, downtimeMs: number, failedPolls: number }> {

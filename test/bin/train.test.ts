@@ -3,10 +3,10 @@ import assert from 'node:assert/strict'
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { execa } from 'execa'
-import { buildApp, PROJECT_ROOT } from '../../core/app.js'
+import { PROJECT_ROOT } from '../../core/project.js'
 import { formatSummary, run, type TrainSummary } from '../../bin/commands/train.js'
-import { tempDir, testConfig } from '../helper.js'
-import { sessionCsv, sessionSlice } from '../plugins/model/training-fixture.js'
+import { buildTestApp, tempDir } from '../helper.js'
+import { sessionCsv, sessionSlice } from '../fixtures/training.js'
 
 function io (env: Record<string, string>) {
   const out = { stdout: '', stderr: '' }
@@ -41,9 +41,7 @@ test('doorsense train --data imports, trains and activates (the real command lin
   assert.match(formatSummary(summary), new RegExp(`^trained and activated ${summary.version} on 175 samples in [\\d.]+ s \\(cpu backend\\)\\nfiles: ${summary.dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\nblocked hold-out \\(35 rows\\): accuracy [\\d.]+, open/closed accuracy [\\d.]+, F1 \\(closed\\) [\\d.]+\\n$`))
 
   // the server starts on the version the CLI activated
-  const app = await buildApp(testConfig(dataDir))
-  t.after(() => app.close())
-  await app.ready()
+  const app = await buildTestApp(t, {}, { dataDir })
   assert.equal(app.model.state, 'FINISHED_TRAINING')
   assert.equal(app.model.active?.version, summary.version)
   assert.deepEqual(app.model.versions().map((v) => v.version), [summary.version])

@@ -2,12 +2,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { PROJECT_ROOT } from '../../core/app.js'
+import { PROJECT_ROOT } from '../../core/project.js'
 import { readPid } from '../../core/pid-file.js'
 import { isDoorsenseServer, isRunning } from '../../bin/lib/server-process.js'
-import { redeployLockPath } from '../../bin/lib/redeploy-lock.js'
+import { redeployLockPath } from '../../core/redeploy-lock.js'
 import { tempDir } from '../helper.js'
-import { explain, freePort, get, runScript, serverEnv, ServerTracker, waitFor, type ScriptRun } from './ops-fixture.js'
+import { explain, get, runScript, serverEnv, ServerTracker, waitFor, type ScriptRun } from '../fixtures/ops.js'
+import { freePort } from '../fixtures/live-server.js'
 
 test('bin/watchdog keeps one server alive', { timeout: 600_000 }, async (t) => {
   const dataDir = tempDir(t, 'doorsense-watchdog-')

@@ -11,17 +11,16 @@ import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createDoorsenseClient } from '../../client/index.js'
 import { ADMIN_TOKEN, ESP32_LINES, RPI_RAW_FRAMES, SESSION_A_CSV } from '../helper.js'
-import { listen, patientFetch } from '../agent/live-server.js'
+import { listen } from '../fixtures/live-server.js'
 
 const DEVICE_TOKEN = 'client-test-device-token'
 const esp32Lines = readFileSync(ESP32_LINES, 'utf8').split('\n').filter((line) => line.trim() !== '')
 const piFrames = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
 
-// patientFetch only waits out the load shedding of a busy test machine (503 + Retry-After)
 test('the legacy flow through the typed client, against a listening server', async (t) => {
   const { url } = await listen(t, { DEVICE_TOKEN })
-  const pi = createDoorsenseClient(url, { token: DEVICE_TOKEN, fetch: patientFetch })
-  const admin = createDoorsenseClient(url, { token: ADMIN_TOKEN, fetch: patientFetch })
+  const pi = createDoorsenseClient(url, { token: DEVICE_TOKEN })
+  const admin = createDoorsenseClient(url, { token: ADMIN_TOKEN })
 
   // keep-alive and the live list
   const alive = await pi.POST('/server/post/keep_alive', { body: { NAME: 'pi-porch', ID: 5 } })
@@ -90,7 +89,7 @@ test('the legacy flow through the typed client, against a listening server', asy
 
 test('errors come back typed; a wrong body is a TypeScript error (and a 400)', async (t) => {
   const { url } = await listen(t, { DEVICE_TOKEN })
-  const pi = createDoorsenseClient(url, { token: DEVICE_TOKEN, fetch: patientFetch })
+  const pi = createDoorsenseClient(url, { token: DEVICE_TOKEN })
 
   // the device token does not grant admin routes
   const train = await pi.POST('/training/post/train', { body: {} })
@@ -98,7 +97,7 @@ test('errors come back typed; a wrong body is a TypeScript error (and a 400)', a
   assert.equal(train.error?.statusCode, 403)
   assert.match(train.error?.message ?? '', /device token does not grant admin routes/)
 
-  const stranger = createDoorsenseClient(url, { fetch: patientFetch })
+  const stranger = createDoorsenseClient(url)
   const unauthorised = await stranger.POST('/server/post/frames', { body: { ID: 5, frames: [piFrames[0]] } })
   assert.equal(unauthorised.error?.statusCode, 401)
 

@@ -2,7 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import type { OpenAPI3 } from 'openapi-typescript'
-import { CLIENT_SCHEMA_FILE, OPENAPI_FILE, renderClientSchema } from '../../bin/generate-client.js'
+import { renderClientSchema } from '../../bin/generate-client.js'
+import { CLIENT_SCHEMA_FILE, OPENAPI_FILE } from '../../core/project.js'
 
 test('client/schema.d.ts is what openapi.json gives (run `npm run client` after `npm run openapi`)', async () => {
   const rendered = await renderClientSchema()

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { isAbsolute, join, resolve } from 'node:path'
 import { execa } from 'execa'
-import { PROJECT_ROOT } from '../../core/app.js'
+import { PROJECT_ROOT } from '../../core/project.js'
 import { ConfigError, ConfigSchema, loadConfig } from '../../core/config.js'
 import { tempDir } from '../helper.js'
 

@@ -2,9 +2,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { buildApp } from '../../core/app.js'
 import { createLogger, LOG_DIR } from '../../core/logger.js'
-import { tempDir, testConfig } from '../helper.js'
+import { buildTestApp, tempDir } from '../helper.js'
 
 /** Every JSON line of every file in DATA_DIR/logs. */
 function fileLines (dataDir: string): Array<Record<string, unknown>> {
@@ -25,8 +24,7 @@ function today (): string {
 
 test('with LOG_TO_FILE a daily file appears in DATA_DIR/logs and gets the request lines', async (t) => {
   const dataDir = tempDir(t)
-  const app = await buildApp(testConfig(dataDir, { LOG_LEVEL: 'info', LOG_TO_FILE: 'true' }))
-  await app.ready()
+  const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_TO_FILE: 'true' }, { dataDir })
   const files = readdirSync(join(dataDir, LOG_DIR))
   assert.equal(files.length, 1)
   assert.match(files[0], new RegExp(`^doorsense\\.${today()}\\.\\d+\\.log$`))
@@ -42,8 +40,7 @@ test('with LOG_TO_FILE a daily file appears in DATA_DIR/logs and gets the reques
 
 test('LOG_TO_FILE=false writes no file', async (t) => {
   const dataDir = tempDir(t)
-  const app = await buildApp(testConfig(dataDir, { LOG_LEVEL: 'info', LOG_TO_FILE: 'false' }))
-  await app.ready()
+  const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_TO_FILE: 'false' }, { dataDir })
   await app.inject({ method: 'GET', url: '/debug/get/time' })
   await app.close()
   assert.equal(existsSync(join(dataDir, LOG_DIR)), false)
@@ -51,8 +48,7 @@ test('LOG_TO_FILE=false writes no file', async (t) => {
 
 test('with requestLogging.enabled=false no request lines are written, and turning it on again resumes them', async (t) => {
   const dataDir = tempDir(t)
-  const app = await buildApp(testConfig(dataDir, { LOG_LEVEL: 'info', LOG_TO_FILE: 'true' }))
-  await app.ready()
+  const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_TO_FILE: 'true' }, { dataDir })
   app.requestLogging.enabled = false
   await app.inject({ method: 'GET', url: '/debug/get/time?quiet=1' })
   await app.inject({ method: 'GET', url: '/no/such/route?quiet=2' })
@@ -72,8 +68,7 @@ test('with requestLogging.enabled=false no request lines are written, and turnin
 test('app.close() closes the log file and leaves no timer behind', async (t) => {
   const dataDir = tempDir(t)
   const before = timerCount()
-  const app = await buildApp(testConfig(dataDir, { LOG_LEVEL: 'info', LOG_TO_FILE: 'true' }))
-  await app.ready()
+  const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_TO_FILE: 'true' }, { dataDir })
   await app.inject({ method: 'GET', url: '/debug/get/time' })
   assert.ok(timerCount() > before, 'expected the running app to hold timers (pino-roll schedules its daily roll)')
   await app.close()

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { APP_VERSION } from '../../core/app.js'
+import { APP_VERSION } from '../../core/project.js'
 import { buildTestApp } from '../helper.js'
 
 interface OpenApiDocument {

@@ -102,9 +102,7 @@ test('the database is in WAL mode, in DATA_DIR, with foreign keys on', (t) => {
 })
 
 test('the app decorates storage and closes it on app.close()', async (t) => {
-  const dir = tempDir(t)
-  const app = await buildApp(testConfig(dir))
-  await app.ready()
+  const app = await buildTestApp(t)
   const db = app.storage.db
   assert.ok(db.open)
   // the areas' migrations were applied at start and recorded
@@ -124,8 +122,7 @@ test('the app refuses to start on a database newer than its build', async (t) =>
   }
   const { area, version } = areas[0]
   const dataDir = tempDir(t)
-  const first = await buildApp(testConfig(dataDir))
-  await first.ready()
+  const first = await buildTestApp(t, {}, { dataDir })
   first.storage.db.prepare('INSERT INTO schema_migrations (area, version) VALUES (?, ?)').run(area, version + 1)
   await first.close()
   // the refusal surfaces from buildApp (plugins are awaited there) or at ready()

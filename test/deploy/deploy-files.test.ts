@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { accessSync, constants, copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs'
 import { join } from 'node:path'
 import { execa } from 'execa'
-import { PROJECT_ROOT } from '../../core/app.js'
+import { PROJECT_ROOT } from '../../core/project.js'
 import { ConfigSchema, loadConfig } from '../../core/config.js'
 import { tempDir } from '../helper.js'
 

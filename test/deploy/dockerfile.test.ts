@@ -3,10 +3,10 @@ import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { execa } from 'execa'
-import { PROJECT_ROOT } from '../../core/app.js'
+import { PROJECT_ROOT } from '../../core/project.js'
 import { ConfigSchema } from '../../core/config.js'
 import { buildTestApp } from '../helper.js'
-import { freePort } from '../bin/ops-fixture.js'
+import { freePort } from '../fixtures/live-server.js'
 
 /*
  * No Docker engine runs here and hadolint is neither a Debian nor an npm

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generatedFileCommand } from '../../../bin/lib/generated-file.js'
-import { OPENAPI_FILE, renderOpenApi } from '../../../bin/openapi.js'
+import { renderOpenApi } from '../../../bin/openapi.js'
+import { OPENAPI_FILE } from '../../../core/project.js'
 import { tempDir } from '../../helper.js'
 
 /** Runs the command, returning the exit code it set and restoring process.exitCode. */

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isRunning } from '../../../bin/lib/server-process.js'
-import { redeployLockPath } from '../../../bin/lib/redeploy-lock.js'
+import { redeployLockPath } from '../../../core/redeploy-lock.js'
 import { createRedeployLauncher, REDEPLOY_LOG } from '../../../plugins/debug/redeploy.js'
 import { ADMIN, buildTestApp, tempDir } from '../../helper.js'
 

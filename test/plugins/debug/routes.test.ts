@@ -1,16 +1,17 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import Fastify from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { PROJECT_ROOT } from '../../../core/app.js'
+import { PROJECT_ROOT } from '../../../core/project.js'
 import { authPlugin } from '../../../core/auth.js'
 import { installErrorHandlers } from '../../../core/errors.js'
 import { debugRoutes } from '../../../plugins/debug/routes.js'
 import type { RedeployLauncher } from '../../../plugins/debug/redeploy.js'
 import { ADMIN, ADMIN_TOKEN, buildTestApp, tempDir } from '../../helper.js'
 
-const packageVersion = (JSON.parse(readFileSync(new URL('package.json', `file://${PROJECT_ROOT}`), 'utf8')) as { version: string }).version
+const packageVersion = (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version
 const isText = (contentType: unknown) => typeof contentType === 'string' && contentType.startsWith('text/plain')
 
 test('exists answers "Success" as text, also to HEAD', async (t) => {

@@ -4,9 +4,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import { execa } from 'execa'
-import { PROJECT_ROOT } from '../../../core/app.js'
+import { PROJECT_ROOT } from '../../../core/project.js'
 import { installErrorHandlers } from '../../../core/errors.js'
-import docs, { DOCS_SITE_DIR } from '../../../plugins/docs/index.js'
+import docs from '../../../plugins/docs/index.js'
+import { DOCS_SITE_DIR } from '../../../core/project.js'
 import { buildTestApp, tempDir } from '../../helper.js'
 
 async function docsApp (t: { after: (fn: () => Promise<void>) => void }, dir: string): Promise<ReturnType<typeof Fastify>> {

@@ -1,12 +1,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { ADMIN } from '../../helper.js'
+import { ADMIN, buildTestApp } from '../../helper.js'
 import type { BatchResponse } from '../../../schemas/inference.js'
 import type { CaptureStatus, DatasetSummary } from '../../../schemas/training.js'
-import { sessionSlice, stringified, trainSmallModel, buildCalmApp } from './model-fixture.js'
+import { stringified } from '../../fixtures/frames.js'
+import { sessionSlice, trainThrough } from '../../fixtures/training.js'
 
 test('frames from a device with an open capture session are also stored as labelled samples', async (t) => {
-  const app = await buildCalmApp(t, { INFER_MAX_QUEUE: '8' })
+  const app = await buildTestApp(t, { INFER_MAX_QUEUE: '8' })
   const rows = sessionSlice(4, 50)
   const capture = await app.inject({ method: 'POST', url: '/training/post/capture', headers: ADMIN, payload: { ID: 5, angle: 45, seconds: 60 } })
   assert.equal(capture.statusCode, 200, capture.body)
@@ -26,7 +27,7 @@ test('frames from a device with an open capture session are also stored as label
   assert.equal(await stored(), 1)
 
   const before = await dataset()
-  await trainSmallModel(app, 20, { epochs: 2 })
+  await trainThrough(app, 20, { epochs: 2 })
   // batch with a bad frame: only the readable ones are captured and classified
   const batch = await app.inject({ method: 'POST', url: '/ml/post/batch', payload: { ID: 5, frames: [stringified(rows[1]), 'not a frame', Array.from(rows[2].features)] } })
   assert.equal(batch.statusCode, 200, batch.body)

@@ -4,7 +4,8 @@ import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { once } from 'node:events'
 import { DoorSmoother } from '../../../domain/smoother.js'
 import type { BatchResponse, DoorState } from '../../../schemas/inference.js'
-import { sessionSlice, trainSmallModel, buildCalmApp } from './model-fixture.js'
+import { buildTestApp } from '../../helper.js'
+import { sessionSlice, trainThrough } from '../../fixtures/training.js'
 
 /** A real HTTP client reading `event: door` messages off the stream. */
 function openStream (port: number): Promise<{ response: IncomingMessage, events: DoorState[], next: (count: number) => Promise<DoorState[]>, ended: Promise<void> }> {
@@ -41,8 +42,8 @@ function openStream (port: number): Promise<{ response: IncomingMessage, events:
 
 test('door-state stream over a real listening server: snapshot, every change in order, ended by app.close()', { timeout: 120_000 }, async (t) => {
   // window 1 and hold 1: every change of the predicted angle is a door-state change
-  const app = await buildCalmApp(t, { DOOR_WINDOW: '1', DOOR_HOLD: '1' })
-  await trainSmallModel(app)
+  const app = await buildTestApp(t, { DOOR_WINDOW: '1', DOOR_HOLD: '1' })
+  await trainThrough(app)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const port = (app.server.address() as { port: number }).port
 

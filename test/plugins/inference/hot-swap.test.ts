@@ -1,12 +1,14 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { InferenceResult } from '../../../schemas/inference.js'
-import { sessionSlice, stringified, trainSmallModel, buildCalmApp } from './model-fixture.js'
+import { buildTestApp } from '../../helper.js'
+import { stringified } from '../../fixtures/frames.js'
+import { sessionSlice, trainThrough } from '../../fixtures/training.js'
 
 test('activating another version under concurrent load: no request fails, answers switch between batches and stay switched', async (t) => {
-  const app = await buildCalmApp(t)
-  const first = await trainSmallModel(app, 20, { epochs: 2, seed: 1 })
-  const second = await trainSmallModel(app, 20, { epochs: 4, seed: 2 })
+  const app = await buildTestApp(t)
+  const first = await trainThrough(app, 20, { epochs: 2, seed: 1 })
+  const second = await trainThrough(app, 20, { epochs: 4, seed: 2 })
   assert.notEqual(first, second)
   assert.equal(app.model.active?.version, second)
 

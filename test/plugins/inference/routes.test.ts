@@ -4,12 +4,14 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { DoorSmoother } from '../../../domain/smoother.js'
 import { parseFrame } from '../../../domain/frames.js'
 import type { BatchResponse, DoorStateList, InferenceResult } from '../../../schemas/inference.js'
-import { esp32Lines, rawPiFrames, sessionSlice, stringified, trainSmallModel, buildCalmApp } from './model-fixture.js'
+import { buildTestApp } from '../../helper.js'
+import { esp32Lines, rawPiFrames, stringified } from '../../fixtures/frames.js'
+import { sessionSlice, trainThrough } from '../../fixtures/training.js'
 
 const close = (a: number[], b: number[]) => a.length === b.length && a.every((value, i) => Math.abs(value - b[i]) < 1e-6)
 
 test('without a model: 503 with Retry-After naming the cause; no latest prediction yet (404)', async (t) => {
-  const app = await buildCalmApp(t)
+  const app = await buildTestApp(t)
   const [row] = sessionSlice(1)
   const single = await app.inject({ method: 'POST', url: '/ml/post/inference', payload: { payload: stringified(row) } })
   assert.equal(single.statusCode, 503)
@@ -26,7 +28,7 @@ test('without a model: 503 with Retry-After naming the cause; no latest predicti
 })
 
 test('a full inference queue answers 503 with Retry-After', async (t) => {
-  const app = await buildCalmApp(t, { INFER_MAX_QUEUE: '2' })
+  const app = await buildTestApp(t, { INFER_MAX_QUEUE: '2' })
   const frames = sessionSlice(1).slice(0, 3).map(stringified)
   const response = await app.inject({ method: 'POST', url: '/ml/post/batch', payload: { frames } })
   assert.equal(response.statusCode, 503)
@@ -36,7 +38,7 @@ test('a full inference queue answers 503 with Retry-After', async (t) => {
 })
 
 test('device routes need the device token when one is set', async (t) => {
-  const app = await buildCalmApp(t, { DEVICE_TOKEN: 'pi-token-123' })
+  const app = await buildTestApp(t, { DEVICE_TOKEN: 'pi-token-123' })
   const [row] = sessionSlice(1)
   const response = await app.inject({ method: 'POST', url: '/ml/post/inference', payload: { payload: stringified(row) } })
   assert.equal(response.statusCode, 401)
@@ -47,8 +49,8 @@ test('device routes need the device token when one is set', async (t) => {
 })
 
 test('with a trained model', async (t) => {
-  const app = await buildCalmApp(t, { STALE_AFTER_S: '1.5' })
-  const version = await trainSmallModel(app)
+  const app = await buildTestApp(t, { STALE_AFTER_S: '1.5' })
+  const version = await trainThrough(app)
   const rows = sessionSlice(3, 100)
 
   await t.test('legacy inference answers the stringified payload, the same frame as an array, and a raw Pi frame', async () => {
@@ -188,7 +190,6 @@ test('with a trained model', async (t) => {
     assert.ok(after.count - before.count < slice.length, `${slice.length} requests took ${after.count - before.count} model calls: they were batched`)
   })
 
-  // last: a 4,096-frame request keeps the event loop busy long enough to trip @fastify/under-pressure on a loaded machine
   await t.test('batch: 4096 frames in one request, answered in order', async () => {
     const slice = sessionSlice(400)
     const frames = Array.from({ length: 4096 }, (_, i) => Array.from(slice[i % slice.length].features))

@@ -2,9 +2,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { buildApp, type App } from '../../../core/app.js'
+import type { App } from '../../../core/app.js'
 import { parseFrame } from '../../../domain/frames.js'
-import { ADMIN, ESP32_LINES, RPI_RAW_FRAMES, SESSION_A_CSV, buildTestApp, tempDir, testConfig } from '../../helper.js'
+import { ADMIN, ESP32_LINES, RPI_RAW_FRAMES, SESSION_A_CSV, buildTestApp, tempDir } from '../../helper.js'
 
 const piLine = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n')[0]
 const esp32Line = readFileSync(ESP32_LINES, 'utf8').split('\n')[0]
@@ -144,15 +144,11 @@ test('a Pi silent for STALE_AFTER_S drops off the live list and the gauge, but s
 
 test('a restart keeps the known Pis but none is live until its next keep-alive', async (t) => {
   const dataDir = tempDir(t)
-  const first = await buildApp(testConfig(dataDir))
-  try {
-    assert.equal((await keepAlive(first, { NAME: 'attic', ID: 11 })).statusCode, 200)
-    assert.equal((await postFrames(first, { ID: 11, frames: [piLine] })).statusCode, 200)
-  } finally {
-    await first.close()
-  }
-  const second = await buildApp(testConfig(dataDir))
-  t.after(() => second.close())
+  const first = await buildTestApp(t, {}, { dataDir })
+  assert.equal((await keepAlive(first, { NAME: 'attic', ID: 11 })).statusCode, 200)
+  assert.equal((await postFrames(first, { ID: 11, frames: [piLine] })).statusCode, 200)
+  await first.close()
+  const second = await buildTestApp(t, {}, { dataDir })
   assert.deepEqual(await liveList(second), [])
   const known = (await second.inject({ url: '/app/get/known_servers' })).json() as Array<{ id: number, name: string, live: boolean }>
   assert.deepEqual(known.map((d) => [d.id, d.name, d.live]), [[11, 'attic', false]])

@@ -2,8 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { ModelList } from '../../../schemas/training.js'
 import { ADMIN, buildTestApp } from '../../helper.js'
-import { sessionSlice } from '../model/training-fixture.js'
-import { inject } from './inject.js'
+import { sessionSlice } from '../../fixtures/training.js'
 
 test('the original {TYPE: "CSI", DATA} body trains on exactly that data and stores it as samples', async (t) => {
   const app = await buildTestApp(t)
@@ -18,7 +17,7 @@ test('the original {TYPE: "CSI", DATA} body trains on exactly that data and stor
   }
   // the legacy clients send numbers as strings at times
   DATA[1][0][0][0] = String(DATA[1][0][0][0]) as unknown as number
-  const response = await inject(app, { method: 'POST', url: '/training/post/train', headers: ADMIN, payload: { TYPE: 'CSI', DATA, epochs: 3, seed: 1 } })
+  const response = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN, payload: { TYPE: 'CSI', DATA, epochs: 3, seed: 1 } })
   assert.equal(response.statusCode, 202, response.body)
   assert.equal(response.json().kind, 'csi')
   assert.equal(response.json().samples, 7 * perAngle)
@@ -42,21 +41,21 @@ test('the original {TYPE: "RSSI", DATA} body trains a separate one-feature RSSI 
   // one reading per frame: the frame's mean magnitude stands in for its RSSI
   const DATA = [0, 15, 30, 45, 60, 75, 90].map((angle) => sessionSlice(20).filter((row) => row.angle === angle)
     .map((row) => row.features.slice(0, 53).reduce((a, b) => a + b, 0) / 53))
-  const response = await inject(app, { method: 'POST', url: '/training/post/train', headers: ADMIN, payload: { TYPE: 'RSSI', DATA, epochs: 3 } })
+  const response = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN, payload: { TYPE: 'RSSI', DATA, epochs: 3 } })
   assert.equal(response.statusCode, 202, response.body)
   assert.equal(response.json().kind, 'rssi')
   await app.model.waitForTraining()
   assert.equal(app.model.state, 'FINISHED_TRAINING', app.model.lastFailure?.message)
   assert.equal(app.model.active, undefined, 'no CSI model: predict() still has nothing to answer with')
 
-  const models = (await inject(app, { method: 'GET', url: '/training/get/models' })).json<ModelList>()
+  const models = (await app.inject({ method: 'GET', url: '/training/get/models' })).json<ModelList>()
   assert.equal(models.active, null)
   assert.deepEqual(models.versions.map((v) => [v.version, v.kind, v.active]), [[response.json().version, 'rssi', true]])
-  const rssi = (await inject(app, { method: 'GET', url: '/training/get/dataset?kind=rssi' })).json()
+  const rssi = (await app.inject({ method: 'GET', url: '/training/get/dataset?kind=rssi' })).json()
   assert.equal(rssi.total, 140)
   assert.deepEqual(rssi.sources, [{ source: 'legacy-train', count: 140 }])
-  assert.equal((await inject(app, { method: 'GET', url: '/training/get/dataset' })).json().total, 0)
-  const meta = (await inject(app, { method: 'GET', url: `/training/get/model/${response.json().version}/meta.json` })).json()
+  assert.equal((await app.inject({ method: 'GET', url: '/training/get/dataset' })).json().total, 0)
+  const meta = (await app.inject({ method: 'GET', url: `/training/get/model/${response.json().version}/meta.json` })).json()
   assert.equal(meta.meta.kind, 'rssi')
   assert.equal(meta.meta.inputSize, 1)
 })

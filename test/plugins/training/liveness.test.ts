@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { AddressInfo } from 'node:net'
 import { ADMIN, buildTestApp } from '../../helper.js'
-import { sessionCsv, sessionSlice } from '../model/training-fixture.js'
+import { sessionCsv, sessionSlice } from '../../fixtures/training.js'
 
 /** Reads a text stream in the background; `text()` is what arrived so far, `ended` settles when it ends. */
 function collect (body: ReadableStream<Uint8Array>): { text: () => string, ended: Promise<void> } {

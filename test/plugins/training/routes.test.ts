@@ -5,19 +5,18 @@ import { Readable } from 'node:stream'
 import type { App } from '../../../core/app.js'
 import type { DatasetSummary } from '../../../schemas/training.js'
 import { ADMIN, buildTestApp, RPI_RAW_FRAMES } from '../../helper.js'
-import { sessionCsv, sessionSlice } from '../model/training-fixture.js'
-import { inject } from './inject.js'
+import { sessionCsv, sessionSlice } from '../../fixtures/training.js'
 
 const CSV = { ...ADMIN, 'content-type': 'text/csv' }
 
 async function dataset (app: App): Promise<DatasetSummary> {
-  return (await inject(app, { method: 'GET', url: '/training/get/dataset' })).json<DatasetSummary>()
+  return (await app.inject({ method: 'GET', url: '/training/get/dataset' })).json<DatasetSummary>()
 }
 
 test('POST /training/post/import stores a session CSV in one go and answers the counts', async (t) => {
   const app = await buildTestApp(t)
   const slice = sessionSlice(12)
-  const response = await inject(app, { method: 'POST', url: '/training/post/import?ID=7', headers: CSV, payload: sessionCsv(slice) })
+  const response = await app.inject({ method: 'POST', url: '/training/post/import?ID=7', headers: CSV, payload: sessionCsv(slice) })
   assert.equal(response.statusCode, 200, response.body)
   assert.deepEqual(response.json(), {
     imported: 84,
@@ -35,7 +34,7 @@ test('POST /training/post/import stores a session CSV in one go and answers the 
 
   // CRLF line ends and a streamed body (no content-length) read the same
   const crlf = Readable.from([sessionCsv(sessionSlice(2)).replace(/\n/g, '\r\n')])
-  const streamed = await inject(app, { method: 'POST', url: '/training/post/import', headers: CSV, payload: crlf })
+  const streamed = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: crlf })
   assert.equal(streamed.statusCode, 200, streamed.body)
   assert.equal(streamed.json().imported, 14)
   assert.equal((await dataset(app)).total, 98)
@@ -47,7 +46,7 @@ test('a CSV with bad lines is rejected naming each line, and nothing of it is st
   lines[4] = lines[4].replace(/^(\d+),([\d.]+),/, '$1,oops,')
   lines[9] = lines[9].split(',').slice(0, 50).join(',')
   lines[13] = lines[13].replace(/^\d+,/, '120,')
-  const response = await inject(app, { method: 'POST', url: '/training/post/import', headers: CSV, payload: lines.join('\n') })
+  const response = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: lines.join('\n') })
   assert.equal(response.statusCode, 400)
   const { message, code } = response.json<{ message: string, code: string }>()
   assert.equal(code, 'DS_BAD_REQUEST')
@@ -55,13 +54,13 @@ test('a CSV with bad lines is rejected naming each line, and nothing of it is st
   assert.equal((await dataset(app)).total, 0)
 
   const many = sessionCsv(sessionSlice(3)).split('\n').map((line, i) => i > 0 && line !== '' ? `x${line}` : line)
-  const manyBad = await inject(app, { method: 'POST', url: '/training/post/import', headers: CSV, payload: many.join('\n') })
+  const manyBad = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: many.join('\n') })
   assert.equal(manyBad.statusCode, 400)
   assert.match(manyBad.json().message, /21 bad lines: line 2: .*; and 11 more$/)
 
-  const header = await inject(app, { method: 'POST', url: '/training/post/import', headers: CSV, payload: 'Label,foo\n0,1\n' })
+  const header = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: 'Label,foo\n0,1\n' })
   assert.match(header.json().message, /line 1: header must have 107 columns/)
-  const empty = await inject(app, { method: 'POST', url: '/training/post/import', headers: CSV, payload: '' })
+  const empty = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: '' })
   assert.equal(empty.statusCode, 400)
   assert.match(empty.json().message, /file is empty/)
   assert.equal((await dataset(app)).total, 0)
@@ -71,17 +70,17 @@ test('the import wants text/csv, an admin token, and a body within IMPORT_BODY_L
   const app = await buildTestApp(t, { IMPORT_BODY_LIMIT: '20000' })
   const csv = sessionCsv(sessionSlice(5))
   assert.ok(Buffer.byteLength(csv) > 20000)
-  const tooLarge = await inject(app, { method: 'POST', url: '/training/post/import', headers: CSV, payload: csv })
+  const tooLarge = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: csv })
   assert.equal(tooLarge.statusCode, 413)
   assert.match(tooLarge.json().message, /exceeds IMPORT_BODY_LIMIT \(20000 bytes\)/)
-  const tooLargeStreamed = await inject(app, { method: 'POST', url: '/training/post/import', headers: CSV, payload: Readable.from([csv.slice(0, 15000), csv.slice(15000)]) })
+  const tooLargeStreamed = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: Readable.from([csv.slice(0, 15000), csv.slice(15000)]) })
   assert.equal(tooLargeStreamed.statusCode, 413)
   assert.equal((await dataset(app)).total, 0)
 
   const small = sessionCsv(sessionSlice(1))
-  const noToken = await inject(app, { method: 'POST', url: '/training/post/import', headers: { 'content-type': 'text/csv' }, payload: small })
+  const noToken = await app.inject({ method: 'POST', url: '/training/post/import', headers: { 'content-type': 'text/csv' }, payload: small })
   assert.equal(noToken.statusCode, 401)
-  const json = await inject(app, { method: 'POST', url: '/training/post/import', headers: ADMIN, payload: { csv: small } })
+  const json = await app.inject({ method: 'POST', url: '/training/post/import', headers: ADMIN, payload: { csv: small } })
   assert.equal(json.statusCode, 400)
   assert.match(json.json().message, /Content-Type: text\/csv/)
   assert.equal((await dataset(app)).total, 0)
@@ -91,7 +90,7 @@ test('POST /training/post/samples takes labelled frames in every encoding, all o
   const app = await buildTestApp(t)
   const [row] = sessionSlice(1, 50)
   const rawPi = JSON.parse(readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n')[0]) as number[]
-  const ok = await inject(app, {
+  const ok = await app.inject({
     method: 'POST',
     url: '/training/post/samples',
     headers: ADMIN,
@@ -110,7 +109,7 @@ test('POST /training/post/samples takes labelled frames in every encoding, all o
   assert.deepEqual(summary.devices, [{ device: 3, count: 2 }, { device: 4, count: 1 }])
   assert.deepEqual(summary.sources, [{ source: 'samples', count: 3 }])
 
-  const bad = await inject(app, {
+  const bad = await app.inject({
     method: 'POST',
     url: '/training/post/samples',
     headers: ADMIN,
@@ -119,7 +118,7 @@ test('POST /training/post/samples takes labelled frames in every encoding, all o
   assert.equal(bad.statusCode, 400)
   assert.equal(bad.json().code, 'DS_BAD_FRAME')
   assert.match(bad.json().message, /^samples\[1\]\.frame: frame must hold 106 features.*got 104/)
-  const badAngle = await inject(app, { method: 'POST', url: '/training/post/samples', headers: ADMIN, payload: { samples: [{ angle: 135, frame: Array.from(row.features) }] } })
+  const badAngle = await app.inject({ method: 'POST', url: '/training/post/samples', headers: ADMIN, payload: { samples: [{ angle: 135, frame: Array.from(row.features) }] } })
   assert.equal(badAngle.statusCode, 400)
   assert.match(badAngle.json().message, /angle/)
   assert.equal((await dataset(app)).total, 3)
@@ -129,31 +128,31 @@ test('a capture session labels one device\'s next frames until its time is up', 
   const app = await buildTestApp(t)
   const frames = sessionSlice(1, 80).map((row) => row.features)
   assert.equal(app.captures.record(5, frames, 'frames'), 0, 'no session: nothing stored')
-  const missing = await inject(app, { method: 'GET', url: '/training/get/capture/5' })
+  const missing = await app.inject({ method: 'GET', url: '/training/get/capture/5' })
   assert.equal(missing.statusCode, 404)
 
-  const noToken = await inject(app, { method: 'POST', url: '/training/post/capture', payload: { ID: 5, angle: 45, seconds: 1 } })
+  const noToken = await app.inject({ method: 'POST', url: '/training/post/capture', payload: { ID: 5, angle: 45, seconds: 1 } })
   assert.equal(noToken.statusCode, 401)
-  const opened = await inject(app, { method: 'POST', url: '/training/post/capture', headers: ADMIN, payload: { ID: 5, angle: 45, seconds: 0.6 } })
+  const opened = await app.inject({ method: 'POST', url: '/training/post/capture', headers: ADMIN, payload: { ID: 5, angle: 45, seconds: 0.6 } })
   assert.equal(opened.statusCode, 200, opened.body)
   assert.equal(opened.json().active, true)
   assert.equal(opened.json().framesStored, 0)
-  const again = await inject(app, { method: 'POST', url: '/training/post/capture', headers: ADMIN, payload: { ID: 5, angle: 60, seconds: 5 } })
+  const again = await app.inject({ method: 'POST', url: '/training/post/capture', headers: ADMIN, payload: { ID: 5, angle: 60, seconds: 5 } })
   assert.equal(again.statusCode, 409)
   assert.match(again.json().message, /device 5 is already being captured at 45°/)
 
   assert.equal(app.captures.record(5, frames, 'frames'), 7)
   assert.equal(app.captures.record(6, frames, 'frames'), 0, 'another device is not captured')
   // through the Pi's own route too
-  const posted = await inject(app, { method: 'POST', url: '/server/post/frames', payload: { ID: 5, frames: frames.slice(0, 2).map((frame) => Array.from(frame)) } })
+  const posted = await app.inject({ method: 'POST', url: '/server/post/frames', payload: { ID: 5, frames: frames.slice(0, 2).map((frame) => Array.from(frame)) } })
   assert.equal(posted.statusCode, 200, posted.body)
-  const progress = await inject(app, { method: 'GET', url: '/training/get/capture/5' })
+  const progress = await app.inject({ method: 'GET', url: '/training/get/capture/5' })
   assert.equal(progress.json().framesStored, 9)
   assert.ok(progress.json().secondsLeft > 0 && progress.json().secondsLeft <= 0.6)
 
   await new Promise((resolve) => setTimeout(resolve, 700))
   assert.equal(app.captures.record(5, frames, 'frames'), 0, 'the session is over')
-  const ended = (await inject(app, { method: 'GET', url: '/training/get/capture/5' })).json()
+  const ended = (await app.inject({ method: 'GET', url: '/training/get/capture/5' })).json()
   assert.equal(ended.active, false)
   assert.equal(ended.secondsLeft, 0)
   assert.equal(ended.framesStored, 9)
@@ -162,7 +161,7 @@ test('a capture session labels one device\'s next frames until its time is up', 
   assert.deepEqual(summary.devices, [{ device: 5, count: 9 }])
   assert.deepEqual(summary.sources, [{ source: 'frames', count: 9 }])
   // a new session may start once the old one is over
-  const next = await inject(app, { method: 'POST', url: '/training/post/capture', headers: ADMIN, payload: { ID: 5, angle: 60, seconds: 30 } })
+  const next = await app.inject({ method: 'POST', url: '/training/post/capture', headers: ADMIN, payload: { ID: 5, angle: 60, seconds: 30 } })
   assert.equal(next.statusCode, 200)
 })
 
@@ -180,7 +179,7 @@ function legacyCsi (perAngle: number, angles = 7): number[][][][] {
 
 test('legacy DATA that breaks the layout is a 400 naming the spot, and nothing is stored or trained', async (t) => {
   const app = await buildTestApp(t)
-  const train = (payload: unknown) => inject(app, { method: 'POST', url: '/training/post/train', headers: ADMIN, payload: payload as object })
+  const train = (payload: unknown) => app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN, payload: payload as object })
   const cases: Array<[string, (data: number[][][][]) => unknown, RegExp]> = [
     ['52 subcarriers', (data) => { data[1][2].pop(); return data }, /DATA\[1\]\[2\] must hold 53 subcarriers \(CH6 … CH58\), got 52/],
     ['one data type', (data) => [data[0]], /DATA must hold 2 data types \(0 = phase, 1 = amplitude\)/],
@@ -209,7 +208,7 @@ test('legacy DATA that breaks the layout is a 400 naming the spot, and nothing i
   const contradiction = await train({ TYPE: 'RSSI', kind: 'csi', DATA: [[1]] })
   assert.match(contradiction.json().message, /kind "csi" contradicts TYPE RSSI/)
   // Python's json.dumps writes a bare NaN, which is not JSON
-  const bareNaN = await inject(app, { method: 'POST', url: '/training/post/train', headers: { ...ADMIN, 'content-type': 'application/json' }, payload: '{"TYPE": "RSSI", "DATA": [[NaN]]}' })
+  const bareNaN = await app.inject({ method: 'POST', url: '/training/post/train', headers: { ...ADMIN, 'content-type': 'application/json' }, payload: '{"TYPE": "RSSI", "DATA": [[NaN]]}' })
   assert.equal(bareNaN.statusCode, 400)
   // too few points per angle: the layout is right, the dataset too small
   const tooFew = await train({ TYPE: 'CSI', DATA: legacyCsi(3) })
@@ -222,70 +221,70 @@ test('legacy DATA that breaks the layout is a 400 naming the spot, and nothing i
 
 test('training on the stored dataset needs enough samples and an admin; status and the other reads answer before any training', async (t) => {
   const app = await buildTestApp(t)
-  const noToken = await inject(app, { method: 'POST', url: '/training/post/train', payload: {} })
+  const noToken = await app.inject({ method: 'POST', url: '/training/post/train', payload: {} })
   assert.equal(noToken.statusCode, 401)
-  const empty = await inject(app, { method: 'POST', url: '/training/post/train', headers: ADMIN })
+  const empty = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN })
   assert.equal(empty.statusCode, 400)
   assert.match(empty.json().message, /at least 2 door angles; the csi dataset has no samples/)
-  await inject(app, { method: 'POST', url: '/training/post/import', headers: CSV, payload: sessionCsv(sessionSlice(12).filter((row) => row.angle < 30)) })
-  const badOption = await inject(app, { method: 'POST', url: '/training/post/train', headers: ADMIN, payload: { epochs: 0 } })
+  await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: sessionCsv(sessionSlice(12).filter((row) => row.angle < 30)) })
+  const badOption = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN, payload: { epochs: 0 } })
   assert.equal(badOption.statusCode, 400)
   assert.match(badOption.json().message, /epochs/)
-  const unknownOption = await inject(app, { method: 'POST', url: '/training/post/train', headers: ADMIN, payload: { architecture: 'transformer' } })
+  const unknownOption = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN, payload: { architecture: 'transformer' } })
   assert.equal(unknownOption.statusCode, 400)
 
-  const status = await inject(app, { method: 'GET', url: '/training/get/training_status' })
+  const status = await app.inject({ method: 'GET', url: '/training/get/training_status' })
   assert.equal(status.statusCode, 200)
   assert.match(status.headers['content-type'] as string, /^text\/plain/)
   assert.equal(status.body, 'MODEL_DOESNT_EXIST')
-  assert.equal((await inject(app, { method: 'GET', url: '/training/get/training_time' })).body, '0')
-  assert.deepEqual((await inject(app, { method: 'GET', url: '/training/get/progress' })).json(), { state: 'MODEL_DOESNT_EXIST', epoch: 0, epochs: 0, elapsedSeconds: 0 })
-  assert.deepEqual((await inject(app, { method: 'GET', url: '/training/get/models' })).json(), { active: null, versions: [] })
-  const evaluation = await inject(app, { method: 'GET', url: '/training/get/evaluation' })
+  assert.equal((await app.inject({ method: 'GET', url: '/training/get/training_time' })).body, '0')
+  assert.deepEqual((await app.inject({ method: 'GET', url: '/training/get/progress' })).json(), { state: 'MODEL_DOESNT_EXIST', epoch: 0, epochs: 0, elapsedSeconds: 0 })
+  assert.deepEqual((await app.inject({ method: 'GET', url: '/training/get/models' })).json(), { active: null, versions: [] })
+  const evaluation = await app.inject({ method: 'GET', url: '/training/get/evaluation' })
   assert.equal(evaluation.statusCode, 404)
   assert.match(evaluation.json().message, /no model is active yet/)
-  const activate = await inject(app, { method: 'POST', url: '/training/post/activate', headers: ADMIN, payload: { version: 'csi-20250101-000000-000' } })
+  const activate = await app.inject({ method: 'POST', url: '/training/post/activate', headers: ADMIN, payload: { version: 'csi-20250101-000000-000' } })
   assert.equal(activate.statusCode, 404)
-  const download = await inject(app, { method: 'GET', url: '/training/get/model/csi-20250101-000000-000/model.json' })
+  const download = await app.inject({ method: 'GET', url: '/training/get/model/csi-20250101-000000-000/model.json' })
   assert.equal(download.statusCode, 404)
-  const traversal = await inject(app, { method: 'GET', url: '/training/get/model/..%2F..%2Fetc/model.json' })
+  const traversal = await app.inject({ method: 'GET', url: '/training/get/model/..%2F..%2Fetc/model.json' })
   assert.equal(traversal.statusCode, 400)
-  const rssiDataset = (await inject(app, { method: 'GET', url: '/training/get/dataset?kind=rssi' })).json()
+  const rssiDataset = (await app.inject({ method: 'GET', url: '/training/get/dataset?kind=rssi' })).json()
   assert.deepEqual(rssiDataset, { kind: 'rssi', total: 0, labels: [], sources: [], devices: [] })
 })
 
 test('a stray label blocks training until POST /training/post/delete_samples removes it; deletes need a filter and an admin', async (t) => {
   const app = await buildTestApp(t)
-  const imported = await inject(app, { method: 'POST', url: '/training/post/import?ID=3', headers: CSV, payload: sessionCsv(sessionSlice(12)) })
+  const imported = await app.inject({ method: 'POST', url: '/training/post/import?ID=3', headers: CSV, payload: sessionCsv(sessionSlice(12)) })
   assert.equal(imported.statusCode, 200, imported.body)
   const stray = sessionSlice(1)[0]
-  const posted = await inject(app, { method: 'POST', url: '/training/post/samples', headers: ADMIN, payload: { ID: 4, samples: [{ angle: 33, frame: Array.from(stray.features) }] } })
+  const posted = await app.inject({ method: 'POST', url: '/training/post/samples', headers: ADMIN, payload: { ID: 4, samples: [{ angle: 33, frame: Array.from(stray.features) }] } })
   assert.equal(posted.statusCode, 200, posted.body)
 
-  const blocked = await inject(app, { method: 'POST', url: '/training/post/train', headers: ADMIN, payload: {} })
+  const blocked = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN, payload: {} })
   assert.equal(blocked.statusCode, 400)
   assert.match(blocked.json().message, /too few for 33° \(1\).*delete_samples/)
 
-  const unauthorised = await inject(app, { method: 'POST', url: '/training/post/delete_samples', payload: { angle: 33 } })
+  const unauthorised = await app.inject({ method: 'POST', url: '/training/post/delete_samples', payload: { angle: 33 } })
   assert.equal(unauthorised.statusCode, 401)
-  const unfiltered = await inject(app, { method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: {} })
+  const unfiltered = await app.inject({ method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: {} })
   assert.equal(unfiltered.statusCode, 400)
   assert.match(unfiltered.json().message, /angle, source or device/)
-  const badSource = await inject(app, { method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { source: 'nowhere' } })
+  const badSource = await app.inject({ method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { source: 'nowhere' } })
   assert.equal(badSource.statusCode, 400)
   assert.equal((await dataset(app)).total, 85)
 
   // filters combine: angle 33 from device 3 matches nothing
-  const none = await inject(app, { method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { angle: 33, device: 3 } })
+  const none = await app.inject({ method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { angle: 33, device: 3 } })
   assert.equal(none.json().deleted, 0)
-  const removed = await inject(app, { method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { angle: 33 } })
+  const removed = await app.inject({ method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { angle: 33 } })
   assert.equal(removed.statusCode, 200, removed.body)
   assert.equal(removed.json().deleted, 1)
   assert.deepEqual(removed.json<{ dataset: DatasetSummary }>().dataset.labels.map((label) => label.angle), [0, 15, 30, 45, 60, 75, 90])
 
-  const bySource = await inject(app, { method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { source: 'import', device: 3, angle: 90 } })
+  const bySource = await app.inject({ method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { source: 'import', device: 3, angle: 90 } })
   assert.equal(bySource.json().deleted, 12)
-  const everything = await inject(app, { method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { all: true } })
+  const everything = await app.inject({ method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { all: true } })
   assert.equal(everything.json().deleted, 72)
   assert.equal((await dataset(app)).total, 0)
 })

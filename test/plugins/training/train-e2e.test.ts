@@ -3,13 +3,13 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import type { App } from '../../../core/app.js'
-import { loadBackend } from '../../../plugins/model/backend.js'
-import { Predictor } from '../../../plugins/model/predictor.js'
-import type { ModelMeta } from '../../../plugins/model/trainer.js'
+import { loadBackend } from '../../../ml/backend.js'
+import { Predictor } from '../../../ml/predictor.js'
+import type { ModelMeta } from '../../../ml/model-types.js'
 import type { Evaluation, ModelVersionInfo, TrainingProgress } from '../../../schemas/model.js'
 import type { ModelList } from '../../../schemas/training.js'
 import { ADMIN, buildTestApp } from '../../helper.js'
-import { sessionCsv, sessionSlice } from '../model/training-fixture.js'
+import { sessionCsv, sessionSlice } from '../../fixtures/training.js'
 
 /** What the test reads of an answer (the subset of app.inject's response it uses). */
 interface HttpAnswer {

@@ -1,0 +1,317 @@
+/**
+ * The model handler behind `fastify.model` (and the CLI's `train`): the state
+ * machine, the active version's predictor, activation, and the launch of
+ * training runs (ml/training-orchestration.ts runs them). Knows nothing of
+ * HTTP: its errors carry codes, and the routes add what to do about them.
+ */
+import { EventEmitter } from 'node:events'
+import type { Storage } from '../core/storage.js'
+import type { ServiceLog } from '../core/logger.js'
+import { BadFrameError, BadRequestError, NoModelError, NotFoundError, TrainingBusyError, UnavailableError } from '../core/errors.js'
+import type {
+  BackendInfo, Evaluation, ModelVersionInfo, PredictionBatch, TrainingFailure, TrainingOptions, TrainingProgress, TrainingState
+} from '../schemas/model.js'
+import type { ChosenBackend } from './backend.js'
+import { TrainingFsm, type TrainingEvent } from './fsm.js'
+import { ModelStore, type RecoveryReport } from './model-store.js'
+import { Predictor } from './predictor.js'
+import { resolveTrainingOptions } from './trainer.js'
+import { type ModelMeta } from './model-types.js'
+import { launchTraining, TrainingRunError, type LaunchedTraining } from './training-orchestration.js'
+import type { RunnerMode } from './training-runner.js'
+import { checkTrainingSet, ROW_WIDTH, type TrainingSet } from './training-set.js'
+
+/**
+ * `fastify.model`: the one model handler of the process. Events:
+ * `state` (TrainingState), `progress` (TrainingProgress), `activated` (ModelVersionInfo).
+ */
+export interface ModelService extends EventEmitter {
+  readonly state: TrainingState
+  readonly backend: BackendInfo
+  /** Version of the model handler code (legacy /debug/get/version/tf_model_handler). */
+  readonly handlerVersion: string
+  /** The active CSI model version, if any. */
+  readonly active: ModelVersionInfo | undefined
+  readonly progress: TrainingProgress | undefined
+  readonly lastFailure: TrainingFailure | undefined
+  /** Seconds the last finished training took (legacy /training/get/training_time). */
+  readonly lastTrainingSeconds: number | undefined
+  /**
+   * Classifies CSI frames (106 features each) with the active model in one
+   * tensor call. Synchronous, so a model swap can only happen between calls.
+   * @throws NoModelError (503) when no model is active
+   */
+  predict (frames: ReadonlyArray<Float32Array | number[]>): PredictionBatch
+  /**
+   * Starts a training run off the event loop; resolves once the run is
+   * launched (state START_TRAINING; TRAINING_IN_PROGRESS follows when the
+   * worker has loaded), not when it ends. A worker that fails to start ends
+   * in TRAINING_FAILED with `lastFailure` saying why.
+   * @throws TrainingBusyError (409) while one runs; BadRequestError or TooFewSamplesError (400) on a set it cannot learn from
+   */
+  startTraining (set: TrainingSet, options?: TrainingOptions): Promise<{ version: string }>
+  /** Resolves when the running training (if any) has ended. */
+  waitForTraining (): Promise<void>
+  /**
+   * Makes a stored version the active one (roll back or forward).
+   * @throws NotFoundError (404) for an unknown version; TrainingBusyError (409) while a run or another activation is under way
+   */
+  activate (version: string): Promise<ModelVersionInfo>
+  /** Stored usable versions (CSI and RSSI), newest first. */
+  versions (): ModelVersionInfo[]
+  /** Folder of a stored version (for downloads); undefined if unknown. */
+  versionDir (version: string): string | undefined
+  /** The blocked hold-out evaluation of a version (default: the active CSI one); undefined if none. */
+  evaluation (version?: string): { version: string, evaluation: Evaluation } | undefined
+}
+
+/** Version of the model handler (legacy /debug/get/version/tf_model_handler). */
+export const HANDLER_VERSION = '2.0.0'
+
+export interface ModelHandlerOptions {
+  storage: Storage
+  dataDir: string
+  backend: ChosenBackend
+  log: ServiceLog
+  /** Where runs execute; default: a worker thread for the pure-JS backend, a child process for a native one. */
+  runnerMode?: RunnerMode
+}
+
+/** The active CSI version, ready to predict. */
+interface ActivePredictor {
+  version: string
+  predictor: Predictor
+}
+
+interface CurrentRun {
+  launched: LaunchedTraining
+  /** Settles (never rejects) when the run has ended and its outcome is recorded. */
+  done: Promise<void>
+}
+
+/** The model handler. Open it with {@link ModelHandler.open}; close it with {@link ModelHandler.close}. */
+export class ModelHandler extends EventEmitter implements ModelService {
+  readonly handlerVersion = HANDLER_VERSION
+  readonly store: ModelStore
+  /** What start-up found on disk (temp folders removed, versions adopted or ignored). */
+  readonly recovery: RecoveryReport
+  readonly #backend: ChosenBackend
+  readonly #log: ServiceLog
+  readonly #runnerMode: RunnerMode
+  readonly #fsm: TrainingFsm
+  #predictor: ActivePredictor | undefined
+  #current: CurrentRun | undefined
+  #progress: TrainingProgress | undefined
+  #lastFailure: TrainingFailure | undefined
+  #lastTrainingSeconds: number | undefined
+  #activating = false
+  #closed = false
+
+  private constructor (options: ModelHandlerOptions, store: ModelStore, recovery: RecoveryReport, predictor: ActivePredictor | undefined) {
+    super()
+    this.store = store
+    this.recovery = recovery
+    this.#backend = options.backend
+    this.#log = options.log
+    this.#runnerMode = options.runnerMode ?? (options.backend.native ? 'process' : 'thread')
+    this.#predictor = predictor
+    const anyActive = predictor !== undefined || store.activeVersion('rssi') !== undefined
+    this.#fsm = new TrainingFsm(anyActive ? 'FINISHED_TRAINING' : 'MODEL_DOESNT_EXIST')
+    this.#lastFailure = store.lastFailure()
+    this.#lastTrainingSeconds = store.lastTrainingSeconds()
+  }
+
+  /**
+   * Opens the store (cleaning up after a crash) and loads the active CSI
+   * version, if a good one exists.
+   */
+  static async open (options: ModelHandlerOptions): Promise<ModelHandler> {
+    const store = new ModelStore(options.storage, options.dataDir)
+    const recovery = store.recover()
+    const { log } = options
+    if (recovery.removedTemp.length) log.warn({ folders: recovery.removedTemp }, 'removed model folders left half-written by an interrupted write')
+    if (recovery.adopted.length) log.warn({ versions: recovery.adopted }, 'listed complete model versions written just before a crash (not activated)')
+    for (const broken of recovery.broken) log.warn(broken, 'ignoring an unusable model version')
+    for (const fallback of recovery.fellBack) log.warn(fallback, 'the active model version is unusable: fell back to the last good one')
+    for (const failure of recovery.interrupted) log.warn(failure, 'a training was interrupted by a crash')
+
+    let predictor: ActivePredictor | undefined
+    const active = store.activeVersion('csi')
+    if (active !== undefined) {
+      try {
+        const loaded = await store.load(active)
+        predictor = { version: active, predictor: await Predictor.load(options.backend.tf, loaded.artifacts, loaded.meta) }
+        log.info({ version: active }, 'loaded the active model version')
+      } catch (err) {
+        log.error({ err, version: active }, 'could not load the active model version; no model is active')
+      }
+    }
+    return new ModelHandler(options, store, recovery, predictor)
+  }
+
+  get state (): TrainingState {
+    return this.#fsm.state
+  }
+
+  get backend (): BackendInfo {
+    return this.#backend.info
+  }
+
+  get active (): ModelVersionInfo | undefined {
+    return this.#predictor && this.store.info(this.#predictor.version)
+  }
+
+  get progress (): TrainingProgress | undefined {
+    return this.#progress
+  }
+
+  get lastFailure (): TrainingFailure | undefined {
+    return this.#lastFailure
+  }
+
+  get lastTrainingSeconds (): number | undefined {
+    return this.#lastTrainingSeconds
+  }
+
+  predict (frames: ReadonlyArray<Float32Array | number[]>): PredictionBatch {
+    // read once: a swap between calls must not mix versions within one
+    const active = this.#predictor
+    if (!active) throw new NoModelError('no model is active yet')
+    const width = ROW_WIDTH.csi
+    for (let i = 0; i < frames.length; i++) {
+      if (frames[i].length !== width) throw new BadFrameError(`frame ${i} must hold ${width} features, got ${frames[i].length}`)
+    }
+    const predictions = frames.length ? active.predictor.predict(frames) : []
+    return { version: active.version, labels: active.predictor.meta.labels, predictions }
+  }
+
+  async startTraining (set: TrainingSet, options: TrainingOptions = {}): Promise<{ version: string }> {
+    if (this.#closed) throw new UnavailableError('the model handler is shutting down')
+    this.#assertIdle()
+    let resolved: ModelMeta['options']
+    try {
+      resolved = resolveTrainingOptions({ ...options, kind: set.kind })
+    } catch (err) {
+      throw new BadRequestError((err as Error).message)
+    }
+    checkTrainingSet(set)
+
+    this.#fire('start')
+    const launched = launchTraining({ store: this.store, backend: this.#backend, runnerMode: this.#runnerMode }, set, resolved, {
+      onStarted: () => this.#fire('run'),
+      onProgress: (progress) => this.#setProgress({ ...progress, state: this.state }),
+      accept: async (written) => {
+        await this.#swapIn(written.version)
+        this.store.activate(written.version)
+      }
+    })
+    const current: CurrentRun = { launched, done: Promise.resolve() }
+    current.done = this.#settle(current)
+    this.#current = current
+    this.#log.info({ version: launched.version, kind: set.kind, rows: set.features.length, mode: this.#runnerMode, options: resolved }, 'training started')
+    // not awaiting the worker's start: loading tfjs in it takes seconds, and the
+    // caller (a 202) only needs the run launched; a failed start ends in TRAINING_FAILED
+    return { version: launched.version }
+  }
+
+  waitForTraining (): Promise<void> {
+    return this.#current?.done ?? Promise.resolve()
+  }
+
+  async activate (version: string): Promise<ModelVersionInfo> {
+    this.#assertIdle()
+    const info = this.store.info(version)
+    if (!info) throw new NotFoundError(`no model version ${JSON.stringify(version)}`)
+    this.#activating = true
+    try {
+      await this.#swapIn(version)
+      const activated = this.store.activate(version)
+      this.#fire('activate')
+      this.#log.info({ version }, 'model version activated')
+      this.emit('activated', activated)
+      return activated
+    } finally {
+      this.#activating = false
+    }
+  }
+
+  versions (): ModelVersionInfo[] {
+    return this.store.list()
+  }
+
+  versionDir (version: string): string | undefined {
+    return this.store.versionDir(version)
+  }
+
+  /** The blocked hold-out evaluation of a version (default: the active CSI one). */
+  evaluation (version?: string): { version: string, evaluation: Evaluation } | undefined {
+    const name = version ?? this.#predictor?.version
+    const evaluation = name === undefined ? undefined : this.store.meta(name)?.evaluation
+    return name !== undefined && evaluation ? { version: name, evaluation } : undefined
+  }
+
+  /** Stops a running training (recorded as interrupted) and frees the predictor. */
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const current = this.#current
+    if (current) {
+      await current.launched.stop()
+      await current.done
+    }
+    this.#predictor?.predictor.dispose()
+    this.#predictor = undefined
+    this.removeAllListeners()
+  }
+
+  #assertIdle (): void {
+    if (this.#fsm.training) {
+      throw new TrainingBusyError(`a training is in progress (version ${this.#current?.launched.version}, state ${this.state})`)
+    }
+    if (this.#activating) throw new TrainingBusyError('a model version is being activated; try again in a moment')
+  }
+
+  #fire (event: TrainingEvent): void {
+    const before = this.state
+    const after = this.#fsm.fire(event)
+    if (after !== before) this.emit('state', after)
+  }
+
+  #setProgress (progress: TrainingProgress): void {
+    this.#progress = progress
+    this.emit('progress', progress)
+  }
+
+  /** Loads a stored version's predictor (CSI) and swaps it in; the old one is disposed. */
+  async #swapIn (version: string): Promise<void> {
+    const loaded = await this.store.load(version)
+    if (loaded.meta.kind !== 'csi') return
+    const predictor = await Predictor.load(this.#backend.tf, loaded.artifacts, loaded.meta)
+    const previous = this.#predictor
+    this.#predictor = { version, predictor }
+    previous?.predictor.dispose()
+  }
+
+  /** Waits for the run's outcome: a new active version, or a failure. */
+  async #settle (current: CurrentRun): Promise<void> {
+    const { version } = current.launched
+    try {
+      const { info, seconds, model } = await current.launched.outcome
+      this.#lastTrainingSeconds = seconds
+      this.#fire('finish')
+      this.#setProgress({ ...this.#progress!, state: this.state, elapsedSeconds: seconds, etaSeconds: 0 })
+      this.#log.info({ version, seconds, accuracy: model.meta.evaluation?.accuracy }, 'training finished; new version active')
+      this.emit('activated', info)
+    } catch (err) {
+      const failed = err instanceof TrainingRunError ? err : new TrainingRunError(String(err), version, false)
+      const failure: TrainingFailure = { at: new Date().toISOString(), message: failed.message, version }
+      this.#lastFailure = failure
+      if (this.#fsm.can('fail')) this.#fire('fail')
+      if (this.#progress) this.#setProgress({ ...this.#progress, state: this.state })
+      if (failed.stopped) this.#log.warn(failure, 'training stopped')
+      else this.#log.error({ ...failure, err: failed.cause ?? failed }, 'training failed')
+    } finally {
+      if (this.#current === current) this.#current = undefined
+    }
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Labelled samples in SQLite: one row per frame, the features as a float32
+ * BLOB, the door angle, the device and where the sample came from. Rows keep
+ * their insertion order (the id), which the blocked split relies on.
+ */
+import type { Storage } from '../core/storage.js'
+import type { ModelKind } from '../schemas/model.js'
+import type { DatasetSummary, LabelCount, SampleSource } from '../schemas/training.js'
+
+/** The training area's tables; the list only grows at its end. */
+export const TRAINING_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE training_samples (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('csi', 'rssi')),
+    angle REAL NOT NULL,
+    features BLOB NOT NULL,
+    device INTEGER,
+    source TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+  );
+  CREATE INDEX training_samples_by_kind ON training_samples (kind, id);`
+]
+
+/** A sample to store. */
+export interface NewSample {
+  kind: ModelKind
+  angle: number
+  features: Float32Array
+  device?: number | null
+  source: SampleSource
+}
+
+/** Which samples a delete removes; an absent field matches every sample. */
+export interface SampleFilter {
+  angle?: number
+  source?: SampleSource
+  device?: number | null
+}
+
+/** Rows of one kind in insertion order, as a training run takes them. */
+export interface StoredTrainingSet {
+  kind: ModelKind
+  features: Float32Array[]
+  angles: number[]
+}
+
+/** The samples table. */
+export class SampleStore {
+  readonly #db: Storage['db']
+
+  constructor (storage: Storage) {
+    storage.migrate('training', TRAINING_MIGRATIONS)
+    this.#db = storage.db
+  }
+
+  /**
+   * Stores samples in one transaction: all of them or, on any error, none.
+   * @returns how many were stored
+   */
+  insert (samples: readonly NewSample[], at = new Date()): number {
+    if (samples.length === 0) return 0
+    const recordedAt = at.toISOString()
+    const statement = this.#db.prepare('INSERT INTO training_samples (kind, angle, features, device, source, recorded_at) VALUES (?, ?, ?, ?, ?, ?)')
+    this.#db.transaction(() => {
+      for (const sample of samples) {
+        statement.run(sample.kind, sample.angle, blobOf(sample.features), sample.device ?? null, sample.source, recordedAt)
+      }
+    })()
+    return samples.length
+  }
+
+  /**
+   * All samples of a kind, oldest first. The rows are views into one buffer:
+   * one allocation instead of one per row keeps this read short (it runs on
+   * the event loop when a training starts).
+   */
+  trainingSet (kind: ModelKind): StoredTrainingSet {
+    const rows = this.#db.prepare('SELECT angle, features FROM training_samples WHERE kind = ? ORDER BY id').raw().all(kind) as Array<[number, Buffer]>
+    let bytes = 0
+    for (const [, blob] of rows) bytes += blob.byteLength
+    // copied: a Buffer's offset need not be 4-byte aligned
+    const all = new Uint8Array(bytes)
+    const features: Float32Array[] = new Array(rows.length)
+    const angles: number[] = new Array(rows.length)
+    let offset = 0
+    for (let i = 0; i < rows.length; i++) {
+      const [angle, blob] = rows[i]
+      all.set(blob, offset)
+      features[i] = new Float32Array(all.buffer, offset, blob.byteLength / Float32Array.BYTES_PER_ELEMENT)
+      angles[i] = angle
+      offset += blob.byteLength
+    }
+    return { kind, features, angles }
+  }
+
+  /** How many samples of a kind are stored. */
+  count (kind: ModelKind): number {
+    return (this.#db.prepare('SELECT COUNT(*) AS n FROM training_samples WHERE kind = ?').get(kind) as { n: number }).n
+  }
+
+  /**
+   * Removes the samples of a kind that match every given filter (a device of
+   * null matches samples stored without one).
+   * @returns how many were removed
+   */
+  delete (kind: ModelKind, filter: SampleFilter): number {
+    const clauses = ['kind = ?']
+    const values: Array<string | number> = [kind]
+    if (filter.angle !== undefined) { clauses.push('angle = ?'); values.push(filter.angle) }
+    if (filter.source !== undefined) { clauses.push('source = ?'); values.push(filter.source) }
+    if (filter.device === null) clauses.push('device IS NULL')
+    else if (filter.device !== undefined) { clauses.push('device = ?'); values.push(filter.device) }
+    return this.#db.prepare(`DELETE FROM training_samples WHERE ${clauses.join(' AND ')}`).run(...values).changes
+  }
+
+  /** Counts per label, source and device. */
+  summary (kind: ModelKind): DatasetSummary {
+    const by = (column: string) => this.#db.prepare(`SELECT ${column} AS key, COUNT(*) AS count FROM training_samples WHERE kind = ? GROUP BY ${column} ORDER BY ${column}`)
+      .all(kind) as Array<{ key: number | string | null, count: number }>
+    return {
+      kind,
+      total: this.count(kind),
+      labels: by('angle').map((row) => ({ angle: row.key as number, count: row.count })),
+      sources: by('source').map((row) => ({ source: row.key as SampleSource, count: row.count })),
+      devices: by('device').map((row) => ({ device: row.key as number | null, count: row.count }))
+    }
+  }
+}
+
+/** Samples per angle, ascending. */
+export function labelCounts (angles: Iterable<number>): LabelCount[] {
+  const counts = new Map<number, number>()
+  for (const angle of angles) counts.set(angle, (counts.get(angle) ?? 0) + 1)
+  return [...counts].sort((a, b) => a[0] - b[0]).map(([angle, count]) => ({ angle, count }))
+}
+
+function blobOf (features: Float32Array): Buffer {
+  return Buffer.from(features.buffer, features.byteOffset, features.byteLength)
+}

@@ -1,0 +1,85 @@
+/**
+ * The one shape of labelled rows a training takes, whoever assembles it (the
+ * sample store, the legacy train body, a session CSV, the eval CLI), its one
+ * validator and the one rule for a row's width.
+ */
+import { BadRequestError, TooFewSamplesError } from '../core/errors.js'
+import { FEATURES } from '../domain/frames.js'
+import { angleProblem } from '../domain/labels.js'
+import type { ModelKind } from '../schemas/model.js'
+
+/** Values per row of each model kind: 106 CSI features, or 1 RSSI value. */
+export const ROW_WIDTH: Readonly<Record<ModelKind, number>> = Object.freeze({ csi: FEATURES, rssi: 1 })
+
+/** Fewest rows each label needs: enough for a train part and a tail. */
+export const MIN_ROWS_PER_LABEL = 10
+/** Fewest labels a classifier can be trained on. */
+export const MIN_LABELS = 2
+
+/** Labelled rows in insertion order (the blocked split depends on that order). */
+export interface TrainingSet {
+  kind: ModelKind
+  /** One row per sample, {@link ROW_WIDTH} values each. */
+  features: ReadonlyArray<Float32Array | number[]>
+  /** The door angle of each row, in degrees. */
+  angles: readonly number[]
+}
+
+/** A {@link TrainingSet} packed into one flat buffer, which crosses a thread or process boundary cheaply. */
+export interface PackedTrainingSet {
+  kind: ModelKind
+  /** rows × ROW_WIDTH[kind] values, row after row. */
+  features: Float32Array
+  angles: number[]
+}
+
+/** Packs a set's rows into one buffer (the set is left as it was). */
+export function packTrainingSet (set: TrainingSet): PackedTrainingSet {
+  const width = ROW_WIDTH[set.kind]
+  const features = new Float32Array(set.features.length * width)
+  set.features.forEach((row, i) => features.set(row, i * width))
+  return { kind: set.kind, features, angles: [...set.angles] }
+}
+
+/** The rows of a packed set, as views into its buffer. */
+export function unpackTrainingSet (packed: PackedTrainingSet): TrainingSet {
+  const width = ROW_WIDTH[packed.kind]
+  const features: Float32Array[] = []
+  for (let offset = 0; offset < packed.features.length; offset += width) features.push(packed.features.subarray(offset, offset + width))
+  return { kind: packed.kind, features, angles: packed.angles }
+}
+
+/**
+ * Rejects a set the trainer cannot learn from, with a message an admin can
+ * act on. The server calls it before a run starts, the trainer again on
+ * what it receives.
+ * @returns the label set, ascending
+ * @throws BadRequestError (a malformed row) or TooFewSamplesError (too few labels, or rows of a label)
+ */
+export function checkTrainingSet (set: TrainingSet): number[] {
+  const width = ROW_WIDTH[set.kind]
+  if (set.features.length !== set.angles.length) {
+    throw new BadRequestError(`training set has ${set.features.length} rows but ${set.angles.length} angles`)
+  }
+  const counts = new Map<number, number>()
+  for (let row = 0; row < set.features.length; row++) {
+    const problem = angleProblem(set.angles[row])
+    if (problem) throw new BadRequestError(`row ${row}: ${problem}`)
+    const values = set.features[row]
+    if (values.length !== width) throw new BadRequestError(`row ${row} holds ${values.length} values, a ${set.kind} model reads ${width}`)
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isFinite(values[i])) throw new BadRequestError(`row ${row}: value ${i} is not a finite number (${values[i]})`)
+    }
+    counts.set(set.angles[row], (counts.get(set.angles[row]) ?? 0) + 1)
+  }
+  const labels = [...counts.keys()].sort((a, b) => a - b)
+  if (labels.length < MIN_LABELS) {
+    const have = labels.length === 0 ? 'no samples' : `only ${labels.map((angle) => `${angle}°`).join(', ')}`
+    throw new TooFewSamplesError(`training needs samples of at least ${MIN_LABELS} door angles; the ${set.kind} dataset has ${have}`)
+  }
+  const scarce = labels.filter((angle) => (counts.get(angle) as number) < MIN_ROWS_PER_LABEL)
+  if (scarce.length) {
+    throw new TooFewSamplesError(`training needs at least ${MIN_ROWS_PER_LABEL} samples per door angle; too few for ${scarce.map((angle) => `${angle}° (${counts.get(angle)})`).join(', ')}`)
+  }
+  return labels
+}

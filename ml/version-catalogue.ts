@@ -1,0 +1,120 @@
+/**
+ * The SQLite catalogue of model versions: one `model_versions` row per
+ * written version and, per kind, the active one in `model_active`. No file
+ * I/O: whether a recorded version's folder is still usable is for the caller
+ * (see version-files.ts) to decide. The tables come from the model area's
+ * migrations (`MODEL_MIGRATIONS` in model-store.ts), run before this is built.
+ */
+import type Database from 'better-sqlite3'
+import type { ModelKind, ModelVersionInfo } from '../schemas/model.js'
+import type { VersionMetaFile } from './version-files.js'
+
+interface VersionRow {
+  version: string
+  kind: ModelKind
+  created_at: string
+  labels: string
+  accuracy: number | null
+  training_seconds: number
+  weights_sha256: string
+  activated_at: string | null
+}
+
+/** A recorded version and the weights hash the database holds for it. */
+export interface RecordedVersion {
+  version: string
+  weightsSha256: string
+}
+
+/** The `model_versions` and `model_active` tables. */
+export class VersionCatalogue {
+  readonly #db: Database.Database
+
+  /** @param db a database the model migrations have run on */
+  constructor (db: Database.Database) {
+    this.#db = db
+  }
+
+  /** Records a version (not active) from its meta file. */
+  insert (file: VersionMetaFile): void {
+    this.#db.prepare(`INSERT INTO model_versions (version, kind, created_at, labels, accuracy, training_seconds, weights_sha256)
+      VALUES (?, ?, ?, ?, ?, ?, ?)`).run(
+      file.version, file.kind, file.createdAt, JSON.stringify(file.meta.labels),
+      file.meta.evaluation?.accuracy ?? null, file.meta.trainingSeconds, file.weightsSha256
+    )
+  }
+
+  /** Whether a row has this name. */
+  has (version: string): boolean {
+    return this.#db.prepare('SELECT 1 FROM model_versions WHERE version = ?').get(version) !== undefined
+  }
+
+  /** Every recorded version, in insertion order. */
+  recorded (): RecordedVersion[] {
+    const rows = this.#db.prepare('SELECT * FROM model_versions').all() as VersionRow[]
+    return rows.map((row) => ({ version: row.version, weightsSha256: row.weights_sha256 }))
+  }
+
+  /**
+   * Makes `version` the active one of `kind` and stamps when, in one
+   * transaction (a crash never leaves the stamp without the switch).
+   */
+  activate (version: string, kind: ModelKind): void {
+    this.#db.transaction(() => {
+      this.#db.prepare('UPDATE model_versions SET activated_at = ? WHERE version = ?').run(new Date().toISOString(), version)
+      this.#db.prepare('INSERT INTO model_active (kind, version) VALUES (?, ?) ON CONFLICT (kind) DO UPDATE SET version = excluded.version').run(kind, version)
+    })()
+  }
+
+  /**
+   * Points `kind` back at an earlier version without stamping it (it is a
+   * fallback, not a new activation), or at none when `version` is undefined.
+   */
+  fallBack (kind: ModelKind, version: string | undefined): void {
+    if (version === undefined) this.#db.prepare('DELETE FROM model_active WHERE kind = ?').run(kind)
+    else this.#db.prepare('UPDATE model_active SET version = ? WHERE kind = ?').run(version, kind)
+  }
+
+  /** Versions of `kind` that were ever activated, latest activation first. */
+  previouslyActive (kind: ModelKind): string[] {
+    const rows = this.#db.prepare(
+      'SELECT version FROM model_versions WHERE kind = ? AND activated_at IS NOT NULL ORDER BY activated_at DESC, version DESC'
+    ).all(kind) as Array<{ version: string }>
+    return rows.map((row) => row.version)
+  }
+
+  /** The active version of a kind, whether or not its folder is usable. */
+  activeVersion (kind: ModelKind): string | undefined {
+    const row = this.#db.prepare('SELECT version FROM model_active WHERE kind = ?').get(kind) as { version: string } | undefined
+    return row?.version
+  }
+
+  /** A version's row, or undefined. */
+  info (version: string): ModelVersionInfo | undefined {
+    const row = this.#db.prepare('SELECT * FROM model_versions WHERE version = ?').get(version) as VersionRow | undefined
+    return row && this.#toInfo(row)
+  }
+
+  /** Recorded versions (of one kind, or all), newest first. */
+  list (kind?: ModelKind): ModelVersionInfo[] {
+    const rows = (kind === undefined
+      ? this.#db.prepare('SELECT * FROM model_versions ORDER BY created_at DESC, version DESC').all()
+      : this.#db.prepare('SELECT * FROM model_versions WHERE kind = ? ORDER BY created_at DESC, version DESC').all(kind)) as VersionRow[]
+    return rows.map((row) => this.#toInfo(row))
+  }
+
+  #toInfo (row: VersionRow): ModelVersionInfo {
+    const info: ModelVersionInfo = {
+      version: row.version,
+      kind: row.kind,
+      createdAt: row.created_at,
+      active: this.activeVersion(row.kind) === row.version,
+      labels: JSON.parse(row.labels) as number[],
+      trainingSeconds: row.training_seconds,
+      weightsSha256: row.weights_sha256
+    }
+    // absent, not null: the API schema has accuracy optional
+    if (row.accuracy !== null) info.accuracy = row.accuracy
+    return info
+  }
+}
