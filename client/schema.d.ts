@@ -865,6 +865,1626 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/doors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every door: state, model, calibration */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            doors: {
+                                /** @description the reported angle in degrees; null while unknown */
+                                angle: number | null;
+                                /** DoorCalibration */
+                                calibration: {
+                                    /**
+                                     * DoorCapture
+                                     * @description the capture under way; null when none
+                                     */
+                                    capture: {
+                                        angle: number;
+                                        /** Format: date-time */
+                                        endsAt: string;
+                                        framesStored: number;
+                                        /** @description the capture ends once this many frames are stored; null = only the time limit */
+                                        framesWanted: number | null;
+                                        secondsLeft: number;
+                                    } | null;
+                                    /** @description calibration frames stored per angle (degrees) */
+                                    captured: {
+                                        [key: string]: number;
+                                    };
+                                    /** @description why the last finish was refused or failed, in words a user can act on */
+                                    reasons: string[];
+                                    /**
+                                     * CalibrationResult
+                                     * @description the last finished calibration's figures; null before any
+                                     */
+                                    result: {
+                                        /** @description whether it passed the floor and now answers for the door */
+                                        activated: boolean;
+                                        /** Format: date-time */
+                                        at: string;
+                                        confusion: {
+                                            /** @description row names: "closed", "open" */
+                                            actual: string[];
+                                            /** @description counts[actual][reported]: held-out frames from the first reported state on */
+                                            counts: number[][];
+                                            /** @description column names: "closed", "open", "unknown" */
+                                            reported: string[];
+                                        };
+                                        doorState: {
+                                            /** @description share of held-out frames whose reported angle was right */
+                                            accuracy: number;
+                                            /** OpenClosedFigures */
+                                            openClosed: {
+                                                accuracy: number;
+                                                /** @description mean of the closed and the open recall: "always open" scores .5 */
+                                                balancedAccuracy: number;
+                                                closedF1: number;
+                                            };
+                                        };
+                                        /** @description the open/closed balanced accuracy a model must reach to be activated (DOOR_CALIBRATION_FLOOR) */
+                                        floor: number;
+                                        /** @description the door model version that was trained */
+                                        version: string;
+                                    } | null;
+                                    /**
+                                     * @description idle: nothing under way; capturing: frames are being labelled; training: the door's model trains; ready: the door has its own model; failed: the last finish was refused or failed (see reasons)
+                                     * @enum {string}
+                                     */
+                                    status: "idle" | "capturing" | "training" | "ready" | "failed";
+                                };
+                                /** @description probability of the reported state (0 while unknown) */
+                                confidence: number;
+                                /** @description the Pi ID, 0..32767 */
+                                device: number;
+                                /** @description frames per second over the last few seconds */
+                                frameRate: number;
+                                /**
+                                 * Format: date-time
+                                 * @description null before the first frame
+                                 */
+                                lastFrameAt: string | null;
+                                /** @description its Pi sent a keep-alive or frames within STALE_AFTER_S */
+                                live: boolean;
+                                /**
+                                 * DoorModel
+                                 * @description the model that answers for this door; null when none is active
+                                 */
+                                model: {
+                                    /**
+                                     * @description door: the door's own model; global: the fallback trained by POST /training/post/train
+                                     * @enum {string}
+                                     */
+                                    scope: "door" | "global";
+                                    version: string;
+                                } | null;
+                                /** @description the name its Pi reports (empty before any keep-alive) */
+                                name: string;
+                                /** @description recent frames look unlike anything the model was calibrated on */
+                                needsRecalibration: boolean;
+                                /** Format: date-time */
+                                since: string;
+                                /**
+                                 * @description unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while frames look unfamiliar (needsRecalibration)
+                                 * @enum {string}
+                                 */
+                                state: "open" | "closed" | "unknown";
+                            }[];
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/doors/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One door */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description the device ID */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description the reported angle in degrees; null while unknown */
+                            angle: number | null;
+                            /** DoorCalibration */
+                            calibration: {
+                                /**
+                                 * DoorCapture
+                                 * @description the capture under way; null when none
+                                 */
+                                capture: {
+                                    angle: number;
+                                    /** Format: date-time */
+                                    endsAt: string;
+                                    framesStored: number;
+                                    /** @description the capture ends once this many frames are stored; null = only the time limit */
+                                    framesWanted: number | null;
+                                    secondsLeft: number;
+                                } | null;
+                                /** @description calibration frames stored per angle (degrees) */
+                                captured: {
+                                    [key: string]: number;
+                                };
+                                /** @description why the last finish was refused or failed, in words a user can act on */
+                                reasons: string[];
+                                /**
+                                 * CalibrationResult
+                                 * @description the last finished calibration's figures; null before any
+                                 */
+                                result: {
+                                    /** @description whether it passed the floor and now answers for the door */
+                                    activated: boolean;
+                                    /** Format: date-time */
+                                    at: string;
+                                    confusion: {
+                                        /** @description row names: "closed", "open" */
+                                        actual: string[];
+                                        /** @description counts[actual][reported]: held-out frames from the first reported state on */
+                                        counts: number[][];
+                                        /** @description column names: "closed", "open", "unknown" */
+                                        reported: string[];
+                                    };
+                                    doorState: {
+                                        /** @description share of held-out frames whose reported angle was right */
+                                        accuracy: number;
+                                        /** OpenClosedFigures */
+                                        openClosed: {
+                                            accuracy: number;
+                                            /** @description mean of the closed and the open recall: "always open" scores .5 */
+                                            balancedAccuracy: number;
+                                            closedF1: number;
+                                        };
+                                    };
+                                    /** @description the open/closed balanced accuracy a model must reach to be activated (DOOR_CALIBRATION_FLOOR) */
+                                    floor: number;
+                                    /** @description the door model version that was trained */
+                                    version: string;
+                                } | null;
+                                /**
+                                 * @description idle: nothing under way; capturing: frames are being labelled; training: the door's model trains; ready: the door has its own model; failed: the last finish was refused or failed (see reasons)
+                                 * @enum {string}
+                                 */
+                                status: "idle" | "capturing" | "training" | "ready" | "failed";
+                            };
+                            /** @description probability of the reported state (0 while unknown) */
+                            confidence: number;
+                            /** @description the Pi ID, 0..32767 */
+                            device: number;
+                            /** @description frames per second over the last few seconds */
+                            frameRate: number;
+                            /**
+                             * Format: date-time
+                             * @description null before the first frame
+                             */
+                            lastFrameAt: string | null;
+                            /** @description its Pi sent a keep-alive or frames within STALE_AFTER_S */
+                            live: boolean;
+                            /**
+                             * DoorModel
+                             * @description the model that answers for this door; null when none is active
+                             */
+                            model: {
+                                /**
+                                 * @description door: the door's own model; global: the fallback trained by POST /training/post/train
+                                 * @enum {string}
+                                 */
+                                scope: "door" | "global";
+                                version: string;
+                            } | null;
+                            /** @description the name its Pi reports (empty before any keep-alive) */
+                            name: string;
+                            /** @description recent frames look unlike anything the model was calibrated on */
+                            needsRecalibration: boolean;
+                            /** Format: date-time */
+                            since: string;
+                            /**
+                             * @description unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while frames look unfamiliar (needsRecalibration)
+                             * @enum {string}
+                             */
+                            state: "open" | "closed" | "unknown";
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /**
+         * Removes a door (admin)
+         * @description Forgets the door's calibration and model and removes its Pi from the known list; Home Assistant is told to drop its entities. A Pi that posts again comes back as a new door.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description the device ID */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/doors/{id}/calibration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Forgets the door's calibration and model (admin)
+         * @description Deletes this door's calibration frames and makes the door use the global model again (its earlier versions stay listed and can be activated with POST /training/post/activate).
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description the device ID */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description the reported angle in degrees; null while unknown */
+                            angle: number | null;
+                            /** DoorCalibration */
+                            calibration: {
+                                /**
+                                 * DoorCapture
+                                 * @description the capture under way; null when none
+                                 */
+                                capture: {
+                                    angle: number;
+                                    /** Format: date-time */
+                                    endsAt: string;
+                                    framesStored: number;
+                                    /** @description the capture ends once this many frames are stored; null = only the time limit */
+                                    framesWanted: number | null;
+                                    secondsLeft: number;
+                                } | null;
+                                /** @description calibration frames stored per angle (degrees) */
+                                captured: {
+                                    [key: string]: number;
+                                };
+                                /** @description why the last finish was refused or failed, in words a user can act on */
+                                reasons: string[];
+                                /**
+                                 * CalibrationResult
+                                 * @description the last finished calibration's figures; null before any
+                                 */
+                                result: {
+                                    /** @description whether it passed the floor and now answers for the door */
+                                    activated: boolean;
+                                    /** Format: date-time */
+                                    at: string;
+                                    confusion: {
+                                        /** @description row names: "closed", "open" */
+                                        actual: string[];
+                                        /** @description counts[actual][reported]: held-out frames from the first reported state on */
+                                        counts: number[][];
+                                        /** @description column names: "closed", "open", "unknown" */
+                                        reported: string[];
+                                    };
+                                    doorState: {
+                                        /** @description share of held-out frames whose reported angle was right */
+                                        accuracy: number;
+                                        /** OpenClosedFigures */
+                                        openClosed: {
+                                            accuracy: number;
+                                            /** @description mean of the closed and the open recall: "always open" scores .5 */
+                                            balancedAccuracy: number;
+                                            closedF1: number;
+                                        };
+                                    };
+                                    /** @description the open/closed balanced accuracy a model must reach to be activated (DOOR_CALIBRATION_FLOOR) */
+                                    floor: number;
+                                    /** @description the door model version that was trained */
+                                    version: string;
+                                } | null;
+                                /**
+                                 * @description idle: nothing under way; capturing: frames are being labelled; training: the door's model trains; ready: the door has its own model; failed: the last finish was refused or failed (see reasons)
+                                 * @enum {string}
+                                 */
+                                status: "idle" | "capturing" | "training" | "ready" | "failed";
+                            };
+                            /** @description probability of the reported state (0 while unknown) */
+                            confidence: number;
+                            /** @description the Pi ID, 0..32767 */
+                            device: number;
+                            /** @description frames per second over the last few seconds */
+                            frameRate: number;
+                            /**
+                             * Format: date-time
+                             * @description null before the first frame
+                             */
+                            lastFrameAt: string | null;
+                            /** @description its Pi sent a keep-alive or frames within STALE_AFTER_S */
+                            live: boolean;
+                            /**
+                             * DoorModel
+                             * @description the model that answers for this door; null when none is active
+                             */
+                            model: {
+                                /**
+                                 * @description door: the door's own model; global: the fallback trained by POST /training/post/train
+                                 * @enum {string}
+                                 */
+                                scope: "door" | "global";
+                                version: string;
+                            } | null;
+                            /** @description the name its Pi reports (empty before any keep-alive) */
+                            name: string;
+                            /** @description recent frames look unlike anything the model was calibrated on */
+                            needsRecalibration: boolean;
+                            /** Format: date-time */
+                            since: string;
+                            /**
+                             * @description unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while frames look unfamiliar (needsRecalibration)
+                             * @enum {string}
+                             */
+                            state: "open" | "closed" | "unknown";
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/doors/{id}/calibration/capture": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Records the door at one angle (admin)
+         * @description Labels this door's next frames with `angle` (0 = closed) until `frames` are stored or `seconds` pass (default 30), whichever comes first. 409 while a capture or a training runs for this door.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description the device ID */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description the angle the door is held at, in degrees (0 = closed) */
+                        angle: number;
+                        /** @description stop once this many frames are stored */
+                        frames?: number;
+                        /** @description stop after this long (default 30 s) */
+                        seconds?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description the reported angle in degrees; null while unknown */
+                            angle: number | null;
+                            /** DoorCalibration */
+                            calibration: {
+                                /**
+                                 * DoorCapture
+                                 * @description the capture under way; null when none
+                                 */
+                                capture: {
+                                    angle: number;
+                                    /** Format: date-time */
+                                    endsAt: string;
+                                    framesStored: number;
+                                    /** @description the capture ends once this many frames are stored; null = only the time limit */
+                                    framesWanted: number | null;
+                                    secondsLeft: number;
+                                } | null;
+                                /** @description calibration frames stored per angle (degrees) */
+                                captured: {
+                                    [key: string]: number;
+                                };
+                                /** @description why the last finish was refused or failed, in words a user can act on */
+                                reasons: string[];
+                                /**
+                                 * CalibrationResult
+                                 * @description the last finished calibration's figures; null before any
+                                 */
+                                result: {
+                                    /** @description whether it passed the floor and now answers for the door */
+                                    activated: boolean;
+                                    /** Format: date-time */
+                                    at: string;
+                                    confusion: {
+                                        /** @description row names: "closed", "open" */
+                                        actual: string[];
+                                        /** @description counts[actual][reported]: held-out frames from the first reported state on */
+                                        counts: number[][];
+                                        /** @description column names: "closed", "open", "unknown" */
+                                        reported: string[];
+                                    };
+                                    doorState: {
+                                        /** @description share of held-out frames whose reported angle was right */
+                                        accuracy: number;
+                                        /** OpenClosedFigures */
+                                        openClosed: {
+                                            accuracy: number;
+                                            /** @description mean of the closed and the open recall: "always open" scores .5 */
+                                            balancedAccuracy: number;
+                                            closedF1: number;
+                                        };
+                                    };
+                                    /** @description the open/closed balanced accuracy a model must reach to be activated (DOOR_CALIBRATION_FLOOR) */
+                                    floor: number;
+                                    /** @description the door model version that was trained */
+                                    version: string;
+                                } | null;
+                                /**
+                                 * @description idle: nothing under way; capturing: frames are being labelled; training: the door's model trains; ready: the door has its own model; failed: the last finish was refused or failed (see reasons)
+                                 * @enum {string}
+                                 */
+                                status: "idle" | "capturing" | "training" | "ready" | "failed";
+                            };
+                            /** @description probability of the reported state (0 while unknown) */
+                            confidence: number;
+                            /** @description the Pi ID, 0..32767 */
+                            device: number;
+                            /** @description frames per second over the last few seconds */
+                            frameRate: number;
+                            /**
+                             * Format: date-time
+                             * @description null before the first frame
+                             */
+                            lastFrameAt: string | null;
+                            /** @description its Pi sent a keep-alive or frames within STALE_AFTER_S */
+                            live: boolean;
+                            /**
+                             * DoorModel
+                             * @description the model that answers for this door; null when none is active
+                             */
+                            model: {
+                                /**
+                                 * @description door: the door's own model; global: the fallback trained by POST /training/post/train
+                                 * @enum {string}
+                                 */
+                                scope: "door" | "global";
+                                version: string;
+                            } | null;
+                            /** @description the name its Pi reports (empty before any keep-alive) */
+                            name: string;
+                            /** @description recent frames look unlike anything the model was calibrated on */
+                            needsRecalibration: boolean;
+                            /** Format: date-time */
+                            since: string;
+                            /**
+                             * @description unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while frames look unfamiliar (needsRecalibration)
+                             * @enum {string}
+                             */
+                            state: "open" | "closed" | "unknown";
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+            };
+        };
+        /**
+         * Cancels the door's running capture (admin)
+         * @description Ends it now; the frames it stored so far are kept (DELETE /doors/{id}/calibration forgets them all). 409 when none runs.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description the device ID */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description the reported angle in degrees; null while unknown */
+                            angle: number | null;
+                            /** DoorCalibration */
+                            calibration: {
+                                /**
+                                 * DoorCapture
+                                 * @description the capture under way; null when none
+                                 */
+                                capture: {
+                                    angle: number;
+                                    /** Format: date-time */
+                                    endsAt: string;
+                                    framesStored: number;
+                                    /** @description the capture ends once this many frames are stored; null = only the time limit */
+                                    framesWanted: number | null;
+                                    secondsLeft: number;
+                                } | null;
+                                /** @description calibration frames stored per angle (degrees) */
+                                captured: {
+                                    [key: string]: number;
+                                };
+                                /** @description why the last finish was refused or failed, in words a user can act on */
+                                reasons: string[];
+                                /**
+                                 * CalibrationResult
+                                 * @description the last finished calibration's figures; null before any
+                                 */
+                                result: {
+                                    /** @description whether it passed the floor and now answers for the door */
+                                    activated: boolean;
+                                    /** Format: date-time */
+                                    at: string;
+                                    confusion: {
+                                        /** @description row names: "closed", "open" */
+                                        actual: string[];
+                                        /** @description counts[actual][reported]: held-out frames from the first reported state on */
+                                        counts: number[][];
+                                        /** @description column names: "closed", "open", "unknown" */
+                                        reported: string[];
+                                    };
+                                    doorState: {
+                                        /** @description share of held-out frames whose reported angle was right */
+                                        accuracy: number;
+                                        /** OpenClosedFigures */
+                                        openClosed: {
+                                            accuracy: number;
+                                            /** @description mean of the closed and the open recall: "always open" scores .5 */
+                                            balancedAccuracy: number;
+                                            closedF1: number;
+                                        };
+                                    };
+                                    /** @description the open/closed balanced accuracy a model must reach to be activated (DOOR_CALIBRATION_FLOOR) */
+                                    floor: number;
+                                    /** @description the door model version that was trained */
+                                    version: string;
+                                } | null;
+                                /**
+                                 * @description idle: nothing under way; capturing: frames are being labelled; training: the door's model trains; ready: the door has its own model; failed: the last finish was refused or failed (see reasons)
+                                 * @enum {string}
+                                 */
+                                status: "idle" | "capturing" | "training" | "ready" | "failed";
+                            };
+                            /** @description probability of the reported state (0 while unknown) */
+                            confidence: number;
+                            /** @description the Pi ID, 0..32767 */
+                            device: number;
+                            /** @description frames per second over the last few seconds */
+                            frameRate: number;
+                            /**
+                             * Format: date-time
+                             * @description null before the first frame
+                             */
+                            lastFrameAt: string | null;
+                            /** @description its Pi sent a keep-alive or frames within STALE_AFTER_S */
+                            live: boolean;
+                            /**
+                             * DoorModel
+                             * @description the model that answers for this door; null when none is active
+                             */
+                            model: {
+                                /**
+                                 * @description door: the door's own model; global: the fallback trained by POST /training/post/train
+                                 * @enum {string}
+                                 */
+                                scope: "door" | "global";
+                                version: string;
+                            } | null;
+                            /** @description the name its Pi reports (empty before any keep-alive) */
+                            name: string;
+                            /** @description recent frames look unlike anything the model was calibrated on */
+                            needsRecalibration: boolean;
+                            /** Format: date-time */
+                            since: string;
+                            /**
+                             * @description unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while frames look unfamiliar (needsRecalibration)
+                             * @enum {string}
+                             */
+                            state: "open" | "closed" | "unknown";
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/doors/{id}/calibration/finish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Trains the door's own model on its calibration (admin, 202)
+         * @description Checks the calibration (the closed door and at least one open angle, enough frames of each), trains the door's model in the background on this door's calibration frames only, judges it on the last part of each angle's recording, and activates it for this door only when its open/closed balanced accuracy reaches DOOR_CALIBRATION_FLOOR; otherwise the door keeps what it had and `calibration.reasons` says why. 400 with the reasons when the calibration is not enough; 409 with Retry-After while a calibration trains (one door trains at a time).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description the device ID */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            device: number;
+                            /** @enum {string} */
+                            status: "training";
+                            /** @description the door model version being trained */
+                            version: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/doors/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Door changes as server-sent events
+         * @description A text/event-stream: first one `door` event per known door, then one per change (state, angle, recalibration, calibration, liveness; frame rate at most once a second), each with a whole Door as `data`; `removed` with `{"device": n}` when a door is removed. Ends when the server shuts down; reconnect and you get a fresh snapshot.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description event stream of `door` and `removed` events */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": string;
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ml/get/door_state": {
         parameters: {
             query?: never;
@@ -2123,6 +3743,8 @@ export interface paths {
                             /** Format: date-time */
                             endsAt: string;
                             framesStored: number;
+                            /** @description the session ends once this many frames are stored */
+                            framesWanted?: number;
                             /** @description the Pi ID, 0..32767 */
                             ID: number;
                             secondsLeft: number;
@@ -2315,8 +3937,8 @@ export interface paths {
                             }[];
                             sources: {
                                 count: number;
-                                /** @description frames/inference = captured live from that route; import = CSV import; samples = POST /training/post/samples; legacy-train = the DATA of a legacy train request */
-                                source: "frames" | "inference" | "import" | "samples" | "legacy-train";
+                                /** @description frames/inference = captured live from that route; import = CSV import; samples = POST /training/post/samples; legacy-train = the DATA of a legacy train request; calibration = captured by a door's calibration (POST /doors/{id}/calibration/capture) */
+                                source: "frames" | "inference" | "import" | "samples" | "legacy-train" | "calibration";
                             }[];
                             total: number;
                         };
@@ -2496,13 +4118,37 @@ export interface paths {
                     content: {
                         "application/json": {
                             evaluation: {
+                                /** @description per frame (per window for a door model) */
                                 accuracy: number;
                                 /** @description rows = true label, columns = predicted label, in the order of `labels` */
                                 confusion: number[][];
+                                doorState?: {
+                                    /** @description share of counted frames whose reported angle was right (unknown counts as wrong) */
+                                    accuracy: number;
+                                    /** @description closed/open: rows = true (closed, open), columns = reported (closed, open, unknown) */
+                                    confusion?: number[][];
+                                    /** @description frames a fresh device needs before its first reported state; frames before it are not counted */
+                                    latencyFrames: number;
+                                    openClosed: {
+                                        accuracy: number;
+                                        balancedAccuracy: number;
+                                        closedF1: number;
+                                    };
+                                    /** @description frames per window (k) */
+                                    window: number;
+                                };
                                 labels: number[];
+                                novelty?: {
+                                    /** @description how well the novelty score tells a shifted recording's windows from the held-out ones */
+                                    auc: number;
+                                };
                                 openClosed: {
                                     accuracy: number;
+                                    /** @description mean of the closed and the open recall ("always open" scores .5) */
+                                    balancedAccuracy: number;
                                     /** @description F1 of the "closed" class */
+                                    closedF1: number;
+                                    /** @description F1 of the "closed" class (the name of closedF1 before 0.2; kept for old clients) */
                                     f1: number;
                                 };
                                 perClass: {
@@ -3231,8 +4877,15 @@ export interface paths {
                                 active: boolean;
                                 /** Format: date-time */
                                 createdAt: string;
+                                /** @description the door (device ID) a door-scope version belongs to */
+                                device?: number;
                                 kind: "csi" | "rssi";
                                 labels: number[];
+                                /**
+                                 * @description global: the fallback (POST /training/post/train); door: one door's own model (its calibration)
+                                 * @enum {string}
+                                 */
+                                scope: "global" | "door";
                                 trainingSeconds: number;
                                 version: string;
                                 weightsSha256: string;
@@ -3445,8 +5098,15 @@ export interface paths {
                             active: boolean;
                             /** Format: date-time */
                             createdAt: string;
+                            /** @description the door (device ID) a door-scope version belongs to */
+                            device?: number;
                             kind: "csi" | "rssi";
                             labels: number[];
+                            /**
+                             * @description global: the fallback (POST /training/post/train); door: one door's own model (its calibration)
+                             * @enum {string}
+                             */
+                            scope: "global" | "door";
                             trainingSeconds: number;
                             version: string;
                             weightsSha256: string;
@@ -3642,6 +5302,8 @@ export interface paths {
                             /** Format: date-time */
                             endsAt: string;
                             framesStored: number;
+                            /** @description the session ends once this many frames are stored */
+                            framesWanted?: number;
                             /** @description the Pi ID, 0..32767 */
                             ID: number;
                             secondsLeft: number;
@@ -3827,8 +5489,8 @@ export interface paths {
                         /** @description a device ID, or null for samples stored without one */
                         device?: number | (never | null);
                         kind?: "csi" | "rssi";
-                        /** @description frames/inference = captured live from that route; import = CSV import; samples = POST /training/post/samples; legacy-train = the DATA of a legacy train request */
-                        source?: "frames" | "inference" | "import" | "samples" | "legacy-train";
+                        /** @description frames/inference = captured live from that route; import = CSV import; samples = POST /training/post/samples; legacy-train = the DATA of a legacy train request; calibration = captured by a door's calibration (POST /doors/{id}/calibration/capture) */
+                        source?: "frames" | "inference" | "import" | "samples" | "legacy-train" | "calibration";
                     };
                 };
             };
@@ -3853,8 +5515,8 @@ export interface paths {
                                 }[];
                                 sources: {
                                     count: number;
-                                    /** @description frames/inference = captured live from that route; import = CSV import; samples = POST /training/post/samples; legacy-train = the DATA of a legacy train request */
-                                    source: "frames" | "inference" | "import" | "samples" | "legacy-train";
+                                    /** @description frames/inference = captured live from that route; import = CSV import; samples = POST /training/post/samples; legacy-train = the DATA of a legacy train request; calibration = captured by a door's calibration (POST /doors/{id}/calibration/capture) */
+                                    source: "frames" | "inference" | "import" | "samples" | "legacy-train" | "calibration";
                                 }[];
                                 total: number;
                             };

@@ -16,6 +16,8 @@ export const NotFoundError: FastifyErrorConstructor = createError('DS_NOT_FOUND'
 export const ConflictError: FastifyErrorConstructor = createError('DS_CONFLICT', '%s', 409)
 export const TrainingBusyError: FastifyErrorConstructor = createError('DS_TRAINING_BUSY', '%s', 409)
 export const TooFewSamplesError: FastifyErrorConstructor = createError('DS_TOO_FEW_SAMPLES', '%s', 400)
+export const CalibrationRefusedError: FastifyErrorConstructor = createError('DS_CALIBRATION_REFUSED', '%s', 400)
+export const CalibrationBusyError: FastifyErrorConstructor = createError('DS_CALIBRATION_BUSY', '%s', 409)
 export const PayloadTooLargeError: FastifyErrorConstructor = createError('DS_PAYLOAD_TOO_LARGE', '%s', 413)
 export const NoModelError: FastifyErrorConstructor = createError('DS_NO_MODEL', '%s', 503)
 export const OverloadedError: FastifyErrorConstructor = createError('DS_OVERLOADED', '%s', 503)
@@ -102,7 +104,10 @@ export function installErrorHandlers (app: FastifyInstance): void {
       if (body.statusCode >= 500) request.log.warn(line, 'request rejected')
       else request.log.info(line, 'request rejected')
     }
-    if (body.statusCode === 503) reply.header('retry-after', String(RETRY_AFTER_S))
+    // a refusal that knows when to come back says so (e.g. a door calibration in training)
+    const retryAfter = (err as { retryAfterSeconds?: unknown }).retryAfterSeconds
+    if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter))
+    else if (body.statusCode === 503) reply.header('retry-after', String(RETRY_AFTER_S))
     return reply.code(body.statusCode).send(body)
   })
   app.setNotFoundHandler((request, reply) => {

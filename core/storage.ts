@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
 import fp from 'fastify-plugin'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 
 /** The SQLite file inside DATA_DIR. */
@@ -62,6 +62,18 @@ export class Storage {
   version (area: string): number {
     const row = this.db.prepare('SELECT MAX(version) AS version FROM schema_migrations WHERE area = ?').get(area) as { version: number | null }
     return row.version ?? 0
+  }
+
+  /** Bytes the database takes on disk: its pages plus the write-ahead log not yet checkpointed. */
+  sizeBytes (): number {
+    const pages = (this.db.pragma('page_count', { simple: true }) as number) * (this.db.pragma('page_size', { simple: true }) as number)
+    let wal = 0
+    try {
+      wal = statSync(`${this.db.name}-wal`).size
+    } catch {
+      // no WAL file between checkpoints
+    }
+    return pages + wal
   }
 
   close (): void {

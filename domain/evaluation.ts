@@ -1,10 +1,17 @@
 /**
  * Evaluation figures of a classifier on a hold-out: accuracy, per-class
  * precision / recall / F1 / support, the confusion matrix, and the
- * open/closed view (closed = the 0° class) that matters to a door sensor.
+ * open/closed view (closed = the 0° class) that matters to a door sensor:
+ * accuracy, balanced accuracy and F1 of "closed" ("always open" already
+ * scores the open share in plain accuracy). Also the door-state figures of a
+ * replay (what a door reported at each counted frame), shared by the windowed
+ * door model (ml/door-evaluation.ts) and the legacy per-frame model through
+ * its vote smoother ({@link smoothedDoorState}).
  */
-import type { Evaluation } from '../schemas/model.js'
+import type { DoorStateEvaluation, Evaluation, OpenClosedEvaluation } from '../schemas/model.js'
+import { openClosedFigures } from './door-metrics.js'
 import { isClosed } from './labels.js'
+import { DoorSmoother, type DoorStateName, type LabelledSequence, type SmootherOptions } from './smoother.js'
 
 /** Share of rows whose predicted angle is the true one (0 for no rows). */
 export function accuracy (actual: ArrayLike<number>, predicted: ArrayLike<number>): number {
@@ -38,18 +45,12 @@ export function evaluate (labels: readonly number[], actual: ArrayLike<number>, 
     return i
   }
   const confusion = labels.map(() => labels.map(() => 0))
-  let closedHit = 0
-  let closedFalseAlarm = 0
-  let closedMissed = 0
-  let stateRight = 0
+  const closed = new Array<boolean>(actual.length)
+  const saidClosed = new Array<boolean>(actual.length)
   for (let row = 0; row < actual.length; row++) {
     confusion[classOf(actual[row], 'true', row)][classOf(predicted[row], 'predicted', row)]++
-    const closed = isClosed(actual[row])
-    const saidClosed = isClosed(predicted[row])
-    if (closed === saidClosed) stateRight++
-    if (closed && saidClosed) closedHit++
-    else if (saidClosed) closedFalseAlarm++
-    else if (closed) closedMissed++
+    closed[row] = isClosed(actual[row])
+    saidClosed[row] = isClosed(predicted[row])
   }
   const perClass = labels.map((label, c) => {
     const truePositives = confusion[c][c]
@@ -64,13 +65,105 @@ export function evaluate (labels: readonly number[], actual: ArrayLike<number>, 
     labels: [...labels],
     perClass,
     confusion,
-    openClosed: {
-      accuracy: actual.length === 0 ? 0 : stateRight / actual.length,
-      f1: f1Score(closedHit, closedFalseAlarm, closedMissed)
-    },
+    openClosed: openClosedEvaluation(closed, saidClosed),
     trainRows,
     testRows: actual.length
   }
+}
+
+/**
+ * The open/closed figures of the schema: accuracy, balanced accuracy (mean of
+ * the closed and the open recall; a class with no rows is left out), F1 of
+ * "closed", and `f1` (= closedF1, its name for old clients).
+ * @param closed whether each row truly is closed
+ * @param saidClosed the answer per row: true closed, false open, null undecided (wrong either way)
+ */
+export function openClosedEvaluation (closed: ArrayLike<boolean>, saidClosed: ArrayLike<boolean | null>): OpenClosedEvaluation {
+  const figures = openClosedFigures(closed, saidClosed)
+  return { accuracy: figures.accuracy, balancedAccuracy: figures.balancedAccuracy, closedF1: figures.closedF1, f1: figures.closedF1 }
+}
+
+/** One counted frame of a door-state replay: its true angle and what the door reported then. */
+export interface ReportedFrame {
+  angle: number
+  state: DoorStateName
+  /** The reported angle; null while unknown. */
+  reportedAngle: number | null
+}
+
+/** Rows of {@link doorStateConfusion}: true closed, true open. */
+export const DOOR_STATE_TRUTHS = ['closed', 'open'] as const
+/** Columns of {@link doorStateConfusion}: reported closed, open, unknown. */
+export const DOOR_STATE_REPORTS = ['closed', 'open', 'unknown'] as const
+
+/** The 2 × 3 door-state confusion: rows = true (closed, open), columns = reported (closed, open, unknown). */
+export function doorStateConfusion (frames: readonly ReportedFrame[]): number[][] {
+  const confusion = [[0, 0, 0], [0, 0, 0]]
+  for (const frame of frames) confusion[isClosed(frame.angle) ? 0 : 1][DOOR_STATE_REPORTS.indexOf(frame.state)]++
+  return confusion
+}
+
+/**
+ * The door-state figures of a replay (schemas/model.ts DoorStateEvaluation):
+ * 7-class accuracy of the reported angle and the open/closed figures of the
+ * reported state over the counted frames (unknown counts as wrong), the 2 × 3
+ * confusion, and the window and latency as given.
+ * @param window frames per window (the door model's k, the smoother's window)
+ * @param latencyFrames the frame (1-based) of a fresh stream that first reports a state, worst over the streams
+ */
+export function doorStateEvaluation (frames: readonly ReportedFrame[], window: number, latencyFrames: number): DoorStateEvaluation {
+  const figures = openClosedFigures(frames.map((f) => isClosed(f.angle)), frames.map((f) => f.state === 'unknown' ? null : f.state === 'closed'))
+  let right = 0
+  for (const frame of frames) if (frame.reportedAngle === frame.angle) right++
+  return {
+    accuracy: frames.length ? right / frames.length : 0,
+    openClosed: { accuracy: figures.accuracy, balancedAccuracy: figures.balancedAccuracy, closedF1: figures.closedF1 },
+    window,
+    latencyFrames,
+    confusion: doorStateConfusion(frames)
+  }
+}
+
+/**
+ * Counts a replayed stream the way the door-state evaluation does: from the
+ * first frame that reports a state on (a stream that never reports is
+ * counted from `nominal` frames on, every frame wrong).
+ * @param states the reported door at each frame of one stream
+ * @returns the counted frames and the (1-based) frame counting starts at
+ */
+export function countedFrames (angle: number, states: ReadonlyArray<{ state: DoorStateName, angle: number | null }>, nominal: number): { frames: ReportedFrame[], from: number } {
+  const first = states.findIndex((door) => door.state !== 'unknown')
+  const from = first >= 0 ? first : Math.min(Math.max(0, nominal - 1), states.length)
+  const frames: ReportedFrame[] = []
+  for (let i = from; i < states.length; i++) frames.push({ angle, state: states[i].state, reportedAngle: states[i].angle })
+  return { frames, from: from + 1 }
+}
+
+/**
+ * The door state of a per-frame model through the legacy vote smoother
+ * (domain/smoother.ts, the server's DOOR_WINDOW / DOOR_HOLD): each sequence
+ * (one stretch of one label, e.g. a blocked test tail) streamed through a
+ * fresh smoother and counted like the windowed engine's replay, from the
+ * first reported state on ({@link countedFrames}). `window` is the
+ * smoother's window; `latencyFrames` is worst over the sequences (at least
+ * `hold`).
+ * @param labels the class angles, in the order of each row of probabilities
+ */
+export function smoothedDoorState (sequences: readonly LabelledSequence[], labels: readonly number[], options: SmootherOptions): DoorStateEvaluation & { frames: number } {
+  const frames: ReportedFrame[] = []
+  let latencyFrames = 0
+  for (const sequence of sequences) {
+    const smoother = new DoorSmoother(options)
+    const states = Array.from(sequence.probabilities, (probabilities, index) => {
+      smoother.push(probabilities, labels, index)
+      const door = smoother.door
+      return { state: door.state, angle: door.angle }
+    })
+    const counted = countedFrames(sequence.angle, states, options.hold)
+    frames.push(...counted.frames)
+    latencyFrames = Math.max(latencyFrames, counted.from)
+  }
+  return { ...doorStateEvaluation(frames, options.window, latencyFrames), frames: frames.length }
 }
 
 function checkLengths (actual: ArrayLike<number>, predicted: ArrayLike<number>): void {

@@ -20,6 +20,9 @@ import { type ModelMeta } from './model-types.js'
 import { launchTraining, TrainingRunError, type LaunchedTraining } from './training-orchestration.js'
 import type { RunnerMode } from './training-runner.js'
 import { checkTrainingSet, ROW_WIDTH, type TrainingSet } from './training-set.js'
+import { toEvaluation, type DoorEvaluation } from './door-evaluation.js'
+import { DoorModels } from './door-models.js'
+import type { DoorTrainingRequest } from './training-worker.js'
 
 /**
  * `fastify.model`: the one model handler of the process. Events:
@@ -63,6 +66,8 @@ export interface ModelService extends EventEmitter {
   versionDir (version: string): string | undefined
   /** The blocked hold-out evaluation of a version (default: the active CSI one); undefined if none. */
   evaluation (version?: string): { version: string, evaluation: Evaluation } | undefined
+  /** Each door's own model: calibration training, activation, fallback. */
+  readonly doors: DoorModels
 }
 
 /** Version of the model handler (legacy /debug/get/version/tf_model_handler). */
@@ -75,6 +80,8 @@ export interface ModelHandlerOptions {
   log: ServiceLog
   /** Where runs execute; default: a worker thread for the pure-JS backend, a child process for a native one. */
   runnerMode?: RunnerMode
+  /** Options for every door calibration's training (tests use fewer epochs). */
+  doorTraining?: DoorTrainingRequest
 }
 
 /** The active CSI version, ready to predict. */
@@ -95,6 +102,7 @@ export class ModelHandler extends EventEmitter implements ModelService {
   readonly store: ModelStore
   /** What start-up found on disk (temp folders removed, versions adopted or ignored). */
   readonly recovery: RecoveryReport
+  readonly doors: DoorModels
   readonly #backend: ChosenBackend
   readonly #log: ServiceLog
   readonly #runnerMode: RunnerMode
@@ -107,9 +115,10 @@ export class ModelHandler extends EventEmitter implements ModelService {
   #activating = false
   #closed = false
 
-  private constructor (options: ModelHandlerOptions, store: ModelStore, recovery: RecoveryReport, predictor: ActivePredictor | undefined) {
+  private constructor (options: ModelHandlerOptions, store: ModelStore, recovery: RecoveryReport, predictor: ActivePredictor | undefined, doors: DoorModels) {
     super()
     this.store = store
+    this.doors = doors
     this.recovery = recovery
     this.#backend = options.backend
     this.#log = options.log
@@ -140,13 +149,17 @@ export class ModelHandler extends EventEmitter implements ModelService {
     if (active !== undefined) {
       try {
         const loaded = await store.load(active)
-        predictor = { version: active, predictor: await Predictor.load(options.backend.tf, loaded.artifacts, loaded.meta) }
+        const meta = store.meta(active)
+        if (!meta) throw new Error(`version ${active} is not a global model`)
+        predictor = { version: active, predictor: await Predictor.load(options.backend.tf, loaded.artifacts, meta) }
         log.info({ version: active }, 'loaded the active model version')
       } catch (err) {
         log.error({ err, version: active }, 'could not load the active model version; no model is active')
       }
     }
-    return new ModelHandler(options, store, recovery, predictor)
+    const runnerMode = options.runnerMode ?? (options.backend.native ? 'process' : 'thread')
+    const doors = await DoorModels.open({ store, backend: options.backend, runnerMode, log, training: options.doorTraining })
+    return new ModelHandler(options, store, recovery, predictor, doors)
   }
 
   get state (): TrainingState {
@@ -197,7 +210,7 @@ export class ModelHandler extends EventEmitter implements ModelService {
     checkTrainingSet(set)
 
     this.#fire('start')
-    const launched = launchTraining({ store: this.store, backend: this.#backend, runnerMode: this.#runnerMode }, set, resolved, {
+    const launched = launchTraining({ store: this.store, backend: this.#backend, runnerMode: this.#runnerMode }, { model: 'frame', set, options: resolved }, {
       onStarted: () => this.#fire('run'),
       onProgress: (progress) => this.#setProgress({ ...progress, state: this.state }),
       accept: async (written) => {
@@ -219,8 +232,10 @@ export class ModelHandler extends EventEmitter implements ModelService {
   }
 
   async activate (version: string): Promise<ModelVersionInfo> {
-    this.#assertIdle()
     const info = this.store.info(version)
+    // a door's version swaps for that door alone: the global model's training does not hold it up
+    if (info?.scope === 'door') return this.doors.activate(version)
+    this.#assertIdle()
     if (!info) throw new NotFoundError(`no model version ${JSON.stringify(version)}`)
     this.#activating = true
     try {
@@ -246,8 +261,10 @@ export class ModelHandler extends EventEmitter implements ModelService {
   /** The blocked hold-out evaluation of a version (default: the active CSI one). */
   evaluation (version?: string): { version: string, evaluation: Evaluation } | undefined {
     const name = version ?? this.#predictor?.version
-    const evaluation = name === undefined ? undefined : this.store.meta(name)?.evaluation
-    return name !== undefined && evaluation ? { version: name, evaluation } : undefined
+    if (name === undefined) return undefined
+    const doorEvaluation = this.store.doorMeta(name)?.evaluation as DoorEvaluation | undefined
+    const evaluation = doorEvaluation ? toEvaluation(doorEvaluation) : this.store.meta(name)?.evaluation
+    return evaluation ? { version: name, evaluation } : undefined
   }
 
   /** Stops a running training (recorded as interrupted) and frees the predictor. */
@@ -259,6 +276,7 @@ export class ModelHandler extends EventEmitter implements ModelService {
       await current.launched.stop()
       await current.done
     }
+    await this.doors.close()
     this.#predictor?.predictor.dispose()
     this.#predictor = undefined
     this.removeAllListeners()
@@ -285,8 +303,9 @@ export class ModelHandler extends EventEmitter implements ModelService {
   /** Loads a stored version's predictor (CSI) and swaps it in; the old one is disposed. */
   async #swapIn (version: string): Promise<void> {
     const loaded = await this.store.load(version)
-    if (loaded.meta.kind !== 'csi') return
-    const predictor = await Predictor.load(this.#backend.tf, loaded.artifacts, loaded.meta)
+    const meta = this.store.meta(version)
+    if (meta?.kind !== 'csi') return
+    const predictor = await Predictor.load(this.#backend.tf, loaded.artifacts, meta)
     const previous = this.#predictor
     this.#predictor = { version, predictor }
     previous?.predictor.dispose()

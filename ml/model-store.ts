@@ -18,7 +18,8 @@ import { join } from 'node:path'
 import type * as tfjs from '@tensorflow/tfjs'
 import type { Storage } from '../core/storage.js'
 import type { ModelKind, ModelVersionInfo, TrainingFailure } from '../schemas/model.js'
-import type { ModelMeta, TrainedModel } from './model-types.js'
+import type { DoorModelMeta } from './door-model.js'
+import { isDoorMeta, type ModelMeta, type StorableModel, type StoredMeta } from './model-types.js'
 import { TrainingLog } from './training-log.js'
 import { VersionCatalogue } from './version-catalogue.js'
 import { checkVersionName, MODELS_DIR, VersionFiles, type StagedVersion, type VersionMetaFile } from './version-files.js'
@@ -55,6 +56,12 @@ export const MODEL_MIGRATIONS: readonly string[] = [
     status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'interrupted')),
     seconds REAL,
     message TEXT
+  );`,
+  // door models: a door-scope version names its device; each door has at most one active version
+  `ALTER TABLE model_versions ADD COLUMN device INTEGER CHECK (device BETWEEN 0 AND 32767);
+  CREATE TABLE door_model_active (
+    device INTEGER PRIMARY KEY CHECK (device BETWEEN 0 AND 32767),
+    version TEXT NOT NULL REFERENCES model_versions (version)
   );`
 ]
 
@@ -62,7 +69,7 @@ export const MODEL_MIGRATIONS: readonly string[] = [
 export interface LoadedVersion {
   info: ModelVersionInfo
   artifacts: tfjs.io.ModelArtifacts
-  meta: ModelMeta
+  meta: StoredMeta
 }
 
 /** The versions, their files and their rows. */
@@ -92,8 +99,11 @@ export class ModelStore {
     return recoverVersions({ files: this.#files, catalogue: this.#catalogue, trainings: this.#trainings }, this.#metas)
   }
 
-  /** A fresh version name: kind and UTC time to the millisecond, e.g. `csi-20251125-183700-123`. */
-  newVersionName (kind: ModelKind, at = new Date()): string {
+  /**
+   * A fresh version name: kind (or `door<id>` for a door's model) and UTC
+   * time to the millisecond, e.g. `csi-20251125-183700-123`, `door5-20251125-183700-123`.
+   */
+  newVersionName (kind: ModelKind | `door${number}`, at = new Date()): string {
     const stamp = at.toISOString().replace(/[-:]/g, '').replace('T', '-').replace('.', '-').replace('Z', '')
     const base = `${kind}-${stamp}`
     let version = base
@@ -105,8 +115,8 @@ export class ModelStore {
    * Writes a trained model as a new, not yet active, version: temp folder,
    * fsync, rename, then the row. Crash-safe at every step.
    */
-  async write (version: string, model: TrainedModel, createdAt = new Date()): Promise<ModelVersionInfo> {
-    const staged = await this.stage(version, model, createdAt)
+  async write (version: string, model: StorableModel, createdAt = new Date(), device?: number): Promise<ModelVersionInfo> {
+    const staged = await this.stage(version, model, createdAt, device)
     return this.commit(staged)
   }
 
@@ -114,11 +124,11 @@ export class ModelStore {
    * First half of {@link write}: the complete version in a temp folder
    * (a crash now leaves only that folder, which start-up removes).
    */
-  async stage (version: string, model: TrainedModel, createdAt = new Date()): Promise<StagedVersion> {
+  async stage (version: string, model: StorableModel, createdAt = new Date(), device?: number): Promise<StagedVersion> {
     // the name is checked before it is looked up, so a bad one never reaches the file system
     checkVersionName(version)
     if (this.#taken(version)) throw new Error(`version ${version} exists already`)
-    return this.#files.stage(version, model, createdAt)
+    return this.#files.stage(version, model, createdAt, device)
   }
 
   /** Second half of {@link write}: rename into place, sync the parent, record the row. */
@@ -130,7 +140,19 @@ export class ModelStore {
     return this.info(file.version) as ModelVersionInfo
   }
 
-  /** Makes `version` the active one of its kind and records when. */
+  /** Each door's active version (usable ones only). */
+  activeDoorVersions (): Map<number, string> {
+    const active = this.#catalogue.activeDoorVersions()
+    for (const [device, version] of active) if (!this.#metas.has(version)) active.delete(device)
+    return active
+  }
+
+  /** The door goes back to the global model; its versions stay listed (and can be activated again). */
+  deactivateDoor (device: number): void {
+    this.#catalogue.deactivateDoor(device)
+  }
+
+  /** Makes `version` the active one of its kind (or of its door) and records when. */
   activate (version: string): ModelVersionInfo {
     const file = this.#metas.get(version)
     if (!file) throw new Error(`no usable model version ${version}`)
@@ -152,9 +174,16 @@ export class ModelStore {
     return this.#catalogue.info(version)
   }
 
-  /** A usable version's meta (standardisation, labels, options, evaluation). */
+  /** A usable global version's meta (standardisation, labels, options, evaluation); undefined for a door's model. */
   meta (version: string): ModelMeta | undefined {
-    return this.#metas.get(version)?.meta
+    const meta = this.#metas.get(version)?.meta
+    return meta && !isDoorMeta(meta) ? meta : undefined
+  }
+
+  /** A usable door version's meta (window, standardisation, novelty summary, evaluation); undefined for a global one. */
+  doorMeta (version: string): DoorModelMeta | undefined {
+    const meta = this.#metas.get(version)?.meta
+    return meta && isDoorMeta(meta) ? meta : undefined
   }
 
   /** Usable versions, newest first. */

@@ -7,6 +7,7 @@
 import type * as tfjs from '@tensorflow/tfjs'
 import type { Standardisation } from '../domain/standardise.js'
 import type { Evaluation, FeatureSet, ModelKind, Prediction, TrainingOptions } from '../schemas/model.js'
+import type { DoorModelMeta } from './door-model.js'
 
 /** The tfjs module a computation runs on (the worker brings its own). */
 export type Tf = typeof tfjs
@@ -58,4 +59,18 @@ export interface EpochReport {
    */
   validationAccuracy?: number
   validationLoss?: number
+}
+
+/** What a version stores as its meta: a global per-frame model's, or a door's windowed model's. */
+export type StoredMeta = ModelMeta | DoorModelMeta
+
+/** Anything the version store can write: tfjs artifacts and a meta. */
+export interface StorableModel {
+  artifacts: tfjs.io.ModelArtifacts
+  meta: StoredMeta
+}
+
+/** Whether a stored meta is a door's windowed model. */
+export function isDoorMeta (meta: StoredMeta): meta is DoorModelMeta {
+  return 'format' in meta
 }

@@ -74,8 +74,9 @@ export class SampleStore {
    * one allocation instead of one per row keeps this read short (it runs on
    * the event loop when a training starts).
    */
-  trainingSet (kind: ModelKind): StoredTrainingSet {
-    const rows = this.#db.prepare('SELECT angle, features FROM training_samples WHERE kind = ? ORDER BY id').raw().all(kind) as Array<[number, Buffer]>
+  trainingSet (kind: ModelKind, filter: SampleFilter = {}): StoredTrainingSet {
+    const { where, values } = whereOf(kind, filter)
+    const rows = this.#db.prepare(`SELECT angle, features FROM training_samples WHERE ${where} ORDER BY id`).raw().all(...values) as Array<[number, Buffer]>
     let bytes = 0
     for (const [, blob] of rows) bytes += blob.byteLength
     // copied: a Buffer's offset need not be 4-byte aligned
@@ -104,13 +105,14 @@ export class SampleStore {
    * @returns how many were removed
    */
   delete (kind: ModelKind, filter: SampleFilter): number {
-    const clauses = ['kind = ?']
-    const values: Array<string | number> = [kind]
-    if (filter.angle !== undefined) { clauses.push('angle = ?'); values.push(filter.angle) }
-    if (filter.source !== undefined) { clauses.push('source = ?'); values.push(filter.source) }
-    if (filter.device === null) clauses.push('device IS NULL')
-    else if (filter.device !== undefined) { clauses.push('device = ?'); values.push(filter.device) }
-    return this.#db.prepare(`DELETE FROM training_samples WHERE ${clauses.join(' AND ')}`).run(...values).changes
+    const { where, values } = whereOf(kind, filter)
+    return this.#db.prepare(`DELETE FROM training_samples WHERE ${where}`).run(...values).changes
+  }
+
+  /** Samples per angle among those matching `filter`, ascending. */
+  countsByAngle (kind: ModelKind, filter: SampleFilter = {}): LabelCount[] {
+    const { where, values } = whereOf(kind, filter)
+    return this.#db.prepare(`SELECT angle, COUNT(*) AS count FROM training_samples WHERE ${where} GROUP BY angle ORDER BY angle`).all(...values) as LabelCount[]
   }
 
   /** Counts per label, source and device. */
@@ -132,6 +134,17 @@ export function labelCounts (angles: Iterable<number>): LabelCount[] {
   const counts = new Map<number, number>()
   for (const angle of angles) counts.set(angle, (counts.get(angle) ?? 0) + 1)
   return [...counts].sort((a, b) => a[0] - b[0]).map(([angle, count]) => ({ angle, count }))
+}
+
+/** The WHERE clause of a kind and a filter (a device of null matches samples stored without one). */
+function whereOf (kind: ModelKind, filter: SampleFilter): { where: string, values: Array<string | number> } {
+  const clauses = ['kind = ?']
+  const values: Array<string | number> = [kind]
+  if (filter.angle !== undefined) { clauses.push('angle = ?'); values.push(filter.angle) }
+  if (filter.source !== undefined) { clauses.push('source = ?'); values.push(filter.source) }
+  if (filter.device === null) clauses.push('device IS NULL')
+  else if (filter.device !== undefined) { clauses.push('device = ?'); values.push(filter.device) }
+  return { where: clauses.join(' AND '), values }
 }
 
 function blobOf (features: Float32Array): Buffer {

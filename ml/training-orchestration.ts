@@ -9,7 +9,9 @@ import { performance } from 'node:perf_hooks'
 import type { ModelKind, ModelVersionInfo, TrainingProgress } from '../schemas/model.js'
 import type { ChosenBackend } from './backend.js'
 import type { ModelStore } from './model-store.js'
-import type { ModelMeta, TrainedModel } from './model-types.js'
+import type { TrainedDoorModel } from './door-model.js'
+import type { ModelMeta, StorableModel, TrainedModel } from './model-types.js'
+import type { DoorTrainingRequest } from './training-worker.js'
 import { packTrainingSet, type TrainingSet } from './training-set.js'
 import { startTrainingRun, TrainingStoppedError, type RunnerMode } from './training-runner.js'
 
@@ -20,8 +22,16 @@ export interface TrainingContext {
   runnerMode: RunnerMode
 }
 
+/** What a run trains: the global per-frame model, or one door's windowed model on its calibration. */
+export type TrainingTarget =
+  | { model: 'frame', set: TrainingSet, options: ModelMeta['options'] }
+  | { model: 'door', device: number, set: TrainingSet, options?: DoorTrainingRequest }
+
+/** The model a target's run produces. */
+export type ModelOf<T extends TrainingTarget> = T extends { model: 'door' } ? TrainedDoorModel : TrainedModel
+
 /** Callbacks of a launched run. */
-export interface TrainingHandlers {
+export interface TrainingHandlers<M extends StorableModel> {
   /** The worker has loaded and begins its first epoch. */
   onStarted?: () => void
   /** Progress at launch, at the start and after each epoch; `state` is left for the caller to fill. */
@@ -30,7 +40,7 @@ export interface TrainingHandlers {
    * Runs once the version is written, before the run counts as finished: a
    * throw here fails the run (recorded, and the version stays inactive).
    */
-  accept: (written: ModelVersionInfo, model: TrainedModel) => Promise<void> | void
+  accept: (written: ModelVersionInfo, model: M) => Promise<void> | void
 }
 
 /** How a run ended badly: stopped from outside, or failed. */
@@ -42,29 +52,35 @@ export class TrainingRunError extends Error {
 }
 
 /** A launched run. */
-export interface LaunchedTraining {
+export interface LaunchedTraining<M extends StorableModel = TrainedModel> {
   readonly version: string
   readonly kind: ModelKind
   /** Resolves with the accepted version and the seconds it took; rejects with a {@link TrainingRunError} (already recorded). */
-  readonly outcome: Promise<{ info: ModelVersionInfo, seconds: number, model: TrainedModel }>
+  readonly outcome: Promise<{ info: ModelVersionInfo, seconds: number, model: M }>
   /** Ends the worker now; `outcome` rejects as stopped. */
   stop: () => Promise<void>
 }
 
 /**
- * Launches a run of `set` under a fresh version name. Validation of the set
- * and options is the caller's (it answers 400s before anything is recorded).
+ * Launches a run of `target` under a fresh version name. Validation of the
+ * set and options is the caller's (it answers 400s before anything is recorded).
  */
-export function launchTraining (context: TrainingContext, set: TrainingSet, options: ModelMeta['options'], handlers: TrainingHandlers): LaunchedTraining {
+export function launchTraining<T extends TrainingTarget> (context: TrainingContext, target: T, handlers: TrainingHandlers<ModelOf<T>>): LaunchedTraining<ModelOf<T>> {
   const { store } = context
-  const version = store.newVersionName(set.kind)
+  const { set } = target
+  const device = target.model === 'door' ? target.device : undefined
+  const version = store.newVersionName(device === undefined ? set.kind : `door${device}`)
   const runId = store.beginTraining(version, set.kind)
   const requestedAt = performance.now()
   let startedAt = requestedAt
   const seconds = () => (performance.now() - requestedAt) / 1000
-  handlers.onProgress?.({ version, epoch: 0, epochs: options.epochs, elapsedSeconds: 0 })
+  handlers.onProgress?.({ version, epoch: 0, epochs: target.model === 'frame' ? target.options.epochs : 0, elapsedSeconds: 0 })
 
-  const run = startTrainingRun({ backend: context.backend.name, set: packTrainingSet(set), options }, context.runnerMode, {
+  const packed = packTrainingSet(set)
+  const job = target.model === 'door'
+    ? { model: 'door' as const, backend: context.backend.name, set: packed, options: target.options }
+    : { model: 'frame' as const, backend: context.backend.name, set: packed, options: target.options }
+  const run = startTrainingRun<ModelOf<T>>(job, context.runnerMode, {
     onStarted: () => {
       startedAt = performance.now()
       handlers.onStarted?.()
@@ -88,7 +104,7 @@ export function launchTraining (context: TrainingContext, set: TrainingSet, opti
   const outcome = (async () => {
     try {
       const model = await run.result
-      const info = await store.write(version, model)
+      const info = await store.write(version, model, new Date(), device)
       await handlers.accept(info, model)
       const took = seconds()
       store.endTraining(runId, 'finished', took)

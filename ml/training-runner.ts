@@ -8,7 +8,7 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import type { EpochReport, TrainedModel } from './model-types.js'
+import type { EpochReport, StorableModel, TrainedModel } from './model-types.js'
 import { PROCESS_FLAG, type TrainingJob, type WorkerMessage } from './training-worker.js'
 
 /** Where a run executes. */
@@ -22,11 +22,11 @@ export interface RunHandlers {
 }
 
 /** A training run that has been launched. */
-export interface TrainingRun {
+export interface TrainingRun<M extends StorableModel = TrainedModel> {
   /** Resolves once the worker has loaded and begun; rejects if it failed before that. */
   readonly started: Promise<void>
   /** The trained model; rejects with the worker's error (or when stopped). */
-  readonly result: Promise<TrainedModel>
+  readonly result: Promise<M>
   /** Ends the worker now; `result` rejects with a "stopped" error. */
   stop: () => Promise<void>
 }
@@ -41,15 +41,15 @@ const WORKER_FILE = new URL(`./training-worker${extname(fileURLToPath(import.met
 const UNDER_TSX = WORKER_FILE.pathname.endsWith('.ts')
 
 /** Launches `job` in `mode`. */
-export function startTrainingRun (job: TrainingJob, mode: RunnerMode, handlers: RunHandlers = {}): TrainingRun {
+export function startTrainingRun<M extends StorableModel = TrainedModel> (job: TrainingJob, mode: RunnerMode, handlers: RunHandlers = {}): TrainingRun<M> {
   let settled = false
   let stopped = false
   let markStarted!: () => void
   let failStart!: (err: Error) => void
-  let resolveResult!: (model: TrainedModel) => void
+  let resolveResult!: (model: M) => void
   let rejectResult!: (err: Error) => void
   const started = new Promise<void>((resolve, reject) => { markStarted = resolve; failStart = reject })
-  const result = new Promise<TrainedModel>((resolve, reject) => { resolveResult = resolve; rejectResult = reject })
+  const result = new Promise<M>((resolve, reject) => { resolveResult = resolve; rejectResult = reject })
   // a caller that only awaits `result` must not see an unhandled `started` rejection
   started.catch(() => {})
 
@@ -72,7 +72,7 @@ export function startTrainingRun (job: TrainingJob, mode: RunnerMode, handlers: 
       case 'done':
         settled = true
         markStarted()
-        resolveResult(message.model)
+        resolveResult(message.model as M)
         end().catch(() => {})
         break
       case 'failed':

@@ -11,24 +11,30 @@ import type { TrainingOptions } from '../schemas/model.js'
 import { loadBackend, type BackendName } from './backend.js'
 import { joinWeightData } from './model-store.js'
 import { trainModel } from './trainer.js'
-import { type EpochReport, type TrainedModel } from './model-types.js'
+import type { EpochReport, StorableModel } from './model-types.js'
+import { calibrateDoorModel } from './door-evaluation.js'
 import { unpackTrainingSet, type PackedTrainingSet } from './training-set.js'
 
 /** argv flag that makes a child process run a job (so importing this file elsewhere does nothing). */
 export const PROCESS_FLAG = '--doorsense-training-worker'
 
-/** Everything a run needs; the rows travel packed in one buffer (cheap to transfer). */
-export interface TrainingJob {
-  backend: BackendName
-  set: PackedTrainingSet
-  options?: TrainingOptions
-}
+/**
+ * Everything a run needs; the rows travel packed in one buffer (cheap to
+ * transfer). `model` says what is trained: the global per-frame model, or
+ * one door's windowed model (trained and evaluated on its calibration).
+ */
+export type TrainingJob =
+  | { model?: 'frame', backend: BackendName, set: PackedTrainingSet, options?: TrainingOptions }
+  | { model: 'door', backend: BackendName, set: PackedTrainingSet, options?: DoorTrainingRequest }
+
+/** A door model's options as a job carries them (defaults fill the rest). */
+export type DoorTrainingRequest = Parameters<typeof calibrateDoorModel>[2]
 
 /** What the worker tells the main thread. */
 export type WorkerMessage =
   | { type: 'started', backend: string }
   | { type: 'epoch', report: EpochReport }
-  | { type: 'done', model: TrainedModel }
+  | { type: 'done', model: StorableModel }
   | { type: 'failed', message: string }
 
 /**
@@ -39,9 +45,10 @@ export async function runJob (job: TrainingJob, send: (message: WorkerMessage) =
   try {
     const { tf } = await loadBackend(job.backend)
     send({ type: 'started', backend: tf.getBackend() })
-    const model = await trainModel(tf, unpackTrainingSet(job.set), job.options, (report) => {
-      send({ type: 'epoch', report })
-    })
+    const set = unpackTrainingSet(job.set)
+    const model: StorableModel = job.model === 'door'
+      ? await calibrateDoorModel(tf, { frames: set.features, angles: set.angles }, job.options)
+      : await trainModel(tf, set, job.options, (report) => { send({ type: 'epoch', report }) })
     // one plain ArrayBuffer crosses the thread/process boundary, whatever tfjs produced
     const weights = joinWeightData(model.artifacts.weightData)
     const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer

@@ -7,6 +7,7 @@
  */
 import type Database from 'better-sqlite3'
 import type { ModelKind, ModelVersionInfo } from '../schemas/model.js'
+import { isDoorMeta } from './model-types.js'
 import type { VersionMetaFile } from './version-files.js'
 
 interface VersionRow {
@@ -18,6 +19,7 @@ interface VersionRow {
   training_seconds: number
   weights_sha256: string
   activated_at: string | null
+  device: number | null
 }
 
 /** A recorded version and the weights hash the database holds for it. */
@@ -37,10 +39,13 @@ export class VersionCatalogue {
 
   /** Records a version (not active) from its meta file. */
   insert (file: VersionMetaFile): void {
-    this.#db.prepare(`INSERT INTO model_versions (version, kind, created_at, labels, accuracy, training_seconds, weights_sha256)
-      VALUES (?, ?, ?, ?, ?, ?, ?)`).run(
-      file.version, file.kind, file.createdAt, JSON.stringify(file.meta.labels),
-      file.meta.evaluation?.accuracy ?? null, file.meta.trainingSeconds, file.weightsSha256
+    const { meta } = file
+    // a door model's headline figure is its door-state accuracy, the one a user sees
+    const accuracy = isDoorMeta(meta) ? (meta.evaluation as { doorState?: { accuracy?: number } } | undefined)?.doorState?.accuracy : meta.evaluation?.accuracy
+    this.#db.prepare(`INSERT INTO model_versions (version, kind, created_at, labels, accuracy, training_seconds, weights_sha256, device)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(
+      file.version, file.kind, file.createdAt, JSON.stringify(meta.labels),
+      accuracy ?? null, meta.trainingSeconds, file.weightsSha256, file.device ?? null
     )
   }
 
@@ -60,10 +65,37 @@ export class VersionCatalogue {
    * transaction (a crash never leaves the stamp without the switch).
    */
   activate (version: string, kind: ModelKind): void {
+    const device = this.deviceOf(version)
     this.#db.transaction(() => {
       this.#db.prepare('UPDATE model_versions SET activated_at = ? WHERE version = ?').run(new Date().toISOString(), version)
-      this.#db.prepare('INSERT INTO model_active (kind, version) VALUES (?, ?) ON CONFLICT (kind) DO UPDATE SET version = excluded.version').run(kind, version)
+      if (device === undefined) this.#db.prepare('INSERT INTO model_active (kind, version) VALUES (?, ?) ON CONFLICT (kind) DO UPDATE SET version = excluded.version').run(kind, version)
+      else this.#db.prepare('INSERT INTO door_model_active (device, version) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET version = excluded.version').run(device, version)
     })()
+  }
+
+  /** The door a door-scope version belongs to; undefined for a global one. */
+  deviceOf (version: string): number | undefined {
+    const row = this.#db.prepare('SELECT device FROM model_versions WHERE version = ?').get(version) as { device: number | null } | undefined
+    return row?.device ?? undefined
+  }
+
+  /** Each door's active version, whether or not its folder is usable. */
+  activeDoorVersions (): Map<number, string> {
+    const rows = this.#db.prepare('SELECT device, version FROM door_model_active').all() as Array<{ device: number, version: string }>
+    return new Map(rows.map((row) => [row.device, row.version]))
+  }
+
+  /** The door falls back to the global model: it has no active version of its own any more. */
+  deactivateDoor (device: number): void {
+    this.#db.prepare('DELETE FROM door_model_active WHERE device = ?').run(device)
+  }
+
+  /** Versions of a door that were ever activated, latest activation first. */
+  previouslyActiveForDoor (device: number): string[] {
+    const rows = this.#db.prepare(
+      'SELECT version FROM model_versions WHERE device = ? AND activated_at IS NOT NULL ORDER BY activated_at DESC, version DESC'
+    ).all(device) as Array<{ version: string }>
+    return rows.map((row) => row.version)
   }
 
   /**
@@ -78,7 +110,7 @@ export class VersionCatalogue {
   /** Versions of `kind` that were ever activated, latest activation first. */
   previouslyActive (kind: ModelKind): string[] {
     const rows = this.#db.prepare(
-      'SELECT version FROM model_versions WHERE kind = ? AND activated_at IS NOT NULL ORDER BY activated_at DESC, version DESC'
+      'SELECT version FROM model_versions WHERE kind = ? AND device IS NULL AND activated_at IS NOT NULL ORDER BY activated_at DESC, version DESC'
     ).all(kind) as Array<{ version: string }>
     return rows.map((row) => row.version)
   }
@@ -104,15 +136,20 @@ export class VersionCatalogue {
   }
 
   #toInfo (row: VersionRow): ModelVersionInfo {
+    const active = row.device === null
+      ? this.activeVersion(row.kind) === row.version
+      : this.#db.prepare('SELECT 1 FROM door_model_active WHERE device = ? AND version = ?').get(row.device, row.version) !== undefined
     const info: ModelVersionInfo = {
       version: row.version,
       kind: row.kind,
       createdAt: row.created_at,
-      active: this.activeVersion(row.kind) === row.version,
+      active,
       labels: JSON.parse(row.labels) as number[],
       trainingSeconds: row.training_seconds,
-      weightsSha256: row.weights_sha256
+      weightsSha256: row.weights_sha256,
+      scope: row.device === null ? 'global' : 'door'
     }
+    if (row.device !== null) info.device = row.device
     // absent, not null: the API schema has accuracy optional
     if (row.accuracy !== null) info.accuracy = row.accuracy
     return info

@@ -13,7 +13,7 @@ import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type * as tfjs from '@tensorflow/tfjs'
 import type { ModelKind } from '../schemas/model.js'
-import type { ModelMeta, TrainedModel } from './model-types.js'
+import { isDoorMeta, type StorableModel, type StoredMeta } from './model-types.js'
 
 /** Folder of the versions inside DATA_DIR. */
 export const MODELS_DIR = 'models'
@@ -30,13 +30,15 @@ export const META_FILE = 'meta.json'
 export const VERSION_PATTERN = /^[a-z0-9][a-z0-9-]{0,79}$/
 
 /** The contents of a version's meta.json. */
-export interface VersionMetaFile {
+export interface VersionMetaFile<M extends StoredMeta = StoredMeta> {
   version: string
   kind: ModelKind
   createdAt: string
   weightsFile: string
   weightsSha256: string
-  meta: ModelMeta
+  /** The door a door-scope version belongs to; absent for the global models. */
+  device?: number
+  meta: M
 }
 
 /** A version complete in its temp folder, not yet renamed into place. */
@@ -101,17 +103,18 @@ export class VersionFiles {
    * file fsynced (a crash now leaves only that folder, which start-up removes).
    * Does not check whether the name is taken.
    */
-  async stage (version: string, model: TrainedModel, createdAt = new Date()): Promise<StagedVersion> {
+  async stage (version: string, model: StorableModel, createdAt = new Date(), device?: number): Promise<StagedVersion> {
     checkVersionName(version)
     const weights = joinWeightData(model.artifacts.weightData)
     const file: VersionMetaFile = {
       version,
-      kind: model.meta.kind,
+      kind: isDoorMeta(model.meta) ? 'csi' : model.meta.kind,
       createdAt: createdAt.toISOString(),
       weightsFile: WEIGHTS_FILE,
       weightsSha256: sha256(weights),
       meta: model.meta
     }
+    if (device !== undefined) file.device = device
     // random suffix: two stagings of one name never share a folder
     const tempDir = join(this.modelsDir, `${TEMP_PREFIX}${version}-${randomBytes(4).toString('hex')}`)
     await mkdir(tempDir)

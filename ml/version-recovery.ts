@@ -69,6 +69,15 @@ export function recoverVersions ({ files, catalogue, trainings }: RecoveryParts,
     report.fellBack.push({ kind, from: active, to })
   }
 
+  // a door whose active version broke falls back to its previous good one, else to the global model
+  for (const [device, active] of catalogue.activeDoorVersions()) {
+    if (usable.has(active)) continue
+    const to = catalogue.previouslyActiveForDoor(device).find((version) => usable.has(version))
+    if (to === undefined) catalogue.deactivateDoor(device)
+    else catalogue.activate(to, 'csi')
+    report.fellBack.push({ kind: 'csi', from: active, to })
+  }
+
   report.interrupted = trainings.markRunningInterrupted()
   return report
 }

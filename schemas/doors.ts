@@ -9,11 +9,49 @@ export const CalibrationStatus = Type.Unsafe<'idle' | 'capturing' | 'training' |
 })
 export type CalibrationStatus = Static<typeof CalibrationStatus>
 
-/** A door's calibration: what was captured and why the last finish was refused, if it was. */
+/** The capture running for a door: its frames are being labelled with `angle`. */
+export const DoorCapture = Type.Object({
+  angle: Type.Integer({ minimum: 0, maximum: 90 }),
+  framesStored: Type.Integer({ minimum: 0 }),
+  framesWanted: Type.Unsafe<number | null>({ type: 'integer', minimum: 1, nullable: true, description: 'the capture ends once this many frames are stored; null = only the time limit' }),
+  secondsLeft: Type.Number({ minimum: 0 }),
+  endsAt: Timestamp
+}, { title: 'DoorCapture' })
+export type DoorCapture = Static<typeof DoorCapture>
+
+/** Open/closed figures of an evaluation. */
+export const OpenClosedFigures = Type.Object({
+  accuracy: Type.Number({ minimum: 0, maximum: 1 }),
+  balancedAccuracy: Type.Number({ minimum: 0, maximum: 1, description: 'mean of the closed and the open recall: "always open" scores .5' }),
+  closedF1: Type.Number({ minimum: 0, maximum: 1 })
+}, { title: 'OpenClosedFigures' })
+export type OpenClosedFigures = Static<typeof OpenClosedFigures>
+
+/** What the last calibration's model scored on the held-out end of each captured angle (replayed as the server runs it). */
+export const CalibrationResult = Type.Object({
+  version: Type.String({ description: 'the door model version that was trained' }),
+  activated: Type.Boolean({ description: 'whether it passed the floor and now answers for the door' }),
+  floor: Type.Number({ minimum: 0, maximum: 1, description: 'the open/closed balanced accuracy a model must reach to be activated (DOOR_CALIBRATION_FLOOR)' }),
+  doorState: Type.Object({
+    accuracy: Type.Number({ minimum: 0, maximum: 1, description: 'share of held-out frames whose reported angle was right' }),
+    openClosed: OpenClosedFigures
+  }),
+  confusion: Type.Object({
+    actual: Type.Array(Type.String(), { description: 'row names: "closed", "open"' }),
+    reported: Type.Array(Type.String(), { description: 'column names: "closed", "open", "unknown"' }),
+    counts: Type.Array(Type.Array(Type.Integer({ minimum: 0 })), { description: 'counts[actual][reported]: held-out frames from the first reported state on' })
+  }),
+  at: Timestamp
+}, { title: 'CalibrationResult' })
+export type CalibrationResult = Static<typeof CalibrationResult>
+
+/** A door's calibration: what was captured, what runs, and why the last finish was refused, if it was. */
 export const DoorCalibration = Type.Object({
   status: CalibrationStatus,
   captured: Type.Record(Type.String({ pattern: '^[0-9]+$' }), Type.Integer({ minimum: 0 }), { description: 'calibration frames stored per angle (degrees)' }),
-  reasons: Type.Array(Type.String(), { description: 'why the last finish was refused or failed, in words a user can act on' })
+  capture: Type.Unsafe<DoorCapture | null>({ ...DoorCapture, nullable: true, description: 'the capture under way; null when none' }),
+  reasons: Type.Array(Type.String(), { description: 'why the last finish was refused or failed, in words a user can act on' }),
+  result: Type.Unsafe<CalibrationResult | null>({ ...CalibrationResult, nullable: true, description: 'the last finished calibration\'s figures; null before any' })
 }, { title: 'DoorCalibration' })
 export type DoorCalibration = Static<typeof DoorCalibration>
 
@@ -48,3 +86,23 @@ export type Door = Static<typeof Door>
 /** GET /doors answer. */
 export const DoorList = Type.Object({ doors: Type.Array(Door) }, { title: 'DoorList' })
 export type DoorList = Static<typeof DoorList>
+
+/** Path parameters of /doors/{id}/…. */
+export const DoorParams = Type.Object({ id: Type.Integer({ minimum: 0, maximum: 32767, description: 'the device ID' }) })
+export type DoorParams = Static<typeof DoorParams>
+
+/** POST /doors/{id}/calibration/capture body: label this door's next frames with `angle`. */
+export const CaptureRequest = Type.Object({
+  angle: Type.Integer({ minimum: 0, maximum: 90, description: 'the angle the door is held at, in degrees (0 = closed)' }),
+  frames: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000, description: 'stop once this many frames are stored' })),
+  seconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 3600, description: 'stop after this long (default 30 s)' }))
+}, { additionalProperties: false, title: 'CaptureRequest' })
+export type CaptureRequest = Static<typeof CaptureRequest>
+
+/** POST /doors/{id}/calibration/finish answer (202): the door's model is training. */
+export const FinishAccepted = Type.Object({
+  device: Type.Integer(),
+  version: Type.String({ description: 'the door model version being trained' }),
+  status: Type.Literal('training')
+}, { title: 'FinishAccepted' })
+export type FinishAccepted = Static<typeof FinishAccepted>

@@ -71,13 +71,38 @@ export const ClassFigures = Type.Object({
   support: Type.Integer()
 })
 
+/** Closed (0°) against open (any other angle): accuracy alone flatters, since "always open" scores the open share. */
+export const OpenClosedEvaluation = Type.Object({
+  accuracy: Type.Number({ minimum: 0, maximum: 1 }),
+  balancedAccuracy: Type.Number({ minimum: 0, maximum: 1, description: 'mean of the closed and the open recall ("always open" scores .5)' }),
+  closedF1: Type.Number({ minimum: 0, maximum: 1, description: 'F1 of the "closed" class' }),
+  f1: Type.Number({ description: 'F1 of the "closed" class (the name of closedF1 before 0.2; kept for old clients)' })
+})
+export type OpenClosedEvaluation = Static<typeof OpenClosedEvaluation>
+
+/** The door state a model gives: each label's held-out tail replayed through the pipeline the server runs for it. */
+export const DoorStateEvaluation = Type.Object({
+  accuracy: Type.Number({ minimum: 0, maximum: 1, description: 'share of counted frames whose reported angle was right (unknown counts as wrong)' }),
+  openClosed: Type.Object({
+    accuracy: Type.Number({ minimum: 0, maximum: 1 }),
+    balancedAccuracy: Type.Number({ minimum: 0, maximum: 1 }),
+    closedF1: Type.Number({ minimum: 0, maximum: 1 })
+  }),
+  window: Type.Integer({ minimum: 1, description: 'frames per window (k)' }),
+  latencyFrames: Type.Integer({ minimum: 0, description: 'frames a fresh device needs before its first reported state; frames before it are not counted' }),
+  confusion: Type.Optional(Type.Array(Type.Array(Type.Integer({ minimum: 0 })), { description: 'closed/open: rows = true (closed, open), columns = reported (closed, open, unknown)' }))
+})
+export type DoorStateEvaluation = Static<typeof DoorStateEvaluation>
+
 /** How a model did on its blocked hold-out. */
 export const Evaluation = Type.Object({
-  accuracy: Type.Number({ minimum: 0, maximum: 1 }),
+  accuracy: Type.Number({ minimum: 0, maximum: 1, description: 'per frame (per window for a door model)' }),
   labels: Type.Array(Type.Number()),
   perClass: Type.Array(ClassFigures),
   confusion: Type.Array(Type.Array(Type.Integer()), { description: 'rows = true label, columns = predicted label, in the order of `labels`' }),
-  openClosed: Type.Object({ accuracy: Type.Number(), f1: Type.Number({ description: 'F1 of the "closed" class' }) }),
+  openClosed: OpenClosedEvaluation,
+  doorState: Type.Optional(DoorStateEvaluation),
+  novelty: Type.Optional(Type.Object({ auc: Type.Number({ minimum: 0, maximum: 1, description: 'how well the novelty score tells a shifted recording\'s windows from the held-out ones' }) })),
   trainRows: Type.Integer(),
   testRows: Type.Integer()
 })
@@ -106,7 +131,9 @@ export const ModelVersionInfo = Type.Object({
   labels: Type.Array(Type.Number()),
   accuracy: Type.Optional(Type.Number()),
   trainingSeconds: Type.Number(),
-  weightsSha256: Type.String()
+  weightsSha256: Type.String(),
+  scope: Type.Unsafe<'global' | 'door'>({ type: 'string', enum: ['global', 'door'], description: 'global: the fallback (POST /training/post/train); door: one door\'s own model (its calibration)' }),
+  device: Type.Optional(Type.Integer({ minimum: 0, maximum: 32767, description: 'the door (device ID) a door-scope version belongs to' }))
 })
 export type ModelVersionInfo = Static<typeof ModelVersionInfo>
 

@@ -8,8 +8,9 @@ export const SampleSource = Type.Union([
   Type.Literal('inference'),
   Type.Literal('import'),
   Type.Literal('samples'),
-  Type.Literal('legacy-train')
-], { description: 'frames/inference = captured live from that route; import = CSV import; samples = POST /training/post/samples; legacy-train = the DATA of a legacy train request' })
+  Type.Literal('legacy-train'),
+  Type.Literal('calibration')
+], { description: 'frames/inference = captured live from that route; import = CSV import; samples = POST /training/post/samples; legacy-train = the DATA of a legacy train request; calibration = captured by a door\'s calibration (POST /doors/{id}/calibration/capture)' })
 export type SampleSource = Static<typeof SampleSource>
 
 /** A door angle label in degrees. */
@@ -84,6 +85,7 @@ export const CaptureStatus = Type.Object({
   angle: Type.Number(),
   active: Type.Boolean(),
   framesStored: Type.Integer({ minimum: 0 }),
+  framesWanted: Type.Optional(Type.Integer({ minimum: 1, description: 'the session ends once this many frames are stored' })),
   secondsLeft: Type.Number({ minimum: 0 }),
   startedAt: Timestamp,
   endsAt: Timestamp

@@ -1,16 +1,32 @@
 /**
- * `doorsense eval --data FILE.csv [--holdout 0.2] [--json] [training options]`:
+ * `doorsense eval --data FILE.csv [--holdout 0.2] [--json] [--shifted OTHER] [training options]`:
  * trains in this process on the blocked train part of a session CSV (each
  * label's rows but its last `holdout` share) and reports how the model does
- * on those tails: accuracy, per-class figures, confusion matrix, open/closed.
+ * on those tails:
+ * - the global per-frame model (ml/trainer.ts): accuracy, per-class figures,
+ *   confusion matrix, open/closed (accuracy, balanced accuracy, closed F1),
+ *   and its votes through the legacy smoother (`smoothedAccuracy`);
+ * - `doorState`: the windowed door model (ml/door-model.ts, its defaults)
+ *   trained on the same train part, each label's tail replayed through a
+ *   fresh pipeline exactly as the server runs a calibrated door
+ *   (ml/door-evaluation.ts evaluateDoorModel); absent, with
+ *   `doorModel.skipped` saying why, when the file cannot calibrate a door
+ *   (no closed or no open angle, too few rows per angle);
+ * - with --shifted, `novelty.auc`: how well the door model's novelty score
+ *   tells OTHER's windows (a session CSV, or one frame per line in any
+ *   accepted encoding) from FILE's held-out windows.
  * Nothing is stored. Results go to stdout (with --json exactly one JSON
  * object), progress to stderr (a bar on a terminal, a few lines otherwise).
  * Exit codes: 0 ok, 1 bad arguments or an unreadable/invalid file, 2 training failed.
  */
 import { readFileSync } from 'node:fs'
-import { readSessionCsv } from '../../domain/session-csv.js'
+import { parseFrame } from '../../domain/frames.js'
+import { CLOSED_ANGLE, labelSet } from '../../domain/labels.js'
+import { headerProblem, readSessionCsv } from '../../domain/session-csv.js'
 import { DEFAULT_SMOOTHER_OPTIONS, scoreSmoothed, sequencesByLabel } from '../../domain/smoother.js'
 import { chooseBackend, type BackendRequest, type ChosenBackend } from '../../ml/backend.js'
+import { contiguousRuns, evaluateDoorModel, minimumFramesForEvaluation, type DoorEvaluation, type ShiftedSet } from '../../ml/door-evaluation.js'
+import { DEFAULT_DOOR_TRAINING, resolveDoorTraining, type DoorTrainingOptions } from '../../ml/door-model.js'
 import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel } from '../../ml/trainer.js'
 import { type EpochReport, type ModelMeta, type TrainedModel } from '../../ml/model-types.js'
 import { type TrainingSet } from '../../ml/training-set.js'
@@ -19,14 +35,20 @@ import { epochProgress, parseOptions, processIo, UsageError, type CommandIo } fr
 
 const D = DEFAULT_TRAINING_OPTIONS
 
-const USAGE = `usage: doorsense eval --data FILE.csv [--holdout 0.2] [--json] [options]
+const USAGE = `usage: doorsense eval --data FILE.csv [--holdout 0.2] [--json] [--shifted OTHER] [options]
 
 Trains on the blocked train part of FILE (a session CSV: Label, CH6_mag … CH58_phase)
-and reports on the held-out tail of each label. Nothing is stored.
+and reports on the held-out tail of each label: the global per-frame model, and the
+door state of the windowed door model (k ${DEFAULT_DOOR_TRAINING.window}) replayed as the server runs a calibrated door.
+Nothing is stored.
 
   --data FILE           the session CSV (required)
   --holdout SHARE       share of each label's last rows held out, 0 < SHARE <= 0.5 (default ${D.holdout})
   --json                print one JSON object instead of the text report
+  --shifted OTHER       another recording (a session CSV, or one frame per line in any accepted
+                        encoding): adds novelty.auc, how well the door model tells its windows
+                        from FILE's held-out windows
+  --door-epochs N       the door model's training epochs, 1..1000 (default ${DEFAULT_DOOR_TRAINING.epochs})
   --epochs N            training epochs, 1..1000 (default ${D.epochs})
   --architecture A      softmax | original | mlp (default ${D.architecture})
   --features F          raw | magnitudes | magnitudes+phase-diff (default ${D.features})
@@ -34,7 +56,7 @@ and reports on the held-out tail of each label. Nothing is stored.
   --learning-rate X     Adam learning rate (default ${D.learningRate})
   --l2 X                L2 weight on the kernels (default ${D.l2})
   --early-stopping      stop on a blocked validation slice of the train part (default off)
-  --seed N              seed for initial weights and batch order (default: drawn, and reported)
+  --seed N              seed for initial weights and batch order of both models (default: drawn, and reported)
   --backend B           auto | gpu | node | cpu TensorFlow.js backend (default auto)
 
 Exit codes: 0 ok, 1 bad arguments or unreadable file, 2 training failed.`
@@ -45,6 +67,10 @@ export interface EvalArgs {
   json: boolean
   backend: BackendRequest
   options: TrainingOptions
+  /** --shifted OTHER, when given. */
+  shifted?: string
+  /** --door-epochs, when given. */
+  doorEpochs?: number
 }
 
 /** The command-line flag of a training option: batchSize → --batch-size. */
@@ -77,6 +103,8 @@ export function parseEvalArgs (argv: string[]): EvalArgs | 'help' {
     'early-stopping': { type: 'boolean' },
     seed: { type: 'string' },
     backend: { type: 'string' },
+    shifted: { type: 'string' },
+    'door-epochs': { type: 'string' },
     help: { type: 'boolean', short: 'h' }
   })
   if (values.help) return 'help'
@@ -104,7 +132,18 @@ export function parseEvalArgs (argv: string[]): EvalArgs | 'help' {
     // "training option batchSize: …" → "--batch-size: …"
     throw new UsageError((err as Error).message.replace(/^training option (\w+)/, (_, name: string) => flagOf(name)))
   }
-  return { data: values.data, json: values.json ?? false, backend: backend as BackendRequest, options: given }
+  if (values.shifted !== undefined && values.shifted.trim() === '') throw new UsageError('--shifted needs a file')
+  const doorEpochs = numberOption('--door-epochs', values['door-epochs'])
+  try {
+    resolveDoorTraining({ epochs: doorEpochs, seed: given.seed })
+  } catch (err) {
+    // "door training option epochs must …" → "--door-epochs must …"
+    throw new UsageError((err as Error).message.replace(/^door training option epochs/, '--door-epochs').replace(/^door training option seed/, '--seed (door model)'))
+  }
+  const args: EvalArgs = { data: values.data, json: values.json ?? false, backend: backend as BackendRequest, options: given }
+  if (values.shifted !== undefined) args.shifted = values.shifted
+  if (doorEpochs !== undefined) args.doorEpochs = doorEpochs
+  return args
 }
 
 /** What eval reports (also the --json object). */
@@ -122,6 +161,92 @@ export interface EvalReport extends Evaluation {
    */
   smoothedAccuracy: number
   smoothed: { window: number, hold: number, openClosedAccuracy: number }
+  /** The windowed door model behind `doorState` and `novelty`, or why it was not evaluated. */
+  doorModel: DoorModelReport
+}
+
+/** The door model's run: its settings and the figures the schema's doorState leaves out. */
+export interface DoorModelReport {
+  /** Why there is no doorState (FILE cannot calibrate a door); absent when evaluated. */
+  skipped?: string
+  window: number
+  features: DoorTrainingOptions['features']
+  epochs: number
+  seed: number
+  hysteresis: DoorTrainingOptions['hysteresis']
+  trainingSeconds?: number
+  /** Per window (one per test frame once its window is full): 7-class accuracy and open/closed figures. */
+  perWindow?: { accuracy: number, windows: number, openClosed: DoorEvaluation['openClosed'] }
+  /** Counted door-state frames (from each tail's first reported state on) and how many of them were unknown. */
+  frames?: number
+  unknownFrames?: number
+  /** With --shifted: the shifted windows scored and the shares flagged novel. */
+  novelty?: { shifted: string, windows: number, novelShare: number, heldOutNovelShare: number }
+}
+
+/** The door model's settings eval runs (the server's defaults, seed and epochs as given). */
+export function doorTrainingOf (args: Pick<EvalArgs, 'doorEpochs'>, seed: number): DoorTrainingOptions {
+  return resolveDoorTraining({ epochs: args.doorEpochs, seed })
+}
+
+/**
+ * Why `angles` cannot give a door model's blocked evaluation, or undefined
+ * when they can: it needs the closed door and an open angle, and per angle
+ * rows enough for a train part of two windows and a tail that reports.
+ */
+export function doorStateProblem (angles: readonly number[], holdout: number, options: Pick<DoorTrainingOptions, 'window' | 'hysteresis'>): string | undefined {
+  const labels = labelSet(angles)
+  if (!labels.includes(CLOSED_ANGLE) || labels.length < 2) {
+    return `a door model needs rows of the closed door (0°) and of at least one open angle, got ${labels.map((a) => `${a}°`).join(', ')}`
+  }
+  const need = minimumFramesForEvaluation(options.window, options.hysteresis.enter, holdout)
+  const counts = new Map<number, number>()
+  for (const angle of angles) counts.set(angle, (counts.get(angle) ?? 0) + 1)
+  const short = labels.filter((label) => (counts.get(label) as number) < need)
+  if (short.length) return `each angle needs at least ${need} rows for a door model's blocked evaluation (windows of ${options.window}, holdout ${holdout}), got ${short.map((a) => `${counts.get(a)} for ${a}°`).join(', ')}`
+  return undefined
+}
+
+/**
+ * Reads --shifted OTHER: a session CSV (each contiguous run of one label a
+ * stream of its own) or one frame per line in any accepted encoding (one
+ * stream, in file order).
+ * @throws {UsageError} naming the file and the lines that are wrong
+ */
+export function readShifted (file: string, window: number): ShiftedSet {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new UsageError(`--shifted: cannot read ${file}: ${(err as Error).message}`)
+  }
+  const lines = text.split(/\r?\n/)
+  const first = lines.find((line) => line.trim() !== '') ?? ''
+  const problems: string[] = []
+  let runs: Float32Array[][]
+  if (/^\uFEFF?\s*Label\s*,/.test(first) || headerProblem(first) === undefined) {
+    const session = readSessionCsv(text)
+    for (const problem of session.problems) problems.push(`line ${problem.line}: ${problem.reason}`)
+    const angles = session.rows.map((row) => row.angle)
+    runs = contiguousRuns(angles.map((_, i) => i), angles).map((run) => run.map((i) => session.rows[i].features))
+  } else {
+    const frames: Float32Array[] = []
+    lines.forEach((line, i) => {
+      if (line.trim() === '') return
+      try {
+        frames.push(parseFrame(line.trim()))
+      } catch (err) {
+        problems.push(`line ${i + 1}: ${(err as Error).message}`)
+      }
+    })
+    runs = [frames]
+  }
+  if (problems.length) {
+    throw new UsageError(`--shifted: ${file} is neither a valid session CSV nor one frame per line (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.slice(0, 5).map((p) => `  ${p}`).join('\n')}${problems.length > 5 ? '\n  …' : ''}`)
+  }
+  const longest = Math.max(0, ...runs.map((run) => run.length))
+  if (longest < window) throw new UsageError(`--shifted: ${file} needs at least ${window} consecutive frames for one window, got ${longest}`)
+  return { name: file, runs }
 }
 
 /**
@@ -135,13 +260,18 @@ export function holdoutStream (trained: TrainedModel, input: TrainingSet): { ang
   return { angles: holdout.rows.map((row) => input.angles[row]), probabilities: holdout.predictions.map((p) => p.probabilities) }
 }
 
+/** What the door model gave: its evaluation, or why there is none. */
+export type DoorOutcome = { options: DoorTrainingOptions } & ({ evaluation: DoorEvaluation, shifted?: string } | { skipped: string })
+
 /** The report of one run. */
-export function evalReport (data: string, input: TrainingSet, trained: TrainedModel, backend: string): EvalReport {
+export function evalReport (data: string, input: TrainingSet, trained: TrainedModel, backend: string, door?: DoorOutcome): EvalReport {
   const { meta } = trained
   if (!meta.evaluation) throw new Error('the training made no evaluation (no hold-out)')
   const stream = holdoutStream(trained, input)
   const smoothed = scoreSmoothed(sequencesByLabel(stream.angles, stream.probabilities), meta.labels, DEFAULT_SMOOTHER_OPTIONS)
-  return {
+  const o = door?.options ?? resolveDoorTraining()
+  const doorModel: DoorModelReport = { window: o.window, features: o.features, epochs: o.epochs, seed: o.seed, hysteresis: { ...o.hysteresis } }
+  const report: EvalReport = {
     data,
     rows: input.angles.length,
     options: meta.options,
@@ -150,11 +280,56 @@ export function evalReport (data: string, input: TrainingSet, trained: TrainedMo
     trainingSeconds: meta.trainingSeconds,
     ...meta.evaluation,
     smoothedAccuracy: smoothed.accuracy,
-    smoothed: { ...DEFAULT_SMOOTHER_OPTIONS, openClosedAccuracy: smoothed.openClosedAccuracy }
+    smoothed: { ...DEFAULT_SMOOTHER_OPTIONS, openClosedAccuracy: smoothed.openClosedAccuracy },
+    doorModel
   }
+  if (!door) doorModel.skipped = 'not run'
+  else if ('skipped' in door) doorModel.skipped = door.skipped
+  else {
+    const e = door.evaluation
+    const d = e.doorState
+    report.doorState = {
+      accuracy: d.accuracy,
+      openClosed: { accuracy: d.openClosed.accuracy, balancedAccuracy: d.openClosed.balancedAccuracy, closedF1: d.openClosed.closedF1 },
+      window: d.window,
+      latencyFrames: d.latencyFrames,
+      confusion: d.confusion.map((row) => [...row])
+    }
+    doorModel.trainingSeconds = e.trainingSeconds
+    doorModel.perWindow = { accuracy: e.accuracy, windows: e.testWindows, openClosed: { ...e.openClosed } }
+    doorModel.frames = d.frames
+    doorModel.unknownFrames = d.unknownFrames
+    if (e.novelty && door.shifted !== undefined) {
+      report.novelty = { auc: e.novelty.auc }
+      const set = e.novelty.sets[0]
+      doorModel.novelty = { shifted: door.shifted, windows: set?.windows ?? 0, novelShare: set?.novelShare ?? 0, heldOutNovelShare: e.novelty.heldOutNovelShare }
+    }
+  }
+  return report
 }
 
 const f3 = (x: number): string => x.toFixed(3)
+const percent = (x: number): string => `${(100 * x).toFixed(1)} %`
+
+/** The door-model lines of the text report. */
+function doorLines (report: EvalReport): string[] {
+  const m = report.doorModel
+  const d = report.doorState
+  const setting = `k ${m.window}, ${m.features}, ${m.epochs} epochs, seed ${m.seed}, hysteresis enter ${m.hysteresis.enter} / leave ${m.hysteresis.leave}`
+  if (!d || m.skipped !== undefined) return [`door state (windowed door model, ${setting}): not evaluated: ${m.skipped ?? 'no evaluation'}`]
+  const lines = [
+    `door state (windowed door model as the server runs a calibrated door, ${setting}; each label's test tail replayed): accuracy ${f3(d.accuracy)}, openClosed: accuracy ${f3(d.openClosed.accuracy)}, balanced accuracy ${f3(d.openClosed.balancedAccuracy)}, closed F1 ${f3(d.openClosed.closedF1)}; latency ${d.latencyFrames} frames; ${m.frames ?? 0} frames counted, ${m.unknownFrames ?? 0} unknown`
+  ]
+  if (m.perWindow) lines.push(`  per window (${m.perWindow.windows} windows): accuracy ${f3(m.perWindow.accuracy)}, openClosed: accuracy ${f3(m.perWindow.openClosed.accuracy)}, balanced accuracy ${f3(m.perWindow.openClosed.balancedAccuracy)}, closed F1 ${f3(m.perWindow.openClosed.closedF1)}; trained in ${(m.trainingSeconds ?? 0).toFixed(1)} s`)
+  if (d.confusion) {
+    const [closedRow, openRow] = d.confusion
+    lines.push(`  door state confusion (rows = true, columns = reported closed / open / unknown): closed ${closedRow.join(' / ')}; open ${openRow.join(' / ')}`)
+  }
+  if (report.novelty && m.novelty) {
+    lines.push(`novelty: AUC ${f3(report.novelty.auc)} (${m.novelty.shifted}: ${m.novelty.windows} windows, ${percent(m.novelty.novelShare)} flagged novel; held-out windows flagged ${percent(m.novelty.heldOutNovelShare)})`)
+  }
+  return lines
+}
 
 /** The text report: summary, per-class table, confusion matrix. */
 export function formatReport (report: EvalReport): string {
@@ -166,8 +341,9 @@ export function formatReport (report: EvalReport): string {
     `model: ${o.architecture} on ${o.features}, ${report.epochsTrained}${o.earlyStopping ? ` of ${o.epochs} (early stopping)` : ''} epochs, batch ${o.batchSize}, learning rate ${o.learningRate}, L2 ${o.l2}, seed ${o.seed}; ${report.backend} backend, ${report.trainingSeconds.toFixed(1)} s`,
     '',
     `accuracy: ${f3(report.accuracy)} (${report.labels.length} classes)`,
-    `openClosed: accuracy ${f3(report.openClosed.accuracy)}, f1 (closed) ${f3(report.openClosed.f1)}`,
-    `smoothed door state (window ${report.smoothed.window}, hold ${report.smoothed.hold}, as the server): accuracy ${f3(report.smoothedAccuracy)}, open/closed ${f3(report.smoothed.openClosedAccuracy)}`,
+    `openClosed: accuracy ${f3(report.openClosed.accuracy)}, balanced accuracy ${f3(report.openClosed.balancedAccuracy)}, closed F1 ${f3(report.openClosed.closedF1)} (per frame)`,
+    `smoothed door state (window ${report.smoothed.window}, hold ${report.smoothed.hold}, the server's vote smoother for the global model): accuracy ${f3(report.smoothedAccuracy)}, open/closed ${f3(report.smoothed.openClosedAccuracy)}`,
+    ...doorLines(report),
     '',
     `${'label'.padStart(angleWidth)} ${cells(['precision', 'recall', 'f1', 'support'], 9)}`,
     ...report.perClass.map((c) => `${`${c.label}°`.padStart(angleWidth)} ${cells([f3(c.precision), f3(c.recall), f3(c.f1), c.support], 9)}`),
@@ -221,6 +397,20 @@ export async function run (argv: string[], io: CommandIo = processIo): Promise<n
     return 1
   }
   const input: TrainingSet = { kind: 'csi', features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) }
+  const holdout = args.options.holdout ?? D.holdout
+  // the door model's settings (the seed is fixed below, once the per-frame run has drawn one)
+  const doorDefaults = doorTrainingOf(args, DEFAULT_DOOR_TRAINING.seed)
+  const doorProblem = doorStateProblem(input.angles, holdout, doorDefaults)
+  let shifted: ShiftedSet | undefined
+  if (args.shifted !== undefined) {
+    try {
+      shifted = readShifted(args.shifted, doorDefaults.window)
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err
+      io.stderr.write(`doorsense eval: ${err.message}\n`)
+      return 1
+    }
+  }
 
   let backend: ChosenBackend
   try {
@@ -236,7 +426,21 @@ export async function run (argv: string[], io: CommandIo = processIo): Promise<n
     io.stderr.write(`training on ${rows.length} rows of ${args.data} (${info.backend} backend)…\n`)
     const trained = await trainModel(tf, input, args.options, progress.onEpoch)
     progress.end()
-    report = evalReport(args.data, input, trained, info.backend)
+    const doorOptions = doorTrainingOf(args, trained.meta.options.seed ?? DEFAULT_DOOR_TRAINING.seed)
+    let door: DoorOutcome
+    if (doorProblem !== undefined) {
+      io.stderr.write(`door state not evaluated: ${doorProblem}${shifted ? ' (so no novelty for --shifted either)' : ''}\n`)
+      door = { options: doorOptions, skipped: doorProblem }
+    } else {
+      io.stderr.write(`training the windowed door model (k ${doorOptions.window}, ${doorOptions.epochs} epochs) and replaying each label's test tail…\n`)
+      try {
+        const { evaluation } = await evaluateDoorModel(tf, { frames: input.features, angles: input.angles }, { epochs: doorOptions.epochs, seed: doorOptions.seed }, { holdout, shifted: shifted ? [shifted] : [] })
+        door = shifted ? { options: doorOptions, evaluation, shifted: shifted.name } : { options: doorOptions, evaluation }
+      } catch (err) {
+        throw new Error(`door model: ${(err as Error).message}`)
+      }
+    }
+    report = evalReport(args.data, input, trained, info.backend, door)
   } catch (err) {
     progress.end()
     io.stderr.write(`doorsense eval: training failed: ${(err as Error).message}\n`)

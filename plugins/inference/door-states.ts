@@ -1,11 +1,16 @@
 /**
- * The live state of every door: one smoother (domain/smoother.ts) per device
- * over that device's predictions, a `change` event when a door's reported
- * state or angle moves, and a timer that marks silent devices unknown.
+ * The live state of every door. A door with a model of its own runs the
+ * windowed pipeline (ml/door-model.ts: the last k frames → window features →
+ * two heads + novelty → hysteresis); a door without one falls back to the
+ * global per-frame model's answers through the vote smoother
+ * (domain/smoother.ts). A `change` event fires when a door's reported state,
+ * angle or recalibration flag moves; a timer marks silent devices unknown.
  * Knows nothing of HTTP.
  */
 import { EventEmitter } from 'node:events'
 import { DoorSmoother, type SmootherOptions } from '../../domain/smoother.js'
+import { DoorPipeline } from '../../ml/door-model.js'
+import type { ActiveDoorModel } from '../../ml/door-models.js'
 import type { Prediction } from '../../schemas/model.js'
 import type { DoorState } from '../../schemas/inference.js'
 
@@ -17,16 +22,66 @@ export interface DoorStatesOptions extends SmootherOptions {
   now?: () => number
 }
 
+/** Which model last answered for a door. */
+export interface DoorModelRef {
+  version: string
+  scope: 'door' | 'global'
+}
+
+/** Everything the service knows of one door now. */
+export interface DoorSnapshot extends DoorState {
+  frameRate: number
+  needsRecalibration: boolean
+  model: DoorModelRef | null
+}
+
+/** Seconds over which the frame rate is counted. */
+const RATE_SECONDS = 5
+
+/** Frames per second over the last few whole seconds: a ring of per-second counts. */
+class FrameRate {
+  readonly #counts = new Float64Array(RATE_SECONDS + 1)
+  #second = 0
+
+  add (frames: number, at: number): void {
+    this.#advance(at)
+    this.#counts[this.#second % this.#counts.length] += frames
+  }
+
+  rate (now: number): number {
+    this.#advance(now)
+    let sum = 0
+    // the current second is still filling: count the whole ones before it
+    for (let back = 1; back <= RATE_SECONDS; back++) sum += this.#counts[(this.#second - back + this.#counts.length * 2) % this.#counts.length]
+    return sum / RATE_SECONDS
+  }
+
+  #advance (at: number): void {
+    const second = Math.floor(at / 1000)
+    if (second <= this.#second) return
+    const steps = Math.min(second - this.#second, this.#counts.length)
+    for (let i = 1; i <= steps; i++) this.#counts[(this.#second + i) % this.#counts.length] = 0
+    this.#second = second
+  }
+}
+
 interface Door {
   device: number
   smoother: DoorSmoother
+  /** The windowed pipeline of the door's own model (rebuilt when that model changes). */
+  pipeline: DoorPipeline | undefined
+  model: DoorModelRef | null
+  rate: FrameRate
+  lastFrameAt: number | null
+  /** What was last reported (a change event fires when it moves). */
+  reported: { state: string, angle: number | null, needsRecalibration: boolean }
 }
 
 /**
- * `change` events carry the door's new {@link DoorState}. Call start() to
+ * `change` events carry the door's new {@link DoorSnapshot}. Call start() to
  * run the staleness timer and stop() to end it.
  */
-export class DoorStates extends EventEmitter<{ change: [DoorState] }> {
+export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
   private readonly doors = new Map<number, Door>()
   private readonly options: Readonly<DoorStatesOptions>
   private readonly now: () => number
@@ -47,35 +102,74 @@ export class DoorStates extends EventEmitter<{ change: [DoorState] }> {
   }
 
   /**
-   * Feeds one device's predictions (in arrival order; probabilities in the
-   * order of `labels`) to its smoother.
+   * Feeds one device's per-frame predictions of the global model (in
+   * arrival order; probabilities in the order of `labels`) to its smoother.
+   * Ignored for a door that has a model of its own.
    * @returns how many times its reported state or angle changed
    */
-  observe (device: number, predictions: readonly Prediction[], labels: readonly number[], at = this.now()): number {
-    let door = this.doors.get(device)
-    if (!door) {
-      door = { device, smoother: new DoorSmoother(this.options, at) }
-      this.doors.set(device, door)
-    }
+  observe (device: number, predictions: readonly Prediction[], labels: readonly number[], at = this.now(), version?: string): number {
+    const door = this.#door(device, at)
+    if (door.pipeline) return 0
+    if (version !== undefined) door.model = { version, scope: 'global' }
     let changes = 0
     for (let i = 0; i < predictions.length; i++) {
-      if (door.smoother.push(predictions[i].probabilities, labels, at)) {
-        changes++
-        this.emit('change', toDoorState(door))
-      }
+      if (door.smoother.push(predictions[i].probabilities, labels, at) && this.#report(door)) changes++
     }
     return changes
   }
 
-  /** One door's state, or undefined for a device never seen. */
-  get (device: number): DoorState | undefined {
+  /**
+   * Runs a door's frames (106 values each, arrival order) through its own
+   * model's windowed pipeline: one predict call for all the windows they complete.
+   * @returns how many times its reported state, angle or recalibration flag changed
+   */
+  observeWindows (device: number, frames: readonly Float32Array[], model: ActiveDoorModel, at = this.now()): number {
+    const door = this.#door(device, at)
+    if (door.model?.version !== model.version || !door.pipeline) {
+      // another model reads other windows: start its window afresh
+      door.pipeline = new DoorPipeline(model.predictor.meta, at)
+      door.model = { version: model.version, scope: 'door' }
+    }
+    const pipeline = door.pipeline
+    const windows: Float32Array[] = []
+    for (const frame of frames) {
+      const features = pipeline.push(frame, at)
+      if (features) windows.push(features)
+    }
+    if (windows.length === 0) return 0
+    let changes = 0
+    for (const prediction of model.predictor.predict(windows)) {
+      if (pipeline.observe(prediction, at) && this.#report(door)) changes++
+    }
+    return changes
+  }
+
+  /** Counts a device's frames (rate, last frame), whichever model (if any) reads them. */
+  noteFrames (device: number, frames: number, at = this.now()): void {
+    const door = this.#door(device, at)
+    door.rate.add(frames, at)
+    door.lastFrameAt = at
+  }
+
+  /** The door's own model is gone: back to the global model, from a fresh start. */
+  forgetModel (device: number): void {
     const door = this.doors.get(device)
-    return door && toDoorState(door)
+    if (!door?.pipeline) return
+    door.pipeline = undefined
+    door.model = null
+    door.smoother = new DoorSmoother(this.options, this.now())
+    this.#report(door)
+  }
+
+  /** One door's state, or undefined for a device never seen. */
+  get (device: number): DoorSnapshot | undefined {
+    const door = this.doors.get(device)
+    return door && this.#snapshot(door)
   }
 
   /** Every door, by device ID. */
-  list (): DoorState[] {
-    return [...this.doors.values()].sort((a, b) => a.device - b.device).map(toDoorState)
+  list (): DoorSnapshot[] {
+    return [...this.doors.values()].sort((a, b) => a.device - b.device).map((door) => this.#snapshot(door))
   }
 
   /**
@@ -84,11 +178,10 @@ export class DoorStates extends EventEmitter<{ change: [DoorState] }> {
    */
   expireStale (now = this.now()): number {
     let expired = 0
+    const staleMs = this.options.staleAfterS * 1000
     for (const door of this.doors.values()) {
-      if (door.smoother.expire(now, this.options.staleAfterS * 1000)) {
-        expired++
-        this.emit('change', toDoorState(door))
-      }
+      const moved = door.pipeline ? door.pipeline.expire(now, staleMs) : door.smoother.expire(now, staleMs)
+      if (moved && this.#report(door)) expired++
     }
     return expired
   }
@@ -111,16 +204,47 @@ export class DoorStates extends EventEmitter<{ change: [DoorState] }> {
     this.timer = undefined
     this.removeAllListeners()
   }
-}
 
-function toDoorState (door: Door): DoorState {
-  const { angle, state, confidence, since, lastFrameAt } = door.smoother.door
-  return {
-    device: door.device,
-    angle,
-    state,
-    confidence,
-    since: new Date(since).toISOString(),
-    lastFrameAt: lastFrameAt === null ? null : new Date(lastFrameAt).toISOString()
+  #door (device: number, at: number): Door {
+    let door = this.doors.get(device)
+    if (!door) {
+      door = {
+        device,
+        smoother: new DoorSmoother(this.options, at),
+        pipeline: undefined,
+        model: null,
+        rate: new FrameRate(),
+        lastFrameAt: null,
+        reported: { state: 'unknown', angle: null, needsRecalibration: false }
+      }
+      this.doors.set(device, door)
+    }
+    return door
+  }
+
+  /** Emits `change` when what a user sees moved. @returns whether it did */
+  #report (door: Door): boolean {
+    const now = this.#snapshot(door)
+    const before = door.reported
+    if (before.state === now.state && before.angle === now.angle && before.needsRecalibration === now.needsRecalibration) return false
+    door.reported = { state: now.state, angle: now.angle, needsRecalibration: now.needsRecalibration }
+    this.emit('change', now)
+    return true
+  }
+
+  #snapshot (door: Door): DoorSnapshot {
+    const reading = door.pipeline ? door.pipeline.door : { ...door.smoother.door, needsRecalibration: false }
+    const lastFrameAt = door.lastFrameAt ?? (door.pipeline ? null : door.smoother.door.lastFrameAt)
+    return {
+      device: door.device,
+      angle: reading.angle,
+      state: reading.state,
+      confidence: reading.confidence,
+      since: new Date(reading.since).toISOString(),
+      lastFrameAt: lastFrameAt === null ? null : new Date(lastFrameAt).toISOString(),
+      frameRate: door.rate.rate(this.now()),
+      needsRecalibration: reading.needsRecalibration,
+      model: door.model
+    }
   }
 }

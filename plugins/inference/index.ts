@@ -26,7 +26,14 @@ export interface InferenceService {
    * @returns rejects with NoModelError (503) while no model is active
    */
   classify (frames: readonly Float32Array[], device?: number): Promise<ClassifiedFrames>
-  /** Per-device smoothed door states. */
+  /**
+   * Feeds a device's frames (106 features each, stored by the caller) to its
+   * door state only: the door's own model reads them at once; without one
+   * they queue for the global model. Nothing is answered per frame.
+   * @throws OverloadedError (503, synchronously) when the queue is full, before anything was taken in
+   */
+  observe (device: number, frames: readonly Float32Array[]): void
+  /** Per-device door states. */
   readonly doors: DoorStates
   readonly latest: LatestPrediction | undefined
 }
@@ -81,16 +88,50 @@ export default fp(async (app) => {
   const doors = new DoorStates({ window: config.DOOR_WINDOW, hold: config.DOOR_HOLD, staleAfterS: config.STALE_AFTER_S })
   doors.start()
   const stream = new DoorStateStream(doors)
+  new Gauge({ // eslint-disable-line no-new
+    name: 'doorsense_door_needs_recalibration',
+    help: '1 while a door\'s recent frames look unlike its calibration (its state is unknown then)',
+    labelNames: ['device'] as const,
+    registers: [app.metrics],
+    collect () {
+      this.reset()
+      for (const door of doors.list()) this.set({ device: String(door.device) }, door.needsRecalibration ? 1 : 0)
+    }
+  })
   let latest: LatestPrediction | undefined
+
+  /** A door with a model of its own reads its frames through it, whatever route they came by. */
+  const ownModelReads = (device: number | undefined, frames: readonly Float32Array[]): boolean => {
+    if (device === undefined) return false
+    const at = Date.now()
+    doors.noteFrames(device, frames.length, at)
+    const own = app.model.doors.get(device)
+    if (own) doors.observeWindows(device, frames, own, at)
+    return own !== undefined
+  }
+  app.model.doors.on('changed', ({ device, version }) => { if (version === undefined) doors.forgetModel(device) })
 
   const service: InferenceService = {
     classify (frames, device) {
-      return batcher.submit(frames).then(({ batch, predictions }) => {
+      // submit first: a full queue answers 503 before the door state took anything in (the client retries)
+      const pending = batcher.submit(frames)
+      const read = ownModelReads(device, frames)
+      return pending.then(({ batch, predictions }) => {
         const at = Date.now()
         latest = { prediction: predictions[predictions.length - 1], version: batch.version, labels: batch.labels, device, at }
-        if (device !== undefined) doors.observe(device, predictions, batch.labels, at)
+        if (device !== undefined && !read) doors.observe(device, predictions, batch.labels, at, batch.version)
         return { version: batch.version, labels: batch.labels, predictions, device, at }
       })
+    },
+    observe (device, frames) {
+      if (app.model.doors.get(device)) {
+        ownModelReads(device, frames)
+        return
+      }
+      const pending = batcher.submit(frames)
+      ownModelReads(device, frames)
+      // no answer is owed: without a global model the door stays unknown
+      pending.then(({ batch, predictions }) => { doors.observe(device, predictions, batch.labels, Date.now(), batch.version) }, () => {})
     },
     doors,
     get latest () { return latest }

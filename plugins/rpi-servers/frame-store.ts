@@ -34,6 +34,9 @@ export class FrameStore {
   private readonly countAll: Statement<[], { count: number }>
   private readonly countDevice: Statement<[number], { count: number }>
   private readonly selectDevice: Statement<[number, number], FrameRow>
+  private readonly pruneAge: Statement<[number, number]>
+  private readonly pruneDevice: Statement<[number, number]>
+  private readonly countPerDevice: Statement<[], { device: number, count: number }>
 
   constructor (db: Database) {
     this.db = db
@@ -41,6 +44,9 @@ export class FrameStore {
     this.countAll = db.prepare('SELECT COUNT(*) AS count FROM rpi_frames')
     this.countDevice = db.prepare('SELECT COUNT(*) AS count FROM rpi_frames WHERE device = ?')
     this.selectDevice = db.prepare('SELECT id, device, received_at, encoding, features FROM rpi_frames WHERE device = ? ORDER BY id LIMIT ?')
+    this.pruneAge = db.prepare('DELETE FROM rpi_frames WHERE id IN (SELECT id FROM rpi_frames WHERE received_at < ? ORDER BY received_at LIMIT ?)')
+    this.pruneDevice = db.prepare('DELETE FROM rpi_frames WHERE id IN (SELECT id FROM rpi_frames WHERE device = ? ORDER BY id LIMIT ?)')
+    this.countPerDevice = db.prepare('SELECT device, COUNT(*) AS count FROM rpi_frames GROUP BY device')
   }
 
   /**
@@ -55,6 +61,29 @@ export class FrameStore {
       }
       return alongside()
     })()
+  }
+
+  /**
+   * Deletes up to `limit` frames received before `cutoff` (epoch ms), oldest
+   * first. Labelled samples live in their own table and are never touched.
+   * @returns how many were deleted
+   */
+  pruneOlderThan (cutoff: number, limit: number): number {
+    return this.pruneAge.run(cutoff, limit).changes
+  }
+
+  /**
+   * Deletes up to `limit` of the oldest frames of each device holding more
+   * than `keep`.
+   * @returns how many were deleted
+   */
+  pruneOverCap (keep: number, limit: number): number {
+    let deleted = 0
+    for (const { device, count } of this.countPerDevice.all()) {
+      if (count <= keep || deleted >= limit) continue
+      deleted += this.pruneDevice.run(device, Math.min(count - keep, limit - deleted)).changes
+    }
+    return deleted
   }
 
   /** Frames stored, for one device or all. */

@@ -1,10 +1,20 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge } from 'prom-client'
+import { FrameRetention } from './frame-retention.js'
 import { FrameStore } from './frame-store.js'
 import { FrameIngest } from './ingest.js'
 import { RPI_SERVERS_MIGRATIONS, STORAGE_AREA } from './migrations.js'
 import { DeviceRegistry } from './registry.js'
 import { rpiServerRoutes } from './routes.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The Pis doorsense knows: live ones in memory, every one ever heard from in SQLite; events `live`, `stale`, `known`. */
+    devices: DeviceRegistry
+    /** Frame ingest: decode, door state, store (with any open capture), one batch at a time — the path of POST /server/post/frames. */
+    frames: FrameIngest
+  }
+}
 
 /** How often stale Pis are swept from the live set: often enough for a short STALE_AFTER_S, never busier than 20 Hz. */
 export function sweepIntervalMs (staleAfterMs: number): number {
@@ -39,7 +49,21 @@ export default fp(async (app) => {
     labelNames: ['device'] as const,
     registers: [app.metrics]
   })
-  const ingest = new FrameIngest({ store, captures: app.captures, received, rejected })
+  const ingest = new FrameIngest({ store, captures: app.captures, received, rejected, doorState: (device, features) => app.inference.observe(device, features),
+    seen: (device, addr) => registry.touch(device, addr)
+  })
+  app.decorate('devices', registry)
+  app.decorate('frames', ingest)
+
+  const retention = new FrameRetention(store, { hours: app.config.FRAME_RETENTION_HOURS, perDevice: app.config.FRAME_RETENTION_PER_DEVICE })
+  new Counter({ // eslint-disable-line no-new
+    name: 'doorsense_frames_pruned_total',
+    help: 'unlabelled frames deleted by retention (FRAME_RETENTION_HOURS, FRAME_RETENTION_PER_DEVICE)',
+    registers: [app.metrics],
+    collect () { this.reset(); this.inc(retention.deleted) }
+  })
+  retention.start()
+  app.addHook('onClose', async () => retention.stop())
 
   const sweeper = setInterval(() => {
     for (const id of registry.sweep()) app.log.info({ device: id }, `Pi went silent for ${app.config.STALE_AFTER_S} s: dropped from the live list`)
@@ -51,5 +75,5 @@ export default fp(async (app) => {
 }, {
   name: 'rpi-servers',
   fastify: '5.x',
-  decorators: { fastify: ['config', 'storage', 'metrics', 'requireDevice', 'captures'] }
+  decorators: { fastify: ['config', 'storage', 'metrics', 'requireDevice', 'captures', 'inference'] }
 })

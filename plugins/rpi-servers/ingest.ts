@@ -32,11 +32,19 @@ export function decodeBatch (frames: readonly unknown[]): DecodedBatch {
 export interface FrameIngestOptions {
   store: FrameStore
   /** The training area's capture sessions (`fastify.captures`). */
-  captures: FastifyInstance['captures']
+  captures: Pick<FastifyInstance['captures'], 'record'>
   /** Frames stored, by device. */
   received: Counter<'device'>
   /** Frames refused, by device. */
   rejected: Counter<'device'>
+  /**
+   * Takes the decoded frames into the device's door state before they are
+   * stored; throws (e.g. a 503 "queue full") to refuse the batch, which then
+   * stores nothing, so a retry never stores a frame twice.
+   */
+  doorState: (device: number, features: readonly Float32Array[]) => void
+  /** Frames imply a keep-alive: the device is live (called once the batch is stored). */
+  seen: (device: number, addr: string) => void
   /** Clock in epoch milliseconds. */
   now?: () => number
 }
@@ -56,15 +64,17 @@ export class FrameIngest {
    * any labelled samples an open capture session makes of them).
    * @throws BadFrameError (400) when no frame decodes; nothing is stored then
    */
-  ingest (device: number, frames: readonly unknown[]): FramesReceipt {
+  ingest (device: number, frames: readonly unknown[], addr: string): FramesReceipt {
     const { decoded, rejected } = decodeBatch(frames)
     const deviceLabel = { device: String(device) }
     if (rejected.length > 0) this.options.rejected.inc(deviceLabel, rejected.length)
     if (decoded.length === 0) throw new BadFrameError(describeAllRejected(rejected))
     const features = decoded.map((frame) => frame.features)
+    this.options.doorState(device, features)
     const labelled = this.options.store.insert(device, decoded, this.now(),
       () => this.options.captures.record(device, features, 'frames'))
     this.options.received.inc(deviceLabel, decoded.length)
+    this.options.seen(device, addr)
     return { accepted: decoded.length, rejected, labelled }
   }
 }

@@ -25,5 +25,7 @@ export const RPI_SERVERS_MIGRATIONS: readonly Migration[] = [
     encoding TEXT NOT NULL,
     features BLOB NOT NULL
   )`,
-  'CREATE INDEX rpi_frames_device ON rpi_frames (device, id)'
+  'CREATE INDEX rpi_frames_device ON rpi_frames (device, id)',
+  // retention prunes by age
+  'CREATE INDEX rpi_frames_received ON rpi_frames (received_at)'
 ]

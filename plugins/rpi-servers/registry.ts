@@ -1,4 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3'
+import { EventEmitter } from 'node:events'
 import type { KnownDevice, LiveDevice } from '../../schemas/rpi-servers.js'
 
 /** One keep-alive: who called, from where. */
@@ -31,25 +32,105 @@ interface DeviceRow {
   keep_alives: number
 }
 
+/** How often a Pi's `last_seen` is written for frames alone (a keep-alive always writes). */
+const FRAME_TOUCH_WRITE_MS = 10_000
+
+/** The registry's events: a Pi came live (new, or back from silence), went stale, or was seen for the first time ever. */
+export interface DeviceEvents {
+  live: [LiveDevice]
+  stale: [number]
+  known: [number]
+}
+
 /**
  * The Pis: which are live (heard from within `staleAfterMs`, in memory) and
- * which were ever seen (SQLite, so history survives a restart). Only a
- * keep-alive makes a Pi live; a restart starts with none live.
+ * which were ever seen (SQLite, so history survives a restart). A keep-alive
+ * or a batch of frames makes a Pi live; a restart starts with none live.
  */
-export class DeviceRegistry {
+export class DeviceRegistry extends EventEmitter<DeviceEvents> {
   readonly staleAfterMs: number
   private readonly now: () => number
   private readonly liveById = new Map<number, LiveEntry>()
   private readonly upsert: Statement<[number, string, string, number, number]>
   private readonly selectAll: Statement<[], DeviceRow>
+  private readonly insertSeen: Statement<[number, string, number, number]>
+  private readonly updateSeen: Statement<[number, number]>
+  private readonly selectIds: Statement<[], { id: number }>
+  private readonly deleteOne: Statement<[number]>
+  private readonly knownIds = new Set<number>()
+  /** When frames alone last wrote a Pi's last_seen. */
+  private readonly seenWritten = new Map<number, number>()
 
   constructor (db: Database, options: DeviceRegistryOptions) {
+    super()
     this.staleAfterMs = options.staleAfterMs
     this.now = options.now ?? Date.now
     this.upsert = db.prepare(`INSERT INTO rpi_devices (id, name, addr, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT (id) DO UPDATE SET name = excluded.name, addr = excluded.addr,
         last_seen = excluded.last_seen, keep_alives = keep_alives + 1`)
     this.selectAll = db.prepare('SELECT id, name, addr, first_seen, last_seen, keep_alives FROM rpi_devices ORDER BY id')
+    // a Pi known only from its frames has no name yet and no keep-alive counted
+    this.insertSeen = db.prepare('INSERT INTO rpi_devices (id, name, addr, first_seen, last_seen, keep_alives) VALUES (?, \'\', ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING')
+    this.updateSeen = db.prepare('UPDATE rpi_devices SET last_seen = MAX(last_seen, ?) WHERE id = ?')
+    this.selectIds = db.prepare('SELECT id FROM rpi_devices')
+    this.deleteOne = db.prepare('DELETE FROM rpi_devices WHERE id = ?')
+    for (const { id } of this.selectIds.all()) this.knownIds.add(id)
+  }
+
+  /** Whether a Pi was ever heard from. */
+  isKnown (id: number): boolean {
+    return this.knownIds.has(id)
+  }
+
+  /** Whether a Pi is live now. */
+  isLive (id: number): boolean {
+    const entry = this.liveById.get(id)
+    return entry !== undefined && !this.isStale(entry, this.now())
+  }
+
+  /**
+   * Frames from a Pi imply its keep-alive: it is live from now on. Its
+   * `last_seen` reaches the disk at most every few seconds, so a Pi posting
+   * 20 batches a second costs no write per batch.
+   */
+  touch (id: number, addr: string): void {
+    const now = this.now()
+    const before = this.liveById.get(id)
+    const cameLive = before === undefined || this.isStale(before, now)
+    if (!this.knownIds.has(id)) {
+      this.insertSeen.run(id, addr, now, now)
+      this.seenWritten.set(id, now)
+    } else if (now - (this.seenWritten.get(id) ?? 0) >= FRAME_TOUCH_WRITE_MS) {
+      this.updateSeen.run(now, id)
+      this.seenWritten.set(id, now)
+    }
+    const entry: LiveEntry = before ? { ...before, lastSeen: now } : { id, name: this.nameOf(id), addr, lastSeen: now }
+    this.liveById.set(id, entry)
+    this.#remember(id)
+    if (cameLive) this.emit('live', toLiveDevice(entry))
+  }
+
+  /**
+   * Forgets a Pi: its row and its live entry (a Pi that posts again comes back as new).
+   * @returns whether it was known
+   */
+  forget (id: number): boolean {
+    const known = this.knownIds.delete(id)
+    this.liveById.delete(id)
+    this.seenWritten.delete(id)
+    this.deleteOne.run(id)
+    return known
+  }
+
+  /** A known Pi's name ('' when it never sent a keep-alive). */
+  nameOf (id: number): string {
+    return this.liveById.get(id)?.name ?? this.selectAll.all().find((row) => row.id === id)?.name ?? ''
+  }
+
+  #remember (id: number): void {
+    if (this.knownIds.has(id)) return
+    this.knownIds.add(id)
+    this.emit('known', id)
   }
 
   /**
@@ -63,6 +144,9 @@ export class DeviceRegistry {
     this.upsert.run(call.id, call.name, call.addr, now, now)
     const entry: LiveEntry = { id: call.id, name: call.name, addr: call.addr, lastSeen: now }
     this.liveById.set(call.id, entry)
+    this.seenWritten.set(call.id, now)
+    this.#remember(call.id)
+    if (cameLive) this.emit('live', toLiveDevice(entry))
     return { device: toLiveDevice(entry), cameLive }
   }
 
@@ -111,6 +195,7 @@ export class DeviceRegistry {
       if (this.isStale(entry, now)) {
         this.liveById.delete(id)
         dropped.push(id)
+        this.emit('stale', id)
       }
     }
     return dropped

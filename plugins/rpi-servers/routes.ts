@@ -103,5 +103,5 @@ export const rpiServerRoutes: FastifyPluginAsyncTypebox<RpiServerRouteOptions> =
       body: FramesBody,
       response: { 200: FramesReceipt, ...errorResponses }
     }
-  }, async (request) => ingest.ingest(request.body.ID, request.body.frames))
+  }, async (request) => ingest.ingest(request.body.ID, request.body.frames, request.ip))
 }

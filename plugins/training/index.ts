@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { SampleSource as SampleSourceSchema } from '../../schemas/training.js'
-import { CaptureSessions } from './capture-sessions.js'
+import type { CaptureStatus } from '../../schemas/training.js'
+import { CaptureSessions, type CaptureOptions } from './capture-sessions.js'
 import { ProgressStreams } from './progress-streams.js'
 import { trainingRoutes } from './routes.js'
 import { SampleStore } from '../../ml/sample-store.js'
@@ -16,6 +17,18 @@ export interface CaptureService {
    * @returns how many were stored (0 when no session is open)
    */
   record (device: number, frames: readonly Float32Array[], source: SampleSource): number
+  /**
+   * Opens a session: the device's next frames are stored labelled `angle`
+   * until `seconds` pass or `options.frames` are stored.
+   * @throws ConflictError (409) while that device's session is open
+   */
+  start (device: number, angle: number, seconds: number, options?: CaptureOptions): CaptureStatus
+  /** Ends the device's open session now (frames stored so far stay). @returns its final status, or undefined when none was open */
+  cancel (device: number): CaptureStatus | undefined
+  /** The device's open session, or its last one. */
+  status (device: number): CaptureStatus | undefined
+  /** `changed` fires when a session opens, stores frames or ends. */
+  on (event: 'changed', listener: (status: CaptureStatus) => void): this
 }
 
 declare module 'fastify' {
@@ -37,7 +50,10 @@ export default fp(async (app) => {
   app.decorate('captures', captures)
   // preClose: an open event stream would otherwise keep the server from closing
   app.addHook('preClose', async () => streams.closeAll())
-  app.addHook('onClose', async () => captures.close())
+  app.addHook('onClose', async () => {
+    captures.close()
+    captures.removeAllListeners()
+  })
   // routes in their own context, so the text/csv parser stays theirs
   await app.register(trainingRoutes, { samples, captures, streams })
 }, {

@@ -6,11 +6,12 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Value } from '@sinclair/typebox/value'
 import type { CommandIo } from '../../bin/commands/command-line.js'
-import { run } from '../../bin/commands/eval.js'
+import { formatReport, readShifted, run, type EvalReport } from '../../bin/commands/eval.js'
 import { loadConfig } from '../../core/config.js'
 import { PROJECT_ROOT } from '../../core/project.js'
-import { Evaluation } from '../../schemas/model.js'
-import { SESSION_A_CSV, tempDir } from '../helper.js'
+import { DEFAULT_DOOR_TRAINING } from '../../ml/door-model.js'
+import { DoorStateEvaluation, Evaluation } from '../../schemas/model.js'
+import { RPI_RAW_FRAMES, SESSION_A_CSV, tempDir } from '../helper.js'
 
 const sessionLines = readFileSync(SESSION_A_CSV, 'utf8').split('\n').filter((line) => line.trim() !== '')
 
@@ -47,7 +48,8 @@ test('eval --json prints exactly one JSON object on stdout, progress on stderr',
   assert.equal(typeof report.accuracy, 'number')
   assert.ok(report.accuracy >= 0 && report.accuracy <= 1)
   assert.ok(Value.Check(Evaluation, report), 'the evaluation fields match the Evaluation schema')
-  assert.deepEqual(Object.keys(report.openClosed).sort(), ['accuracy', 'f1'])
+  assert.deepEqual(Object.keys(report.openClosed).sort(), ['accuracy', 'balancedAccuracy', 'closedF1', 'f1'])
+  assert.equal(report.openClosed.f1, report.openClosed.closedF1)
   assert.deepEqual(report.labels, [0, 15, 30, 45, 60, 75, 90])
   assert.equal(report.testRows, 7 * 4)
   assert.equal(report.trainRows, 7 * 16)
@@ -63,6 +65,61 @@ test('eval --json prints exactly one JSON object on stdout, progress on stderr',
   assert.equal(typeof report.smoothedAccuracy, 'number')
   // 4 test rows per label are fewer than the 5 the smoother must see before it decides: nothing is decided yet
   assert.equal(report.smoothedAccuracy, 0)
+  // 20 rows per label cannot calibrate a door: no doorState (and no novelty), and the report says why
+  assert.equal(report.doorState, undefined)
+  assert.equal(report.novelty, undefined)
+  assert.match((report as unknown as EvalReport).doorModel.skipped ?? '', /each angle needs at least \d+ rows .*got 20 for 0°/)
+  assert.match(stderr, /door state not evaluated/)
+})
+
+test('eval on session A: per-frame balanced accuracy and closed F1, the door state over the replayed tails (floors), novelty against rpi-raw-frames', async () => {
+  const started = performance.now()
+  const { code, stdout, stderr } = await evalInProcess(['--data', SESSION_A_CSV, '--holdout', '0.2', '--json', '--epochs', '20', '--seed', '1', '--backend', 'cpu', '--shifted', RPI_RAW_FRAMES])
+  const seconds = (performance.now() - started) / 1000
+  assert.equal(code, 0, stderr)
+  const report = JSON.parse(stdout) as EvalReport
+  assert.ok(Value.Check(Evaluation, report), [...Value.Errors(Evaluation, report)].map((err) => `${err.path}: ${err.message}`).join('; '))
+  // per frame (the global model), as before plus the honest figures
+  assert.equal(report.testRows, 570)
+  assert.ok(report.openClosed.balancedAccuracy >= 0 && report.openClosed.balancedAccuracy <= 1)
+  assert.equal(report.openClosed.f1, report.openClosed.closedF1)
+  assert.equal(typeof report.smoothedAccuracy, 'number')
+  // the door state: the windowed door model, each tail replayed as the server runs a calibrated door
+  const d = report.doorState
+  assert.ok(d, `no doorState: ${report.doorModel.skipped}`)
+  assert.ok(Value.Check(DoorStateEvaluation, d))
+  const say = `door ${d.accuracy.toFixed(3)}, balanced ${d.openClosed.balancedAccuracy.toFixed(3)}, closed F1 ${d.openClosed.closedF1.toFixed(3)}, novelty AUC ${report.novelty?.auc.toFixed(3)} (${seconds.toFixed(1)} s)`
+  assert.ok(d.accuracy >= 0.5, `doorState.accuracy below .50: ${say}`)
+  assert.ok(d.openClosed.balancedAccuracy >= 0.65, `doorState.openClosed.balancedAccuracy below .65: ${say}`)
+  assert.deepEqual(Object.keys(d.openClosed).sort(), ['accuracy', 'balancedAccuracy', 'closedF1'])
+  assert.equal(d.window, DEFAULT_DOOR_TRAINING.window)
+  assert.ok(d.window <= 25)
+  assert.equal(d.latencyFrames, DEFAULT_DOOR_TRAINING.window - 1 + DEFAULT_DOOR_TRAINING.hysteresis.enter, 'no tail is delayed past the nominal latency')
+  assert.equal((d.confusion ?? []).flat().reduce((a, b) => a + b, 0), report.doorModel.frames)
+  assert.equal(report.doorModel.seed, 1)
+  assert.equal(report.doorModel.epochs, DEFAULT_DOOR_TRAINING.epochs)
+  // novelty: another recording's windows are told from session A's held-out ones
+  assert.ok(report.novelty, 'novelty with --shifted')
+  assert.ok(report.novelty.auc >= 0.9, `novelty.auc below .9: ${say}`)
+  assert.deepEqual(Object.keys(report.novelty), ['auc'])
+  assert.equal(report.doorModel.novelty?.shifted, RPI_RAW_FRAMES)
+  assert.ok((report.doorModel.novelty?.windows ?? 0) > 0)
+
+  // the text report prints the same figures
+  const text = formatReport(report)
+  assert.match(text, /^openClosed: accuracy \d\.\d{3}, balanced accuracy \d\.\d{3}, closed F1 \d\.\d{3} \(per frame\)$/m)
+  assert.match(text, new RegExp(`^door state \\(windowed door model .*k 25.*\\): accuracy ${d.accuracy.toFixed(3)}, openClosed: accuracy ${d.openClosed.accuracy.toFixed(3)}, balanced accuracy ${d.openClosed.balancedAccuracy.toFixed(3)}, closed F1 ${d.openClosed.closedF1.toFixed(3)}; latency ${d.latencyFrames} frames`, 'm'))
+  assert.match(text, new RegExp(`^novelty: AUC ${report.novelty.auc.toFixed(3)} \\(`, 'm'))
+})
+
+test('--shifted reads a session CSV (one stream per contiguous label run) or one frame per line', (t) => {
+  const dir = tempDir(t)
+  const slice = readShifted(writeSlice(dir, 'other.csv', [0, 45], 30), 25)
+  assert.deepEqual(slice.runs.map((run) => run.length), [30, 30])
+  const frames = readShifted(RPI_RAW_FRAMES, 25)
+  assert.equal(frames.runs.length, 1)
+  assert.ok(frames.runs[0].length > 25)
+  assert.equal(frames.runs[0][0].length, 106)
 })
 
 test('eval prints a text report: accuracy, per-class table, confusion matrix, openClosed', async (t) => {
@@ -71,6 +128,7 @@ test('eval prints a text report: accuracy, per-class table, confusion matrix, op
   assert.equal(code, 0, stderr)
   assert.match(stdout, /^accuracy: [01]\.\d{3} \(2 classes\)$/m)
   assert.match(stdout, /^openClosed: accuracy 1\.000/m, 'no closed class: every row is open and said open')
+  assert.match(stdout, /^door state \(windowed door model.*\): not evaluated: a door model needs rows of the closed door \(0°\)/m)
   assert.match(stdout, /^ +15° +\d\.\d{3} +\d\.\d{3} +\d\.\d{3} +6$/m)
   assert.match(stdout, /confusion \(rows = true angle, columns = predicted angle\):\n +15° +30°\n +15° +\d+ +\d+\n +30° +\d+ +\d+\n$/)
   assert.match(stderr, /epoch 20\/20/)
@@ -96,7 +154,9 @@ test('bad arguments and unreadable or invalid files exit 1 naming the problem; a
     [['--epochs', '0'], /--epochs/],
     [['--batch-size', '2.5'], /--batch-size/],
     [['--architecture', 'transformer'], /--architecture/],
-    [['--backend', 'tpu'], /--backend must be auto, gpu, node or cpu/]
+    [['--backend', 'tpu'], /--backend must be auto, gpu, node or cpu/],
+    [['--door-epochs', '0'], /--door-epochs must be an integer in 1\.\.1000, got 0/],
+    [['--shifted', ''], /--shifted needs a file/]
   ] as const) {
     result = await evalInProcess(['--data', good, ...argv])
     assert.equal(result.code, 1, `${argv.join(' ')}: ${result.stderr}`)
@@ -106,6 +166,23 @@ test('bad arguments and unreadable or invalid files exit 1 naming the problem; a
   result = await evalInProcess(['--data', join(dir, 'missing.csv')])
   assert.equal(result.code, 1)
   assert.match(result.stderr, /cannot read .*missing\.csv/)
+
+  // --shifted is read before any training: unreadable, bad frames, too short for a window
+  result = await evalInProcess(['--data', good, '--shifted', join(dir, 'missing.txt')])
+  assert.equal(result.code, 1)
+  assert.match(result.stderr, /--shifted: cannot read .*missing\.txt/)
+  const badFrames = join(dir, 'bad-frames.txt')
+  const rpiLines = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
+  writeFileSync(badFrames, [rpiLines[0], '[1, 2, 3]', ...rpiLines.slice(1, 40)].join('\n'))
+  result = await evalInProcess(['--data', good, '--shifted', badFrames])
+  assert.equal(result.code, 1)
+  assert.match(result.stderr, /--shifted: .*bad-frames\.txt is neither .*\n {2}line 2: frame must hold 106 features/)
+  const shortFrames = join(dir, 'short-frames.txt')
+  writeFileSync(shortFrames, rpiLines.slice(0, 10).join('\n'))
+  result = await evalInProcess(['--data', good, '--shifted', shortFrames])
+  assert.equal(result.code, 1)
+  assert.match(result.stderr, /--shifted: .*short-frames\.txt needs at least 25 consecutive frames for one window, got 10/)
+  assert.equal(result.stdout, '')
 
   const broken = join(dir, 'broken.csv')
   writeFileSync(broken, [sessionLines[0], sessionLines[1], sessionLines[2].replace(/,[^,]*$/, ',oops')].join('\n'))

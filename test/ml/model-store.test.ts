@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFile
 import { join } from 'node:path'
 import { Storage } from '../../core/storage.js'
 import { META_FILE, MODEL_FILE, ModelStore, sha256, TEMP_PREFIX, WEIGHTS_FILE, type VersionMetaFile } from '../../ml/model-store.js'
+import type { ModelMeta } from '../../ml/model-types.js'
 import type { TrainedModel } from '../../ml/model-types.js'
 import { tempDir } from '../helper.js'
 import { trainSmall } from '../fixtures/training.js'
@@ -45,7 +46,7 @@ test('a version is a folder with model.json, weights.bin and meta.json (stats, l
   const dir = join(dataDir, 'models', version)
   assert.deepEqual(readdirSync(dir).sort(), [META_FILE, MODEL_FILE, WEIGHTS_FILE].sort())
   const weights = readFileSync(join(dir, WEIGHTS_FILE))
-  const meta = JSON.parse(readFileSync(join(dir, META_FILE), 'utf8')) as VersionMetaFile
+  const meta = JSON.parse(readFileSync(join(dir, META_FILE), 'utf8')) as VersionMetaFile<ModelMeta>
   assert.equal(meta.weightsSha256, sha256(weights))
   assert.equal(info.weightsSha256, sha256(weights))
   assert.deepEqual(meta.meta.standardisation, JSON.parse(JSON.stringify(trainedModel.meta.standardisation)))

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { loadBackend } from '../../ml/backend.js'
 import { META_FILE, MODEL_FILE, WEIGHTS_FILE, type VersionMetaFile } from '../../ml/model-store.js'
+import type { ModelMeta } from '../../ml/model-types.js'
 import { Predictor } from '../../ml/predictor.js'
 import { buildTestApp, tempDir } from '../helper.js'
 import { sessionSlice, trainThrough } from '../fixtures/training.js'
@@ -12,7 +13,7 @@ import { sessionSlice, trainThrough } from '../fixtures/training.js'
 function readVersion (dir: string) {
   const json = JSON.parse(readFileSync(join(dir, MODEL_FILE), 'utf8')) as { modelTopology: object, weightsManifest: Array<{ weights: [] }> }
   const weights = readFileSync(join(dir, WEIGHTS_FILE))
-  const file = JSON.parse(readFileSync(join(dir, META_FILE), 'utf8')) as VersionMetaFile
+  const file = JSON.parse(readFileSync(join(dir, META_FILE), 'utf8')) as VersionMetaFile<ModelMeta>
   return {
     meta: file.meta,
     artifacts: {

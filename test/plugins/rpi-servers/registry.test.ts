@@ -111,9 +111,21 @@ test('ingest stores good frames, reports bad ones by index, hands the good ones 
   const recorded: Array<{ device: number, frames: number, source: string }> = []
   // a capture session that labels every other frame it is given
   const captures = { record: (device: number, frames: readonly Float32Array[], source: string) => { recorded.push({ device, frames: frames.length, source }); return Math.ceil(frames.length / 2) } }
-  const ingest = new FrameIngest({ store, captures, received, rejected, now: () => 99 })
+  const fed: Array<{ device: number, frames: number }> = []
+  const seen: string[] = []
+  const ingest = new FrameIngest({
+    store,
+    captures,
+    received,
+    rejected,
+    doorState: (device, frames) => { fed.push({ device, frames: frames.length }) },
+    seen: (device, addr) => { seen.push(`${device}@${addr}`) },
+    now: () => 99
+  })
   const good = Array.from({ length: 106 }, (_, i) => i)
-  const receipt = ingest.ingest(12, [good, 'nope', good, [1, 2, 3]])
+  const receipt = ingest.ingest(12, [good, 'nope', good, [1, 2, 3]], '10.0.0.9')
+  assert.deepEqual(fed, [{ device: 12, frames: 2 }], 'the good frames go to the door state')
+  assert.deepEqual(seen, ['12@10.0.0.9'], 'frames imply a keep-alive')
   assert.deepEqual(receipt.accepted, 2)
   assert.deepEqual(receipt.rejected.map((r) => r.index), [1, 3])
   assert.match(receipt.rejected[1].reason, /got 3$/)
@@ -123,7 +135,7 @@ test('ingest stores good frames, reports bad ones by index, hands the good ones 
   assert.equal((await received.get()).values[0].value, 2)
   assert.equal((await rejected.get()).values[0].value, 2)
 
-  assert.throws(() => ingest.ingest(12, [null, 'x']), (err: Error & { code?: string, statusCode?: number }) => {
+  assert.throws(() => ingest.ingest(12, [null, 'x'], '10.0.0.9'), (err: Error & { code?: string, statusCode?: number }) => {
     assert.equal(err.code, 'DS_BAD_FRAME')
     assert.equal(err.statusCode, 400)
     assert.match(err.message, /^all 2 frames were rejected, nothing stored: frames\[0\]: frame is missing; frames\[1\]: frame value 0/)

@@ -1,0 +1,214 @@
+/**
+ * Each door's own model: trained in the worker on that door's calibration
+ * only, judged on the held-out end of each calibrated angle, activated for
+ * that door only when it passes the floor. A swap for one door never pauses
+ * another's, nor the global model. One door calibration trains at a time
+ * (the machine has few cores); a second is refused with a retry hint.
+ */
+import { EventEmitter } from 'node:events'
+import type { ServiceLog } from '../core/logger.js'
+import { CalibrationBusyError, CalibrationRefusedError, NotFoundError, UnavailableError } from '../core/errors.js'
+import type { ModelVersionInfo } from '../schemas/model.js'
+import type { ChosenBackend } from './backend.js'
+import { calibrationProblems, calibrationVerdict } from './door-calibration.js'
+import type { DoorEvaluation } from './door-evaluation.js'
+import { DoorPredictor } from './door-model.js'
+import type { ModelStore } from './model-store.js'
+import { launchTraining, TrainingRunError, type LaunchedTraining } from './training-orchestration.js'
+import type { RunnerMode } from './training-runner.js'
+import type { DoorTrainingRequest } from './training-worker.js'
+import type { TrainedDoorModel } from './door-model.js'
+
+/** A door's active model, ready to predict. */
+export interface ActiveDoorModel {
+  version: string
+  predictor: DoorPredictor
+}
+
+/** How a door's calibration ended. */
+export interface CalibrationOutcome {
+  device: number
+  version: string
+  /** It passed the floor and now answers for the door. */
+  activated: boolean
+  floor: number
+  evaluation: DoorEvaluation | undefined
+  /** Why it was not activated (or why the run failed); empty when activated. */
+  reasons: string[]
+  /** The run itself failed (or was stopped), as opposed to a model below the floor. */
+  failed: boolean
+  at: string
+}
+
+export interface DoorModelEvents {
+  /** A door's model changed (activated, rolled back, or forgotten: version undefined). */
+  changed: [{ device: number, version: string | undefined }]
+  /** A calibration training started. */
+  training: [{ device: number, version: string }]
+  /** A calibration training ended. */
+  calibrated: [CalibrationOutcome]
+}
+
+export interface DoorModelsOptions {
+  store: ModelStore
+  backend: ChosenBackend
+  runnerMode: RunnerMode
+  log: ServiceLog
+  /** Options for every door training (tests use fewer epochs). */
+  training?: DoorTrainingRequest
+}
+
+/** Seconds a refused second calibration is told to wait. */
+const CALIBRATION_RETRY_AFTER_S = 10
+
+export class DoorModels extends EventEmitter<DoorModelEvents> {
+  readonly #options: DoorModelsOptions
+  readonly #active = new Map<number, ActiveDoorModel>()
+  #running: { device: number, launched: LaunchedTraining<TrainedDoorModel>, done: Promise<void> } | undefined
+  #closed = false
+
+  private constructor (options: DoorModelsOptions) {
+    super()
+    this.#options = options
+  }
+
+  /** Loads each door's active version; a door whose version cannot load falls back to the global model (logged). */
+  static async open (options: DoorModelsOptions): Promise<DoorModels> {
+    const models = new DoorModels(options)
+    for (const [device, version] of options.store.activeDoorVersions()) {
+      try {
+        models.#active.set(device, { version, predictor: await models.#load(version) })
+      } catch (err) {
+        options.log.error({ err, device, version }, 'could not load a door\'s model; the door uses the global model')
+      }
+    }
+    return models
+  }
+
+  /** The door's own model, if it has one. */
+  get (device: number): ActiveDoorModel | undefined {
+    return this.#active.get(device)
+  }
+
+  /** The doors that have a model of their own. */
+  devices (): number[] {
+    return [...this.#active.keys()]
+  }
+
+  /** The version a door's calibration is training, if one is. */
+  training (device: number): string | undefined {
+    return this.#running?.device === device ? this.#running.launched.version : undefined
+  }
+
+  /**
+   * Trains the door's model on its calibration frames (recording order) in
+   * the worker; resolves once launched. The outcome comes as a `calibrated` event.
+   * @throws CalibrationRefusedError (400) with the reasons when the frames cannot make a model;
+   *   CalibrationBusyError (409, retryAfterSeconds) while a calibration trains
+   */
+  start (device: number, frames: readonly Float32Array[], angles: readonly number[], floor: number, frameRate = 0): { version: string } {
+    if (this.#closed) throw new UnavailableError('the model handler is shutting down')
+    if (this.#running) {
+      const err = new CalibrationBusyError(this.#running.device === device
+        ? `door ${device}'s calibration is training already (version ${this.#running.launched.version})`
+        : `door ${this.#running.device}'s calibration is training; one door trains at a time`)
+      Object.assign(err, { retryAfterSeconds: CALIBRATION_RETRY_AFTER_S })
+      throw err
+    }
+    const reasons = calibrationProblems({ angles }, frameRate)
+    if (reasons.length > 0) throw Object.assign(new CalibrationRefusedError(reasons.join(' ')), { reasons })
+
+    const launched = launchTraining(
+      { store: this.#options.store, backend: this.#options.backend, runnerMode: this.#options.runnerMode },
+      { model: 'door', device, set: { kind: 'csi', features: frames, angles }, options: this.#options.training },
+      {
+        accept: async (written, model) => {
+          const verdict = calibrationVerdict(model.meta.evaluation as DoorEvaluation | undefined, floor)
+          if (verdict.activate) await this.#swapIn(device, written.version)
+        }
+      }
+    )
+    const running = { device, launched, done: Promise.resolve() }
+    running.done = this.#settle(running, floor)
+    this.#running = running
+    this.#options.log.info({ device, version: launched.version, frames: frames.length }, 'door calibration training started')
+    this.emit('training', { device, version: launched.version })
+    return { version: launched.version }
+  }
+
+  /** Resolves when the running calibration (if any) has ended. */
+  async waitForTraining (): Promise<void> {
+    await this.#running?.done
+  }
+
+  /**
+   * Makes a stored door version the active one of its door (roll back or forward).
+   * @throws NotFoundError for a version that is not a door's
+   */
+  async activate (version: string): Promise<ModelVersionInfo> {
+    const info = this.#options.store.info(version)
+    if (info?.device === undefined) throw new NotFoundError(`no door model version ${JSON.stringify(version)}`)
+    await this.#swapIn(info.device, version)
+    return this.#options.store.info(version) as ModelVersionInfo
+  }
+
+  /** The door forgets its model and uses the global one again (its versions stay listed). */
+  deactivate (device: number): void {
+    this.#options.store.deactivateDoor(device)
+    const previous = this.#active.get(device)
+    this.#active.delete(device)
+    previous?.predictor.dispose()
+    if (previous) this.emit('changed', { device, version: undefined })
+  }
+
+  /** Stops a running calibration (recorded as interrupted) and frees the predictors. */
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const running = this.#running
+    if (running) {
+      await running.launched.stop()
+      await running.done
+    }
+    for (const { predictor } of this.#active.values()) predictor.dispose()
+    this.#active.clear()
+    this.removeAllListeners()
+  }
+
+  async #load (version: string): Promise<DoorPredictor> {
+    const loaded = await this.#options.store.load(version)
+    const meta = this.#options.store.doorMeta(version)
+    if (!meta) throw new Error(`version ${version} is not a door model`)
+    return DoorPredictor.load(this.#options.backend.tf, loaded.artifacts, meta)
+  }
+
+  /** Loads a version and swaps it in for its door; the door's previous predictor is disposed. */
+  async #swapIn (device: number, version: string): Promise<void> {
+    const predictor = await this.#load(version)
+    this.#options.store.activate(version)
+    const previous = this.#active.get(device)
+    this.#active.set(device, { version, predictor })
+    previous?.predictor.dispose()
+    this.#options.log.info({ device, version }, 'door model activated')
+    this.emit('changed', { device, version })
+  }
+
+  async #settle (running: { device: number, launched: LaunchedTraining<TrainedDoorModel> }, floor: number): Promise<void> {
+    const { device, launched } = running
+    let outcome: CalibrationOutcome
+    try {
+      const { model } = await launched.outcome
+      const evaluation = model.meta.evaluation as DoorEvaluation | undefined
+      const verdict = calibrationVerdict(evaluation, floor)
+      outcome = { device, version: launched.version, activated: verdict.activate, floor, evaluation, reasons: verdict.reasons, failed: false, at: new Date().toISOString() }
+    } catch (err) {
+      const message = err instanceof TrainingRunError ? err.message : String(err)
+      outcome = { device, version: launched.version, activated: false, floor, evaluation: undefined, reasons: [`The door's model could not be trained: ${message}.`], failed: true, at: new Date().toISOString() }
+      this.#options.log.warn({ device, version: launched.version, err }, 'door calibration training failed')
+    } finally {
+      if (this.#running?.launched === launched) this.#running = undefined
+    }
+    this.#options.log.info({ device, version: outcome.version, activated: outcome.activated, balancedAccuracy: outcome.evaluation?.doorState.openClosed.balancedAccuracy }, 'door calibration ended')
+    this.emit('calibrated', outcome)
+  }
+}

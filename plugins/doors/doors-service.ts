@@ -1,0 +1,279 @@
+/**
+ * The door as a user sees it: every device doorsense knows (a Pi that sent a
+ * keep-alive or frames) is a door, with its live state, its model and its
+ * calibration. Calibration: captures label the door's next frames with an
+ * angle; finish trains the door's own model on those frames only (ml/door-models.ts),
+ * which takes over the door if it passes the floor. Emits `door` with the
+ * whole Door on every change users can see, and `removed`. Knows nothing of HTTP.
+ */
+import { EventEmitter } from 'node:events'
+import { ConflictError, NotFoundError } from '../../core/errors.js'
+import type { CalibrationOutcome, DoorModels } from '../../ml/door-models.js'
+import type { SampleStore } from '../../ml/sample-store.js'
+import type { CalibrationResult, CaptureRequest, Door, DoorCalibration, FinishAccepted } from '../../schemas/doors.js'
+import type { ModelVersionInfo } from '../../schemas/model.js'
+import type { CaptureStatus } from '../../schemas/training.js'
+
+/** What the service reads of the Pi registry (`fastify.devices`). */
+export interface DeviceSource {
+  known (): Array<{ id: number }>
+  isKnown (id: number): boolean
+  isLive (id: number): boolean
+  nameOf (id: number): string
+  forget (id: number): boolean
+  on (event: 'live', listener: (device: { id: number }) => void): unknown
+  on (event: 'stale' | 'known', listener: (id: number) => void): unknown
+}
+
+/** What the service reads of the live door states (`fastify.inference.doors`). */
+export interface DoorStateSource {
+  get (device: number): { state: Door['state'], angle: number | null, confidence: number, since: string, lastFrameAt: string | null, frameRate: number, needsRecalibration: boolean, model: Door['model'] } | undefined
+  on (event: 'change', listener: (door: { device: number }) => void): unknown
+}
+
+/** What the service uses of the capture sessions (`fastify.captures`). */
+export interface CaptureSource {
+  start (device: number, angle: number, seconds: number, options?: { frames?: number, source?: 'calibration' }): CaptureStatus
+  cancel (device: number): CaptureStatus | undefined
+  status (device: number): CaptureStatus | undefined
+  on (event: 'changed', listener: (status: CaptureStatus) => void): unknown
+}
+
+export interface DoorsServiceOptions {
+  devices: DeviceSource
+  states: DoorStateSource
+  captures: CaptureSource
+  samples: SampleStore
+  doorModels: DoorModels
+  /** The global model's active version, read when a door is shown. */
+  globalModel: () => ModelVersionInfo | undefined
+  /** Open/closed balanced accuracy a door's model must reach to take over (DOOR_CALIBRATION_FLOOR). */
+  floor: number
+  /** Seconds a capture runs when the request names none. */
+  defaultCaptureSeconds?: number
+  /** How often doors whose frame rate or last frame moved are re-announced, ms. */
+  refreshMs?: number
+}
+
+/** The samples a door's calibration consists of. */
+const CALIBRATION = { source: 'calibration' } as const
+
+export class DoorsService extends EventEmitter<{ door: [Door], removed: [number] }> {
+  readonly #options: DoorsServiceOptions
+  /** The last calibration outcome of each door (this process's; after a restart it is read from the active version). */
+  readonly #outcomes = new Map<number, CalibrationOutcome>()
+  /** What each door's last `door` event said of its frames, to re-announce only doors that moved. */
+  readonly #announced = new Map<number, string>()
+  #ticker: NodeJS.Timeout | undefined
+
+  constructor (options: DoorsServiceOptions) {
+    super()
+    this.#options = options
+    const announce = (device: number) => this.#announce(device)
+    options.states.on('change', (door) => announce(door.device))
+    options.captures.on('changed', (status) => announce(status.ID))
+    options.devices.on('live', (device) => announce(device.id))
+    options.devices.on('stale', announce)
+    options.devices.on('known', announce)
+    options.doorModels.on('training', ({ device }) => announce(device))
+    options.doorModels.on('changed', ({ device }) => announce(device))
+    options.doorModels.on('calibrated', (outcome) => {
+      this.#outcomes.set(outcome.device, outcome)
+      announce(outcome.device)
+    })
+  }
+
+  /** Re-announces doors whose frame rate or last frame moved, at most once per refresh. */
+  start (): void {
+    if (this.#ticker) return
+    this.#ticker = setInterval(() => {
+      for (const id of this.#ids()) {
+        const door = this.get(id)
+        if (door && this.#announced.get(id) !== frameKey(door)) this.#emit(door)
+      }
+    }, this.#options.refreshMs ?? 1000)
+    this.#ticker.unref()
+  }
+
+  stop (): void {
+    if (this.#ticker) clearInterval(this.#ticker)
+    this.#ticker = undefined
+    this.removeAllListeners()
+  }
+
+  /** Every door, by device ID. */
+  list (): Door[] {
+    return this.#ids().map((id) => this.#view(id))
+  }
+
+  /** One door, or undefined for a device doorsense does not know. */
+  get (id: number): Door | undefined {
+    return this.#knows(id) ? this.#view(id) : undefined
+  }
+
+  /**
+   * Labels the door's next frames with `angle` until `frames` are stored or
+   * `seconds` pass. @throws NotFoundError, ConflictError (a capture or a training runs for this door)
+   */
+  capture (id: number, request: CaptureRequest): Door {
+    this.#require(id)
+    const training = this.#options.doorModels.training(id)
+    if (training) throw new ConflictError(`door ${id}'s calibration is training (version ${training}); capture again once it has finished`)
+    this.#options.captures.start(id, request.angle, request.seconds ?? this.#options.defaultCaptureSeconds ?? 30, { frames: request.frames, source: 'calibration' })
+    return this.#view(id)
+  }
+
+  /** Ends the door's capture now; the frames it stored stay. @throws NotFoundError, ConflictError when none runs */
+  cancelCapture (id: number): Door {
+    this.#require(id)
+    if (!this.#options.captures.cancel(id)) throw new ConflictError(`no capture is running for door ${id}`)
+    return this.#view(id)
+  }
+
+  /**
+   * Trains the door's own model on its calibration frames (recording order).
+   * @throws NotFoundError; ConflictError while a capture runs; CalibrationRefusedError (400, the reasons) when
+   *   the calibration is not enough; CalibrationBusyError (409 + Retry-After) while a calibration trains
+   */
+  finish (id: number): FinishAccepted {
+    this.#require(id)
+    if (this.#options.captures.status(id)?.active) throw new ConflictError(`door ${id} is still capturing: wait for the capture to end, or cancel it`)
+    const set = this.#options.samples.trainingSet('csi', { device: id, ...CALIBRATION })
+    const frameRate = this.#options.states.get(id)?.frameRate ?? 0
+    try {
+      const { version } = this.#options.doorModels.start(id, set.features, set.angles, this.#options.floor, frameRate)
+      this.#outcomes.delete(id)
+      return { device: id, version, status: 'training' }
+    } catch (err) {
+      // a refusal is the door's latest calibration result: show it on the door
+      const reasons = (err as { reasons?: string[] }).reasons
+      if (reasons) {
+        this.#outcomes.set(id, { device: id, version: '', activated: false, floor: this.#options.floor, evaluation: undefined, reasons, failed: true, at: new Date().toISOString() })
+        this.#announce(id)
+      }
+      throw err
+    }
+  }
+
+  /** The door forgets its model and its calibration frames and falls back to the global model. @throws NotFoundError, ConflictError while it trains */
+  forget (id: number): Door {
+    this.#require(id)
+    const training = this.#options.doorModels.training(id)
+    if (training) throw new ConflictError(`door ${id}'s calibration is training (version ${training}); try again once it has finished`)
+    this.#options.captures.cancel(id)
+    this.#options.samples.delete('csi', { device: id, ...CALIBRATION })
+    this.#outcomes.delete(id)
+    this.#options.doorModels.deactivate(id)
+    const door = this.#view(id)
+    this.#emit(door)
+    return door
+  }
+
+  /** Removes the door altogether: its calibration, and the device from the registry (a Pi that posts again comes back). */
+  remove (id: number): void {
+    this.forget(id)
+    this.#options.devices.forget(id)
+    this.#announced.delete(id)
+    this.emit('removed', id)
+  }
+
+  #ids (): number[] {
+    const ids = new Set(this.#options.devices.known().map((device) => device.id))
+    for (const device of this.#options.doorModels.devices()) ids.add(device)
+    return [...ids].sort((a, b) => a - b)
+  }
+
+  #knows (id: number): boolean {
+    return this.#options.devices.isKnown(id) || this.#options.doorModels.get(id) !== undefined
+  }
+
+  #require (id: number): void {
+    if (!this.#knows(id)) throw new NotFoundError(`no door ${id}: a door appears once its Pi sends a keep-alive or frames`)
+  }
+
+  #announce (device: number): void {
+    if (this.#knows(device)) this.#emit(this.#view(device))
+  }
+
+  #emit (door: Door): void {
+    this.#announced.set(door.device, frameKey(door))
+    this.emit('door', door)
+  }
+
+  #view (id: number): Door {
+    const { devices, states, doorModels } = this.#options
+    const live = states.get(id)
+    const own = doorModels.get(id)
+    const global = this.#options.globalModel()
+    const model: Door['model'] = own ? { version: own.version, scope: 'door' } : global ? { version: global.version, scope: 'global' } : null
+    // no model answers: whatever the smoother last held, the door is unknown
+    const known = model !== null && live !== undefined
+    return {
+      device: id,
+      name: devices.nameOf(id),
+      state: known ? live.state : 'unknown',
+      angle: known ? live.angle : null,
+      confidence: known ? live.confidence : 0,
+      since: live?.since ?? new Date(0).toISOString(),
+      lastFrameAt: live?.lastFrameAt ?? null,
+      frameRate: live?.frameRate ?? 0,
+      live: devices.isLive(id),
+      needsRecalibration: known ? live.needsRecalibration : false,
+      model,
+      calibration: this.#calibration(id)
+    }
+  }
+
+  #calibration (id: number): DoorCalibration {
+    const { captures, samples, doorModels } = this.#options
+    const counts = samples.countsByAngle('csi', { device: id, ...CALIBRATION })
+    const captured: Record<string, number> = {}
+    for (const { angle, count } of counts) captured[String(angle)] = count
+    const status = captures.status(id)
+    const capture = status?.active
+      ? { angle: status.angle, framesStored: status.framesStored, framesWanted: status.framesWanted ?? null, secondsLeft: status.secondsLeft, endsAt: status.endsAt }
+      : null
+    const outcome = this.#outcomes.get(id)
+    const own = doorModels.get(id)
+    let state: DoorCalibration['status'] = 'idle'
+    if (capture) state = 'capturing'
+    else if (doorModels.training(id)) state = 'training'
+    else if (outcome && !outcome.activated) state = 'failed'
+    else if (own) state = 'ready'
+    return {
+      status: state,
+      captured,
+      capture,
+      reasons: outcome && !outcome.activated ? outcome.reasons : [],
+      result: resultOf(outcome) ?? (own ? resultOf(activeOutcome(id, own.version, own.predictor.meta.evaluation, this.#options.floor)) : null)
+    }
+  }
+}
+
+/** What a door's frames-only refresh compares. */
+function frameKey (door: Door): string {
+  return `${door.frameRate}|${door.lastFrameAt}|${door.live}`
+}
+
+/** The outcome a restarted server reads back from a door's active version. */
+function activeOutcome (device: number, version: string, evaluation: unknown, floor: number): CalibrationOutcome | undefined {
+  if (!evaluation) return undefined
+  return { device, version, activated: true, floor, evaluation: evaluation as CalibrationOutcome['evaluation'], reasons: [], failed: false, at: '' }
+}
+
+function resultOf (outcome: CalibrationOutcome | undefined): CalibrationResult | null {
+  const evaluation = outcome?.evaluation
+  if (!outcome || !evaluation) return null
+  const { doorState } = evaluation
+  return {
+    version: outcome.version,
+    activated: outcome.activated,
+    floor: outcome.floor,
+    doorState: {
+      accuracy: doorState.accuracy,
+      openClosed: { accuracy: doorState.openClosed.accuracy, balancedAccuracy: doorState.openClosed.balancedAccuracy, closedF1: doorState.openClosed.closedF1 }
+    },
+    confusion: { actual: ['closed', 'open'], reported: ['closed', 'open', 'unknown'], counts: doorState.confusion ?? [] },
+    at: outcome.at || new Date(0).toISOString()
+  }
+}

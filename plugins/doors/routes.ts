@@ -1,0 +1,113 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import type { EventStreamHub } from '../../core/event-stream.js'
+import { sseEvent } from '../../core/event-stream.js'
+import { NotFoundError } from '../../core/errors.js'
+import { errorResponses } from '../../schemas/common.js'
+import { CaptureRequest, Door, DoorList, DoorParams, FinishAccepted } from '../../schemas/doors.js'
+import type { DoorsService } from './doors-service.js'
+
+export interface DoorRouteOptions {
+  doors: DoorsService
+  stream: EventStreamHub
+}
+
+const tags = ['doors']
+const admin = [{ admin: [] }]
+const CALIBRATE_FIRST = 'a door appears once its Pi sends a keep-alive or frames (POST /server/post/keep_alive)'
+
+/** The user-facing doors: their state, and each door's calibration. */
+export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (app, { doors, stream }) => {
+  app.get('/doors', {
+    schema: { tags, summary: 'Every door: state, model, calibration', response: { 200: DoorList } }
+  }, async () => ({ doors: doors.list() }))
+
+  app.get('/doors/stream', {
+    schema: {
+      tags,
+      summary: 'Door changes as server-sent events',
+      description: 'A text/event-stream: first one `door` event per known door, then one per change (state, angle, recalibration, calibration, liveness; frame rate at most once a second), each with a whole Door as `data`; `removed` with `{"device": n}` when a door is removed. Ends when the server shuts down; reconnect and you get a fresh snapshot.',
+      response: {
+        200: {
+          description: 'event stream of `door` and `removed` events',
+          content: { 'text/event-stream': { schema: Type.String() } }
+        }
+      }
+    }
+  }, (request, reply) => {
+    stream.open(request, reply, doors.list().map((door) => sseEvent('door', door)).join(''))
+  })
+
+  app.get('/doors/:id', {
+    config: { errorHints: { DS_NOT_FOUND: CALIBRATE_FIRST } },
+    schema: { tags, summary: 'One door', params: DoorParams, response: { 200: Door, ...errorResponses } }
+  }, async (request) => {
+    const door = doors.get(request.params.id)
+    if (!door) throw new NotFoundError(`no door ${request.params.id}`)
+    return door
+  })
+
+  app.delete('/doors/:id', {
+    onRequest: app.requireAdmin,
+    schema: {
+      tags,
+      summary: 'Removes a door (admin)',
+      description: 'Forgets the door\'s calibration and model and removes its Pi from the known list; Home Assistant is told to drop its entities. A Pi that posts again comes back as a new door.',
+      security: admin,
+      params: DoorParams,
+      response: { 204: Type.Null(), ...errorResponses }
+    }
+  }, async (request, reply) => {
+    doors.remove(request.params.id)
+    return reply.code(204).send(null)
+  })
+
+  app.post('/doors/:id/calibration/capture', {
+    onRequest: app.requireAdmin,
+    schema: {
+      tags,
+      summary: 'Records the door at one angle (admin)',
+      description: 'Labels this door\'s next frames with `angle` (0 = closed) until `frames` are stored or `seconds` pass (default 30), whichever comes first. 409 while a capture or a training runs for this door.',
+      security: admin,
+      params: DoorParams,
+      body: CaptureRequest,
+      response: { 202: Door, ...errorResponses }
+    }
+  }, async (request, reply) => reply.code(202).send(doors.capture(request.params.id, request.body)))
+
+  app.delete('/doors/:id/calibration/capture', {
+    onRequest: app.requireAdmin,
+    schema: {
+      tags,
+      summary: 'Cancels the door\'s running capture (admin)',
+      description: 'Ends it now; the frames it stored so far are kept (DELETE /doors/{id}/calibration forgets them all). 409 when none runs.',
+      security: admin,
+      params: DoorParams,
+      response: { 200: Door, ...errorResponses }
+    }
+  }, async (request) => doors.cancelCapture(request.params.id))
+
+  app.post('/doors/:id/calibration/finish', {
+    onRequest: app.requireAdmin,
+    schema: {
+      tags,
+      summary: 'Trains the door\'s own model on its calibration (admin, 202)',
+      description: 'Checks the calibration (the closed door and at least one open angle, enough frames of each), trains the door\'s model in the background on this door\'s calibration frames only, judges it on the last part of each angle\'s recording, and activates it for this door only when its open/closed balanced accuracy reaches DOOR_CALIBRATION_FLOOR; otherwise the door keeps what it had and `calibration.reasons` says why. 400 with the reasons when the calibration is not enough; 409 with Retry-After while a calibration trains (one door trains at a time).',
+      security: admin,
+      params: DoorParams,
+      response: { 202: FinishAccepted, ...errorResponses }
+    }
+  }, async (request, reply) => reply.code(202).send(doors.finish(request.params.id)))
+
+  app.delete('/doors/:id/calibration', {
+    onRequest: app.requireAdmin,
+    schema: {
+      tags,
+      summary: 'Forgets the door\'s calibration and model (admin)',
+      description: 'Deletes this door\'s calibration frames and makes the door use the global model again (its earlier versions stay listed and can be activated with POST /training/post/activate).',
+      security: admin,
+      params: DoorParams,
+      response: { 200: Door, ...errorResponses }
+    }
+  }, async (request) => doors.forget(request.params.id))
+}

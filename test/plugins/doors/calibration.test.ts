@@ -1,0 +1,140 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { parseFrame } from '../../../domain/frames.js'
+import type { Door } from '../../../schemas/doors.js'
+import { admin, door, postFrames, recordAngle, splitByAngle, waitForDoor } from '../../fixtures/doors.js'
+import { listen } from '../../fixtures/live-server.js'
+import { sessionRows } from '../../fixtures/training.js'
+import { RPI_RAW_FRAMES } from '../../helper.js'
+
+/** Frames of another recording: another room as far as a door's model is concerned. */
+const otherRoom = () => readFileSync(RPI_RAW_FRAMES, 'utf8').trim().split('\n').map((line) => parseFrame(line))
+
+// The gate judges a model on the last fifth of what was captured of each angle. On session A
+// that stretch (64–80 % of each angle's rows) is the one where its closed frames look most like
+// open ones (balanced accuracy .41 there, against .85 on the real tails), so a default gate of .9
+// refuses this calibration, rightly by its own measure; the gate is lowered here to follow the
+// workflow through, and the verdict itself is tested in test/ml/door-calibration.test.ts.
+const FLOOR = '0.3'
+
+test('a door calibrated on the first 80 % of each angle of session A reads its own tails, and says when frames look unfamiliar', async (t) => {
+  const { url } = await listen(t, { DOOR_CALIBRATION_FLOOR: FLOOR })
+  const device = 5
+  await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ NAME: 'front door', ID: device }) })
+  assert.equal((await door(url, device)).model, null, 'no model answers yet')
+
+  const angles = splitByAngle(sessionRows())
+  for (const { angle, head } of angles) {
+    const recorded = await recordAngle(url, device, angle, head.map((row) => row.features))
+    assert.equal(recorded.calibration.captured[String(angle)], head.length, `every frame of ${angle}° was captured, none twice`)
+  }
+
+  const finish = await admin(url, 'POST', `/doors/${device}/calibration/finish`)
+  assert.equal(finish.status, 202, await finish.clone().text())
+  const accepted = await finish.json() as { version: string, status: string }
+  assert.equal(accepted.status, 'training')
+  assert.match(accepted.version, /^door5-/)
+  const again = await admin(url, 'POST', `/doors/${device}/calibration/finish`)
+  assert.equal(again.status, 409, 'a second finish while the first trains is refused')
+  assert.ok(Number(again.headers.get('retry-after')) > 0, 'with a Retry-After')
+
+  const ready = await waitForDoor(url, device, (d) => d.calibration.status !== 'training')
+  assert.equal(ready.calibration.status, 'ready', JSON.stringify(ready.calibration))
+  assert.deepEqual(ready.model, { version: accepted.version, scope: 'door' })
+  const result = ready.calibration.result
+  assert.ok(result?.activated)
+  assert.ok(result.doorState.openClosed.balancedAccuracy >= Number(FLOOR))
+  assert.equal(result.confusion.counts.length, 2)
+
+  // each angle's held-out tail, posted as the Pi would, 10 frames a batch; the door is read after
+  // every batch once the window has filled with the tail's frames (k = 25, plus the leave count)
+  const said: Array<{ angle: number, states: string[], recalibration: boolean }> = []
+  for (const { angle, tail } of angles) {
+    const states: string[] = []
+    let recalibration = false
+    for (let i = 0; i < tail.length; i += 10) {
+      await postFrames(url, device, tail.slice(i, i + 10).map((row) => row.features))
+      const now = await door(url, device)
+      if (i + 10 >= 30) states.push(now.state)
+      recalibration ||= now.needsRecalibration
+    }
+    said.push({ angle, states, recalibration })
+  }
+  const share = (angle: number, states: string[]) => states.filter((state) => state === (angle === 0 ? 'closed' : 'open')).length / states.length
+  const report = said.map(({ angle, states }) => `${angle}°: ${share(angle, states).toFixed(2)}`).join(', ')
+  assert.ok(share(0, said[0].states) >= 0.5, `the closed tail reads closed most of the time (${report})`)
+  assert.ok(said.slice(1).filter(({ angle, states }) => share(angle, states) >= 0.5).length >= 5, `open tails read open (${report})`)
+  assert.ok(said.every(({ recalibration }) => !recalibration), 'the door\'s own tails never raise needsRecalibration')
+
+  // another room's frames: sustained novelty → needs recalibration, and unknown rather than a confident guess
+  await postFrames(url, device, otherRoom().slice(0, 120), 20)
+  const lost = await door(url, device)
+  assert.equal(lost.needsRecalibration, true)
+  assert.equal(lost.state, 'unknown')
+  const metrics = await (await fetch(`${url}/metrics`)).text()
+  assert.match(metrics, /^doorsense_door_needs_recalibration\{device="5"\} 1$/m)
+  // familiar frames again clear it
+  await postFrames(url, device, angles[6].tail.map((row) => row.features), 20)
+  const back = await door(url, device)
+  assert.equal(back.needsRecalibration, false)
+  assert.equal(back.state, 'open')
+
+  // the version is listed with its door, and its evaluation served in the schema's shape
+  const models = await (await fetch(`${url}/training/get/models`)).json() as { versions: Array<{ version: string, scope: string, device?: number, active: boolean }> }
+  assert.deepEqual(models.versions.filter((v) => v.scope === 'door').map(({ version, device: d, active }) => ({ version, device: d, active })), [{ version: accepted.version, device, active: true }])
+  const evaluation = await (await fetch(`${url}/training/get/evaluation?version=${accepted.version}`)).json() as { evaluation: { doorState: { window: number } } }
+  assert.equal(evaluation.evaluation.doorState.window, 25)
+
+  // forgetting the calibration: back to no model of its own, no calibration frames
+  const forgot = await (await admin(url, 'DELETE', `/doors/${device}/calibration`)).json() as Door
+  assert.equal(forgot.model, null)
+  assert.deepEqual(forgot.calibration.captured, {})
+  assert.equal(forgot.calibration.status, 'idle')
+})
+
+test('a calibration of the closed door alone is refused with reasons a user can act on, and changes nothing', async (t) => {
+  const { url } = await listen(t)
+  const device = 8
+  const closed = splitByAngle(sessionRows())[0]
+  await postFrames(url, device, closed.head.slice(0, 3).map((row) => row.features))
+  await recordAngle(url, device, 0, closed.head.slice(0, 150).map((row) => row.features))
+  const refused = await admin(url, 'POST', `/doors/${device}/calibration/finish`)
+  assert.equal(refused.status, 400)
+  const body = await refused.json() as { code: string, message: string }
+  assert.equal(body.code, 'DS_CALIBRATION_REFUSED')
+  assert.match(body.message, /No frames of the open door yet: open it/)
+  const after = await door(url, device)
+  assert.equal(after.calibration.status, 'failed')
+  assert.equal(after.calibration.reasons.length, 1)
+  assert.match(after.calibration.reasons[0], /open it/)
+  assert.equal(after.model, null, 'the door keeps what it had: nothing')
+  assert.deepEqual(after.calibration.captured, { 0: 150 }, 'the frames posted before the capture are not calibration frames')
+  assert.equal((await fetch(`${url}/training/get/models`).then((r) => r.json()) as { versions: unknown[] }).versions.length, 0)
+})
+
+test('captures: one at a time per door, a frame limit, cancel keeps what was stored, and bad requests change nothing', async (t) => {
+  const { url } = await listen(t)
+  const device = 3
+  const frames = sessionRows().slice(0, 40).map((row) => row.features)
+  assert.equal((await admin(url, 'POST', `/doors/${device}/calibration/capture`, { angle: 0 })).status, 404, 'an unknown device is no door')
+  await postFrames(url, device, frames.slice(0, 5))
+  assert.equal((await fetch(`${url}/doors/${device}/calibration/capture`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"angle":0}' })).status, 401, 'admin only')
+  assert.equal((await admin(url, 'POST', `/doors/${device}/calibration/capture`, { angle: 91 })).status, 400)
+  assert.equal((await admin(url, 'POST', `/doors/${device}/calibration/capture`, { angle: 0, frames: 10, seconds: 60 })).status, 202)
+  assert.equal((await admin(url, 'POST', `/doors/${device}/calibration/capture`, { angle: 90 })).status, 409, 'one capture at a time')
+  await postFrames(url, device, frames.slice(5, 20))
+  const limited = await waitForDoor(url, device, (d) => d.calibration.capture === null, 5000)
+  assert.deepEqual(limited.calibration.captured, { 0: 10 }, 'the capture stopped at its frame limit')
+
+  assert.equal((await admin(url, 'POST', `/doors/${device}/calibration/capture`, { angle: 90, seconds: 60 })).status, 202)
+  await postFrames(url, device, frames.slice(20, 27))
+  const capturing = await waitForDoor(url, device, (d) => d.calibration.capture?.framesStored === 7, 5000)
+  assert.equal(capturing.calibration.status, 'capturing')
+  const cancelled = await (await admin(url, 'DELETE', `/doors/${device}/calibration/capture`)).json() as Door
+  assert.equal(cancelled.calibration.capture, null)
+  assert.deepEqual(cancelled.calibration.captured, { 0: 10, 90: 7 }, 'cancel keeps the frames stored so far')
+  await postFrames(url, device, frames.slice(27, 40))
+  assert.deepEqual((await door(url, device)).calibration.captured, { 0: 10, 90: 7 }, 'nothing is captured after cancel')
+  assert.equal((await admin(url, 'DELETE', `/doors/${device}/calibration/capture`)).status, 409, 'nothing to cancel')
+})
