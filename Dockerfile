@@ -41,6 +41,7 @@ FROM scratch AS app
 COPY package.json package-lock.json tsconfig.json /app/
 COPY bin /app/bin
 COPY core /app/core
+COPY ml /app/ml
 COPY plugins /app/plugins
 COPY schemas /app/schemas
 COPY domain /app/domain

@@ -18,7 +18,9 @@ import model from '../plugins/model/index.js'
 import training from '../plugins/training/index.js'
 import inference from '../plugins/inference/index.js'
 import doors from '../plugins/doors/index.js'
+import homeAssistant from '../plugins/home-assistant/index.js'
 import docs from '../plugins/docs/index.js'
+import dashboard from '../plugins/dashboard/index.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -85,7 +87,9 @@ export async function buildApp (config: Config): Promise<App> {
     await app.register(inference)
     await app.register(rpiServers)
     await app.register(doors)
+    await app.register(homeAssistant)
     await app.register(docs)
+    await app.register(dashboard)
   } catch (err) {
     // a half-built app still holds the database and the log file's roll timer
     await app.close().catch(() => {})

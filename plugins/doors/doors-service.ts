@@ -65,6 +65,8 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
   /** What each door's last `door` event said of its frames, to re-announce only doors that moved. */
   readonly #announced = new Map<number, string>()
   #ticker: NodeJS.Timeout | undefined
+  /** A door not heard from since start has been in its state (unknown) since then. */
+  readonly #startedAt = new Date().toISOString()
 
   constructor (options: DoorsServiceOptions) {
     super()
@@ -214,7 +216,7 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
       state: known ? live.state : 'unknown',
       angle: known ? live.angle : null,
       confidence: known ? live.confidence : 0,
-      since: live?.since ?? new Date(0).toISOString(),
+      since: live?.since ?? this.#startedAt,
       lastFrameAt: live?.lastFrameAt ?? null,
       frameRate: live?.frameRate ?? 0,
       live: devices.isLive(id),

@@ -111,6 +111,8 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
     const door = this.#door(device, at)
     if (door.pipeline) return 0
     if (version !== undefined) door.model = { version, scope: 'global' }
+    // the answers come a moment after the frames: the door was last heard from no earlier than its state changed
+    if (predictions.length > 0) door.lastFrameAt = Math.max(door.lastFrameAt ?? at, at)
     let changes = 0
     for (let i = 0; i < predictions.length; i++) {
       if (door.smoother.push(predictions[i].probabilities, labels, at) && this.#report(door)) changes++

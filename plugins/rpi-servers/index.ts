@@ -49,7 +49,12 @@ export default fp(async (app) => {
     labelNames: ['device'] as const,
     registers: [app.metrics]
   })
-  const ingest = new FrameIngest({ store, captures: app.captures, received, rejected, doorState: (device, features) => app.inference.observe(device, features),
+  const ingest = new FrameIngest({
+    store,
+    captures: app.captures,
+    received,
+    rejected,
+    doorState: (device, features) => app.inference.observe(device, features),
     seen: (device, addr) => registry.touch(device, addr)
   })
   app.decorate('devices', registry)

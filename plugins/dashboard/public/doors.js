@@ -1,0 +1,76 @@
+// @ts-check
+/** The Doors section: a tile per door, live from /doors/stream. */
+import { html } from './html.js'
+import { ago, clockTime, doorName, percent, stateWord } from './format.js'
+import { stateIcon, warningIcon } from './icons.js'
+import { doorsStore } from './streams.js'
+import { clock, useStore } from './store.js'
+
+/** @typedef {import('./types').Door} Door */
+
+/** @param {Door} door */
+function calibrationLine (door) {
+  const { status, capture, captured } = door.calibration
+  if (status === 'capturing' && capture) {
+    const wanted = capture.framesWanted === null ? '' : ` of ${capture.framesWanted}`
+    return `Calibrating: recording ${capture.angle}°, ${capture.framesStored}${wanted} frames`
+  }
+  if (status === 'training') return 'Calibrating: training its own model…'
+  if (status === 'failed') return 'Last calibration was not activated'
+  if (status === 'ready') return 'Calibrated'
+  const angles = Object.keys(captured).length
+  return angles > 0 ? `Calibration started (${angles} angle${angles === 1 ? '' : 's'} recorded)` : 'Not calibrated'
+}
+
+/** @param {Door} door */
+function modelLine (door) {
+  if (!door.model) return 'none yet'
+  return door.model.scope === 'door' ? 'its own' : 'shared (global)'
+}
+
+/** @param {{ door: Door, now: number, onCalibrate: (device: number) => void }} props */
+function DoorTile ({ door, now, onCalibrate }) {
+  const id = `door-${door.device}`
+  return html`
+    <article class=${`tile door state-${door.state}`} data-device=${door.device} aria-labelledby=${`${id}-name`}>
+      <header class="tile-head">
+        <h3 id=${`${id}-name`}>${doorName(door)}</h3>
+        <span class="device-id">ID ${door.device}</span>
+      </header>
+      <p class="state">
+        ${stateIcon(door.state)}
+        <strong class="state-text">${stateWord(door.state)}</strong>
+        ${door.angle !== null && html`<span class="angle">at ${Math.round(door.angle)}°</span>`}
+      </p>
+      <div class="badges">
+        ${door.needsRecalibration && html`<span class="badge warn">${warningIcon()} Needs recalibration</span>`}
+        ${!door.live && html`<span class="badge muted">Pi offline</span>`}
+      </div>
+      <dl class="facts">
+        <div><dt>Confidence</dt><dd>${door.state === 'unknown' ? '–' : percent(door.confidence)}</dd></div>
+        <div><dt>Since</dt><dd><time datetime=${door.since} title=${clockTime(door.since)}>${ago(door.since, now)}</time></dd></div>
+        <div><dt>Frame rate</dt><dd>${door.frameRate.toFixed(1)}/s</dd></div>
+        <div><dt>Last frame</dt><dd>${door.lastFrameAt ? html`<time datetime=${door.lastFrameAt} title=${clockTime(door.lastFrameAt)}>${ago(door.lastFrameAt, now)}</time>` : 'none yet'}</dd></div>
+        <div><dt>Model</dt><dd>${modelLine(door)}</dd></div>
+      </dl>
+      <p class="calibration-line">${calibrationLine(door)}</p>
+      <button type="button" class="calibrate" onClick=${() => onCalibrate(door.device)} aria-label=${`Calibrate ${doorName(door)}`}>Calibrate…</button>
+    </article>`
+}
+
+/** @param {{ onCalibrate: (device: number) => void }} props */
+export function DoorsSection ({ onCalibrate }) {
+  const { doors, loaded, problem } = useStore(doorsStore)
+  const now = useStore(clock)
+  const list = [...doors.values()].sort((a, b) => a.device - b.device)
+  return html`
+    <section id="doors" aria-labelledby="doors-title">
+      <h2 id="doors-title">Doors</h2>
+      ${problem && html`<p class="problem">Could not read the doors: ${problem}</p>`}
+      ${!loaded && !problem && html`<p class="muted">Loading doors…</p>`}
+      ${loaded && list.length === 0 && html`<p class="muted">No doors yet. A door appears here once its Pi sends a keep-alive or frames.</p>`}
+      <div class="tiles">
+        ${list.map((door) => html`<${DoorTile} key=${door.device} door=${door} now=${now} onCalibrate=${onCalibrate} />`)}
+      </div>
+    </section>`
+}
