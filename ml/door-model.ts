@@ -23,6 +23,8 @@ import { FEATURES } from '../domain/frames.js'
 import { angleProblem, CLOSED_ANGLE, labelSet } from '../domain/labels.js'
 import { tailSize } from '../domain/split.js'
 import { fitStandardisation, type Standardisation } from '../domain/standardise.js'
+import { captureArtifacts } from './artifacts.js'
+import { mulberry32, shuffled } from '../domain/random.js'
 
 export type Tf = typeof tfjs
 
@@ -466,41 +468,6 @@ async function fitHeads (tf: Tf, matrix: Float32Array, width: number, classes: I
   } finally {
     optimizer.dispose()
     model.dispose()
-  }
-}
-
-/** The model's topology and weights, captured in memory instead of written anywhere. */
-async function captureArtifacts (tf: Tf, model: tfjs.LayersModel): Promise<tfjs.io.ModelArtifacts> {
-  let captured: tfjs.io.ModelArtifacts | undefined
-  await model.save(tf.io.withSaveHandler(async (artifacts) => {
-    captured = artifacts
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }
-  }))
-  if (!captured) throw new Error('tfjs saved no model artifacts')
-  return captured
-}
-
-/** 0..n-1 in a random order (Fisher–Yates). */
-function shuffled (n: number, random: () => number): Int32Array {
-  const order = Int32Array.from({ length: n }, (_, i) => i)
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1))
-    const t = order[i]
-    order[i] = order[j]
-    order[j] = t
-  }
-  return order
-}
-
-/** A small seeded generator (mulberry32), so a seed repeats a run's batch order. */
-function mulberry32 (seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6D2B79F5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
 
