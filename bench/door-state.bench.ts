@@ -38,8 +38,8 @@
  * same per window as familiar frames (the kNN scans the whole summary
  * either way).
  *
- * BENCH_SECONDS (default 5) sets each HTTP run's length, BENCH_REPS (7) and
- * BENCH_REP_MS (150) the in-process repetitions.
+ * BENCH_SECONDS (default 5) sets each HTTP run's length, BENCH_REPS (11) and
+ * BENCH_REP_MS (120) the in-process repetitions.
  */
 import * as tf from '@tensorflow/tfjs'
 import autocannon from 'autocannon'
@@ -434,8 +434,8 @@ const sig = (value: number) => value >= 100 ? round(value) : value >= 10 ? round
 
 export default async function doorStateBench (): Promise<BenchReport> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 5)
-  const reps = Number(process.env.BENCH_REPS ?? 7)
-  const repMs = Number(process.env.BENCH_REP_MS ?? 150)
+  const reps = Number(process.env.BENCH_REPS ?? 11)
+  const repMs = Number(process.env.BENCH_REP_MS ?? 120)
   const dataDir = mkdtempSync(join(tmpdir(), 'doorsense-bench-door-state-'))
   const app = await buildApp(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'error', LOG_TO_FILE: 'false', ADMIN_TOKEN: 'bench-admin-token-0123456789', PORT: '0' }))
   const client = new LoadClient()
@@ -615,6 +615,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
       `window update vs predict per frame at batch 256: push ${sig(find('DoorPipeline.push', '').median)} µs, predict ${sig(find('DoorPredictor.predict', 256).median)} µs, observeWindows ${sig(find('doors.observeWindows', 256).median)} µs; legacy predict + smoother ${sig(find('app.model.predict + doors.observe', 256).median)} µs (own-model path ${(find('doors.observeWindows', 256).median / find('app.model.predict + doors.observe', 256).median).toFixed(1)} × the legacy per-frame cost)`,
       `candidates (per window, vs knnDistances alone / vs predict): early exit ${speedup('… knnDistances alone', 'kNN with exact early exit', 256)} × at 256, + scan from the previous nearest ${speedup('… knnDistances alone', 'kNN, early exit + scan', 256)} × at 256 (${speedup('… knnDistances alone', 'kNN, early exit + scan', 64)} × at 64), both bit-identical to knnDistances on all ${windows.length} session A windows (${earlyExact ? 'checked' : 'NOT'}); tf.matMul kNN ${speedup('… knnDistances alone', 'kNN through one tf.matMul', 256)} × at 256 (max relative error ${matMulError.toExponential(1)}, ${matMulFlips} novel/familiar flips); a 64-row summary: predict ${speedup('DoorPredictor.predict', 'predict with a 64-row summary', 256)} × at 256, ${speedup('DoorPredictor.predict', 'predict with a 64-row summary', 1)} × at 1`,
       `frames route, door ${GLOBAL_DEVICE} (global), 20 frames: server CPU ${sig(framesCpu(20, 'global'))} µs/frame, of which echo's parse + send of the body ${sig(framesCpu(20, 'echo'))}, decode ${sig(find('parseFrameWithEncoding', '').median)} and predict + smoother at batch 64 ${sig(find('app.model.predict + doors.observe', 64).median)} (in process): the rest, ~${sig(framesCpu(20, 'global') - framesCpu(20, 'echo') - find('parseFrameWithEncoding', '').median - find('app.model.predict + doors.observe', 64).median)} µs/frame, is storage (one SQLite insert per frame), routing and the receipt`,
+      `capacity at 20 frames/s per door (the agent's 20-frame batches, server CPU per frame): own model ${sig(framesCpu(20, 'own'))} µs/frame = ${sig(framesCpu(20, 'own') * 20 / 1e4)} % of a core per door (~${round(1e6 / (20 * framesCpu(20, 'own')))} doors per core); global model ${sig(framesCpu(20, 'global'))} µs/frame = ${sig(framesCpu(20, 'global') * 20 / 1e4)} % (~${round(1e6 / (20 * framesCpu(20, 'global')))} doors per core)`,
       ...pairs.filter((p) => p.target).map((p) => `target: ${p.name} >= 0.6 x echo of the same body: ${round(p.route.reqPerS / p.echo.reqPerS, 2)} x -> ${verdict(p.route.reqPerS >= 0.6 * p.echo.reqPerS)}; errors ${p.route.errors + p.route.non2xx}`),
       ...pairs.filter((p) => !p.target).map((p) => `vs echo: ${p.name}: ${round(p.route.reqPerS / p.echo.reqPerS, 2)} x echo (${p.route.reqPerS / p.echo.reqPerS >= 0.6 ? '>=' : '<'} 0.6), ${round(p.route.reqPerS * p.framesPerRequest)} frames/s, mean micro-batch ${round(p.route.meanBatch, 1)}, status ${JSON.stringify(p.route.statusCodes)}`),
       `door ${OWN_DEVICE} after the raw Pi frames (another recording): state ${ownDoor?.state}, needsRecalibration ${ownDoor?.needsRecalibration}`

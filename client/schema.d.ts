@@ -2485,6 +2485,56 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/home-assistant/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Whether doorsense publishes to Home Assistant over MQTT, and whether the broker is connected
+         * @description Off unless MQTT_URL is set. The broker is named by scheme, host and port only; credentials never appear.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description prefix of doorsense's own topics: <base>/status, <base>/doors/<id>/…, <base>/frames/<id> (MQTT_BASE_TOPIC) */
+                            baseTopic: string;
+                            /** @description scheme://host:port of the broker, never its credentials; null when disabled */
+                            broker: string | null;
+                            /** @description the broker connection is up now (false while it is retried with backoff, and always when disabled) */
+                            connected: boolean;
+                            /** @description Home Assistant's discovery prefix (MQTT_DISCOVERY_PREFIX) */
+                            discoveryPrefix: string;
+                            /** @description MQTT_URL is set: doorsense publishes every door to Home Assistant through the broker */
+                            enabled: boolean;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ml/get/door_state": {
         parameters: {
             query?: never;

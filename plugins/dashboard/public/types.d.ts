@@ -17,8 +17,7 @@ export type GetJson<P extends keyof paths> = paths[P] extends { get: infer O } ?
 export type PostJson<P extends keyof paths> = paths[P] extends { post: infer O } ? Ok<O> : never
 
 export type Door = GetJson<'/doors/{id}'>
-// INTERIM: /home-assistant/status is not in client/schema.d.ts yet; once `npm run openapi && npm run client` has run, this is GetJson<'/home-assistant/status'>
-export type HomeAssistantStatus = import('../../../schemas/home-assistant.js').HomeAssistantStatus
+export type HomeAssistantStatus = GetJson<'/home-assistant/status'>
 
 export type DoorCalibration = Door['calibration']
 export type CalibrationResult = NonNullable<DoorCalibration['result']>

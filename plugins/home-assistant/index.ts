@@ -1,0 +1,98 @@
+import fp from 'fastify-plugin'
+import { Counter, Gauge } from 'prom-client'
+import { APP_VERSION } from '../../core/project.js'
+import type { HomeAssistantStatus } from '../../schemas/home-assistant.js'
+import { HomeAssistantBridge, type PublishKind } from './bridge.js'
+import { MqttFrameIntake } from './mqtt-frames.js'
+import { homeAssistantRoutes } from './routes.js'
+
+/**
+ * `scheme://host:port` of a broker URL, for the status route: never the
+ * credentials, the port spelled out (1883, or 8883 for mqtts) when the URL
+ * leaves it to the default.
+ */
+export function brokerAddress (url: string): string {
+  try {
+    const parsed = new URL(url)
+    const port = parsed.port !== '' ? parsed.port : parsed.protocol === 'mqtts:' ? '8883' : '1883'
+    return `${parsed.protocol}//${parsed.hostname}:${port}`
+  } catch {
+    return '(unparseable MQTT_URL)'
+  }
+}
+
+/**
+ * The Home Assistant area. Off unless MQTT_URL is set: then nothing connects
+ * and only `GET /home-assistant/status` says so. When set, a
+ * HomeAssistantBridge publishes every door of `fastify.doors` with MQTT
+ * discovery, and frames published on `<base>/frames/<id>` go through
+ * `fastify.frames` exactly as POST /server/post/frames does. It connects once
+ * the app is ready and never holds up HTTP: a broker that is down is retried
+ * with backoff. On close it publishes `offline` and disconnects before the
+ * doors and the storage close (onClose hooks run in reverse order of
+ * registration, and this area is registered after both).
+ */
+export default fp(async (app) => {
+  const { config } = app
+  const settings = { discoveryPrefix: config.MQTT_DISCOVERY_PREFIX, baseTopic: config.MQTT_BASE_TOPIC }
+  const url = config.MQTT_URL
+  let bridge: HomeAssistantBridge | undefined
+
+  if (url !== undefined) {
+    const log = app.log.child({ area: 'home-assistant' })
+    const connected = new Gauge({
+      name: 'doorsense_mqtt_connected',
+      help: '1 while the MQTT broker connection (Home Assistant) is up',
+      registers: [app.metrics]
+    })
+    const published = new Counter({
+      name: 'doorsense_mqtt_published_total',
+      help: 'MQTT messages handed to the broker, by kind (status, config, state, availability, attribute, removal)',
+      labelNames: ['kind'] as const,
+      registers: [app.metrics]
+    })
+    const refused = new Counter({
+      name: 'doorsense_mqtt_frames_refused_total',
+      help: 'payloads on <base>/frames/<id> refused, nothing stored: by device ID ("none" for a topic without one) and reason (topic, too_large, too_many, undecodable, overloaded, failed)',
+      labelNames: ['device', 'reason'] as const,
+      registers: [app.metrics]
+    })
+    const kinds: PublishKind[] = ['status', 'config', 'state', 'availability', 'attribute', 'removal']
+    for (const kind of kinds) published.inc({ kind }, 0)
+    connected.set(0)
+
+    const intake = new MqttFrameIntake({
+      ingest: (device, frames) => app.frames.ingest(device, frames, 'mqtt'),
+      maxBytes: config.BODY_LIMIT,
+      log,
+      onRefused: (device, reason) => refused.inc({ device: String(device), reason })
+    })
+    const created = new HomeAssistantBridge({
+      url,
+      username: config.MQTT_USERNAME,
+      password: config.MQTT_PASSWORD,
+      clientId: config.MQTT_CLIENT_ID,
+      ...settings,
+      swVersion: APP_VERSION,
+      source: app.doors,
+      log,
+      onFrames: (device, payload) => { intake.handle(device, payload) },
+      onFrameRefused: () => refused.inc({ device: 'none', reason: 'topic' }),
+      onConnectedChange: (up) => connected.set(up ? 1 : 0),
+      onPublish: (kind) => published.inc({ kind })
+    })
+    bridge = created
+    app.addHook('onReady', async () => created.start())
+    app.addHook('onClose', async () => created.close())
+  }
+
+  const broker = url === undefined ? null : brokerAddress(url)
+  await app.register(homeAssistantRoutes, {
+    status: (): HomeAssistantStatus => ({ enabled: bridge !== undefined, connected: bridge?.isConnected ?? false, broker, ...settings })
+  })
+}, {
+  name: 'home-assistant',
+  fastify: '5.x',
+  dependencies: ['doors', 'rpi-servers'],
+  decorators: { fastify: ['config', 'metrics', 'doors', 'frames'] }
+})

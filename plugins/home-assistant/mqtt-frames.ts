@@ -1,0 +1,142 @@
+import { MAX_FRAMES_PER_REQUEST, type FramesReceipt } from '../../schemas/rpi-servers.js'
+
+/**
+ * Frames published by devices on `<base>/frames/<id>`: the payload turned
+ * into the frames of one `fastify.frames.ingest()` call (the path of
+ * POST /server/post/frames), and an intake that never throws, counts what it
+ * refuses and logs at a bounded rate. Knows nothing of Fastify or MQTT.js.
+ */
+
+/** Why a payload was refused, for a counter's label. */
+export type RefusalReason = 'too_large' | 'too_many' | 'undecodable' | 'overloaded' | 'failed'
+
+/** A payload that yields no frames to ingest; `reason` says which kind of refusal. */
+export class FramesPayloadError extends Error {
+  override name = 'FramesPayloadError'
+  readonly reason: RefusalReason
+
+  constructor (reason: RefusalReason, message: string) {
+    super(message)
+    this.reason = reason
+  }
+}
+
+const NOT_JSON = Symbol('not JSON')
+
+/**
+ * The frames a payload holds, each still encoded (domain/frames.ts decodes
+ * them one by one, as for HTTP):
+ * - one frame: a JSON array of numbers (106 features, 108 raw Pi values, 128
+ *   raw ESP32 values), the original's stringified list (`[n1, …]` as it is,
+ *   or as a JSON string), or one raw CSI line (`CSI_DATA,…,[…]`);
+ * - a JSON array of frames (arrays or strings, any mix of encodings);
+ * - lines separated by newlines, one frame each (empty lines skipped).
+ * @throws FramesPayloadError when the payload is larger than `maxBytes`, holds
+ *   more than `maxFrames` frames, or is no frame at all (empty, a JSON object…)
+ */
+export function framesOfPayload (payload: Buffer | string, maxBytes: number, maxFrames = MAX_FRAMES_PER_REQUEST): unknown[] {
+  const bytes = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length
+  if (bytes > maxBytes) throw new FramesPayloadError('too_large', `payload of ${bytes} bytes is larger than the ${maxBytes} allowed (BODY_LIMIT)`)
+  const text = (typeof payload === 'string' ? payload : payload.toString('utf8')).trim()
+  if (text === '') throw new FramesPayloadError('undecodable', 'payload is empty')
+  const frames = framesOfText(text)
+  if (frames.length === 0) throw new FramesPayloadError('undecodable', 'payload holds no frame (an empty array)')
+  if (frames.length > maxFrames) throw new FramesPayloadError('too_many', `payload holds ${frames.length} frames, more than the ${maxFrames} of one batch`)
+  return frames
+}
+
+function framesOfText (text: string): unknown[] {
+  let parsed: unknown = NOT_JSON
+  if (text.startsWith('[') || text.startsWith('"') || text.startsWith('{')) {
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      // not JSON: lines (raw frames one per line, a space-separated list…)
+    }
+  }
+  if (parsed === NOT_JSON) return text.split('\n').map((line) => line.trim()).filter((line) => line !== '')
+  if (typeof parsed === 'string') return [parsed]
+  if (Array.isArray(parsed)) {
+    // an array of arrays or strings is a batch; anything else (numbers) is one frame for the decoder to judge
+    const batch = parsed.length > 0 && parsed.every((item) => Array.isArray(item) || typeof item === 'string')
+    return batch ? parsed : parsed.length === 0 ? [] : [parsed]
+  }
+  throw new FramesPayloadError('undecodable', `payload must be a frame, a JSON array of frames or frames one per line, got JSON ${parsed === null ? 'null' : typeof parsed}`)
+}
+
+/** A pino-style warn (`fastify.log.child(…)` fits). */
+export interface IntakeLogger {
+  warn (obj: object, msg: string): void
+}
+
+export interface MqttFrameIntakeOptions {
+  /** `fastify.frames.ingest` bound to the address `mqtt`: throws BadFrameError (400) when no frame decodes, OverloadedError (503) on a full queue. */
+  ingest: (device: number, frames: unknown[]) => FramesReceipt
+  /** Largest payload in bytes (BODY_LIMIT, as for HTTP). */
+  maxBytes: number
+  /** Most frames one payload may hold. Default MAX_FRAMES_PER_REQUEST, as for HTTP. */
+  maxFrames?: number
+  log: IntakeLogger
+  /** Called once per refused payload (for `doorsense_mqtt_frames_refused_total`). */
+  onRefused?: (device: number, reason: RefusalReason) => void
+  /** Least milliseconds between two log lines about one device. Default 10000. */
+  logEveryMs?: number
+  /** Clock in epoch milliseconds; tests inject their own. */
+  now?: () => number
+}
+
+/**
+ * Takes one device's MQTT payload into the frame ingest. Never throws: a
+ * refused payload is counted, and logged at most once per device per
+ * `logEveryMs` (the line says how many were left out meanwhile).
+ */
+export class MqttFrameIntake {
+  private readonly options: MqttFrameIntakeOptions
+  private readonly now: () => number
+  private readonly logEveryMs: number
+  /** Per device: when its last line was logged and how many refusals went unlogged since. */
+  private readonly logged = new Map<number, { at: number, suppressed: number }>()
+
+  constructor (options: MqttFrameIntakeOptions) {
+    this.options = options
+    this.now = options.now ?? Date.now
+    this.logEveryMs = options.logEveryMs ?? 10_000
+  }
+
+  /** The receipt of the frames stored, or undefined when the payload was refused. */
+  handle (device: number, payload: Buffer): FramesReceipt | undefined {
+    try {
+      return this.options.ingest(device, framesOfPayload(payload, this.options.maxBytes, this.options.maxFrames))
+    } catch (error) {
+      this.refuse(device, error)
+      return undefined
+    }
+  }
+
+  private refuse (device: number, error: unknown): void {
+    const reason = reasonOf(error)
+    try {
+      this.options.onRefused?.(device, reason)
+    } catch {
+      // a counter that throws must not turn a refusal into a crash
+    }
+    const now = this.now()
+    const last = this.logged.get(device)
+    if (last !== undefined && now - last.at < this.logEveryMs) {
+      last.suppressed++
+      return
+    }
+    this.logged.set(device, { at: now, suppressed: 0 })
+    const message = error instanceof Error ? error.message : String(error)
+    this.options.log.warn({ device, reason, error: message, suppressed: last?.suppressed ?? 0 },
+      'home-assistant: frames from MQTT refused, nothing stored')
+  }
+}
+
+function reasonOf (error: unknown): RefusalReason {
+  if (error instanceof FramesPayloadError) return error.reason
+  const code = (error as { code?: unknown } | null)?.code
+  if (code === 'DS_BAD_FRAME') return 'undecodable'
+  if (code === 'DS_OVERLOADED') return 'overloaded'
+  return 'failed'
+}

@@ -1,0 +1,471 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { describe, test, type TestContext } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { HomeAssistantBridge, type HomeAssistantBridgeOptions, type PublishKind } from '../../../plugins/home-assistant/bridge.js'
+import type { Door } from '../../../schemas/doors.js'
+import { freePort, mosquittoPath, observe, startBroker, type Broker, type BrokerKind, type Observer } from '../../fixtures/mqtt-broker.js'
+import { door, MemoryDoors } from './memory-doors.js'
+
+const PROJECT_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+
+/** Every discovery and doorsense topic. */
+const ALL = ['homeassistant/#', 'doorsense/#']
+
+interface Logged { level: string, obj: object, msg: string }
+
+interface Setup {
+  broker: Broker
+  source: MemoryDoors
+  bridge: HomeAssistantBridge
+  observer: Observer
+  logs: Logged[]
+  published: PublishKind[]
+  connected: boolean[]
+}
+
+function bridgeOptions (url: string, source: MemoryDoors, logs: Logged[], overrides: Partial<HomeAssistantBridgeOptions> = {}): HomeAssistantBridgeOptions {
+  const log = (level: string) => (obj: object, msg: string): void => { logs.push({ level, obj, msg }) }
+  return {
+    url,
+    discoveryPrefix: 'homeassistant',
+    baseTopic: 'doorsense',
+    swVersion: '9.8.7',
+    source,
+    log: { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') },
+    ...overrides
+  }
+}
+
+/**
+ * A broker, an observer subscribed to everything, and a bridge over `doors`,
+ * connected and done with its first full publish; all closed after the test
+ * (bridge first, so it still says offline).
+ */
+async function setup (t: TestContext, kind: BrokerKind, doors: Door[], overrides: Partial<HomeAssistantBridgeOptions> = {}): Promise<Setup> {
+  const broker = await startBroker(kind)
+  const observer = await observe(broker.url, ALL)
+  const source = new MemoryDoors(doors)
+  const logs: Logged[] = []
+  const published: PublishKind[] = []
+  const connected: boolean[] = []
+  const bridge = new HomeAssistantBridge(bridgeOptions(broker.url, source, logs, {
+    // fast attribute updates, so tests need not wait; the rate-limit test uses the default
+    attributeIntervalMs: 100,
+    onPublish: (kind) => published.push(kind),
+    onConnectedChange: (up) => connected.push(up),
+    ...overrides
+  }))
+  t.after(async () => {
+    await bridge.close()
+    await observer.close()
+    await broker.close()
+  })
+  bridge.start()
+  await observer.waitFor((m) => m.topic === 'doorsense/status' && m.payload === 'online', { past: true })
+  const lastDoor = source.list().at(-1)
+  if (lastDoor !== undefined) await observer.waitFor((m) => m.topic === `doorsense/doors/${lastDoor.device}/recalibration`, { past: true })
+  return { broker, source, bridge, observer, logs, published, connected }
+}
+
+/** The configs Home Assistant must see for door `id` named `name`: the contract of issue 13, spelled out. */
+function expectedConfigs (id: number, name: string): Record<string, unknown> {
+  const common = {
+    device: { identifiers: [`doorsense_${id}`], name, manufacturer: 'doorsense', model: 'Wi-Fi CSI door sensor', via_device: 'doorsense_bridge' },
+    origin: { name: 'doorsense', sw_version: '9.8.7' },
+    availability: [{ topic: 'doorsense/status' }, { topic: `doorsense/doors/${id}/availability` }],
+    availability_mode: 'all'
+  }
+  return {
+    [`homeassistant/binary_sensor/doorsense_${id}/door/config`]: {
+      name: null,
+      unique_id: `doorsense_${id}_door`,
+      device_class: 'door',
+      state_topic: `doorsense/doors/${id}/state`,
+      payload_on: 'ON',
+      payload_off: 'OFF',
+      ...common
+    },
+    [`homeassistant/sensor/doorsense_${id}/angle/config`]: {
+      name: 'Angle',
+      unique_id: `doorsense_${id}_angle`,
+      state_topic: `doorsense/doors/${id}/angle`,
+      unit_of_measurement: '°',
+      state_class: 'measurement',
+      suggested_display_precision: 0,
+      icon: 'mdi:angle-acute',
+      ...common
+    },
+    [`homeassistant/sensor/doorsense_${id}/confidence/config`]: {
+      name: 'Confidence',
+      unique_id: `doorsense_${id}_confidence`,
+      state_topic: `doorsense/doors/${id}/confidence`,
+      unit_of_measurement: '%',
+      state_class: 'measurement',
+      suggested_display_precision: 0,
+      icon: 'mdi:gauge',
+      ...common
+    },
+    [`homeassistant/sensor/doorsense_${id}/frame_rate/config`]: {
+      name: 'Frame rate',
+      unique_id: `doorsense_${id}_frame_rate`,
+      state_topic: `doorsense/doors/${id}/frame_rate`,
+      unit_of_measurement: 'frames/s',
+      state_class: 'measurement',
+      suggested_display_precision: 1,
+      entity_category: 'diagnostic',
+      icon: 'mdi:wifi',
+      ...common
+    },
+    [`homeassistant/binary_sensor/doorsense_${id}/recalibration/config`]: {
+      name: 'Calibration',
+      unique_id: `doorsense_${id}_recalibration`,
+      device_class: 'problem',
+      state_topic: `doorsense/doors/${id}/recalibration`,
+      payload_on: 'ON',
+      payload_off: 'OFF',
+      entity_category: 'diagnostic',
+      ...common
+    }
+  }
+}
+
+const BRIDGE_CONFIG = {
+  name: 'Connectivity',
+  unique_id: 'doorsense_bridge_connectivity',
+  device_class: 'connectivity',
+  state_topic: 'doorsense/status',
+  payload_on: 'online',
+  payload_off: 'offline',
+  entity_category: 'diagnostic',
+  device: { identifiers: ['doorsense_bridge'], name: 'doorsense', manufacturer: 'doorsense', model: 'doorsense server', sw_version: '9.8.7' },
+  origin: { name: 'doorsense', sw_version: '9.8.7' }
+}
+
+/** The retained messages a client subscribing now gets, by topic (waits `settleMs` for them). */
+async function retained (url: string, topics: string[], settleMs = 300): Promise<Map<string, string>> {
+  const late = await observe(url, topics)
+  await sleep(settleMs)
+  await late.close()
+  return new Map(late.messages.filter((m) => m.retain).map((m) => [m.topic, m.payload]))
+}
+
+function suite (kind: BrokerKind): void {
+  test('publishes status online, the bridge and every door config, field by field, retained', async (t) => {
+    const { broker, observer } = await setup(t, kind, [door(3, { name: '' }), door(7, { name: 'Front door' })])
+    const expected = { ...expectedConfigs(3, 'Door 3'), ...expectedConfigs(7, 'Front door'), 'homeassistant/binary_sensor/doorsense_bridge/connectivity/config': BRIDGE_CONFIG }
+    for (const [topic, config] of Object.entries(expected)) {
+      const message = observer.last(topic)
+      assert.ok(message !== undefined, `no config on ${topic}`)
+      assert.deepEqual(JSON.parse(message.payload), config, topic)
+    }
+    // a client that subscribes later (Home Assistant after a restart) gets all of it from the broker
+    const held = await retained(broker.url, ALL)
+    assert.equal(held.get('doorsense/status'), 'online')
+    for (const [topic, config] of Object.entries(expected)) assert.deepEqual(JSON.parse(held.get(topic) ?? 'null'), config, `retained ${topic}`)
+    assert.equal(held.get('doorsense/doors/7/state'), 'OFF')
+    assert.equal(held.get('doorsense/doors/7/availability'), 'online')
+    assert.equal(held.get('doorsense/doors/7/angle'), '0')
+    assert.equal(held.get('doorsense/doors/7/confidence'), '90')
+    assert.equal(held.get('doorsense/doors/7/frame_rate'), '20')
+    assert.equal(held.get('doorsense/doors/7/recalibration'), 'OFF')
+  })
+
+  test('state follows a door closed → open → unknown, and availability goes offline when it is stale', async (t) => {
+    const { source, observer, bridge } = await setup(t, kind, [door(7)])
+    source.update(7, { state: 'open', angle: 90, confidence: 0.95 })
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/7/state' && m.payload === 'ON')
+    source.update(7, { state: 'unknown', angle: null, confidence: 0, needsRecalibration: true })
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/7/state' && m.payload === 'None')
+    source.update(7, { live: false, frameRate: 0 })
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/7/availability' && m.payload === 'offline')
+    assert.deepEqual(observer.on('doorsense/doors/7/state').map((m) => m.payload), ['OFF', 'ON', 'None'])
+    assert.deepEqual(observer.on('doorsense/doors/7/availability').map((m) => m.payload), ['online', 'offline'])
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/7/recalibration' && m.payload === 'ON', { past: true })
+    // back live: online again, the state only when it changes
+    source.update(7, { live: true, state: 'closed', angle: 0, confidence: 0.9, needsRecalibration: false })
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/7/state' && m.payload === 'OFF')
+    assert.equal(observer.last('doorsense/doors/7/availability')?.payload, 'online')
+    assert.equal(bridge.stats().listenerErrors, 0)
+  })
+
+  test('the state goes out on change only: 50 updates that change nothing publish no state', async (t) => {
+    const { source, observer } = await setup(t, kind, [door(7)])
+    for (let i = 0; i < 50; i++) source.update(7, { lastFrameAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString() })
+    source.update(7, { state: 'open', angle: 90 })
+    // one publisher's messages on a topic arrive in order: any extra OFF would be before this ON
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/7/state' && m.payload === 'ON')
+    assert.deepEqual(observer.on('doorsense/doors/7/state').map((m) => m.payload), ['OFF', 'ON'])
+    assert.deepEqual(observer.on('doorsense/doors/7/availability').map((m) => m.payload), ['online'])
+  })
+
+  test('hooks that throw and a door source that emits while anything fails never see an exception', async (t) => {
+    const { source, observer, bridge } = await setup(t, kind, [door(7)], {
+      onPublish: () => { throw new Error('counter broke') },
+      onConnectedChange: () => { throw new Error('gauge broke') }
+    })
+    assert.doesNotThrow(() => source.update(7, { state: 'open', angle: 90 }))
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/7/state' && m.payload === 'ON')
+    // a door the schema would refuse still does not throw into the emitter
+    assert.doesNotThrow(() => source.emit('door', { device: 8 }))
+    assert.doesNotThrow(() => source.emit('removed', 'x'))
+    assert.ok(bridge.stats().connected)
+  })
+
+  test('angle is published at most once a second per door, and the last value lands', async (t) => {
+    const { source, observer } = await setup(t, kind, [door(7), door(8)], { attributeIntervalMs: undefined }) // the default, 1000 ms
+    const startedAt = Date.now()
+    for (let angle = 1; angle <= 30; angle++) {
+      source.update(7, { state: 'open', angle })
+      source.update(8, { state: 'open', angle: angle + 100 })
+      await sleep(50)
+    }
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/7/angle' && m.payload === '30', { past: true, timeoutMs: 3000 })
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/8/angle' && m.payload === '130', { past: true, timeoutMs: 3000 })
+    for (const id of [7, 8]) {
+      const angles = observer.on(`doorsense/doors/${id}/angle`).filter((m) => m.at >= startedAt)
+      const elapsedS = (Date.now() - startedAt) / 1000
+      assert.ok(angles.length <= Math.ceil(elapsedS) + 1, `door ${id}: ${angles.length} angle messages in ${elapsedS.toFixed(1)} s`)
+      assert.ok(angles.length >= 2, `door ${id}: the trailing publish is missing`)
+      for (let i = 1; i < angles.length; i++) {
+        const gapMs = angles[i].at - angles[i - 1].at
+        assert.ok(gapMs >= 900, `door ${id}: two angle messages ${gapMs} ms apart`)
+      }
+    }
+    // the state itself is not rate limited
+    assert.deepEqual(observer.on('doorsense/doors/7/state').map((m) => m.payload), ['OFF', 'ON'])
+  })
+
+  test('Home Assistant coming online (homeassistant/status) gets every config and state again', async (t) => {
+    const { observer, source } = await setup(t, kind, [door(7, { name: 'Front door' })])
+    source.update(7, { state: 'open', angle: 80 })
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/7/state' && m.payload === 'ON')
+    const before = observer.messages.length
+    await observer.client.publishAsync('homeassistant/status', 'online', { qos: 1 })
+    // past: the republish may overtake the PUBACK of the birth message
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/7/recalibration' && observer.messages.indexOf(m) >= before, { past: true })
+    const again = new Map(observer.messages.slice(before).map((m) => [m.topic, m.payload]))
+    for (const [topic, config] of Object.entries(expectedConfigs(7, 'Front door'))) assert.deepEqual(JSON.parse(again.get(topic) ?? 'null'), config, topic)
+    assert.deepEqual(JSON.parse(again.get('homeassistant/binary_sensor/doorsense_bridge/connectivity/config') ?? 'null'), BRIDGE_CONFIG)
+    assert.equal(again.get('doorsense/doors/7/state'), 'ON')
+    assert.equal(again.get('doorsense/doors/7/availability'), 'online')
+    assert.equal(again.get('doorsense/doors/7/angle'), '80')
+    // Home Assistant going offline asks for nothing
+    const afterOnline = observer.messages.length
+    await observer.client.publishAsync('homeassistant/status', 'offline', { qos: 1 })
+    await observer.client.publishAsync('doorsense/marker', 'x', { qos: 1 })
+    await observer.waitFor((m) => m.topic === 'doorsense/marker', { past: true })
+    assert.deepEqual(observer.messages.slice(afterOnline).map((m) => m.topic), ['homeassistant/status', 'doorsense/marker'])
+  })
+
+  test('a renamed door gets its configs again with the new device name', async (t) => {
+    const { observer, source } = await setup(t, kind, [door(7, { name: '' })])
+    source.update(7, { name: 'Garden door' })
+    const message = await observer.waitFor((m) => m.topic === 'homeassistant/binary_sensor/doorsense_7/door/config' && m.payload.includes('Garden door'))
+    assert.deepEqual(JSON.parse(message.payload), expectedConfigs(7, 'Garden door')['homeassistant/binary_sensor/doorsense_7/door/config'])
+  })
+
+  test('a removed door gets empty retained configs and its states cleared', async (t) => {
+    const { broker, observer, source } = await setup(t, kind, [door(7), door(8)])
+    source.remove(7)
+    const cleared = Object.keys(expectedConfigs(7, '')).concat(['state', 'availability', 'angle', 'confidence', 'frame_rate', 'recalibration'].map((topic) => `doorsense/doors/7/${topic}`))
+    for (const topic of cleared) await observer.waitFor((m) => m.topic === topic && m.payload === '', { past: true })
+    const held = await retained(broker.url, ALL)
+    assert.deepEqual([...held.keys()].filter((topic) => topic.includes('doorsense_7') || topic.includes('/doors/7/')), [])
+    assert.ok(held.has('homeassistant/binary_sensor/doorsense_8/door/config'), 'door 8 stays')
+    // it may come back
+    source.update(7, { name: 'Back again' })
+    await observer.waitFor((m) => m.topic === 'homeassistant/binary_sensor/doorsense_7/door/config' && m.payload.includes('Back again'))
+  })
+
+  test('frames on <base>/frames/<id> reach onFrames with the device id; bad ids do not', async (t) => {
+    const frames: Array<{ device: number, payload: string }> = []
+    const refused: string[] = []
+    const { observer, bridge } = await setup(t, kind, [door(7)], {
+      onFrames: (device, payload) => {
+        if (device === 9) throw new Error('decoder exploded')
+        frames.push({ device, payload: payload.toString() })
+      },
+      onFrameRefused: (topic) => refused.push(topic)
+    })
+    const publish = (topic: string, payload: string): Promise<unknown> => observer.client.publishAsync(topic, payload, { qos: 1 })
+    await publish('doorsense/frames/7', '[1, 2, 3]')
+    for (const bad of ['abc', '99999', '32768', '007', '-1']) await publish(`doorsense/frames/${bad}`, '[4]')
+    await publish('doorsense/frames/9', '[5]')
+    await publish('doorsense/frames/0', 'CSI_DATA,1\nCSI_DATA,2')
+    const deadline = Date.now() + 3000
+    while (frames.length < 2 && Date.now() < deadline) await sleep(10)
+    assert.deepEqual(frames, [{ device: 7, payload: '[1, 2, 3]' }, { device: 0, payload: 'CSI_DATA,1\nCSI_DATA,2' }])
+    assert.deepEqual(refused, ['abc', '99999', '32768', '007', '-1'].map((bad) => `doorsense/frames/${bad}`))
+    const stats = bridge.stats()
+    assert.equal(stats.framesRouted, 2)
+    assert.equal(stats.framesRefused, 5)
+    assert.equal(stats.framesFailed, 1)
+    assert.ok(stats.connected)
+  })
+
+  test('broker down at start: start() returns at once, waiting updates are bounded, it connects and publishes once the broker is up', async (t) => {
+    const port = await freePort()
+    const source = new MemoryDoors([door(7)])
+    const logs: Logged[] = []
+    const bridge = new HomeAssistantBridge(bridgeOptions(`mqtt://127.0.0.1:${port}`, source, logs, { reconnectMinMs: 50, reconnectMaxMs: 200 }))
+    const later: { broker?: Broker, observer?: Observer } = {}
+    t.after(async () => {
+      await bridge.close()
+      await later.observer?.close()
+      await later.broker?.close()
+    })
+    const startedAt = performance.now()
+    bridge.start()
+    assert.ok(performance.now() - startedAt < 100, 'start() waited for the broker')
+    // the door keeps changing while nobody listens: nothing throws, only the latest value per topic waits
+    for (let i = 0; i < 500; i++) source.update(7, { state: i % 2 === 0 ? 'open' : 'closed', angle: i % 90, frameRate: i })
+    source.update(7, { state: 'open', angle: 88 })
+    source.update(8, { name: 'New door' })
+    await sleep(400)
+    assert.equal(bridge.stats().connected, false)
+    assert.ok(bridge.stats().pending <= 2 * 11, `pending ${bridge.stats().pending}`)
+    assert.ok(logs.some((line) => line.level === 'warn' && line.msg.includes('cannot reach')), 'the outage is logged')
+    assert.ok(logs.filter((line) => line.level === 'warn').length <= 2, 'repeated failures are not logged as warnings each time')
+
+    const broker = later.broker = await startBroker(kind, port)
+    const observer = later.observer = await observe(broker.url, ALL)
+    await observer.waitFor((m) => m.topic === 'doorsense/status' && m.payload === 'online', { past: true, timeoutMs: 3000 })
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/8/recalibration', { past: true })
+    assert.equal(observer.last('doorsense/doors/7/state')?.payload, 'ON')
+    assert.equal(observer.last('doorsense/doors/7/angle')?.payload, '88')
+    assert.ok(observer.last('homeassistant/binary_sensor/doorsense_8/door/config')?.payload.includes('New door'))
+    assert.equal(bridge.stats().pending, 0)
+  })
+
+  test('a broker that goes away and comes back: reconnects and republishes; close() stays bounded when it is gone', async (t) => {
+    const { broker, source, bridge, connected } = await setup(t, kind, [door(7)], { reconnectMinMs: 50, reconnectMaxMs: 200, closeTimeoutMs: 300 })
+    await broker.close()
+    const deadline = Date.now() + 3000
+    while (bridge.isConnected && Date.now() < deadline) await sleep(10)
+    assert.equal(bridge.isConnected, false)
+    source.update(7, { state: 'open', angle: 70 })
+    const again = await startBroker(kind, broker.port)
+    const observer = await observe(again.url, ALL)
+    t.after(async () => { await observer.close(); await again.close() })
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/7/state' && m.payload === 'ON', { past: true, timeoutMs: 3000 })
+    assert.deepEqual(connected, [true, false, true])
+    await again.close()
+    const closingAt = performance.now()
+    await bridge.close()
+    assert.ok(performance.now() - closingAt < 1500, `close() took ${Math.round(performance.now() - closingAt)} ms with the broker gone`)
+  })
+
+  test('close() publishes offline (retained) and disconnects', async (t) => {
+    const { broker, bridge, observer, connected } = await setup(t, kind, [door(7)])
+    const closingAt = performance.now()
+    await bridge.close()
+    assert.ok(performance.now() - closingAt < 1000)
+    await observer.waitFor((m) => m.topic === 'doorsense/status' && m.payload === 'offline', { past: true })
+    const held = await retained(broker.url, ['doorsense/status'])
+    assert.equal(held.get('doorsense/status'), 'offline')
+    assert.deepEqual(connected, [true, false])
+    await bridge.close() // twice is fine
+  })
+
+  test('the password never reaches a log line', async (t) => {
+    const secret = 's3cret-pass-word'
+    const port = await freePort()
+    const source = new MemoryDoors([door(7)])
+    const logs: Logged[] = []
+    // down first (warnings with errors), then up
+    const bridge = new HomeAssistantBridge(bridgeOptions(`mqtt://127.0.0.1:${port}`, source, logs, { username: 'doorsense', password: secret, reconnectMinMs: 50, reconnectMaxMs: 100 }))
+    const other = new HomeAssistantBridge(bridgeOptions(`mqtt://doorsense:${secret}@127.0.0.1:${port}`, source, logs, { reconnectMinMs: 50, reconnectMaxMs: 100, clientId: 'doorsense-other' }))
+    const later: { broker?: Broker } = {}
+    t.after(async () => { await bridge.close(); await other.close(); await later.broker?.close() })
+    bridge.start()
+    other.start()
+    await sleep(200)
+    later.broker = await startBroker(kind, port)
+    const deadline = Date.now() + 3000
+    while (!(bridge.isConnected && other.isConnected) && Date.now() < deadline) await sleep(10)
+    assert.ok(bridge.isConnected && other.isConnected, 'both connected once the broker was up')
+    await bridge.close()
+    await other.close()
+    const text = JSON.stringify(logs)
+    assert.ok(logs.length > 0)
+    assert.ok(!text.includes(secret), 'the password is in a log line')
+    assert.ok(text.includes(`mqtt://127.0.0.1:${port}`), 'the URL is logged without credentials')
+  })
+
+  test('a killed doorsense (SIGKILL) leaves the last will: status offline, retained', async (t) => {
+    const broker = await startBroker(kind)
+    const observer = await observe(broker.url, ['doorsense/status'])
+    t.after(async () => { await observer.close(); await broker.close() })
+    const child = runChild(t, broker.url, 'kill')
+    await child.printed('connected')
+    await observer.waitFor((m) => m.payload === 'online', { past: true })
+    child.process.kill('SIGKILL')
+    await observer.waitFor((m) => m.payload === 'offline', { past: true, timeoutMs: 5000 })
+    const held = await retained(broker.url, ['doorsense/status'])
+    assert.equal(held.get('doorsense/status'), 'offline')
+  })
+
+  test('after close() nothing is left open: the process exits by itself', async (t) => {
+    const broker = await startBroker(kind)
+    const observer = await observe(broker.url, ['doorsense/status'])
+    t.after(async () => { await observer.close(); await broker.close() })
+    const child = runChild(t, broker.url, 'close')
+    await child.printed('closed')
+    const code = await child.exit(5000)
+    assert.equal(code, 0, child.stderr())
+    await observer.waitFor((m) => m.payload === 'offline', { past: true })
+  })
+}
+
+/** The bridge in a child process (test/fixtures/home-assistant-bridge-child.ts), killed after the test if still running. */
+function runChild (t: TestContext, url: string, mode: 'kill' | 'close'): { process: ReturnType<typeof spawn>, printed: (line: string) => Promise<void>, exit: (timeoutMs: number) => Promise<number | string>, stderr: () => string } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/home-assistant-bridge-child.ts', url, mode], {
+    cwd: PROJECT_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const exited = once(child, 'close').then(([code, signal]) => (code ?? signal) as number | string)
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await exited
+  })
+  return {
+    process: child,
+    stderr: () => stderr,
+    printed: async (line) => {
+      const deadline = Date.now() + 10_000
+      while (!stdout.split('\n').includes(line)) {
+        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`child never printed ${line}: ${stderr}`)
+        await sleep(20)
+      }
+    },
+    exit: async (timeoutMs) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+      const code = await exited
+      clearTimeout(timer)
+      if (code === 'SIGKILL') throw new Error(`child still running ${timeoutMs} ms after close(): something was left open. ${stderr}`)
+      return code
+    }
+  }
+}
+
+// the two brokers side by side (each test has a broker of its own); the tests of one broker one after another
+describe('home-assistant bridge', { concurrency: 2 }, () => {
+  describe('against Aedes (in-process)', { concurrency: 1 }, () => suite('aedes'))
+
+  if (mosquittoPath() !== undefined) {
+    describe('against Mosquitto (own process and port)', { concurrency: 1 }, () => suite('mosquitto'))
+  } else {
+    test('against Mosquitto (own process and port)', (t) => {
+      if (process.env.CI === 'true') assert.fail('mosquitto not on PATH: CI must run the Mosquitto variant (.ci/run installs Debian\'s mosquitto)')
+      t.skip('mosquitto not on PATH: install it (apt-get install mosquitto) to run this suite against Mosquitto as well')
+    })
+  }
+})

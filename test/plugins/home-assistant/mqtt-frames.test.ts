@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { test } from 'node:test'
+import { BadFrameError, OverloadedError } from '../../../core/errors.js'
+import { parseFrame } from '../../../domain/frames.js'
+import { brokerAddress } from '../../../plugins/home-assistant/index.js'
+import { framesOfPayload, FramesPayloadError, MqttFrameIntake, type RefusalReason } from '../../../plugins/home-assistant/mqtt-frames.js'
+import { decodeBatch } from '../../../plugins/rpi-servers/ingest.js'
+import type { FramesReceipt } from '../../../schemas/rpi-servers.js'
+import { ESP32_LINES, RPI_RAW_FRAMES } from '../../helper.js'
+
+const RPI_LINES = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
+const CSI_LINES = readFileSync(ESP32_LINES, 'utf8').split('\n').filter((line) => line.trim() !== '')
+const FEATURES = Array.from({ length: 106 }, (_, i) => (i < 53 ? 10 + i : 0.01 * i))
+const LIMIT = 1 << 20
+
+/** The payload's frames, decoded as the ingest decodes them. */
+function decoded (payload: string): Float32Array[] {
+  const { decoded: frames, rejected } = decodeBatch(framesOfPayload(payload, LIMIT))
+  assert.deepEqual(rejected, [])
+  return frames.map((frame) => frame.features)
+}
+
+test('a payload is one frame in any accepted encoding', () => {
+  for (const [what, payload, expected] of [
+    ['106 features as a JSON array', JSON.stringify(FEATURES), FEATURES],
+    ['the original\'s stringified list, as it is', `[${FEATURES.join(', ')}]`, FEATURES],
+    ['the original\'s stringified list, as a JSON string', JSON.stringify(`[${FEATURES.join(', ')}]`), FEATURES],
+    ['a raw Pi line (108 integers)', RPI_LINES[0], RPI_LINES[0]],
+    ['a raw ESP32 CSI_DATA line', CSI_LINES[0], CSI_LINES[0]],
+    ['a CSI_DATA line with a trailing newline', `${CSI_LINES[1]}\n`, CSI_LINES[1]]
+  ] as const) {
+    const frames = decoded(payload)
+    assert.equal(frames.length, 1, what)
+    assert.deepEqual(frames[0], parseFrame(expected), what)
+  }
+})
+
+test('a payload is a JSON array of frames, or frames one per line', () => {
+  const mixed = JSON.stringify([FEATURES, RPI_LINES[0], JSON.parse(RPI_LINES[1]), CSI_LINES[0], `[${FEATURES.join(' ')}]`])
+  assert.deepEqual(decoded(mixed), [parseFrame(FEATURES), parseFrame(RPI_LINES[0]), parseFrame(RPI_LINES[1]), parseFrame(CSI_LINES[0]), parseFrame(FEATURES)])
+  assert.equal(decoded(CSI_LINES.join('\n')).length, CSI_LINES.length)
+  assert.equal(decoded(RPI_LINES.slice(0, 20).join('\r\n') + '\r\n\r\n').length, 20, 'CRLF and empty lines')
+  assert.equal(decoded(`\n${RPI_LINES[0]}\n\n${CSI_LINES[0]}\n`).length, 2, 'raw Pi and ESP32 lines mixed')
+  assert.equal(decoded(JSON.stringify([FEATURES, FEATURES], null, 2)).length, 2, 'a pretty-printed array is still one JSON array')
+})
+
+test('a payload that is no frame, too large or too many frames is refused with a reason', () => {
+  const refused = (payload: string, maxBytes = LIMIT, maxFrames?: number): RefusalReason => {
+    try {
+      framesOfPayload(payload, maxBytes, maxFrames)
+    } catch (error) {
+      assert.ok(error instanceof FramesPayloadError)
+      return error.reason
+    }
+    assert.fail(`${payload.slice(0, 40)} was not refused`)
+  }
+  for (const payload of ['', '  \n\n ', '[]', '{"ID":7,"frames":[]}']) assert.equal(refused(payload), 'undecodable', JSON.stringify(payload))
+  assert.equal(refused(JSON.stringify(FEATURES), 100), 'too_large')
+  assert.equal(refused('é'.repeat(2000), 3000), 'too_large', 'bytes, not characters')
+  assert.equal(refused('1\n'.repeat(4097)), 'too_many', 'the most frames one HTTP batch may hold')
+  assert.equal(refused(JSON.stringify([FEATURES, FEATURES, FEATURES]), LIMIT, 2), 'too_many')
+  // not refused here: the decoder judges each frame (and the ingest refuses the payload when none decodes)
+  assert.deepEqual(framesOfPayload('garbage', LIMIT), ['garbage'])
+  assert.deepEqual(framesOfPayload('[1,2,3]', LIMIT), [[1, 2, 3]])
+  assert.deepEqual(framesOfPayload('42', LIMIT), ['42'])
+  assert.deepEqual(framesOfPayload('[1,[2]]', LIMIT), [[1, [2]]], 'an array with a number in it is one frame')
+})
+
+interface Harness {
+  intake: MqttFrameIntake
+  refusals: Array<[number, RefusalReason]>
+  lines: Array<{ obj: Record<string, unknown>, msg: string }>
+  clock: { now: number }
+}
+
+function harness (ingest: (device: number, frames: unknown[]) => FramesReceipt): Harness {
+  const refusals: Array<[number, RefusalReason]> = []
+  const lines: Harness['lines'] = []
+  const clock = { now: 1_000_000 }
+  const intake = new MqttFrameIntake({
+    ingest,
+    maxBytes: 4096,
+    log: { warn: (obj, msg) => lines.push({ obj: obj as Record<string, unknown>, msg }) },
+    onRefused: (device, reason) => refusals.push([device, reason]),
+    now: () => clock.now
+  })
+  return { intake, refusals, lines, clock }
+}
+
+test('the intake hands the frames to the ingest and never throws: refusals are counted by device and reason', () => {
+  let overloaded = false
+  const { intake, refusals } = harness((device, frames) => {
+    if (overloaded) throw new OverloadedError('inference queue is full (16384 frames waiting): retry later')
+    if (device === 13) throw new Error('database is closed')
+    const { decoded: good, rejected } = decodeBatch(frames)
+    if (good.length === 0) throw new BadFrameError('the only frame was rejected, nothing stored')
+    return { accepted: good.length, rejected, labelled: 0 }
+  })
+  assert.deepEqual(intake.handle(7, Buffer.from(CSI_LINES.slice(0, 3).join('\n'))), { accepted: 3, rejected: [], labelled: 0 })
+  assert.equal(intake.handle(7, Buffer.from('garbage')), undefined)
+  assert.equal(intake.handle(7, Buffer.alloc(5000, '1')), undefined)
+  overloaded = true
+  assert.equal(intake.handle(8, Buffer.from(RPI_LINES[0])), undefined)
+  overloaded = false
+  assert.equal(intake.handle(13, Buffer.from(RPI_LINES[0])), undefined)
+  assert.deepEqual(refusals, [[7, 'undecodable'], [7, 'too_large'], [8, 'overloaded'], [13, 'failed']])
+})
+
+test('refusals are logged at most once per device per 10 s, saying how many were left out', () => {
+  const { intake, lines, clock } = harness(() => { throw new BadFrameError('the only frame was rejected, nothing stored: frame is empty') })
+  for (let i = 0; i < 50; i++) {
+    intake.handle(7, Buffer.from('x'))
+    intake.handle(8, Buffer.from('x'))
+    clock.now += 100
+  }
+  assert.deepEqual(lines.map((line) => line.obj.device), [7, 8], 'one line per device in the first 5 s')
+  assert.equal(lines[0].obj.reason, 'undecodable')
+  assert.match(String(lines[0].obj.error), /nothing stored/)
+  clock.now += 5000
+  intake.handle(7, Buffer.from('x'))
+  assert.equal(lines.length, 3)
+  assert.equal(lines[2].obj.suppressed, 49, 'the 49 refusals between the two lines')
+  assert.match(lines[2].msg, /refused/)
+})
+
+test('a counter that throws does not make the intake throw', () => {
+  const intake = new MqttFrameIntake({
+    ingest: () => { throw new BadFrameError('bad') },
+    maxBytes: 100,
+    log: { warn: () => {} },
+    onRefused: () => { throw new Error('counter broke') }
+  })
+  assert.doesNotThrow(() => intake.handle(1, Buffer.from('x')))
+})
+
+test('brokerAddress: scheme, host and port, never the credentials', () => {
+  assert.equal(brokerAddress('mqtt://user:secret@broker.lan:1884'), 'mqtt://broker.lan:1884')
+  assert.equal(brokerAddress('mqtt://broker.lan'), 'mqtt://broker.lan:1883')
+  assert.equal(brokerAddress('mqtts://user:p%40ss@broker.example'), 'mqtts://broker.example:8883')
+  assert.equal(brokerAddress('mqtt://[::1]:1883'), 'mqtt://[::1]:1883')
+  assert.doesNotMatch(brokerAddress('mqtt://user:secret@host:99999'), /secret/)
+})
