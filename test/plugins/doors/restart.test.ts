@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { admin, door, recordAngle, splitByAngle, waitForDoor } from '../../fixtures/doors.js'
 import { listeningUrl, spawnServe } from '../../fixtures/serve-process.js'
 import { sessionRows } from '../../fixtures/training.js'
-import { ADMIN_TOKEN, buildTestApp, tempDir } from '../../helper.js'
+import { ADMIN, ADMIN_TOKEN, buildTestApp, tempDir } from '../../helper.js'
 
 /** 200 frames of the closed door and of the door open at 90°: a small calibration that trains in seconds. */
 function smallCalibration () {
@@ -37,6 +37,15 @@ test('a door\'s own model survives a restart: same version, still answering for 
   assert.equal(after.calibration.status, 'ready')
   assert.equal(after.calibration.result?.version, version, 'the result is read back from the version')
   assert.equal(second.model.doors.get(5)?.version, version)
+
+  // rolled back and forward like a global version: forget it, then activate it again by name
+  await second.inject({ method: 'DELETE', url: '/doors/5/calibration', headers: ADMIN })
+  assert.equal(second.model.doors.get(5), undefined)
+  const activated = await second.inject({ method: 'POST', url: '/training/post/activate', headers: ADMIN, payload: { version } })
+  assert.equal(activated.statusCode, 200, activated.body)
+  assert.deepEqual([activated.json().scope, activated.json().device, activated.json().active], ['door', 5, true])
+  assert.deepEqual((await second.inject({ method: 'GET', url: '/doors/5' })).json().model, { version, scope: 'door' })
+  assert.equal(second.model.active, undefined, 'the global model was never touched')
 })
 
 test('kill -9 while a door trains: on restart the door keeps what it had, the run is reported interrupted, nothing is half-written', async (t) => {
