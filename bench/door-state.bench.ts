@@ -350,6 +350,68 @@ function knnEarlyExitSeeded (queries: Float32Array, queryCount: number, referenc
   return out
 }
 
+/**
+ * knnDistances with the squared distance summed in four interleaved partial
+ * sums (one chain of dependent adds is what bounds the plain loop), with the
+ * early exit of {@link knnEarlyExit} every 16 columns when `early`. Another
+ * summation order: not bit-identical (checked for the largest relative
+ * difference and novel/familiar flips).
+ */
+function knnFourSums (queries: Float32Array, queryCount: number, reference: Float32Array, referenceCount: number, width: number, neighbours: number, early: boolean): Float64Array {
+  const out = new Float64Array(queryCount)
+  const nearest = new Float64Array(neighbours)
+  const CHUNK = 16
+  const whole = width - (width % 4)
+  for (let q = 0; q < queryCount; q++) {
+    nearest.fill(Number.POSITIVE_INFINITY)
+    const qBase = q * width
+    for (let r = 0; r < referenceCount; r++) {
+      const rBase = r * width
+      const worst = nearest[neighbours - 1]
+      let s0 = 0
+      let s1 = 0
+      let s2 = 0
+      let s3 = 0
+      let c = 0
+      let abandoned = false
+      while (c < whole) {
+        const end = early ? Math.min(whole, c + CHUNK) : whole
+        for (; c < end; c += 4) {
+          const d0 = queries[qBase + c] - reference[rBase + c]
+          const d1 = queries[qBase + c + 1] - reference[rBase + c + 1]
+          const d2 = queries[qBase + c + 2] - reference[rBase + c + 2]
+          const d3 = queries[qBase + c + 3] - reference[rBase + c + 3]
+          s0 += d0 * d0
+          s1 += d1 * d1
+          s2 += d2 * d2
+          s3 += d3 * d3
+        }
+        if (early && s0 + s1 + s2 + s3 >= worst) {
+          abandoned = true
+          break
+        }
+      }
+      if (abandoned) continue
+      for (; c < width; c++) {
+        const diff = queries[qBase + c] - reference[rBase + c]
+        s0 += diff * diff
+      }
+      const d = (s0 + s1) + (s2 + s3)
+      if (d >= worst) continue
+      let i = neighbours - 1
+      while (i > 0 && nearest[i - 1] > d) {
+        nearest[i] = nearest[i - 1]
+        i--
+      }
+      nearest[i] = d
+    }
+    let sum = 0
+    for (let i = 0; i < neighbours; i++) sum += Math.sqrt(nearest[i])
+    out[q] = sum / neighbours
+  }
+  return out
+}
+
 /** The kNN distance as |q|² + |r|² − 2 q·r, the cross term in one tf.matMul (float32: not bit-identical). */
 function knnMatMul (referenceT: tf.Tensor2D, referenceNorms: Float32Array, queries: Float32Array, queryCount: number, width: number, neighbours: number): Float64Array {
   const rows = referenceNorms.length
@@ -495,6 +557,11 @@ export default async function doorStateBench (): Promise<BenchReport> {
     const seeded = knnEarlyExitSeeded(check, windows.length, summary, summaryRows, width, neighbours)
     const viaMatMul = knnMatMul(referenceT, referenceNorms, check, windows.length, width, neighbours)
     const earlyExact = exact.every((d, i) => d === early[i] && d === seeded[i])
+    const differences = (other: Float64Array) => ({
+      maxRelativeError: Math.max(...Array.from(exact, (d, i) => Math.abs(d - other[i]) / d)),
+      flips: Array.from(exact, (d, i) => (d > meta.novelty.threshold) !== (other[i] > meta.novelty.threshold)).filter(Boolean).length
+    })
+    const fourSums = differences(knnFourSums(check, windows.length, summary, summaryRows, width, neighbours, true))
     const matMulError = Math.max(...Array.from(exact, (d, i) => Math.abs(d - viaMatMul[i]) / d))
     const matMulFlips = Array.from(exact, (d, i) => (d > meta.novelty.threshold) !== (viaMatMul[i] > meta.novelty.threshold)).filter(Boolean).length
     if (!earlyExact) throw new Error('the early-exit kNN does not match knnDistances')
@@ -522,6 +589,10 @@ export default async function doorStateBench (): Promise<BenchReport> {
       timed.push({ part: '(b) predict', what: '… knnDistances alone (the novelty)', batch, frames: batch, run: () => knnDistances(feedX()[0], batch, summary, summaryRows, width, neighbours) })
       timed.push({ part: '(b) candidate', what: 'kNN with exact early exit (bench-local)', batch, frames: batch, run: () => knnEarlyExit(feedX()[0], batch, summary, summaryRows, width, neighbours) })
       timed.push({ part: '(b) candidate', what: 'kNN, early exit + scan from the previous nearest (bench-local)', batch, frames: batch, run: () => knnEarlyExitSeeded(feedX()[0], batch, summary, summaryRows, width, neighbours) })
+      if (batch !== 64) {
+        timed.push({ part: '(b) candidate', what: 'kNN, 4 partial sums (bench-local)', batch, frames: batch, run: () => knnFourSums(feedX()[0], batch, summary, summaryRows, width, neighbours, false) })
+        timed.push({ part: '(b) candidate', what: 'kNN, 4 partial sums + early exit (bench-local)', batch, frames: batch, run: () => knnFourSums(feedX()[0], batch, summary, summaryRows, width, neighbours, true) })
+      }
       if (batch === 256) timed.push({ part: '(b) candidate', what: 'kNN through one tf.matMul (bench-local)', batch, frames: batch, run: () => knnMatMul(referenceT!, referenceNorms, feedX()[0], batch, width, neighbours) })
       timed.push({ part: '(b) candidate', what: 'predict with a 64-row summary (novelty.summaryRows 64)', batch, frames: batch, run: () => summary64.predict(feed()) })
       if (batch !== 64) timed.push({ part: '(b) candidate', what: 'kNN, early exit + scan, 64-row summary (bench-local)', batch, frames: batch, run: () => knnEarlyExitSeeded(feedX()[0], batch, rows64, 64, width, neighbours) })
@@ -613,7 +684,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
       `in process: 'µs/frame' is the process's CPU time per frame (or per window), median and min–max of ${reps} interleaved repetitions of ${repMs} ms per row, frames/s = per core at that median; 'wall µs/frame' the wall-clock median; HTTP: one ${seconds} s run per row, each route right after echo of its own bodies (req/s and 'vs echo' in wall time, 2xx only); 'µs/frame' of an HTTP row is the server's CPU time per request / frames per request`,
       `novelty share of DoorPredictor.predict (1 − heads-alone / predict; knnDistances alone / predict): ${BATCHES.map((b) => { const s = share(b); return `batch ${b}: ${(s.heads * 100).toFixed(0)} % / ${(s.knn * 100).toFixed(0)} %` }).join('; ')}`,
       `window update vs predict per frame at batch 256: push ${sig(find('DoorPipeline.push', '').median)} µs, predict ${sig(find('DoorPredictor.predict', 256).median)} µs, observeWindows ${sig(find('doors.observeWindows', 256).median)} µs; legacy predict + smoother ${sig(find('app.model.predict + doors.observe', 256).median)} µs (own-model path ${(find('doors.observeWindows', 256).median / find('app.model.predict + doors.observe', 256).median).toFixed(1)} × the legacy per-frame cost)`,
-      `candidates (per window, vs knnDistances alone / vs predict): early exit ${speedup('… knnDistances alone', 'kNN with exact early exit', 256)} × at 256, + scan from the previous nearest ${speedup('… knnDistances alone', 'kNN, early exit + scan', 256)} × at 256 (${speedup('… knnDistances alone', 'kNN, early exit + scan', 64)} × at 64), both bit-identical to knnDistances on all ${windows.length} session A windows (${earlyExact ? 'checked' : 'NOT'}); tf.matMul kNN ${speedup('… knnDistances alone', 'kNN through one tf.matMul', 256)} × at 256 (max relative error ${matMulError.toExponential(1)}, ${matMulFlips} novel/familiar flips); a 64-row summary: predict ${speedup('DoorPredictor.predict', 'predict with a 64-row summary', 256)} × at 256, ${speedup('DoorPredictor.predict', 'predict with a 64-row summary', 1)} × at 1`,
+      `candidates (per window, vs knnDistances alone / vs predict): early exit ${speedup('… knnDistances alone', 'kNN with exact early exit', 256)} × at 256, + scan from the previous nearest ${speedup('… knnDistances alone', 'kNN, early exit + scan', 256)} × at 256 (${speedup('… knnDistances alone', 'kNN, early exit + scan', 64)} × at 64), both bit-identical to knnDistances on all ${windows.length} session A windows (${earlyExact ? 'checked' : 'NOT'}); 4 partial sums ${speedup('… knnDistances alone', 'kNN, 4 partial sums (', 256)} × at 256 (${speedup('… knnDistances alone', 'kNN, 4 partial sums (', 1)} × at 1), + early exit ${speedup('… knnDistances alone', 'kNN, 4 partial sums + early', 256)} × at 256 (max relative difference ${fourSums.maxRelativeError.toExponential(1)}, ${fourSums.flips} novel/familiar flips); tf.matMul kNN ${speedup('… knnDistances alone', 'kNN through one tf.matMul', 256)} × at 256 (max relative error ${matMulError.toExponential(1)}, ${matMulFlips} novel/familiar flips); a 64-row summary: predict ${speedup('DoorPredictor.predict', 'predict with a 64-row summary', 256)} × at 256, ${speedup('DoorPredictor.predict', 'predict with a 64-row summary', 1)} × at 1`,
       `frames route, door ${GLOBAL_DEVICE} (global), 20 frames: server CPU ${sig(framesCpu(20, 'global'))} µs/frame, of which echo's parse + send of the body ${sig(framesCpu(20, 'echo'))}, decode ${sig(find('parseFrameWithEncoding', '').median)} and predict + smoother at batch 64 ${sig(find('app.model.predict + doors.observe', 64).median)} (in process): the rest, ~${sig(framesCpu(20, 'global') - framesCpu(20, 'echo') - find('parseFrameWithEncoding', '').median - find('app.model.predict + doors.observe', 64).median)} µs/frame, is storage (one SQLite insert per frame), routing and the receipt`,
       `capacity at 20 frames/s per door (the agent's 20-frame batches, server CPU per frame): own model ${sig(framesCpu(20, 'own'))} µs/frame = ${sig(framesCpu(20, 'own') * 20 / 1e4)} % of a core per door (~${round(1e6 / (20 * framesCpu(20, 'own')))} doors per core); global model ${sig(framesCpu(20, 'global'))} µs/frame = ${sig(framesCpu(20, 'global') * 20 / 1e4)} % (~${round(1e6 / (20 * framesCpu(20, 'global')))} doors per core)`,
       ...pairs.filter((p) => p.target).map((p) => `target: ${p.name} >= 0.6 x echo of the same body: ${round(p.route.reqPerS / p.echo.reqPerS, 2)} x -> ${verdict(p.route.reqPerS >= 0.6 * p.echo.reqPerS)}; errors ${p.route.errors + p.route.non2xx}`),
@@ -628,7 +699,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
         models: { trainingSeconds, global: global.version, door: own.version, window: meta.window, labels: meta.labels, inputSize: meta.inputSize, novelty: { rows: summaryRows, neighbours, width, threshold: meta.novelty.threshold }, backend: app.model.backend },
         settings: { reps, repMs, seconds },
         inProcess: measured,
-        candidates: { earlyExitExact: earlyExact, matMulMaxRelativeError: matMulError, matMulNoveltyFlips: matMulFlips, windows: windows.length },
+        candidates: { earlyExitExact: earlyExact, fourSums, matMulMaxRelativeError: matMulError, matMulNoveltyFlips: matMulFlips, windows: windows.length },
         http: { exists, pairs: pairs.map((p) => ({ name: p.name, framesPerRequest: p.framesPerRequest, connections: p.connections, echo: p.echo, route: p.route, ratio: p.route.reqPerS / p.echo.reqPerS, target: p.target })) },
         ownDoorAfter: ownDoor,
         loadavg: loadavg()

@@ -18,7 +18,9 @@ export const TRAINING_MIGRATIONS: readonly string[] = [
     source TEXT NOT NULL,
     recorded_at TEXT NOT NULL
   );
-  CREATE INDEX training_samples_by_kind ON training_samples (kind, id);`
+  CREATE INDEX training_samples_by_kind ON training_samples (kind, id);`,
+  // a door's calibration: its samples of one source, counted per angle
+  'CREATE INDEX training_samples_by_device ON training_samples (device, source, kind, angle)'
 ]
 
 /** A sample to store. */

@@ -62,6 +62,8 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
   readonly #options: DoorsServiceOptions
   /** The last calibration outcome of each door (this process's; after a restart it is read from the active version). */
   readonly #outcomes = new Map<number, CalibrationOutcome>()
+  /** Calibration frames per angle of each door, read from the database once and again only when a capture of that door moves. */
+  readonly #captured = new Map<number, Record<string, number>>()
   /** What each door's last `door` event said of its frames, to re-announce only doors that moved. */
   readonly #announced = new Map<number, string>()
   #ticker: NodeJS.Timeout | undefined
@@ -73,7 +75,10 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     this.#options = options
     const announce = (device: number) => this.#announce(device)
     options.states.on('change', (door) => announce(door.device))
-    options.captures.on('changed', (status) => announce(status.ID))
+    options.captures.on('changed', (status) => {
+      this.#captured.delete(status.ID)
+      announce(status.ID)
+    })
     options.devices.on('live', (device) => announce(device.id))
     options.devices.on('stale', announce)
     options.devices.on('known', announce)
@@ -164,6 +169,7 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     if (training) throw new ConflictError(`door ${id}'s calibration is training (version ${training}); try again once it has finished`)
     this.#options.captures.cancel(id)
     this.#options.samples.delete('csi', { device: id, ...CALIBRATION })
+    this.#captured.delete(id)
     this.#outcomes.delete(id)
     this.#options.doorModels.deactivate(id)
     const door = this.#view(id)
@@ -228,9 +234,12 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
 
   #calibration (id: number): DoorCalibration {
     const { captures, samples, doorModels } = this.#options
-    const counts = samples.countsByAngle('csi', { device: id, ...CALIBRATION })
-    const captured: Record<string, number> = {}
-    for (const { angle, count } of counts) captured[String(angle)] = count
+    let captured = this.#captured.get(id)
+    if (!captured) {
+      captured = {}
+      for (const { angle, count } of samples.countsByAngle('csi', { device: id, ...CALIBRATION })) captured[String(angle)] = count
+      this.#captured.set(id, captured)
+    }
     const status = captures.status(id)
     const capture = status?.active
       ? { angle: status.angle, framesStored: status.framesStored, framesWanted: status.framesWanted ?? null, secondsLeft: status.secondsLeft, endsAt: status.endsAt }
@@ -244,7 +253,7 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     else if (own) state = 'ready'
     return {
       status: state,
-      captured,
+      captured: { ...captured },
       capture,
       reasons: outcome && !outcome.activated ? outcome.reasons : [],
       result: resultOf(outcome) ?? (own ? resultOf(activeOutcome(id, own.version, own.predictor.meta.evaluation, this.#options.floor)) : null)
