@@ -285,7 +285,7 @@ function suite (kind: BrokerKind): void {
       MQTT_USERNAME: 'doorsense',
       MQTT_PASSWORD: secret
     })
-    await server.waitForLog((line) => typeof line.msg === 'string' && line.msg.includes('cannot reach the MQTT broker'), 30_000)
+    await server.waitForLog((line) => typeof line.msg === 'string' && line.msg.includes('cannot reach the MQTT broker'), 90_000)
     const broker = await startBroker(kind, port)
     const observer = await observe(broker.url, ['doorsense/status'])
     t.after(async () => { await observer.close(); await broker.close() })
@@ -314,7 +314,7 @@ function suite (kind: BrokerKind): void {
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
     const exited = once(child, 'close').then(([code, signal]) => (code ?? signal) as number | string)
-    const killer = setTimeout(() => child.kill('SIGKILL'), 30_000)
+    const killer = setTimeout(() => child.kill('SIGKILL'), 90_000)
     t.after(async () => { clearTimeout(killer); child.kill('SIGKILL'); await exited })
     const code = await exited
     assert.equal(code, 0, `exit ${code}: something was left open or failed.\nstdout:\n${stdout}\nstderr:\n${stderr}`)

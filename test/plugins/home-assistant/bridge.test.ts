@@ -230,8 +230,10 @@ function suite (kind: BrokerKind): void {
       assert.ok(angles.length <= Math.ceil(elapsedS) + 1, `door ${id}: ${angles.length} angle messages in ${elapsedS.toFixed(1)} s`)
       assert.ok(angles.length >= 2, `door ${id}: the trailing publish is missing`)
       for (let i = 1; i < angles.length; i++) {
+        // gaps are measured where the messages arrive, after the broker: on a busy machine one can
+        // arrive late and the next on time; the count above is the exact bound
         const gapMs = angles[i].at - angles[i - 1].at
-        assert.ok(gapMs >= 900, `door ${id}: two angle messages ${gapMs} ms apart`)
+        assert.ok(gapMs >= 500, `door ${id}: two angle messages ${gapMs} ms apart`)
       }
     }
     // the state itself is not rate limited
