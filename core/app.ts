@@ -34,6 +34,11 @@ declare module 'fastify' {
 /** The app instance type: Fastify with the TypeBox type provider. */
 export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse<IncomingMessage>, FastifyBaseLogger, TypeBoxTypeProvider>
 
+/** How often Node looks for requests past requestTimeout: a quarter of it, within 50 ms..1 s. */
+export function connectionsCheckingMs (requestTimeoutMs: number): number {
+  return Math.min(1000, Math.max(50, Math.round(requestTimeoutMs / 4)))
+}
+
 /**
  * Builds the whole service without listening: tests call `app.inject()` on it,
  * `bin/serve.ts` listens on it. The areas are registered here, explicitly and
@@ -42,6 +47,7 @@ export type App = FastifyInstance<RawServerDefault, IncomingMessage, ServerRespo
 export async function buildApp (config: Config): Promise<App> {
   const appLogger = await createLogger({ level: config.LOG_LEVEL, dataDir: config.DATA_DIR, toFile: config.LOG_TO_FILE })
   const requestLogging: RequestLogging = { enabled: true }
+  const requestTimeoutMs = Math.max(1, Math.round(config.REQUEST_TIMEOUT_S * 1000))
 
   const app = Fastify({
     loggerInstance: appLogger.logger as FastifyBaseLogger,
@@ -50,7 +56,15 @@ export async function buildApp (config: Config): Promise<App> {
     // the legacy clients post bodies whose numbers arrive as strings at times
     ajv: { customOptions: { coerceTypes: 'array', allErrors: false, removeAdditional: true } },
     trustProxy: config.TRUST_PROXY,
-    pluginTimeout: 60_000
+    pluginTimeout: 60_000,
+    // a client trickling its request (one byte every few seconds) is cut off with 408 instead of
+    // holding a socket for ever; idle keep-alive sockets (the Pis') are a separate, longer limit
+    requestTimeout: requestTimeoutMs,
+    keepAliveTimeout: Math.max(1, Math.round(config.KEEP_ALIVE_TIMEOUT_S * 1000)),
+    // Node enforces requestTimeout only when it is given at creation with a headersTimeout no longer
+    // than it (Fastify sets it afterwards, which alone does nothing), and checks only every
+    // connectionsCheckingInterval (30 s by default: up to twice the limit)
+    http: { requestTimeout: requestTimeoutMs, headersTimeout: Math.min(60_000, requestTimeoutMs), connectionsCheckingInterval: connectionsCheckingMs(requestTimeoutMs) }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.decorate('config', config)

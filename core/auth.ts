@@ -1,9 +1,10 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ForbiddenError, UnauthorizedError } from './errors.js'
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './file-modes.js'
 
 /** Where a generated admin token is kept when ADMIN_TOKEN is unset. */
 export const ADMIN_TOKEN_FILE = 'admin-token'
@@ -23,23 +24,39 @@ declare module 'fastify' {
   }
 }
 
+/** Where the admin token came from; `tightenedFrom` is the mode a stored token file had when it let others read it (it is 0600 now). */
+export interface ResolvedAdminToken {
+  token: string
+  source: 'env' | 'file' | 'generated'
+  file?: string
+  tightenedFrom?: number
+}
+
 /**
  * Returns the admin token: ADMIN_TOKEN if set, else the one stored in
  * DATA_DIR/admin-token, else a new random one written there with mode 0600.
+ * A stored file that group or others may read (e.g. 0644) is set to 0600
+ * before it is used, and the old mode is reported.
  */
-export function resolveAdminToken (dataDir: string, configured?: string): { token: string, source: 'env' | 'file' | 'generated', file?: string } {
+export function resolveAdminToken (dataDir: string, configured?: string): ResolvedAdminToken {
   if (configured) return { token: configured, source: 'env' }
   const file = join(dataDir, ADMIN_TOKEN_FILE)
   try {
+    const mode = statSync(file).mode & 0o777
+    let tightenedFrom: number | undefined
+    if ((mode & ~PRIVATE_FILE_MODE) !== 0) {
+      chmodSync(file, PRIVATE_FILE_MODE)
+      tightenedFrom = mode
+    }
     const stored = readFileSync(file, 'utf8').trim()
-    if (stored.length >= 16) return { token: stored, source: 'file', file }
+    if (stored.length >= 16) return tightenedFrom === undefined ? { token: stored, source: 'file', file } : { token: stored, source: 'file', file, tightenedFrom }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }
-  mkdirSync(dataDir, { recursive: true })
+  mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE })
   const token = randomBytes(32).toString('base64url')
-  writeFileSync(file, token + '\n', { mode: 0o600 })
-  chmodSync(file, 0o600) // the mode above is masked by umask and ignored if the file existed
+  writeFileSync(file, token + '\n', { mode: PRIVATE_FILE_MODE })
+  chmodSync(file, PRIVATE_FILE_MODE) // the mode above is masked by umask and ignored if the file existed
   return { token, source: 'generated', file }
 }
 
@@ -47,6 +64,11 @@ export function resolveAdminToken (dataDir: string, configured?: string): { toke
 export function tokensEqual (given: string, expected: string): boolean {
   const digest = (value: string) => createHash('sha256').update(value).digest()
   return timingSafeEqual(digest(given), digest(expected))
+}
+
+/** 420 → "0644". */
+function modeText (mode: number): string {
+  return '0' + mode.toString(8).padStart(3, '0')
 }
 
 function bearerOf (request: FastifyRequest): string | undefined {
@@ -61,6 +83,9 @@ export const authPlugin = fp<AuthOptions>(async (app, options) => {
   const admin = resolveAdminToken(options.dataDir, options.adminToken)
   if (admin.source === 'generated') app.log.warn({ file: admin.file }, 'ADMIN_TOKEN is unset: generated an admin token into this file (mode 0600)')
   else if (admin.source === 'file') app.log.info({ file: admin.file }, 'ADMIN_TOKEN is unset: using the admin token stored in this file')
+  if (admin.tightenedFrom !== undefined) {
+    app.log.warn({ file: admin.file, mode: modeText(admin.tightenedFrom), now: modeText(PRIVATE_FILE_MODE) }, 'the admin token file was readable by other users: its mode is now 0600 (change the token if they may have read it)')
+  }
   const deviceToken = options.deviceToken
 
   app.decorate('requireAdmin', async function requireAdmin (request: FastifyRequest) {

@@ -22,6 +22,8 @@ export const ConfigSchema = Type.Object({
   LOG_TO_FILE: Type.Boolean({ default: true, description: 'also write a daily log file in DATA_DIR/logs' }),
   TF_BACKEND: Type.Union([Type.Literal('auto'), Type.Literal('gpu'), Type.Literal('node'), Type.Literal('cpu')], { default: 'auto' }),
   STALE_AFTER_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 30, description: 'seconds of silence before a Pi leaves the live list' }),
+  REQUEST_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 30, description: 'seconds a whole request (headers and body) may take to arrive; a slower client gets 408 and its socket is closed' }),
+  KEEP_ALIVE_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 72, description: 'seconds an idle keep-alive socket stays open between requests (above the Pis\' 15 s keep-alives and a typical proxy\'s 60 s)' }),
   BODY_LIMIT: Type.Integer({ minimum: 1024, default: 1048576, description: 'largest JSON body in bytes (413 beyond)' }),
   IMPORT_BODY_LIMIT: Type.Integer({ minimum: 1024, default: 52428800, description: 'largest CSV import body in bytes' }),
   INFER_MAX_BATCH: Type.Integer({ minimum: 1, maximum: 65536, default: 256, description: 'frames per model call' }),

@@ -15,6 +15,8 @@ export const MAX_BUFFERED_BYTES = 1024 * 1024
 export interface EventStreamOptions {
   /** A comment line every this many ms keeps proxies from timing out idle streams. */
   heartbeatMs?: number
+  /** A client whose unsent backlog exceeds this is cut off (default MAX_BUFFERED_BYTES). */
+  maxBufferedBytes?: number
 }
 
 /** One `event:`/`data:` record. */
@@ -26,11 +28,13 @@ export function sseEvent (event: string, data: unknown): string {
 export class EventStreamHub {
   readonly #clients = new Set<ServerResponse>()
   readonly #heartbeatMs: number
+  readonly #maxBufferedBytes: number
   #heartbeat: NodeJS.Timeout | undefined
   #closed = false
 
   constructor (options: EventStreamOptions = {}) {
     this.#heartbeatMs = options.heartbeatMs ?? 15_000
+    this.#maxBufferedBytes = options.maxBufferedBytes ?? MAX_BUFFERED_BYTES
   }
 
   /** Open streams. */
@@ -68,7 +72,7 @@ export class EventStreamHub {
   /** Sends whole events (or a comment) to every open stream. */
   broadcast (text: string): void {
     for (const response of this.#clients) {
-      if (response.writableLength > MAX_BUFFERED_BYTES) {
+      if (response.writableLength > this.#maxBufferedBytes) {
         response.destroy()
         this.#drop(response)
         continue

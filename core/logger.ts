@@ -1,6 +1,8 @@
 import pino, { type Logger, type StreamEntry } from 'pino'
 import pinoRoll from 'pino-roll'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { makePrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './file-modes.js'
 
 /**
  * What a service outside Fastify logs through: Fastify's logger and pino
@@ -20,6 +22,17 @@ export interface LoggerOptions {
   level: string
   dataDir: string
   toFile: boolean
+  /** Human-readable lines on stdout (pino-pretty) instead of JSON; default: whether stdout is a terminal. The file stays JSON. */
+  pretty?: boolean
+}
+
+/**
+ * Whether stdout gets pino-pretty's readable lines: only when it is a
+ * terminal (`npm start` in a shell). Piped or redirected (systemd, docker,
+ * a log shipper, the tests) it stays one JSON object per line.
+ */
+export function prettyOnTerminal (stdout: { isTTY?: boolean } = process.stdout): boolean {
+  return stdout.isTTY === true
 }
 
 /** A logger and the function that flushes and closes its file. */
@@ -29,33 +42,49 @@ export interface AppLogger {
 }
 
 /**
- * pino writing JSON lines to stdout and, unless disabled, to
- * DATA_DIR/logs/doorsense.<yyyy-MM-dd>.<n>.log, a new file each day. The file
- * stream is written from this thread (no transport worker), so closing it is
- * a plain end(), which also clears pino-roll's daily roll timer.
+ * pino writing to stdout (JSON lines, or pino-pretty's readable ones on a
+ * terminal) and, unless disabled, JSON lines to
+ * DATA_DIR/logs/doorsense.<yyyy-MM-dd>.<n>.log, a new file each day (mode
+ * 0600, in a logs/ folder created 0700). Both streams are written from this
+ * thread (pino-pretty as a stream, not as a transport worker), so nothing is
+ * lost at exit and closing the file is a plain end(), which also clears
+ * pino-roll's daily roll timer.
  */
 export async function createLogger (options: LoggerOptions): Promise<AppLogger> {
-  const streams: StreamEntry[] = [{ level: options.level as pino.Level, stream: process.stdout }]
+  const streams: StreamEntry[] = [{ level: options.level as pino.Level, stream: await stdoutStream(options.pretty ?? prettyOnTerminal()) }]
   let file: Awaited<ReturnType<typeof pinoRoll>> | undefined
   // set once the file is closing or failed: later lines go to stdout only, since
   // a write to an ended file stream throws and would turn a late log line into a crash
   let fileDone = false
   let fileEnded = false
   if (options.toFile && options.level !== 'silent') {
+    const dir = join(options.dataDir, LOG_DIR)
+    // created here, not by pino-roll's mkdir (0755): the log holds addresses and device names
+    mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR_MODE })
     const stream = await pinoRoll({
-      file: join(options.dataDir, LOG_DIR, 'doorsense'),
+      file: join(dir, 'doorsense'),
       frequency: 'daily',
       dateFormat: 'yyyy-MM-dd',
       extension: '.log',
       mkdir: true,
+      // each new file (and each daily roll) is created 0600
+      mode: PRIVATE_FILE_MODE,
       limit: { count: 30 }
     })
+    // today's file (reused when it exists) may have been created by an older
+    // build with 0644: tightened once it is open, and again after each roll
+    const opened = new Promise<void>((resolve) => {
+      stream.once('ready', () => resolve())
+      stream.once('error', () => resolve())
+    })
+    stream.on('ready', () => { if (stream.file) makePrivate(stream.file) })
     // a full disk must not take the server down: keep logging to stdout
     stream.on('error', (err: Error) => {
       if (!fileDone) process.stderr.write(`doorsense: log file disabled after a write error: ${err.message}\n`)
       fileDone = true
     })
     file = stream
+    await opened
     streams.push({ level: options.level as pino.Level, stream: { write: (line: string) => { if (!fileDone) stream.write(line) } } })
   }
   const logger = pino({
@@ -77,6 +106,13 @@ export async function createLogger (options: LoggerOptions): Promise<AppLogger> 
       })
     }
   }
+}
+
+/** process.stdout itself, or pino-pretty writing to it (loaded only then: a server without a terminal never needs it). */
+async function stdoutStream (pretty: boolean): Promise<pino.DestinationStream> {
+  if (!pretty) return process.stdout
+  const { default: pinoPretty } = await import('pino-pretty')
+  return pinoPretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', destination: 1, sync: true })
 }
 
 /** Whether request/response lines are logged; flipped at run time by the debug area. */

@@ -1,5 +1,6 @@
 import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './file-modes.js'
 
 /** The pid file's name inside DATA_DIR. */
 export const PID_FILE = 'doorsense.pid'
@@ -65,9 +66,10 @@ export class PidFileBusyError extends Error {
  * @returns the stale pid that was replaced, if any
  */
 export function acquirePidFile (file: string, pid: number = process.pid): { stalePid?: number } {
-  mkdirSync(dirname(file), { recursive: true })
+  // the pid file is usually what creates DATA_DIR (bin/serve.ts claims it first): the owner's only
+  mkdirSync(dirname(file), { recursive: true, mode: PRIVATE_DIR_MODE })
   const temp = `${file}.${pid}.tmp`
-  writeFileSync(temp, `${pid}\n`)
+  writeFileSync(temp, `${pid}\n`, { mode: PRIVATE_FILE_MODE })
   try {
     if (tryLink(temp, file)) return {}
     const existing = readPid(file)

@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3'
 import fp from 'fastify-plugin'
-import { mkdirSync, statSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { makePrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './file-modes.js'
 
 /** The SQLite file inside DATA_DIR. */
 export const DATABASE_FILE = 'doorsense.sqlite'
@@ -17,8 +18,16 @@ export class Storage {
   readonly db: Database.Database
 
   constructor (dataDir: string) {
-    mkdirSync(dataDir, { recursive: true })
-    this.db = new Database(join(dataDir, DATABASE_FILE))
+    // a DATA_DIR created here is the owner's only (an existing one keeps the mode its owner chose)
+    mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE })
+    const file = join(dataDir, DATABASE_FILE)
+    // created 0600 before SQLite opens it (SQLite would make it 0644), and an
+    // existing one tightened: the -wal and -shm SQLite creates copy its mode
+    closeSync(openSync(file, 'a', PRIVATE_FILE_MODE))
+    makePrivate(file)
+    makePrivate(`${file}-wal`)
+    makePrivate(`${file}-shm`)
+    this.db = new Database(file)
     // WAL: readers never block the writer; NORMAL sync keeps every committed
     // transaction across a process crash (only an OS crash can lose the last ones)
     this.db.pragma('journal_mode = WAL')

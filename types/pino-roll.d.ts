@@ -7,6 +7,8 @@ declare module 'pino-roll' {
     frequency?: 'daily' | 'hourly' | number
     extension?: string
     mkdir?: boolean
+    /** Mode of each file it creates (passed to sonic-boom's open). */
+    mode?: number
     symlink?: boolean
     dateFormat?: string
     limit?: { count?: number, removeOtherLogFiles?: boolean }

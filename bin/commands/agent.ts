@@ -2,8 +2,10 @@
  * `doorsense agent`: the program that runs on each Raspberry Pi. It reads CSI
  * lines from the ESP32's serial port (or stdin), forwards them in batches to
  * the server, keeps the Pi on the live list, and survives server restarts.
- * Exit codes: 0 input ended and everything was handed over (or a stop signal
- * was handled), 1 frames were left unsent or the input failed, 2 bad usage.
+ * Exit codes ({@link EXIT}): 0 every frame read was accepted, 1 bad usage or
+ * the input could not be read, 2 the server rejected frames, 3 frames were
+ * left unsent (server unreachable or refusing to the end, or dropped from a
+ * full queue); 3 wins over 2.
  */
 import { Agent, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_MS, DEFAULT_KEEP_ALIVE_MS, DEFAULT_QUEUE_CAPACITY, type AgentSummary } from '../../agent/agent.js'
 import { serialLines, streamLines, type LineSource } from '../../agent/line-source.js'
@@ -31,7 +33,25 @@ doorsense server; lines that are not frames are skipped and counted.
   --timeout-ms MS       longest one request may take (default 10000)
   --drain-ms MS         at end of input, how long to keep trying to send what is queued (default 30000)
 
-Prints one summary line on stderr at the end: read, sent, rejected, dropped, skipped.`
+Prints one summary line on stderr at the end: read, sent, rejected, dropped, skipped.
+
+Exit status:
+  0  input ended (or a stop signal) and the server accepted every frame
+  1  bad usage, or the input could not be opened or read
+  2  the server rejected frames (a bad frame, a wrong --server path or token: see the log)
+  3  frames were left unsent: the server was unreachable or refusing at the end,
+     or the queue overflowed while it was away (wins over 2)`
+
+/** The agent's exit codes (see USAGE). */
+export const EXIT = { ok: 0, usage: 1, rejected: 2, unsent: 3 } as const
+
+/** The exit code for a run: unsent frames first, then rejected ones; a failed input is {@link EXIT.usage}. */
+export function exitCodeOf (summary: Pick<AgentSummary, 'rejected' | 'dropped'>, inputFailed = false): number {
+  if (inputFailed) return EXIT.usage
+  if (summary.dropped > 0) return EXIT.unsent
+  if (summary.rejected > 0) return EXIT.rejected
+  return EXIT.ok
+}
 
 /** How long a stop signal leaves for sending what is queued (systemd waits 90 s before SIGKILL). */
 const SIGNAL_DRAIN_MS = 5_000
@@ -142,7 +162,7 @@ export async function run (argv: string[]): Promise<number> {
   } catch (err) {
     if (!(err instanceof UsageError)) throw err
     console.error(`doorsense agent: ${err.message}\n\n${USAGE}`)
-    return 2
+    return EXIT.usage
   }
   const log = (message: string) => console.error(`agent: ${message}`)
 
@@ -151,7 +171,7 @@ export async function run (argv: string[]): Promise<number> {
     source = args.source.kind === 'serial' ? await serialLines(args.source.path, args.source.baudRate) : streamLines(process.stdin)
   } catch (err) {
     console.error(`doorsense agent: ${(err as Error).message}`)
-    return 1
+    return EXIT.usage
   }
 
   const agent = new Agent({
@@ -169,7 +189,7 @@ export async function run (argv: string[]): Promise<number> {
     if (stopSignal) {
       // a second signal: the operator does not want to wait for the flush
       log(`${signal} again: exiting without sending the ${agent.queued} frames still queued`)
-      process.exit(1)
+      process.exit(EXIT.unsent)
     }
     stopSignal = signal
     log(`${signal}: stopping; sending what is queued (up to ${SIGNAL_DRAIN_MS / 1000} s)`)
@@ -198,7 +218,8 @@ export async function run (argv: string[]): Promise<number> {
   process.off('SIGINT', onSignal)
   process.off('SIGTERM', onSignal)
   console.error(formatSummary(summary))
-  if (inputFailure) return 1
-  if (stopSignal) return 0
-  return summary.abandoned > 0 ? 1 : 0
+  const code = exitCodeOf(summary, inputFailure !== undefined)
+  if (code === EXIT.rejected) log(`exit ${code}: the server rejected ${summary.rejected} frames`)
+  if (code === EXIT.unsent) log(`exit ${code}: ${summary.dropped} frames were not delivered`)
+  return code
 }

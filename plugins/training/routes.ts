@@ -153,8 +153,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       response: { 200: Type.String({ description: 'text/event-stream' }) }
     }
   }, async (request, reply) => {
-    reply.hijack()
-    streams.open(reply.raw)
+    streams.open(request, reply)
   })
 
   app.get('/training/get/evaluation', {

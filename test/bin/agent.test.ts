@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { execa } from 'execa'
-import { formatSummary, parseAgentArgs, run as runAgent } from '../../bin/commands/agent.js'
+import { EXIT, exitCodeOf, formatSummary, parseAgentArgs, run as runAgent } from '../../bin/commands/agent.js'
 import { PROJECT_ROOT } from '../../core/project.js'
 import { readSessionCsv } from '../../domain/session-csv.js'
 import { ESP32_LINES, RPI_RAW_FRAMES, SESSION_A_CSV } from '../helper.js'
@@ -79,7 +79,7 @@ test('the summary is one line, with the skip reasons', () => {
   assert.ok(!line.includes('\n'))
 })
 
-test('CLI end to end: stdin to a real server exits 0 with one summary line; to no server, exits 1 after --drain-ms', async (t) => {
+test('CLI end to end: stdin to a real server exits 0 with one summary line; to no server, exits 3 (unsent) after --drain-ms', async (t) => {
   const { url } = await listen(t, { DEVICE_TOKEN: 'the-device-token' })
   const input = ['boot: ESP32-CSI-Tool', ...esp32Lines, '', ...piFrames].join('\n') + '\n'
   // both at once: each child spends seconds starting up
@@ -94,8 +94,9 @@ test('CLI end to end: stdin to a real server exits 0 with one summary line; to n
   assert.equal(run.stdout, '')
   assert.equal(await framesReceived(url, 21), 332)
 
-  assert.equal(down.exitCode, 1)
+  assert.equal(down.exitCode, EXIT.unsent, down.stderr)
   assert.match(down.stderr, /agent: read 3, sent 0, rejected 0, dropped 3, skipped 0 .*gave up on 3 queued frames at the end/)
+  assert.match(down.stderr, /agent: exit 3: 3 frames were not delivered/)
 })
 
 test('CLI: SIGTERM sends what is queued, then exits 0', async (t) => {
@@ -137,10 +138,46 @@ test('CLI --infer prints one JSON result per frame on stdout', async (t) => {
   assert.equal(await framesReceived(url, 23), 0, 'classified, not stored')
 })
 
-test('CLI: a usage mistake exits 2 and says what was wrong', async (t) => {
+test('CLI: a usage mistake exits 1 and says what was wrong', async (t) => {
   const printed = t.mock.method(console, 'error', () => {})
-  assert.equal(await runAgent(['--server', 'http://127.0.0.1:1', '--name', 'a', '--id', 'seven', '--stdin']), 2)
+  assert.equal(await runAgent(['--server', 'http://127.0.0.1:1', '--name', 'a', '--id', 'seven', '--stdin']), EXIT.usage)
   const message = String(printed.mock.calls[0].arguments[0])
   assert.match(message, /^doorsense agent: --id must be an integer 0\.\.32767, got "seven"/)
   assert.match(message, /usage: doorsense agent/)
+})
+
+test('exit codes: 0 all accepted, 2 some rejected, 3 some unsent (which wins), 1 a failed input', () => {
+  assert.deepEqual(EXIT, { ok: 0, usage: 1, rejected: 2, unsent: 3 })
+  assert.equal(exitCodeOf({ rejected: 0, dropped: 0 }), 0)
+  assert.equal(exitCodeOf({ rejected: 13, dropped: 0 }), 2)
+  assert.equal(exitCodeOf({ rejected: 0, dropped: 1 }), 3)
+  assert.equal(exitCodeOf({ rejected: 5, dropped: 1 }), 3)
+  assert.equal(exitCodeOf({ rejected: 0, dropped: 0 }, true), 1)
+})
+
+test('CLI: frames the server rejects exit 2 — a wrong base path (sent 0, rejected 13) and a wrong token', async (t) => {
+  const { url } = await listen(t, { DEVICE_TOKEN: 'the-device-token' })
+  const input = esp32Lines.join('\n') + '\n'
+  const [wrongPath, wrongToken, right] = await Promise.all([
+    agentProcess(['--server', `${url}/doorsense`, '--name', 'pi-path', '--id', '24', '--stdin'], { input, env: { DEVICE_TOKEN: 'the-device-token' } }),
+    agentProcess(['--server', url, '--name', 'pi-token', '--id', '25', '--stdin'], { input, env: { DEVICE_TOKEN: 'not-the-device-token' } }),
+    agentProcess(['--server', url, '--name', 'pi-right', '--id', '26', '--stdin'], { input, env: { DEVICE_TOKEN: 'the-device-token' } })
+  ])
+  assert.equal(esp32Lines.length, 13)
+  assert.equal(wrongPath.exitCode, EXIT.rejected, wrongPath.stderr)
+  assert.match(wrongPath.stderr, /agent: read 13, sent 0, rejected 13, dropped 0, skipped 0/)
+  assert.match(wrongPath.stderr, /server refused a batch of 13 frames \(404 /)
+  assert.match(wrongPath.stderr, /agent: exit 2: the server rejected 13 frames/)
+  assert.equal(wrongToken.exitCode, EXIT.rejected, wrongToken.stderr)
+  assert.match(wrongToken.stderr, /agent: read 13, sent 0, rejected 13, dropped 0/)
+  assert.match(wrongToken.stderr, /\(401 wrong device token\)/)
+  assert.equal(right.exitCode, EXIT.ok, right.stderr)
+  assert.equal(await framesReceived(url, 24) + await framesReceived(url, 25), 0)
+  assert.equal(await framesReceived(url, 26), 13)
+})
+
+test('CLI --help lists the exit codes', async () => {
+  const help = await agentProcess(['--help'])
+  assert.equal(help.exitCode, 0)
+  assert.match(help.stdout, /Exit status:\n {2}0 {2}input ended .* accepted every frame\n {2}1 {2}bad usage.*\n {2}2 {2}the server rejected frames.*\n {2}3 {2}frames were left unsent/)
 })

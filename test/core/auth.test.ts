@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import pino from 'pino'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { ADMIN_TOKEN_FILE, authPlugin, resolveAdminToken, tokensEqual } from '../../core/auth.js'
@@ -57,6 +58,32 @@ test('a token file too short to be a token is replaced, with mode 0600', (t) => 
   assert.equal(resolved.source, 'generated')
   assert.notEqual(resolved.token, 'abc')
   assert.equal(statSync(join(dir, ADMIN_TOKEN_FILE)).mode & 0o777, 0o600)
+})
+
+test('a stored token file others may read (0644) is tightened to 0600, with a warning that never holds the token', async (t) => {
+  const dir = tempDir(t)
+  const token = 'stored-token-0123456789-abcdef'
+  const file = join(dir, ADMIN_TOKEN_FILE)
+  writeFileSync(file, token + '\n')
+  chmodSync(file, 0o644)
+  assert.deepEqual(resolveAdminToken(dir), { token, source: 'file', file, tightenedFrom: 0o644 })
+  assert.equal(statSync(file).mode & 0o777, 0o600)
+  // already private: nothing to report
+  assert.deepEqual(resolveAdminToken(dir), { token, source: 'file', file })
+
+  // through the plugin: the warning is in the log, the token is not
+  chmodSync(file, 0o640)
+  const lines: string[] = []
+  const app = Fastify({ loggerInstance: pino({ level: 'info' }, { write: (line: string) => { lines.push(line) } }) })
+  t.after(() => app.close())
+  await app.register(authPlugin, { dataDir: dir })
+  await app.ready()
+  assert.equal(statSync(file).mode & 0o777, 0o600)
+  const warning = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => line.level === 40 && line.file === file)
+  assert.ok(warning, `no warning names ${file}:\n${lines.join('')}`)
+  assert.equal(warning.mode, '0640')
+  assert.match(String(warning.msg), /readable by other users: its mode is now 0600/)
+  assert.ok(!lines.join('').includes(token), 'the token was logged')
 })
 
 test('tokensEqual compares exactly, for tokens of any length', () => {
@@ -127,8 +154,9 @@ test('the auth plugin generates and uses a token when none is configured', async
   assert.equal((await app.inject({ method: 'GET', url: '/admin-only', headers: { authorization: 'Bearer x'.repeat(3) } })).statusCode, 401)
 })
 
-test('serve without ADMIN_TOKEN logs where the token file is, never the token', async (t) => {
-  const dataDir = tempDir(t)
+test('serve without ADMIN_TOKEN logs where the token file is, never the token; everything it creates is the owner\'s only', async (t) => {
+  // a DATA_DIR that does not exist yet: the server creates it
+  const dataDir = join(tempDir(t), 'data')
   const server = spawnServe(t, { DATA_DIR: dataDir, LOG_LEVEL: 'info', LOG_TO_FILE: 'true' })
   const base = await listeningUrl(server)
   const tokenFile = join(dataDir, ADMIN_TOKEN_FILE)
@@ -146,6 +174,15 @@ test('serve without ADMIN_TOKEN logs where the token file is, never the token', 
   assert.equal(response.status, 200)
   server.child.kill('SIGTERM')
   assert.equal(await exitWithin(server, 10_000), 0)
+
+  // the umask (0022 here) would have left 0755 directories and 0644 files
+  const modes = [dataDir, join(dataDir, LOG_DIR), ...readdirSync(dataDir).map((name) => join(dataDir, name)), ...readdirSync(join(dataDir, LOG_DIR)).map((name) => join(dataDir, LOG_DIR, name))]
+    .filter((path) => !path.endsWith('/models') && !path.includes('/models/'))
+    .map((path) => [path.slice(dataDir.length) || '/', (statSync(path).mode & 0o777).toString(8)])
+  const expected = modes.map(([path]) => [path, path === '/' || path === `/${LOG_DIR}` ? '700' : '600'])
+  assert.deepEqual(modes, expected)
+  for (const name of [ADMIN_TOKEN_FILE, 'doorsense.sqlite']) assert.ok(modes.some(([path]) => path === `/${name}`), `no ${name}`)
+  assert.ok(modes.some(([path]) => path.startsWith(`/${LOG_DIR}/doorsense.`)), 'no log file')
 
   const fileLog = readdirSync(join(dataDir, LOG_DIR)).map((name) => readFileSync(join(dataDir, LOG_DIR, name), 'utf8')).join('')
   assert.match(fileLog, /admin-token/)

@@ -1,8 +1,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { createLogger, LOG_DIR } from '../../core/logger.js'
+import { createLogger, LOG_DIR, prettyOnTerminal } from '../../core/logger.js'
+import { PROJECT_ROOT } from '../../core/project.js'
 import { buildTestApp, tempDir } from '../helper.js'
 
 /** Every JSON line of every file in DATA_DIR/logs. */
@@ -101,4 +104,70 @@ test('createLogger redacts the Authorization header', async (t) => {
   assert.match(text, /with a header/)
   assert.ok(!text.includes('very-secret-token'))
   assert.match(text, /\[redacted\]/)
+})
+
+test('the log folder DATA_DIR/logs is created 0700 and its file 0600; an existing 0644 file of the day is tightened', async (t) => {
+  const dataDir = join(tempDir(t), 'data')
+  const mode = (path: string) => statSync(path).mode & 0o777
+  const first = await createLogger({ level: 'info', dataDir, toFile: true, pretty: false })
+  first.logger.info('first')
+  await first.close()
+  const dir = join(dataDir, LOG_DIR)
+  const [name] = readdirSync(dir)
+  // the umask (0022 here) would have left 0755 and 0644
+  assert.equal(mode(dataDir), 0o700)
+  assert.equal(mode(dir), 0o700)
+  assert.equal(mode(join(dir, name)), 0o600)
+
+  // a file of the day an older build left readable by everyone is reused, and tightened
+  chmodSync(join(dir, name), 0o644)
+  const second = await createLogger({ level: 'info', dataDir, toFile: true, pretty: false })
+  assert.equal(mode(join(dir, name)), 0o600)
+  second.logger.info('second')
+  await second.close()
+  assert.deepEqual(readdirSync(dir), [name])
+  assert.deepEqual(fileLines(dataDir).map((line) => line.msg), ['first', 'second'])
+})
+
+test('pretty stdout only on a terminal', () => {
+  assert.equal(prettyOnTerminal({ isTTY: true }), true)
+  assert.equal(prettyOnTerminal({ isTTY: false }), false)
+  assert.equal(prettyOnTerminal({}), false)
+  // the test runner pipes our stdout
+  assert.equal(prettyOnTerminal(), false)
+})
+
+test('bin/serve.ts on a terminal prints readable lines; the log file stays JSON', { skip: !existsSync('/usr/bin/script') && 'needs script(1) from util-linux' }, async (t) => {
+  const dataDir = tempDir(t)
+  // script(1) gives the server a pseudo-terminal as stdout; -e passes its exit code on
+  const child = spawn('script', ['-qec', `${process.execPath} --import tsx bin/serve.ts`, '/dev/null'], {
+    cwd: PROJECT_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TERM: 'xterm', HOST: '127.0.0.1', PORT: '0', TF_BACKEND: 'cpu', DATA_DIR: dataDir, LOG_LEVEL: 'info', LOG_TO_FILE: 'true' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    detached: true // its own process group: the server under script(1) is stopped with it
+  })
+  const exited = once(child, 'exit')
+  t.after(() => { if (child.exitCode === null && child.pid) process.kill(-child.pid, 'SIGKILL') })
+  let output = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  const deadline = Date.now() + 30_000
+  while (!/Server listening at http:\/\/127\.0\.0\.1:\d+/.test(output)) {
+    assert.ok(Date.now() < deadline && child.exitCode === null, `no listening line within 30 s:\n${output}`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  // strip the colours: what is left is pino-pretty's "[12:34:56.789] INFO: Server listening at …", not a JSON object
+  // eslint-disable-next-line no-control-regex
+  const plain = output.replace(/\u001b\[[0-9;]*m/g, '')
+  const line = plain.split(/\r?\n/).find((text) => text.includes('Server listening at'))!
+  assert.match(line, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO(?: \(\d+\))?: Server listening at http:\/\/127\.0\.0\.1:\d+/)
+  assert.notEqual(output, plain, 'colours on a terminal')
+  assert.ok(!plain.split(/\r?\n/).some((text) => text.trimStart().startsWith('{"level"')), `a JSON line on the terminal:\n${plain}`)
+
+  process.kill(-child.pid!, 'SIGTERM')
+  await exited
+  // the file got the same lines as JSON
+  const listening = fileLines(dataDir).find((entry) => typeof entry.msg === 'string' && entry.msg.startsWith('Server listening at'))
+  assert.ok(listening, 'no listening line in the log file')
+  assert.equal(listening.level, 30)
 })

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import {
   acquirePidFile, isAlive, isServerAlive, PID_FILE, PidFileBusyError, pidFilePath, readPid, releasePidFile
@@ -95,8 +95,13 @@ test('readPid of a missing file is undefined', (t) => {
   assert.equal(readPid(join(tempDir(t), 'none.pid')), undefined)
 })
 
-test('acquire creates DATA_DIR when it does not exist yet', (t) => {
-  const file = pidFilePath(join(tempDir(t), 'nested', 'data'))
+test('acquire creates DATA_DIR when it does not exist yet, mode 0700, and the pid file 0600', (t) => {
+  const root = tempDir(t)
+  const file = pidFilePath(join(root, 'nested', 'data'))
   acquirePidFile(file)
   assert.equal(readPid(file), process.pid)
+  // the umask (0022 here) would have left them 0755 and 0644
+  assert.equal(statSync(join(root, 'nested')).mode & 0o777, 0o700)
+  assert.equal(statSync(dirname(file)).mode & 0o777, 0o700)
+  assert.equal(statSync(file).mode & 0o777, 0o600)
 })

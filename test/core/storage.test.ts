@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { buildApp } from '../../core/app.js'
@@ -134,4 +134,29 @@ test('the app refuses to start on a database newer than its build', async (t) =>
       await second.close()
     }
   }, new RegExp(`${area} schema version ${version + 1}, this build knows only ${version}`))
+})
+
+test('a DATA_DIR the storage creates is 0700; the database and its -wal and -shm are 0600, an existing 0644 database is tightened', (t) => {
+  const root = tempDir(t)
+  const dataDir = join(root, 'data')
+  const storage = open(t, dataDir)
+  storage.migrate('doors', DOORS) // a write: the -wal and -shm exist now
+  const file = join(dataDir, DATABASE_FILE)
+  const mode = (path: string) => statSync(path).mode & 0o777
+  // the umask (0022 here) and SQLite's own default would have left 0755 and 0644
+  assert.equal(mode(dataDir), 0o700)
+  for (const path of [file, `${file}-wal`, `${file}-shm`]) assert.equal(mode(path), 0o600, path)
+  storage.close()
+
+  // a database (and a -wal left by a crash) an older build wrote 0644
+  const old = join(root, 'old')
+  open(t, old).close()
+  chmodSync(join(old, DATABASE_FILE), 0o644)
+  writeFileSync(join(old, `${DATABASE_FILE}-wal`), '', { mode: 0o644 })
+  chmodSync(join(old, `${DATABASE_FILE}-wal`), 0o644)
+  const reopened = open(t, old)
+  assert.deepEqual(reopened.migrate('doors', DOORS), [1, 2, 3])
+  assert.equal(mode(join(old, DATABASE_FILE)), 0o600)
+  assert.equal(mode(join(old, `${DATABASE_FILE}-wal`)), 0o600)
+  assert.equal(mode(join(old, `${DATABASE_FILE}-shm`)), 0o600)
 })
