@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import { createLogger, type RequestLogging } from './logger.js'
 import { installErrorHandlers, RETRY_AFTER_S } from './errors.js'
+import { installJsonBodyParser } from './json-body.js'
 import { storagePlugin } from './storage.js'
 import { authPlugin } from './auth.js'
 import { metricsPlugin } from './metrics.js'
@@ -70,6 +71,7 @@ export async function buildApp (config: Config): Promise<App> {
   app.decorate('config', config)
   app.decorate('requestLogging', requestLogging)
   installErrorHandlers(app)
+  installJsonBodyParser(app)
   // the log file is the last thing to close, so the areas can log while they stop
   app.addHook('onClose', async () => appLogger.close())
 

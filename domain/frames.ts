@@ -11,6 +11,7 @@
  *   the LLTF, pair i is CHi; alone or as a whole `CSI_DATA,…,[…]` line (the
  *   line's own length field is unreliable, the array is trusted).
  */
+import { describeValue } from './describe.js'
 
 /** Subcarriers per frame (CH6..CH58). */
 export const SUBCARRIERS = 53
@@ -123,7 +124,7 @@ function valuesFromText (text: string): ArrayLike<number> {
   if (tokens.length === 0) throw new FrameError('frame is empty')
   return checkedNumbers(tokens.map((token, index) => {
     const value = Number(token)
-    if (!Number.isFinite(value)) throw new FrameError(`frame value ${index} is not a finite number (got ${JSON.stringify(token)})`)
+    if (!Number.isFinite(value)) throw new FrameError(`frame value ${index} is not a finite number (got ${describeValue(token)})`)
     return value
   }))
 }
@@ -133,7 +134,7 @@ function checkedNumbers (values: ArrayLike<unknown>): ArrayLike<number> {
   for (let i = 0; i < values.length; i++) {
     const value = values[i]
     if (typeof value !== 'number' || !Number.isFinite(value)) {
-      throw new FrameError(`frame value ${i} is not a finite number (got ${typeof value === 'number' || value === undefined ? String(value) : JSON.stringify(value)})`)
+      throw new FrameError(`frame value ${i} is not a finite number (got ${typeof value === 'number' || value === undefined ? String(value) : describeValue(value)})`)
     }
   }
   return values as ArrayLike<number>

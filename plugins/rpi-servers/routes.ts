@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
 import { BadRequestError } from '../../core/errors.js'
+import { describeValue } from '../../domain/describe.js'
 import { errorResponses } from '../../schemas/common.js'
 import {
   FramesBody, FramesReceipt, KeepAliveBody, KnownDeviceList, LiveDevice, LiveDeviceList
@@ -51,7 +52,7 @@ async function refuseCoercibleFields (request: FastifyRequest): Promise<void> {
   }
   if ('NAME' in body) {
     const name = (body as { NAME: unknown }).NAME
-    if (typeof name !== 'string') throw new BadRequestError(`body/NAME must be a non-empty string of at most 64 characters, got ${JSON.stringify(name)}`)
+    if (typeof name !== 'string') throw new BadRequestError(`body/NAME must be a non-empty string of at most 64 characters, got ${describeValue(name)}`)
   }
 }
 
