@@ -7,7 +7,11 @@ import { fileURLToPath } from 'node:url'
 import { HomeAssistantBridge, type HomeAssistantBridgeOptions, type PublishKind } from '../../../plugins/home-assistant/bridge.js'
 import type { Door } from '../../../schemas/doors.js'
 import { freePort, mosquittoPath, observe, startBroker, type Broker, type BrokerKind, type Observer } from '../../fixtures/mqtt-broker.js'
+import { expectedBridgeConfig, expectedDoorConfigs } from './contract.js'
 import { door, MemoryDoors } from './memory-doors.js'
+
+/** The sw_version every bridge of this suite reports. */
+const SW_VERSION = '9.8.7'
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
@@ -32,7 +36,7 @@ function bridgeOptions (url: string, source: MemoryDoors, logs: Logged[], overri
     url,
     discoveryPrefix: 'homeassistant',
     baseTopic: 'doorsense',
-    swVersion: '9.8.7',
+    swVersion: SW_VERSION,
     source,
     log: { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') },
     ...overrides
@@ -70,79 +74,12 @@ async function setup (t: TestContext, kind: BrokerKind, doors: Door[], overrides
   return { broker, source, bridge, observer, logs, published, connected }
 }
 
-/** The configs Home Assistant must see for door `id` named `name`: the contract of issue 13, spelled out. */
+/** The configs Home Assistant must see for door `id` named `name` (the contract of issue 13, in contract.ts), for this suite's sw_version. */
 function expectedConfigs (id: number, name: string): Record<string, unknown> {
-  const common = {
-    device: { identifiers: [`doorsense_${id}`], name, manufacturer: 'doorsense', model: 'Wi-Fi CSI door sensor', via_device: 'doorsense_bridge' },
-    origin: { name: 'doorsense', sw_version: '9.8.7' },
-    availability: [{ topic: 'doorsense/status' }, { topic: `doorsense/doors/${id}/availability` }],
-    availability_mode: 'all'
-  }
-  return {
-    [`homeassistant/binary_sensor/doorsense_${id}/door/config`]: {
-      name: null,
-      unique_id: `doorsense_${id}_door`,
-      device_class: 'door',
-      state_topic: `doorsense/doors/${id}/state`,
-      payload_on: 'ON',
-      payload_off: 'OFF',
-      ...common
-    },
-    [`homeassistant/sensor/doorsense_${id}/angle/config`]: {
-      name: 'Angle',
-      unique_id: `doorsense_${id}_angle`,
-      state_topic: `doorsense/doors/${id}/angle`,
-      unit_of_measurement: '°',
-      state_class: 'measurement',
-      suggested_display_precision: 0,
-      icon: 'mdi:angle-acute',
-      ...common
-    },
-    [`homeassistant/sensor/doorsense_${id}/confidence/config`]: {
-      name: 'Confidence',
-      unique_id: `doorsense_${id}_confidence`,
-      state_topic: `doorsense/doors/${id}/confidence`,
-      unit_of_measurement: '%',
-      state_class: 'measurement',
-      suggested_display_precision: 0,
-      icon: 'mdi:gauge',
-      ...common
-    },
-    [`homeassistant/sensor/doorsense_${id}/frame_rate/config`]: {
-      name: 'Frame rate',
-      unique_id: `doorsense_${id}_frame_rate`,
-      state_topic: `doorsense/doors/${id}/frame_rate`,
-      unit_of_measurement: 'frames/s',
-      state_class: 'measurement',
-      suggested_display_precision: 1,
-      entity_category: 'diagnostic',
-      icon: 'mdi:wifi',
-      ...common
-    },
-    [`homeassistant/binary_sensor/doorsense_${id}/recalibration/config`]: {
-      name: 'Calibration',
-      unique_id: `doorsense_${id}_recalibration`,
-      device_class: 'problem',
-      state_topic: `doorsense/doors/${id}/recalibration`,
-      payload_on: 'ON',
-      payload_off: 'OFF',
-      entity_category: 'diagnostic',
-      ...common
-    }
-  }
+  return expectedDoorConfigs(id, name, SW_VERSION)
 }
 
-const BRIDGE_CONFIG = {
-  name: 'Connectivity',
-  unique_id: 'doorsense_bridge_connectivity',
-  device_class: 'connectivity',
-  state_topic: 'doorsense/status',
-  payload_on: 'online',
-  payload_off: 'offline',
-  entity_category: 'diagnostic',
-  device: { identifiers: ['doorsense_bridge'], name: 'doorsense', manufacturer: 'doorsense', model: 'doorsense server', sw_version: '9.8.7' },
-  origin: { name: 'doorsense', sw_version: '9.8.7' }
-}
+const BRIDGE_CONFIG = expectedBridgeConfig(SW_VERSION)['homeassistant/binary_sensor/doorsense_bridge/connectivity/config']
 
 /** The retained messages a client subscribing now gets, by topic (waits `settleMs` for them). */
 async function retained (url: string, topics: string[], settleMs = 300): Promise<Map<string, string>> {
