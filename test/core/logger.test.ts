@@ -5,6 +5,7 @@ import { once } from 'node:events'
 import { chmodSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLogger, LOG_DIR, prettyOnTerminal } from '../../core/logger.js'
+import { pidFilePath, readPid } from '../../core/pid-file.js'
 import { PROJECT_ROOT } from '../../core/project.js'
 import { buildTestApp, tempDir } from '../helper.js'
 
@@ -164,7 +165,9 @@ test('bin/serve.ts on a terminal prints readable lines; the log file stays JSON'
   assert.notEqual(output, plain, 'colours on a terminal')
   assert.ok(!plain.split(/\r?\n/).some((text) => text.trimStart().startsWith('{"level"')), `a JSON line on the terminal:\n${plain}`)
 
-  process.kill(-child.pid!, 'SIGTERM')
+  // SIGTERM to the server itself (its pid file names it): stopping script(1)
+  // first would hang up the terminal under a server still writing its file
+  process.kill(readPid(pidFilePath(dataDir))!, 'SIGTERM')
   await exited
   // the file got the same lines as JSON
   const listening = fileLines(dataDir).find((entry) => typeof entry.msg === 'string' && entry.msg.startsWith('Server listening at'))
