@@ -26,6 +26,18 @@ export const RAW_PI_VALUES = 108
 /** Values in a raw ESP32 LLTF buffer: 64 (imaginary, real) pairs. */
 export const RAW_ESP32_VALUES = 128
 
+/**
+ * What the hardware can report (test/fixtures/csi/README.md): the ESP32 gives
+ * each imaginary and real part as a signed 8-bit integer, so a raw value is an
+ * integer in -128..127 (the recordings span -50..101).
+ */
+export const RAW_MIN = -128
+export const RAW_MAX = 127
+/** The largest magnitude a pair of int8 parts can make, √(128² + 128²) ≈ 181.02, rounded up (recorded: 0..49). */
+export const MAGNITUDE_MAX = 182
+/** Phases are atan2 results in [-π, π]; the CSV rounds to 3 decimals, so ±3.142 is its edge. */
+export const PHASE_LIMIT = 3.142
+
 /** Which encoding a frame arrived in. */
 export type FrameEncoding = 'features' | 'raw-pi' | 'raw-esp32'
 
@@ -56,19 +68,42 @@ export function parseFrameWithEncoding (input: unknown): { features: Float32Arra
 
 function decodeValues (values: ArrayLike<number>): Float32Array {
   switch (values.length) {
-    case FEATURES: return checkedFloat32(Float32Array.from(values))
-    case RAW_PI_VALUES: return checkedFloat32(fromPairs(values, 1))
-    case RAW_ESP32_VALUES: return checkedFloat32(fromPairs(values, FIRST_SUBCARRIER))
+    case FEATURES: return checkedFeatures(values)
+    case RAW_PI_VALUES: return fromPairs(checkedRaw(values, 'raw Pi'), 1)
+    case RAW_ESP32_VALUES: return fromPairs(checkedRaw(values, 'raw ESP32'), FIRST_SUBCARRIER)
     default: throw new FrameError(`frame must hold ${FEATURES} features, ${RAW_PI_VALUES} raw Pi values or ${RAW_ESP32_VALUES} raw ESP32 values, got ${values.length}`)
   }
 }
 
-/** A finite double can still overflow float32 (beyond ±3.4e38) and become Infinity: refuse it rather than store it. */
-function checkedFloat32 (features: Float32Array): Float32Array {
-  for (let i = 0; i < features.length; i++) {
-    if (!Number.isFinite(features[i])) throw new FrameError(`frame feature ${FEATURE_NAMES[i]} overflows float32 (a value beyond ±3.4e38)`)
+/**
+ * Raw I/Q parts outside what an ESP32 reports (a 1e20, a 3.5) are not a
+ * measurement: refused, since stored they would be classified with full
+ * confidence and could poison a calibration.
+ */
+function checkedRaw (values: ArrayLike<number>, kind: string): ArrayLike<number> {
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i]
+    if (!Number.isInteger(value) || value < RAW_MIN || value > RAW_MAX) {
+      throw new FrameError(`${kind} frame value ${i} is ${String(value)}: raw imaginary/real parts are integers in ${RAW_MIN}..${RAW_MAX} (signed 8-bit, as the ESP32 reports them)`)
+    }
   }
-  return features
+  return values
+}
+
+/** Why feature `index` (0..105) cannot be `value`: magnitudes lie in 0..MAGNITUDE_MAX, phases in ±PHASE_LIMIT radians. */
+export function featureProblem (index: number, value: number): string | undefined {
+  const magnitude = index < SUBCARRIERS
+  if (magnitude ? value >= 0 && value <= MAGNITUDE_MAX : value >= -PHASE_LIMIT && value <= PHASE_LIMIT) return undefined
+  const range = magnitude ? `magnitudes lie in 0..${MAGNITUDE_MAX}` : `phases lie in -${PHASE_LIMIT}..${PHASE_LIMIT} radians`
+  return `${FEATURE_NAMES[index] ?? `feature ${index}`} is ${String(value)}: ${range}`
+}
+
+function checkedFeatures (values: ArrayLike<number>): Float32Array {
+  for (let i = 0; i < values.length; i++) {
+    const problem = featureProblem(i, values[i])
+    if (problem !== undefined) throw new FrameError(`frame feature ${problem}`)
+  }
+  return Float32Array.from(values)
 }
 
 function encodingOf (count: number): FrameEncoding {

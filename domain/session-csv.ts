@@ -4,7 +4,7 @@
  * labelled frame per line. Read line by line so a 50 MiB upload is never held
  * as one string.
  */
-import { FEATURE_NAMES, FEATURES } from './frames.js'
+import { FEATURE_NAMES, FEATURES, featureProblem } from './frames.js'
 import { angleProblem } from './labels.js'
 
 /** The exact header columns. */
@@ -47,6 +47,9 @@ export function parseSessionRow (line: string): SessionRow | string {
   for (let i = 0; i < FEATURES; i++) {
     const value = cellNumber(cells[i + 1])
     if (!Number.isFinite(value)) return `${SESSION_CSV_COLUMNS[i + 1]} is not a finite number (got ${JSON.stringify(cells[i + 1])})`
+    // a value no receiver can report would train the model on noise
+    const outOfRange = featureProblem(i, value)
+    if (outOfRange !== undefined) return outOfRange
     features[i] = value
   }
   return { angle, features }

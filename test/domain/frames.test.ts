@@ -149,13 +149,37 @@ test('NaN and Infinity are refused with their position, in arrays and in strings
   assertFrameError(() => parseFrame(Float32Array.from([...sessionRow.slice(0, 105), Number.NaN])), /frame value 105 is not a finite number/)
 })
 
-test('values beyond float32 are refused, not stored as Infinity', () => {
+test('values outside what the hardware reports are refused, with the range in the message', () => {
+  // the attack that was accepted with confidence 1: a raw Pi frame of 108 × 1e20
+  assertFrameError(() => parseFrame(Array(108).fill(1e20)), /^raw Pi frame value 0 is 100000000000000000000: raw imaginary\/real parts are integers in -128\.\.127/)
+  const rawPi = JSON.parse(piLines[0]) as number[]
+  rawPi[2] = 128
+  assertFrameError(() => parseFrame(rawPi), /^raw Pi frame value 2 is 128: .*-128\.\.127/)
+  rawPi[2] = 3.5
+  assertFrameError(() => parseFrame(rawPi), /^raw Pi frame value 2 is 3\.5: raw imaginary\/real parts are integers/)
+  // the edges themselves are what an int8 can hold
+  rawPi[2] = -128
+  rawPi[3] = 127
+  assert.ok(Math.abs(parseFrame(rawPi)[0] - Math.hypot(128, 127)) < 1e-4)
+  const rawEsp = Array(128).fill(0)
+  rawEsp[20] = -129
+  assertFrameError(() => parseFrame(rawEsp), /^raw ESP32 frame value 20 is -129/)
+
   const huge = [...sessionRow]
   huge[10] = 1e39
-  assertFrameError(() => parseFrame(huge), /CH16_mag .*float32/)
-  const rawPi = JSON.parse(piLines[0]) as number[]
-  rawPi[2] = 1e200 // pair 1 = CH6: its magnitude overflows
-  assertFrameError(() => parseFrame(rawPi), /CH6_mag .*float32/)
+  assertFrameError(() => parseFrame(huge), /^frame feature CH16_mag is 1e\+39: magnitudes lie in 0\.\.182$/)
+  const negative = [...sessionRow]
+  negative[0] = -0.5
+  assertFrameError(() => parseFrame(negative), /^frame feature CH6_mag is -0\.5: magnitudes lie in 0\.\.182$/)
+  const phase = [...sessionRow]
+  phase[53 + 4] = 3.2
+  assertFrameError(() => parseFrame(phase), /^frame feature CH10_phase is 3\.2: phases lie in -3\.142\.\.3\.142 radians$/)
+  // the recording's own extremes pass: magnitudes up to 49.1, phases ±3.142 (π rounded to the CSV's 3 decimals)
+  const edge = [...sessionRow]
+  edge[0] = 182
+  edge[53] = -3.142
+  edge[105] = 3.142
+  assert.equal(parseFrame(edge)[105], Math.fround(3.142))
 })
 
 test('non-numbers are refused with their position and value', () => {

@@ -122,7 +122,7 @@ test('ingest stores good frames, reports bad ones by index, hands the good ones 
     seen: (device, addr) => { seen.push(`${device}@${addr}`) },
     now: () => 99
   })
-  const good = Array.from({ length: 106 }, (_, i) => i)
+  const good = Array.from({ length: 106 }, (_, i) => (i < 53 ? i : (i - 79) / 10)) // magnitudes 0..52, phases -2.6..2.6
   const receipt = ingest.ingest(12, [good, 'nope', good, [1, 2, 3]], '10.0.0.9')
   assert.deepEqual(fed, [{ device: 12, frames: 2 }], 'the good frames go to the door state')
   assert.deepEqual(seen, ['12@10.0.0.9'], 'frames imply a keep-alive')

@@ -46,11 +46,12 @@ test('a CSV with bad lines is rejected naming each line, and nothing of it is st
   lines[4] = lines[4].replace(/^(\d+),([\d.]+),/, '$1,oops,')
   lines[9] = lines[9].split(',').slice(0, 50).join(',')
   lines[13] = lines[13].replace(/^\d+,/, '120,')
+  lines[16] = lines[16].replace(/,[^,]+$/, ',1e20')
   const response = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: lines.join('\n') })
   assert.equal(response.statusCode, 400)
   const { message, code } = response.json<{ message: string, code: string }>()
   assert.equal(code, 'DS_BAD_REQUEST')
-  assert.match(message, /nothing imported: 3 bad lines: line 5: CH6_mag is not a finite number \(got "oops"\); line 10: expected 107 values, got 50; line 14: Label: angle must lie in 0\.\.90 degrees, got 120/)
+  assert.match(message, /nothing imported: 4 bad lines: line 5: CH6_mag is not a finite number \(got "oops"\); line 10: expected 107 values, got 50; line 14: Label: angle must lie in 0\.\.90 degrees, got 120; line 17: CH58_phase is 100000000000000000000: phases lie in -3\.142\.\.3\.142 radians/)
   assert.equal((await dataset(app)).total, 0)
 
   const many = sessionCsv(sessionSlice(3)).split('\n').map((line, i) => i > 0 && line !== '' ? `x${line}` : line)
