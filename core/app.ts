@@ -1,17 +1,21 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import sensible from '@fastify/sensible'
-import { Gauge } from 'prom-client'
+import { Counter, Gauge } from 'prom-client'
 import underPressure from '@fastify/under-pressure'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import { createLogger, type RequestLogging } from './logger.js'
-import { installErrorHandlers, RETRY_AFTER_S } from './errors.js'
+import { formatValidationErrors, installErrorHandlers, RETRY_AFTER_S } from './errors.js'
 import { installJsonBodyParser } from './json-body.js'
+import { answerRouterRefusal, MAX_PATH_PARAMETER_LENGTH } from './router-errors.js'
+import { strictInputKeywords } from './strict-input.js'
 import { storagePlugin } from './storage.js'
 import { authPlugin } from './auth.js'
 import { metricsPlugin } from './metrics.js'
+import { idempotencyPlugin } from './idempotency.js'
 import { openApiPlugin } from './openapi.js'
+import { securityHeadersPlugin } from './security-headers.js'
 import { APP_VERSION } from './project.js'
 import debug from '../plugins/debug/index.js'
 import rpiServers from '../plugins/rpi-servers/index.js'
@@ -54,8 +58,15 @@ export async function buildApp (config: Config): Promise<App> {
     loggerInstance: appLogger.logger as FastifyBaseLogger,
     bodyLimit: config.BODY_LIMIT,
     logController: new LogController({ disableRequestLogging: () => !requestLogging.enabled }),
-    // the legacy clients post bodies whose numbers arrive as strings at times
-    ajv: { customOptions: { coerceTypes: 'array', allErrors: false, removeAdditional: true } },
+    // the legacy clients post bodies whose numbers arrive as strings at times (IDs and names are
+    // checked before that coercion: core/strict-input.ts); a field a schema does not take is refused
+    // where it says additionalProperties: false (every new route), never silently dropped, and
+    // verbose errors let the 400 name it with a "did you mean"
+    ajv: { customOptions: { coerceTypes: 'array', allErrors: false, removeAdditional: false, verbose: true }, plugins: [strictInputKeywords] },
+    schemaErrorFormatter: formatValidationErrors,
+    // a bad percent-encoding or an over-long path parameter: a 400 from the error handler, not the router's own body
+    frameworkErrors: answerRouterRefusal,
+    routerOptions: { maxParamLength: MAX_PATH_PARAMETER_LENGTH },
     trustProxy: config.TRUST_PROXY,
     pluginTimeout: 60_000,
     // a client trickling its request (one byte every few seconds) is cut off with 408 instead of
@@ -77,6 +88,8 @@ export async function buildApp (config: Config): Promise<App> {
 
   try {
     await app.register(sensible)
+    // CSP, nosniff, no framing: on every answer, set before any route or error handler runs
+    await app.register(securityHeadersPlugin)
     // shed load with 503 + Retry-After before the process drowns (event loop stalled or memory near its limit)
     // (no event-loop-utilisation limit: a busy but healthy server sits near 1 under load)
     await app.register(underPressure, {
@@ -84,15 +97,36 @@ export async function buildApp (config: Config): Promise<App> {
       maxHeapUsedBytes: 4 * 1024 ** 3,
       retryAfter: RETRY_AFTER_S
     })
-    await app.register(storagePlugin, { dataDir: config.DATA_DIR })
+    await app.register(storagePlugin, { dataDir: config.DATA_DIR, maxMb: config.STORAGE_MAX_MB, checkpointMs: config.WAL_CHECKPOINT_MS })
     await app.register(authPlugin, { dataDir: config.DATA_DIR, adminToken: config.ADMIN_TOKEN, deviceToken: config.DEVICE_TOKEN })
     await app.register(metricsPlugin)
+    await app.register(idempotencyPlugin, { windowHours: config.IDEMPOTENCY_WINDOW_HOURS })
     // read when scraped: a stat and two pragmas, nothing on the request path
     new Gauge({ // eslint-disable-line no-new
       name: 'doorsense_database_bytes',
       help: 'bytes the SQLite database takes on disk (pages plus write-ahead log)',
       registers: [app.metrics],
       collect () { this.set(app.storage.sizeBytes()) }
+    })
+    new Counter({ // eslint-disable-line no-new
+      name: 'doorsense_wal_checkpoints_total',
+      help: 'SQLite WAL checkpoints run by the checkpoint thread (thread="worker") and remainders finished between requests (thread="main")',
+      labelNames: ['thread'] as const,
+      registers: [app.metrics],
+      collect () {
+        const stats = app.storage.checkpoints
+        this.reset()
+        if (stats) {
+          this.inc({ thread: 'worker' }, stats.worker)
+          this.inc({ thread: 'main' }, stats.main)
+        }
+      }
+    })
+    new Gauge({ // eslint-disable-line no-new
+      name: 'doorsense_wal_checkpoint_main_max_seconds',
+      help: 'longest a WAL checkpoint remainder held the event loop (finished between requests when writes never pause)',
+      registers: [app.metrics],
+      collect () { this.set((app.storage.checkpoints?.mainMaxMs ?? 0) / 1000) }
     })
     await app.register(openApiPlugin, { version: APP_VERSION })
 

@@ -1,7 +1,10 @@
 import createError, { type FastifyErrorConstructor } from '@fastify/error'
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyRequest, FastifySchemaValidationError } from 'fastify'
+import FindMyWay from 'find-my-way'
 import { STATUS_CODES } from 'node:http'
+import { closestName } from './did-you-mean.js'
 import type { RequestLogging } from './logger.js'
+import { quoteInput } from './strict-input.js'
 
 /*
  * Every error a route can throw, by code (like fastify's FST_ERR_*). Handlers
@@ -14,6 +17,8 @@ export const UnauthorizedError: FastifyErrorConstructor = createError('DS_UNAUTH
 export const ForbiddenError: FastifyErrorConstructor = createError('DS_FORBIDDEN', '%s', 403)
 export const NotFoundError: FastifyErrorConstructor = createError('DS_NOT_FOUND', '%s', 404)
 export const ConflictError: FastifyErrorConstructor = createError('DS_CONFLICT', '%s', 409)
+export const DuplicateImportError: FastifyErrorConstructor = createError('DS_DUPLICATE_IMPORT', '%s', 409)
+export const IdempotencyKeyReusedError: FastifyErrorConstructor = createError('DS_IDEMPOTENCY_KEY_REUSED', '%s', 422)
 export const TrainingBusyError: FastifyErrorConstructor = createError('DS_TRAINING_BUSY', '%s', 409)
 export const TooFewSamplesError: FastifyErrorConstructor = createError('DS_TOO_FEW_SAMPLES', '%s', 400)
 export const CalibrationRefusedError: FastifyErrorConstructor = createError('DS_CALIBRATION_REFUSED', '%s', 400)
@@ -22,6 +27,21 @@ export const PayloadTooLargeError: FastifyErrorConstructor = createError('DS_PAY
 export const NoModelError: FastifyErrorConstructor = createError('DS_NO_MODEL', '%s', 503)
 export const OverloadedError: FastifyErrorConstructor = createError('DS_OVERLOADED', '%s', 503)
 export const UnavailableError: FastifyErrorConstructor = createError('DS_UNAVAILABLE', '%s', 503)
+export const StorageFullError: FastifyErrorConstructor = createError('DS_STORAGE_FULL', '%s', 507)
+
+/** What a 507 says: which limits can be full, that the write is gone, and what brings writing back. */
+export const STORAGE_FULL_MESSAGE = 'storage is full (the database reached STORAGE_MAX_MB or the disk has no room left): nothing of this request was stored; ' +
+  'reads still work, and writes resume once there is room (retention prunes old frames, POST /training/post/delete_samples removes samples, or raise STORAGE_MAX_MB)'
+
+/**
+ * Whether `err` is the database or the disk running out of room: better-sqlite3's
+ * SQLITE_FULL (max_page_count reached, or no disk space for the file or its
+ * write-ahead log) or a file write's ENOSPC.
+ */
+export function isStorageFull (err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return code === 'SQLITE_FULL' || code === 'ENOSPC'
+}
 
 /**
  * What a route tells the caller to do about an error code, appended to the
@@ -94,7 +114,9 @@ function statusOf (err: FastifyError): number {
 
 /** Installs the error and not-found handlers on the root instance. */
 export function installErrorHandlers (app: FastifyInstance): void {
-  app.setErrorHandler((err: FastifyError, request, reply) => {
+  app.setErrorHandler((thrown: FastifyError, request, reply) => {
+    // a full database is an answer (507), not a bug: no stack, and a message saying what to do
+    const err = isStorageFull(thrown) ? new StorageFullError(STORAGE_FULL_MESSAGE, { cause: thrown }) : thrown
     const body = toErrorBody(err, request)
     if (body.statusCode >= 500 && !isRefusal(err)) request.log.error({ err }, 'request failed')
     // a refused request (4xx, or a 503 such as "no model yet") is a request line, not a
@@ -110,8 +132,77 @@ export function installErrorHandlers (app: FastifyInstance): void {
     else if (body.statusCode === 503) reply.header('retry-after', String(RETRY_AFTER_S))
     return reply.code(body.statusCode).send(body)
   })
+  // every route's path and methods, to tell a wrong method (405) from an unknown path (404)
+  const routeTable = FindMyWay()
+  const methods = new Set<string>()
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      methods.add(method)
+      if (!routeTable.hasRoute(method as 'GET', route.url)) routeTable.on(method as 'GET', route.url, () => {})
+    }
+  })
   app.setNotFoundHandler((request, reply) => {
+    const allowed = [...methods].filter((method) => routeTable.find(method as 'GET', request.url) !== null)
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
+      const body: ErrorBody = {
+        statusCode: 405,
+        error: 'Method Not Allowed',
+        message: `${request.method} is not allowed on ${request.url.split('?')[0]}: it takes ${allowed.join(', ')}`,
+        code: 'DS_METHOD_NOT_ALLOWED'
+      }
+      return reply.code(405).header('allow', allowed.join(', ')).send(body)
+    }
     const body: ErrorBody = { statusCode: 404, error: 'Not Found', message: `no route ${request.method} ${request.url}`, code: 'DS_NOT_FOUND' }
     return reply.code(404).send(body)
   })
+}
+
+/** Most unknown fields one message names. */
+const MAX_UNKNOWN_NAMED = 5
+
+/** An ajv error with `verbose: true`: the value and the schema that refused it. */
+interface VerboseValidationError extends FastifySchemaValidationError {
+  data?: unknown
+  parentSchema?: { properties?: Record<string, unknown>, additionalProperties?: unknown }
+}
+
+/**
+ * The fields of an object its schema does not know, each with the known
+ * field it most likely meant: `"epoch" (did you mean "epochs"?)`, and the
+ * known ones listed when a field has no close match. Undefined when none.
+ */
+function unknownFieldsOf (data: unknown, schema: VerboseValidationError['parentSchema']): string | undefined {
+  if (schema?.additionalProperties !== false || data === null || typeof data !== 'object' || Array.isArray(data)) return undefined
+  const known = Object.keys(schema.properties ?? {})
+  const unknown = Object.keys(data).filter((key) => !Object.hasOwn(schema.properties ?? {}, key))
+  if (unknown.length === 0) return undefined
+  let unmatched = false
+  const named = unknown.slice(0, MAX_UNKNOWN_NAMED).map((key) => {
+    const meant = closestName(key, known)
+    if (meant === undefined) unmatched = true
+    return meant === undefined ? quoteInput(key) : `${quoteInput(key)} (did you mean "${meant}"?)`
+  })
+  if (unknown.length > MAX_UNKNOWN_NAMED) named.push(`and ${unknown.length - MAX_UNKNOWN_NAMED} more`)
+  const takes = unmatched ? `; it takes ${known.length === 0 ? 'no fields' : known.join(', ')}` : ''
+  return `unknown field${unknown.length === 1 ? '' : 's'} ${named.join(', ')}${takes}`
+}
+
+/**
+ * Fastify's `schemaErrorFormatter`: ajv's errors as one message, `body/ID
+ * must be <= 32767` as Fastify words them, except that unknown fields are
+ * named (with a "did you mean"), also beside a missing required field, since
+ * the one is often the other misspelt. Needs ajv's `verbose` (core/app.ts).
+ */
+export function formatValidationErrors (errors: FastifySchemaValidationError[], dataVar: string): Error {
+  const messages = errors.map((error) => {
+    const { data, parentSchema } = error as VerboseValidationError
+    const at = dataVar + (error.instancePath || '')
+    if (error.keyword === 'additionalProperties') {
+      return `${at} has ${unknownFieldsOf(data, parentSchema) ?? `unknown field ${quoteInput(error.params.additionalProperty)}`}`
+    }
+    const message = `${at} ${error.message ?? 'is not valid'}`
+    const unknown = error.keyword === 'required' ? unknownFieldsOf(data, parentSchema) : undefined
+    return unknown === undefined ? message : `${message}; it has ${unknown}`
+  })
+  return new Error(messages.join(', '))
 }

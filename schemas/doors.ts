@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DeviceId, Timestamp } from './common.js'
+import { DeviceId, DeviceIdInput, Timestamp } from './common.js'
 
 /** Where a door's calibration stands. */
 export const CalibrationStatus = Type.Unsafe<'idle' | 'capturing' | 'training' | 'ready' | 'failed'>({
@@ -88,7 +88,7 @@ export const DoorList = Type.Object({ doors: Type.Array(Door) }, { title: 'DoorL
 export type DoorList = Static<typeof DoorList>
 
 /** Path parameters of /doors/{id}/…. */
-export const DoorParams = Type.Object({ id: Type.Integer({ minimum: 0, maximum: 32767, description: 'the device ID' }) })
+export const DoorParams = Type.Object({ id: { ...DeviceIdInput, description: 'the door\'s device ID, 0..32767' } })
 export type DoorParams = Static<typeof DoorParams>
 
 /** POST /doors/{id}/calibration/capture body: label this door's next frames with `angle`. */

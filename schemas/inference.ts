@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DeviceId, Timestamp } from './common.js'
+import { DeviceId, DeviceIdInput, Timestamp } from './common.js'
 import type { PredictionBatch } from './model.js'
 
 /** Most frames one POST /ml/post/batch may carry. */
@@ -11,7 +11,7 @@ export const InferenceRequest = Type.Object({
     Type.String({ description: 'the original\'s stringified list "[n1, n2, …, n106]" (or a raw frame / CSI_DATA line)' }),
     Type.Array(Type.Number(), { description: '106 features (53 magnitudes, 53 phases), or a raw Pi / ESP32 frame' })
   ], { description: 'one CSI frame in any accepted encoding' }),
-  ID: Type.Optional(DeviceId)
+  ID: Type.Optional(DeviceIdInput)
 }, { title: 'InferenceRequest' })
 export type InferenceRequest = Static<typeof InferenceRequest>
 
@@ -41,13 +41,13 @@ export type InferenceResult = Static<typeof InferenceResult>
 
 /** POST /ml/post/batch body: many frames of one device (or of none) at once. */
 export const BatchRequest = Type.Object({
-  ID: Type.Optional(DeviceId),
+  ID: Type.Optional(DeviceIdInput),
   frames: Type.Array(Type.Unknown({ description: 'one frame in any accepted encoding: 106 numbers, a raw Pi (108) or ESP32 (128) frame, the stringified list, or a CSI_DATA line' }), {
     minItems: 1,
     maxItems: MAX_BATCH_FRAMES,
     description: `1..${MAX_BATCH_FRAMES} frames; a frame that cannot be read gets an error in its result, the others are still classified`
   })
-}, { title: 'BatchRequest' })
+}, { additionalProperties: false, title: 'BatchRequest' })
 export type BatchRequest = Static<typeof BatchRequest>
 
 /** One frame's result in a batch: the prediction, or `error` saying why the frame could not be read. */

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DeviceId, Timestamp } from './common.js'
+import { DeviceId, DeviceIdInput, printableText, Timestamp } from './common.js'
 
 /** Longest Pi name kept. */
 export const MAX_NAME_LENGTH = 64
@@ -12,8 +12,8 @@ export const MAX_FRAMES_PER_REQUEST = 4096
  * the route decodes such a string before validating it against this schema.
  */
 export const KeepAliveBody = Type.Object({
-  NAME: Type.String({ minLength: 1, maxLength: MAX_NAME_LENGTH, description: 'the Pi\'s name' }),
-  ID: DeviceId
+  NAME: printableText(MAX_NAME_LENGTH, 'the Pi\'s name: printable text, trimmed, 1..64 characters (control and bidirectional-control characters are refused)'),
+  ID: DeviceIdInput
 }, { title: 'KeepAliveBody', description: '{NAME, ID}, or the same object JSON-encoded as a string' })
 export type KeepAliveBody = Static<typeof KeepAliveBody>
 
@@ -57,9 +57,9 @@ export const EncodedFrame = Type.Unknown({
 
 /** POST /server/post/frames body. */
 export const FramesBody = Type.Object({
-  ID: DeviceId,
+  ID: DeviceIdInput,
   frames: Type.Array(EncodedFrame, { minItems: 1, maxItems: MAX_FRAMES_PER_REQUEST })
-}, { title: 'FramesBody' })
+}, { additionalProperties: false, title: 'FramesBody' })
 export type FramesBody = Static<typeof FramesBody>
 
 /** A frame that was not stored, and why. */

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DeviceId, Timestamp } from './common.js'
+import { DeviceId, DeviceIdInput, NullableDeviceIdInput, Timestamp } from './common.js'
 import { Evaluation, ModelKind, ModelVersionInfo, TrainingOptions, TrainingState } from './model.js'
 
 /** Where a stored labelled frame came from. */
@@ -24,7 +24,9 @@ export type LabelCount = Static<typeof LabelCount>
 export const ImportResult = Type.Object({
   imported: Type.Integer({ minimum: 0, description: 'samples stored' }),
   lines: Type.Integer({ minimum: 0, description: 'lines read, header included' }),
-  labels: Type.Array(LabelCount, { description: 'samples stored per angle' })
+  labels: Type.Array(LabelCount, { description: 'samples stored per angle' }),
+  importId: Type.Integer({ minimum: 1, description: 'this import\'s id (a 409 for the same content names it)' }),
+  contentSha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'sha256 of the CSV\'s lines, trimmed, blank lines left out: the same data is the same hash whatever its line endings' })
 })
 export type ImportResult = Static<typeof ImportResult>
 
@@ -32,13 +34,13 @@ export type ImportResult = Static<typeof ImportResult>
 export const SampleInput = Type.Object({
   angle: Angle,
   frame: Type.Unknown({ description: 'a frame in any accepted encoding: 106 features, the original "[n1, …]" string, a raw Pi frame (108 values) or a raw ESP32 buffer/CSI_DATA line (128 values)' }),
-  ID: Type.Optional(DeviceId)
+  ID: Type.Optional(DeviceIdInput)
 }, { additionalProperties: false })
 export type SampleInput = Static<typeof SampleInput>
 
 /** Body of POST /training/post/samples. */
 export const SamplesBody = Type.Object({
-  ID: Type.Optional(Type.Union([DeviceId], { description: 'device the frames came from (a sample\'s own ID wins)' })),
+  ID: Type.Optional({ ...DeviceIdInput, description: 'device the frames came from, 0..32767 (a sample\'s own ID wins)' }),
   samples: Type.Array(SampleInput, { minItems: 1 })
 }, { additionalProperties: false })
 export type SamplesBody = Static<typeof SamplesBody>
@@ -73,27 +75,46 @@ export type TrainAccepted = Static<typeof TrainAccepted>
 
 /** Body of POST /training/post/capture. */
 export const CaptureBody = Type.Object({
-  ID: DeviceId,
+  ID: DeviceIdInput,
   angle: Angle,
   seconds: Type.Number({ exclusiveMinimum: 0, maximum: 3600, description: 'how long the device\'s frames are labelled with `angle`' })
 }, { additionalProperties: false })
 export type CaptureBody = Static<typeof CaptureBody>
 
+/** How far a capture session is: open, or how it ended. */
+export const CaptureState = Type.Union([
+  Type.Literal('open'),
+  Type.Literal('finished'),
+  Type.Literal('cancelled'),
+  Type.Literal('interrupted')
+], { description: 'open = labelling frames now (also after a restart that resumed it); finished = its time ran out or its frames were stored; cancelled = ended early by a cancel; interrupted = the server was down when its time ran out (the frames stored until then are kept)' })
+export type CaptureState = Static<typeof CaptureState>
+
 /** A capture session and how far it got. */
 export const CaptureStatus = Type.Object({
   ID: DeviceId,
   angle: Type.Number(),
-  active: Type.Boolean(),
-  framesStored: Type.Integer({ minimum: 0 }),
+  active: Type.Boolean({ description: 'true while state is open' }),
+  state: CaptureState,
+  framesStored: Type.Integer({ minimum: 0, description: 'frames stored as samples (0 after a cancel that dropped them)' }),
   framesWanted: Type.Optional(Type.Integer({ minimum: 1, description: 'the session ends once this many frames are stored' })),
+  framesDropped: Type.Optional(Type.Integer({ minimum: 0, description: 'frames a cancel with keepFrames false deleted' })),
   secondsLeft: Type.Number({ minimum: 0 }),
   startedAt: Timestamp,
-  endsAt: Timestamp
+  endsAt: Timestamp,
+  resumedAt: Type.Optional(Type.String({ format: 'date-time', description: 'when a restart resumed it (frames sent while the server was down were not captured)' }))
 })
 export type CaptureStatus = Static<typeof CaptureStatus>
 
+/** Body of POST /training/post/cancel_capture. */
+export const CancelCaptureBody = Type.Object({
+  ID: DeviceIdInput,
+  keepFrames: Type.Optional(Type.Boolean({ default: true, description: 'keep the frames captured so far as samples (default), or false to delete them (a capture started by mistake)' }))
+}, { additionalProperties: false })
+export type CancelCaptureBody = Static<typeof CancelCaptureBody>
+
 /** Params naming a device. */
-export const DeviceParams = Type.Object({ id: DeviceId })
+export const DeviceParams = Type.Object({ id: DeviceIdInput })
 
 /** A count per device (null = no device given). */
 export const DeviceCount = Type.Object({ device: Type.Union([DeviceId, Type.Null()]), count: Type.Integer({ minimum: 0 }) })
@@ -117,7 +138,7 @@ export const DeleteSamplesBody = Type.Object({
   kind: Type.Optional(ModelKind),
   angle: Type.Optional(Angle),
   source: Type.Optional(SampleSource),
-  device: Type.Optional(Type.Union([DeviceId, Type.Null()], { description: 'a device ID, or null for samples stored without one' })),
+  device: Type.Optional({ ...NullableDeviceIdInput, description: 'a device ID 0..32767, or null for samples stored without one' }),
   all: Type.Optional(Type.Literal(true, { description: 'remove every sample of the kind' }))
 }, { additionalProperties: false })
 export type DeleteSamplesBody = Static<typeof DeleteSamplesBody>
@@ -130,7 +151,7 @@ export const DeleteSamplesResult = Type.Object({
 export type DeleteSamplesResult = Static<typeof DeleteSamplesResult>
 
 /** Query choosing a model kind. */
-export const KindQuery = Type.Object({ kind: Type.Optional(ModelKind) })
+export const KindQuery = Type.Object({ kind: Type.Optional(ModelKind) }, { additionalProperties: false })
 
 /** A model version name as the store writes it. */
 export const VersionName = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,79}$', description: 'a model version, e.g. csi-20251125-183700-123' })
@@ -149,7 +170,7 @@ export const ModelList = Type.Object({
 export type ModelList = Static<typeof ModelList>
 
 /** Query of GET /training/get/evaluation. */
-export const EvaluationQuery = Type.Object({ version: Type.Optional(VersionName) })
+export const EvaluationQuery = Type.Object({ version: Type.Optional(VersionName) }, { additionalProperties: false })
 
 /** A version's blocked hold-out evaluation. */
 export const EvaluationResponse = Type.Object({

@@ -53,18 +53,18 @@ test('keep_alive refuses bad bodies with a 4xx naming the problem, and stores no
   const app = await buildTestApp(t)
   const json = { 'content-type': 'application/json' }
   const cases: Array<{ body: unknown, headers?: Record<string, string>, status: number, message: RegExp }> = [
-    { body: { NAME: 'pi', ID: 'abc' }, status: 400, message: /body\/ID must be integer/ },
+    { body: { NAME: 'pi', ID: 'abc' }, status: 400, message: /body\/ID must be an integer 0\.\.32767 .*got "abc"$/ },
     { body: { NAME: 'pi', ID: 40000 }, status: 400, message: /body\/ID must be <= 32767/ },
     { body: { NAME: 'pi', ID: -1 }, status: 400, message: /body\/ID must be >= 0/ },
-    { body: { NAME: 'pi', ID: 2.5 }, status: 400, message: /body\/ID must be integer/ },
-    { body: { NAME: 'pi', ID: null }, status: 400, message: /body\/ID must be an integer 0\.\.32767, got null/ },
-    { body: { NAME: 'pi', ID: true }, status: 400, message: /body\/ID must be an integer 0\.\.32767, got true/ },
+    { body: { NAME: 'pi', ID: 2.5 }, status: 400, message: /body\/ID must be an integer .*got 2\.5$/ },
+    { body: { NAME: 'pi', ID: null }, status: 400, message: /body\/ID must be an integer 0\.\.32767 .*got null$/ },
+    { body: { NAME: 'pi', ID: true }, status: 400, message: /body\/ID must be an integer 0\.\.32767 .*got true$/ },
     { body: { NAME: 'pi' }, status: 400, message: /required property 'ID'/ },
     { body: { ID: 1 }, status: 400, message: /required property 'NAME'/ },
     { body: { NAME: '', ID: 1 }, status: 400, message: /body\/NAME must NOT have fewer than 1 characters/ },
-    { body: { NAME: null, ID: 1 }, status: 400, message: /body\/NAME must be a non-empty string of at most 64 characters, got null/ },
-    { body: { NAME: 123, ID: 1 }, status: 400, message: /body\/NAME must be a non-empty string .*got 123/ },
-    { body: { NAME: true, ID: 1 }, status: 400, message: /body\/NAME must be a non-empty string .*got true/ },
+    { body: { NAME: null, ID: 1 }, status: 400, message: /body\/NAME must be a string, got null/ },
+    { body: { NAME: 123, ID: 1 }, status: 400, message: /body\/NAME must be a string, got 123/ },
+    { body: { NAME: true, ID: 1 }, status: 400, message: /body\/NAME must be a string, got true/ },
     { body: { NAME: 'x'.repeat(65), ID: 1 }, status: 400, message: /body\/NAME must NOT have more than 64 characters/ },
     { body: [{ NAME: 'pi', ID: 1 }], status: 400, message: /body must be object/ },
     { body: JSON.stringify('not json {'), headers: json, status: 400, message: /body is a string but not a JSON-encoded \{"NAME", "ID"\} object/ },
@@ -203,9 +203,9 @@ test('a batch whose every frame is bad gets 400 DS_BAD_FRAME naming the problems
 test('frames refuses bad request bodies with a 400 naming the field, and stores nothing', async (t) => {
   const app = await buildTestApp(t)
   const cases: Array<{ body: unknown, message: RegExp }> = [
-    { body: { ID: 'abc', frames: [sessionRow] }, message: /body\/ID must be integer/ },
+    { body: { ID: 'abc', frames: [sessionRow] }, message: /body\/ID must be an integer 0\.\.32767 .*got "abc"$/ },
     { body: { ID: 40000, frames: [sessionRow] }, message: /body\/ID must be <= 32767/ },
-    { body: { ID: null, frames: [sessionRow] }, message: /body\/ID must be an integer 0\.\.32767, got null/ },
+    { body: { ID: null, frames: [sessionRow] }, message: /body\/ID must be an integer 0\.\.32767 .*got null$/ },
     { body: { frames: [sessionRow] }, message: /required property 'ID'/ },
     { body: { ID: 1 }, message: /required property 'frames'/ },
     { body: { ID: 1, frames: [] }, message: /body\/frames must NOT have fewer than 1 items/ },

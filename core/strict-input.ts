@@ -1,0 +1,104 @@
+/**
+ * The ajv keywords behind schemas/common.ts's `decimalInteger` and
+ * `printableText`: request fields checked as they arrived, before ajv's type
+ * coercion gets to read "0x10" as 16 or keep a NUL in a name, then handed on
+ * normalised (a number, a trimmed string). Given to Fastify's ajv in
+ * core/app.ts; a schema using a keyword no one registered fails to compile
+ * (ajv's strict mode), so the app cannot start with a check missing.
+ */
+import type { Plugin, SchemaValidateFunction } from 'ajv'
+import { DECIMAL_INTEGER_KEYWORD, PRINTABLE_TEXT_KEYWORD, type DecimalIntegerRange } from '../schemas/common.js'
+
+/** A value that passed, normalised, or why it did not (an ajv-style message: "must …"). */
+export type Checked<T> = { ok: true, value: T } | { ok: false, problem: string }
+
+/** Decimal digits only: no sign, space, exponent, hex, fraction; 15 at most, so the number is exact. */
+const DECIMAL_DIGITS = /^[0-9]{1,15}$/
+
+/** How a field of {@link DECIMAL_INTEGER_KEYWORD} reads `value`. */
+export function checkDecimalInteger (value: unknown, range: DecimalIntegerRange): Checked<number | null> {
+  if (value === null && range.nullable === true) return { ok: true, value: null }
+  const number = typeof value === 'number' ? value : typeof value === 'string' && DECIMAL_DIGITS.test(value) ? Number(value) : undefined
+  if (number === undefined || !Number.isInteger(number)) {
+    const forms = `a JSON number, or its decimal digits in a string such as "7"${range.nullable === true ? ', or null' : ''}`
+    return { ok: false, problem: `must be an integer ${range.minimum}..${range.maximum} (${forms}), got ${quoteInput(value)}` }
+  }
+  if (number < range.minimum) return { ok: false, problem: `must be >= ${range.minimum}, got ${quoteInput(value)}` }
+  if (number > range.maximum) return { ok: false, problem: `must be <= ${range.maximum}, got ${quoteInput(value)}` }
+  return { ok: true, value: number }
+}
+
+/**
+ * What a name may not hold: C0/C1 controls and DEL, bidirectional-text
+ * controls (embeddings, overrides, isolates, marks), line/paragraph
+ * separators, lone surrogates. See schemas/common.ts `printableText`.
+ */
+const NOT_PRINTABLE = /[\p{Cc}\p{Bidi_Control}\p{Zl}\p{Zp}\p{Cs}]/u
+
+/** What a character refused by {@link NOT_PRINTABLE} is, in words. */
+function kindOf (character: string): string {
+  if (/\p{Cc}/u.test(character)) return 'a control character'
+  if (/\p{Bidi_Control}/u.test(character)) return 'a bidirectional-text control'
+  if (/\p{Cs}/u.test(character)) return 'half of a surrogate pair'
+  return 'a line or paragraph separator'
+}
+
+/** `U+202E`: how a message names a character without showing it. */
+function codePointOf (character: string): string {
+  return `U+${(character.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`
+}
+
+/** How a field of {@link PRINTABLE_TEXT_KEYWORD} reads `value`: trimmed; the bad character is named, never echoed. */
+export function checkPrintableText (value: unknown): Checked<string> {
+  if (typeof value !== 'string') return { ok: false, problem: `must be a string, got ${quoteInput(value)}` }
+  const text = value.trim()
+  const bad = NOT_PRINTABLE.exec(text)
+  if (bad) {
+    const position = [...text.slice(0, bad.index)].length + 1
+    return { ok: false, problem: `must be printable text: character ${position} is ${codePointOf(bad[0])}, ${kindOf(bad[0])}` }
+  }
+  return { ok: true, value: text }
+}
+
+/** Characters JSON.stringify leaves as they are but a message must not carry: C1 controls, bidi controls, separators. */
+const UNSAFE_IN_MESSAGE = /[\u0080-\u009f\p{Bidi_Control}\p{Zl}\p{Zp}]/gu
+
+/**
+ * A request value as a message quotes it: JSON, cut to `maxLength`
+ * characters, with every character that could garble the message escaped.
+ * Never throws (a cycle or a value too deep is named by its type).
+ */
+export function quoteInput (value: unknown, maxLength = 40): string {
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch {
+    text = undefined
+  }
+  if (text === undefined) text = Array.isArray(value) ? 'an array' : typeof value === 'object' && value !== null ? 'an object' : String(value)
+  if (text.length > maxLength) text = `${text.slice(0, maxLength)}…`
+  return text.replace(UNSAFE_IN_MESSAGE, (character) => `\\u${(character.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`)
+}
+
+/** An ajv keyword that runs `check` on the raw value, replaces it by the normalised one, or fails with the problem. */
+function keyword<S> (ajv: Parameters<Plugin<unknown>>[0], name: string, schemaType: 'object' | 'boolean', check: (value: unknown, schema: S) => Checked<unknown>): void {
+  const validate: SchemaValidateFunction = (schema: S, data: unknown, _parentSchema, context) => {
+    const checked = check(data, schema)
+    if (!checked.ok) {
+      validate.errors = [{ keyword: name, message: checked.problem, params: {} }]
+      return false
+    }
+    // a field always has a parent here (a body, query or params object): write the normalised value back
+    if (context !== undefined && checked.value !== data) context.parentData[context.parentDataProperty] = checked.value
+    return true
+  }
+  // before `allOf`: its `type` would coerce the value first
+  ajv.addKeyword({ keyword: name, schemaType, modifying: true, errors: true, before: 'allOf', validate })
+}
+
+/** The ajv plugin (Fastify's `ajv.plugins`) that defines both keywords. */
+export const strictInputKeywords: Plugin<unknown> = (ajv) => {
+  keyword<DecimalIntegerRange>(ajv, DECIMAL_INTEGER_KEYWORD, 'object', checkDecimalInteger)
+  keyword<true>(ajv, PRINTABLE_TEXT_KEYWORD, 'boolean', (value) => checkPrintableText(value))
+  return ajv
+}
