@@ -12,6 +12,7 @@
  * still decodes each line once, with the server's own parser, to skip lines
  * the server would refuse (boot messages, torn serial lines).
  */
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseFrame } from '../domain/frames.js'
 import { MAX_FRAMES_PER_REQUEST } from '../schemas/rpi-servers.js'
@@ -76,6 +77,16 @@ const SKIPPED_LINES_LOGGED = 3
 /** Distinct skip reasons remembered for the summary. */
 const SKIP_REASONS_KEPT = 5
 
+/**
+ * A batch as sent: its frames and the Idempotency-Key made when it was
+ * formed. A retry sends the same frames with the same key, so the server
+ * stores a batch whose answer was lost only once.
+ */
+interface Batch {
+  frames: string[]
+  key: string
+}
+
 /** Wakes the sender when frames arrive or input ends; one waiter at a time. */
 class Doorbell {
   private waiter: (() => void) | undefined
@@ -119,6 +130,8 @@ export class Agent {
   private readonly roomWaiters: Array<() => void> = []
   /** Aborted when the agent stops for good: cancels calls in flight and backoff sleeps. */
   private readonly halt = new AbortController()
+  /** The batch the server did not take, kept whole with its key for the next attempt (its frames count against the queue's capacity). */
+  private retrying: Batch | undefined
   private pumping: Promise<void> | undefined
   private keepAliveTimer: NodeJS.Timeout | undefined
   private keepAliveInFlight: Promise<void> | undefined
@@ -175,10 +188,12 @@ export class Agent {
       this.skip(frame, (err as Error).message)
       return
     }
-    if (this.queue.full && !this.dropsLogged) {
+    if (this.held >= this.queue.capacity && !this.dropsLogged) {
       this.dropsLogged = true
       this.log(`queue full (${this.queue.capacity} frames): dropping the oldest frames until the server takes them`)
     }
+    // the batch waiting for its retry holds the oldest frames: it goes first, whole (a part of it would be another batch)
+    if (this.retrying && this.held >= this.queue.capacity) this.dropRetrying()
     if (this.queue.length === 0) this.waitingSince = Date.now()
     this.queue.push(frame)
     // wake the sender only when it has something new to do: a first frame, or a full batch
@@ -199,7 +214,18 @@ export class Agent {
 
   /** Frames waiting to be sent (not counting a batch in flight). */
   get queued (): number {
-    return this.queue.length
+    return this.held
+  }
+
+  /** Frames held: the queue and a batch waiting for its retry. */
+  private get held (): number {
+    return this.queue.length + (this.retrying?.frames.length ?? 0)
+  }
+
+  private dropRetrying (): void {
+    if (!this.retrying) return
+    this.queue.dropped += this.retrying.frames.length
+    this.retrying = undefined
   }
 
   /** The counts so far. */
@@ -270,6 +296,12 @@ export class Agent {
   /** The sender: one batch in flight at a time, so batches arrive in input order. */
   private async pump (): Promise<void> {
     while (!this.halt.signal.aborted) {
+      if (this.retrying) {
+        const batch = this.retrying
+        this.retrying = undefined
+        await this.deliver(batch)
+        continue
+      }
       if (this.queue.length === 0) {
         if (this.ending) return
         await this.doorbell.wait()
@@ -282,18 +314,20 @@ export class Agent {
           continue
         }
       }
-      const batch = this.queue.take(this.batchLimit)
+      const batch = { frames: this.queue.take(this.batchLimit), key: randomUUID() }
       this.waitingSince = Date.now()
       this.releaseRoomWaiters()
       await this.deliver(batch)
     }
     // stopped before the queue emptied: the final flush ran out of time
-    this.abandoned = this.queue.take(this.queue.length).length
-    this.queue.dropped += this.abandoned
+    this.abandoned = this.held
+    this.dropRetrying()
+    this.queue.dropped += this.queue.take(this.queue.length).length
   }
 
-  private async deliver (batch: string[]): Promise<void> {
-    const outcome: Delivery = await this.transport.send(batch, this.halt.signal)
+  private async deliver (sent: Batch): Promise<void> {
+    const batch = sent.frames
+    const outcome: Delivery = await this.transport.send(batch, this.halt.signal, sent.key)
     switch (outcome.kind) {
       case 'stored':
         this.recovered()
@@ -315,10 +349,11 @@ export class Agent {
         }
         this.batchLimit = Math.ceil(batch.length / 2)
         this.log(`server refused a batch of ${batch.length} frames as too large: sending at most ${this.batchLimit} per request`)
+        // nothing of it was stored: its frames form new batches, with new keys
         this.queue.unshift(batch)
         return
       case 'retry':
-        await this.retryLater(batch, outcome.reason, outcome.retryAfterMs)
+        await this.retryLater(sent, outcome.reason, outcome.retryAfterMs)
     }
   }
 
@@ -334,12 +369,13 @@ export class Agent {
     this.onResults?.(batch.map(() => ({ error: reason })))
   }
 
-  /** The server did not take `batch`: back to the front of the queue, and wait before the next try. */
-  private async retryLater (batch: string[], reason: string, retryAfterMs = 0): Promise<void> {
-    if (this.halt.signal.aborted) {
-      this.queue.unshift(batch)
-      return
-    }
+  /**
+   * The server did not take `batch` (or took it and the answer was lost): it
+   * is kept whole, with its key, to be sent again first after the wait.
+   */
+  private async retryLater (batch: Batch, reason: string, retryAfterMs = 0): Promise<void> {
+    this.hold(batch)
+    if (this.halt.signal.aborted) return
     if (this.failures === 0) this.outageStartedAt = Date.now()
     const delay = Math.max(retryAfterMs, backoffDelay(this.failures, this.backoff, this.random))
     if (this.failures === 0) {
@@ -347,8 +383,6 @@ export class Agent {
     }
     this.failures++
     this.counts.retries++
-    // frames wait in the queue, where a full queue drops the oldest first; none of them was stored
-    this.queue.unshift(batch)
     // while the server is away, inputs must not wait for room (see room())
     this.releaseRoomWaiters()
     try {
@@ -356,6 +390,15 @@ export class Agent {
     } catch {
       // halted: pump() sees the aborted signal and stops
     }
+  }
+
+  /** Keeps `batch` for its retry if it fits beside the queue; else it is the oldest and is dropped, as a full queue drops. */
+  private hold (batch: Batch): void {
+    if (this.queue.length + batch.frames.length > this.queue.capacity) {
+      this.queue.dropped += batch.frames.length
+      return
+    }
+    this.retrying = batch
   }
 
   private recovered (): void {

@@ -29,8 +29,13 @@ export type Delivery =
 export interface AgentTransport {
   /** Tells the server this Pi is alive; rejects when that failed. */
   keepAlive (signal: AbortSignal): Promise<void>
-  /** Hands over a batch of frames (raw lines); never rejects: failures are a `retry` or `refused` Delivery. */
-  send (frames: string[], signal: AbortSignal): Promise<Delivery>
+  /**
+   * Hands over a batch of frames (raw lines); never rejects: failures are a
+   * `retry` or `refused` Delivery. `idempotencyKey` names the batch: the same
+   * on every retry of it, so a batch the server stored but whose answer was
+   * lost is not stored twice.
+   */
+  send (frames: string[], signal: AbortSignal, idempotencyKey?: string): Promise<Delivery>
 }
 
 /** Where and as whom the agent calls the server. */
@@ -71,11 +76,13 @@ export class HttpTransport implements AgentTransport {
     if (!response.ok) throw new Error(`keep-alive answered ${response.status}: ${messageOf(error)}`)
   }
 
-  async send (frames: string[], signal: AbortSignal): Promise<Delivery> {
+  async send (frames: string[], signal: AbortSignal, idempotencyKey?: string): Promise<Delivery> {
+    const params = idempotencyKey === undefined ? {} : { header: { 'Idempotency-Key': idempotencyKey } }
     try {
       if (this.options.infer) {
         const { data, error, response } = await this.client.POST('/ml/post/batch', {
           body: { ID: this.options.id, frames },
+          params,
           signal: this.callSignal(signal)
         })
         if (!data) return failed(response, error)
@@ -85,6 +92,7 @@ export class HttpTransport implements AgentTransport {
       }
       const { data, error, response } = await this.client.POST('/server/post/frames', {
         body: { ID: this.options.id, frames },
+        params,
         signal: this.callSignal(signal)
       })
       if (!data) return failed(response, error)
@@ -92,8 +100,8 @@ export class HttpTransport implements AgentTransport {
     } catch (err) {
       // a 2xx whose body is not JSON: not a doorsense answer, and sending again could store twice
       if (err instanceof SyntaxError) return { kind: 'refused', status: 0, reason: `the server answered with a body that is not JSON (${err.message}): is --server a doorsense server?` }
-      // no answer at all: refused connection, reset, timeout. The frames route stores a batch in
-      // one transaction and answers right after, so an unanswered batch is almost always unstored.
+      // no answer at all: refused connection, reset, timeout. The batch may have been stored (the
+      // answer lost on the way): the retry carries the same Idempotency-Key, so it is not stored twice.
       return { kind: 'retry', reason: describeNetworkError(err, this.options.timeoutMs) }
     }
   }

@@ -20,7 +20,18 @@ export const TRAINING_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX training_samples_by_kind ON training_samples (kind, id);`,
   // a door's calibration: its samples of one source, counted per angle
-  'CREATE INDEX training_samples_by_device ON training_samples (device, source, kind, angle)'
+  'CREATE INDEX training_samples_by_device ON training_samples (device, source, kind, angle)',
+  // one row per CSV import, with the hash of its content: the same file twice for one device is refused
+  `CREATE TABLE training_imports (
+    id INTEGER PRIMARY KEY,
+    device INTEGER,
+    content_sha256 TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    imported_at TEXT NOT NULL
+  );
+  CREATE INDEX training_imports_by_content ON training_imports (content_sha256, device);
+  ALTER TABLE training_samples ADD COLUMN import_id INTEGER;
+  CREATE INDEX training_samples_by_import ON training_samples (import_id) WHERE import_id IS NOT NULL;`
 ]
 
 /** A sample to store. */
@@ -36,7 +47,20 @@ export interface NewSample {
 export interface SampleFilter {
   angle?: number
   source?: SampleSource
+  /** Any of these sources. */
+  sources?: readonly SampleSource[]
   device?: number | null
+  /** Only samples stored after the one with this id (see {@link SampleStore.lastId}). */
+  afterId?: number
+}
+
+/** An earlier CSV import, as the duplicate check names it. */
+export interface ImportRecord {
+  id: number
+  device: number | null
+  contentSha256: string
+  rows: number
+  importedAt: string
 }
 
 /** Rows of one kind in insertion order, as a training run takes them. */
@@ -72,6 +96,41 @@ export class SampleStore {
   }
 
   /**
+   * Stores the samples of one CSV import and the import itself (content hash,
+   * device, row count) in one transaction, unless the same content is stored
+   * for the device already and `allowDuplicate` is not set (checked in the
+   * same transaction, so two importers cannot both pass it).
+   * @returns the new import's id, or the earlier import it duplicates (nothing stored then)
+   */
+  insertImport (samples: readonly NewSample[], contentSha256: string, device: number | null, options: { allowDuplicate?: boolean, at?: Date } = {}): { importId: number } | { duplicateOf: ImportRecord } {
+    const importedAt = (options.at ?? new Date()).toISOString()
+    const statement = this.#db.prepare('INSERT INTO training_samples (kind, angle, features, device, source, recorded_at, import_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    // immediate: the duplicate check and the write see the same database
+    return this.#db.transaction(() => {
+      const earlier = options.allowDuplicate ? undefined : this.earlierImport(contentSha256, device)
+      if (earlier) return { duplicateOf: earlier }
+      const importId = Number(this.#db.prepare('INSERT INTO training_imports (device, content_sha256, rows, imported_at) VALUES (?, ?, ?, ?)')
+        .run(device, contentSha256, samples.length, importedAt).lastInsertRowid)
+      for (const sample of samples) {
+        statement.run(sample.kind, sample.angle, blobOf(sample.features), sample.device ?? null, sample.source, importedAt, importId)
+      }
+      return { importId }
+    }).immediate()
+  }
+
+  /**
+   * The latest import of the same content for the same device (null = none)
+   * whose samples are still (at least partly) stored: one deleted since does
+   * not count.
+   */
+  earlierImport (contentSha256: string, device: number | null): ImportRecord | undefined {
+    const row = this.#db.prepare(`SELECT id, device, content_sha256 AS contentSha256, rows, imported_at AS importedAt FROM training_imports i
+      WHERE content_sha256 = ? AND device IS ? AND EXISTS (SELECT 1 FROM training_samples WHERE import_id = i.id)
+      ORDER BY id DESC LIMIT 1`).get(contentSha256, device) as ImportRecord | undefined
+    return row
+  }
+
+  /**
    * All samples of a kind, oldest first. The rows are views into one buffer:
    * one allocation instead of one per row keeps this read short (it runs on
    * the event loop when a training starts).
@@ -94,6 +153,17 @@ export class SampleStore {
       offset += blob.byteLength
     }
     return { kind, features, angles }
+  }
+
+  /** The id of the newest sample (0 when there is none): later samples have higher ids. */
+  lastId (): number {
+    return (this.#db.prepare('SELECT COALESCE(MAX(id), 0) AS id FROM training_samples').get() as { id: number }).id
+  }
+
+  /** How many samples of a kind match every given filter. */
+  countWhere (kind: ModelKind, filter: SampleFilter): number {
+    const { where, values } = whereOf(kind, filter)
+    return (this.#db.prepare(`SELECT COUNT(*) AS n FROM training_samples WHERE ${where}`).get(...values) as { n: number }).n
   }
 
   /** How many samples of a kind are stored. */
@@ -144,6 +214,8 @@ function whereOf (kind: ModelKind, filter: SampleFilter): { where: string, value
   const values: Array<string | number> = [kind]
   if (filter.angle !== undefined) { clauses.push('angle = ?'); values.push(filter.angle) }
   if (filter.source !== undefined) { clauses.push('source = ?'); values.push(filter.source) }
+  if (filter.sources !== undefined) { clauses.push(`source IN (${filter.sources.map(() => '?').join(', ') || 'NULL'})`); values.push(...filter.sources) }
+  if (filter.afterId !== undefined) { clauses.push('id > ?'); values.push(filter.afterId) }
   if (filter.device === null) clauses.push('device IS NULL')
   else if (filter.device !== undefined) { clauses.push('device = ?'); values.push(filter.device) }
   return { where: clauses.join(' AND '), values }

@@ -1,9 +1,12 @@
 import type { FastifyError } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { DEVICE_SECURITY } from '../../core/auth.js'
 import { BadFrameError, NoModelError, NotFoundError } from '../../core/errors.js'
+import { checkIdempotencyKey, keyedRequestOf, replyFormat, sendReplay, type AnswerFormat, type KeyedRequest, type StoredAnswer } from '../../core/idempotency.js'
 import { FrameError, parseFrame } from '../../domain/frames.js'
 import { errorResponses } from '../../schemas/common.js'
+import { IdempotencyHeaders, idempotencyResponses } from '../../schemas/idempotency.js'
 import type { ClassifiedFrames } from '../../schemas/inference.js'
 import {
   BatchRequest, BatchResponse, DoorStateList, InferenceRequest, InferenceResult, MAX_BATCH_FRAMES,
@@ -44,10 +47,50 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRouteOptions> =
     try {
       return { classified: await pending, captured }
     } catch (err) {
-      if (captured > 0 && (err as FastifyError).code === 'DS_NO_MODEL') {
-        throw new NoModelError(`${(err as Error).message} (the ${captured} frame(s) were stored as labelled samples of the open capture session)`)
+      throw sayWhatWasCaptured(err, captured)
+    }
+  }
+
+  /** A 503 "no model" after frames were captured says they were stored all the same. */
+  function sayWhatWasCaptured (err: unknown, captured: number): unknown {
+    if (captured > 0 && (err as FastifyError).code === 'DS_NO_MODEL') {
+      return new NoModelError(`${(err as Error).message} (the ${captured} frame(s) were stored as labelled samples of the open capture session)`)
+    }
+    return err
+  }
+
+  /**
+   * {@link classifyAndCapture} under an Idempotency-Key: the capture commits
+   * in one transaction with the key, and the answer is recorded once the
+   * model gave it. A repeat gets that answer; one that comes while the first
+   * is still being classified waits for it; one whose first attempt wrote but
+   * never answered (a crash, no model) is classified again without capturing.
+   */
+  async function classifyAndCaptureOnce<T> (keyed: KeyedRequest, format: AnswerFormat, frames: Float32Array[], device: number | undefined, answer: (classified: ClassifiedFrames, captured: number) => T): Promise<{ body: T } | { replay: StoredAnswer }> {
+    const store = app.idempotency.store
+    for (;;) {
+      let pending: Promise<ClassifiedFrames> | undefined
+      const begun = store.begin(keyed, () => {
+        pending = app.inference.classify(frames, device)
+        pending.catch(() => {}) // awaited below, or answered by the error that rolls the claim back
+        return { captured: device === undefined ? 0 : app.captures.record(device, frames, 'inference') }
+      })
+      if (begun.kind === 'replay') return { replay: begun.answer }
+      if (begun.kind === 'wait') {
+        await begun.settled
+        continue
       }
-      throw err
+      const { captured } = begun.partial
+      try {
+        const classified = await (begun.resumed ? app.inference.classify(frames, device) : pending as Promise<ClassifiedFrames>)
+        const body = answer(classified, captured)
+        store.finish(keyed, body, format)
+        return { body }
+      } catch (err) {
+        // nothing captured: forget the key, so a retry starts afresh (a capture may have opened since)
+        store.abandon(keyed, captured === 0)
+        throw sayWhatWasCaptured(err, captured)
+      }
     }
   }
 
@@ -56,6 +99,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRouteOptions> =
     onRequest: app.requireDevice,
     schema: {
       summary: 'Classify one frame (legacy)',
+      security: DEVICE_SECURITY,
       description: 'The original Pis\' route: one frame as `payload` (the stringified list they send, or a JSON array), optional `ID`. Goes through the micro-batcher; 503 while no model is active.',
       tags: ['ml'],
       body: InferenceRequest,
@@ -88,15 +132,20 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRouteOptions> =
     config: { errorHints: NO_MODEL_HINT },
     onRequest: app.requireDevice,
     bodyLimit: Math.max(app.config.BODY_LIMIT, BATCH_BODY_LIMIT),
+    preValidation: checkIdempotencyKey,
     schema: {
       summary: 'Classify many frames',
-      description: `Up to ${MAX_BATCH_FRAMES} frames in any accepted encoding, one result per frame in order. A frame that cannot be read gets \`error\` in its result and the others are still classified; 400 only when none can be read.`,
+      security: DEVICE_SECURITY,
+      description: `Up to ${MAX_BATCH_FRAMES} frames in any accepted encoding, one result per frame in order. A frame that cannot be read gets \`error\` in its result and the others are still classified; 400 only when none can be read. ` +
+        'With an `Idempotency-Key` a retry gets the first answer again: the frames are neither classified (the door state) nor captured twice.',
       tags: ['ml'],
+      headers: IdempotencyHeaders,
       body: BatchRequest,
-      response: { 200: BatchResponse, ...errorResponses }
+      response: { 200: BatchResponse, ...errorResponses, ...idempotencyResponses }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const { frames: inputs, ID: device } = request.body
+    const keyed = keyedRequestOf(request, device)
     const results: BatchFrameResult[] = new Array(inputs.length)
     const frames: Float32Array[] = []
     // positions of the readable frames, only needed once a frame was rejected
@@ -113,18 +162,25 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRouteOptions> =
       }
     }
     if (frames.length === 0) throw new BadFrameError(`none of the ${inputs.length} frames could be read; ${results[0].error}`)
-    const { classified, captured } = await classifyAndCapture(frames, device)
-    const { predictions } = classified
-    for (let k = 0; k < predictions.length; k++) results[positions ? positions[k] : k] = predictions[k]
-    return {
-      version: classified.version,
-      labels: classified.labels,
-      device,
-      accepted: frames.length,
-      rejected: inputs.length - frames.length,
-      captured,
-      results
+    const answer = (classified: ClassifiedFrames, captured: number) => {
+      const { predictions } = classified
+      for (let k = 0; k < predictions.length; k++) results[positions ? positions[k] : k] = predictions[k]
+      return {
+        version: classified.version,
+        labels: classified.labels,
+        device,
+        accepted: frames.length,
+        rejected: inputs.length - frames.length,
+        captured,
+        results
+      }
     }
+    if (!keyed) {
+      const { classified, captured } = await classifyAndCapture(frames, device)
+      return answer(classified, captured)
+    }
+    const once = await classifyAndCaptureOnce(keyed, replyFormat(reply), frames, device, answer)
+    return 'replay' in once ? sendReplay(reply, once.replay) : once.body
   })
 
   app.get('/ml/get/inference_results', {

@@ -1,8 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
+import { DEVICE_SECURITY } from '../../core/auth.js'
 import { BadRequestError } from '../../core/errors.js'
-import { describeValue } from '../../domain/describe.js'
+import { answerOnce, checkIdempotencyKey, keyedRequestOf } from '../../core/idempotency.js'
 import { errorResponses } from '../../schemas/common.js'
+import { IdempotencyHeaders, idempotencyResponses } from '../../schemas/idempotency.js'
 import {
   FramesBody, FramesReceipt, KeepAliveBody, KnownDeviceList, LiveDevice, LiveDeviceList
 } from '../../schemas/rpi-servers.js'
@@ -16,7 +18,7 @@ export interface RpiServerRouteOptions {
 }
 
 const tags = ['rpi-servers']
-const device = [{ device: [] }]
+const device = DEVICE_SECURITY
 
 /**
  * The original accepted the keep-alive object JSON-encoded as a string (a Pi
@@ -37,25 +39,6 @@ async function decodeStringBody (request: FastifyRequest): Promise<void> {
   request.body = decoded
 }
 
-/**
- * ajv runs with coerceTypes, which turns an ID of null into 0 and true into 1
- * (a broken Pi would pose as device 0) and a NAME of 123 or true into a string.
- * Refuse those before the schema coerces them; an ID sent as a numeric string
- * stays accepted, as the original took it.
- */
-async function refuseCoercibleFields (request: FastifyRequest): Promise<void> {
-  const body = request.body
-  if (body === null || typeof body !== 'object') return
-  if ('ID' in body) {
-    const id = (body as { ID: unknown }).ID
-    if (id === null || typeof id === 'boolean') throw new BadRequestError(`body/ID must be an integer 0..32767, got ${String(id)}`)
-  }
-  if ('NAME' in body) {
-    const name = (body as { NAME: unknown }).NAME
-    if (typeof name !== 'string') throw new BadRequestError(`body/NAME must be a non-empty string of at most 64 characters, got ${describeValue(name)}`)
-  }
-}
-
 /** Keep-alives, the live list, the known list, and frame ingest. */
 export const rpiServerRoutes: FastifyPluginAsyncTypebox<RpiServerRouteOptions> = async (app, { registry, ingest, bodyLimit }) => {
   // these bodies are JSON: a text/plain body gets 415
@@ -63,7 +46,8 @@ export const rpiServerRoutes: FastifyPluginAsyncTypebox<RpiServerRouteOptions> =
 
   app.post('/server/post/keep_alive', {
     onRequest: app.requireDevice,
-    preValidation: [decodeStringBody, refuseCoercibleFields],
+    // ID and NAME are checked as sent, before ajv's coercion (schemas/common.ts decimalInteger, printableText)
+    preValidation: decodeStringBody,
     schema: {
       tags,
       summary: 'A Pi says it is alive; its address is recorded (legacy)',
@@ -95,14 +79,17 @@ export const rpiServerRoutes: FastifyPluginAsyncTypebox<RpiServerRouteOptions> =
 
   app.post('/server/post/frames', {
     onRequest: app.requireDevice,
-    preValidation: refuseCoercibleFields,
+    preValidation: checkIdempotencyKey,
     bodyLimit,
     schema: {
       tags,
       summary: 'A batch of a Pi\'s frames, any accepted encoding; bad frames are rejected one by one',
       security: device,
+      description: 'With an `Idempotency-Key` header (the agent sends one per batch) a retry of a batch whose answer was lost gets that answer again and stores nothing.',
+      headers: IdempotencyHeaders,
       body: FramesBody,
-      response: { 200: FramesReceipt, ...errorResponses }
+      response: { 200: FramesReceipt, ...errorResponses, ...idempotencyResponses }
     }
-  }, async (request) => ingest.ingest(request.body.ID, request.body.frames, request.ip))
+  }, async (request, reply) => answerOnce(reply, keyedRequestOf(request, request.body.ID),
+    () => ingest.ingest(request.body.ID, request.body.frames, request.ip)))
 }

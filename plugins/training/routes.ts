@@ -4,19 +4,21 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
-import { BadFrameError, BadRequestError, NotFoundError, PayloadTooLargeError } from '../../core/errors.js'
+import { BadFrameError, BadRequestError, ConflictError, NotFoundError, PayloadTooLargeError } from '../../core/errors.js'
+import { answerOnce, checkIdempotencyKey, keyedRequestOf } from '../../core/idempotency.js'
 import { FrameError, parseFrame } from '../../domain/frames.js'
-import { DeviceId, errorResponses } from '../../schemas/common.js'
+import { DeviceIdInput, errorResponses } from '../../schemas/common.js'
+import { IdempotencyHeaders, idempotencyResponses } from '../../schemas/idempotency.js'
 import { ModelVersionInfo, TrainingProgress, type ModelKind } from '../../schemas/model.js'
 import {
-  ActivateBody, CaptureBody, CaptureStatus, DatasetSummary, DeleteSamplesBody, DeleteSamplesResult, DeviceParams, EvaluationQuery, EvaluationResponse, ImportResult,
+  ActivateBody, CancelCaptureBody, CaptureBody, CaptureStatus, DatasetSummary, DeleteSamplesBody, DeleteSamplesResult, DeviceParams, EvaluationQuery, EvaluationResponse, ImportResult,
   KindQuery, ModelList, SamplesBody, SamplesResult, TrainAccepted, TrainBody, VersionParams
 } from '../../schemas/training.js'
 import type { CaptureSessions } from './capture-sessions.js'
 import { legacyCsiRows, legacyRssiRows } from './legacy-data.js'
 import { currentProgress, type ProgressStreams } from './progress-streams.js'
 import { labelCounts, type NewSample, type SampleStore, type StoredTrainingSet } from '../../ml/sample-store.js'
-import { importSessionCsv } from '../../ml/session-import.js'
+import { readSessionUpload, storeSessionUpload } from '../../ml/session-import.js'
 
 export interface TrainingRouteOptions {
   samples: SampleStore
@@ -30,6 +32,9 @@ const admin = [{ admin: [] }]
 /** The files of a version that can be downloaded, and their types. */
 const MODEL_FILES = { 'model.json': 'application/json; charset=utf-8', 'weights.bin': 'application/octet-stream', 'meta.json': 'application/json; charset=utf-8' } as const
 const ModelFile = Type.Unknown({ description: 'the file as stored' })
+const ModelWeights = Type.String({ format: 'binary', description: 'the weights as stored' })
+/** The import's body, for the document only: the CSV is streamed to the handler, never validated as a whole. */
+const SessionCsvText = Type.String({ description: 'the session CSV: header `Label,CH6_mag,…,CH58_phase` (107 columns), one labelled frame a line' })
 
 /**
  * The training routes: samples in (CSV import, JSON samples, legacy DATA,
@@ -46,39 +51,57 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
 
   app.post('/training/post/import', {
     onRequest: app.requireAdmin,
+    // a body schema here would validate the stream itself: the document alone is given one
+    config: {
+      swaggerTransform: ({ schema, url }) => ({ schema: { ...schema, body: SessionCsvText }, url }),
+      errorHints: { DS_DUPLICATE_IMPORT: 'to import the same content again on purpose, add ?duplicate=allow' }
+    },
+    preValidation: checkIdempotencyKey,
     schema: {
       tags,
       summary: 'Imports labelled frames from a session CSV (admin)',
-      description: 'Body: `text/csv` in the layout of door-angles-session-a.csv (header `Label,CH6_mag,…,CH58_phase`, 107 columns), up to IMPORT_BODY_LIMIT bytes. Read as a stream, stored in one transaction: any bad line is a 400 listing the line numbers, and nothing is stored.',
+      description: 'Body: `text/csv` in the layout of door-angles-session-a.csv (header `Label,CH6_mag,…,CH58_phase`, 107 columns), up to IMPORT_BODY_LIMIT bytes. Read as a stream, stored in one transaction: any bad line is a 400 listing the line numbers, and nothing is stored. ' +
+        'The same content (sha256 of its trimmed non-blank lines) imported for the same device while the earlier import\'s samples are stored is a 409 naming that import, unless `duplicate=allow`; a retry with the same `Idempotency-Key` gets the first answer instead.',
       security: admin,
       consumes: ['text/csv'],
-      querystring: Type.Object({ ID: Type.Optional(DeviceId) }),
-      response: { 200: ImportResult, ...errorResponses }
+      headers: IdempotencyHeaders,
+      querystring: Type.Object({
+        ID: Type.Optional(DeviceIdInput),
+        duplicate: Type.Optional(Type.Union([Type.Literal('refuse'), Type.Literal('allow')], { description: 'content already imported for this device: refuse (default, 409) or import it again' }))
+      }, { additionalProperties: false }),
+      response: { 200: ImportResult, ...errorResponses, ...idempotencyResponses }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const body = request.body as Readable | undefined
     if (!body || typeof (body as Partial<Readable>)[Symbol.asyncIterator] !== 'function') {
       throw new BadRequestError('the import body must be the CSV itself, sent as Content-Type: text/csv')
     }
     const declared = Number(request.headers['content-length'])
     if (declared > importLimit) throw new PayloadTooLargeError(`CSV body of ${declared} bytes exceeds IMPORT_BODY_LIMIT (${importLimit} bytes); split the file`)
-    const result = await importSessionCsv(samples, body, { byteLimit: importLimit, source: 'import', device: request.query.ID ?? null })
-    request.log.info({ imported: result.imported }, 'session CSV imported')
-    return result
+    const upload = await readSessionUpload(body, { byteLimit: importLimit })
+    const device = request.query.ID ?? null
+    const duplicate = request.query.duplicate ?? 'refuse'
+    return answerOnce(reply, keyedRequestOf(request, device, upload.contentSha256, duplicate), () => {
+      const result = storeSessionUpload(samples, upload, { source: 'import', device, duplicate })
+      request.log.info({ imported: result.imported, importId: result.importId }, 'session CSV imported')
+      return result
+    })
   })
 
   app.post('/training/post/samples', {
     onRequest: app.requireAdmin,
+    preValidation: checkIdempotencyKey,
     bodyLimit: importLimit,
     schema: {
       tags,
       summary: 'Stores labelled frames (admin)',
-      description: 'Each sample: `angle` (degrees) and `frame` in any encoding the frame parser accepts. All or nothing: one bad frame is a 400 naming it.',
+      description: 'Each sample: `angle` (degrees) and `frame` in any encoding the frame parser accepts. All or nothing: one bad frame is a 400 naming it. A retry with the same `Idempotency-Key` gets the first answer and stores nothing.',
       security: admin,
+      headers: IdempotencyHeaders,
       body: SamplesBody,
-      response: { 200: SamplesResult, ...errorResponses }
+      response: { 200: SamplesResult, ...errorResponses, ...idempotencyResponses }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const rows: NewSample[] = request.body.samples.map((sample, i) => {
       let features: Float32Array
       try {
@@ -89,7 +112,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       }
       return { kind: 'csi', angle: sample.angle, features, device: sample.ID ?? request.body.ID ?? null, source: 'samples' }
     })
-    return { stored: samples.insert(rows), labels: labelCounts(rows.map((row) => row.angle)) }
+    return answerOnce(reply, keyedRequestOf(request, request.body.ID), () => ({ stored: samples.insert(rows), labels: labelCounts(rows.map((row) => row.angle)) }))
   })
 
   app.post('/training/post/train', {
@@ -98,12 +121,17 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     bodyLimit: importLimit,
     // the original clients may post no body at all: that means {}
     preValidation: async (request) => {
-      if (request.body === undefined || request.body === null) request.body = {}
+      const body = request.body
+      if (body === undefined || body === null) request.body = {}
+      // the original's {TYPE, DATA} ignored any other field, and still does; the options form refuses them
+      else if (typeof body === 'object' && !Array.isArray(body) && ('TYPE' in body || 'DATA' in body)) {
+        request.body = Object.fromEntries(Object.entries(body).filter(([field]) => Object.hasOwn(TrainBody.properties, field)))
+      }
     },
     schema: {
       tags,
       summary: 'Starts a training (legacy, admin)',
-      description: 'Legacy body `{TYPE: "CSI" | "RSSI", DATA}` trains on exactly that data (CSI: DATA[DATA_TYPE][DOOR_ANGLE][SUB_CARRIER][POINTS], DATA_TYPE 0 = phase, 1 = amplitude, 53 subcarriers, angle index i = i × 15°; RSSI: DATA[DOOR_ANGLE][POINTS], a separate one-feature model), and stores it as samples. `{}` or training options train on the stored samples. 202 once the run has started; 409 while one runs.',
+      description: 'Legacy body `{TYPE: "CSI" | "RSSI", DATA}` trains on exactly that data (CSI: DATA[DATA_TYPE][DOOR_ANGLE][SUB_CARRIER][POINTS], DATA_TYPE 0 = phase, 1 = amplitude, 53 subcarriers, angle index i = i × 15°; RSSI: DATA[DOOR_ANGLE][POINTS], a separate one-feature model), and stores it as samples. `{}` or training options train on the stored samples; an option it does not know is a 400 naming it (the legacy form ignores other fields, as the original did). 202 once the run has started; 409 while one runs.',
       security: admin,
       body: TrainBody,
       response: { 202: TrainAccepted, ...errorResponses }
@@ -173,7 +201,11 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
 
   app.get('/training/get/models', {
     schema: { tags, summary: 'The stored model versions, newest first, with their weights\' SHA-256', response: { 200: ModelList } }
-  }, async () => ({ active: app.model.active?.version ?? null, versions: app.model.versions() }))
+  }, async () => {
+    // a version another process activated on this DATA_DIR is loaded first, so `active` and the flags agree
+    await app.model.followCatalogue()
+    return { active: app.model.active?.version ?? null, versions: app.model.versions() }
+  })
 
   app.post('/training/post/activate', {
     config: { errorHints: { DS_NOT_FOUND: LIST_VERSIONS, DS_TRAINING_BUSY: WAIT_FOR_TRAINING } },
@@ -194,8 +226,11 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
         summary: `Downloads a version's ${file}`,
         description: 'The header `x-weights-sha256` carries the hex SHA-256 of the version\'s weights.bin (also in GET /training/get/models); model.json + weights.bin load with tf.loadLayersModel, meta.json holds the standardisation statistics and labels the model needs.',
         params: VersionParams,
-        produces: [type.split(';')[0]],
-        response: { 200: ModelFile, ...errorResponses }
+        // the file in its own type; the errors are JSON like every other route's
+        response: {
+          200: { description: `the version's ${file}`, content: { [type.split(';')[0]]: { schema: file === 'weights.bin' ? ModelWeights : ModelFile } } },
+          ...errorResponses
+        }
       }
     }, async (request, reply) => {
       const { version } = request.params
@@ -241,7 +276,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     schema: {
       tags,
       summary: 'Labels a device\'s next frames with an angle for some seconds (admin)',
-      description: 'While the session is open, frames the device posts to /server/post/frames or /ml/post/inference are also stored as samples at `angle`. 409 while the device\'s previous session is open.',
+      description: 'While the session is open, frames the device posts to /server/post/frames or /ml/post/inference are also stored as samples at `angle`. 409 while the device\'s previous session is open (POST /training/post/cancel_capture ends it). The session is kept in the database: a restart resumes it while its time is not up, else GET /training/get/capture/{id} reports it `interrupted` with the frames it stored.',
       security: admin,
       body: CaptureBody,
       response: { 200: CaptureStatus, ...errorResponses }
@@ -253,11 +288,38 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     return status
   })
 
+  app.post('/training/post/cancel_capture', {
+    onRequest: app.requireAdmin,
+    schema: {
+      tags,
+      summary: 'Ends a device\'s open capture session now (admin)',
+      description: 'Frames the device sends afterwards are no longer labelled. The frames captured so far are kept as samples unless `keepFrames` is false, when they are deleted (`framesDropped` says how many). Answers the session, `state: "cancelled"`. 409 when the device has no open session. The same as DELETE /doors/{id}/calibration/capture for a door\'s calibration capture.',
+      security: admin,
+      body: CancelCaptureBody,
+      response: { 200: CaptureStatus, ...errorResponses }
+    }
+  }, async (request) => {
+    const { ID, keepFrames = true } = request.body
+    const status = captures.cancel(ID, { keepFrames })
+    if (!status) {
+      const last = captures.status(ID)
+      throw new ConflictError(last ? `device ${ID} has no open capture session (its last one is ${last.state})` : `device ${ID} has no open capture session`)
+    }
+    request.log.info({ device: ID, angle: status.angle, keepFrames, framesStored: status.framesStored, framesDropped: status.framesDropped }, 'capture session cancelled')
+    return status
+  })
+
   app.get('/training/get/capture/:id', {
-    schema: { tags, summary: 'A device\'s capture session: frames stored, seconds left', params: DeviceParams, response: { 200: CaptureStatus, ...errorResponses } }
+    schema: {
+      tags,
+      summary: 'A device\'s capture session: state, frames stored, seconds left',
+      description: 'The open session, or the last one (kept across restarts): `state` open, finished, cancelled or interrupted (the server was down when its time ran out). 404 when the device never had one.',
+      params: DeviceParams,
+      response: { 200: CaptureStatus, ...errorResponses }
+    }
   }, async (request) => {
     const status = captures.status(request.params.id)
-    if (!status) throw new NotFoundError(`device ${request.params.id} has had no capture session since the server started`)
+    if (!status) throw new NotFoundError(`device ${request.params.id} has never had a capture session`)
     return status
   })
 }

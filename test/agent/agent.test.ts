@@ -12,6 +12,8 @@ const esp32Lines = readFileSync(ESP32_LINES, 'utf8').split('\n').filter((line) =
 /** A stand-in server: records every batch and answers as `answer` says (default: all stored). */
 class ScriptedTransport implements AgentTransport {
   readonly batches: string[][] = []
+  /** The Idempotency-Key each batch came with. */
+  readonly keys: Array<string | undefined> = []
   readonly sentAt: number[] = []
   keepAlives = 0
   keepAliveFails = false
@@ -23,8 +25,9 @@ class ScriptedTransport implements AgentTransport {
     if (this.keepAliveFails) throw new Error('ECONNREFUSED')
   }
 
-  async send (frames: string[]): Promise<Delivery> {
+  async send (frames: string[], _signal?: AbortSignal, idempotencyKey?: string): Promise<Delivery> {
     this.batches.push([...frames])
+    this.keys.push(idempotencyKey)
     this.sentAt.push(Date.now())
     return this.answer(frames, this.batches.length - 1)
   }
@@ -116,6 +119,26 @@ test('a batch the server did not take is sent again after backoff, never duplica
   gaps.forEach((gap, attempt) => assert.ok(gap >= 5 * 2 ** attempt * 0.5 - 1, `gap ${attempt} was ${gap} ms`))
   assert.equal(logs.filter((line) => line.startsWith('server did not take')).length, 1, 'one message per outage, not per attempt')
   assert.ok(logs.some((line) => line.startsWith('server took frames again after 3 failed attempts')))
+})
+
+test('a batch is retried whole with its Idempotency-Key; every new batch gets a new key', async (t) => {
+  const transport = new ScriptedTransport((frames, call) => call < 2
+    ? { kind: 'retry', reason: 'ECONNRESET' }
+    : { kind: 'stored', accepted: frames.length, rejected: [] })
+  const { agent } = agentWith(t, transport, { batchSize: 5, flushMs: 0, backoff: { initialMs: 30, maxMs: 30, factor: 1, jitter: 0 } })
+  agent.start()
+  for (const line of piFrames.slice(0, 3)) agent.push(line)
+  await sleep(10) // the first attempt failed: frames arriving now must not join the batch under its key
+  for (const line of piFrames.slice(3, 7)) agent.push(line)
+  const summary = await agent.finish()
+  const lines = piFrames.slice(0, 7).map((line) => line.trim())
+  assert.deepEqual(transport.batches, [lines.slice(0, 3), lines.slice(0, 3), lines.slice(0, 3), lines.slice(3, 7)])
+  const [first, ...rest] = transport.keys
+  assert.match(first ?? '', /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a random UUID')
+  assert.deepEqual(rest.slice(0, 2), [first, first], 'the same key on each retry')
+  assert.notEqual(rest[2], first, 'the next batch is another request')
+  assert.equal(summary.sent, 7)
+  assert.equal(summary.retries, 2)
 })
 
 test('Retry-After from the server stretches the wait', async (t) => {

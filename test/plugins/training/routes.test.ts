@@ -18,11 +18,14 @@ test('POST /training/post/import stores a session CSV in one go and answers the 
   const slice = sessionSlice(12)
   const response = await app.inject({ method: 'POST', url: '/training/post/import?ID=7', headers: CSV, payload: sessionCsv(slice) })
   assert.equal(response.statusCode, 200, response.body)
-  assert.deepEqual(response.json(), {
+  const { importId, contentSha256, ...counts } = response.json()
+  assert.deepEqual(counts, {
     imported: 84,
     lines: 85,
     labels: [0, 15, 30, 45, 60, 75, 90].map((angle) => ({ angle, count: 12 }))
   })
+  assert.equal(importId, 1)
+  assert.match(contentSha256, /^[0-9a-f]{64}$/)
   const summary = await dataset(app)
   assert.equal(summary.total, 84)
   assert.deepEqual(summary.sources, [{ source: 'import', count: 84 }])

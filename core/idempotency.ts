@@ -1,0 +1,374 @@
+/**
+ * `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header): a client
+ * that lost an answer (the socket died after the server committed) sends the
+ * request again with the same key and gets the first answer back instead of
+ * storing everything twice.
+ *
+ * A key is recorded in the same SQLite transaction as the data the request
+ * wrote, together with the answer, so no crash can leave data stored under a
+ * key that is not recorded (a retry would store it again) nor a key recorded
+ * for data that was rolled back. Keys are scoped per route and device, kept
+ * for IDEMPOTENCY_WINDOW_HOURS and pruned off the request path.
+ */
+import fp from 'fastify-plugin'
+import type { Database, Statement } from 'better-sqlite3'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { createHash } from 'node:crypto'
+import { Counter } from 'prom-client'
+import { BadRequestError, ConflictError, IdempotencyKeyReusedError } from './errors.js'
+import type { Migration } from './storage.js'
+import { IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH } from '../schemas/idempotency.js'
+
+/** The request header, as sent (Node lowercases it in `request.headers`). */
+export const IDEMPOTENCY_KEY_HEADER = 'Idempotency-Key'
+/** Set to `true` on an answer that is the replay of an earlier one. */
+export const IDEMPOTENT_REPLAYED_HEADER = 'Idempotent-Replayed'
+const KEY_FORM = new RegExp(IDEMPOTENCY_KEY_PATTERN)
+
+/** Storage area of the key table. */
+export const IDEMPOTENCY_AREA = 'idempotency'
+
+/** The key table's schema history; append only. */
+export const IDEMPOTENCY_MIGRATIONS: readonly Migration[] = [
+  // status and answer are NULL while a request's answer is still coming (a batch awaiting the model)
+  `CREATE TABLE idempotency_keys (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    status INTEGER,
+    answer TEXT,
+    partial TEXT,
+    PRIMARY KEY (scope, key)
+  )`,
+  'CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at)'
+]
+
+/** One keyed request: which route and device, the client's key, and a hash of what it asked. */
+export interface KeyedRequest {
+  /** Route and device, e.g. `POST /server/post/frames device 7`. */
+  scope: string
+  key: string
+  /** sha256 (hex) of the request body (and whatever else the answer depends on). */
+  fingerprint: string
+}
+
+/** A recorded answer: its status and its JSON body, as first sent. */
+export interface StoredAnswer {
+  status: number
+  body: string
+}
+
+/** How an answer is recorded: its status and its body as the route sends it (the reply's serializer, so a replay is byte for byte the first answer). */
+export interface AnswerFormat {
+  status?: number
+  serialize?: (body: unknown) => string
+}
+
+/** What {@link IdempotencyStore.begin} found or did. */
+export type Begun<P> =
+  | { kind: 'replay', answer: StoredAnswer }
+  /** A request with the same key is under way in this process: await, then begin again. */
+  | { kind: 'wait', settled: Promise<void> }
+  /** Claimed now: `write` ran and committed with the claim. */
+  | { kind: 'started', resumed: false, partial: P }
+  /** Claimed earlier, its writes committed, its answer never recorded (a crash, a failure after the write): do the rest again, write nothing. */
+  | { kind: 'started', resumed: true, partial: P }
+
+interface KeyRow {
+  fingerprint: string
+  created_at: number
+  status: number | null
+  answer: string | null
+  partial: string | null
+}
+
+export interface IdempotencyStoreOptions {
+  /** How long a key is remembered, ms. */
+  windowMs: number
+  /** Clock in epoch ms. */
+  now?: () => number
+}
+
+/**
+ * The key table. `once` serves routes that write and answer in one
+ * synchronous step; `begin` / `finish` / `abandon` serve a route whose answer
+ * comes after an await (a batch classified by the model).
+ */
+export class IdempotencyStore {
+  readonly windowMs: number
+  readonly #db: Database
+  readonly #now: () => number
+  /** Keyed requests under way in this process, by scope and key. */
+  readonly #inFlight = new Map<string, Promise<void>>()
+  readonly #settle = new Map<string, () => void>()
+  readonly #select: Statement<[string, string, number], KeyRow>
+  readonly #claim: Statement<[string, string, string, number, string | null, number]>
+  readonly #complete: Statement<[number, string, string, string]>
+  readonly #release: Statement<[string, string]>
+  readonly #prune: Statement<[number, number]>
+  readonly #count: Statement<[], { count: number }>
+
+  constructor (db: Database, options: IdempotencyStoreOptions) {
+    this.#db = db
+    this.windowMs = options.windowMs
+    this.#now = options.now ?? Date.now
+    this.#select = db.prepare('SELECT fingerprint, created_at, status, answer, partial FROM idempotency_keys WHERE scope = ? AND key = ? AND created_at > ?')
+    // an expired row is taken over in place: one statement, so two claimants cannot both win
+    this.#claim = db.prepare(`INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, partial) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at, status = NULL, answer = NULL, partial = excluded.partial
+      WHERE idempotency_keys.created_at <= ?`)
+    this.#complete = db.prepare('UPDATE idempotency_keys SET status = ?, answer = ?, partial = NULL WHERE scope = ? AND key = ?')
+    this.#release = db.prepare('DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND answer IS NULL')
+    this.#prune = db.prepare('DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at <= ? ORDER BY created_at LIMIT ?)')
+    this.#count = db.prepare('SELECT COUNT(*) AS count FROM idempotency_keys')
+  }
+
+  /**
+   * Runs `write` at most once per key: in one transaction with the key and
+   * its answer (the value `write` returns, as `format` says). A repeat within the
+   * window gets the recorded answer and writes nothing. Without a key it just
+   * runs `write`. A `write` that throws records nothing: the same key may be
+   * sent again.
+   * @throws IdempotencyKeyReusedError (422) when the key came with another request
+   */
+  once<T> (request: KeyedRequest | undefined, write: () => T, format: AnswerFormat = {}): { replayed: false, body: T } | { replayed: true, answer: StoredAnswer } {
+    if (!request) return { replayed: false, body: write() }
+    const found = this.#found(request)
+    if (found) return { replayed: true, answer: found }
+    return this.#db.transaction(() => {
+      this.#claimOrThrow(request, null)
+      const body = write()
+      this.#complete.run(format.status ?? 200, (format.serialize ?? JSON.stringify)(body), request.scope, request.key)
+      return { replayed: false as const, body }
+    })()
+  }
+
+  /**
+   * Starts a keyed request whose answer comes later: claims the key and runs
+   * `write` in one transaction, storing what it returns (JSON) as the partial
+   * result a resumed request gets back. Call {@link finish} with the answer or
+   * {@link abandon} on failure.
+   * @throws IdempotencyKeyReusedError (422) when the key came with another request
+   */
+  begin<P> (request: KeyedRequest, write: () => P): Begun<P> {
+    const id = idOf(request)
+    const inFlight = this.#inFlight.get(id)
+    const row = this.#select.get(request.scope, request.key, this.#now() - this.windowMs)
+    if (row) {
+      this.#checkFingerprint(request, row)
+      if (row.status !== null && row.answer !== null) return { kind: 'replay', answer: { status: row.status, body: row.answer } }
+      if (inFlight) return { kind: 'wait', settled: inFlight }
+      this.#track(id)
+      return { kind: 'started', resumed: true, partial: JSON.parse(row.partial ?? 'null') as P }
+    }
+    if (inFlight) return { kind: 'wait', settled: inFlight }
+    const partial = this.#db.transaction(() => {
+      const value = write()
+      this.#claimOrThrow(request, JSON.stringify(value ?? null))
+      return value
+    })()
+    this.#track(id)
+    return { kind: 'started', resumed: false, partial }
+  }
+
+  /** Records the answer of a request {@link begin} started. */
+  finish (request: KeyedRequest, body: unknown, format: AnswerFormat = {}): void {
+    try {
+      this.#complete.run(format.status ?? 200, (format.serialize ?? JSON.stringify)(body), request.scope, request.key)
+    } finally {
+      this.#untrack(idOf(request))
+    }
+  }
+
+  /**
+   * Ends a request {@link begin} started without an answer. `nothingWritten`:
+   * forget the key, so a retry starts afresh; otherwise a retry resumes
+   * without writing again.
+   */
+  abandon (request: KeyedRequest, nothingWritten: boolean): void {
+    try {
+      if (nothingWritten) this.#release.run(request.scope, request.key)
+    } finally {
+      this.#untrack(idOf(request))
+    }
+  }
+
+  /**
+   * Deletes up to `limit` keys older than the window, oldest first.
+   * @returns how many
+   */
+  prune (limit = 1000): number {
+    return this.#prune.run(this.#now() - this.windowMs, limit).changes
+  }
+
+  /** Keys recorded (expired ones included until pruned). */
+  count (): number {
+    return this.#count.get()?.count ?? 0
+  }
+
+  /** The recorded answer for `request`, if any; throws on a fingerprint mismatch or a request still under way. */
+  #found (request: KeyedRequest): StoredAnswer | undefined {
+    const row = this.#select.get(request.scope, request.key, this.#now() - this.windowMs)
+    if (!row) return undefined
+    this.#checkFingerprint(request, row)
+    if (row.status === null || row.answer === null) {
+      throw new ConflictError(`${IDEMPOTENCY_KEY_HEADER} ${quoteKey(request.key)} belongs to a request still under way on ${request.scope}: wait for its answer, or send the request again shortly`)
+    }
+    return { status: row.status, body: row.answer }
+  }
+
+  /** Claims the key inside the caller's transaction; another writer's live claim (another process) throws. */
+  #claimOrThrow (request: KeyedRequest, partial: string | null): void {
+    const now = this.#now()
+    if (this.#claim.run(request.scope, request.key, request.fingerprint, now, partial, now - this.windowMs).changes === 1) return
+    // claimed by another connection between our look and our write: its answer (or a 409) stands
+    const row = this.#select.get(request.scope, request.key, now - this.windowMs)
+    if (row) this.#checkFingerprint(request, row)
+    throw new ConflictError(`${IDEMPOTENCY_KEY_HEADER} ${quoteKey(request.key)} was just taken by another request on ${request.scope}: send the request again to get its answer`)
+  }
+
+  #checkFingerprint (request: KeyedRequest, row: KeyRow): void {
+    if (row.fingerprint === request.fingerprint) return
+    const ago = Math.max(0, Math.round((this.#now() - row.created_at) / 1000))
+    throw new IdempotencyKeyReusedError(`${IDEMPOTENCY_KEY_HEADER} ${quoteKey(request.key)} was used ${ago} s ago for a different request on ${request.scope}: a key names one request, so send a new key with a new request`)
+  }
+
+  #track (id: string): void {
+    let settle: () => void = () => {}
+    this.#inFlight.set(id, new Promise<void>((resolve) => { settle = resolve }))
+    this.#settle.set(id, settle)
+  }
+
+  #untrack (id: string): void {
+    this.#settle.get(id)?.()
+    this.#settle.delete(id)
+    this.#inFlight.delete(id)
+  }
+}
+
+function idOf (request: KeyedRequest): string {
+  return `${request.scope}\n${request.key}`
+}
+
+/** The key as an error message quotes it (it is visible ASCII once checked; cut to stay short). */
+function quoteKey (key: string): string {
+  return JSON.stringify(key.length > 48 ? `${key.slice(0, 48)}…` : key)
+}
+
+/** sha256 (hex) of a request's parts: what a repeat must match. */
+export function fingerprintOf (...parts: unknown[]): string {
+  const hash = createHash('sha256')
+  for (const part of parts) hash.update(typeof part === 'string' ? part : JSON.stringify(part) ?? 'undefined').update('\n')
+  return hash.digest('hex')
+}
+
+/**
+ * preValidation hook of a route that takes the header: a malformed key is a
+ * 400 that says the rule, before the route's schema names it more tersely.
+ */
+export async function checkIdempotencyKey (request: FastifyRequest): Promise<void> {
+  idempotencyKeyOf(request)
+}
+
+/**
+ * The request's `Idempotency-Key`, or undefined when it sent none.
+ * @throws BadRequestError (400) when it is malformed or sent twice
+ */
+export function idempotencyKeyOf (request: FastifyRequest): string | undefined {
+  const value = request.headers['idempotency-key']
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || !KEY_FORM.test(value)) {
+    const shown = typeof value === 'string' ? JSON.stringify(value.length > 48 ? `${value.slice(0, 48)}…` : value) : `${value.length} values`
+    throw new BadRequestError(`headers/${IDEMPOTENCY_KEY_HEADER} must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters (no spaces; a random UUID is ideal), got ${shown}`)
+  }
+  return value
+}
+
+/**
+ * The keyed request of `request` (undefined without the header): scoped to the
+ * route and `device`, fingerprinted by `parts` (by default the parsed body).
+ */
+export function keyedRequestOf (request: FastifyRequest, device: number | null | undefined, ...parts: unknown[]): KeyedRequest | undefined {
+  const key = idempotencyKeyOf(request)
+  if (key === undefined) return undefined
+  const scope = `${request.method} ${request.routeOptions.url ?? request.url} device ${device ?? 'none'}`
+  return { scope, key, fingerprint: fingerprintOf(...(parts.length ? parts : [request.body])) }
+}
+
+/** Sends a recorded answer again, as first sent, marked as a replay. */
+export function sendReplay (reply: FastifyReply, answer: StoredAnswer): FastifyReply {
+  reply.server.idempotency.replayed(reply.request)
+  return reply.code(answer.status).header(IDEMPOTENT_REPLAYED_HEADER, 'true').type('application/json; charset=utf-8').send(answer.body)
+}
+
+/** Keys pruned per batch, and batches per pass, as frame retention does: short transactions, off the request path. */
+const PRUNE_BATCH = 1000
+const PRUNE_BATCHES_PER_PASS = 10
+const PRUNE_INTERVAL_MS = 60_000
+
+/** `fastify.idempotency`: the store, and the count of replays. */
+export interface IdempotencyService {
+  store: IdempotencyStore
+  /** Counts a replay (by route) in doorsense_idempotent_replays_total. */
+  replayed (request: FastifyRequest): void
+  /** One prune pass (the timer runs one a minute). @returns keys deleted */
+  prune (): number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Idempotency-Key records (see core/idempotency.ts). */
+    idempotency: IdempotencyService
+  }
+}
+
+/** Decorates `fastify.idempotency` over the app's database, prunes expired keys every minute (unref'd, stopped on close). */
+export const idempotencyPlugin = fp<{ windowHours: number }>(async (app, { windowHours }) => {
+  app.storage.migrate(IDEMPOTENCY_AREA, IDEMPOTENCY_MIGRATIONS)
+  const store = new IdempotencyStore(app.storage.db, { windowMs: windowHours * 3_600_000 })
+  const replays = new Counter({
+    name: 'doorsense_idempotent_replays_total',
+    help: 'requests answered with the recorded answer of an earlier one with the same Idempotency-Key (a client retried after losing the answer), by route',
+    labelNames: ['route'] as const,
+    registers: [app.metrics]
+  })
+  const prune = (): number => {
+    let deleted = 0
+    for (let i = 0; i < PRUNE_BATCHES_PER_PASS; i++) {
+      const step = store.prune(PRUNE_BATCH)
+      deleted += step
+      if (step < PRUNE_BATCH) break
+    }
+    return deleted
+  }
+  app.decorate('idempotency', {
+    store,
+    replayed: (request: FastifyRequest) => replays.inc({ route: request.routeOptions.url ?? 'unmatched' }),
+    prune
+  })
+  const timer = setInterval(prune, PRUNE_INTERVAL_MS)
+  timer.unref()
+  app.addHook('onClose', async () => clearInterval(timer))
+}, { name: 'idempotency', fastify: '5.x', dependencies: ['storage', 'metrics'] })
+
+/**
+ * A route's answer through {@link IdempotencyStore.once}: the recorded answer
+ * when `keyed` was seen before, else `write`'s value (recorded with the key
+ * when there is one).
+ */
+export function answerOnce<T> (reply: FastifyReply, keyed: KeyedRequest | undefined, write: () => T): T | FastifyReply {
+  const outcome = reply.server.idempotency.store.once(keyed, write, replyFormat(reply))
+  return outcome.replayed ? sendReplay(reply, outcome.answer) : outcome.body
+}
+
+/** A 200 answer recorded as the route's response schema serializes it. */
+export function replyFormat (reply: FastifyReply): AnswerFormat {
+  return {
+    status: 200,
+    serialize: (body) => {
+      const payload = reply.code(200).serialize(body)
+      return typeof payload === 'string' ? payload : Buffer.from(payload as Uint8Array).toString('utf8')
+    }
+  }
+}

@@ -1,0 +1,318 @@
+/**
+ * Idempotency-Key: a retry of a request whose answer was lost gets the first
+ * answer and stores nothing — frame batches, samples, CSV imports and batch
+ * classification, counted in the SQLite tables themselves; the key store on
+ * its own with an injected clock; and the duplicate-import refusal.
+ */
+import { test, type TestContext } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { App } from '../../core/app.js'
+import { IDEMPOTENCY_AREA, IDEMPOTENCY_MIGRATIONS, IdempotencyStore, type KeyedRequest } from '../../core/idempotency.js'
+import { Storage } from '../../core/storage.js'
+import type { BatchResponse } from '../../schemas/inference.js'
+import type { ImportResult } from '../../schemas/training.js'
+import { ADMIN, buildTestApp, tempDir } from '../helper.js'
+import { rawPiFrames, stringified } from '../fixtures/frames.js'
+import { sessionCsv, sessionSlice, trainThrough } from '../fixtures/training.js'
+
+const REPLAYED = 'idempotent-replayed'
+
+function count (app: App, table: string): number {
+  return (app.storage.db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n
+}
+
+function postFrames (app: App, body: unknown, key?: string) {
+  return app.inject({ method: 'POST', url: '/server/post/frames', payload: body as object, headers: key === undefined ? {} : { 'idempotency-key': key } })
+}
+
+function importCsv (app: App, csv: string, query = '', key?: string) {
+  return app.inject({
+    method: 'POST',
+    url: `/training/post/import${query}`,
+    payload: csv,
+    headers: { ...ADMIN, 'content-type': 'text/csv', ...(key === undefined ? {} : { 'idempotency-key': key }) }
+  })
+}
+
+/** A key store on a fresh database with a clock the test moves. */
+function storeWithClock (t: TestContext, windowMs = 1000): { store: IdempotencyStore, storage: Storage, clock: { now: number } } {
+  const storage = new Storage(tempDir(t))
+  t.after(() => storage.close())
+  storage.migrate(IDEMPOTENCY_AREA, IDEMPOTENCY_MIGRATIONS)
+  storage.db.exec('CREATE TABLE things (n INTEGER)')
+  const clock = { now: 1_000_000 }
+  return { store: new IdempotencyStore(storage.db, { windowMs, now: () => clock.now }), storage, clock }
+}
+
+test('the store: a key runs its write once, a repeat gets the answer, another request under the key is a 422, the window ends it', (t) => {
+  const { store, storage, clock } = storeWithClock(t, 1000)
+  const things = () => (storage.db.prepare('SELECT COUNT(*) AS n FROM things').get() as { n: number }).n
+  const write = () => { storage.db.prepare('INSERT INTO things VALUES (1)').run(); return { stored: things() } }
+  const request: KeyedRequest = { scope: 'POST /things device 1', key: 'k-1', fingerprint: 'a' }
+
+  assert.deepEqual(store.once(request, write), { replayed: false, body: { stored: 1 } })
+  assert.deepEqual(store.once(request, write), { replayed: true, answer: { status: 200, body: '{"stored":1}' } })
+  assert.equal(things(), 1)
+  assert.throws(() => store.once({ ...request, fingerprint: 'b' }, write), (err: Error & { statusCode?: number, code?: string }) => {
+    assert.equal(err.statusCode, 422)
+    assert.equal(err.code, 'DS_IDEMPOTENCY_KEY_REUSED')
+    assert.match(err.message, /Idempotency-Key "k-1" was used 0 s ago for a different request on POST \/things device 1/)
+    return true
+  })
+  // the same key in another scope is another request
+  assert.equal(store.once({ ...request, scope: 'POST /things device 2' }, write).replayed, false)
+  assert.equal(things(), 2)
+
+  // a write that throws records nothing: the key may come again
+  const failing = { ...request, key: 'k-fails' }
+  assert.throws(() => store.once(failing, () => { write(); throw new Error('disk on fire') }), /disk on fire/)
+  assert.equal(things(), 2, 'the write rolled back with the key')
+  assert.equal(store.once(failing, write).replayed, false)
+  assert.equal(things(), 3)
+  // nor can the data commit without its key: recording the answer failing rolls the write back
+  const unrecorded = { ...request, key: 'k-unrecorded' }
+  assert.throws(() => store.once(unrecorded, write, { serialize: () => { throw new Error('SQLITE_FULL') } }), /SQLITE_FULL/)
+  assert.equal(things(), 3)
+  assert.equal(store.once(unrecorded, () => 'nothing').replayed, false, 'the key was not recorded either')
+
+  // past the window the key is new again, and pruning removes what expired
+  clock.now += 999
+  assert.equal(store.once(request, write).replayed, true)
+  clock.now += 2
+  assert.equal(store.once({ ...request, fingerprint: 'c' }, write).replayed, false, 'an expired key is taken over, whatever it named before')
+  assert.equal(things(), 4)
+  assert.equal(store.count(), 4)
+  clock.now += 1001
+  assert.equal(store.prune(), 4)
+  assert.equal(store.count(), 0)
+})
+
+test('the store: an answer that comes later — a repeat waits for it, a failed write-less attempt is forgotten, one that wrote resumes without writing', async (t) => {
+  const { store, storage } = storeWithClock(t, 60_000)
+  let writes = 0
+  const write = () => { storage.db.prepare('INSERT INTO things VALUES (1)').run(); return { wrote: ++writes } }
+  const request: KeyedRequest = { scope: 'POST /later device 1', key: 'k', fingerprint: 'f' }
+
+  const first = store.begin(request, write)
+  assert.deepEqual(first, { kind: 'started', resumed: false, partial: { wrote: 1 } })
+  const second = store.begin(request, write)
+  assert.equal(second.kind, 'wait')
+  assert.throws(() => store.begin({ ...request, fingerprint: 'other' }, write), /different request/)
+  setTimeout(() => store.finish(request, { answer: 42 }), 10)
+  await (second.kind === 'wait' ? second.settled : undefined)
+  assert.deepEqual(store.begin(request, write), { kind: 'replay', answer: { status: 200, body: '{"answer":42}' } })
+  assert.equal(writes, 1)
+
+  // failed before writing: forgotten, the retry starts afresh
+  const bare = { ...request, key: 'bare' }
+  assert.equal(store.begin(bare, () => null).kind, 'started')
+  store.abandon(bare, true)
+  assert.deepEqual(store.begin(bare, write), { kind: 'started', resumed: false, partial: { wrote: 2 } })
+  store.finish(bare, {})
+
+  // failed after writing (or the process died): the retry resumes with the first attempt's partial result, writing nothing
+  const wrote = { ...request, key: 'wrote' }
+  store.begin(wrote, write)
+  store.abandon(wrote, false)
+  assert.deepEqual(store.begin(wrote, write), { kind: 'started', resumed: true, partial: { wrote: 3 } })
+  assert.equal(writes, 3)
+  assert.equal((storage.db.prepare('SELECT COUNT(*) AS n FROM things').get() as { n: number }).n, 3)
+})
+
+test('frames: a repeat of a keyed batch answers the same and stores nothing; another body under the key is a 422; keys are per device; a bad key is a 400', async (t) => {
+  const app = await buildTestApp(t)
+  const frames = rawPiFrames().slice(0, 5)
+  const key = randomUUID()
+  const batch = { ID: 7, frames: [...frames, [1, 2, 3]] }
+
+  const first = await postFrames(app, batch, key)
+  assert.equal(first.statusCode, 200, first.body)
+  assert.equal(first.headers[REPLAYED], undefined)
+  assert.equal(first.json().accepted, 5)
+  const again = await postFrames(app, batch, key)
+  assert.equal(again.statusCode, 200)
+  assert.equal(again.headers[REPLAYED], 'true')
+  assert.equal(again.body, first.body, 'the same body, byte for byte')
+  assert.equal(count(app, 'rpi_frames'), 5, 'nothing stored by the repeat')
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  assert.match(metrics, /doorsense_frames_received_total\{device="7"\} 5\n/)
+  assert.match(metrics, /doorsense_idempotent_replays_total\{route="\/server\/post\/frames"\} 1\n/)
+
+  const other = await postFrames(app, { ID: 7, frames: frames.slice(0, 2) }, key)
+  assert.equal(other.statusCode, 422)
+  assert.equal(other.json().code, 'DS_IDEMPOTENCY_KEY_REUSED')
+  assert.match(other.json().message, new RegExp(`Idempotency-Key "${key}" was used \\d+ s ago for a different request on POST /server/post/frames device 7`))
+  assert.equal(count(app, 'rpi_frames'), 5)
+
+  // another device may use the same key for its own batch
+  const device8 = await postFrames(app, { ID: 8, frames }, key)
+  assert.equal(device8.statusCode, 200)
+  assert.equal(device8.headers[REPLAYED], undefined)
+  assert.equal(count(app, 'rpi_frames'), 10)
+
+  // an error is not recorded: after a 400 the same key may carry the batch
+  const badKey = randomUUID()
+  assert.equal((await postFrames(app, { ID: 9, frames: [[1, 2, 3]] }, badKey)).statusCode, 400)
+  assert.equal((await postFrames(app, { ID: 9, frames }, badKey)).statusCode, 200)
+  assert.equal(count(app, 'rpi_frames'), 15)
+
+  for (const malformed of ['', 'has space', 'x'.repeat(129), 'tab\there', 'ünïcode']) {
+    const refused = await app.inject({ method: 'POST', url: '/server/post/frames', payload: { ID: 7, frames }, headers: { 'idempotency-key': malformed } })
+    assert.equal(refused.statusCode, 400, `${JSON.stringify(malformed)}: ${refused.body}`)
+    assert.match(refused.json().message, /^headers\/Idempotency-Key must be 1 to 128 visible ASCII characters/)
+  }
+  assert.equal(count(app, 'rpi_frames'), 15)
+  // no key, no change: every post stores
+  await postFrames(app, { ID: 7, frames })
+  await postFrames(app, { ID: 7, frames })
+  assert.equal(count(app, 'rpi_frames'), 25)
+})
+
+test('frames and samples: identical keyed requests at once store once', async (t) => {
+  const app = await buildTestApp(t)
+  const frames = rawPiFrames().slice(0, 3)
+  const key = randomUUID()
+  const answers = await Promise.all(Array.from({ length: 6 }, () => postFrames(app, { ID: 3, frames }, key)))
+  assert.deepEqual(answers.map((answer) => answer.statusCode), Array(6).fill(200))
+  assert.equal(answers.filter((answer) => answer.headers[REPLAYED] === 'true').length, 5)
+  assert.equal(count(app, 'rpi_frames'), 3)
+
+  const rows = sessionSlice(1)
+  const samples = { ID: 4, samples: rows.map((row) => ({ angle: row.angle, frame: stringified(row) })) }
+  const post = (body: object, sampleKey: string) => app.inject({ method: 'POST', url: '/training/post/samples', payload: body, headers: { ...ADMIN, 'idempotency-key': sampleKey } })
+  const sampleKey = randomUUID()
+  const stored = await Promise.all([post(samples, sampleKey), post(samples, sampleKey), post(samples, sampleKey)])
+  assert.deepEqual(stored.map((answer) => answer.statusCode), [200, 200, 200])
+  assert.deepEqual(stored.map((answer) => answer.json().stored), [7, 7, 7])
+  assert.equal(count(app, 'training_samples'), 7)
+  const changed = await post({ ...samples, samples: samples.samples.slice(1) }, sampleKey)
+  assert.equal(changed.statusCode, 422)
+  assert.match(changed.json().message, /for a different request on POST \/training\/post\/samples device 4/)
+  assert.equal(count(app, 'training_samples'), 7)
+})
+
+test('import: a keyed retry replays; the same content again is a 409 naming the earlier import, unless ?duplicate=allow; a deleted import does not count', async (t) => {
+  const app = await buildTestApp(t)
+  const csv = sessionCsv(sessionSlice(3))
+  const key = randomUUID()
+  const first = await importCsv(app, csv, '?ID=3', key)
+  assert.equal(first.statusCode, 200, first.body)
+  const result = first.json<ImportResult>()
+  assert.equal(result.imported, 21)
+  assert.match(result.contentSha256, /^[0-9a-f]{64}$/)
+  const retry = await importCsv(app, csv, '?ID=3', key)
+  assert.equal(retry.statusCode, 200)
+  assert.equal(retry.headers[REPLAYED], 'true')
+  assert.deepEqual(retry.json(), result)
+  assert.equal(count(app, 'training_samples'), 21)
+
+  // the same data with CRLF line endings, a BOM and blank lines is the same content
+  const windows = '\uFEFF' + csv.split('\n').join('\r\n') + '\r\n\r\n'
+  const duplicate = await importCsv(app, windows, '?ID=3')
+  assert.equal(duplicate.statusCode, 409)
+  assert.equal(duplicate.json().code, 'DS_DUPLICATE_IMPORT')
+  assert.match(duplicate.json().message, new RegExp(`^this CSV \\(sha256 ${result.contentSha256.slice(0, 12)}…\\) was imported for device 3 already: import ${result.importId} at \\d{4}-\\d\\d-\\d\\dT[^,]+, 21 rows; nothing imported \\(to import the same content again on purpose, add \\?duplicate=allow\\)$`))
+  assert.equal(count(app, 'training_samples'), 21)
+  // another device, or no device, is another import
+  assert.equal((await importCsv(app, csv)).statusCode, 200)
+  assert.equal(count(app, 'training_samples'), 42)
+
+  const allowed = await importCsv(app, csv, '?ID=3&duplicate=allow')
+  assert.equal(allowed.statusCode, 200, allowed.body)
+  assert.ok(allowed.json<ImportResult>().importId > result.importId)
+  assert.equal(count(app, 'training_samples'), 63)
+  assert.equal(count(app, 'training_imports'), 3)
+  // the key named the refusing request: the same key with the override is another request
+  assert.equal((await importCsv(app, csv, '?ID=3&duplicate=allow', key)).statusCode, 422)
+
+  // once its samples are deleted, an import is no reason to refuse the file
+  const deleted = await app.inject({ method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { device: 3 } })
+  assert.equal(deleted.json().deleted, 42)
+  assert.equal((await importCsv(app, csv, '?ID=3')).statusCode, 200)
+  assert.equal(count(app, 'training_samples'), 42)
+  assert.equal((await importCsv(app, csv, '?ID=3&duplicate=sometimes')).statusCode, 400)
+})
+
+test('import: two identical keyed imports at once store once', async (t) => {
+  const app = await buildTestApp(t)
+  const csv = sessionCsv(sessionSlice(20))
+  const key = randomUUID()
+  const [a, b] = await Promise.all([importCsv(app, csv, '?ID=1', key), importCsv(app, csv, '?ID=1', key)])
+  assert.deepEqual([a.statusCode, b.statusCode], [200, 200], a.body + b.body)
+  assert.deepEqual(a.json(), b.json())
+  assert.equal([a, b].filter((answer) => answer.headers[REPLAYED] === 'true').length, 1)
+  assert.equal(count(app, 'training_samples'), 140)
+})
+
+test('a key survives a restart on the same DATA_DIR', async (t) => {
+  const dataDir = tempDir(t)
+  const frames = rawPiFrames().slice(0, 4)
+  const key = randomUUID()
+  const before = await buildTestApp(t, {}, { dataDir })
+  const first = await postFrames(before, { ID: 2, frames }, key)
+  assert.equal(first.statusCode, 200)
+  await before.close()
+
+  const after = await buildTestApp(t, {}, { dataDir })
+  const again = await postFrames(after, { ID: 2, frames }, key)
+  assert.equal(again.statusCode, 200)
+  assert.equal(again.headers[REPLAYED], 'true')
+  assert.equal(again.body, first.body)
+  assert.equal(count(after, 'rpi_frames'), 4)
+})
+
+test('a key is forgotten after IDEMPOTENCY_WINDOW_HOURS, and pruned', async (t) => {
+  // 0.0002 h = 720 ms
+  const app = await buildTestApp(t, { IDEMPOTENCY_WINDOW_HOURS: '0.0002' })
+  const frames = rawPiFrames().slice(0, 2)
+  const key = randomUUID()
+  assert.equal((await postFrames(app, { ID: 1, frames }, key)).headers[REPLAYED], undefined)
+  assert.equal((await postFrames(app, { ID: 1, frames }, key)).headers[REPLAYED], 'true')
+  assert.equal(count(app, 'rpi_frames'), 2)
+  await sleep(800)
+  const later = await postFrames(app, { ID: 1, frames }, key)
+  assert.equal(later.statusCode, 200)
+  assert.equal(later.headers[REPLAYED], undefined, 'a new request now')
+  assert.equal(count(app, 'rpi_frames'), 4)
+  await sleep(800)
+  assert.equal(app.idempotency.prune(), 1)
+  assert.equal(count(app, 'idempotency_keys'), 0)
+})
+
+test('batch: under a key the frames are captured once, even while no model answers; with a model the retry replays the classification', async (t) => {
+  const app = await buildTestApp(t)
+  const rows = sessionSlice(3, 40)
+  const capture = await app.inject({ method: 'POST', url: '/training/post/capture', headers: ADMIN, payload: { ID: 5, angle: 30, seconds: 60 } })
+  assert.equal(capture.statusCode, 200, capture.body)
+  const batch = { ID: 5, frames: rows.slice(0, 4).map(stringified) }
+  const post = (key: string, body: object = batch) => app.inject({ method: 'POST', url: '/ml/post/batch', payload: body, headers: { 'idempotency-key': key } })
+
+  // no model: 503, but the frames were captured; the retry (503 is retried) captures nothing more
+  const key = randomUUID()
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const refused = await post(key)
+    assert.equal(refused.statusCode, 503)
+    assert.match(refused.json().message, /the 4 frame\(s\) were stored as labelled samples/)
+    assert.equal(count(app, 'training_samples'), 4, `attempt ${attempt}`)
+  }
+
+  await trainThrough(app, 20, { epochs: 2 })
+  // the same request once a model is there: classified, the capture of the first attempt reported, still nothing stored again
+  const answered = await post(key)
+  assert.equal(answered.statusCode, 200, answered.body)
+  assert.equal(answered.json<BatchResponse>().captured, 4)
+  assert.equal(count(app, 'training_samples'), 4)
+  const replayed = await post(key)
+  assert.equal(replayed.headers[REPLAYED], 'true')
+  assert.equal(replayed.body, answered.body)
+
+  // a fresh key: captured and classified once, concurrent repeats wait for it and replay
+  const fresh = randomUUID()
+  const answers = await Promise.all([post(fresh), post(fresh), post(fresh)])
+  assert.deepEqual(answers.map((answer) => answer.statusCode), [200, 200, 200])
+  assert.equal(new Set(answers.map((answer) => answer.body)).size, 1)
+  assert.equal(answers.filter((answer) => answer.headers[REPLAYED] === 'true').length, 2)
+  assert.equal(count(app, 'training_samples'), 8, 'captured once more')
+})
