@@ -17,6 +17,9 @@ commands:
                                              train on the blocked train part of FILE, report on its tail
   agent --server URL --name NAME --id ID     forward CSI lines from --stdin or --serial to a server
 
+import and train refuse (exit 3) while a live server owns DATA_DIR: stop it, or
+add --server URL to have that server do the work.
+
 Run "doorsense <command> --help" for a command's options.`
 
 const [command, ...argv] = process.argv.slice(2)

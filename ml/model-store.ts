@@ -13,6 +13,13 @@
  * (version-catalogue.ts), the training log (training-log.ts) and start-up
  * recovery over them (version-recovery.ts). It owns the model area's
  * migrations and which versions verified.
+ *
+ * The database is the truth, whoever wrote it: every read first asks SQLite
+ * whether another connection committed since (`PRAGMA data_version`, a
+ * microsecond), and if one did, verifies the versions it recorded before
+ * they are listed, loaded or activated. A second process on the same
+ * DATA_DIR (the CLI, a test handle) can therefore never leave this one with
+ * a list that misses its versions or flags the wrong one active.
  */
 import { join } from 'node:path'
 import type * as tfjs from '@tensorflow/tfjs'
@@ -78,8 +85,11 @@ export class ModelStore {
   readonly #files: VersionFiles
   readonly #catalogue: VersionCatalogue
   readonly #trainings: TrainingLog
-  /** Versions whose folder verified (at start or when written); the only ones ever loaded or listed. */
+  /** Versions whose folder verified (at start, when written, or when another connection recorded them); the only ones ever loaded or listed. */
   readonly #metas = new Map<string, VersionMetaFile>()
+  /** Rows another connection recorded whose folder did not verify, by their weights hash: not verified again until the row changes. */
+  readonly #unusable = new Map<string, string>()
+  #recovered = false
 
   constructor (storage: Storage, dataDir: string) {
     storage.migrate('model', MODEL_MIGRATIONS)
@@ -96,7 +106,11 @@ export class ModelStore {
    * interrupted. Call once, before anything else.
    */
   recover (): RecoveryReport {
-    return recoverVersions({ files: this.#files, catalogue: this.#catalogue, trainings: this.#trainings }, this.#metas)
+    const report = recoverVersions({ files: this.#files, catalogue: this.#catalogue, trainings: this.#trainings }, this.#metas)
+    // what recovery read is current: only commits from elsewhere after this point need a look
+    this.#catalogue.changedElsewhere()
+    this.#recovered = true
+    return report
   }
 
   /**
@@ -142,6 +156,7 @@ export class ModelStore {
 
   /** Each door's active version (usable ones only). */
   activeDoorVersions (): Map<number, string> {
+    this.#sync()
     const active = this.#catalogue.activeDoorVersions()
     for (const [device, version] of active) if (!this.#metas.has(version)) active.delete(device)
     return active
@@ -154,6 +169,7 @@ export class ModelStore {
 
   /** Makes `version` the active one of its kind (or of its door) and records when. */
   activate (version: string): ModelVersionInfo {
+    this.#sync()
     const file = this.#metas.get(version)
     if (!file) throw new Error(`no usable model version ${version}`)
     this.#catalogue.activate(version, file.kind)
@@ -162,6 +178,7 @@ export class ModelStore {
 
   /** Reads a version's files back, checking the weights against their SHA-256. */
   async load (version: string): Promise<LoadedVersion> {
+    this.#sync()
     const file = this.#metas.get(version)
     if (!file) throw new Error(`no usable model version ${version}`)
     const artifacts = await this.#files.load(file)
@@ -170,29 +187,34 @@ export class ModelStore {
 
   /** A usable version's row, or undefined. */
   info (version: string): ModelVersionInfo | undefined {
+    this.#sync()
     if (!this.#metas.has(version)) return undefined
     return this.#catalogue.info(version)
   }
 
   /** A usable global version's meta (standardisation, labels, options, evaluation); undefined for a door's model. */
   meta (version: string): ModelMeta | undefined {
+    this.#sync()
     const meta = this.#metas.get(version)?.meta
     return meta && !isDoorMeta(meta) ? meta : undefined
   }
 
   /** A usable door version's meta (window, standardisation, novelty summary, evaluation); undefined for a global one. */
   doorMeta (version: string): DoorModelMeta | undefined {
+    this.#sync()
     const meta = this.#metas.get(version)?.meta
     return meta && isDoorMeta(meta) ? meta : undefined
   }
 
   /** Usable versions, newest first. */
   list (kind?: ModelKind): ModelVersionInfo[] {
+    this.#sync()
     return this.#catalogue.list(kind).filter((info) => this.#metas.has(info.version))
   }
 
   /** The active version of a kind (only usable ones unless `usableOnly` is false). */
   activeVersion (kind: ModelKind, usableOnly = true): string | undefined {
+    this.#sync()
     const version = this.#catalogue.activeVersion(kind)
     if (version === undefined || (usableOnly && !this.#metas.has(version))) return undefined
     return version
@@ -200,6 +222,7 @@ export class ModelStore {
 
   /** The folder of a usable version, or undefined (unknown names never reach the file system). */
   versionDir (version: string): string | undefined {
+    this.#sync()
     return this.#metas.has(version) ? this.#files.dir(version) : undefined
   }
 
@@ -221,6 +244,25 @@ export class ModelStore {
   /** Seconds the latest finished training took. */
   lastTrainingSeconds (): number | undefined {
     return this.#trainings.lastTrainingSeconds()
+  }
+
+  /**
+   * Catches up with versions another connection recorded (or removed) since
+   * the last look. Its folder was renamed into place before its row was
+   * committed, so a recorded version is complete; it is verified like at
+   * start all the same.
+   */
+  #sync (): void {
+    if (!this.#recovered || !this.#catalogue.changedElsewhere()) return
+    const recorded = new Set<string>()
+    for (const { version, weightsSha256 } of this.#catalogue.recorded()) {
+      recorded.add(version)
+      if (this.#metas.has(version) || this.#unusable.get(version) === weightsSha256) continue
+      const verified = this.#files.verify(version, weightsSha256)
+      if (typeof verified === 'string') this.#unusable.set(version, weightsSha256)
+      else this.#metas.set(version, verified)
+    }
+    for (const version of this.#metas.keys()) if (!recorded.has(version)) this.#metas.delete(version)
   }
 
   /** Taken on disk (even by debris) or in the database: either would clash. */

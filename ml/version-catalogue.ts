@@ -31,10 +31,24 @@ export interface RecordedVersion {
 /** The `model_versions` and `model_active` tables. */
 export class VersionCatalogue {
   readonly #db: Database.Database
+  #dataVersion: number | undefined
 
   /** @param db a database the model migrations have run on */
   constructor (db: Database.Database) {
     this.#db = db
+  }
+
+  /**
+   * Whether another connection (another process on the same DATA_DIR, or
+   * another handle in this one) committed to the database since the last
+   * call: SQLite's `PRAGMA data_version`, which this connection's own writes
+   * leave alone. The first call answers true.
+   */
+  changedElsewhere (): boolean {
+    const now = this.#db.pragma('data_version', { simple: true }) as number
+    const changed = now !== this.#dataVersion
+    this.#dataVersion = now
+    return changed
   }
 
   /** Records a version (not active) from its meta file. */

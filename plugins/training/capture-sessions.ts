@@ -2,23 +2,73 @@
  * Capture sessions: "the door of device 3 is held at 45° for the next 60 s".
  * While a session is open, the frames that device posts (to the frames and
  * inference routes) are also stored as samples labelled with that angle.
+ *
+ * Each device's open (or last) session is a row in SQLite with its deadline,
+ * so a restart never loses one silently: a session whose time is not up is
+ * resumed, one whose time ran out while the server was down is reported
+ * `interrupted` with the frames it stored. A session's samples are the
+ * device's captured samples stored after it opened (only captures store
+ * those sources, and a device has one session at a time), so what it stored
+ * is counted from the samples table, never written per frame.
  */
 import { EventEmitter } from 'node:events'
 import { ConflictError } from '../../core/errors.js'
-import type { CaptureStatus, SampleSource } from '../../schemas/training.js'
+import type { Storage } from '../../core/storage.js'
+import type { CaptureState, CaptureStatus, SampleSource } from '../../schemas/training.js'
 import type { SampleStore } from '../../ml/sample-store.js'
+
+/** The captures' table; the list only grows at its end. */
+export const CAPTURE_MIGRATIONS: readonly string[] = [
+  `CREATE TABLE capture_sessions (
+    device INTEGER PRIMARY KEY CHECK (device BETWEEN 0 AND 32767),
+    angle REAL NOT NULL,
+    started_at INTEGER NOT NULL,
+    ends_at INTEGER NOT NULL,
+    frames_wanted INTEGER,
+    source TEXT,
+    after_sample INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('open', 'finished', 'cancelled', 'interrupted')),
+    frames_stored INTEGER NOT NULL DEFAULT 0,
+    frames_dropped INTEGER,
+    resumed_at INTEGER
+  )`
+]
+
+/** The sources only a capture stores: a session's samples are the device's samples of these after it opened. */
+const CAPTURED_SOURCES: readonly SampleSource[] = ['frames', 'inference', 'calibration']
 
 interface Session {
   device: number
   angle: number
+  /** Epoch ms. */
   startedAt: number
   endsAt: number
+  /** The newest sample id when it opened. */
+  afterSample: number
   framesStored: number
   /** Ends the session once this many are stored. */
   framesWanted: number | undefined
   /** Labels the samples with this source instead of the route's (a door calibration's own samples). */
   source: SampleSource | undefined
+  /** How it ended; 'open' while it runs (or until its timer reports the end). */
+  state: CaptureState
+  framesDropped: number | undefined
+  resumedAt: number | undefined
   timer: NodeJS.Timeout | undefined
+}
+
+interface SessionRow {
+  device: number
+  angle: number
+  started_at: number
+  ends_at: number
+  frames_wanted: number | null
+  source: SampleSource | null
+  after_sample: number
+  state: CaptureState
+  frames_stored: number
+  frames_dropped: number | null
+  resumed_at: number | null
 }
 
 /** How a capture is asked for beyond device, angle and time. */
@@ -29,22 +79,86 @@ export interface CaptureOptions {
   source?: SampleSource
 }
 
+/** How a capture is cancelled. */
+export interface CancelOptions {
+  /** Keep the frames stored so far as samples (default), or delete them. */
+  keepFrames?: boolean
+}
+
+/** What {@link CaptureSessions.restore} found of the sessions open when the last process stopped. */
+export interface RestoredCaptures {
+  resumed: CaptureStatus[]
+  interrupted: CaptureStatus[]
+}
+
+export interface CaptureSessionsOptions {
+  storage: Storage
+  samples: SampleStore
+  /** Hears of each session when it ends (time up, frames reached, cancelled), e.g. to log what it stored. */
+  onEnded?: (status: CaptureStatus) => void
+  now?: () => number
+}
+
 /**
  * The open (and the last finished) session of each device. Events:
  * `changed` (CaptureStatus) when a session opens, stores frames or ends.
  */
 export class CaptureSessions extends EventEmitter<{ changed: [CaptureStatus] }> {
+  readonly #db: Storage['db']
   readonly #store: SampleStore
   readonly #now: () => number
   readonly #sessions = new Map<number, Session>()
   readonly #onEnded: ((status: CaptureStatus) => void) | undefined
 
-  /** `onEnded` hears of each session when its time is up (e.g. to log what it stored). */
-  constructor (store: SampleStore, onEnded?: (status: CaptureStatus) => void, now: () => number = Date.now) {
+  constructor (options: CaptureSessionsOptions) {
     super()
-    this.#store = store
-    this.#onEnded = onEnded
-    this.#now = now
+    options.storage.migrate('captures', CAPTURE_MIGRATIONS)
+    this.#db = options.storage.db
+    this.#store = options.samples
+    this.#onEnded = options.onEnded
+    this.#now = options.now ?? Date.now
+  }
+
+  /**
+   * Start-up: reads every device's last session back. One the last process
+   * left open is resumed when its time is not up (and it still wants
+   * frames), else recorded as interrupted; either way with the frames it
+   * stored. Call once, before frames arrive.
+   */
+  restore (): RestoredCaptures {
+    const restored: RestoredCaptures = { resumed: [], interrupted: [] }
+    const now = this.#now()
+    for (const row of this.#db.prepare('SELECT * FROM capture_sessions').all() as SessionRow[]) {
+      const session: Session = {
+        device: row.device,
+        angle: row.angle,
+        startedAt: row.started_at,
+        endsAt: row.ends_at,
+        afterSample: row.after_sample,
+        framesStored: row.frames_stored,
+        framesWanted: row.frames_wanted ?? undefined,
+        source: row.source ?? undefined,
+        state: row.state,
+        framesDropped: row.frames_dropped ?? undefined,
+        resumedAt: row.resumed_at ?? undefined,
+        timer: undefined
+      }
+      this.#sessions.set(session.device, session)
+      if (session.state !== 'open') continue
+      session.framesStored = this.#countStored(session)
+      if (now < session.endsAt && (session.framesWanted === undefined || session.framesStored < session.framesWanted)) {
+        session.resumedAt = now
+        session.timer = setTimeout(() => this.#end(session, 'finished'), session.endsAt - now).unref()
+        this.#db.prepare('UPDATE capture_sessions SET resumed_at = ? WHERE device = ?').run(now, session.device)
+        restored.resumed.push(this.#status(session))
+      } else {
+        // the deadline passed while no server listened: the frames it missed are not coming
+        const ended = session.framesWanted !== undefined && session.framesStored >= session.framesWanted ? 'finished' : 'interrupted'
+        this.#record(session, ended)
+        if (ended === 'interrupted') restored.interrupted.push(this.#status(session))
+      }
+    }
+    return restored
   }
 
   /**
@@ -54,15 +168,28 @@ export class CaptureSessions extends EventEmitter<{ changed: [CaptureStatus] }> 
   start (device: number, angle: number, seconds: number, options: CaptureOptions = {}): CaptureStatus {
     const open = this.#sessions.get(device)
     if (open && this.#isOpen(open)) {
-      throw new ConflictError(`device ${device} is already being captured at ${open.angle}° for ${secondsLeft(open, this.#now()).toFixed(1)} more seconds`)
+      throw new ConflictError(`device ${device} is already being captured at ${open.angle}° for ${secondsLeft(open, this.#now()).toFixed(1)} more seconds; cancel it with POST /training/post/cancel_capture`)
     }
     if (open?.timer) clearTimeout(open.timer)
     const startedAt = this.#now()
     const session: Session = {
-      device, angle, startedAt, endsAt: startedAt + seconds * 1000, framesStored: 0, framesWanted: options.frames, source: options.source, timer: undefined
+      device,
+      angle,
+      startedAt,
+      endsAt: startedAt + seconds * 1000,
+      afterSample: this.#store.lastId(),
+      framesStored: 0,
+      framesWanted: options.frames,
+      source: options.source,
+      state: 'open',
+      framesDropped: undefined,
+      resumedAt: undefined,
+      timer: undefined
     }
+    this.#db.prepare(`INSERT OR REPLACE INTO capture_sessions (device, angle, started_at, ends_at, frames_wanted, source, after_sample, state)
+      VALUES (?, ?, ?, ?, ?, ?, ?, 'open')`).run(device, angle, session.startedAt, session.endsAt, session.framesWanted ?? null, session.source ?? null, session.afterSample)
     // record() checks the clock itself; the timer only reports the end
-    session.timer = setTimeout(() => this.#end(session), seconds * 1000).unref()
+    session.timer = setTimeout(() => this.#end(session, 'finished'), seconds * 1000).unref()
     this.#sessions.set(device, session)
     const status = this.#status(session)
     this.emit('changed', status)
@@ -70,14 +197,19 @@ export class CaptureSessions extends EventEmitter<{ changed: [CaptureStatus] }> 
   }
 
   /**
-   * Ends the device's open session now; the frames it stored so far stay.
+   * Ends the device's open session now. The frames it stored so far stay
+   * as samples unless `keepFrames` is false, when they are deleted.
    * @returns its final status, or undefined when none was open
    */
-  cancel (device: number): CaptureStatus | undefined {
+  cancel (device: number, options: CancelOptions = {}): CaptureStatus | undefined {
     const session = this.#sessions.get(device)
     if (!session || !this.#isOpen(session)) return undefined
     session.endsAt = this.#now()
-    this.#end(session)
+    if (options.keepFrames === false) {
+      session.framesDropped = this.#store.delete('csi', this.#ownSamples(session))
+      session.framesStored = 0
+    }
+    this.#end(session, 'cancelled')
     return this.#status(session)
   }
 
@@ -97,7 +229,7 @@ export class CaptureSessions extends EventEmitter<{ changed: [CaptureStatus] }> 
     session.framesStored += stored
     if (session.framesWanted !== undefined && session.framesStored >= session.framesWanted) {
       session.endsAt = this.#now()
-      this.#end(session)
+      this.#end(session, 'finished')
     } else {
       const status = this.#status(session)
       // after the caller's transaction: a listener must never roll back stored frames
@@ -106,9 +238,12 @@ export class CaptureSessions extends EventEmitter<{ changed: [CaptureStatus] }> 
     return stored
   }
 
-  #end (session: Session): void {
+  #end (session: Session, state: Exclude<CaptureState, 'open'>): void {
     if (session.timer) clearTimeout(session.timer)
     session.timer = undefined
+    // a later session of the device has replaced this one's row (and memory): nothing of it to record
+    if (this.#sessions.get(session.device) !== session || session.state !== 'open') return
+    this.#record(session, state)
     const status = this.#status(session)
     queueMicrotask(() => {
       this.#onEnded?.(status)
@@ -116,7 +251,14 @@ export class CaptureSessions extends EventEmitter<{ changed: [CaptureStatus] }> 
     })
   }
 
-  /** Stops every timer (app close). */
+  /** Writes how a session ended. */
+  #record (session: Session, state: Exclude<CaptureState, 'open'>): void {
+    session.state = state
+    this.#db.prepare('UPDATE capture_sessions SET state = ?, ends_at = ?, frames_stored = ?, frames_dropped = ? WHERE device = ?')
+      .run(state, session.endsAt, session.framesStored, session.framesDropped ?? null, session.device)
+  }
+
+  /** Stops every timer (app close). Open sessions stay open in the database: the next start resumes them or reports them interrupted. */
   close (): void {
     for (const session of this.#sessions.values()) {
       if (session.timer) clearTimeout(session.timer)
@@ -125,21 +267,35 @@ export class CaptureSessions extends EventEmitter<{ changed: [CaptureStatus] }> 
   }
 
   #isOpen (session: Session): boolean {
-    return this.#now() < session.endsAt
+    return session.state === 'open' && this.#now() < session.endsAt
+  }
+
+  #ownSamples (session: Session) {
+    return { device: session.device, angle: session.angle, afterId: session.afterSample, sources: session.source === undefined ? CAPTURED_SOURCES : [session.source] }
+  }
+
+  #countStored (session: Session): number {
+    return this.#store.countWhere('csi', this.#ownSamples(session))
   }
 
   #status (session: Session): CaptureStatus {
     const now = this.#now()
-    return {
+    const active = this.#isOpen(session)
+    const status: CaptureStatus = {
       ID: session.device,
       angle: session.angle,
-      active: now < session.endsAt,
+      active,
+      // an open session past its deadline has finished; its timer just has not said so yet
+      state: session.state === 'open' && !active ? 'finished' : session.state,
       framesStored: session.framesStored,
       ...(session.framesWanted === undefined ? {} : { framesWanted: session.framesWanted }),
-      secondsLeft: secondsLeft(session, now),
+      secondsLeft: active ? secondsLeft(session, now) : 0,
       startedAt: new Date(session.startedAt).toISOString(),
       endsAt: new Date(session.endsAt).toISOString()
     }
+    if (session.framesDropped !== undefined) status.framesDropped = session.framesDropped
+    if (session.resumedAt !== undefined) status.resumedAt = new Date(session.resumedAt).toISOString()
+    return status
   }
 }
 

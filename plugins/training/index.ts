@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { SampleSource as SampleSourceSchema } from '../../schemas/training.js'
 import type { CaptureStatus } from '../../schemas/training.js'
-import { CaptureSessions, type CaptureOptions } from './capture-sessions.js'
+import { CaptureSessions, type CancelOptions, type CaptureOptions } from './capture-sessions.js'
 import { ProgressStreams } from './progress-streams.js'
 import { trainingRoutes } from './routes.js'
 import { SampleStore } from '../../ml/sample-store.js'
@@ -23,8 +23,11 @@ export interface CaptureService {
    * @throws ConflictError (409) while that device's session is open
    */
   start (device: number, angle: number, seconds: number, options?: CaptureOptions): CaptureStatus
-  /** Ends the device's open session now (frames stored so far stay). @returns its final status, or undefined when none was open */
-  cancel (device: number): CaptureStatus | undefined
+  /**
+   * Ends the device's open session now; the frames stored so far stay unless
+   * `options.keepFrames` is false. @returns its final status, or undefined when none was open
+   */
+  cancel (device: number, options?: CancelOptions): CaptureStatus | undefined
   /** The device's open session, or its last one. */
   status (device: number): CaptureStatus | undefined
   /** `changed` fires when a session opens, stores frames or ends. */
@@ -45,7 +48,14 @@ declare module 'fastify' {
 export default fp(async (app) => {
   const log = app.log.child({ area: 'training' })
   const samples = new SampleStore(app.storage)
-  const captures = new CaptureSessions(samples, (status) => log.info({ device: status.ID, angle: status.angle, framesStored: status.framesStored }, 'capture session ended'))
+  const captures = new CaptureSessions({
+    storage: app.storage,
+    samples,
+    onEnded: (status) => log.info({ device: status.ID, angle: status.angle, state: status.state, framesStored: status.framesStored, framesDropped: status.framesDropped }, 'capture session ended')
+  })
+  const restored = captures.restore()
+  for (const status of restored.resumed) log.info({ device: status.ID, angle: status.angle, framesStored: status.framesStored, secondsLeft: status.secondsLeft }, 'capture session resumed after a restart')
+  for (const status of restored.interrupted) log.warn({ device: status.ID, angle: status.angle, framesStored: status.framesStored, endsAt: status.endsAt }, 'capture session interrupted: its time ran out while the server was down')
   const streams = new ProgressStreams(app.model)
   app.decorate('captures', captures)
   // preClose: an open event stream would otherwise keep the server from closing

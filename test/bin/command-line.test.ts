@@ -22,3 +22,10 @@ test('epochProgress writes a line per tenth off a terminal, and redraws one bar 
   bar.end()
   assert.equal(tty, `\r[${'#'.repeat(15)}${'.'.repeat(15)}] epoch 1/2 a\x1b[K\r[${'#'.repeat(30)}] epoch 2/2 b\x1b[K\n`)
 })
+
+test('epochProgress off a terminal still writes a line when a polled run skips the epoch that ends a tenth', () => {
+  let plain = ''
+  const lines = epochProgress({ write: (text) => { plain += text } })
+  for (const epoch of [3, 4, 7, 20]) lines.show(epoch, 20, 'x')
+  assert.deepEqual(plain.trim().split('\n'), ['epoch 3/20 x', 'epoch 4/20 x', 'epoch 7/20 x', 'epoch 20/20 x'])
+})

@@ -1,5 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { execa } from 'execa'
@@ -7,8 +8,11 @@ import Database from 'better-sqlite3'
 import { PROJECT_ROOT } from '../../core/project.js'
 import { DATABASE_FILE } from '../../core/storage.js'
 import { run } from '../../bin/commands/import.js'
-import { tempDir } from '../helper.js'
+import { run as train } from '../../bin/commands/train.js'
+import { ADMIN_TOKEN, tempDir } from '../helper.js'
+import { listen } from '../fixtures/live-server.js'
 import { sessionCsv, sessionSlice } from '../fixtures/training.js'
+import type { ImportResult } from '../../schemas/training.js'
 
 /** Captures what a command writes. */
 function io (env: Record<string, string>) {
@@ -50,7 +54,10 @@ test('import --json prints one JSON object; --id records the device', async (t) 
   writeFileSync(file, sessionCsv(sessionSlice(2)))
   const { out, io: commandIo } = io({ DATA_DIR: join(dir, 'data') })
   assert.equal(await run(['--data', file, '--json', '--id', '12'], commandIo), 0, out.stderr)
-  assert.deepEqual(JSON.parse(out.stdout), { imported: 14, lines: 15, labels: [0, 15, 30, 45, 60, 75, 90].map((angle) => ({ angle, count: 2 })) })
+  const { importId, contentSha256, ...counts } = JSON.parse(out.stdout) as ImportResult
+  assert.deepEqual(counts, { imported: 14, lines: 15, labels: [0, 15, 30, 45, 60, 75, 90].map((angle) => ({ angle, count: 2 })) })
+  assert.equal(importId, 1)
+  assert.equal(contentSha256, createHash('sha256').update(sessionCsv(sessionSlice(2))).digest('hex'), 'the hash of the lines, each with its newline')
   assert.ok(storedSamples(join(dir, 'data')).every((sample) => sample.device === 12))
 })
 
@@ -75,6 +82,11 @@ test('usage mistakes exit 1 and say what is wrong', async (t) => {
     [['--data'], /argument missing|option '--data <value>'/],
     [['--data', 'x.csv', '--frobnicate'], /Unknown option '--frobnicate'/],
     [['--data', 'x.csv', '--id', 'pi-3'], /--id must be a Pi ID 0\.\.32767, got "pi-3"/],
+    // read as the HTTP routes read an ID: decimal digits, nothing Number() would also take
+    [['--data', 'x.csv', '--id', '0x10'], /--id must be a Pi ID 0\.\.32767, got "0x10"/],
+    [['--data', 'x.csv', '--id', '1e3'], /--id must be a Pi ID 0\.\.32767, got "1e3"/],
+    [['--data', 'x.csv', '--id', ' 7'], /--id must be a Pi ID 0\.\.32767, got " 7"/],
+    [['--data', 'x.csv', '--id', '40000'], /--id must be a Pi ID 0\.\.32767, got "40000"/],
     [['--data', join(dir, 'missing.csv')], /missing\.csv: ENOENT/]
   ]
   for (const [argv, expected] of cases) {
@@ -88,4 +100,53 @@ test('usage mistakes exit 1 and say what is wrong', async (t) => {
   const help = io({})
   assert.equal(await run(['--help'], help.io), 0)
   assert.match(help.out.stdout, /^usage: doorsense import --data FILE\.csv/)
+})
+
+test('the same file twice for the same device is refused, naming the earlier import; --allow-duplicate imports it again', async (t) => {
+  const dir = tempDir(t)
+  const file = join(dir, 'slice.csv')
+  writeFileSync(file, sessionCsv(sessionSlice(2)))
+  const dataDir = join(dir, 'data')
+  const first = io({ DATA_DIR: dataDir })
+  assert.equal(await run(['--data', file, '--id', '4'], first.io), 0, first.out.stderr)
+
+  const again = io({ DATA_DIR: dataDir })
+  assert.equal(await run(['--data', file, '--id', '4'], again.io), 1)
+  assert.match(again.out.stderr, /^doorsense import: .*slice\.csv: this CSV \(sha256 [0-9a-f]{12}…\) was imported for device 4 already: import 1 at \d{4}-[^,]+, 14 rows; nothing imported; pass --allow-duplicate to import it again\n$/)
+  assert.equal(again.out.stdout, '')
+  assert.equal(storedSamples(dataDir).length, 14)
+
+  // another device is another recording; the flag imports the same one again on purpose
+  assert.equal(await run(['--data', file, '--id', '5'], io({ DATA_DIR: dataDir }).io), 0)
+  const forced = io({ DATA_DIR: dataDir })
+  assert.equal(await run(['--data', file, '--id', '4', '--allow-duplicate'], forced.io), 0, forced.out.stderr)
+  assert.equal(storedSamples(dataDir).length, 42)
+})
+
+test('train --data FILE does not import a file imported already: it says so and trains on the stored samples', async (t) => {
+  const dir = tempDir(t)
+  const file = join(dir, 'closed.csv')
+  // one angle only: the training then stops at its first check, which is all this test needs
+  writeFileSync(file, sessionCsv(sessionSlice(2).filter((row) => row.angle === 0)))
+  const dataDir = join(dir, 'data')
+  assert.equal(await run(['--data', file], io({ DATA_DIR: dataDir }).io), 0)
+  const { out, io: trainIo } = io({ DATA_DIR: dataDir, TF_BACKEND: 'cpu' })
+  assert.equal(await train(['--data', file, '--epochs', '1'], trainIo), 1)
+  assert.match(out.stderr, /closed\.csv: this CSV \(sha256 [0-9a-f]{12}…\) was imported without a device already: import 1 at [^,]+, 2 rows; nothing imported: training on the stored samples\n/)
+  assert.match(out.stderr, /training needs samples of at least 2 door angles/)
+  assert.equal(storedSamples(dataDir).length, 2, 'not imported twice')
+})
+
+test('through a server (--server) the duplicate is refused the same way, and --allow-duplicate passes it', async (t) => {
+  const { app, url } = await listen(t)
+  const dir = tempDir(t)
+  const file = join(dir, 'slice.csv')
+  writeFileSync(file, sessionCsv(sessionSlice(1)))
+  const env = { DATA_DIR: join(dir, 'elsewhere'), ADMIN_TOKEN }
+  assert.equal(await run(['--data', file, '--id', '6', '--server', url], io(env).io), 0)
+  const again = io(env)
+  assert.equal(await run(['--data', file, '--id', '6', '--server', url], again.io), 1)
+  assert.match(again.out.stderr, /409 this CSV \(sha256 [0-9a-f]{12}…\) was imported for device 6 already: import 1 at [^,]+, 7 rows; nothing imported; pass --allow-duplicate to import it again\n$/)
+  assert.equal(await run(['--data', file, '--id', '6', '--server', url, '--allow-duplicate'], io(env).io), 0)
+  assert.equal((app.storage.db.prepare('SELECT COUNT(*) AS n FROM training_samples WHERE device = 6').get() as { n: number }).n, 14)
 })
