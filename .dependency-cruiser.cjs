@@ -93,8 +93,15 @@ module.exports = {
     {
       name: 'tests-are-leaves',
       severity: 'error',
-      comment: 'test/ code (fixtures included) is for the tests: the service must never depend on it',
+      comment: 'test/ code (fixtures included) is for the tests: the service must never depend on it (a benchmark may share a fixture and test/helper.ts, e.g. the fuzz generator)',
       from: { pathNot: '^test/' },
+      to: { path: '^test/', pathNot: '^test/(fixtures/[^/]+|helper)\\.ts$' }
+    },
+    {
+      name: 'only-benchmarks-share-fixtures',
+      severity: 'error',
+      comment: 'outside test/, only bench/ may use a test fixture: the service must never depend on one',
+      from: { pathNot: '^(test|bench)/' },
       to: { path: '^test/' }
     }
   ],

@@ -492,6 +492,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -663,6 +680,23 @@ export interface paths {
                 };
                 /** @description Default Response */
                 503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -857,6 +891,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -1015,7 +1066,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    /** @description the device ID */
+                    /** @description the door's device ID, 0..32767 */
                     id: number;
                 };
                 cookie?: never;
@@ -1266,6 +1317,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -1279,7 +1347,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    /** @description the device ID */
+                    /** @description the door's device ID, 0..32767 */
                     id: number;
                 };
                 cookie?: never;
@@ -1429,6 +1497,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         options?: never;
@@ -1455,7 +1540,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    /** @description the device ID */
+                    /** @description the door's device ID, 0..32767 */
                     id: number;
                 };
                 cookie?: never;
@@ -1706,6 +1791,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         options?: never;
@@ -1731,7 +1833,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    /** @description the device ID */
+                    /** @description the door's device ID, 0..32767 */
                     id: number;
                 };
                 cookie?: never;
@@ -1993,6 +2095,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         /**
@@ -2004,7 +2123,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    /** @description the device ID */
+                    /** @description the door's device ID, 0..32767 */
                     id: number;
                 };
                 cookie?: never;
@@ -2255,6 +2374,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         options?: never;
@@ -2280,7 +2416,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    /** @description the device ID */
+                    /** @description the door's device ID, 0..32767 */
                     id: number;
                 };
                 cookie?: never;
@@ -2423,6 +2559,23 @@ export interface paths {
                 };
                 /** @description Default Response */
                 503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2721,6 +2874,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -2955,6 +3125,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -2976,12 +3163,15 @@ export interface paths {
         put?: never;
         /**
          * Classify many frames
-         * @description Up to 4096 frames in any accepted encoding, one result per frame in order. A frame that cannot be read gets `error` in its result and the others are still classified; 400 only when none can be read.
+         * @description Up to 4096 frames in any accepted encoding, one result per frame in order. A frame that cannot be read gets `error` in its result and the others are still classified; 400 only when none can be read. With an `Idempotency-Key` a retry gets the first answer again: the frames are neither classified (the door state) nor captured twice.
          */
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description a key naming this request (1..128 visible ASCII characters, e.g. a random UUID), the same on every retry of it. A repeat within IDEMPOTENCY_WINDOW_HOURS (24) on the same route and device gets the first answer again (same status and body, header `Idempotent-Replayed: true`) and stores nothing; the same key with a different request is a 422. Only a successful answer is recorded: after an error the key may be sent again. */
+                    "Idempotency-Key"?: string;
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -2990,7 +3180,7 @@ export interface paths {
                     "application/json": {
                         /** @description 1..4096 frames; a frame that cannot be read gets an error in its result, the others are still classified */
                         frames: unknown[];
-                        /** @description the Pi ID, 0..32767 */
+                        /** @description the Pi ID, 0..32767 (a JSON integer; the decimal string "7" of the original clients is accepted too) */
                         ID?: number;
                     };
                 };
@@ -3153,7 +3343,41 @@ export interface paths {
                     };
                 };
                 /** @description Default Response */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
                 503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3200,7 +3424,7 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description the Pi ID, 0..32767 */
+                        /** @description the Pi ID, 0..32767 (a JSON integer; the decimal string "7" of the original clients is accepted too) */
                         ID?: number;
                         /** @description one CSI frame in any accepted encoding */
                         payload: string | number[];
@@ -3373,6 +3597,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -3390,11 +3631,17 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** A batch of a Pi's frames, any accepted encoding; bad frames are rejected one by one */
+        /**
+         * A batch of a Pi's frames, any accepted encoding; bad frames are rejected one by one
+         * @description With an `Idempotency-Key` header (the agent sends one per batch) a retry of a batch whose answer was lost gets that answer again and stores nothing.
+         */
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description a key naming this request (1..128 visible ASCII characters, e.g. a random UUID), the same on every retry of it. A repeat within IDEMPOTENCY_WINDOW_HOURS (24) on the same route and device gets the first answer again (same status and body, header `Idempotent-Replayed: true`) and stores nothing; the same key with a different request is a 422. Only a successful answer is recorded: after an error the key may be sent again. */
+                    "Idempotency-Key"?: string;
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -3402,7 +3649,7 @@ export interface paths {
                 content: {
                     "application/json": {
                         frames: unknown[];
-                        /** @description the Pi ID, 0..32767 */
+                        /** @description the Pi ID, 0..32767 (a JSON integer; the decimal string "7" of the original clients is accepted too) */
                         ID: number;
                     };
                 };
@@ -3547,7 +3794,41 @@ export interface paths {
                     };
                 };
                 /** @description Default Response */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
                 503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3592,9 +3873,9 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description the Pi ID, 0..32767 */
+                        /** @description the Pi ID, 0..32767 (a JSON integer; the decimal string "7" of the original clients is accepted too) */
                         ID: number;
-                        /** @description the Pi's name */
+                        /** @description the Pi's name: printable text, trimmed, 1..64 characters (control and bidirectional-control characters are refused) */
                         NAME: string;
                     };
                 };
@@ -3753,6 +4034,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -3768,13 +4066,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A device's capture session: frames stored, seconds left */
+        /**
+         * A device's capture session: state, frames stored, seconds left
+         * @description The open session, or the last one (kept across restarts): `state` open, finished, cancelled or interrupted (the server was down when its time ran out). 404 when the device never had one.
+         */
         get: {
             parameters: {
                 query?: never;
                 header?: never;
                 path: {
-                    /** @description the Pi ID, 0..32767 */
+                    /** @description the Pi ID, 0..32767 (a JSON integer; the decimal string "7" of the original clients is accepted too) */
                     id: number;
                 };
                 cookie?: never;
@@ -3788,18 +4089,29 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description true while state is open */
                             active: boolean;
                             angle: number;
                             /** Format: date-time */
                             endsAt: string;
+                            /** @description frames a cancel with keepFrames false deleted */
+                            framesDropped?: number;
+                            /** @description frames stored as samples (0 after a cancel that dropped them) */
                             framesStored: number;
                             /** @description the session ends once this many frames are stored */
                             framesWanted?: number;
                             /** @description the Pi ID, 0..32767 */
                             ID: number;
+                            /**
+                             * Format: date-time
+                             * @description when a restart resumed it (frames sent while the server was down were not captured)
+                             */
+                            resumedAt?: string;
                             secondsLeft: number;
                             /** Format: date-time */
                             startedAt: string;
+                            /** @description open = labelling frames now (also after a restart that resumed it); finished = its time ran out or its frames were stored; cancelled = ended early by a cancel; interrupted = the server was down when its time ran out (the frames stored until then are kept) */
+                            state: "open" | "finished" | "cancelled" | "interrupted";
                         };
                     };
                 };
@@ -3924,6 +4236,23 @@ export interface paths {
                 };
                 /** @description Default Response */
                 503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4115,6 +4444,23 @@ export interface paths {
                 };
                 /** @description Default Response */
                 503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4351,6 +4697,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -4384,7 +4747,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description the file as stored */
+                /** @description the version's meta.json */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -4514,6 +4877,23 @@ export interface paths {
                 };
                 /** @description Default Response */
                 503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4562,7 +4942,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description the file as stored */
+                /** @description the version's model.json */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -4707,6 +5087,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -4740,13 +5137,13 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description the file as stored */
+                /** @description the version's weights.bin */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/octet-stream": unknown;
+                        "application/octet-stream": string;
                     };
                 };
                 /** @description Default Response */
@@ -4755,7 +5152,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/octet-stream": {
+                        "application/json": {
                             /** @description a stable error code such as DS_BAD_FRAME */
                             code?: string;
                             /** @description the HTTP status text */
@@ -4772,7 +5169,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/octet-stream": {
+                        "application/json": {
                             /** @description a stable error code such as DS_BAD_FRAME */
                             code?: string;
                             /** @description the HTTP status text */
@@ -4789,7 +5186,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/octet-stream": {
+                        "application/json": {
                             /** @description a stable error code such as DS_BAD_FRAME */
                             code?: string;
                             /** @description the HTTP status text */
@@ -4806,7 +5203,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/octet-stream": {
+                        "application/json": {
                             /** @description a stable error code such as DS_BAD_FRAME */
                             code?: string;
                             /** @description the HTTP status text */
@@ -4823,7 +5220,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/octet-stream": {
+                        "application/json": {
                             /** @description a stable error code such as DS_BAD_FRAME */
                             code?: string;
                             /** @description the HTTP status text */
@@ -4840,7 +5237,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/octet-stream": {
+                        "application/json": {
                             /** @description a stable error code such as DS_BAD_FRAME */
                             code?: string;
                             /** @description the HTTP status text */
@@ -4857,7 +5254,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/octet-stream": {
+                        "application/json": {
                             /** @description a stable error code such as DS_BAD_FRAME */
                             code?: string;
                             /** @description the HTTP status text */
@@ -4874,7 +5271,24 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/octet-stream": {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
                             /** @description a stable error code such as DS_BAD_FRAME */
                             code?: string;
                             /** @description the HTTP status text */
@@ -5299,6 +5713,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -5307,7 +5738,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/training/post/capture": {
+    "/training/post/cancel_capture": {
         parameters: {
             query?: never;
             header?: never;
@@ -5317,8 +5748,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Labels a device's next frames with an angle for some seconds (admin)
-         * @description While the session is open, frames the device posts to /server/post/frames or /ml/post/inference are also stored as samples at `angle`. 409 while the device's previous session is open.
+         * Ends a device's open capture session now (admin)
+         * @description Frames the device sends afterwards are no longer labelled. The frames captured so far are kept as samples unless `keepFrames` is false, when they are deleted (`framesDropped` says how many). Answers the session, `state: "cancelled"`. 409 when the device has no open session. The same as DELETE /doors/{id}/calibration/capture for a door's calibration capture.
          */
         post: {
             parameters: {
@@ -5330,12 +5761,13 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description door angle in degrees (0 = closed) */
-                        angle: number;
-                        /** @description the Pi ID, 0..32767 */
+                        /** @description the Pi ID, 0..32767 (a JSON integer; the decimal string "7" of the original clients is accepted too) */
                         ID: number;
-                        /** @description how long the device's frames are labelled with `angle` */
-                        seconds: number;
+                        /**
+                         * @description keep the frames captured so far as samples (default), or false to delete them (a capture started by mistake)
+                         * @default true
+                         */
+                        keepFrames?: boolean;
                     };
                 };
             };
@@ -5347,18 +5779,29 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description true while state is open */
                             active: boolean;
                             angle: number;
                             /** Format: date-time */
                             endsAt: string;
+                            /** @description frames a cancel with keepFrames false deleted */
+                            framesDropped?: number;
+                            /** @description frames stored as samples (0 after a cancel that dropped them) */
                             framesStored: number;
                             /** @description the session ends once this many frames are stored */
                             framesWanted?: number;
                             /** @description the Pi ID, 0..32767 */
                             ID: number;
+                            /**
+                             * Format: date-time
+                             * @description when a restart resumed it (frames sent while the server was down were not captured)
+                             */
+                            resumedAt?: string;
                             secondsLeft: number;
                             /** Format: date-time */
                             startedAt: string;
+                            /** @description open = labelling frames now (also after a restart that resumed it); finished = its time ran out or its frames were stored; cancelled = ended early by a cancel; interrupted = the server was down when its time ran out (the frames stored until then are kept) */
+                            state: "open" | "finished" | "cancelled" | "interrupted";
                         };
                     };
                 };
@@ -5498,6 +5941,250 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/training/post/capture": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Labels a device's next frames with an angle for some seconds (admin)
+         * @description While the session is open, frames the device posts to /server/post/frames or /ml/post/inference are also stored as samples at `angle`. 409 while the device's previous session is open (POST /training/post/cancel_capture ends it). The session is kept in the database: a restart resumes it while its time is not up, else GET /training/get/capture/{id} reports it `interrupted` with the frames it stored.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description door angle in degrees (0 = closed) */
+                        angle: number;
+                        /** @description the Pi ID, 0..32767 (a JSON integer; the decimal string "7" of the original clients is accepted too) */
+                        ID: number;
+                        /** @description how long the device's frames are labelled with `angle` */
+                        seconds: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description true while state is open */
+                            active: boolean;
+                            angle: number;
+                            /** Format: date-time */
+                            endsAt: string;
+                            /** @description frames a cancel with keepFrames false deleted */
+                            framesDropped?: number;
+                            /** @description frames stored as samples (0 after a cancel that dropped them) */
+                            framesStored: number;
+                            /** @description the session ends once this many frames are stored */
+                            framesWanted?: number;
+                            /** @description the Pi ID, 0..32767 */
+                            ID: number;
+                            /**
+                             * Format: date-time
+                             * @description when a restart resumed it (frames sent while the server was down were not captured)
+                             */
+                            resumedAt?: string;
+                            secondsLeft: number;
+                            /** Format: date-time */
+                            startedAt: string;
+                            /** @description open = labelling frames now (also after a restart that resumed it); finished = its time ran out or its frames were stored; cancelled = ended early by a cancel; interrupted = the server was down when its time ran out (the frames stored until then are kept) */
+                            state: "open" | "finished" | "cancelled" | "interrupted";
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -5536,8 +6223,8 @@ export interface paths {
                         all?: true;
                         /** @description door angle in degrees (0 = closed) */
                         angle?: number;
-                        /** @description a device ID, or null for samples stored without one */
-                        device?: number | (never | null);
+                        /** @description a device ID 0..32767, or null for samples stored without one */
+                        device?: number | null;
                         kind?: "csi" | "rssi";
                         /** @description frames/inference = captured live from that route; import = CSV import; samples = POST /training/post/samples; legacy-train = the DATA of a legacy train request; calibration = captured by a door's calibration (POST /doors/{id}/calibration/capture) */
                         source?: "frames" | "inference" | "import" | "samples" | "legacy-train" | "calibration";
@@ -5710,6 +6397,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         delete?: never;
@@ -5729,19 +6433,29 @@ export interface paths {
         put?: never;
         /**
          * Imports labelled frames from a session CSV (admin)
-         * @description Body: `text/csv` in the layout of door-angles-session-a.csv (header `Label,CH6_mag,…,CH58_phase`, 107 columns), up to IMPORT_BODY_LIMIT bytes. Read as a stream, stored in one transaction: any bad line is a 400 listing the line numbers, and nothing is stored.
+         * @description Body: `text/csv` in the layout of door-angles-session-a.csv (header `Label,CH6_mag,…,CH58_phase`, 107 columns), up to IMPORT_BODY_LIMIT bytes. Read as a stream, stored in one transaction: any bad line is a 400 listing the line numbers, and nothing is stored. The same content (sha256 of its trimmed non-blank lines) imported for the same device while the earlier import's samples are stored is a 409 naming that import, unless `duplicate=allow`; a retry with the same `Idempotency-Key` gets the first answer instead.
          */
         post: {
             parameters: {
                 query?: {
-                    /** @description the Pi ID, 0..32767 */
+                    /** @description content already imported for this device: refuse (default, 409) or import it again */
+                    duplicate?: "refuse" | "allow";
+                    /** @description the Pi ID, 0..32767 (a JSON integer; the decimal string "7" of the original clients is accepted too) */
                     ID?: number;
                 };
-                header?: never;
+                header?: {
+                    /** @description a key naming this request (1..128 visible ASCII characters, e.g. a random UUID), the same on every retry of it. A repeat within IDEMPOTENCY_WINDOW_HOURS (24) on the same route and device gets the first answer again (same status and body, header `Idempotent-Replayed: true`) and stores nothing; the same key with a different request is a 422. Only a successful answer is recorded: after an error the key may be sent again. */
+                    "Idempotency-Key"?: string;
+                };
                 path?: never;
                 cookie?: never;
             };
-            requestBody?: never;
+            /** @description the session CSV: header `Label,CH6_mag,…,CH58_phase` (107 columns), one labelled frame a line */
+            requestBody: {
+                content: {
+                    "text/csv": string;
+                };
+            };
             responses: {
                 /** @description Default Response */
                 200: {
@@ -5750,8 +6464,12 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description sha256 of the CSV's lines, trimmed, blank lines left out: the same data is the same hash whatever its line endings */
+                            contentSha256: string;
                             /** @description samples stored */
                             imported: number;
+                            /** @description this import's id (a 409 for the same content names it) */
+                            importId: number;
                             /** @description samples stored per angle */
                             labels: {
                                 angle: number;
@@ -5882,7 +6600,41 @@ export interface paths {
                     };
                 };
                 /** @description Default Response */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
                 503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5917,26 +6669,29 @@ export interface paths {
         put?: never;
         /**
          * Stores labelled frames (admin)
-         * @description Each sample: `angle` (degrees) and `frame` in any encoding the frame parser accepts. All or nothing: one bad frame is a 400 naming it.
+         * @description Each sample: `angle` (degrees) and `frame` in any encoding the frame parser accepts. All or nothing: one bad frame is a 400 naming it. A retry with the same `Idempotency-Key` gets the first answer and stores nothing.
          */
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description a key naming this request (1..128 visible ASCII characters, e.g. a random UUID), the same on every retry of it. A repeat within IDEMPOTENCY_WINDOW_HOURS (24) on the same route and device gets the first answer again (same status and body, header `Idempotent-Replayed: true`) and stores nothing; the same key with a different request is a 422. Only a successful answer is recorded: after an error the key may be sent again. */
+                    "Idempotency-Key"?: string;
+                };
                 path?: never;
                 cookie?: never;
             };
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description the Pi ID, 0..32767 */
+                        /** @description device the frames came from, 0..32767 (a sample's own ID wins) */
                         ID?: number;
                         samples: {
                             /** @description door angle in degrees (0 = closed) */
                             angle: number;
                             /** @description a frame in any accepted encoding: 106 features, the original "[n1, …]" string, a raw Pi frame (108 values) or a raw ESP32 buffer/CSI_DATA line (128 values) */
                             frame: unknown;
-                            /** @description the Pi ID, 0..32767 */
+                            /** @description the Pi ID, 0..32767 (a JSON integer; the decimal string "7" of the original clients is accepted too) */
                             ID?: number;
                         }[];
                     };
@@ -6078,7 +6833,41 @@ export interface paths {
                     };
                 };
                 /** @description Default Response */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
                 503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -6113,7 +6902,7 @@ export interface paths {
         put?: never;
         /**
          * Starts a training (legacy, admin)
-         * @description Legacy body `{TYPE: "CSI" | "RSSI", DATA}` trains on exactly that data (CSI: DATA[DATA_TYPE][DOOR_ANGLE][SUB_CARRIER][POINTS], DATA_TYPE 0 = phase, 1 = amplitude, 53 subcarriers, angle index i = i × 15°; RSSI: DATA[DOOR_ANGLE][POINTS], a separate one-feature model), and stores it as samples. `{}` or training options train on the stored samples. 202 once the run has started; 409 while one runs.
+         * @description Legacy body `{TYPE: "CSI" | "RSSI", DATA}` trains on exactly that data (CSI: DATA[DATA_TYPE][DOOR_ANGLE][SUB_CARRIER][POINTS], DATA_TYPE 0 = phase, 1 = amplitude, 53 subcarriers, angle index i = i × 15°; RSSI: DATA[DOOR_ANGLE][POINTS], a separate one-feature model), and stores it as samples. `{}` or training options train on the stored samples; an option it does not know is a 400 naming it (the legacy form ignores other fields, as the original did). 202 once the run has started; 409 while one runs.
          */
         post: {
             parameters: {
@@ -6287,6 +7076,23 @@ export interface paths {
                 };
                 /** @description Default Response */
                 503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };

@@ -6,6 +6,15 @@ import { join } from 'node:path'
 import { ForbiddenError, UnauthorizedError } from './errors.js'
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './file-modes.js'
 
+/** The OpenAPI `security` of a route guarded by `requireAdmin`. */
+export const ADMIN_SECURITY: Array<Record<string, string[]>> = [{ admin: [] }]
+
+/**
+ * The OpenAPI `security` of a route guarded by `requireDevice`: the device
+ * token or the admin token, or none at all (`{}`) while DEVICE_TOKEN is unset.
+ */
+export const DEVICE_SECURITY: Array<Record<string, string[]>> = [{ device: [] }, { admin: [] }, {}]
+
 /** Where a generated admin token is kept when ADMIN_TOKEN is unset. */
 export const ADMIN_TOKEN_FILE = 'admin-token'
 

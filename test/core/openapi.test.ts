@@ -1,12 +1,21 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { APP_VERSION } from '../../core/project.js'
-import { buildTestApp } from '../helper.js'
+import { readFileSync } from 'node:fs'
+import { openApiProblems } from '../../bin/lib/openapi-validation.js'
+import { toOpenApi30Dialect } from '../../core/openapi.js'
+import { APP_VERSION, OPENAPI_FILE } from '../../core/project.js'
+import { ADMIN, buildTestApp } from '../helper.js'
+
+interface OpenApiOperation {
+  responses?: Record<string, { content?: Record<string, unknown> }>
+  security?: Array<Record<string, unknown>>
+  requestBody?: { content: Record<string, { schema: { type?: string } }> }
+}
 
 interface OpenApiDocument {
   openapi: string
   info: { title: string, version: string }
-  paths: Record<string, Record<string, { responses?: Record<string, unknown>, security?: unknown[] }>>
+  paths: Record<string, Record<string, OpenApiOperation>>
   components: { securitySchemes: Record<string, { type: string, scheme: string }> }
 }
 
@@ -60,4 +69,53 @@ test('Swagger UI answers at /documentation', async (t) => {
   const spec = await app.inject({ method: 'GET', url: '/documentation/json' })
   assert.equal(spec.statusCode, 200)
   assert.match(spec.json<OpenApiDocument>().openapi, /^3\./)
+})
+
+test('the served document and the committed openapi.json are valid OpenAPI (the official 3.0 JSON Schema)', async (t) => {
+  const app = await buildTestApp(t)
+  assert.deepEqual(await openApiProblems(app.swagger()), [])
+  assert.deepEqual(await openApiProblems(JSON.parse(readFileSync(OPENAPI_FILE, 'utf8'))), [])
+  // and the validator does catch what 3.0 forbids: the draft-7 numeric exclusiveMinimum the schemas hold
+  const draft7 = structuredClone(app.swagger()) as unknown as OpenApiDocument
+  const train = draft7.paths['/training/post/train'].post.requestBody as unknown as { content: Record<string, { schema: { properties: Record<string, unknown> } }> }
+  train.content['application/json'].schema.properties.learningRate = { type: 'number', exclusiveMinimum: 0 }
+  const problems = await openApiProblems(draft7)
+  assert.equal(problems.length, 1, problems.join('\n'))
+  assert.match(problems[0], /learningRate\/exclusiveMinimum must be boolean/)
+})
+
+test('exclusive bounds are written in the OpenAPI 3.0 form; a stricter inclusive bound wins', () => {
+  assert.deepEqual(toOpenApi30Dialect({ type: 'number', exclusiveMinimum: 0, maximum: 1 }), { type: 'number', minimum: 0, exclusiveMinimum: true, maximum: 1 })
+  assert.deepEqual(toOpenApi30Dialect({ exclusiveMaximum: 10 }), { maximum: 10, exclusiveMaximum: true })
+  assert.deepEqual(toOpenApi30Dialect({ minimum: 5, exclusiveMinimum: 0 }), { minimum: 5 })
+  assert.deepEqual(toOpenApi30Dialect({ minimum: -5, exclusiveMinimum: 0 }), { minimum: 0, exclusiveMinimum: true })
+  // nested anywhere, arrays too; everything else untouched, the input left as it was
+  const input = { paths: { a: [{ schema: { exclusiveMinimum: 1, description: 'x' } }] }, exclusiveMinimum: 'not a schema bound' }
+  assert.deepEqual(toOpenApi30Dialect(input), { paths: { a: [{ schema: { minimum: 1, exclusiveMinimum: true, description: 'x' } }] }, exclusiveMinimum: 'not a schema bound' })
+  assert.deepEqual(input.paths.a[0].schema, { exclusiveMinimum: 1, description: 'x' })
+  // the served document has no numeric exclusive bound left
+  assert.doesNotMatch(readFileSync(OPENAPI_FILE, 'utf8'), /"exclusive(Minimum|Maximum)": -?\d/)
+})
+
+test('the contract says what the routes answer: model-file errors are JSON, the import takes text/csv, device routes show their token', async (t) => {
+  const app = await buildTestApp(t, { DEVICE_TOKEN: 'fuzz-device-token-42' })
+  const document = app.swagger() as unknown as OpenApiDocument
+  // a model file is its own type, its errors JSON, as the route answers them
+  const weights = document.paths['/training/get/model/{version}/weights.bin'].get
+  assert.deepEqual(Object.keys(weights.responses?.['200'].content ?? {}), ['application/octet-stream'])
+  assert.deepEqual(Object.keys(weights.responses?.['404'].content ?? {}), ['application/json'])
+  const missing = await app.inject({ method: 'GET', url: '/training/get/model/csi-nope/weights.bin' })
+  assert.equal(missing.statusCode, 404)
+  assert.match(String(missing.headers['content-type']), /^application\/json/)
+  // the import documents the CSV body it streams
+  const importOperation = document.paths['/training/post/import'].post
+  assert.equal(importOperation.requestBody?.content['text/csv'].schema.type, 'string')
+  const imported = await app.inject({ method: 'POST', url: '/training/post/import', headers: { ...ADMIN, 'content-type': 'text/csv' }, payload: 'Label,CH6_mag\n' })
+  assert.equal(imported.statusCode, 400, 'the CSV reached the importer (a bad header), not a 415')
+  // the routes behind requireDevice list the device token, the admin token, or none while DEVICE_TOKEN is unset
+  for (const path of ['/ml/post/inference', '/ml/post/batch', '/server/post/frames', '/server/post/keep_alive']) {
+    assert.deepEqual(document.paths[path].post.security, [{ device: [] }, { admin: [] }, {}], path)
+    const anonymous = await app.inject({ method: 'POST', url: path, payload: {} })
+    assert.equal(anonymous.statusCode, 401, `${path} without the configured device token`)
+  }
 })
