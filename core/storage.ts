@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import { closeSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { makePrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './file-modes.js'
+import { WalCheckpointer, type CheckpointStats } from './wal-checkpointer.js'
 
 /** The SQLite file inside DATA_DIR. */
 export const DATABASE_FILE = 'doorsense.sqlite'
@@ -16,8 +17,13 @@ export type Migration = string | ((db: Database.Database) => void)
  */
 export class Storage {
   readonly db: Database.Database
+  #checkpointer: WalCheckpointer | undefined
 
-  constructor (dataDir: string) {
+  /**
+   * @param maxMb largest the database file may grow, in MiB (0 = no limit but the
+   *   disk): past it a write fails with SQLITE_FULL, which routes answer as 507
+   */
+  constructor (dataDir: string, maxMb = 0) {
     // a DATA_DIR created here is the owner's only (an existing one keeps the mode its owner chose)
     mkdirSync(dataDir, { recursive: true, mode: PRIVATE_DIR_MODE })
     const file = join(dataDir, DATABASE_FILE)
@@ -34,6 +40,7 @@ export class Storage {
     this.db.pragma('synchronous = NORMAL')
     this.db.pragma('busy_timeout = 5000')
     this.db.pragma('foreign_keys = ON')
+    if (maxMb > 0) this.setMaxBytes(maxMb * 1024 * 1024)
     this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
       area TEXT NOT NULL,
       version INTEGER NOT NULL,
@@ -85,7 +92,41 @@ export class Storage {
     return pages + wal
   }
 
+  /**
+   * Caps the database file at `bytes` (rounded down to whole pages, never below
+   * the pages already in use: SQLite keeps the larger of the two).
+   * @returns the cap in effect, in bytes
+   */
+  setMaxBytes (bytes: number): number {
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number
+    const pages = Math.max(1, Math.floor(bytes / pageSize))
+    return (this.db.pragma(`max_page_count = ${pages}`, { simple: true }) as number) * pageSize
+  }
+
+  /**
+   * Moves WAL checkpoints off the request path: a worker thread checkpoints
+   * every `intervalMs` (see {@link WalCheckpointer}). Without it (the CLI, 0)
+   * SQLite checkpoints inside the commit that fills the log.
+   */
+  checkpointInBackground (intervalMs: number, onError?: (err: Error) => void): void {
+    if (intervalMs <= 0 || this.#checkpointer) return
+    this.#checkpointer = new WalCheckpointer(this.db, { file: this.db.name, intervalMs, onError })
+  }
+
+  /** What the background checkpoints have done (undefined: SQLite checkpoints inside commits). */
+  get checkpoints (): CheckpointStats | undefined {
+    return this.#checkpointer?.stats
+  }
+
+  /** Stops the background checkpoints and waits for their thread's connection to close. */
+  async stopCheckpoints (): Promise<void> {
+    await this.#checkpointer?.stop()
+  }
+
   close (): void {
+    // a thread stopCheckpoints() did not end yet is ended here (its connection may then outlive this
+    // one, leaving the log for the next open to checkpoint)
+    this.#checkpointer?.terminate()
     if (this.db.open) this.db.close()
   }
 }
@@ -97,9 +138,17 @@ declare module 'fastify' {
   }
 }
 
-/** Opens {@link Storage} in `dataDir`, decorates `fastify.storage`, closes it on app close. */
-export const storagePlugin = fp<{ dataDir: string }>(async (app, { dataDir }) => {
-  const storage = new Storage(dataDir)
+/**
+ * Opens {@link Storage} in `dataDir`, decorates `fastify.storage`, checkpoints
+ * in the background every `checkpointMs` (0 = inside commits, as SQLite does
+ * by itself), closes it on app close.
+ */
+export const storagePlugin = fp<{ dataDir: string, maxMb?: number, checkpointMs?: number }>(async (app, { dataDir, maxMb, checkpointMs = 0 }) => {
+  const storage = new Storage(dataDir, maxMb)
   app.decorate('storage', storage)
-  app.addHook('onClose', async () => storage.close())
+  storage.checkpointInBackground(checkpointMs, (err) => app.log.warn({ err }, 'WAL checkpoint'))
+  app.addHook('onClose', async () => {
+    await storage.stopCheckpoints()
+    storage.close()
+  })
 }, { name: 'storage', fastify: '5.x' })

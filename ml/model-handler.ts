@@ -62,6 +62,15 @@ export interface ModelService extends EventEmitter {
   activate (version: string): Promise<ModelVersionInfo>
   /** Stored usable versions (CSI and RSSI), newest first. */
   versions (): ModelVersionInfo[]
+  /**
+   * Serves the version the database records as active when another process
+   * on the same DATA_DIR changed it, so that what this server predicts with
+   * is what it lists and what a restart would load (checked every
+   * {@link FOLLOW_CATALOGUE_MS}; await it before answering with `active`).
+   * Never during a training or an activation of its own.
+   * @returns settles once the swap (if one was needed) is done; never rejects
+   */
+  followCatalogue (): Promise<void>
   /** Folder of a stored version (for downloads); undefined if unknown. */
   versionDir (version: string): string | undefined
   /** The blocked hold-out evaluation of a version (default: the active CSI one); undefined if none. */
@@ -72,6 +81,13 @@ export interface ModelService extends EventEmitter {
 
 /** Version of the model handler (legacy /debug/get/version/tf_model_handler). */
 export const HANDLER_VERSION = '2.0.0'
+
+/**
+ * How often an idle handler checks whether another process on its DATA_DIR
+ * activated a version (the CLI refuses to while a server runs, so this is a
+ * safety net; a read of the versions checks at once).
+ */
+export const FOLLOW_CATALOGUE_MS = 5_000
 
 export interface ModelHandlerOptions {
   storage: Storage
@@ -114,6 +130,11 @@ export class ModelHandler extends EventEmitter implements ModelService {
   #lastTrainingSeconds: number | undefined
   #activating = false
   #closed = false
+  /** A load of the version another process activated, while one runs. */
+  #following: Promise<void> | undefined
+  /** The recorded active version that could not be loaded: not tried again until the record changes. */
+  #unloadable: string | undefined
+  readonly #followTimer: NodeJS.Timeout
 
   private constructor (options: ModelHandlerOptions, store: ModelStore, recovery: RecoveryReport, predictor: ActivePredictor | undefined, doors: DoorModels) {
     super()
@@ -128,6 +149,9 @@ export class ModelHandler extends EventEmitter implements ModelService {
     this.#fsm = new TrainingFsm(anyActive ? 'FINISHED_TRAINING' : 'MODEL_DOESNT_EXIST')
     this.#lastFailure = store.lastFailure()
     this.#lastTrainingSeconds = store.lastTrainingSeconds()
+    const recorded = store.activeVersion('csi')
+    if (recorded !== predictor?.version) this.#unloadable = recorded
+    this.#followTimer = setInterval(() => { this.followCatalogue().catch(() => {}) }, FOLLOW_CATALOGUE_MS).unref()
   }
 
   /**
@@ -210,14 +234,23 @@ export class ModelHandler extends EventEmitter implements ModelService {
     checkTrainingSet(set)
 
     this.#fire('start')
-    const launched = launchTraining({ store: this.store, backend: this.#backend, runnerMode: this.#runnerMode }, { model: 'frame', set, options: resolved }, {
-      onStarted: () => this.#fire('run'),
-      onProgress: (progress) => this.#setProgress({ ...progress, state: this.state }),
-      accept: async (written) => {
-        await this.#swapIn(written.version)
-        this.store.activate(written.version)
-      }
-    })
+    let launched: LaunchedTraining
+    try {
+      launched = launchTraining({ store: this.store, backend: this.#backend, runnerMode: this.#runnerMode }, { model: 'frame', set, options: resolved }, {
+        onStarted: () => this.#fire('run'),
+        onProgress: (progress) => this.#setProgress({ ...progress, state: this.state }),
+        accept: async (written) => {
+          await this.#swapIn(written.version)
+          this.store.activate(written.version)
+        }
+      })
+    } catch (err) {
+      // nothing was launched (the run could not even be recorded, e.g. storage full): the
+      // request fails, and the machine must not stay in START_TRAINING, refusing every later one
+      this.#lastFailure = { at: new Date().toISOString(), message: `training could not start: ${(err as Error).message}` }
+      this.#fire('fail')
+      throw err
+    }
     const current: CurrentRun = { launched, done: Promise.resolve() }
     current.done = this.#settle(current)
     this.#current = current
@@ -254,6 +287,37 @@ export class ModelHandler extends EventEmitter implements ModelService {
     return this.store.list()
   }
 
+  followCatalogue (): Promise<void> {
+    if (this.#following) return this.#following
+    if (this.#closed || this.#fsm.training || this.#activating) return Promise.resolve()
+    let recorded: string | undefined
+    try {
+      recorded = this.store.activeVersion('csi')
+    } catch (err) {
+      // the database closing under a timer's check (app close) is no reason to crash
+      this.#log.warn({ err }, 'could not read the active model version')
+      return Promise.resolve()
+    }
+    if (recorded === undefined || recorded === this.#predictor?.version || recorded === this.#unloadable) return Promise.resolve()
+    this.#activating = true
+    this.#following = (async () => {
+      try {
+        await this.#swapIn(recorded)
+        if (this.#fsm.can('activate')) this.#fire('activate')
+        this.#log.warn({ version: recorded }, 'another process activated a model version on this DATA_DIR; serving it now')
+        const info = this.store.info(recorded)
+        if (info) this.emit('activated', info)
+      } catch (err) {
+        this.#unloadable = recorded
+        this.#log.error({ err, version: recorded }, 'could not load the model version another process activated; keeping the one loaded')
+      } finally {
+        this.#activating = false
+        this.#following = undefined
+      }
+    })()
+    return this.#following
+  }
+
   versionDir (version: string): string | undefined {
     return this.store.versionDir(version)
   }
@@ -271,6 +335,8 @@ export class ModelHandler extends EventEmitter implements ModelService {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    clearInterval(this.#followTimer)
+    await this.#following
     const current = this.#current
     if (current) {
       await current.launched.stop()

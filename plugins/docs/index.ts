@@ -1,13 +1,37 @@
 import fp from 'fastify-plugin'
 import fastifyStatic from '@fastify/static'
-import { existsSync, mkdirSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, type Stats } from 'node:fs'
 import { join } from 'node:path'
 import { NotFoundError } from '../../core/errors.js'
 import { DOCS_SITE_DIR } from '../../core/project.js'
+import { contentSecurityPolicy } from '../../core/security-headers.js'
 
 export interface DocsOptions {
   /** the generated site to serve; defaults to {@link DOCS_SITE_DIR} */
   dir?: string
+}
+
+/** An inline `<script>` (one without `src`) and its text. */
+const INLINE_SCRIPT = /<script\b(?![^>]*\bsrc\s*=)[^>]*>([\s\S]*?)<\/script>/gi
+
+/**
+ * The app's Content-Security-Policy for one typedoc page, with that page's
+ * inline scripts allowed by their SHA-256 (typedoc puts one on every page, the
+ * theme switch before first paint): those exact scripts run, no other inline
+ * script does. Inline styles are allowed on these pages only: typedoc's script
+ * writes its member filters into a <style> element as they change, which no
+ * hash can name. Cached per file until it changes (a regenerated site).
+ */
+function pagePolicy (cache: Map<string, { version: string, policy: string }>, file: string, stat: Stats): string {
+  const version = `${stat.mtimeMs}:${stat.size}`
+  const cached = cache.get(file)
+  if (cached?.version === version) return cached.policy
+  const hashes = [...readFileSync(file, 'utf8').matchAll(INLINE_SCRIPT)]
+    .map((match) => `'sha256-${createHash('sha256').update(match[1] ?? '').digest('base64')}'`)
+  const policy = contentSecurityPolicy({ 'script-src': [...new Set(hashes)], 'style-src': ["'unsafe-inline'"] })
+  cache.set(file, { version, policy })
+  return policy
 }
 
 /**
@@ -26,6 +50,7 @@ export default fp<DocsOptions>(async (app, options) => {
     try { mkdirSync(dir, { recursive: true }) } catch { /* a read-only checkout: the second warning stays */ }
   }
 
+  const policies = new Map<string, { version: string, policy: string }>()
   // in its own context, so the hook below guards the docs routes only
   await app.register(async (docs) => {
     docs.addHook('onRequest', async () => {
@@ -37,7 +62,10 @@ export default fp<DocsOptions>(async (app, options) => {
       prefix: '/docs',
       redirect: true,
       // swagger-ui registers @fastify/static too; only one may decorate the reply
-      decorateReply: false
+      decorateReply: false,
+      setHeaders: (res, file, stat) => {
+        if (file.endsWith('.html')) res.setHeader('content-security-policy', pagePolicy(policies, file, stat))
+      }
     })
   })
 }, { name: 'docs', fastify: '5.x' })

@@ -18,12 +18,15 @@ export interface FrameRetentionOptions {
   /** How often a pass runs, in ms. */
   intervalMs?: number
   now?: () => number
+  /** Hears of a pass that failed (e.g. SQLITE_FULL: a delete needs room in the write-ahead log); the timer keeps running. */
+  onError?: (err: unknown) => void
 }
 
 /** The pruner. start() runs a pass every `intervalMs` (unref'd); stop() ends it. */
 export class FrameRetention {
   readonly #store: FrameStore
-  readonly #options: Required<Omit<FrameRetentionOptions, 'now'>>
+  readonly #options: Required<Omit<FrameRetentionOptions, 'now' | 'onError'>>
+  readonly #onError: (err: unknown) => void
   readonly #now: () => number
   #timer: NodeJS.Timeout | undefined
   #deleted = 0
@@ -32,6 +35,7 @@ export class FrameRetention {
     this.#store = store
     this.#options = { batch: 2000, batchesPerPass: 10, intervalMs: 30_000, ...options }
     this.#now = options.now ?? Date.now
+    this.#onError = options.onError ?? (() => {})
   }
 
   /** Frames deleted since start. */
@@ -59,7 +63,14 @@ export class FrameRetention {
 
   start (): void {
     if (this.#timer) return
-    this.#timer = setInterval(() => this.pass(), this.#options.intervalMs)
+    this.#timer = setInterval(() => {
+      // a throw from a timer would end the process; the next pass tries again
+      try {
+        this.pass()
+      } catch (err) {
+        this.#onError(err)
+      }
+    }, this.#options.intervalMs)
     this.#timer.unref()
   }
 
