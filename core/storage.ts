@@ -3,7 +3,7 @@ import fp from 'fastify-plugin'
 import { closeSync, mkdirSync, openSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { makePrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './file-modes.js'
-import { WalCheckpointer, type CheckpointStats } from './wal-checkpointer.js'
+import { WalCheckpointer, type CheckpointStats, type WalCheckpointerOptions } from './wal-checkpointer.js'
 
 /** The SQLite file inside DATA_DIR. */
 export const DATABASE_FILE = 'doorsense.sqlite'
@@ -108,9 +108,9 @@ export class Storage {
    * every `intervalMs` (see {@link WalCheckpointer}). Without it (the CLI, 0)
    * SQLite checkpoints inside the commit that fills the log.
    */
-  checkpointInBackground (intervalMs: number, onError?: (err: Error) => void): void {
+  checkpointInBackground (intervalMs: number, onError?: (err: Error) => void, options: Pick<WalCheckpointerOptions, 'resetFrames'> = {}): void {
     if (intervalMs <= 0 || this.#checkpointer) return
-    this.#checkpointer = new WalCheckpointer(this.db, { file: this.db.name, intervalMs, onError })
+    this.#checkpointer = new WalCheckpointer(this.db, { ...options, file: this.db.name, intervalMs, onError })
   }
 
   /** What the background checkpoints have done (undefined: SQLite checkpoints inside commits). */

@@ -16,7 +16,9 @@
  * the log would grow without end. So when the worker reports a log of
  * `resetFrames` or more, the app's connection checkpoints the remainder itself,
  * between requests (setImmediate) — only the pages committed while the worker
- * ran — and the next write restarts the log.
+ * ran, but with two fsyncs on the event loop (tens of ms, more on a busy disk),
+ * so it is kept rare: the default lets the log reach 64 MiB first — and the
+ * next write restarts the log (truncated back to 64 MiB if it grew past).
  *
  * A server that has written less than `startAfterWalBytes` of log (a test, an
  * idle house) never starts the thread; if the thread cannot run, SQLite's own
@@ -30,6 +32,8 @@ import { Worker } from 'node:worker_threads'
 
 /** SQLite's default autocheckpoint size, restored if the worker fails. */
 const SQLITE_AUTOCHECKPOINT_PAGES = 1000
+/** Log size (pages of 4 KiB) at which the app's connection finishes a checkpoint itself; also the size a restarted log is cut back to. */
+const RESET_FRAMES = 16384
 
 /** Plain CommonJS: a worker started from source needs no TypeScript loader. */
 const WORKER_SOURCE = `
@@ -58,7 +62,7 @@ export interface WalCheckpointerOptions {
   file: string
   /** A checkpoint every this many ms. */
   intervalMs: number
-  /** Log frames (pages) at which the app's connection finishes a checkpoint itself. */
+  /** Log frames (pages) at which the app's connection finishes a checkpoint itself (default 16384: 64 MiB). */
   resetFrames?: number
   /** The worker starts once the log file has reached this size. */
   startAfterWalBytes?: number
@@ -104,10 +108,12 @@ export class WalCheckpointer {
   constructor (db: Database, options: WalCheckpointerOptions) {
     this.#db = db
     this.#file = options.file
-    this.#resetFrames = options.resetFrames ?? SQLITE_AUTOCHECKPOINT_PAGES
+    this.#resetFrames = options.resetFrames ?? RESET_FRAMES
     this.#startAfterWalBytes = options.startAfterWalBytes ?? 1024 * 1024
     this.#onError = options.onError ?? (() => {})
     db.pragma('wal_autocheckpoint = 0')
+    // a log that grew past the reset size during a burst is cut back when it restarts, not kept at its peak
+    db.pragma(`journal_size_limit = ${this.#resetFrames * (db.pragma('page_size', { simple: true }) as number)}`)
     this.#timer = setInterval(() => this.#tick(), options.intervalMs)
     this.#timer.unref() // never the reason the process stays up
   }

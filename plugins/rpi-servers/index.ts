@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { isStorageFull } from '../../core/errors.js'
 import { Counter, Gauge } from 'prom-client'
 import { FrameRetention } from './frame-retention.js'
 import { FrameStore } from './frame-store.js'
@@ -27,7 +28,19 @@ export function sweepIntervalMs (staleAfterMs: number): number {
  */
 export default fp(async (app) => {
   app.storage.migrate(STORAGE_AREA, RPI_SERVERS_MIGRATIONS)
-  const registry = new DeviceRegistry(app.storage.db, { staleAfterMs: app.config.STALE_AFTER_S * 1000 })
+  const registry = new DeviceRegistry(app.storage.db, {
+    staleAfterMs: app.config.STALE_AFTER_S * 1000,
+    flushMs: app.config.REGISTRY_FLUSH_MS,
+    onFlushError: (err) => app.log.error({ err }, 'could not write the Pis\' last-seen times; the next flush tries again')
+  })
+  // last-seen times still in memory reach the disk before the database closes (its onClose runs after this one)
+  app.addHook('onClose', async () => {
+    try {
+      registry.close()
+    } catch (err) {
+      app.log.error({ err, devices: registry.unflushed }, 'could not write the Pis\' last-seen times on close')
+    }
+  })
   const store = new FrameStore(app.storage.db)
 
   // computed at scrape time, so the gauge is exact whatever the sweep period
@@ -55,12 +68,25 @@ export default fp(async (app) => {
     received,
     rejected,
     doorState: (device, features) => app.inference.observe(device, features),
-    seen: (device, addr) => registry.touch(device, addr)
+    seen: (device, addr) => {
+      // the frames are committed by now: a full database must not turn their 200 into an
+      // error the Pi would retry (storing them twice) just because last_seen could not be written
+      try {
+        registry.touch(device, addr)
+      } catch (err) {
+        if (!isStorageFull(err)) throw err
+        app.log.warn({ device, err }, 'storage is full: could not record when this Pi was last seen')
+      }
+    }
   })
   app.decorate('devices', registry)
   app.decorate('frames', ingest)
 
-  const retention = new FrameRetention(store, { hours: app.config.FRAME_RETENTION_HOURS, perDevice: app.config.FRAME_RETENTION_PER_DEVICE })
+  const retention = new FrameRetention(store, {
+    hours: app.config.FRAME_RETENTION_HOURS,
+    perDevice: app.config.FRAME_RETENTION_PER_DEVICE,
+    onError: (err) => app.log.error({ err }, 'frame retention pass failed; the next one tries again')
+  })
   new Counter({ // eslint-disable-line no-new
     name: 'doorsense_frames_pruned_total',
     help: 'unlabelled frames deleted by retention (FRAME_RETENTION_HOURS, FRAME_RETENTION_PER_DEVICE)',

@@ -12,15 +12,27 @@ export interface KeepAlive {
 export interface DeviceRegistryOptions {
   /** Milliseconds of silence after which a Pi is no longer live. */
   staleAfterMs: number
+  /**
+   * Longest a Pi's `last_seen` and keep-alive count wait in memory before
+   * they are written, in one transaction with every other Pi's (default
+   * 1000). 0 = every keep-alive written at once, frames' `last_seen` at most
+   * every 10 s (the design before coalescing).
+   */
+  flushMs?: number
+  /** Hears of a flush that failed (e.g. a full disk); the rows stay dirty and the next flush tries again. */
+  onFlushError?: (err: unknown) => void
   /** Clock in epoch milliseconds; tests inject their own. */
   now?: () => number
 }
 
-interface LiveEntry {
+/** A Pi as remembered: the row of `rpi_devices`, possibly ahead of it by up to `flushMs`. */
+interface DeviceRecord {
   id: number
   name: string
   addr: string
+  firstSeen: number
   lastSeen: number
+  keepAlives: number
 }
 
 interface DeviceRow {
@@ -32,7 +44,7 @@ interface DeviceRow {
   keep_alives: number
 }
 
-/** How often a Pi's `last_seen` is written for frames alone (a keep-alive always writes). */
+/** Without coalescing (flushMs 0): how often frames alone write a Pi's `last_seen`, as before. */
 const FRAME_TOUCH_WRITE_MS = 10_000
 
 /** The registry's events: a Pi came live (new, or back from silence), went stale, or was seen for the first time ever. */
@@ -43,71 +55,129 @@ export interface DeviceEvents {
 }
 
 /**
- * The Pis: which are live (heard from within `staleAfterMs`, in memory) and
- * which were ever seen (SQLite, so history survives a restart). A keep-alive
- * or a batch of frames makes a Pi live; a restart starts with none live.
+ * The Pis: which are live (heard from within `staleAfterMs` by this process)
+ * and which were ever seen (kept in SQLite, so history survives a restart; a
+ * restart starts with none live). A keep-alive or a batch of frames makes a
+ * Pi live.
+ *
+ * Every Pi is held in memory and read from there. What a Pi says often — it
+ * is still there (`lastSeen`, the keep-alive count) — is written at most every
+ * `flushMs`, all dirty Pis in one transaction, and on close(): a keep-alive
+ * costs no disk write on the request path, and a crash loses at most the last
+ * `flushMs` of last-seen times and counts. What a Pi says rarely — that it
+ * exists, its name, its address — is written before the request is answered,
+ * so a device in an answer is never missing after a crash.
  */
 export class DeviceRegistry extends EventEmitter<DeviceEvents> {
   readonly staleAfterMs: number
-  private readonly now: () => number
-  private readonly liveById = new Map<number, LiveEntry>()
-  private readonly upsert: Statement<[number, string, string, number, number]>
-  private readonly selectAll: Statement<[], DeviceRow>
-  private readonly insertSeen: Statement<[number, string, number, number]>
-  private readonly updateSeen: Statement<[number, number]>
-  private readonly selectIds: Statement<[], { id: number }>
-  private readonly deleteOne: Statement<[number]>
-  private readonly knownIds = new Set<number>()
-  /** When frames alone last wrote a Pi's last_seen. */
-  private readonly seenWritten = new Map<number, number>()
+  readonly #db: Database
+  readonly #now: () => number
+  readonly #flushMs: number
+  readonly #onFlushError: (err: unknown) => void
+  /** Every known Pi, by ID. */
+  readonly #devices = new Map<number, DeviceRecord>()
+  /** When this process last heard from each Pi it has not swept as stale. */
+  readonly #heardAt = new Map<number, number>()
+  /** Pis whose last_seen or keep-alive count is ahead of their row. */
+  readonly #dirty = new Set<number>()
+  /** Without coalescing: when frames alone last wrote a Pi's last_seen. */
+  readonly #touchWritten = new Map<number, number>()
+  #flushTimer: NodeJS.Timeout | undefined
+  #closed = false
+  readonly #writeRow: Statement<[number, string, string, number, number, number]>
+  readonly #writeSeen: Statement<[number, number, number]>
+  readonly #deleteRow: Statement<[number]>
+  readonly #flushDirty: () => void
 
   constructor (db: Database, options: DeviceRegistryOptions) {
     super()
+    this.#db = db
     this.staleAfterMs = options.staleAfterMs
-    this.now = options.now ?? Date.now
-    this.upsert = db.prepare(`INSERT INTO rpi_devices (id, name, addr, first_seen, last_seen) VALUES (?, ?, ?, ?, ?)
+    this.#now = options.now ?? Date.now
+    this.#flushMs = options.flushMs ?? 1000
+    this.#onFlushError = options.onFlushError ?? (() => {})
+    // absolute values from memory, the row's first_seen kept; last_seen never goes back
+    this.#writeRow = db.prepare(`INSERT INTO rpi_devices (id, name, addr, first_seen, last_seen, keep_alives) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT (id) DO UPDATE SET name = excluded.name, addr = excluded.addr,
-        last_seen = excluded.last_seen, keep_alives = keep_alives + 1`)
-    this.selectAll = db.prepare('SELECT id, name, addr, first_seen, last_seen, keep_alives FROM rpi_devices ORDER BY id')
-    // a Pi known only from its frames has no name yet and no keep-alive counted
-    this.insertSeen = db.prepare('INSERT INTO rpi_devices (id, name, addr, first_seen, last_seen, keep_alives) VALUES (?, \'\', ?, ?, ?, 0) ON CONFLICT (id) DO NOTHING')
-    this.updateSeen = db.prepare('UPDATE rpi_devices SET last_seen = MAX(last_seen, ?) WHERE id = ?')
-    this.selectIds = db.prepare('SELECT id FROM rpi_devices')
-    this.deleteOne = db.prepare('DELETE FROM rpi_devices WHERE id = ?')
-    for (const { id } of this.selectIds.all()) this.knownIds.add(id)
+        last_seen = MAX(last_seen, excluded.last_seen), keep_alives = excluded.keep_alives`)
+    this.#writeSeen = db.prepare('UPDATE rpi_devices SET last_seen = MAX(last_seen, ?), keep_alives = ? WHERE id = ?')
+    this.#deleteRow = db.prepare('DELETE FROM rpi_devices WHERE id = ?')
+    this.#flushDirty = db.transaction(() => {
+      for (const id of this.#dirty) {
+        const device = this.#devices.get(id)
+        if (device) this.#writeSeen.run(device.lastSeen, device.keepAlives, id)
+      }
+    })
+    const rows = db.prepare('SELECT id, name, addr, first_seen, last_seen, keep_alives FROM rpi_devices').all() as DeviceRow[]
+    for (const row of rows) {
+      this.#devices.set(row.id, { id: row.id, name: row.name, addr: row.addr, firstSeen: row.first_seen, lastSeen: row.last_seen, keepAlives: row.keep_alives })
+    }
   }
 
   /** Whether a Pi was ever heard from. */
   isKnown (id: number): boolean {
-    return this.knownIds.has(id)
+    return this.#devices.has(id)
   }
 
   /** Whether a Pi is live now. */
   isLive (id: number): boolean {
-    const entry = this.liveById.get(id)
-    return entry !== undefined && !this.isStale(entry, this.now())
+    const heardAt = this.#heardAt.get(id)
+    return heardAt !== undefined && !this.#isStale(heardAt, this.#now())
   }
 
   /**
-   * Frames from a Pi imply its keep-alive: it is live from now on. Its
-   * `last_seen` reaches the disk at most every few seconds, so a Pi posting
-   * 20 batches a second costs no write per batch.
+   * Records a keep-alive: the Pi is live from now on and remembered. A new
+   * Pi, or a new name or address, is written before this returns.
+   * @returns the device as listed, and whether it was not live before (new, or back from silence)
+   */
+  keepAlive (call: KeepAlive): { device: LiveDevice, cameLive: boolean } {
+    const now = this.#now()
+    const cameLive = !this.isLive(call.id)
+    const before = this.#devices.get(call.id)
+    const device: DeviceRecord = before
+      ? { ...before, name: call.name, addr: call.addr, lastSeen: Math.max(before.lastSeen, now), keepAlives: before.keepAlives + 1 }
+      : { id: call.id, name: call.name, addr: call.addr, firstSeen: now, lastSeen: now, keepAlives: 1 }
+    if (!before || before.name !== call.name || before.addr !== call.addr || this.#flushMs === 0) {
+      // written first: a refused row (a bad ID, a full disk) leaves memory as it was
+      this.#write(device)
+    } else {
+      this.#markDirty(call.id)
+    }
+    this.#devices.set(call.id, device)
+    this.#heardAt.set(call.id, now)
+    if (!before) this.emit('known', call.id)
+    const listed = toLiveDevice(device, now)
+    if (cameLive) this.emit('live', listed)
+    return { device: listed, cameLive }
+  }
+
+  /**
+   * Frames from a Pi imply its keep-alive: it is live from now on. A Pi seen
+   * for the first time is written at once (without a name); after that only
+   * its last_seen moves, written with the next flush.
    */
   touch (id: number, addr: string): void {
-    const now = this.now()
-    const before = this.liveById.get(id)
-    const cameLive = before === undefined || this.isStale(before, now)
-    if (!this.knownIds.has(id)) {
-      this.insertSeen.run(id, addr, now, now)
-      this.seenWritten.set(id, now)
-    } else if (now - (this.seenWritten.get(id) ?? 0) >= FRAME_TOUCH_WRITE_MS) {
-      this.updateSeen.run(now, id)
-      this.seenWritten.set(id, now)
+    const now = this.#now()
+    const cameLive = !this.isLive(id)
+    const before = this.#devices.get(id)
+    if (!before) {
+      // a Pi known only from its frames has no name yet and no keep-alive counted
+      const device: DeviceRecord = { id, name: '', addr, firstSeen: now, lastSeen: now, keepAlives: 0 }
+      this.#write(device)
+      this.#devices.set(id, device)
+      this.#touchWritten.set(id, now)
+    } else {
+      before.lastSeen = Math.max(before.lastSeen, now)
+      if (this.#flushMs > 0) {
+        this.#markDirty(id)
+      } else if (now - (this.#touchWritten.get(id) ?? 0) >= FRAME_TOUCH_WRITE_MS) {
+        this.#write(before)
+        this.#touchWritten.set(id, now)
+      }
     }
-    const entry: LiveEntry = before ? { ...before, lastSeen: now } : { id, name: this.nameOf(id), addr, lastSeen: now }
-    this.liveById.set(id, entry)
-    this.#remember(id)
-    if (cameLive) this.emit('live', toLiveDevice(entry))
+    this.#heardAt.set(id, now)
+    if (!before) this.emit('known', id)
+    if (cameLive) this.emit('live', toLiveDevice(this.#devices.get(id) as DeviceRecord, now))
   }
 
   /**
@@ -115,73 +185,49 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
    * @returns whether it was known
    */
   forget (id: number): boolean {
-    const known = this.knownIds.delete(id)
-    this.liveById.delete(id)
-    this.seenWritten.delete(id)
-    this.deleteOne.run(id)
+    this.#deleteRow.run(id)
+    const known = this.#devices.delete(id)
+    this.#heardAt.delete(id)
+    this.#dirty.delete(id)
+    this.#touchWritten.delete(id)
     return known
   }
 
   /** A known Pi's name ('' when it never sent a keep-alive). */
   nameOf (id: number): string {
-    return this.liveById.get(id)?.name ?? this.selectAll.all().find((row) => row.id === id)?.name ?? ''
-  }
-
-  #remember (id: number): void {
-    if (this.knownIds.has(id)) return
-    this.knownIds.add(id)
-    this.emit('known', id)
-  }
-
-  /**
-   * Records a keep-alive: the Pi is live from now on and remembered.
-   * @returns the device as listed, and whether it was not live before (new, or back from silence)
-   */
-  keepAlive (call: KeepAlive): { device: LiveDevice, cameLive: boolean } {
-    const now = this.now()
-    const before = this.liveById.get(call.id)
-    const cameLive = before === undefined || this.isStale(before, now)
-    this.upsert.run(call.id, call.name, call.addr, now, now)
-    const entry: LiveEntry = { id: call.id, name: call.name, addr: call.addr, lastSeen: now }
-    this.liveById.set(call.id, entry)
-    this.seenWritten.set(call.id, now)
-    this.#remember(call.id)
-    if (cameLive) this.emit('live', toLiveDevice(entry))
-    return { device: toLiveDevice(entry), cameLive }
+    return this.#devices.get(id)?.name ?? ''
   }
 
   /** The live Pis by ID. Staleness is checked here too, so the list is exact between sweeps. */
   live (): LiveDevice[] {
-    const now = this.now()
-    return [...this.liveById.values()]
-      .filter((entry) => !this.isStale(entry, now))
-      .sort((a, b) => a.id - b.id)
-      .map(toLiveDevice)
+    const now = this.#now()
+    const live: LiveDevice[] = []
+    for (const [id, heardAt] of this.#heardAt) {
+      const device = this.#devices.get(id)
+      if (device && !this.#isStale(heardAt, now)) live.push(toLiveDevice(device, heardAt))
+    }
+    return live.sort((a, b) => a.id - b.id)
   }
 
   /** How many Pis are live now. */
   liveCount (): number {
-    const now = this.now()
+    const now = this.#now()
     let count = 0
-    for (const entry of this.liveById.values()) if (!this.isStale(entry, now)) count++
+    for (const heardAt of this.#heardAt.values()) if (!this.#isStale(heardAt, now)) count++
     return count
   }
 
-  /** Every Pi ever seen (from SQLite), with whether it is live now. */
+  /** Every Pi ever seen, with whether it is live now (from memory: the rows may trail by up to `flushMs`). */
   known (): KnownDevice[] {
-    const now = this.now()
-    return this.selectAll.all().map((row) => {
-      const entry = this.liveById.get(row.id)
-      return {
-        addr: row.addr,
-        name: row.name,
-        id: row.id,
-        firstSeen: new Date(row.first_seen).toISOString(),
-        lastSeen: new Date(row.last_seen).toISOString(),
-        keepAlives: row.keep_alives,
-        live: entry !== undefined && !this.isStale(entry, now)
-      }
-    })
+    return [...this.#devices.values()].sort((a, b) => a.id - b.id).map((device) => ({
+      addr: device.addr,
+      name: device.name,
+      id: device.id,
+      firstSeen: new Date(device.firstSeen).toISOString(),
+      lastSeen: new Date(device.lastSeen).toISOString(),
+      keepAlives: device.keepAlives,
+      live: this.isLive(device.id)
+    }))
   }
 
   /**
@@ -189,11 +235,11 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
    * @returns the IDs dropped
    */
   sweep (): number[] {
-    const now = this.now()
+    const now = this.#now()
     const dropped: number[] = []
-    for (const [id, entry] of this.liveById) {
-      if (this.isStale(entry, now)) {
-        this.liveById.delete(id)
+    for (const [id, heardAt] of this.#heardAt) {
+      if (this.#isStale(heardAt, now)) {
+        this.#heardAt.delete(id)
         dropped.push(id)
         this.emit('stale', id)
       }
@@ -201,11 +247,64 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
     return dropped
   }
 
-  private isStale (entry: LiveEntry, now: number): boolean {
-    return now - entry.lastSeen >= this.staleAfterMs
+  /** Pis whose last_seen or count has not reached the disk yet. */
+  get unflushed (): number {
+    return this.#dirty.size
+  }
+
+  /**
+   * Writes every dirty Pi's last_seen and count, in one transaction.
+   * @returns how many rows it wrote
+   * @throws what SQLite throws (the rows stay dirty)
+   */
+  flush (): number {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer)
+    this.#flushTimer = undefined
+    const count = this.#dirty.size
+    if (count === 0) return 0
+    this.#flushDirty()
+    this.#dirty.clear()
+    return count
+  }
+
+  /** Flushes and stops the flush timer (before the database closes); a Pi heard from after this is written at once. */
+  close (): void {
+    this.#closed = true
+    this.flush()
+  }
+
+  #write (device: DeviceRecord): void {
+    this.#writeRow.run(device.id, device.name, device.addr, device.firstSeen, device.lastSeen, device.keepAlives)
+    this.#dirty.delete(device.id)
+  }
+
+  /** Queues a Pi for the next flush, which runs at most `flushMs` after the first change it carries. */
+  #markDirty (id: number): void {
+    this.#dirty.add(id)
+    if (!this.#closed) this.#scheduleFlush()
+    else if (this.#db.open) this.flush()
+  }
+
+  #scheduleFlush (): void {
+    if (this.#flushTimer) return
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined
+      if (!this.#db.open) return
+      try {
+        this.flush()
+      } catch (err) {
+        this.#onFlushError(err)
+        this.#scheduleFlush() // the rows are still dirty: again after another interval
+      }
+    }, this.#flushMs)
+    this.#flushTimer.unref() // never the reason the process stays up; close() flushes
+  }
+
+  #isStale (heardAt: number, now: number): boolean {
+    return now - heardAt >= this.staleAfterMs
   }
 }
 
-function toLiveDevice (entry: LiveEntry): LiveDevice {
-  return { addr: entry.addr, name: entry.name, id: entry.id, lastSeen: new Date(entry.lastSeen).toISOString() }
+function toLiveDevice (device: DeviceRecord, lastSeen: number): LiveDevice {
+  return { addr: device.addr, name: device.name, id: device.id, lastSeen: new Date(lastSeen).toISOString() }
 }

@@ -1,0 +1,413 @@
+/**
+ * `npm run bench -- ingest`: a home-building's worth of Pis on one server.
+ * INGEST_DEVICES (default 1,000) simulated devices, each posting its frames
+ * at INGEST_FPS (20) frames/s in batches of 20 (one POST /server/post/frames
+ * a second each, 1,000 requests/s offered), each batch with its own
+ * Idempotency-Key as the agent sends it (INGEST_IDEMPOTENCY=0: without), to
+ * a server in a child process (`bin/serve.ts`, free loopback port, temp
+ * DATA_DIR) with session A's model trained and active, every device known
+ * (a keep-alive each first) and live: every frame also moves its door through
+ * the door-state pipeline.
+ *
+ * The devices run open-loop in a forked client process: each has its own
+ * keep-alive socket and a random phase, sends at its time (one request in
+ * flight per device, as the agent; a device still waiting for its answer
+ * sends the next batch as soon as it has it, counted as late), and its
+ * latency is counted from the time it meant to send. After a warm-up
+ * (INGEST_WARMUP_SECONDS, 10) the run lasts INGEST_SECONDS (60).
+ *
+ * Reported: frames/s offered and accepted (sustained, per second of the
+ * run), p50/p99/max, non-2xx, the server's CPU per 1,000 frames
+ * (/proc/<pid>/stat), RSS, the database's bytes per stored frame (its size
+ * after a clean stop against before, and per table from dbstat), and from
+ * those the growth per hour and the steady state under
+ * FRAME_RETENTION_HOURS (INGEST_RETENTION_HOURS, default 24) against what
+ * the pruner can delete per hour. Then INGEST_PROFILE_SECONDS (15; 0 = skip)
+ * of the same load on a fresh server under `--cpu-prof`: where its CPU goes
+ * (SQLite, JSON, frame decoding, the door-state model, HTTP, ...), to say
+ * what bounds the rate (INGEST_PROFILE_DIR keeps the profile). The frames are the raw Pi frames of
+ * test/fixtures/csi/rpi-raw-frames.txt.
+ */
+import Database from 'better-sqlite3'
+import { fork, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { Agent, request } from 'node:http'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { PROJECT_ROOT } from '../core/project.js'
+import {
+  checkpointsOf, loopDelayOf, quantile, rawPiLines, round, scrapeMetrics, serverQuantileMs, startChildServer, trainedDataDir, type ChildServer
+} from './child-server.js'
+import type { BenchReport } from './run.js'
+
+const ROLE_ENV = 'DOORSENSE_BENCH_INGEST_CLIENT'
+const FRAMES_PER_BATCH = 20
+/** Distinct batches cycled through (each device starts at its own). */
+const DISTINCT_BATCHES = 64
+/** What the pruner deletes at most per pass, and how often it runs (plugins/rpi-servers/frame-retention.ts defaults). */
+const PRUNE_ROWS_PER_PASS = 2000 * 10
+const PRUNE_PASS_S = 30
+
+interface IngestJob {
+  url: string
+  devices: number[]
+  seconds: number
+  /** ms between a device's batches. */
+  periodMs: number
+  /** JSON text of each batch's frame array. */
+  batches: string[]
+  idempotency: boolean
+}
+
+interface IngestResult {
+  seconds: number
+  requests: number
+  ok: number
+  statusCodes: Record<string, number>
+  errors: number
+  late: number
+  framesAccepted: number
+  framesRejected: number
+  /** Accepted frames per whole second of the run. */
+  perSecond: number[]
+  /** Latency from the time the device meant to send, ms. */
+  p50: number
+  p99: number
+  max: number
+  /** Latency from the time it did send, ms. */
+  serviceP99: number
+}
+
+// ---------------------------------------------------------------- client side
+
+async function runIngest (job: IngestJob): Promise<IngestResult> {
+  const latencies: number[] = []
+  const service: number[] = []
+  const statusCodes: Record<string, number> = {}
+  const perSecond: number[] = []
+  let errors = 0
+  let late = 0
+  let framesAccepted = 0
+  let framesRejected = 0
+  const url = new URL('/server/post/frames', job.url)
+  const started = performance.now() + 200
+  const end = started + job.seconds * 1000
+
+  const post = (agent: Agent, body: string, key: string | undefined): Promise<{ status: number, text: string }> => new Promise((resolve, reject) => {
+    const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+    if (key) headers['idempotency-key'] = key
+    const req = request(url, { method: 'POST', agent, headers }, (response) => {
+      let text = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk: string) => { text += chunk })
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, text }))
+      response.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+
+  const device = async (id: number, index: number): Promise<void> => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    let next = started + Math.random() * job.periodMs
+    let batch = index % job.batches.length
+    try {
+      while (next < end) {
+        const wait = next - performance.now()
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+        else if (wait < -100) late++
+        const sent = performance.now()
+        const body = `{"ID":${id},"frames":${job.batches[batch]}}`
+        batch = (batch + 1) % job.batches.length
+        try {
+          const { status, text } = await post(agent, body, job.idempotency ? randomUUID() : undefined)
+          const done = performance.now()
+          statusCodes[status] = (statusCodes[status] ?? 0) + 1
+          latencies.push(done - next)
+          service.push(done - sent)
+          if (status === 200) {
+            const receipt = JSON.parse(text) as { accepted: number, rejected: unknown[] }
+            framesAccepted += receipt.accepted
+            framesRejected += receipt.rejected.length
+            const second = Math.floor((done - started) / 1000)
+            if (second >= 0 && second < job.seconds) perSecond[second] = (perSecond[second] ?? 0) + receipt.accepted
+          }
+        } catch {
+          errors++
+        }
+        next += job.periodMs
+      }
+    } finally {
+      agent.destroy()
+    }
+  }
+
+  await Promise.all(job.devices.map((id, index) => device(id, index)))
+  latencies.sort((a, b) => a - b)
+  service.sort((a, b) => a - b)
+  const requests = latencies.length
+  return {
+    seconds: job.seconds,
+    requests,
+    ok: statusCodes[200] ?? 0,
+    statusCodes,
+    errors,
+    late,
+    framesAccepted,
+    framesRejected,
+    perSecond: Array.from({ length: job.seconds }, (_, second) => perSecond[second] ?? 0),
+    p50: quantile(latencies, 0.5),
+    p99: quantile(latencies, 0.99),
+    max: latencies.at(-1) ?? Number.NaN,
+    serviceP99: quantile(service, 0.99)
+  }
+}
+
+if (process.env[ROLE_ENV] === '1' && process.send) {
+  process.on('message', (job: IngestJob) => {
+    runIngest(job).then((result) => process.send!({ result }), (err: Error) => process.send!({ error: err.stack ?? err.message }))
+  })
+  process.on('disconnect', () => process.exit(0))
+}
+
+// ---------------------------------------------------------------- server side
+
+class IngestClient {
+  private readonly child: ChildProcess
+  constructor () {
+    this.child = fork(fileURLToPath(import.meta.url), [], {
+      execArgv: ['--import', 'tsx'],
+      env: { ...process.env, [ROLE_ENV]: '1' },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+    })
+  }
+
+  run (job: IngestJob): Promise<IngestResult> {
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`ingest client exited (${code}) during a run`))
+      this.child.once('exit', onExit)
+      this.child.once('message', (message: { result?: IngestResult, error?: string }) => {
+        this.child.off('exit', onExit)
+        if (message.result) resolve(message.result)
+        else reject(new Error(`ingest client failed: ${message.error}`))
+      })
+      this.child.send(job)
+    })
+  }
+
+  close (): void {
+    if (this.child.connected) this.child.disconnect()
+  }
+}
+
+/** The recording's raw Pi frames as DISTINCT_BATCHES frame arrays of 20 consecutive frames (JSON text, spliced, not re-encoded). */
+function frameBatches (): string[] {
+  const raw = rawPiLines()
+  return Array.from({ length: DISTINCT_BATCHES }, (_, b) => {
+    const start = (b * FRAMES_PER_BATCH) % raw.length
+    return `[${Array.from({ length: FRAMES_PER_BATCH }, (_, i) => raw[(start + i) % raw.length]).join(',')}]`
+  })
+}
+
+/** A keep-alive for each device, 32 at a time, so every device is known (a door) and live. */
+async function announce (url: string, devices: number[]): Promise<void> {
+  for (let i = 0; i < devices.length; i += 32) {
+    await Promise.all(devices.slice(i, i + 32).map(async (id) => {
+      const response = await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ NAME: `pi-${id}`, ID: id }) })
+      if (!response.ok) throw new Error(`keep-alive of device ${id}: ${response.status} ${await response.text()}`)
+    }))
+  }
+}
+
+/** Bytes per table and index of a closed database file (SQLite's dbstat). */
+function bytesPerTable (file: string): Record<string, number> {
+  const db = new Database(file, { readonly: true, fileMustExist: true })
+  try {
+    const rows = db.prepare('SELECT name, SUM(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC').all() as Array<{ name: string, bytes: number }>
+    return Object.fromEntries(rows.map((row) => [row.name, row.bytes]))
+  } catch {
+    return {} // a build without dbstat
+  } finally {
+    db.close()
+  }
+}
+
+function tableRows (file: string, table: string): number {
+  const db = new Database(file, { readonly: true, fileMustExist: true })
+  try {
+    return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n
+  } catch {
+    return 0
+  } finally {
+    db.close()
+  }
+}
+
+/** Where a .cpuprofile's samples went: self time by category and the functions that took the most. */
+function summariseProfile (dir: string): { totalMs: number, categories: Record<string, number>, top: Array<{ function: string, where: string, ms: number, share: number }> } | undefined {
+  // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: the newest of the main thread (0), not the checkpoint or training workers'
+  const file = readdirSync(dir).filter((name) => name.endsWith('.cpuprofile') && name.split('.')[4] === '0').sort().at(-1)
+  if (!file) return undefined
+  interface ProfileNode { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, hitCount?: number }
+  const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nodes: ProfileNode[], samples: number[], timeDeltas: number[] }
+  const selfUs = new Map<number, number>()
+  profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)))
+  const byFunction = new Map<string, { function: string, where: string, us: number }>()
+  const categories: Record<string, number> = {}
+  let totalUs = 0
+  for (const node of profile.nodes) {
+    const us = selfUs.get(node.id) ?? 0
+    if (us === 0) continue
+    const { functionName, url, lineNumber } = node.callFrame
+    const category = categorise(functionName, url)
+    if (category === 'idle') continue
+    totalUs += us
+    categories[category] = (categories[category] ?? 0) + us
+    const where = url ? `${url.replace(/^file:\/\//, '').replace(PROJECT_ROOT + '/', '').replace(/^.*node_modules\//, '')}:${lineNumber + 1}` : '(native)'
+    const key = `${functionName}@${where}`
+    const entry = byFunction.get(key) ?? { function: functionName || '(anonymous)', where, us: 0 }
+    entry.us += us
+    byFunction.set(key, entry)
+  }
+  const top = [...byFunction.values()].sort((a, b) => b.us - a.us).slice(0, 15)
+    .map((entry) => ({ function: entry.function, where: entry.where, ms: round(entry.us / 1000), share: round(entry.us / totalUs, 3) }))
+  return { totalMs: round(totalUs / 1000), categories: Object.fromEntries(Object.entries(categories).sort((a, b) => b[1] - a[1]).map(([name, us]) => [name, round(us / totalUs, 3)])), top }
+}
+
+/** A profile node's area, by where its code lives (native functions by name). */
+function categorise (name: string, url: string): string {
+  if (name === '(idle)' || name === '(program)' || name === '(root)') return 'idle'
+  if (name === '(garbage collector)') return 'garbage collection'
+  if (url.startsWith('node:internal/modules') || url.startsWith('node:internal/deps/cjs-module-lexer') || url.includes('/tsx/') || url.includes('esbuild')) return 'module loading (start-up)'
+  if (url.includes('better-sqlite3') || (!url && ['run', 'get', 'all', 'exec', 'pragma', 'prepare'].includes(name))) return 'SQLite'
+  if (url.includes('domain/frames') || url.includes('domain/csi')) return 'frame decoding'
+  if (url.includes('@tensorflow') || url.includes('/ml/') || url.includes('plugins/inference') || url.includes('domain/door') || url.includes('domain/smoother')) return 'door state (model, windows, smoother)'
+  if ((!url && name === 'parse') || url.includes('json-body') || url.includes('secure-json-parse')) return 'JSON parsing'
+  if (url.includes('fast-json-stringify') || (!url && name === 'stringify')) return 'JSON serialising'
+  if (url.includes('idempotency') || (!url && ['update', 'digest', 'randomUUID'].includes(name))) return 'idempotency keys'
+  if (url.includes('ajv') || url.includes('strict-input')) return 'validation'
+  if (url.includes('fastify') || url.includes('find-my-way') || url.includes('avvio') || url.startsWith('node:_http') || url.startsWith('node:net') || url.startsWith('node:internal/stream') || url.startsWith('node:internal/streams') || url.includes('light-my-request') || (!url && ['writev', 'writeUtf8String', 'writeBuffer'].includes(name))) return 'HTTP (Node, Fastify)'
+  if (url.includes('plugins/doors') || url.includes('event-stream') || url.includes('home-assistant')) return 'doors, events'
+  if (url.includes('plugins/rpi-servers') || url.includes('plugins/training')) return 'ingest (rpi-servers, captures)'
+  if (url.includes('prom-client') || url.includes('core/metrics')) return 'metrics'
+  return 'other'
+}
+
+export default async function ingestBench (): Promise<BenchReport> {
+  const deviceCount = Number(process.env.INGEST_DEVICES ?? 1000)
+  const fps = Number(process.env.INGEST_FPS ?? 20)
+  const seconds = Number(process.env.INGEST_SECONDS ?? 60)
+  const warmupSeconds = Number(process.env.INGEST_WARMUP_SECONDS ?? 10)
+  const profileSeconds = Number(process.env.INGEST_PROFILE_SECONDS ?? 15)
+  const retentionHours = Number(process.env.INGEST_RETENTION_HOURS ?? 24)
+  const idempotency = process.env.INGEST_IDEMPOTENCY !== '0'
+  const devices = Array.from({ length: deviceCount }, (_, i) => i + 1)
+  const periodMs = 1000 * FRAMES_PER_BATCH / fps
+  const offered = deviceCount * fps
+  const batches = frameBatches()
+  const env = { FRAME_RETENTION_HOURS: String(retentionHours) }
+  const seedDir = trainedDataDir()
+  const seedBytes = statSync(join(seedDir, 'doorsense.sqlite')).size
+  const client = new IngestClient()
+  // INGEST_PROFILE_DIR keeps the .cpuprofile (open it in Chrome DevTools); by default it is summarised and removed
+  const keptProfileDir = process.env.INGEST_PROFILE_DIR
+  if (keptProfileDir) mkdirSync(keptProfileDir, { recursive: true })
+  const profileDir = keptProfileDir ?? mkdtempSync(join(tmpdir(), 'doorsense-bench-profile-'))
+  let server: ChildServer | undefined
+  try {
+    server = await startChildServer({ seedDir, env, label: 'ingest' })
+    await announce(server.url, devices)
+    console.error(`ingest: ${deviceCount} devices × ${fps} frames/s in batches of ${FRAMES_PER_BATCH} (${round(offered)} frames/s, ${round(deviceCount * 1000 / periodMs)} requests/s offered); warm-up ${warmupSeconds} s …`)
+    if (warmupSeconds > 0) await client.run({ url: server.url, devices, seconds: warmupSeconds, periodMs, batches, idempotency })
+    const metricsBefore = await scrapeMetrics(server.url)
+    const before = server.sample()
+    console.error(`ingest: measuring ${seconds} s …`)
+    const run = await client.run({ url: server.url, devices, seconds, periodMs, batches, idempotency })
+    const after = server.sample()
+    const metricsAfter = await scrapeMetrics(server.url)
+    const loop = loopDelayOf(metricsAfter)
+    const checkpoints = checkpointsOf(metricsAfter)
+    const serverP50 = serverQuantileMs(metricsBefore, metricsAfter, '/server/post/frames', 200, 0.5)
+    const serverP99 = serverQuantileMs(metricsBefore, metricsAfter, '/server/post/frames', 200, 0.99)
+    const file = join(server.dataDir, 'doorsense.sqlite')
+    const exit = await server.stop()
+    const framesStored = tableRows(file, 'rpi_frames')
+    const keysStored = tableRows(file, 'idempotency_keys')
+    const dbBytes = statSync(file).size
+    const tables = bytesPerTable(file)
+    const bytesPerFrame = (dbBytes - seedBytes) / Math.max(1, framesStored)
+    await server.dispose()
+    server = undefined
+
+    let profile: ReturnType<typeof summariseProfile>
+    if (profileSeconds > 0) {
+      server = await startChildServer({ seedDir, env, label: 'ingest-profile', nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] })
+      await announce(server.url, devices)
+      console.error(`ingest: the same load on a fresh server under --cpu-prof, ${profileSeconds} s …`)
+      await client.run({ url: server.url, devices, seconds: profileSeconds, periodMs, batches, idempotency })
+      await server.dispose()
+      server = undefined
+      profile = summariseProfile(profileDir)
+    }
+
+    const accepted = run.framesAccepted / seconds
+    const sustained = [...run.perSecond].sort((a, b) => a - b)
+    const cpuSeconds = after.cpuSeconds - before.cpuSeconds
+    const cpuMsPer1k = cpuSeconds * 1000 / Math.max(1, run.framesAccepted / 1000)
+    const perHourBytes = accepted * 3600 * bytesPerFrame
+    const steadyBytes = perHourBytes * retentionHours
+    const prunePerHour = PRUNE_ROWS_PER_PASS * 3600 / PRUNE_PASS_S
+    const acceptedPerHour = accepted * 3600
+    const gib = (bytes: number) => round(bytes / 1024 ** 3, 2)
+    const table: BenchReport['table'] = [
+      { measure: 'frames/s offered', value: round(offered), note: `${deviceCount} devices × ${fps}/s, batches of ${FRAMES_PER_BATCH}, ${round(deviceCount * 1000 / periodMs)} requests/s` },
+      { measure: 'frames/s accepted (mean)', value: round(accepted), note: `${run.framesAccepted} in ${seconds} s; ${run.framesRejected} rejected` },
+      { measure: 'frames/s accepted (worst second, median second)', value: `${round(sustained[0] ?? 0)} / ${round(quantile(sustained, 0.5))}`, note: 'per whole second of the run' },
+      { measure: 'requests: 200 / other / errors / late', value: `${run.ok} / ${run.requests - run.ok} / ${run.errors} / ${run.late}`, note: JSON.stringify(run.statusCodes) },
+      { measure: 'latency p50 / p99 / max, ms', value: `${round(run.p50, 1)} / ${round(run.p99, 1)} / ${round(run.max, 0)}`, note: `from the time each device meant to send; p99 from the time it sent: ${round(run.serviceP99, 1)} ms` },
+      { measure: 'inside the server p50 / p99, ms (bucket bounds)', value: `${round(serverP50, 1)} / ${round(serverP99, 1)}`, note: `its http_request_duration_seconds; event loop delay p99 ${round(loop.p99Ms, 0)} ms, max ${round(loop.maxMs, 0)} ms` },
+      { measure: 'server CPU per 1,000 frames, ms', value: round(cpuMsPer1k, 1), note: `${round(cpuSeconds / seconds, 2)} cores busy on average (/proc/<pid>/stat)` },
+      { measure: 'server RSS MiB, fds (start -> end)', value: `${before.rssMiB} -> ${after.rssMiB}, ${before.fds} -> ${after.fds}`, note: `${after.threads} threads` },
+      { measure: 'database bytes per stored frame', value: round(bytesPerFrame), note: `${framesStored} frames and ${keysStored} idempotency keys stored; file ${round(dbBytes / 1024 ** 2, 1)} MiB after a clean stop (exit ${exit})` },
+      { measure: 'database growth per hour at the accepted rate, GiB', value: gib(perHourBytes), note: `until the retention window (FRAME_RETENTION_HOURS=${retentionHours}) is full` },
+      { measure: `steady state with ${retentionHours} h retention, GiB`, value: gib(steadyBytes), note: acceptedPerHour > prunePerHour ? `NOT reached: the pruner deletes at most ${round(prunePerHour)} frames/h (${PRUNE_ROWS_PER_PASS} per ${PRUNE_PASS_S} s pass), ${round(acceptedPerHour)} arrive` : `the pruner deletes up to ${round(prunePerHour)} frames/h, ${round(acceptedPerHour)} arrive` }
+    ]
+    const notes = [
+      `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores shared; the client runs on the same machine)`,
+      `database bytes per table/index after the run: ${Object.entries(tables).map(([name, bytes]) => `${name} ${round(bytes / 1024 ** 2, 1)} MiB`).join(', ')}`,
+      `accepted frames per second of the run: ${run.perSecond.join(' ')}`,
+      `WAL checkpoints during the run and before: ${checkpoints.worker} on the checkpoint thread, ${checkpoints.main} remainders finished between requests (longest ${round(checkpoints.mainMaxMs, 1)} ms)`
+    ]
+    if (profile) {
+      notes.push(`profile (${profileSeconds} s and the start-up, ${profile.totalMs} ms of main-thread samples, idle left out; a sample lands where the thread was, on the CPU or blocked in a call), share by area: ${Object.entries(profile.categories).map(([name, share]) => `${name} ${(share * 100).toFixed(1)} %`).join(', ')}`)
+      notes.push(`top functions (self time): ${profile.top.map((entry) => `${entry.function} ${entry.where} ${(entry.share * 100).toFixed(1)} %`).join('; ')}`)
+    }
+    return {
+      name: 'ingest',
+      table,
+      notes,
+      results: {
+        deviceCount,
+        fps,
+        seconds,
+        warmupSeconds,
+        idempotency,
+        retentionHours,
+        offered,
+        run,
+        cpu: { seconds: cpuSeconds, msPer1kFrames: cpuMsPer1k, before, after },
+        database: { seedBytes, dbBytes, framesStored, keysStored, bytesPerFrame, tables, perHourBytes, steadyBytes, prunePerHour, acceptedPerHour },
+        server: { p50Ms: serverP50, p99Ms: serverP99, loop, checkpoints },
+        profile,
+        loadavg: loadavg()
+      }
+    }
+  } finally {
+    client.close()
+    await server?.dispose()
+    rmSync(seedDir, { recursive: true, force: true })
+    if (!keptProfileDir) rmSync(profileDir, { recursive: true, force: true })
+  }
+}
