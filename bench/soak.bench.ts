@@ -97,7 +97,12 @@ function latencyStats (times: number[]): LatencyStats {
   return { requests: times.length, p50: quantile(times, 0.5), p99: quantile(times, 0.99), max: times.at(-1) ?? Number.NaN }
 }
 
-async function runRoute (job: SoakJob, route: RouteLoad, started: number): Promise<RouteStats> {
+/**
+ * One route's autocannon instance; resolves with a summariser, to be called
+ * once every route has finished: sorting a route's latencies while others
+ * still run would hold up this process's event loop and inflate their times.
+ */
+async function runRoute (job: SoakJob, route: RouteLoad, started: number): Promise<() => RouteStats> {
   const times: number[] = []
   const minutes: number[][] = []
   let instance!: autocannon.Instance
@@ -118,7 +123,7 @@ async function runRoute (job: SoakJob, route: RouteLoad, started: number): Promi
   })
   const result = await finished
   const ok = result['2xx']
-  return {
+  return () => ({
     ...latencyStats(times),
     ok,
     non2xx: result.non2xx,
@@ -128,14 +133,14 @@ async function runRoute (job: SoakJob, route: RouteLoad, started: number): Promi
     reqPerS: ok / result.duration,
     // a last bucket of a few ms past the end says nothing
     perMinute: minutes.filter((bucket) => bucket !== undefined && bucket.length > 100).map(latencyStats)
-  }
+  })
 }
 
 if (process.env[ROLE_ENV] === '1' && process.send) {
   process.on('message', (job: SoakJob) => {
     const started = performance.now()
     Promise.all(job.routes.map(async (route) => [route.name, await runRoute(job, route, started)] as const))
-      .then((entries) => process.send!({ result: Object.fromEntries(entries) }), (err: Error) => process.send!({ error: err.stack ?? err.message }))
+      .then((entries) => process.send!({ result: Object.fromEntries(entries.map(([name, summarise]) => [name, summarise()])) }), (err: Error) => process.send!({ error: err.stack ?? err.message }))
   })
   process.on('disconnect', () => process.exit(0))
 }
@@ -340,7 +345,8 @@ const PAIRED = ['POST /server/post/keep_alive', 'POST /server/post/frames', 'POS
 interface SoakResult {
   seconds: number
   routes: Record<string, RouteStats>
-  samples: Array<ProcessSample & { at: string }>
+  /** /proc, plus heap used and the event-loop delay since the previous sample from the server's metrics. */
+  samples: Array<ProcessSample & { at: string, heapUsedMiB: number, loop: LoopDelay }>
   loop: LoopDelay
   sse: { subscribers: number, events: number, drops: number }
   checkpoints: Checkpoints
@@ -358,14 +364,22 @@ async function runSoak (client: LoadClient, seedDir: string, seconds: number, ss
     await prepare(client, server, routes)
     await subscribers.open(sseCount)
     await loopDelay(server.url)
-    const samples: SoakResult['samples'] = [{ at: 'start', ...server.sample() }]
+    const sample = async (at: string): Promise<SoakResult['samples'][number]> => {
+      const metrics = await scrapeMetrics(server.url)
+      const heap = Number(/^nodejs_heap_size_used_bytes ([0-9.e+]+)$/m.exec(metrics)?.[1] ?? Number.NaN)
+      return { at, ...server.sample(), heapUsedMiB: round(heap / 1024 ** 2, 1), loop: loopDelayOf(metrics) }
+    }
+    const samples: SoakResult['samples'] = [await sample('start')]
     console.error(`soak: ${routes.reduce((sum, route) => sum + route.connections, 0)} connections, ${subscribers.open_} SSE subscribers, ${seconds} s …`)
     let minute = 0
-    const sampler = setInterval(() => { samples.push({ at: `minute ${++minute}`, ...server.sample() }) }, 60_000)
+    const sampler = setInterval(() => { sample(`minute ${++minute}`).then((taken) => samples.push(taken), () => {}) }, 60_000)
     const result = await client.run({ url: server.url, seconds, routes }).finally(() => clearInterval(sampler))
-    const loop = await loopDelay(server.url)
+    const last = await sample('end of load')
+    samples.push(last)
+    // each sample's delay covers the minute before it (the metric resets when read)
+    const loop = { maxMs: Math.max(...samples.slice(1).map((taken) => taken.loop.maxMs)), p99Ms: Math.max(...samples.slice(1).map((taken) => taken.loop.p99Ms)) }
     await new Promise((resolve) => setTimeout(resolve, 2000))
-    samples.push({ at: 'end', ...server.sample() })
+    samples.push(await sample('end'))
     const sse = { subscribers: subscribers.opened, events: subscribers.events, drops: subscribers.drops }
     subscribers.close()
     const done = await checkpoints(server.url)
@@ -433,7 +447,13 @@ export default async function soakBench (): Promise<BenchReport> {
     const errors = Object.values(soak.routes).reduce((sum, route) => sum + route.errors + route.timeouts + route.non2xx, 0)
     const first = soak.samples.find((sample) => sample.at === 'minute 1') ?? soak.samples[0]
     const last = soak.samples.at(-1) as ProcessSample
-    const rssGrowth = (last.rssMiB - first.rssMiB) / first.rssMiB
+    // RSS swings with the garbage collector (a sample can land on either side of a collection):
+    // flat = the peak of the last third of the samples no higher than 10 % above the peak before it
+    const during = soak.samples.filter((sample) => sample.at.startsWith('minute') || sample.at === 'end of load')
+    const cut = Math.max(1, Math.floor(during.length * 2 / 3))
+    const peakBefore = Math.max(...during.slice(0, cut).map((sample) => sample.rssMiB))
+    const peakAfter = Math.max(...during.slice(cut).map((sample) => sample.rssMiB), 0)
+    const rssGrowth = (peakAfter - peakBefore) / peakBefore
     const verdict = (ok: boolean) => ok ? 'met' : 'MISSED'
     const cpu = (last.cpuSeconds - soak.samples[0].cpuSeconds) / soak.seconds
     const median = (values: number[]) => quantile([...values].sort((a, b) => a - b), 0.5)
@@ -453,8 +473,8 @@ export default async function soakBench (): Promise<BenchReport> {
       }),
       `target (soak): no route's p99 above ${RATIO_TARGET}× echo of the same body (the GETs: /debug/get/exists) -> ${over.length ? `MISSED: ${over.join(', ')}` : 'met'}`,
       `target (soak): zero errors and non-2xx -> ${errors} -> ${verdict(errors === 0)}${errors ? ` (${JSON.stringify(Object.fromEntries(Object.entries(soak.routes).map(([name, route]) => [name, { ...route.statusCodes, errors: route.errors, timeouts: route.timeouts }])))})` : ''}`,
-      `target (soak): RSS and descriptors flat (minute 1 -> end): RSS ${first.rssMiB} -> ${last.rssMiB} MiB (${(rssGrowth * 100).toFixed(1)} %), fds ${first.fds} -> ${last.fds} -> ${verdict(rssGrowth < 0.1 && last.fds <= first.fds + 8)}`,
-      `soak server (RSS MiB / fds / threads): ${soak.samples.map((sample) => `${sample.at} ${sample.rssMiB}/${sample.fds}/${sample.threads}`).join(', ')}; CPU ${cpu.toFixed(2)} cores on average; event loop delay p99 ${round(soak.loop.p99Ms, 0)} ms, max ${round(soak.loop.maxMs, 0)} ms`,
+      `target (soak): RSS and descriptors flat: RSS peak ${peakBefore} MiB in the first two thirds, ${peakAfter} MiB in the last (${(rssGrowth * 100).toFixed(1)} %), fds ${first.fds} at minute 1 -> ${last.fds} at the end -> ${verdict(rssGrowth < 0.1 && last.fds <= first.fds + 8)}`,
+      `soak server (RSS MiB / heap used MiB / fds / threads / event-loop max ms in the minute before): ${soak.samples.map((sample) => `${sample.at} ${sample.rssMiB}/${sample.heapUsedMiB}/${sample.fds}/${sample.threads}/${round(sample.loop.maxMs, 0)}`).join(', ')}; CPU ${cpu.toFixed(2)} cores on average; event loop delay p99 ${round(soak.loop.p99Ms, 0)} ms, max ${round(soak.loop.maxMs, 0)} ms`,
       `soak SSE: ${soak.sse.subscribers} subscriptions opened, ${soak.sse.events} events received, ${soak.sse.drops} dropped by the server; liveness (GET /debug/get/exists) p99 ${round(soak.routes['GET /debug/get/exists'].p99, 1)} ms`,
       `soak p99 per minute, ms: ${routes.map((route) => `${route.name} ${soak.routes[route.name].perMinute.map((minute) => round(minute.p99, 0)).join('/')}`).join('; ')}`,
       `soak: WAL checkpoints off the request path ${soak.checkpoints.worker}, remainders between requests ${soak.checkpoints.main} (longest ${round(soak.checkpoints.mainMaxMs, 1)} ms); server exit ${soak.exit}; database ${round(soak.databaseBytes / 1024 ** 2, 1)} MiB at the end`
