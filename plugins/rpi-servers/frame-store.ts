@@ -73,17 +73,19 @@ export class FrameStore {
   }
 
   /**
-   * Deletes up to `limit` of the oldest frames of each device holding more
-   * than `keep`.
+   * The devices holding more than `keep` frames, and by how many (one scan of
+   * the device index: read once per retention round, not per batch).
+   */
+  excessPerDevice (keep: number): Array<{ device: number, excess: number }> {
+    return this.countPerDevice.all().filter(({ count }) => count > keep).map(({ device, count }) => ({ device, excess: count - keep }))
+  }
+
+  /**
+   * Deletes up to `limit` of the oldest frames of `device`.
    * @returns how many were deleted
    */
-  pruneOverCap (keep: number, limit: number): number {
-    let deleted = 0
-    for (const { device, count } of this.countPerDevice.all()) {
-      if (count <= keep || deleted >= limit) continue
-      deleted += this.pruneDevice.run(device, Math.min(count - keep, limit - deleted)).changes
-    }
-    return deleted
+  pruneOldestOf (device: number, limit: number): number {
+    return this.pruneDevice.run(device, limit).changes
   }
 
   /** Frames stored, for one device or all. */
