@@ -67,6 +67,9 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
   /** What each door's last `door` event said of its frames, to re-announce only doors that moved. */
   readonly #announced = new Map<number, string>()
   #ticker: NodeJS.Timeout | undefined
+  /** Doors that moved this event-loop turn, announced at its end (setImmediate). */
+  readonly #moved = new Set<number>()
+  #announcing: NodeJS.Immediate | undefined
   /** A door not heard from since start has been in its state (unknown) since then. */
   readonly #startedAt = new Date().toISOString()
 
@@ -104,7 +107,10 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
 
   stop (): void {
     if (this.#ticker) clearInterval(this.#ticker)
+    if (this.#announcing) clearImmediate(this.#announcing)
     this.#ticker = undefined
+    this.#announcing = undefined
+    this.#moved.clear()
     this.removeAllListeners()
   }
 
@@ -199,8 +205,23 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     if (!this.#knows(id)) throw new NotFoundError(`no door ${id}: a door appears once its Pi sends a keep-alive or frames`)
   }
 
+  /**
+   * Announces the door at the end of this event-loop turn, once however often
+   * it moved in the turn: the view (and the listeners: the /doors stream, Home
+   * Assistant) are built outside the request whose frames moved it.
+   */
   #announce (device: number): void {
-    if (this.#knows(device)) this.#emit(this.#view(device))
+    this.#moved.add(device)
+    this.#announcing ??= setImmediate(this.#announceMoved)
+  }
+
+  readonly #announceMoved = (): void => {
+    this.#announcing = undefined
+    const moved = [...this.#moved]
+    this.#moved.clear()
+    for (const device of moved) {
+      if (this.#knows(device)) this.#emit(this.#view(device))
+    }
   }
 
   #emit (door: Door): void {
