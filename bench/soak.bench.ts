@@ -6,7 +6,8 @@
  * 1. Before and after, in one run: two servers up at once, one with the
  *    previous design (REGISTRY_FLUSH_MS=0: every keep-alive upserted at once;
  *    WAL_CHECKPOINT_MS=0: SQLite checkpoints inside the commit that fills the
- *    log), one with this design (the defaults), the runs alternating between
+ *    log; INFER_GATHER=always: every frame waits for the end of the turn to
+ *    share a model call), one with this design (the defaults), the runs alternating between
  *    them SOAK_COMPARE_REPEATS (2) times: the soak's whole mix below, SSE
  *    subscribers included, for SOAK_COMPARE_SECONDS (60; 0 = skip part 1);
  *    then each of keep-alive, frames (batches of 20 raw Pi frames) and
@@ -52,8 +53,8 @@ const DEVICES = 16
 const FRAMES_PER_BATCH = 20
 const DISTINCT_BODIES = 64
 const RATIO_TARGET = 1.5
-/** The environment that brings back the design before issue 15: write-through registry, checkpoints inside commits. */
-const PREVIOUS_DESIGN = { REGISTRY_FLUSH_MS: '0', WAL_CHECKPOINT_MS: '0' }
+/** The environment that brings back the design before issue 15: write-through registry, checkpoints inside commits, every frame gathered for a shared model call. */
+const PREVIOUS_DESIGN = { REGISTRY_FLUSH_MS: '0', WAL_CHECKPOINT_MS: '0', INFER_GATHER: 'always' }
 
 /** One route's share of the load. */
 interface RouteLoad {

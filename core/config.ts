@@ -26,6 +26,7 @@ export const ConfigSchema = Type.Object({
   KEEP_ALIVE_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 72, description: 'seconds an idle keep-alive socket stays open between requests (above the Pis\' 15 s keep-alives and a typical proxy\'s 60 s)' }),
   BODY_LIMIT: Type.Integer({ minimum: 1024, default: 1048576, description: 'largest JSON body in bytes (413 beyond)' }),
   IMPORT_BODY_LIMIT: Type.Integer({ minimum: 1024, default: 52428800, description: 'largest CSV import body in bytes' }),
+  INFER_GATHER: Type.Union([Type.Literal('auto'), Type.Literal('always'), Type.Literal('never')], { default: 'auto', description: 'whether a frame waits to share a model call with other requests\' frames (up to INFER_MAX_WAIT_MS): auto = on a native TensorFlow backend only; on the pure-JS backend a call costs too little to be worth a wait' }),
   INFER_MAX_BATCH: Type.Integer({ minimum: 1, maximum: 65536, default: 256, description: 'frames per model call' }),
   INFER_MAX_WAIT_MS: Type.Number({ minimum: 0, maximum: 1000, default: 2, description: 'longest a frame waits for its batch to fill' }),
   INFER_MAX_QUEUE: Type.Integer({ minimum: 1, default: 16384, description: 'frames waiting for the model before requests get 503' }),

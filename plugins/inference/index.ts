@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram } from 'prom-client'
 import type { ClassifiedFrames } from '../../schemas/inference.js'
 import type { Prediction, PredictionBatch } from '../../schemas/model.js'
-import { MicroBatcher } from './micro-batcher.js'
+import { MicroBatcher, gathers } from './micro-batcher.js'
 import { DoorStates } from './door-states.js'
 import { DoorStateStream } from './door-state-stream.js'
 import { inferenceRoutes } from './routes.js'
@@ -68,6 +68,7 @@ export default fp(async (app) => {
 
   // read app.model at call time: the model area owns the decorator and its swaps
   const batcher = new MicroBatcher<PredictionBatch>((frames) => app.model.predict(frames), {
+    gather: gathers(config.INFER_GATHER, app.model.backend.backend),
     maxBatch: config.INFER_MAX_BATCH,
     maxWaitMs: config.INFER_MAX_WAIT_MS,
     maxQueue: config.INFER_MAX_QUEUE,

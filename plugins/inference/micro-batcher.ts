@@ -1,11 +1,23 @@
 /**
- * The micro-batcher: frames from concurrent requests are queued and
- * classified together, so the model's per-call cost (tensor set-up, kernel
- * dispatch, read-back) is paid once per batch rather than once per frame.
+ * The micro-batcher: when gathering, frames from concurrent requests are
+ * queued and classified together, so the model's per-call cost (tensor
+ * set-up, kernel dispatch, read-back) is paid once per batch rather than once
+ * per request; otherwise each request is classified at once (see gathers()).
  * Knows nothing of HTTP or of the model: it is given a synchronous
  * `classify` function (app.model.predict in the server).
  */
 import { OverloadedError, UnavailableError } from '../../core/errors.js'
+
+/**
+ * Whether frames wait to share model calls (INFER_GATHER). On the pure-JS
+ * `cpu` backend a one-frame call costs ~11 µs (bench/inference.bench.ts), so
+ * gathering saves little, and under mixed load the wait for the end of the
+ * event-loop turn put inference's p99 at 1.5× echo's in the soak; a native
+ * backend's call crosses into libtensorflow, a fixed cost worth sharing.
+ */
+export function gathers (setting: 'auto' | 'always' | 'never', backend: string): boolean {
+  return setting === 'always' || (setting === 'auto' && backend !== 'cpu')
+}
 
 /** What one classify call returns: at least one answer per frame, in order. */
 export interface ClassifiedBatch {
@@ -23,8 +35,17 @@ export interface BatchShare<B extends ClassifiedBatch> {
   predictions: ReadonlyArray<B['predictions'][number]>
 }
 
-/** Sizes and times (config.INFER_MAX_BATCH, INFER_MAX_WAIT_MS, INFER_MAX_QUEUE). */
+/** Sizes and times (config.INFER_GATHER, INFER_MAX_BATCH, INFER_MAX_WAIT_MS, INFER_MAX_QUEUE). */
 export interface MicroBatcherOptions {
+  /**
+   * Whether frames wait (to the end of the event-loop turn at least) to share
+   * a model call with other requests' frames. False: each submit is
+   * classified at once, in maxBatch chunks — worth it when a call's fixed
+   * cost is small next to what the wait costs the caller (the pure-JS
+   * backend: ~11 µs for a one-frame call, while under mixed load the rest of
+   * a turn is tens of ms).
+   */
+  gather: boolean
   /** Most frames per classify call. */
   maxBatch: number
   /**
@@ -45,7 +66,7 @@ interface Entry<B extends ClassifiedBatch> {
 }
 
 /**
- * When a batch is sent: as soon as `maxBatch` frames wait; otherwise at the
+ * When gathering (options.gather), a batch is sent: as soon as `maxBatch` frames wait; otherwise at the
  * end of the event-loop turn (setImmediate, after the I/O phase that brought
  * the requests), unless that turn brought more frames and the oldest has
  * waited less than `maxWaitMs` — then one more turn. Under closed-loop load
@@ -99,6 +120,13 @@ export class MicroBatcher<B extends ClassifiedBatch> {
       throw new OverloadedError(frames.length > this.options.maxQueue
         ? `${frames.length} frames exceed the inference queue of ${this.options.maxQueue} frames: send fewer per request`
         : `inference queue is full (${this.queuedFrames} of ${this.options.maxQueue} frames waiting): retry shortly`)
+    }
+    if (!this.options.gather) {
+      return new Promise<BatchShare<B>>((resolve, reject) => {
+        const entry = { frames, resolve, reject }
+        if (frames.length >= this.options.maxBatch) this.sendLarge(entry)
+        else this.run(frames, [entry])
+      })
     }
     const promise = new Promise<BatchShare<B>>((resolve, reject) => {
       this.queue.push({ frames, resolve, reject })

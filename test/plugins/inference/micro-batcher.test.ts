@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises'
-import { MicroBatcher, type MicroBatcherOptions } from '../../../plugins/inference/micro-batcher.js'
+import { MicroBatcher, gathers, type MicroBatcherOptions } from '../../../plugins/inference/micro-batcher.js'
 
 /**
  * A plain classify function (the batcher is generic): each frame's answer is
@@ -25,7 +25,7 @@ function frames (count: number): Float32Array[] {
 const sums = (list: Float32Array[]) => list.map((frame) => frame[0])
 
 function batcher (classify: (frames: readonly Float32Array[]) => SumBatch, options: Partial<MicroBatcherOptions> = {}) {
-  return new MicroBatcher(classify, { maxBatch: 256, maxWaitMs: 0, maxQueue: 1000, ...options })
+  return new MicroBatcher(classify, { gather: true, maxBatch: 256, maxWaitMs: 0, maxQueue: 1000, ...options })
 }
 
 test('frames submitted in one event-loop turn go to the model in one call; each caller gets its own answers in order', async () => {
@@ -170,4 +170,25 @@ test('rejects bad options and empty submissions', () => {
   assert.throws(() => batcher(classify, { maxWaitMs: -1 }), /maxWaitMs/)
   assert.throws(() => batcher(classify, { maxQueue: 0 }), /maxQueue/)
   assert.throws(() => batcher(classify).submit([]), /at least one frame/)
+})
+
+test('not gathering, each submit is classified at once (in maxBatch chunks), nothing is scheduled, and the answers are the same', async () => {
+  const { calls, classify } = summing()
+  const subject = batcher(classify, { gather: false, maxBatch: 4 })
+  const requests = [frames(1), frames(3), frames(10)]
+  const pending = requests.map((request) => subject.submit(request))
+  assert.deepEqual(calls, [1, 3, 4, 4, 2], 'classified inside submit, one request per call, a big one in maxBatch chunks')
+  assert.equal(subject.scheduled, false)
+  assert.equal(subject.pending, 0)
+  const shares = await Promise.all(pending)
+  shares.forEach((share, i) => assert.deepEqual(share.predictions, sums(requests[i])))
+  subject.close()
+  assert.throws(() => subject.submit(frames(1)), /shutting down/)
+})
+
+test('INFER_GATHER auto gathers on a native backend only; always and never are what they say', () => {
+  assert.equal(gathers('auto', 'cpu'), false)
+  assert.equal(gathers('auto', 'tensorflow'), true)
+  assert.equal(gathers('always', 'cpu'), true)
+  assert.equal(gathers('never', 'tensorflow'), false)
 })

@@ -169,25 +169,35 @@ test('with a trained model', async (t) => {
     assert.equal(stale?.lastFrameAt, door.lastFrameAt)
   })
 
-  await t.test('concurrent requests are batched together and each gets its own answer', async () => {
-    const batchStats = async () => {
-      const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  await t.test('concurrent requests each get their own answer: one model call each on the pure-JS backend, shared calls with INFER_GATHER=always', async () => {
+    const batchStats = async (server: typeof app) => {
+      const metrics = (await server.inject({ method: 'GET', url: '/metrics' })).body
       return {
         count: Number(/doorsense_inference_batch_frames_count (\d+)/.exec(metrics)?.[1]),
         frames: Number(/doorsense_inference_batch_frames_sum (\d+)/.exec(metrics)?.[1])
       }
     }
-    const before = await batchStats()
     const slice = sessionSlice(20, 300)
-    const responses = await Promise.all(slice.map((row) => app.inject({ method: 'POST', url: '/ml/post/inference', payload: { payload: stringified(row) } })))
     const expected = app.model.predict(slice.map((row) => row.features)).predictions
-    responses.forEach((response, i) => {
-      assert.equal(response.statusCode, 200, response.body)
-      assert.ok(close(response.json().probabilities, expected[i].probabilities), `request ${i}`)
-    })
-    const after = await batchStats()
-    assert.equal(after.frames - before.frames, slice.length)
-    assert.ok(after.count - before.count < slice.length, `${slice.length} requests took ${after.count - before.count} model calls: they were batched`)
+    // the same trained model, served a second time with gathering forced
+    const gathering = await buildTestApp(t, { INFER_GATHER: 'always' }, { dataDir: app.config.DATA_DIR })
+    try {
+      for (const [server, gathers] of [[app, false], [gathering, true]] as const) {
+        const before = await batchStats(server)
+        const responses = await Promise.all(slice.map((row) => server.inject({ method: 'POST', url: '/ml/post/inference', payload: { payload: stringified(row) } })))
+        responses.forEach((response, i) => {
+          assert.equal(response.statusCode, 200, response.body)
+          assert.ok(close(response.json().probabilities, expected[i].probabilities), `request ${i}`)
+        })
+        const after = await batchStats(server)
+        assert.equal(after.frames - before.frames, slice.length)
+        const calls = after.count - before.count
+        if (gathers) assert.ok(calls < slice.length, `${slice.length} requests took ${calls} model calls: they were gathered`)
+        else assert.equal(calls, slice.length, 'each request classified at once, in its own call')
+      }
+    } finally {
+      await gathering.close()
+    }
   })
 
   await t.test('batch: 4096 frames in one request, answered in order', async () => {
