@@ -38,9 +38,10 @@ export interface FrameIngestOptions {
   /** Frames refused, by device. */
   rejected: Counter<'device'>
   /**
-   * Takes the decoded frames into the device's door state before they are
-   * stored; throws (e.g. a 503 "queue full") to refuse the batch, which then
-   * stores nothing, so a retry never stores a frame twice.
+   * Takes the decoded frames into the device's door state, inside the
+   * transaction that stores them, once they are written: a batch the
+   * database refuses (507) never moves the door, and a throw here (e.g. a 503
+   * "queue full") rolls the batch back, so a retry never stores a frame twice.
    */
   doorState: (device: number, features: readonly Float32Array[]) => void
   /** Frames imply a keep-alive: the device is live (called once the batch is stored). */
@@ -70,9 +71,10 @@ export class FrameIngest {
     if (rejected.length > 0) this.options.rejected.inc(deviceLabel, rejected.length)
     if (decoded.length === 0) throw new BadFrameError(describeAllRejected(rejected))
     const features = decoded.map((frame) => frame.features)
-    this.options.doorState(device, features)
-    const labelled = this.options.store.insert(device, decoded, this.now(),
-      () => this.options.captures.record(device, features, 'frames'))
+    const labelled = this.options.store.insert(device, decoded, this.now(), () => {
+      this.options.doorState(device, features)
+      return this.options.captures.record(device, features, 'frames')
+    })
     this.options.received.inc(deviceLabel, decoded.length)
     this.options.seen(device, addr)
     return { accepted: decoded.length, rejected, labelled }

@@ -81,8 +81,12 @@ test('a full database: writes answer 507 and store nothing of their request, rea
     }
   }
   const before = rowCounts(app)
+  const lastFrameAt = async () => (await app.inject({ method: 'GET', url: '/ml/get/door_state' })).json().doors.find((door: { device: number }) => door.device === DEVICE)?.lastFrameAt as string
+  const lastStored = await lastFrameAt()
+  await new Promise((resolve) => setTimeout(resolve, 5))
 
   assertStorageFull(await postFrames(app, frames), 'POST /server/post/frames')
+  assert.equal(await lastFrameAt(), lastStored, 'a batch that could not be stored did not move its door')
   assertStorageFull(await postSamples(app, 5, 20), 'POST /training/post/samples')
   assertStorageFull(await postImport(app, 5, 30), 'POST /training/post/import')
   assertStorageFull(await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN, payload: { epochs: 1 } }), 'POST /training/post/train')
