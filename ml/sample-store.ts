@@ -72,7 +72,14 @@ export interface StoredTrainingSet {
 
 /** The samples table. */
 export class SampleStore {
+  /** Deletes run by any store of this process: lets a cache of counts (a door's calibration) notice one made elsewhere. */
+  static #deletes = 0
   readonly #db: Storage['db']
+
+  /** How many deletes any SampleStore of this process has run. */
+  static get deletes (): number {
+    return SampleStore.#deletes
+  }
 
   constructor (storage: Storage) {
     storage.migrate('training', TRAINING_MIGRATIONS)
@@ -178,6 +185,7 @@ export class SampleStore {
    */
   delete (kind: ModelKind, filter: SampleFilter): number {
     const { where, values } = whereOf(kind, filter)
+    SampleStore.#deletes++
     return this.#db.prepare(`DELETE FROM training_samples WHERE ${where}`).run(...values).changes
   }
 

@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events'
 import { ConflictError, NotFoundError } from '../../core/errors.js'
 import type { CalibrationOutcome, DoorModels } from '../../ml/door-models.js'
-import type { SampleStore } from '../../ml/sample-store.js'
+import { SampleStore } from '../../ml/sample-store.js'
 import type { CalibrationResult, CaptureRequest, Door, DoorCalibration, FinishAccepted } from '../../schemas/doors.js'
 import type { ModelVersionInfo } from '../../schemas/model.js'
 import type { CaptureStatus } from '../../schemas/training.js'
@@ -64,6 +64,8 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
   readonly #outcomes = new Map<number, CalibrationOutcome>()
   /** Calibration frames per angle of each door, read from the database once and again only when a capture of that door moves. */
   readonly #captured = new Map<number, Record<string, number>>()
+  /** SampleStore.deletes when #captured was last known right: a delete of samples anywhere (delete_samples) empties it. */
+  #capturedAtDeletes = SampleStore.deletes
   /** What each door's last `door` event said of its frames, to re-announce only doors that moved. */
   readonly #announced = new Map<number, string>()
   #ticker: NodeJS.Timeout | undefined
@@ -255,6 +257,10 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
 
   #calibration (id: number): DoorCalibration {
     const { captures, samples, doorModels } = this.#options
+    if (this.#capturedAtDeletes !== SampleStore.deletes) {
+      this.#captured.clear()
+      this.#capturedAtDeletes = SampleStore.deletes
+    }
     let captured = this.#captured.get(id)
     if (!captured) {
       captured = {}
