@@ -25,8 +25,15 @@
  * the pruner can delete per hour. Then INGEST_PROFILE_SECONDS (15; 0 = skip)
  * of the same load on a fresh server under `--cpu-prof`: where its CPU goes
  * (SQLite, JSON, frame decoding, the door-state model, HTTP, ...), to say
- * what bounds the rate (INGEST_PROFILE_DIR keeps the profile). The frames are the raw Pi frames of
- * test/fixtures/csi/rpi-raw-frames.txt.
+ * what bounds the rate (INGEST_PROFILE_DIR keeps the profile). Then
+ * retention under load: a fresh server whose database already holds
+ * INGEST_BACKLOG (1,200,000: 60 s of 1,000 Pis)
+ * frames two days old, under the same load for INGEST_RETENTION_SECONDS
+ * (30; 0 = skip): how many frames a second the pruner deletes while frames
+ * arrive, against how many arrive: whether retention keeps up at this scale.
+ * INGEST_PREVIOUS_DESIGN=1 runs it all with REGISTRY_FLUSH_MS=0
+ * WAL_CHECKPOINT_MS=0 (the design before). The frames are the raw Pi frames
+ * of test/fixtures/csi/rpi-raw-frames.txt.
  */
 import Database from 'better-sqlite3'
 import { fork, type ChildProcess } from 'node:child_process'
@@ -38,7 +45,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { PROJECT_ROOT } from '../core/project.js'
 import {
-  checkpointsOf, loopDelayOf, quantile, rawPiLines, round, scrapeMetrics, serverQuantileMs, startChildServer, trainedDataDir, type ChildServer
+  checkpointsOf, loopDelayOf, quantile, rawPiLines, round, scrapeMetrics, serverQuantileMs, startChildServer, trainedDataDir, type Checkpoints, type ChildServer
 } from './child-server.js'
 import type { BenchReport } from './run.js'
 
@@ -46,9 +53,7 @@ const ROLE_ENV = 'DOORSENSE_BENCH_INGEST_CLIENT'
 const FRAMES_PER_BATCH = 20
 /** Distinct batches cycled through (each device starts at its own). */
 const DISTINCT_BATCHES = 64
-/** What the pruner deletes at most per pass, and how often it runs (plugins/rpi-servers/frame-retention.ts defaults). */
-const PRUNE_ROWS_PER_PASS = 2000 * 10
-const PRUNE_PASS_S = 30
+const HOUR_MS = 3_600_000
 
 interface IngestJob {
   url: string
@@ -69,6 +74,8 @@ interface IngestResult {
   errors: number
   late: number
   framesAccepted: number
+  /** From the first send to the last answer: the window, plus the answers still owed at its end. */
+  elapsedSeconds: number
   framesRejected: number
   /** Accepted frames per whole second of the run. */
   perSecond: number[]
@@ -145,6 +152,7 @@ async function runIngest (job: IngestJob): Promise<IngestResult> {
   }
 
   await Promise.all(job.devices.map((id, index) => device(id, index)))
+  const elapsedSeconds = (performance.now() - started) / 1000
   latencies.sort((a, b) => a - b)
   service.sort((a, b) => a - b)
   const requests = latencies.length
@@ -156,6 +164,7 @@ async function runIngest (job: IngestJob): Promise<IngestResult> {
     errors,
     late,
     framesAccepted,
+    elapsedSeconds,
     framesRejected,
     perSecond: Array.from({ length: job.seconds }, (_, second) => perSecond[second] ?? 0),
     p50: quantile(latencies, 0.5),
@@ -234,6 +243,41 @@ function bytesPerTable (file: string): Record<string, number> {
   }
 }
 
+/**
+ * A copy of `seedDir` whose rpi_frames already hold `count` frames two days
+ * old (past any retention window the bench uses), spread over `devices`
+ * devices: a backlog for the pruner. A server started and stopped on it
+ * first creates the tables (benchmarks use the engine, not the plugins).
+ * The caller removes it.
+ */
+async function backlogDataDir (seedDir: string, count: number, devices: number): Promise<string> {
+  const migrated = await startChildServer({ seedDir, label: 'ingest-backlog' })
+  await migrated.stop()
+  const db = new Database(join(migrated.dataDir, 'doorsense.sqlite'))
+  try {
+    // 424 bytes: a stored frame's 106 float32 features
+    db.prepare(`INSERT INTO rpi_frames (device, received_at, encoding, features)
+      WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
+      SELECT i % ? + 1, ?, 'raw', zeroblob(424) FROM n`).run(count, devices, Date.now() - 48 * HOUR_MS)
+  } finally {
+    db.close()
+  }
+  return migrated.dataDir
+}
+
+/** The server's doorsense_frames_pruned_total and event-loop delay, once a second until `stop` resolves. */
+async function sampleDeleted (url: string, stop: Promise<unknown>): Promise<Array<{ at: number, deleted: number, loopMaxMs: number, checkpoints: Checkpoints }>> {
+  const samples: Array<{ at: number, deleted: number, loopMaxMs: number, checkpoints: Checkpoints }> = []
+  const state = { done: false }
+  stop.finally(() => { state.done = true }).catch(() => {})
+  while (!state.done) {
+    const text = await scrapeMetrics(url)
+    samples.push({ at: performance.now(), deleted: Number(/^doorsense_frames_pruned_total (\d+)$/m.exec(text)?.[1] ?? Number.NaN), loopMaxMs: loopDelayOf(text).maxMs, checkpoints: checkpointsOf(text) })
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+  }
+  return samples
+}
+
 function tableRows (file: string, table: string): number {
   const db = new Database(file, { readonly: true, fileMustExist: true })
   try {
@@ -302,12 +346,16 @@ export default async function ingestBench (): Promise<BenchReport> {
   const warmupSeconds = Number(process.env.INGEST_WARMUP_SECONDS ?? 10)
   const profileSeconds = Number(process.env.INGEST_PROFILE_SECONDS ?? 15)
   const retentionHours = Number(process.env.INGEST_RETENTION_HOURS ?? 24)
+  const backlog = Number(process.env.INGEST_BACKLOG ?? 1_200_000)
+  const retentionSeconds = Number(process.env.INGEST_RETENTION_SECONDS ?? 30)
   const idempotency = process.env.INGEST_IDEMPOTENCY !== '0'
   const devices = Array.from({ length: deviceCount }, (_, i) => i + 1)
   const periodMs = 1000 * FRAMES_PER_BATCH / fps
   const offered = deviceCount * fps
   const batches = frameBatches()
-  const env = { FRAME_RETENTION_HOURS: String(retentionHours) }
+  // INGEST_PREVIOUS_DESIGN=1: every keep-alive written at once, WAL checkpoints inside commits (before issue 15)
+  const previousDesign = process.env.INGEST_PREVIOUS_DESIGN === '1'
+  const env: Record<string, string> = { FRAME_RETENTION_HOURS: String(retentionHours), ...(previousDesign ? { REGISTRY_FLUSH_MS: '0', WAL_CHECKPOINT_MS: '0' } : {}) }
   const seedDir = trainedDataDir()
   const seedBytes = statSync(join(seedDir, 'doorsense.sqlite')).size
   const client = new IngestClient()
@@ -352,18 +400,68 @@ export default async function ingestBench (): Promise<BenchReport> {
       profile = summariseProfile(profileDir)
     }
 
-    const accepted = run.framesAccepted / seconds
+    let retention: {
+      backlog: number,
+      seconds: number,
+      framesAccepted: number,
+      elapsedSeconds: number,
+      acceptedPerS: number,
+      deletedBeforeLoad: number,
+      deletedDuringLoad: number,
+      drainedAfterS: number | undefined,
+      deletedPerS: number,
+      p99: number,
+      perSecond: number[],
+      samples: Awaited<ReturnType<typeof sampleDeleted>>
+    } | undefined
+    if (retentionSeconds > 0 && backlog > 0) {
+      console.error(`ingest: retention under load: ${backlog} frames two days old in the database, the same load for ${retentionSeconds} s …`)
+      const backlogDir = await backlogDataDir(seedDir, backlog, deviceCount)
+      try {
+        server = await startChildServer({ seedDir: backlogDir, env, label: 'ingest-retention' })
+      } finally {
+        rmSync(backlogDir, { recursive: true, force: true })
+      }
+      await announce(server.url, devices)
+      const load = client.run({ url: server.url, devices, seconds: retentionSeconds, periodMs, batches, idempotency })
+      const samples = await sampleDeleted(server.url, load)
+      const loaded = await load
+      await server.dispose()
+      server = undefined
+      // the round that starts with the server runs before the load too: count from the load's first second
+      const start = samples[0]
+      const drained = samples.find((sample) => sample.deleted >= backlog)
+      const last = drained ?? samples[samples.length - 1]
+      const busySeconds = (last.at - start.at) / 1000
+      retention = {
+        backlog,
+        seconds: retentionSeconds,
+        framesAccepted: loaded.framesAccepted,
+        elapsedSeconds: loaded.elapsedSeconds,
+        acceptedPerS: loaded.framesAccepted / loaded.elapsedSeconds,
+        deletedBeforeLoad: start.deleted,
+        deletedDuringLoad: last.deleted - start.deleted,
+        drainedAfterS: drained ? busySeconds : undefined,
+        deletedPerS: busySeconds > 0 ? (last.deleted - start.deleted) / busySeconds : Number.NaN,
+        p99: loaded.p99,
+        perSecond: loaded.perSecond,
+        samples
+      }
+    }
+
+    // over the time the answers took: an overloaded server answers well after the window's end
+    const accepted = run.framesAccepted / run.elapsedSeconds
     const sustained = [...run.perSecond].sort((a, b) => a - b)
     const cpuSeconds = after.cpuSeconds - before.cpuSeconds
     const cpuMsPer1k = cpuSeconds * 1000 / Math.max(1, run.framesAccepted / 1000)
     const perHourBytes = accepted * 3600 * bytesPerFrame
     const steadyBytes = perHourBytes * retentionHours
-    const prunePerHour = PRUNE_ROWS_PER_PASS * 3600 / PRUNE_PASS_S
+    const prunePerHour = retention ? retention.deletedPerS * 3600 : Number.NaN
     const acceptedPerHour = accepted * 3600
     const gib = (bytes: number) => round(bytes / 1024 ** 3, 2)
     const table: BenchReport['table'] = [
       { measure: 'frames/s offered', value: round(offered), note: `${deviceCount} devices × ${fps}/s, batches of ${FRAMES_PER_BATCH}, ${round(deviceCount * 1000 / periodMs)} requests/s` },
-      { measure: 'frames/s accepted (mean)', value: round(accepted), note: `${run.framesAccepted} in ${seconds} s; ${run.framesRejected} rejected` },
+      { measure: 'frames/s accepted (mean)', value: round(accepted), note: `${run.framesAccepted} answered in ${round(run.elapsedSeconds, 1)} s (the ${seconds} s window and the answers still owed at its end); ${run.framesRejected} rejected` },
       { measure: 'frames/s accepted (worst second, median second)', value: `${round(sustained[0] ?? 0)} / ${round(quantile(sustained, 0.5))}`, note: 'per whole second of the run' },
       { measure: 'requests: 200 / other / errors / late', value: `${run.ok} / ${run.requests - run.ok} / ${run.errors} / ${run.late}`, note: JSON.stringify(run.statusCodes) },
       { measure: 'latency p50 / p99 / max, ms', value: `${round(run.p50, 1)} / ${round(run.p99, 1)} / ${round(run.max, 0)}`, note: `from the time each device meant to send; p99 from the time it sent: ${round(run.serviceP99, 1)} ms` },
@@ -372,14 +470,32 @@ export default async function ingestBench (): Promise<BenchReport> {
       { measure: 'server RSS MiB, fds (start -> end)', value: `${before.rssMiB} -> ${after.rssMiB}, ${before.fds} -> ${after.fds}`, note: `${after.threads} threads` },
       { measure: 'database bytes per stored frame', value: round(bytesPerFrame), note: `${framesStored} frames and ${keysStored} idempotency keys stored; file ${round(dbBytes / 1024 ** 2, 1)} MiB after a clean stop (exit ${exit})` },
       { measure: 'database growth per hour at the accepted rate, GiB', value: gib(perHourBytes), note: `until the retention window (FRAME_RETENTION_HOURS=${retentionHours}) is full` },
-      { measure: `steady state with ${retentionHours} h retention, GiB`, value: gib(steadyBytes), note: acceptedPerHour > prunePerHour ? `NOT reached: the pruner deletes at most ${round(prunePerHour)} frames/h (${PRUNE_ROWS_PER_PASS} per ${PRUNE_PASS_S} s pass), ${round(acceptedPerHour)} arrive` : `the pruner deletes up to ${round(prunePerHour)} frames/h, ${round(acceptedPerHour)} arrive` }
+      {
+        measure: `steady state with ${retentionHours} h retention, GiB`,
+        value: gib(steadyBytes),
+        note: !retention
+          ? 'retention under load not measured (INGEST_RETENTION_SECONDS=0)'
+          : retention.deletedPerS >= retention.acceptedPerS
+            ? `reached: the pruner deleted ${round(retention.deletedPerS)} frames/s while ${round(retention.acceptedPerS)} arrived`
+            : `NOT reached: the pruner deleted ${round(retention.deletedPerS)} frames/s while ${round(retention.acceptedPerS)} arrived`
+      }
     ]
+    if (retention) {
+      table.push({
+        measure: 'retention under load: frames deleted / accepted per s',
+        value: `${round(retention.deletedPerS)} / ${round(retention.acceptedPerS)}`,
+        note: `a backlog of ${retention.backlog} old frames under the same load: ${retention.deletedBeforeLoad} deleted before the load began, ${retention.deletedDuringLoad} during it${retention.drainedAfterS === undefined ? ` (the ${retention.seconds} s window and its owed answers, ${round(retention.elapsedSeconds, 1)} s; not drained)` : `, drained after ${round(retention.drainedAfterS, 1)} s`}; frames p99 meanwhile ${round(retention.p99, 1)} ms`
+      })
+    }
     const notes = [
-      `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores shared; the client runs on the same machine)`,
+      `${previousDesign ? 'PREVIOUS DESIGN (REGISTRY_FLUSH_MS=0 WAL_CHECKPOINT_MS=0); ' : ''}machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores shared; the client runs on the same machine)`,
       `database bytes per table/index after the run: ${Object.entries(tables).map(([name, bytes]) => `${name} ${round(bytes / 1024 ** 2, 1)} MiB`).join(', ')}`,
       `accepted frames per second of the run: ${run.perSecond.join(' ')}`,
       `WAL checkpoints during the run and before: ${checkpoints.worker} on the checkpoint thread, ${checkpoints.main} remainders finished between requests (longest ${round(checkpoints.mainMaxMs, 1)} ms)`
     ]
+    if (retention) {
+      notes.push(`retention under load, per second: frames accepted ${retention.perSecond.join(' ')}; frames deleted ${retention.samples.slice(1).map((sample, i) => sample.deleted - retention.samples[i].deleted).join(' ')}; event-loop max ms ${retention.samples.map((sample) => round(sample.loopMaxMs, 0)).join(' ')}; checkpoints at the end ${JSON.stringify(retention.samples.at(-1)?.checkpoints)}`)
+    }
     if (profile) {
       notes.push(`profile (${profileSeconds} s and the start-up, ${profile.totalMs} ms of main-thread samples, idle left out; a sample lands where the thread was, on the CPU or blocked in a call), share by area: ${Object.entries(profile.categories).map(([name, share]) => `${name} ${(share * 100).toFixed(1)} %`).join(', ')}`)
       notes.push(`top functions (self time): ${profile.top.map((entry) => `${entry.function} ${entry.where} ${(entry.share * 100).toFixed(1)} %`).join('; ')}`)
@@ -395,6 +511,8 @@ export default async function ingestBench (): Promise<BenchReport> {
         warmupSeconds,
         idempotency,
         retentionHours,
+        retention,
+        previousDesign,
         offered,
         run,
         cpu: { seconds: cpuSeconds, msPer1kFrames: cpuMsPer1k, before, after },
