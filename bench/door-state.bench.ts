@@ -45,11 +45,9 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import autocannon from 'autocannon'
-import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { buildApp, type App } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
 import { RECORDINGS_DIR } from '../core/project.js'
@@ -58,6 +56,7 @@ import { parseFrameWithEncoding } from '../domain/frames.js'
 import { readSessionCsv } from '../domain/session-csv.js'
 import type { ActiveDoorModel } from '../ml/door-models.js'
 import { DoorPipeline, DoorPredictor, knnDistances, type DoorModelMeta } from '../ml/door-model.js'
+import { ForkedClient, serveJobs } from './forked-client.js'
 import type { BenchReport } from './run.js'
 
 const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
@@ -147,38 +146,12 @@ async function runLoad (job: LoadJob): Promise<LoadResult> {
   }
 }
 
-if (process.env[ROLE_ENV] === '1' && process.send) {
-  process.on('message', (job: LoadJob) => {
-    runLoad(job).then((result) => process.send!({ result }), (err: Error) => process.send!({ error: err.stack ?? err.message }))
-  })
-  process.on('disconnect', () => process.exit(0))
-}
+serveJobs<LoadJob, LoadResult>(ROLE_ENV, runLoad)
 
-class LoadClient {
-  private readonly child: ChildProcess
+/** The load client: this file forked. */
+class LoadClient extends ForkedClient<LoadJob, LoadResult> {
   constructor () {
-    this.child = fork(fileURLToPath(import.meta.url), [], {
-      execArgv: ['--import', 'tsx'],
-      env: { ...process.env, [ROLE_ENV]: '1' },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-    })
-  }
-
-  run (job: LoadJob): Promise<LoadResult> {
-    return new Promise((resolve, reject) => {
-      const onExit = (code: number | null) => reject(new Error(`load client exited (${code}) during a run`))
-      this.child.once('exit', onExit)
-      this.child.once('message', (message: { result?: LoadResult, error?: string }) => {
-        this.child.off('exit', onExit)
-        if (message.result) resolve(message.result)
-        else reject(new Error(`load client failed: ${message.error}`))
-      })
-      this.child.send(job)
-    })
-  }
-
-  close (): void {
-    if (this.child.connected) this.child.disconnect()
+    super(import.meta.url, ROLE_ENV, 'load client')
   }
 }
 

@@ -36,17 +36,16 @@
  * of test/fixtures/csi/rpi-raw-frames.txt.
  */
 import Database from 'better-sqlite3'
-import { fork, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { PROJECT_ROOT } from '../core/project.js'
 import {
   checkpointsOf, loopDelayOf, quantile, rawPiLines, round, scrapeMetrics, serverQuantileMs, startChildServer, trainedDataDir, type Checkpoints, type ChildServer
 } from './child-server.js'
+import { ForkedClient, serveJobs } from './forked-client.js'
 import type { BenchReport } from './run.js'
 
 const ROLE_ENV = 'DOORSENSE_BENCH_INGEST_CLIENT'
@@ -174,40 +173,14 @@ async function runIngest (job: IngestJob): Promise<IngestResult> {
   }
 }
 
-if (process.env[ROLE_ENV] === '1' && process.send) {
-  process.on('message', (job: IngestJob) => {
-    runIngest(job).then((result) => process.send!({ result }), (err: Error) => process.send!({ error: err.stack ?? err.message }))
-  })
-  process.on('disconnect', () => process.exit(0))
-}
+serveJobs<IngestJob, IngestResult>(ROLE_ENV, runIngest)
 
 // ---------------------------------------------------------------- server side
 
-class IngestClient {
-  private readonly child: ChildProcess
+/** The load client: this file forked. */
+class IngestClient extends ForkedClient<IngestJob, IngestResult> {
   constructor () {
-    this.child = fork(fileURLToPath(import.meta.url), [], {
-      execArgv: ['--import', 'tsx'],
-      env: { ...process.env, [ROLE_ENV]: '1' },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-    })
-  }
-
-  run (job: IngestJob): Promise<IngestResult> {
-    return new Promise((resolve, reject) => {
-      const onExit = (code: number | null) => reject(new Error(`ingest client exited (${code}) during a run`))
-      this.child.once('exit', onExit)
-      this.child.once('message', (message: { result?: IngestResult, error?: string }) => {
-        this.child.off('exit', onExit)
-        if (message.result) resolve(message.result)
-        else reject(new Error(`ingest client failed: ${message.error}`))
-      })
-      this.child.send(job)
-    })
-  }
-
-  close (): void {
-    if (this.child.connected) this.child.disconnect()
+    super(import.meta.url, ROLE_ENV, 'ingest client')
   }
 }
 

@@ -37,15 +37,14 @@
  * time; request logging is off (LOG_LEVEL=warn).
  */
 import autocannon from 'autocannon'
-import { fork, type ChildProcess } from 'node:child_process'
 import { Agent, get, type ClientRequest } from 'node:http'
 import { rmSync } from 'node:fs'
 import { loadavg } from 'node:os'
-import { fileURLToPath } from 'node:url'
 import {
   checkpointsOf, loopDelayOf, quantile, rawPiLines, round, scrapeMetrics, startChildServer, stringifiedPayloads, trainedDataDir,
   type Checkpoints, type ChildServer, type LoopDelay, type ProcessSample
 } from './child-server.js'
+import { ForkedClient, serveJobs } from './forked-client.js'
 import type { BenchReport } from './run.js'
 
 const ROLE_ENV = 'DOORSENSE_BENCH_SOAK_CLIENT'
@@ -137,42 +136,19 @@ async function runRoute (job: SoakJob, route: RouteLoad, started: number): Promi
   })
 }
 
-if (process.env[ROLE_ENV] === '1' && process.send) {
-  process.on('message', (job: SoakJob) => {
-    const started = performance.now()
-    Promise.all(job.routes.map(async (route) => [route.name, await runRoute(job, route, started)] as const))
-      .then((entries) => process.send!({ result: Object.fromEntries(entries.map(([name, summarise]) => [name, summarise()])) }), (err: Error) => process.send!({ error: err.stack ?? err.message }))
-  })
-  process.on('disconnect', () => process.exit(0))
-}
+serveJobs<SoakJob, Record<string, RouteStats>>(ROLE_ENV, async (job) => {
+  const started = performance.now()
+  const entries = await Promise.all(job.routes.map(async (route) => [route.name, await runRoute(job, route, started)] as const))
+  // summarised only once every route has finished (see runRoute)
+  return Object.fromEntries(entries.map(([name, summarise]) => [name, summarise()]))
+})
 
 // ---------------------------------------------------------------- server side
 
-class LoadClient {
-  private readonly child: ChildProcess
+/** The load client: this file forked. */
+class LoadClient extends ForkedClient<SoakJob, Record<string, RouteStats>> {
   constructor () {
-    this.child = fork(fileURLToPath(import.meta.url), [], {
-      execArgv: ['--import', 'tsx'],
-      env: { ...process.env, [ROLE_ENV]: '1' },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-    })
-  }
-
-  run (job: SoakJob): Promise<Record<string, RouteStats>> {
-    return new Promise((resolve, reject) => {
-      const onExit = (code: number | null) => reject(new Error(`load client exited (${code}) during a run`))
-      this.child.once('exit', onExit)
-      this.child.once('message', (message: { result?: Record<string, RouteStats>, error?: string }) => {
-        this.child.off('exit', onExit)
-        if (message.result) resolve(message.result)
-        else reject(new Error(`load client failed: ${message.error}`))
-      })
-      this.child.send(job)
-    })
-  }
-
-  close (): void {
-    if (this.child.connected) this.child.disconnect()
+    super(import.meta.url, ROLE_ENV, 'load client')
   }
 }
 
