@@ -507,11 +507,13 @@ export default async function doorStateBench (): Promise<BenchReport> {
     const frames = rows.map((row) => row.features)
     const angles = rows.map((row) => row.angle)
     const trainingStarted = performance.now()
-    const calibrated = new Promise<{ activated: boolean, reasons: string[] }>((resolve) => app.model.doors.once('calibrated', resolve))
+    const calibrated = new Promise<{ version: string, activated: boolean, reasons: string[] }>((resolve) => app.model.doors.once('calibrated', resolve))
     await app.model.startTraining({ kind: 'csi', features: frames, angles })
-    app.model.doors.start(OWN_DEVICE, frames, angles, 0, 20)
+    app.model.doors.start(OWN_DEVICE, frames, angles, { floor: 0, acceptAjarAsClosed: true }, 20)
     await Promise.all([app.model.waitForTraining(), app.model.doors.waitForTraining()])
     const outcome = await calibrated
+    // session A cannot tell ajar from closed (issue 19): its calibration is refused, and this bench measures speed
+    if (!outcome.activated) await app.model.doors.activate(outcome.version, { force: true })
     const trainingSeconds = (performance.now() - trainingStarted) / 1000
     const global = app.model.active
     if (!global) throw new Error(`global training failed: ${app.model.lastFailure?.message}`)

@@ -969,7 +969,7 @@ export interface paths {
                                      * @description the last finished calibration's figures; null before any
                                      */
                                     result: {
-                                        /** @description whether it passed the floor and now answers for the door */
+                                        /** @description whether it passed the gate (the ajar self-check and the floor) and now answers for the door */
                                         activated: boolean;
                                         /** Format: date-time */
                                         at: string;
@@ -994,6 +994,49 @@ export interface paths {
                                         };
                                         /** @description the open/closed balanced accuracy a model must reach to be activated (DOOR_CALIBRATION_FLOOR) */
                                         floor: number;
+                                        /** @description the gate's verdict; null for a calibration made before verdicts were kept */
+                                        gate: {
+                                            /** @description whether finish asked to accept ajar as closed */
+                                            acceptAjarAsClosed: boolean;
+                                            /** @description what the floor was applied to: closed-or-ajar against open when ajar was accepted as closed */
+                                            balancedAccuracy: number | null;
+                                            /** @description open angles this door cannot tell from closed */
+                                            closedOrAjar: number[];
+                                        } | null;
+                                        /** @description the same held-out frames by calibrated angle */
+                                        perAngle: {
+                                            angle: number;
+                                            closed: number;
+                                            frames: number;
+                                            open: number;
+                                            unknown: number;
+                                        }[];
+                                        /**
+                                         * SelfCheckResult
+                                         * @description the ajar self-check; null for a calibration made before it existed
+                                         */
+                                        selfCheck: {
+                                            /** @description the smallest calibrated open angle */
+                                            ajarAngle: number;
+                                            checks: {
+                                                /** @description the open angle replayed */
+                                                angle: number;
+                                                /** @description share of those frames that read closed */
+                                                closedShare: number;
+                                                frames: number;
+                                                /**
+                                                 * @description held-out: the smallest open angle's held-out end through the model trained on the rest of the calibration; left-out: this angle through a model calibrated without it
+                                                 * @enum {string}
+                                                 */
+                                                model: "held-out" | "left-out";
+                                                /** @description closedShare is at most the limit */
+                                                passed: boolean;
+                                                unknownShare: number;
+                                            }[];
+                                            /** @description the share of an open angle's frames that may read closed (.1) */
+                                            limit: number;
+                                            passed: boolean;
+                                        } | null;
                                         /** @description the door model version that was trained */
                                         version: string;
                                     } | null;
@@ -1030,15 +1073,28 @@ export interface paths {
                                 } | null;
                                 /** @description the name its Pi reports (empty before any keep-alive) */
                                 name: string;
-                                /** @description recent frames look unlike anything the model was calibrated on */
+                                /** @description the door needs (re)calibrating: its recent frames look unlike anything its model learned (state unknown meanwhile; reason unfamiliar or not-calibrated), or its calibration cannot tell ajar from closed and was accepted anyway (reason closed-or-ajar, for as long as that calibration runs) */
                                 needsRecalibration: boolean;
+                                /**
+                                 * DoorReason
+                                 * @description why the door reads unknown or closedOrAjar, or what limits it; null when nothing does
+                                 */
+                                reason: {
+                                    /**
+                                     * @description no-model: no model answers (unknown); not-calibrated: on the shared model, and its frames are unlike anything that model learned — another room (unknown); unfamiliar: its own model finds its recent frames unlike the calibration (unknown); closed-or-ajar: its calibration cannot tell ajar from closed (closed reads closedOrAjar)
+                                     * @enum {string}
+                                     */
+                                    code: "no-model" | "not-calibrated" | "unfamiliar" | "closed-or-ajar";
+                                    /** @description the same in words, with what to do */
+                                    message: string;
+                                } | null;
                                 /** Format: date-time */
                                 since: string;
                                 /**
-                                 * @description unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while frames look unfamiliar (needsRecalibration)
+                                 * @description closedOrAjar: closed, or open a little — the door's calibration cannot tell the two apart and was activated anyway (acceptAjarAsClosed); unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while its frames look unlike anything its model learned (needsRecalibration)
                                  * @enum {string}
                                  */
-                                state: "open" | "closed" | "unknown";
+                                state: "open" | "closed" | "closedOrAjar" | "unknown";
                             }[];
                         };
                     };
@@ -1108,7 +1164,7 @@ export interface paths {
                                  * @description the last finished calibration's figures; null before any
                                  */
                                 result: {
-                                    /** @description whether it passed the floor and now answers for the door */
+                                    /** @description whether it passed the gate (the ajar self-check and the floor) and now answers for the door */
                                     activated: boolean;
                                     /** Format: date-time */
                                     at: string;
@@ -1133,6 +1189,49 @@ export interface paths {
                                     };
                                     /** @description the open/closed balanced accuracy a model must reach to be activated (DOOR_CALIBRATION_FLOOR) */
                                     floor: number;
+                                    /** @description the gate's verdict; null for a calibration made before verdicts were kept */
+                                    gate: {
+                                        /** @description whether finish asked to accept ajar as closed */
+                                        acceptAjarAsClosed: boolean;
+                                        /** @description what the floor was applied to: closed-or-ajar against open when ajar was accepted as closed */
+                                        balancedAccuracy: number | null;
+                                        /** @description open angles this door cannot tell from closed */
+                                        closedOrAjar: number[];
+                                    } | null;
+                                    /** @description the same held-out frames by calibrated angle */
+                                    perAngle: {
+                                        angle: number;
+                                        closed: number;
+                                        frames: number;
+                                        open: number;
+                                        unknown: number;
+                                    }[];
+                                    /**
+                                     * SelfCheckResult
+                                     * @description the ajar self-check; null for a calibration made before it existed
+                                     */
+                                    selfCheck: {
+                                        /** @description the smallest calibrated open angle */
+                                        ajarAngle: number;
+                                        checks: {
+                                            /** @description the open angle replayed */
+                                            angle: number;
+                                            /** @description share of those frames that read closed */
+                                            closedShare: number;
+                                            frames: number;
+                                            /**
+                                             * @description held-out: the smallest open angle's held-out end through the model trained on the rest of the calibration; left-out: this angle through a model calibrated without it
+                                             * @enum {string}
+                                             */
+                                            model: "held-out" | "left-out";
+                                            /** @description closedShare is at most the limit */
+                                            passed: boolean;
+                                            unknownShare: number;
+                                        }[];
+                                        /** @description the share of an open angle's frames that may read closed (.1) */
+                                        limit: number;
+                                        passed: boolean;
+                                    } | null;
                                     /** @description the door model version that was trained */
                                     version: string;
                                 } | null;
@@ -1169,15 +1268,28 @@ export interface paths {
                             } | null;
                             /** @description the name its Pi reports (empty before any keep-alive) */
                             name: string;
-                            /** @description recent frames look unlike anything the model was calibrated on */
+                            /** @description the door needs (re)calibrating: its recent frames look unlike anything its model learned (state unknown meanwhile; reason unfamiliar or not-calibrated), or its calibration cannot tell ajar from closed and was accepted anyway (reason closed-or-ajar, for as long as that calibration runs) */
                             needsRecalibration: boolean;
+                            /**
+                             * DoorReason
+                             * @description why the door reads unknown or closedOrAjar, or what limits it; null when nothing does
+                             */
+                            reason: {
+                                /**
+                                 * @description no-model: no model answers (unknown); not-calibrated: on the shared model, and its frames are unlike anything that model learned — another room (unknown); unfamiliar: its own model finds its recent frames unlike the calibration (unknown); closed-or-ajar: its calibration cannot tell ajar from closed (closed reads closedOrAjar)
+                                 * @enum {string}
+                                 */
+                                code: "no-model" | "not-calibrated" | "unfamiliar" | "closed-or-ajar";
+                                /** @description the same in words, with what to do */
+                                message: string;
+                            } | null;
                             /** Format: date-time */
                             since: string;
                             /**
-                             * @description unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while frames look unfamiliar (needsRecalibration)
+                             * @description closedOrAjar: closed, or open a little — the door's calibration cannot tell the two apart and was activated anyway (acceptAjarAsClosed); unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while its frames look unlike anything its model learned (needsRecalibration)
                              * @enum {string}
                              */
-                            state: "open" | "closed" | "unknown";
+                            state: "open" | "closed" | "closedOrAjar" | "unknown";
                         };
                     };
                 };
@@ -1582,7 +1694,7 @@ export interface paths {
                                  * @description the last finished calibration's figures; null before any
                                  */
                                 result: {
-                                    /** @description whether it passed the floor and now answers for the door */
+                                    /** @description whether it passed the gate (the ajar self-check and the floor) and now answers for the door */
                                     activated: boolean;
                                     /** Format: date-time */
                                     at: string;
@@ -1607,6 +1719,49 @@ export interface paths {
                                     };
                                     /** @description the open/closed balanced accuracy a model must reach to be activated (DOOR_CALIBRATION_FLOOR) */
                                     floor: number;
+                                    /** @description the gate's verdict; null for a calibration made before verdicts were kept */
+                                    gate: {
+                                        /** @description whether finish asked to accept ajar as closed */
+                                        acceptAjarAsClosed: boolean;
+                                        /** @description what the floor was applied to: closed-or-ajar against open when ajar was accepted as closed */
+                                        balancedAccuracy: number | null;
+                                        /** @description open angles this door cannot tell from closed */
+                                        closedOrAjar: number[];
+                                    } | null;
+                                    /** @description the same held-out frames by calibrated angle */
+                                    perAngle: {
+                                        angle: number;
+                                        closed: number;
+                                        frames: number;
+                                        open: number;
+                                        unknown: number;
+                                    }[];
+                                    /**
+                                     * SelfCheckResult
+                                     * @description the ajar self-check; null for a calibration made before it existed
+                                     */
+                                    selfCheck: {
+                                        /** @description the smallest calibrated open angle */
+                                        ajarAngle: number;
+                                        checks: {
+                                            /** @description the open angle replayed */
+                                            angle: number;
+                                            /** @description share of those frames that read closed */
+                                            closedShare: number;
+                                            frames: number;
+                                            /**
+                                             * @description held-out: the smallest open angle's held-out end through the model trained on the rest of the calibration; left-out: this angle through a model calibrated without it
+                                             * @enum {string}
+                                             */
+                                            model: "held-out" | "left-out";
+                                            /** @description closedShare is at most the limit */
+                                            passed: boolean;
+                                            unknownShare: number;
+                                        }[];
+                                        /** @description the share of an open angle's frames that may read closed (.1) */
+                                        limit: number;
+                                        passed: boolean;
+                                    } | null;
                                     /** @description the door model version that was trained */
                                     version: string;
                                 } | null;
@@ -1643,15 +1798,28 @@ export interface paths {
                             } | null;
                             /** @description the name its Pi reports (empty before any keep-alive) */
                             name: string;
-                            /** @description recent frames look unlike anything the model was calibrated on */
+                            /** @description the door needs (re)calibrating: its recent frames look unlike anything its model learned (state unknown meanwhile; reason unfamiliar or not-calibrated), or its calibration cannot tell ajar from closed and was accepted anyway (reason closed-or-ajar, for as long as that calibration runs) */
                             needsRecalibration: boolean;
+                            /**
+                             * DoorReason
+                             * @description why the door reads unknown or closedOrAjar, or what limits it; null when nothing does
+                             */
+                            reason: {
+                                /**
+                                 * @description no-model: no model answers (unknown); not-calibrated: on the shared model, and its frames are unlike anything that model learned — another room (unknown); unfamiliar: its own model finds its recent frames unlike the calibration (unknown); closed-or-ajar: its calibration cannot tell ajar from closed (closed reads closedOrAjar)
+                                 * @enum {string}
+                                 */
+                                code: "no-model" | "not-calibrated" | "unfamiliar" | "closed-or-ajar";
+                                /** @description the same in words, with what to do */
+                                message: string;
+                            } | null;
                             /** Format: date-time */
                             since: string;
                             /**
-                             * @description unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while frames look unfamiliar (needsRecalibration)
+                             * @description closedOrAjar: closed, or open a little — the door's calibration cannot tell the two apart and was activated anyway (acceptAjarAsClosed); unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while its frames look unlike anything its model learned (needsRecalibration)
                              * @enum {string}
                              */
-                            state: "open" | "closed" | "unknown";
+                            state: "open" | "closed" | "closedOrAjar" | "unknown";
                         };
                     };
                 };
@@ -1886,7 +2054,7 @@ export interface paths {
                                  * @description the last finished calibration's figures; null before any
                                  */
                                 result: {
-                                    /** @description whether it passed the floor and now answers for the door */
+                                    /** @description whether it passed the gate (the ajar self-check and the floor) and now answers for the door */
                                     activated: boolean;
                                     /** Format: date-time */
                                     at: string;
@@ -1911,6 +2079,49 @@ export interface paths {
                                     };
                                     /** @description the open/closed balanced accuracy a model must reach to be activated (DOOR_CALIBRATION_FLOOR) */
                                     floor: number;
+                                    /** @description the gate's verdict; null for a calibration made before verdicts were kept */
+                                    gate: {
+                                        /** @description whether finish asked to accept ajar as closed */
+                                        acceptAjarAsClosed: boolean;
+                                        /** @description what the floor was applied to: closed-or-ajar against open when ajar was accepted as closed */
+                                        balancedAccuracy: number | null;
+                                        /** @description open angles this door cannot tell from closed */
+                                        closedOrAjar: number[];
+                                    } | null;
+                                    /** @description the same held-out frames by calibrated angle */
+                                    perAngle: {
+                                        angle: number;
+                                        closed: number;
+                                        frames: number;
+                                        open: number;
+                                        unknown: number;
+                                    }[];
+                                    /**
+                                     * SelfCheckResult
+                                     * @description the ajar self-check; null for a calibration made before it existed
+                                     */
+                                    selfCheck: {
+                                        /** @description the smallest calibrated open angle */
+                                        ajarAngle: number;
+                                        checks: {
+                                            /** @description the open angle replayed */
+                                            angle: number;
+                                            /** @description share of those frames that read closed */
+                                            closedShare: number;
+                                            frames: number;
+                                            /**
+                                             * @description held-out: the smallest open angle's held-out end through the model trained on the rest of the calibration; left-out: this angle through a model calibrated without it
+                                             * @enum {string}
+                                             */
+                                            model: "held-out" | "left-out";
+                                            /** @description closedShare is at most the limit */
+                                            passed: boolean;
+                                            unknownShare: number;
+                                        }[];
+                                        /** @description the share of an open angle's frames that may read closed (.1) */
+                                        limit: number;
+                                        passed: boolean;
+                                    } | null;
                                     /** @description the door model version that was trained */
                                     version: string;
                                 } | null;
@@ -1947,15 +2158,28 @@ export interface paths {
                             } | null;
                             /** @description the name its Pi reports (empty before any keep-alive) */
                             name: string;
-                            /** @description recent frames look unlike anything the model was calibrated on */
+                            /** @description the door needs (re)calibrating: its recent frames look unlike anything its model learned (state unknown meanwhile; reason unfamiliar or not-calibrated), or its calibration cannot tell ajar from closed and was accepted anyway (reason closed-or-ajar, for as long as that calibration runs) */
                             needsRecalibration: boolean;
+                            /**
+                             * DoorReason
+                             * @description why the door reads unknown or closedOrAjar, or what limits it; null when nothing does
+                             */
+                            reason: {
+                                /**
+                                 * @description no-model: no model answers (unknown); not-calibrated: on the shared model, and its frames are unlike anything that model learned — another room (unknown); unfamiliar: its own model finds its recent frames unlike the calibration (unknown); closed-or-ajar: its calibration cannot tell ajar from closed (closed reads closedOrAjar)
+                                 * @enum {string}
+                                 */
+                                code: "no-model" | "not-calibrated" | "unfamiliar" | "closed-or-ajar";
+                                /** @description the same in words, with what to do */
+                                message: string;
+                            } | null;
                             /** Format: date-time */
                             since: string;
                             /**
-                             * @description unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while frames look unfamiliar (needsRecalibration)
+                             * @description closedOrAjar: closed, or open a little — the door's calibration cannot tell the two apart and was activated anyway (acceptAjarAsClosed); unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while its frames look unlike anything its model learned (needsRecalibration)
                              * @enum {string}
                              */
-                            state: "open" | "closed" | "unknown";
+                            state: "open" | "closed" | "closedOrAjar" | "unknown";
                         };
                     };
                 };
@@ -2165,7 +2389,7 @@ export interface paths {
                                  * @description the last finished calibration's figures; null before any
                                  */
                                 result: {
-                                    /** @description whether it passed the floor and now answers for the door */
+                                    /** @description whether it passed the gate (the ajar self-check and the floor) and now answers for the door */
                                     activated: boolean;
                                     /** Format: date-time */
                                     at: string;
@@ -2190,6 +2414,49 @@ export interface paths {
                                     };
                                     /** @description the open/closed balanced accuracy a model must reach to be activated (DOOR_CALIBRATION_FLOOR) */
                                     floor: number;
+                                    /** @description the gate's verdict; null for a calibration made before verdicts were kept */
+                                    gate: {
+                                        /** @description whether finish asked to accept ajar as closed */
+                                        acceptAjarAsClosed: boolean;
+                                        /** @description what the floor was applied to: closed-or-ajar against open when ajar was accepted as closed */
+                                        balancedAccuracy: number | null;
+                                        /** @description open angles this door cannot tell from closed */
+                                        closedOrAjar: number[];
+                                    } | null;
+                                    /** @description the same held-out frames by calibrated angle */
+                                    perAngle: {
+                                        angle: number;
+                                        closed: number;
+                                        frames: number;
+                                        open: number;
+                                        unknown: number;
+                                    }[];
+                                    /**
+                                     * SelfCheckResult
+                                     * @description the ajar self-check; null for a calibration made before it existed
+                                     */
+                                    selfCheck: {
+                                        /** @description the smallest calibrated open angle */
+                                        ajarAngle: number;
+                                        checks: {
+                                            /** @description the open angle replayed */
+                                            angle: number;
+                                            /** @description share of those frames that read closed */
+                                            closedShare: number;
+                                            frames: number;
+                                            /**
+                                             * @description held-out: the smallest open angle's held-out end through the model trained on the rest of the calibration; left-out: this angle through a model calibrated without it
+                                             * @enum {string}
+                                             */
+                                            model: "held-out" | "left-out";
+                                            /** @description closedShare is at most the limit */
+                                            passed: boolean;
+                                            unknownShare: number;
+                                        }[];
+                                        /** @description the share of an open angle's frames that may read closed (.1) */
+                                        limit: number;
+                                        passed: boolean;
+                                    } | null;
                                     /** @description the door model version that was trained */
                                     version: string;
                                 } | null;
@@ -2226,15 +2493,28 @@ export interface paths {
                             } | null;
                             /** @description the name its Pi reports (empty before any keep-alive) */
                             name: string;
-                            /** @description recent frames look unlike anything the model was calibrated on */
+                            /** @description the door needs (re)calibrating: its recent frames look unlike anything its model learned (state unknown meanwhile; reason unfamiliar or not-calibrated), or its calibration cannot tell ajar from closed and was accepted anyway (reason closed-or-ajar, for as long as that calibration runs) */
                             needsRecalibration: boolean;
+                            /**
+                             * DoorReason
+                             * @description why the door reads unknown or closedOrAjar, or what limits it; null when nothing does
+                             */
+                            reason: {
+                                /**
+                                 * @description no-model: no model answers (unknown); not-calibrated: on the shared model, and its frames are unlike anything that model learned — another room (unknown); unfamiliar: its own model finds its recent frames unlike the calibration (unknown); closed-or-ajar: its calibration cannot tell ajar from closed (closed reads closedOrAjar)
+                                 * @enum {string}
+                                 */
+                                code: "no-model" | "not-calibrated" | "unfamiliar" | "closed-or-ajar";
+                                /** @description the same in words, with what to do */
+                                message: string;
+                            } | null;
                             /** Format: date-time */
                             since: string;
                             /**
-                             * @description unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while frames look unfamiliar (needsRecalibration)
+                             * @description closedOrAjar: closed, or open a little — the door's calibration cannot tell the two apart and was activated anyway (acceptAjarAsClosed); unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while its frames look unlike anything its model learned (needsRecalibration)
                              * @enum {string}
                              */
-                            state: "open" | "closed" | "unknown";
+                            state: "open" | "closed" | "closedOrAjar" | "unknown";
                         };
                     };
                 };
@@ -2409,7 +2689,7 @@ export interface paths {
         put?: never;
         /**
          * Trains the door's own model on its calibration (admin, 202)
-         * @description Checks the calibration (the closed door and at least one open angle, enough frames of each), trains the door's model in the background on this door's calibration frames only, judges it on the last part of each angle's recording, and activates it for this door only when its open/closed balanced accuracy reaches DOOR_CALIBRATION_FLOOR; otherwise the door keeps what it had and `calibration.reasons` says why. 400 with the reasons when the calibration is not enough; 409 with Retry-After while a calibration trains (one door trains at a time).
+         * @description Checks the calibration — closed (0°), ajar (the smallest open angle, at most 30°) and a wider open angle, at least 200 frames of each — trains the door's model in the background on this door's calibration frames only, judges it on the last part of each angle's recording, and runs the ajar self-check: a model trained on the rest replays the held-out end of the ajar angle, and for each other open angle a model trained without it replays that angle. If more than 10 % of those frames read closed the door cannot tell ajar from closed, and the calibration is refused — unless `acceptAjarAsClosed`, which activates it with closed reported as `closedOrAjar`. It takes over only when its open/closed balanced accuracy reaches DOOR_CALIBRATION_FLOOR; otherwise the door keeps what it had and `calibration.reasons` says why. 400 with the reasons when the calibration is not enough; 409 with Retry-After while a calibration trains (one door trains at a time).
          */
         post: {
             parameters: {
@@ -2421,7 +2701,14 @@ export interface paths {
                 };
                 cookie?: never;
             };
-            requestBody?: never;
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description activate even if the self-check finds that this door cannot tell ajar from closed: its closed is then reported as closedOrAjar (confidence at most .5) and needsRecalibration stays on */
+                        acceptAjarAsClosed?: boolean;
+                    };
+                };
+            };
             responses: {
                 /** @description Default Response */
                 202: {
@@ -2730,10 +3017,10 @@ export interface paths {
                                 /** Format: date-time */
                                 since: string;
                                 /**
-                                 * @description unknown before enough frames and after STALE_AFTER_S of silence
+                                 * @description closedOrAjar: closed, or open a little — the door's calibration cannot tell the two apart and was activated anyway (acceptAjarAsClosed); unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while its frames look unlike anything its model learned (needsRecalibration)
                                  * @enum {string}
                                  */
-                                state: "open" | "closed" | "unknown";
+                                state: "open" | "closed" | "closedOrAjar" | "unknown";
                             }[];
                         };
                     };
@@ -5343,6 +5630,18 @@ export interface paths {
                                 createdAt: string;
                                 /** @description the door (device ID) a door-scope version belongs to */
                                 device?: number;
+                                /**
+                                 * @description in an activation's answer: the version was refused by its calibration gate and activated with force: true
+                                 * @enum {boolean}
+                                 */
+                                forced?: true;
+                                /** @description a door version's calibration verdict; absent for global versions and door versions made before verdicts were kept */
+                                gate?: {
+                                    /** @description the open/closed balanced accuracy the gate judged (closed-or-ajar against open when ajar was accepted as closed) */
+                                    balancedAccuracy?: number;
+                                    /** @description whether its calibration gate (the ajar self-check and DOOR_CALIBRATION_FLOOR) let it take over its door; a refused version is activated only with force: true */
+                                    passed: boolean;
+                                };
                                 kind: "csi" | "rssi";
                                 labels: number[];
                                 /**
@@ -5534,7 +5833,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Makes a stored version the active one: roll back or forward (admin) */
+        /**
+         * Makes a stored version the active one: roll back or forward (admin)
+         * @description A door version its calibration gate refused (`gate.passed: false` in the list) is a 409 (DS_GATE_REFUSED) unless `force: true`; then the answer carries `forced: true` and the log a warning.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -5545,6 +5847,8 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @description activate a door version its calibration gate refused (409 without it); the answer says `forced` and the log warns */
+                        force?: boolean;
                         /** @description a model version, e.g. csi-20251125-183700-123 */
                         version: string;
                     };
@@ -5564,6 +5868,18 @@ export interface paths {
                             createdAt: string;
                             /** @description the door (device ID) a door-scope version belongs to */
                             device?: number;
+                            /**
+                             * @description in an activation's answer: the version was refused by its calibration gate and activated with force: true
+                             * @enum {boolean}
+                             */
+                            forced?: true;
+                            /** @description a door version's calibration verdict; absent for global versions and door versions made before verdicts were kept */
+                            gate?: {
+                                /** @description the open/closed balanced accuracy the gate judged (closed-or-ajar against open when ajar was accepted as closed) */
+                                balancedAccuracy?: number;
+                                /** @description whether its calibration gate (the ajar self-check and DOOR_CALIBRATION_FLOOR) let it take over its door; a refused version is activated only with force: true */
+                                passed: boolean;
+                            };
                             kind: "csi" | "rssi";
                             labels: number[];
                             /**

@@ -23,6 +23,7 @@ export const TrainingBusyError: FastifyErrorConstructor = createError('DS_TRAINI
 export const TooFewSamplesError: FastifyErrorConstructor = createError('DS_TOO_FEW_SAMPLES', '%s', 400)
 export const CalibrationRefusedError: FastifyErrorConstructor = createError('DS_CALIBRATION_REFUSED', '%s', 400)
 export const CalibrationBusyError: FastifyErrorConstructor = createError('DS_CALIBRATION_BUSY', '%s', 409)
+export const GateRefusedError: FastifyErrorConstructor = createError('DS_GATE_REFUSED', '%s', 409)
 export const PayloadTooLargeError: FastifyErrorConstructor = createError('DS_PAYLOAD_TOO_LARGE', '%s', 413)
 export const NoModelError: FastifyErrorConstructor = createError('DS_NO_MODEL', '%s', 503)
 export const OverloadedError: FastifyErrorConstructor = createError('DS_OVERLOADED', '%s', 503)

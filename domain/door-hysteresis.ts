@@ -49,8 +49,12 @@ export interface HysteresisOptions {
   familiarAfter: number
 }
 
-/** The measured defaults (bench/door-model.bench.ts). */
-export const DEFAULT_HYSTERESIS: Readonly<HysteresisOptions> = Object.freeze({ enter: 3, leave: 5, novelAfter: 20, familiarAfter: 10 })
+/**
+ * The measured defaults (bench/door-model.bench.ts). novelAfter is two
+ * windows of k 25: a door moving fills up to k + (frames of the swing)
+ * windows with two positions, and that is not novelty (issue 19).
+ */
+export const DEFAULT_HYSTERESIS: Readonly<HysteresisOptions> = Object.freeze({ enter: 3, leave: 5, novelAfter: 50, familiarAfter: 10 })
 
 /** What one window says; a window prediction of ml/door-model.ts fits as it is. */
 export interface WindowObservation {
@@ -250,5 +254,52 @@ export class DoorHysteresis {
     this.stateRunValue = undefined
     this.angleRun = 0
     this.angleRunValue = undefined
+  }
+}
+
+/**
+ * The novelty rule of {@link DoorHysteresis} on its own, for a door read by a
+ * model without hysteresis of its own (the global per-frame model):
+ * `novelAfter` novel windows in a row raise the flag, `familiarAfter`
+ * familiar ones in a row clear it.
+ */
+export class NoveltyGate {
+  readonly options: Readonly<Pick<HysteresisOptions, 'novelAfter' | 'familiarAfter'>>
+  #novelRun = 0
+  #familiarRun = 0
+  #flagged = false
+
+  constructor (options: Pick<HysteresisOptions, 'novelAfter' | 'familiarAfter'> = DEFAULT_HYSTERESIS) {
+    checkHysteresis({ enter: 1, leave: 1, ...options })
+    this.options = Object.freeze({ novelAfter: options.novelAfter, familiarAfter: options.familiarAfter })
+  }
+
+  /** Whether recent windows are unlike the model's (until familiar ones clear it). */
+  get flagged (): boolean {
+    return this.#flagged
+  }
+
+  /** Adds one window's verdict. @returns whether the flag changed */
+  push (novel: boolean): boolean {
+    if (novel) {
+      this.#familiarRun = 0
+      if (++this.#novelRun >= this.options.novelAfter && !this.#flagged) {
+        this.#flagged = true
+        return true
+      }
+      return false
+    }
+    this.#novelRun = 0
+    if (++this.#familiarRun >= this.options.familiarAfter && this.#flagged) {
+      this.#flagged = false
+      return true
+    }
+    return false
+  }
+
+  /** Forgets the runs (after silence); the flag stays until familiar windows clear it. */
+  resetRuns (): void {
+    this.#novelRun = 0
+    this.#familiarRun = 0
   }
 }

@@ -279,3 +279,48 @@ export function runWindows (inputs: ReadonlyArray<ArrayLike<number>>, labels: Ar
   chunks.forEach((chunk, i) => matrix.set(chunk, i * width))
   return { matrix, width, count: chunks.length, labels: windowLabels, ends }
 }
+
+/**
+ * Windows that straddle two positions, as a door moving between them makes:
+ * for each pair [a, b] and each j of `firstRows`, the last j rows of label a
+ * then the first size − j rows of label b (among `rows`, in their order).
+ * Window features are a mean and a std, so the order inside the window
+ * does not matter: one direction per pair is enough. A pair whose labels
+ * lack the rows is skipped.
+ * @param rows row indices to draw from (e.g. the fit part), in recording order
+ * @param pairs label pairs, e.g. closed with each open angle
+ * @param firstRows rows of the first label per window, each in 1..size − 1
+ * @throws RangeError on bad sizes
+ */
+export function transitionWindows (inputs: ReadonlyArray<ArrayLike<number>>, labels: ArrayLike<number>, rows: readonly number[], size: number, pairs: ReadonlyArray<readonly [number, number]>, firstRows: readonly number[]): RunWindows {
+  const byLabel = new Map<number, number[]>()
+  for (const row of rows) {
+    const list = byLabel.get(labels[row])
+    if (list) list.push(row)
+    else byLabel.set(labels[row], [row])
+  }
+  const rowWidth = rows.length ? inputs[rows[0]].length : 1
+  const width = 2 * rowWidth
+  const window = new FrameWindow(size, rowWidth)
+  const chunks: Float32Array[] = []
+  const windowLabels: number[] = []
+  const ends: number[] = []
+  for (const [a, b] of pairs) {
+    const first = byLabel.get(a) ?? []
+    const second = byLabel.get(b) ?? []
+    for (const j of firstRows) {
+      if (!Number.isInteger(j) || j < 1 || j >= size) throw new RangeError(`a transition window takes 1..${size - 1} rows of its first label, got ${j}`)
+      if (first.length < j || second.length < size - j) continue
+      window.reset()
+      for (const row of first.slice(first.length - j)) window.push(inputs[row])
+      const taken = second.slice(0, size - j)
+      for (const row of taken) window.push(inputs[row])
+      chunks.push(window.features())
+      windowLabels.push(b)
+      ends.push(taken[taken.length - 1])
+    }
+  }
+  const matrix = new Float32Array(chunks.length * width)
+  chunks.forEach((chunk, i) => matrix.set(chunk, i * width))
+  return { matrix, width, count: chunks.length, labels: windowLabels, ends }
+}

@@ -64,7 +64,11 @@ export interface DoorEvaluation {
     unknownFrames: number
     /** Counted frames: rows = true (closed, open), columns = reported (closed, open, unknown). */
     confusion: number[][]
+    /** Counted frames of each calibrated angle by what was reported, ascending angles. */
+    perAngle?: AngleReadings[]
   }
+  /** The ajar self-check (ml/door-self-check.ts), when the calibration was checked. */
+  selfCheck?: SelfCheck
   /** Present when shifted sets were given. */
   novelty?: {
     /** AUC over all shifted windows against the held-out windows. */
@@ -84,6 +88,56 @@ export interface DoorEvaluation {
   testRows: number
   tails: number
   trainingSeconds: number
+}
+
+/** One angle's ajar self-check (ml/door-self-check.ts). */
+export interface AjarCheck {
+  /** The open angle replayed, degrees. */
+  angle: number
+  /** held-out: the model trained on every angle's inner part; left-out: a model trained without this angle. */
+  model: 'held-out' | 'left-out'
+  /** Frames counted (from the replay's first reported state on). */
+  frames: number
+  /** Share of them reported closed. */
+  closedShare: number
+  /** Share reported unknown (novel to the model). */
+  unknownShare: number
+  /** closedShare ≤ the limit. */
+  passed: boolean
+}
+
+/** The ajar self-check's figures, carried by a calibration's evaluation. */
+export interface SelfCheck {
+  /** The smallest calibrated open angle: the ajar position. */
+  ajarAngle: number
+  /** Share of an angle's frames that may read closed. */
+  limit: number
+  /** Every check passed. */
+  passed: boolean
+  checks: AjarCheck[]
+  /** Training and replay time of the left-out models. */
+  seconds: number
+}
+
+/** How the frames of one true angle were reported (counts). */
+export interface AngleReadings {
+  angle: number
+  frames: number
+  closed: number
+  open: number
+  unknown: number
+}
+
+/** Counts of reported states per true angle, ascending angles. */
+export function readingsByAngle (frames: readonly ReportedFrame[]): AngleReadings[] {
+  const byAngle = new Map<number, AngleReadings>()
+  for (const frame of frames) {
+    let readings = byAngle.get(frame.angle)
+    if (!readings) byAngle.set(frame.angle, readings = { angle: frame.angle, frames: 0, closed: 0, open: 0, unknown: 0 })
+    readings.frames++
+    readings[frame.state]++
+  }
+  return [...byAngle.values()].sort((a, b) => a.angle - b.angle)
 }
 
 /** The frames of one contiguous stretch of one angle. */
@@ -243,7 +297,8 @@ export function scoreReplay (predictor: DoorPredictor, replay: ReplayResult, shi
       latencyFrames: door.latencyFrames,
       frames: frames.length,
       unknownFrames: frames.filter((f) => f.state === 'unknown').length,
-      confusion: door.confusion ?? []
+      confusion: door.confusion ?? [],
+      perAngle: readingsByAngle(frames)
     },
     labels: [...labels],
     testWindows: windows.length,
@@ -369,23 +424,4 @@ export function minimumFramesForEvaluation (window: number, enter: number, holdo
     const tail = tailSize(n, holdout)
     if (n - tail >= minimumFramesPerAngle(window) && tail >= window - 1 + enter) return n
   }
-}
-
-/**
- * What a door calibration runs: the blocked evaluation (a model on each
- * angle's first 80 % of frames, judged on the rest), then the model the door
- * keeps, trained on all its frames, carrying that evaluation in its meta.
- * Two trainings; each takes seconds on a calibration of a few hundred frames.
- * A calibration too small to split (fewer than
- * {@link minimumFramesForEvaluation} frames for some angle) gets its model
- * without an evaluation.
- */
-export async function calibrateDoorModel (tf: Tf, input: DoorTrainingInput, options: Parameters<typeof trainDoorModel>[2] = {}, evaluationOptions: DoorEvaluationOptions = {}): Promise<TrainedDoorModel> {
-  const trained = await trainDoorModel(tf, input, options)
-  const { window, hysteresis } = trained.meta
-  const need = minimumFramesForEvaluation(window, hysteresis.enter, evaluationOptions.holdout ?? 0.2)
-  const counts = new Map<number, number>()
-  for (const angle of input.angles) counts.set(angle, (counts.get(angle) ?? 0) + 1)
-  if (Math.min(...counts.values()) >= need) trained.meta.evaluation = (await evaluateDoorModel(tf, input, options, evaluationOptions)).evaluation
-  return trained
 }

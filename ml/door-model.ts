@@ -16,13 +16,12 @@
  * No I/O, no HTTP; the tfjs module is passed in (a worker brings its own).
  */
 import type * as tfjs from '@tensorflow/tfjs'
-import { DOOR_FRAME_WIDTH, doorFrameFeatures, doorFrameFeaturesInto, FrameWindow, MAX_WINDOW, MIN_WINDOW, runWindows, type DoorFrameFeatures, type RunWindows } from '../domain/door-window.js'
+import { DOOR_FRAME_WIDTH, doorFrameFeatures, doorFrameFeaturesInto, FrameWindow, MAX_WINDOW, MIN_WINDOW, runWindows, type DoorFrameFeatures } from '../domain/door-window.js'
 import { checkHysteresis, DEFAULT_HYSTERESIS, DoorHysteresis, type HysteresisDoor, type HysteresisOptions, type WindowObservation } from '../domain/door-hysteresis.js'
-import { quantile } from '../domain/door-metrics.js'
 import { FEATURES } from '../domain/frames.js'
 import { angleProblem, CLOSED_ANGLE, labelSet } from '../domain/labels.js'
-import { tailSize } from '../domain/split.js'
 import { fitStandardisation, type Standardisation } from '../domain/standardise.js'
+import { checkNoveltyOptions, DEFAULT_NOVELTY, NoveltyScorer, standardiseCopy, summariseWindows, type NoveltyOptions, type NoveltySummary } from './novelty.js'
 import { captureArtifacts } from './artifacts.js'
 import { mulberry32, shuffled } from '../domain/random.js'
 
@@ -39,19 +38,8 @@ export interface DoorTrainingInput {
   angles: readonly number[]
 }
 
-/** Novelty settings: a bounded sample of calibration windows and a k-nearest-neighbour distance to it. */
-export interface NoveltyOptions {
-  /** Neighbours averaged for the distance. */
-  neighbours: number
-  /** Calibration windows kept in the summary (evenly spaced over the fit windows). */
-  summaryRows: number
-  /** Quantile of the held-out windows' distances taken as the threshold. */
-  quantile: number
-  /** Factor on that quantile (room for drift over the day). */
-  margin: number
-  /** Share of each angle's rows (its tail) held out to set the threshold. */
-  holdout: number
-}
+export type { NoveltyOptions, NoveltySummary } from './novelty.js'
+export { knnDistances } from './novelty.js'
 
 /** Training options; every field has a measured default. */
 export interface DoorTrainingOptions {
@@ -87,7 +75,9 @@ export interface DoorTrainingOptions {
  * - novelty: 5-NN on ≤ 64 standardised windows, threshold the .99 quantile
  *   of held-out windows: AUC 1.00 on both shifted sets, no held-out window
  *   flagged, the same as with 256 rows (and the .95 quantile), at a quarter
- *   of the scan, which is most of a window's cost (bench/door-state.bench.ts).
+ *   of the scan, which is most of a window's cost (bench/door-state.bench.ts);
+ *   × 1.5 and swing windows in the summary (ml/novelty.ts, issue 19):
+ *   room for the door's own later frames and for its moves.
  */
 export const DEFAULT_DOOR_TRAINING: Readonly<DoorTrainingOptions> = Object.freeze({
   window: 25,
@@ -99,27 +89,9 @@ export const DEFAULT_DOOR_TRAINING: Readonly<DoorTrainingOptions> = Object.freez
   l2: 1e-3,
   closedLossWeight: 1,
   hysteresis: DEFAULT_HYSTERESIS,
-  novelty: Object.freeze({ neighbours: 5, summaryRows: 64, quantile: 0.99, margin: 1, holdout: 0.2 }),
+  novelty: DEFAULT_NOVELTY,
   seed: 1
 })
-
-/** Held-out windows per angle the threshold needs at least (when the angle has rows enough). */
-const MIN_HELD_OUT_WINDOWS = 10
-
-/** The novelty summary as stored: standardised calibration windows, row-major, float32 in base64. */
-export interface NoveltySummary {
-  neighbours: number
-  /** Mean distance to the `neighbours` nearest summary rows above which a window is novel. */
-  threshold: number
-  quantile: number
-  margin: number
-  rows: number
-  width: number
-  /** rows × width float32 values, little-endian, base64. */
-  float32Base64: string
-  /** Windows the threshold was taken from. */
-  heldOutWindows: number
-}
 
 /** Everything besides the weights that a predictor needs; JSON-serialisable. */
 export interface DoorModelMeta {
@@ -145,8 +117,10 @@ export interface DoorModelMeta {
   /** Windows per angle used in training. */
   windowsPerAngle: Record<string, number>
   trainingSeconds: number
-  /** Set by ml/door-evaluation.ts (calibrateDoorModel) from a blocked hold-out. */
+  /** Set by ml/door-calibration.ts (calibrateDoorModel) from a blocked hold-out: a DoorEvaluation with its ajar self-check. */
   evaluation?: unknown
+  /** Set by ml/door-calibration.ts when a gate was given: the CalibrationVerdict (whether it may take over its door, and why). */
+  gate?: unknown
 }
 
 /** A trained door model: tfjs artifacts (topology, weight specs and data) and its meta. */
@@ -195,12 +169,10 @@ export function resolveDoorTraining (options: Partial<Omit<DoorTrainingOptions, 
   real('l2', resolved.l2, 0, 1)
   real('closedLossWeight', resolved.closedLossWeight, 0, 100)
   integer('seed', resolved.seed, -(2 ** 31), 2 ** 31 - 1)
-  integer('novelty.neighbours', resolved.novelty.neighbours, 1, 64)
-  integer('novelty.summaryRows', resolved.novelty.summaryRows, 1, 4096)
-  real('novelty.quantile', resolved.novelty.quantile, 0, 1)
-  real('novelty.margin', resolved.novelty.margin, 0.01, 100)
-  real('novelty.holdout', resolved.novelty.holdout, 0.01, 0.5)
+  checkNoveltyOptions(resolved.novelty)
   checkHysteresis(resolved.hysteresis)
+  // a swing fills a window with two positions; it must not count as novelty
+  if (resolved.hysteresis.novelAfter <= resolved.window) throw new RangeError(`door training option hysteresis.novelAfter must be longer than a window (${resolved.window} frames), got ${resolved.hysteresis.novelAfter}`)
   if (!['magnitudes+phase-diff', 'log-magnitudes+phase-diff', 'centred-log-magnitudes+phase-diff'].includes(resolved.features)) {
     throw new RangeError(`door training option features: unknown frame feature set ${JSON.stringify(resolved.features)}`)
   }
@@ -224,11 +196,11 @@ export function minimumFramesPerAngle (window: number): number {
  *    closed, its loss weighted so closed and open weigh the same; the angle
  *    loss likewise balanced over angles), L2 on the kernels, Adam, fixed
  *    epochs, seeded init and batch order;
- * 4. novelty: each angle's tail (options.novelty.holdout of its rows, at
- *    least enough for {@link MIN_HELD_OUT_WINDOWS} windows while the rest
- *    keeps one window) is held out of the summary; the summary is an evenly
- *    spaced sample of the other windows; the threshold is a high quantile of
- *    the held-out windows' distance to it. The heads train on every window.
+ * 4. novelty (ml/novelty.ts summariseWindows): each angle's tail is held
+ *    out of the summary; the summary is an evenly spaced sample of the other
+ *    windows plus windows straddling two positions (a swing); the threshold
+ *    is a high quantile of the held-out windows' distance to it × a margin.
+ *    The heads train on every window.
  * Disposes every tensor it made.
  * @throws Error with a message a user can act on (too few frames, no closed or no open angle, bad frame)
  */
@@ -239,27 +211,11 @@ export async function trainDoorModel (tf: Tf, input: DoorTrainingInput, options:
   const classOf = new Map(labels.map((label, i) => [label, i]))
   const inputs = input.frames.map((frame) => doorFrameFeatures(frame, o.features))
 
-  // novelty split: each angle's tail is held out of the summary
-  const counts = countBy(input.angles)
-  const tails = new Map([...counts].map(([angle, n]) => [angle, Math.min(n - o.window, Math.max(tailSize(n, o.novelty.holdout), o.window + MIN_HELD_OUT_WINDOWS - 1))]))
-  const remaining = new Map(counts)
-  const fitRows: number[] = []
-  const heldOutRows: number[] = []
-  input.angles.forEach((angle, i) => {
-    const left = remaining.get(angle) as number
-    remaining.set(angle, left - 1)
-    if (left <= (tails.get(angle) as number)) heldOutRows.push(i)
-    else fitRows.push(i)
-  })
-
   const all = runWindows(inputs, input.angles, { size: o.window, stride: o.stride })
   if (all.count === 0) throw new Error(`no window of ${o.window} consecutive frames of one angle: record longer runs`)
   const standardisation = fitStandardisation(all.matrix, all.width)
-  const standardise = (windows: RunWindows): Float32Array => standardiseInto(windows.matrix, standardisation)
-  const trainMatrix = standardise(all)
-  const fitWindows = runWindows(inputs, input.angles, { size: o.window, rows: fitRows })
-  const heldOutWindows = runWindows(inputs, input.angles, { size: o.window, rows: heldOutRows })
-  const novelty = noveltySummary(standardise(fitWindows), standardise(heldOutWindows), all.width, fitWindows.count, heldOutWindows.count, o.novelty)
+  const trainMatrix = standardiseCopy(all.matrix, standardisation)
+  const novelty = summariseWindows(inputs, input.angles, o.window, (matrix) => standardiseCopy(matrix, standardisation), o.novelty)
 
   const classes = Int32Array.from(all.labels, (angle) => classOf.get(angle) as number)
   const { artifacts } = await fitHeads(tf, trainMatrix, all.width, classes, labels, o)
@@ -309,83 +265,6 @@ function checkInput (input: DoorTrainingInput, window: number): number[] {
   const short = labels.filter((label) => (counts.get(label) as number) < need)
   if (short.length) throw new Error(`too few frames: each angle needs at least ${need} (two windows of ${window}), got ${short.map((a) => `${counts.get(a)} for ${a}°`).join(', ')}`)
   return labels
-}
-
-/** A standardised copy of a row-major matrix (the stored statistics as float32 arithmetic, as the predictor does it). */
-function standardiseInto (matrix: Float32Array, stats: Standardisation, out = new Float32Array(matrix.length), offset = 0): Float32Array {
-  const width = stats.mean.length
-  const inverse = stats.std.map((s) => 1 / s)
-  for (let base = 0; base < matrix.length; base += width) {
-    for (let c = 0; c < width; c++) out[offset + base + c] = (matrix[base + c] - stats.mean[c]) * inverse[c]
-  }
-  return out
-}
-
-/** The summary sample and the threshold from the held-out windows. */
-function noveltySummary (fit: Float32Array, heldOut: Float32Array, width: number, fitCount: number, heldOutCount: number, options: NoveltyOptions): NoveltySummary {
-  const rows = Math.min(options.summaryRows, fitCount)
-  const sample = new Float32Array(rows * width)
-  for (let r = 0; r < rows; r++) {
-    // evenly spaced over the fit windows (which come angle by angle, in time order)
-    const source = Math.floor((r + 0.5) * fitCount / rows)
-    sample.set(fit.subarray(source * width, (source + 1) * width), r * width)
-  }
-  const neighbours = Math.min(options.neighbours, rows)
-  const distances = knnDistances(heldOut, heldOutCount, sample, rows, width, neighbours)
-  const threshold = quantile(distances, options.quantile) * options.margin
-  if (!(threshold > 0)) throw new Error('novelty threshold came out as 0: the calibration frames do not vary')
-  return {
-    neighbours,
-    threshold,
-    quantile: options.quantile,
-    margin: options.margin,
-    rows,
-    width,
-    float32Base64: Buffer.from(sample.buffer, sample.byteOffset, sample.byteLength).toString('base64'),
-    heldOutWindows: heldOutCount
-  }
-}
-
-/** Columns summed between two early-exit checks of the kNN scan. */
-const KNN_BLOCK = 16
-
-/**
- * Mean Euclidean distance of each query row to its `neighbours` nearest
- * reference rows. Plain typed-array loops: at most rows × ~206 multiply-adds
- * per query (a row stops once it is farther than the current k-th nearest),
- * with a partial insertion sort of the few nearest.
- */
-export function knnDistances (queries: Float32Array, queryCount: number, reference: Float32Array, referenceCount: number, width: number, neighbours: number): Float64Array {
-  const out = new Float64Array(queryCount)
-  const nearest = new Float64Array(neighbours)
-  for (let q = 0; q < queryCount; q++) {
-    nearest.fill(Number.POSITIVE_INFINITY)
-    const qBase = q * width
-    for (let r = 0; r < referenceCount; r++) {
-      const rBase = r * width
-      const worst = nearest[neighbours - 1]
-      // exact early exit: once the partial distance passes the current k-th nearest, this row cannot be among them
-      let d = 0
-      for (let start = 0; start < width && d < worst; start += KNN_BLOCK) {
-        const end = Math.min(width, start + KNN_BLOCK)
-        for (let c = start; c < end; c++) {
-          const diff = queries[qBase + c] - reference[rBase + c]
-          d += diff * diff
-        }
-      }
-      if (d >= worst) continue
-      let i = neighbours - 1
-      while (i > 0 && nearest[i - 1] > d) {
-        nearest[i] = nearest[i - 1]
-        i--
-      }
-      nearest[i] = d
-    }
-    let sum = 0
-    for (let i = 0; i < neighbours; i++) sum += Math.sqrt(nearest[i])
-    out[q] = sum / neighbours
-  }
-  return out
 }
 
 /** Layer names of the two heads (the saved topology's, read back by the predictor). */
@@ -491,7 +370,7 @@ export class DoorPredictor {
   /** inputSize × (labels + 1): the angle kernel, then the closed kernel as the last column. */
   private readonly kernel: tfjs.Tensor2D
   private readonly bias: Float32Array
-  private readonly summary: Float32Array
+  private readonly novelty: NoveltyScorer
   private readonly closedIndex: number
   private readonly inverseStd: Float32Array
   private readonly mean: Float32Array
@@ -502,9 +381,7 @@ export class DoorPredictor {
     this.meta = meta
     this.kernel = kernel
     this.bias = bias
-    const buffer = Buffer.from(meta.novelty.float32Base64, 'base64')
-    this.summary = new Float32Array(buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength))
-    if (this.summary.length !== meta.novelty.rows * meta.novelty.width) throw new Error(`novelty summary holds ${this.summary.length} values, meta says ${meta.novelty.rows} × ${meta.novelty.width}`)
+    this.novelty = new NoveltyScorer(meta.novelty)
     this.closedIndex = meta.labels.indexOf(CLOSED_ANGLE)
     this.mean = Float32Array.from(meta.standardisation.mean)
     this.inverseStd = Float32Array.from(meta.standardisation.std, (s) => 1 / s)
@@ -565,7 +442,7 @@ export class DoorPredictor {
     const tf = this.tf
     const outputs = this.meta.labels.length + 1
     const logits = tf.tidy(() => tf.matMul(tf.tensor2d(x, [count, width]), this.kernel).dataSync() as Float32Array)
-    const novelty = knnDistances(x, count, this.summary, this.meta.novelty.rows, width, this.meta.novelty.neighbours)
+    const novelty = this.novelty.scores(x, count)
     const labels = this.meta.labels
     const classCount = labels.length
     const answers: DoorWindowPrediction[] = new Array(count)
@@ -587,7 +464,7 @@ export class DoorPredictor {
       }
       const closedProbability = 1 / (1 + Math.exp(-(logits[base + classCount] + this.bias[classCount])))
       const state = closedProbability >= 0.5 ? 'closed' : 'open'
-      const score = novelty[r] / this.meta.novelty.threshold
+      const score = novelty[r]
       answers[r] = {
         angle: state === 'closed' ? CLOSED_ANGLE : labels[bestOpen],
         angleProbabilities: probabilities,

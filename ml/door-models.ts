@@ -7,10 +7,10 @@
  */
 import { EventEmitter } from 'node:events'
 import type { ServiceLog } from '../core/logger.js'
-import { CalibrationBusyError, CalibrationRefusedError, NotFoundError, UnavailableError } from '../core/errors.js'
+import { CalibrationBusyError, CalibrationRefusedError, GateRefusedError, NotFoundError, UnavailableError } from '../core/errors.js'
 import type { ModelVersionInfo } from '../schemas/model.js'
 import type { ChosenBackend } from './backend.js'
-import { calibrationProblems, calibrationVerdict } from './door-calibration.js'
+import { calibrationProblems, calibrationVerdict, closedOrAjarAngles, verdictOf, type CalibrationGate, type CalibrationVerdict } from './door-calibration.js'
 import type { DoorEvaluation } from './door-evaluation.js'
 import { DoorPredictor } from './door-model.js'
 import type { ModelStore } from './model-store.js'
@@ -23,16 +23,20 @@ import type { TrainedDoorModel } from './door-model.js'
 export interface ActiveDoorModel {
   version: string
   predictor: DoorPredictor
+  /** Open angles this model cannot tell from closed (its calibration accepted ajar as closed): its `closed` reads `closedOrAjar`. */
+  closedOrAjar: number[]
 }
 
 /** How a door's calibration ended. */
 export interface CalibrationOutcome {
   device: number
   version: string
-  /** It passed the floor and now answers for the door. */
+  /** It passed the gate and now answers for the door. */
   activated: boolean
   floor: number
   evaluation: DoorEvaluation | undefined
+  /** The gate's verdict (absent when the run failed). */
+  verdict?: CalibrationVerdict
   /** Why it was not activated (or why the run failed); empty when activated. */
   reasons: string[]
   /** The run itself failed (or was stopped), as opposed to a model below the floor. */
@@ -58,6 +62,11 @@ export interface DoorModelsOptions {
   training?: DoorTrainingRequest
 }
 
+/** The verdict the worker recorded in the meta, or (a worker that did not) the gate applied here. */
+function verdictFor (model: TrainedDoorModel, gate: CalibrationGate): CalibrationVerdict {
+  return verdictOf(model.meta) ?? calibrationVerdict(model.meta.evaluation as DoorEvaluation | undefined, gate)
+}
+
 /** Seconds a refused second calibration is told to wait. */
 const CALIBRATION_RETRY_AFTER_S = 10
 
@@ -77,7 +86,8 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
     const models = new DoorModels(options)
     for (const [device, version] of options.store.activeDoorVersions()) {
       try {
-        models.#active.set(device, { version, predictor: await models.#load(version) })
+        const predictor = await models.#load(version)
+        models.#active.set(device, { version, predictor, closedOrAjar: closedOrAjarAngles(predictor.meta) })
       } catch (err) {
         options.log.error({ err, device, version }, 'could not load a door\'s model; the door uses the global model')
       }
@@ -106,7 +116,7 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
    * @throws CalibrationRefusedError (400) with the reasons when the frames cannot make a model;
    *   CalibrationBusyError (409, retryAfterSeconds) while a calibration trains
    */
-  start (device: number, frames: readonly Float32Array[], angles: readonly number[], floor: number, frameRate = 0): { version: string } {
+  start (device: number, frames: readonly Float32Array[], angles: readonly number[], gate: CalibrationGate, frameRate = 0): { version: string } {
     if (this.#closed) throw new UnavailableError('the model handler is shutting down')
     if (this.#running) {
       const err = new CalibrationBusyError(this.#running.device === device
@@ -120,16 +130,15 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
 
     const launched = launchTraining(
       { store: this.#options.store, backend: this.#options.backend, runnerMode: this.#options.runnerMode },
-      { model: 'door', device, set: { kind: 'csi', features: frames, angles }, options: this.#options.training },
+      { model: 'door', device, set: { kind: 'csi', features: frames, angles }, options: this.#options.training, gate },
       {
         accept: async (written, model) => {
-          const verdict = calibrationVerdict(model.meta.evaluation as DoorEvaluation | undefined, floor)
-          if (verdict.activate) await this.#swapIn(device, written.version)
+          if (verdictFor(model, gate).activate) await this.#swapIn(device, written.version)
         }
       }
     )
     const running = { device, launched, done: Promise.resolve() }
-    running.done = this.#settle(running, floor)
+    running.done = this.#settle(running, gate)
     this.#running = running
     this.#options.log.info({ device, version: launched.version, frames: frames.length }, 'door calibration training started')
     this.emit('training', { device, version: launched.version })
@@ -142,14 +151,23 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
   }
 
   /**
-   * Makes a stored door version the active one of its door (roll back or forward).
-   * @throws NotFoundError for a version that is not a door's
+   * Makes a stored door version the active one of its door (roll back or
+   * forward). A version its calibration gate refused needs `force`: the
+   * answer says `forced` and the log warns.
+   * @throws NotFoundError for a version that is not a door's; GateRefusedError (409) for a refused one without force
    */
-  async activate (version: string): Promise<ModelVersionInfo> {
+  async activate (version: string, options: { force?: boolean } = {}): Promise<ModelVersionInfo & { forced?: true }> {
     const info = this.#options.store.info(version)
     if (info?.device === undefined) throw new NotFoundError(`no door model version ${JSON.stringify(version)}`)
-    await this.#swapIn(info.device, version)
-    return this.#options.store.info(version) as ModelVersionInfo
+    const refused = info.gate?.passed === false
+    if (refused && !options.force) {
+      const meta = this.#options.store.doorMeta(version)
+      const reasons = meta ? verdictOf(meta)?.reasons ?? [] : []
+      throw new GateRefusedError(`door model version ${version} was refused by its calibration gate${reasons.length ? `: ${reasons[0]}` : ''} Activate it anyway with force: true.`)
+    }
+    await this.#swapIn(info.device, version, refused)
+    const activated = this.#options.store.info(version) as ModelVersionInfo
+    return refused ? { ...activated, forced: true } : activated
   }
 
   /** The door forgets its model and uses the global one again (its versions stay listed). */
@@ -183,24 +201,26 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
   }
 
   /** Loads a version and swaps it in for its door; the door's previous predictor is disposed. */
-  async #swapIn (device: number, version: string): Promise<void> {
+  async #swapIn (device: number, version: string, forced = false): Promise<void> {
     const predictor = await this.#load(version)
     this.#options.store.activate(version)
     const previous = this.#active.get(device)
-    this.#active.set(device, { version, predictor })
+    this.#active.set(device, { version, predictor, closedOrAjar: closedOrAjarAngles(predictor.meta) })
     previous?.predictor.dispose()
-    this.#options.log.info({ device, version }, 'door model activated')
+    if (forced) this.#options.log.warn({ device, version, forced }, 'door model activated by force although its calibration gate refused it')
+    else this.#options.log.info({ device, version }, 'door model activated')
     this.emit('changed', { device, version })
   }
 
-  async #settle (running: { device: number, launched: LaunchedTraining<TrainedDoorModel> }, floor: number): Promise<void> {
+  async #settle (running: { device: number, launched: LaunchedTraining<TrainedDoorModel> }, gate: CalibrationGate): Promise<void> {
     const { device, launched } = running
+    const floor = gate.floor
     let outcome: CalibrationOutcome
     try {
       const { model } = await launched.outcome
       const evaluation = model.meta.evaluation as DoorEvaluation | undefined
-      const verdict = calibrationVerdict(evaluation, floor)
-      outcome = { device, version: launched.version, activated: verdict.activate, floor, evaluation, reasons: verdict.reasons, failed: false, at: new Date().toISOString() }
+      const verdict = verdictFor(model, gate)
+      outcome = { device, version: launched.version, activated: verdict.activate, floor, evaluation, verdict, reasons: verdict.reasons, failed: false, at: new Date().toISOString() }
     } catch (err) {
       const message = err instanceof TrainingRunError ? err.message : String(err)
       outcome = { device, version: launched.version, activated: false, floor, evaluation: undefined, reasons: [`The door's model could not be trained: ${message}.`], failed: true, at: new Date().toISOString() }
@@ -208,7 +228,7 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
     } finally {
       if (this.#running?.launched === launched) this.#running = undefined
     }
-    this.#options.log.info({ device, version: outcome.version, activated: outcome.activated, balancedAccuracy: outcome.evaluation?.doorState.openClosed.balancedAccuracy }, 'door calibration ended')
+    this.#options.log.info({ device, version: outcome.version, activated: outcome.activated, balancedAccuracy: outcome.verdict?.balancedAccuracy, selfCheck: outcome.evaluation?.selfCheck?.passed }, 'door calibration ended')
     this.emit('calibrated', outcome)
   }
 }

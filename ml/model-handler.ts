@@ -23,6 +23,7 @@ import { checkTrainingSet, ROW_WIDTH, type TrainingSet } from './training-set.js
 import { toEvaluation, type DoorEvaluation } from './door-evaluation.js'
 import { DoorModels } from './door-models.js'
 import type { DoorTrainingRequest } from './training-worker.js'
+import type { WindowNoveltyModel } from './novelty.js'
 
 /**
  * `fastify.model`: the one model handler of the process. Events:
@@ -35,6 +36,8 @@ export interface ModelService extends EventEmitter {
   readonly handlerVersion: string
   /** The active CSI model version, if any. */
   readonly active: ModelVersionInfo | undefined
+  /** The active CSI model's window novelty, if it carries one: how a door without a model of its own tells it is in another room. */
+  readonly novelty: { version: string, model: WindowNoveltyModel } | undefined
   readonly progress: TrainingProgress | undefined
   readonly lastFailure: TrainingFailure | undefined
   /** Seconds the last finished training took (legacy /training/get/training_time). */
@@ -56,10 +59,11 @@ export interface ModelService extends EventEmitter {
   /** Resolves when the running training (if any) has ended. */
   waitForTraining (): Promise<void>
   /**
-   * Makes a stored version the active one (roll back or forward).
-   * @throws NotFoundError (404) for an unknown version; TrainingBusyError (409) while a run or another activation is under way
+   * Makes a stored version the active one (roll back or forward). A door
+   * version its calibration gate refused needs `force`.
+   * @throws NotFoundError (404) for an unknown version; TrainingBusyError (409) while a run or another activation is under way; GateRefusedError (409) for a refused door version without force
    */
-  activate (version: string): Promise<ModelVersionInfo>
+  activate (version: string, options?: { force?: boolean }): Promise<ModelVersionInfo>
   /** Stored usable versions (CSI and RSSI), newest first. */
   versions (): ModelVersionInfo[]
   /**
@@ -198,6 +202,11 @@ export class ModelHandler extends EventEmitter implements ModelService {
     return this.#predictor && this.store.info(this.#predictor.version)
   }
 
+  get novelty (): { version: string, model: WindowNoveltyModel } | undefined {
+    const active = this.#predictor
+    return active?.predictor.novelty && { version: active.version, model: active.predictor.novelty }
+  }
+
   get progress (): TrainingProgress | undefined {
     return this.#progress
   }
@@ -264,10 +273,10 @@ export class ModelHandler extends EventEmitter implements ModelService {
     return this.#current?.done ?? Promise.resolve()
   }
 
-  async activate (version: string): Promise<ModelVersionInfo> {
+  async activate (version: string, options: { force?: boolean } = {}): Promise<ModelVersionInfo> {
     const info = this.store.info(version)
     // a door's version swaps for that door alone: the global model's training does not hold it up
-    if (info?.scope === 'door') return this.doors.activate(version)
+    if (info?.scope === 'door') return this.doors.activate(version, options)
     this.#assertIdle()
     if (!info) throw new NotFoundError(`no model version ${JSON.stringify(version)}`)
     this.#activating = true

@@ -69,7 +69,10 @@ export const MODEL_MIGRATIONS: readonly string[] = [
   CREATE TABLE door_model_active (
     device INTEGER PRIMARY KEY CHECK (device BETWEEN 0 AND 32767),
     version TEXT NOT NULL REFERENCES model_versions (version)
-  );`
+  );`,
+  // a door version's calibration gate: passed (1) or refused (0), and the balanced accuracy it judged; NULL for versions made before
+  `ALTER TABLE model_versions ADD COLUMN gate_passed INTEGER CHECK (gate_passed IN (0, 1));
+  ALTER TABLE model_versions ADD COLUMN gate_score REAL;`
 ]
 
 /** A version read back from disk, verified. */

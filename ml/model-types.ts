@@ -8,6 +8,7 @@ import type * as tfjs from '@tensorflow/tfjs'
 import type { Standardisation } from '../domain/standardise.js'
 import type { Evaluation, FeatureSet, ModelKind, Prediction, TrainingOptions } from '../schemas/model.js'
 import type { DoorModelMeta } from './door-model.js'
+import type { WindowNoveltyMeta } from './novelty.js'
 
 /** The tfjs module a computation runs on (the worker brings its own). */
 export type Tf = typeof tfjs
@@ -28,6 +29,12 @@ export interface ModelMeta {
   epochsTrained?: number
   /** Blocked hold-out evaluation; absent when holdout was 0. */
   evaluation?: Evaluation
+  /**
+   * Window novelty of its training frames (ml/novelty.ts): lets a door on
+   * this model say its frames are unlike anything the model learned (another
+   * room). Absent for RSSI models and models trained before it was kept.
+   */
+  novelty?: WindowNoveltyMeta
   trainingSeconds: number
 }
 

@@ -8,6 +8,7 @@ import { doorStateOf } from '../domain/labels.js'
 import { applyStandardisation } from '../domain/standardise.js'
 import type { Prediction } from '../schemas/model.js'
 import type { ModelMeta, Tf } from './model-types.js'
+import { WindowNoveltyModel } from './novelty.js'
 
 /** One row of a matrix as a plain array (faster than Array.from on a subarray). */
 function rowOf (values: Float32Array, base: number, count: number): number[] {
@@ -115,9 +116,12 @@ function softmaxRows (logits: Float32Array, bias: Float32Array): Float32Array {
 export class Predictor {
   private disposed = false
   private readonly plan: DensePlan | undefined
+  /** How unlike this model's training windows a device's frames are (absent for a model trained before it was kept, or an RSSI one). */
+  readonly novelty: WindowNoveltyModel | undefined
 
   private constructor (private readonly tf: Tf, private readonly model: tfjs.LayersModel, readonly meta: ModelMeta) {
     this.plan = densePlan(model)
+    this.novelty = meta.novelty ? new WindowNoveltyModel(meta.novelty) : undefined
   }
 
   /**
@@ -132,7 +136,12 @@ export class Predictor {
       model.dispose()
       throw new Error(`model does not fit its meta: network ${inputWidth} inputs → ${outputWidth} classes, meta ${meta.inputSize} inputs (${meta.standardisation.mean.length} standardised) → ${meta.labels.length} labels`)
     }
-    return new Predictor(tf, model, meta)
+    try {
+      return new Predictor(tf, model, meta)
+    } catch (err) {
+      model.dispose()
+      throw err
+    }
   }
 
   /**

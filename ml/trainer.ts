@@ -20,6 +20,7 @@ import { checkTrainingSet, type TrainingSet } from './training-set.js'
 import { buildNetwork, kernelsOf, logitsOf, trainableVariablesOf } from './network.js'
 import { predictionsFromProbabilities } from './predictor.js'
 import { captureArtifacts } from './artifacts.js'
+import { buildWindowNovelty, type WindowNoveltyMeta } from './novelty.js'
 import { mulberry32, shuffled } from '../domain/random.js'
 
 /**
@@ -157,6 +158,7 @@ export async function trainModel (tf: Tf, input: TrainingSet, options: TrainingO
       epochsTrained,
       trainingSeconds: 0
     }
+    if (input.kind === 'csi') meta.novelty = globalNovelty(input, split.train)
     let holdout: HoldoutPredictions | undefined
     if (test.count > 0) {
       const predictions = predictionsFromProbabilities(probabilities(tf, model, test.matrix, test.count, width), labels)
@@ -170,6 +172,19 @@ export async function trainModel (tf: Tf, input: TrainingSet, options: TrainingO
     for (const tensor of best ?? []) tensor.dispose()
     optimizer.dispose()
     model.dispose()
+  }
+}
+
+/**
+ * The window novelty of the rows the model learned from (their recording
+ * order kept): what lets a door on this model say that its frames are unlike
+ * them. Undefined when the rows hold no long enough run of one label.
+ */
+function globalNovelty (input: TrainingSet, rows: readonly number[]): WindowNoveltyMeta | undefined {
+  try {
+    return buildWindowNovelty(rows.map((row) => input.features[row]), rows.map((row) => input.angles[row]))
+  } catch {
+    return undefined
   }
 }
 

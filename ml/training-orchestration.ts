@@ -10,6 +10,7 @@ import type { ModelKind, ModelVersionInfo, TrainingProgress } from '../schemas/m
 import type { ChosenBackend } from './backend.js'
 import type { ModelStore } from './model-store.js'
 import type { TrainedDoorModel } from './door-model.js'
+import type { CalibrationGate } from './door-calibration.js'
 import type { ModelMeta, StorableModel, TrainedModel } from './model-types.js'
 import type { DoorTrainingRequest } from './training-worker.js'
 import { packTrainingSet, type TrainingSet } from './training-set.js'
@@ -25,7 +26,7 @@ export interface TrainingContext {
 /** What a run trains: the global per-frame model, or one door's windowed model on its calibration. */
 export type TrainingTarget =
   | { model: 'frame', set: TrainingSet, options: ModelMeta['options'] }
-  | { model: 'door', device: number, set: TrainingSet, options?: DoorTrainingRequest }
+  | { model: 'door', device: number, set: TrainingSet, options?: DoorTrainingRequest, gate?: CalibrationGate }
 
 /** The model a target's run produces. */
 export type ModelOf<T extends TrainingTarget> = T extends { model: 'door' } ? TrainedDoorModel : TrainedModel
@@ -78,7 +79,7 @@ export function launchTraining<T extends TrainingTarget> (context: TrainingConte
 
   const packed = packTrainingSet(set)
   const job = target.model === 'door'
-    ? { model: 'door' as const, backend: context.backend.name, set: packed, options: target.options }
+    ? { model: 'door' as const, backend: context.backend.name, set: packed, options: target.options, gate: target.gate }
     : { model: 'frame' as const, backend: context.backend.name, set: packed, options: target.options }
   const run = startTrainingRun<ModelOf<T>>(job, context.runnerMode, {
     onStarted: () => {

@@ -12,7 +12,7 @@ import { loadBackend, type BackendName } from './backend.js'
 import { joinWeightData } from './model-store.js'
 import { trainModel } from './trainer.js'
 import type { EpochReport, StorableModel } from './model-types.js'
-import { calibrateDoorModel } from './door-evaluation.js'
+import { calibrateDoorModel, type CalibrationGate } from './door-calibration.js'
 import { unpackTrainingSet, type PackedTrainingSet } from './training-set.js'
 
 /** argv flag that makes a child process run a job (so importing this file elsewhere does nothing). */
@@ -25,7 +25,7 @@ export const PROCESS_FLAG = '--doorsense-training-worker'
  */
 export type TrainingJob =
   | { model?: 'frame', backend: BackendName, set: PackedTrainingSet, options?: TrainingOptions }
-  | { model: 'door', backend: BackendName, set: PackedTrainingSet, options?: DoorTrainingRequest }
+  | { model: 'door', backend: BackendName, set: PackedTrainingSet, options?: DoorTrainingRequest, gate?: CalibrationGate }
 
 /** A door model's options as a job carries them (defaults fill the rest). */
 export type DoorTrainingRequest = Parameters<typeof calibrateDoorModel>[2]
@@ -47,7 +47,7 @@ export async function runJob (job: TrainingJob, send: (message: WorkerMessage) =
     send({ type: 'started', backend: tf.getBackend() })
     const set = unpackTrainingSet(job.set)
     const model: StorableModel = job.model === 'door'
-      ? await calibrateDoorModel(tf, { frames: set.features, angles: set.angles }, job.options)
+      ? await calibrateDoorModel(tf, { frames: set.features, angles: set.angles }, job.options, { gate: job.gate })
       : await trainModel(tf, set, job.options, (report) => { send({ type: 'epoch', report }) })
     // one plain ArrayBuffer crosses the thread/process boundary, whatever tfjs produced
     const weights = joinWeightData(model.artifacts.weightData)

@@ -8,6 +8,7 @@
 import type Database from 'better-sqlite3'
 import type { ModelKind, ModelVersionInfo } from '../schemas/model.js'
 import { isDoorMeta } from './model-types.js'
+import { verdictOf } from './door-calibration.js'
 import type { VersionMetaFile } from './version-files.js'
 
 interface VersionRow {
@@ -20,6 +21,8 @@ interface VersionRow {
   weights_sha256: string
   activated_at: string | null
   device: number | null
+  gate_passed: 0 | 1 | null
+  gate_score: number | null
 }
 
 /** A recorded version and the weights hash the database holds for it. */
@@ -56,10 +59,12 @@ export class VersionCatalogue {
     const { meta } = file
     // a door model's headline figure is its door-state accuracy, the one a user sees
     const accuracy = isDoorMeta(meta) ? (meta.evaluation as { doorState?: { accuracy?: number } } | undefined)?.doorState?.accuracy : meta.evaluation?.accuracy
-    this.#db.prepare(`INSERT INTO model_versions (version, kind, created_at, labels, accuracy, training_seconds, weights_sha256, device)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(
+    const gate = isDoorMeta(meta) ? verdictOf(meta) : undefined
+    this.#db.prepare(`INSERT INTO model_versions (version, kind, created_at, labels, accuracy, training_seconds, weights_sha256, device, gate_passed, gate_score)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
       file.version, file.kind, file.createdAt, JSON.stringify(meta.labels),
-      accuracy ?? null, meta.trainingSeconds, file.weightsSha256, file.device ?? null
+      accuracy ?? null, meta.trainingSeconds, file.weightsSha256, file.device ?? null,
+      gate ? (gate.activate ? 1 : 0) : null, gate?.balancedAccuracy ?? null
     )
   }
 
@@ -166,6 +171,7 @@ export class VersionCatalogue {
     if (row.device !== null) info.device = row.device
     // absent, not null: the API schema has accuracy optional
     if (row.accuracy !== null) info.accuracy = row.accuracy
+    if (row.gate_passed !== null) info.gate = row.gate_score === null ? { passed: row.gate_passed === 1 } : { passed: row.gate_passed === 1, balancedAccuracy: row.gate_score }
     return info
   }
 }

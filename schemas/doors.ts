@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { DeviceId, DeviceIdInput, Timestamp } from './common.js'
+import { ReportedDoorState } from './inference.js'
 
 /** Where a door's calibration stands. */
 export const CalibrationStatus = Type.Unsafe<'idle' | 'capturing' | 'training' | 'ready' | 'failed'>({
@@ -27,10 +28,38 @@ export const OpenClosedFigures = Type.Object({
 }, { title: 'OpenClosedFigures' })
 export type OpenClosedFigures = Static<typeof OpenClosedFigures>
 
+/** One angle of the ajar self-check. */
+export const AjarCheckResult = Type.Object({
+  angle: Type.Integer({ minimum: 1, maximum: 90, description: 'the open angle replayed' }),
+  model: Type.Unsafe<'held-out' | 'left-out'>({ type: 'string', enum: ['held-out', 'left-out'], description: 'held-out: the smallest open angle\'s held-out end through the model trained on the rest of the calibration; left-out: this angle through a model calibrated without it' }),
+  frames: Type.Integer({ minimum: 0 }),
+  closedShare: Type.Number({ minimum: 0, maximum: 1, description: 'share of those frames that read closed' }),
+  unknownShare: Type.Number({ minimum: 0, maximum: 1 }),
+  passed: Type.Boolean({ description: 'closedShare is at most the limit' })
+}, { title: 'AjarCheckResult' })
+
+/** Whether the calibration can tell ajar from closed. */
+export const SelfCheckResult = Type.Object({
+  ajarAngle: Type.Integer({ minimum: 1, maximum: 90, description: 'the smallest calibrated open angle' }),
+  limit: Type.Number({ minimum: 0, maximum: 1, description: 'the share of an open angle\'s frames that may read closed (.1)' }),
+  passed: Type.Boolean(),
+  checks: Type.Array(AjarCheckResult)
+}, { title: 'SelfCheckResult' })
+export type SelfCheckResult = Static<typeof SelfCheckResult>
+
+/** How the held-out frames of one calibrated angle were reported. */
+export const AngleReadings = Type.Object({
+  angle: Type.Integer({ minimum: 0, maximum: 90 }),
+  frames: Type.Integer({ minimum: 0 }),
+  closed: Type.Integer({ minimum: 0 }),
+  open: Type.Integer({ minimum: 0 }),
+  unknown: Type.Integer({ minimum: 0 })
+}, { title: 'AngleReadings' })
+
 /** What the last calibration's model scored on the held-out end of each captured angle (replayed as the server runs it). */
 export const CalibrationResult = Type.Object({
   version: Type.String({ description: 'the door model version that was trained' }),
-  activated: Type.Boolean({ description: 'whether it passed the floor and now answers for the door' }),
+  activated: Type.Boolean({ description: 'whether it passed the gate (the ajar self-check and the floor) and now answers for the door' }),
   floor: Type.Number({ minimum: 0, maximum: 1, description: 'the open/closed balanced accuracy a model must reach to be activated (DOOR_CALIBRATION_FLOOR)' }),
   doorState: Type.Object({
     accuracy: Type.Number({ minimum: 0, maximum: 1, description: 'share of held-out frames whose reported angle was right' }),
@@ -40,6 +69,19 @@ export const CalibrationResult = Type.Object({
     actual: Type.Array(Type.String(), { description: 'row names: "closed", "open"' }),
     reported: Type.Array(Type.String(), { description: 'column names: "closed", "open", "unknown"' }),
     counts: Type.Array(Type.Array(Type.Integer({ minimum: 0 })), { description: 'counts[actual][reported]: held-out frames from the first reported state on' })
+  }),
+  perAngle: Type.Array(AngleReadings, { description: 'the same held-out frames by calibrated angle' }),
+  selfCheck: Type.Unsafe<SelfCheckResult | null>({ ...SelfCheckResult, nullable: true, description: 'the ajar self-check; null for a calibration made before it existed' }),
+  gate: Type.Unsafe<{ balancedAccuracy: number | null, closedOrAjar: number[], acceptAjarAsClosed: boolean } | null>({
+    type: 'object',
+    nullable: true,
+    required: ['balancedAccuracy', 'closedOrAjar', 'acceptAjarAsClosed'],
+    properties: {
+      balancedAccuracy: { type: 'number', nullable: true, minimum: 0, maximum: 1, description: 'what the floor was applied to: closed-or-ajar against open when ajar was accepted as closed' },
+      closedOrAjar: { type: 'array', items: { type: 'integer' }, description: 'open angles this door cannot tell from closed' },
+      acceptAjarAsClosed: { type: 'boolean', description: 'whether finish asked to accept ajar as closed' }
+    },
+    description: 'the gate\'s verdict; null for a calibration made before verdicts were kept'
   }),
   at: Timestamp
 }, { title: 'CalibrationResult' })
@@ -62,22 +104,30 @@ export const DoorModel = Type.Object({
 }, { title: 'DoorModel' })
 export type DoorModel = Static<typeof DoorModel>
 
+/** Why a door reads as it does. */
+export const DoorReason = Type.Object({
+  code: Type.Unsafe<'no-model' | 'not-calibrated' | 'unfamiliar' | 'closed-or-ajar'>({
+    type: 'string',
+    enum: ['no-model', 'not-calibrated', 'unfamiliar', 'closed-or-ajar'],
+    description: 'no-model: no model answers (unknown); not-calibrated: on the shared model, and its frames are unlike anything that model learned — another room (unknown); unfamiliar: its own model finds its recent frames unlike the calibration (unknown); closed-or-ajar: its calibration cannot tell ajar from closed (closed reads closedOrAjar)'
+  }),
+  message: Type.String({ description: 'the same in words, with what to do' })
+}, { title: 'DoorReason' })
+export type DoorReason = Static<typeof DoorReason>
+
 /** One door as a user sees it: GET /doors/{id}. Every device doorsense knows is a door. */
 export const Door = Type.Object({
   device: DeviceId,
   name: Type.String({ description: 'the name its Pi reports (empty before any keep-alive)' }),
-  state: Type.Unsafe<'open' | 'closed' | 'unknown'>({
-    type: 'string',
-    enum: ['open', 'closed', 'unknown'],
-    description: 'unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while frames look unfamiliar (needsRecalibration)'
-  }),
+  state: ReportedDoorState,
+  reason: Type.Unsafe<DoorReason | null>({ ...DoorReason, nullable: true, description: 'why the door reads unknown or closedOrAjar, or what limits it; null when nothing does' }),
   angle: Type.Unsafe<number | null>({ type: 'number', nullable: true, description: 'the reported angle in degrees; null while unknown' }),
   confidence: Type.Number({ minimum: 0, maximum: 1, description: 'probability of the reported state (0 while unknown)' }),
   since: Timestamp,
   lastFrameAt: Type.Unsafe<string | null>({ type: 'string', format: 'date-time', nullable: true, description: 'null before the first frame' }),
   frameRate: Type.Number({ minimum: 0, description: 'frames per second over the last few seconds' }),
   live: Type.Boolean({ description: 'its Pi sent a keep-alive or frames within STALE_AFTER_S' }),
-  needsRecalibration: Type.Boolean({ description: 'recent frames look unlike anything the model was calibrated on' }),
+  needsRecalibration: Type.Boolean({ description: 'the door needs (re)calibrating: its recent frames look unlike anything its model learned (state unknown meanwhile; reason unfamiliar or not-calibrated), or its calibration cannot tell ajar from closed and was accepted anyway (reason closed-or-ajar, for as long as that calibration runs)' }),
   model: Type.Unsafe<DoorModel | null>({ ...DoorModel, nullable: true, description: 'the model that answers for this door; null when none is active' }),
   calibration: DoorCalibration
 }, { title: 'Door' })
@@ -98,6 +148,12 @@ export const CaptureRequest = Type.Object({
   seconds: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 3600, description: 'stop after this long (default 30 s)' }))
 }, { additionalProperties: false, title: 'CaptureRequest' })
 export type CaptureRequest = Static<typeof CaptureRequest>
+
+/** POST /doors/{id}/calibration/finish body (optional). */
+export const FinishRequest = Type.Object({
+  acceptAjarAsClosed: Type.Optional(Type.Boolean({ description: 'activate even if the self-check finds that this door cannot tell ajar from closed: its closed is then reported as closedOrAjar (confidence at most .5) and needsRecalibration stays on' }))
+}, { additionalProperties: false, title: 'FinishRequest' })
+export type FinishRequest = Static<typeof FinishRequest>
 
 /** POST /doors/{id}/calibration/finish answer (202): the door's model is training. */
 export const FinishAccepted = Type.Object({

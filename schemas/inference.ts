@@ -73,14 +73,18 @@ export const BatchResponse = Type.Object({
 export type BatchResponse = Static<typeof BatchResponse>
 
 /** The smoothed state of one door (one device). */
+/** What a door is reported as. */
+export const ReportedDoorState = Type.Unsafe<'open' | 'closed' | 'closedOrAjar' | 'unknown'>({
+  type: 'string',
+  enum: ['open', 'closed', 'closedOrAjar', 'unknown'],
+  description: 'closedOrAjar: closed, or open a little — the door\'s calibration cannot tell the two apart and was activated anyway (acceptAjarAsClosed); unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while its frames look unlike anything its model learned (needsRecalibration)'
+})
+export type ReportedDoorState = Static<typeof ReportedDoorState>
+
 export const DoorState = Type.Object({
   device: DeviceId,
   angle: Type.Unsafe<number | null>({ type: 'number', nullable: true, description: 'the reported angle in degrees; null while unknown' }),
-  state: Type.Unsafe<'open' | 'closed' | 'unknown'>({
-    type: 'string',
-    enum: ['open', 'closed', 'unknown'],
-    description: 'unknown before enough frames and after STALE_AFTER_S of silence'
-  }),
+  state: ReportedDoorState,
   confidence: Type.Number({ minimum: 0, maximum: 1, description: 'smoothed probability that the door is in the reported state (0 while unknown)' }),
   since: Timestamp,
   lastFrameAt: Type.Unsafe<string | null>({ type: 'string', format: 'date-time', nullable: true, description: 'null before the first frame' })

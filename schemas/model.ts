@@ -133,7 +133,12 @@ export const ModelVersionInfo = Type.Object({
   trainingSeconds: Type.Number(),
   weightsSha256: Type.String(),
   scope: Type.Unsafe<'global' | 'door'>({ type: 'string', enum: ['global', 'door'], description: 'global: the fallback (POST /training/post/train); door: one door\'s own model (its calibration)' }),
-  device: Type.Optional(Type.Integer({ minimum: 0, maximum: 32767, description: 'the door (device ID) a door-scope version belongs to' }))
+  device: Type.Optional(Type.Integer({ minimum: 0, maximum: 32767, description: 'the door (device ID) a door-scope version belongs to' })),
+  gate: Type.Optional(Type.Object({
+    passed: Type.Boolean({ description: 'whether its calibration gate (the ajar self-check and DOOR_CALIBRATION_FLOOR) let it take over its door; a refused version is activated only with force: true' }),
+    balancedAccuracy: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'the open/closed balanced accuracy the gate judged (closed-or-ajar against open when ajar was accepted as closed)' }))
+  }, { description: 'a door version\'s calibration verdict; absent for global versions and door versions made before verdicts were kept' })),
+  forced: Type.Optional(Type.Literal(true, { description: 'in an activation\'s answer: the version was refused by its calibration gate and activated with force: true' }))
 })
 export type ModelVersionInfo = Static<typeof ModelVersionInfo>
 

@@ -160,7 +160,10 @@ export const VersionName = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,79}$', d
 export const VersionParams = Type.Object({ version: VersionName })
 
 /** Body of POST /training/post/activate. */
-export const ActivateBody = Type.Object({ version: VersionName }, { additionalProperties: false })
+export const ActivateBody = Type.Object({
+  version: VersionName,
+  force: Type.Optional(Type.Boolean({ description: 'activate a door version its calibration gate refused (409 without it); the answer says `forced` and the log warns' }))
+}, { additionalProperties: false })
 
 /** The stored model versions. */
 export const ModelList = Type.Object({

@@ -8,9 +8,10 @@
  */
 import { EventEmitter } from 'node:events'
 import { ConflictError, NotFoundError } from '../../core/errors.js'
+import { calibrationProblemsOfCounts, verdictOf } from '../../ml/door-calibration.js'
 import type { CalibrationOutcome, DoorModels } from '../../ml/door-models.js'
 import { SampleStore } from '../../ml/sample-store.js'
-import type { CalibrationResult, CaptureRequest, Door, DoorCalibration, FinishAccepted } from '../../schemas/doors.js'
+import type { CalibrationResult, CaptureRequest, Door, DoorCalibration, DoorReason, FinishAccepted, FinishRequest } from '../../schemas/doors.js'
 import type { ModelVersionInfo } from '../../schemas/model.js'
 import type { CaptureStatus } from '../../schemas/training.js'
 
@@ -27,7 +28,7 @@ export interface DeviceSource {
 
 /** What the service reads of the live door states (`fastify.inference.doors`). */
 export interface DoorStateSource {
-  get (device: number): { state: Door['state'], angle: number | null, confidence: number, since: string, lastFrameAt: string | null, frameRate: number, needsRecalibration: boolean, model: Door['model'] } | undefined
+  get (device: number): { state: Door['state'], angle: number | null, confidence: number, since: string, lastFrameAt: string | null, frameRate: number, needsRecalibration: boolean, model: Door['model'], unfamiliarTo: 'door' | 'global' | null } | undefined
   on (event: 'change', listener: (door: { device: number }) => void): unknown
 }
 
@@ -58,10 +59,13 @@ export interface DoorsServiceOptions {
 /** The samples a door's calibration consists of. */
 const CALIBRATION = { source: 'calibration' } as const
 
+/** A door's last calibration outcome; `protocol` when finish refused it before training (what to record). */
+type Outcome = CalibrationOutcome & { protocol?: true }
+
 export class DoorsService extends EventEmitter<{ door: [Door], removed: [number] }> {
   readonly #options: DoorsServiceOptions
   /** The last calibration outcome of each door (this process's; after a restart it is read from the active version). */
-  readonly #outcomes = new Map<number, CalibrationOutcome>()
+  readonly #outcomes = new Map<number, Outcome>()
   /** Calibration frames per angle of each door, read from the database once and again only when a capture of that door moves. */
   readonly #captured = new Map<number, Record<string, number>>()
   /** SampleStore.deletes when #captured was last known right: a delete of samples anywhere (delete_samples) empties it. */
@@ -146,24 +150,26 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
   }
 
   /**
-   * Trains the door's own model on its calibration frames (recording order).
+   * Trains the door's own model on its calibration frames (recording order),
+   * gated by the ajar self-check (unless `acceptAjarAsClosed`) and the floor.
    * @throws NotFoundError; ConflictError while a capture runs; CalibrationRefusedError (400, the reasons) when
    *   the calibration is not enough; CalibrationBusyError (409 + Retry-After) while a calibration trains
    */
-  finish (id: number): FinishAccepted {
+  finish (id: number, request: FinishRequest = {}): FinishAccepted {
     this.#require(id)
     if (this.#options.captures.status(id)?.active) throw new ConflictError(`door ${id} is still capturing: wait for the capture to end, or cancel it`)
     const set = this.#options.samples.trainingSet('csi', { device: id, ...CALIBRATION })
     const frameRate = this.#options.states.get(id)?.frameRate ?? 0
     try {
-      const { version } = this.#options.doorModels.start(id, set.features, set.angles, this.#options.floor, frameRate)
+      const gate = { floor: this.#options.floor, acceptAjarAsClosed: request.acceptAjarAsClosed ?? false }
+      const { version } = this.#options.doorModels.start(id, set.features, set.angles, gate, frameRate)
       this.#outcomes.delete(id)
       return { device: id, version, status: 'training' }
     } catch (err) {
-      // a refusal is the door's latest calibration result: show it on the door
+      // a refusal is the door's latest calibration result: show it on the door until what it asks for is captured
       const reasons = (err as { reasons?: string[] }).reasons
       if (reasons) {
-        this.#outcomes.set(id, { device: id, version: '', activated: false, floor: this.#options.floor, evaluation: undefined, reasons, failed: true, at: new Date().toISOString() })
+        this.#outcomes.set(id, { device: id, version: '', activated: false, floor: this.#options.floor, evaluation: undefined, reasons, failed: true, protocol: true, at: new Date().toISOString() })
         this.#announce(id)
       }
       throw err
@@ -239,23 +245,25 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     const model: Door['model'] = own ? { version: own.version, scope: 'door' } : global ? { version: global.version, scope: 'global' } : null
     // no model answers: whatever the smoother last held, the door is unknown
     const known = model !== null && live !== undefined
+    const closedOrAjar = own?.closedOrAjar ?? []
     return {
       device: id,
       name: devices.nameOf(id),
       state: known ? live.state : 'unknown',
+      reason: doorReason(model, known ? live.unfamiliarTo : null, closedOrAjar),
       angle: known ? live.angle : null,
       confidence: known ? live.confidence : 0,
       since: live?.since ?? this.#startedAt,
       lastFrameAt: live?.lastFrameAt ?? null,
       frameRate: live?.frameRate ?? 0,
       live: devices.isLive(id),
-      needsRecalibration: known ? live.needsRecalibration : false,
+      needsRecalibration: (known && live.needsRecalibration) || closedOrAjar.length > 0,
       model,
-      calibration: this.#calibration(id)
+      calibration: this.#calibration(id, live?.frameRate ?? 0)
     }
   }
 
-  #calibration (id: number): DoorCalibration {
+  #calibration (id: number, frameRate: number): DoorCalibration {
     const { captures, samples, doorModels } = this.#options
     if (this.#capturedAtDeletes !== SampleStore.deletes) {
       this.#captured.clear()
@@ -271,7 +279,12 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     const capture = status?.active
       ? { angle: status.angle, framesStored: status.framesStored, framesWanted: status.framesWanted ?? null, secondsLeft: status.secondsLeft, endsAt: status.endsAt }
       : null
-    const outcome = this.#outcomes.get(id)
+    let outcome = this.#outcomes.get(id)
+    if (outcome?.protocol) {
+      // what a refused finish asked for, against what is captured now: a reason goes once its frames are there
+      const reasons = calibrationProblemsOfCounts(new Map(Object.entries(captured).map(([angle, count]) => [Number(angle), count])), frameRate)
+      outcome = reasons.length ? { ...outcome, reasons } : undefined
+    }
     const own = doorModels.get(id)
     let state: DoorCalibration['status'] = 'idle'
     if (capture) state = 'capturing'
@@ -282,8 +295,8 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
       status: state,
       captured: { ...captured },
       capture,
-      reasons: outcome && !outcome.activated ? outcome.reasons : [],
-      result: resultOf(outcome) ?? (own ? resultOf(activeOutcome(id, own.version, own.predictor.meta.evaluation, this.#options.floor)) : null)
+      reasons: outcome?.reasons ?? (own ? activeOutcome(id, own.version, own.predictor.meta, this.#options.floor)?.reasons ?? [] : []),
+      result: resultOf(outcome) ?? (own ? resultOf(activeOutcome(id, own.version, own.predictor.meta, this.#options.floor)) : null)
     }
   }
 }
@@ -294,15 +307,17 @@ function frameKey (door: Door): string {
 }
 
 /** The outcome a restarted server reads back from a door's active version. */
-function activeOutcome (device: number, version: string, evaluation: unknown, floor: number): CalibrationOutcome | undefined {
-  if (!evaluation) return undefined
-  return { device, version, activated: true, floor, evaluation: evaluation as CalibrationOutcome['evaluation'], reasons: [], failed: false, at: '' }
+function activeOutcome (device: number, version: string, meta: { evaluation?: unknown, gate?: unknown }, floor: number): CalibrationOutcome | undefined {
+  if (!meta.evaluation) return undefined
+  const verdict = verdictOf(meta)
+  return { device, version, activated: true, floor: verdict?.floor ?? floor, evaluation: meta.evaluation as CalibrationOutcome['evaluation'], verdict, reasons: verdict?.reasons ?? [], failed: false, at: '' }
 }
 
 function resultOf (outcome: CalibrationOutcome | undefined): CalibrationResult | null {
   const evaluation = outcome?.evaluation
   if (!outcome || !evaluation) return null
-  const { doorState } = evaluation
+  const { doorState, selfCheck } = evaluation
+  const verdict = outcome.verdict
   return {
     version: outcome.version,
     activated: outcome.activated,
@@ -312,6 +327,31 @@ function resultOf (outcome: CalibrationOutcome | undefined): CalibrationResult |
       openClosed: { accuracy: doorState.openClosed.accuracy, balancedAccuracy: doorState.openClosed.balancedAccuracy, closedF1: doorState.openClosed.closedF1 }
     },
     confusion: { actual: ['closed', 'open'], reported: ['closed', 'open', 'unknown'], counts: doorState.confusion ?? [] },
+    perAngle: (doorState.perAngle ?? []).map((r) => ({ ...r })),
+    selfCheck: selfCheck
+      ? { ajarAngle: selfCheck.ajarAngle, limit: selfCheck.limit, passed: selfCheck.passed, checks: selfCheck.checks.map((c) => ({ ...c })) }
+      : null,
+    gate: verdict ? { balancedAccuracy: verdict.balancedAccuracy, closedOrAjar: [...verdict.closedOrAjar], acceptAjarAsClosed: verdict.acceptAjarAsClosed } : null,
     at: outcome.at || new Date(0).toISOString()
   }
+}
+
+function angleList (angles: readonly number[]): string {
+  const words = angles.map((a) => `${a}°`)
+  return words.length <= 1 ? words.join('') : `${words.slice(0, -1).join(', ')} and ${words[words.length - 1]}`
+}
+
+/** Why a door reads as it does, in words with what to do; null when nothing limits it. */
+export function doorReason (model: Door['model'], unfamiliarTo: 'door' | 'global' | null, closedOrAjar: readonly number[]): DoorReason | null {
+  if (model === null) return { code: 'no-model', message: 'No model answers for this door yet: calibrate it (closed, ajar, fully open), or train the shared model.' }
+  if (unfamiliarTo === 'global') {
+    return { code: 'not-calibrated', message: 'Not calibrated for this room: this door\'s frames are unlike anything the shared model learned, so it cannot say open or closed. Calibrate this door.' }
+  }
+  if (unfamiliarTo === 'door') {
+    return { code: 'unfamiliar', message: 'This door\'s recent frames look unlike its calibration (did a board or the furniture move?): it reads unknown until they look familiar again. Calibrate it again if this lasts.' }
+  }
+  if (closedOrAjar.length) {
+    return { code: 'closed-or-ajar', message: `This door's calibration cannot tell ajar from closed (${angleList(closedOrAjar)} may read closed) and was activated anyway: "closed" means closed or ajar. Move the receiver or the transmitter so that the door's edge crosses the line between the two boards as soon as it opens, then calibrate again.` }
+  }
+  return null
 }

@@ -4,7 +4,7 @@ import type { EventStreamHub } from '../../core/event-stream.js'
 import { sseEvent } from '../../core/event-stream.js'
 import { NotFoundError } from '../../core/errors.js'
 import { errorResponses } from '../../schemas/common.js'
-import { CaptureRequest, Door, DoorList, DoorParams, FinishAccepted } from '../../schemas/doors.js'
+import { CaptureRequest, Door, DoorList, DoorParams, FinishAccepted, FinishRequest } from '../../schemas/doors.js'
 import type { DoorsService } from './doors-service.js'
 
 export interface DoorRouteOptions {
@@ -89,15 +89,18 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
 
   app.post('/doors/:id/calibration/finish', {
     onRequest: app.requireAdmin,
+    // no body at all means {}
+    preValidation: async (request) => { request.body ??= {} },
     schema: {
       tags,
       summary: 'Trains the door\'s own model on its calibration (admin, 202)',
-      description: 'Checks the calibration (the closed door and at least one open angle, enough frames of each), trains the door\'s model in the background on this door\'s calibration frames only, judges it on the last part of each angle\'s recording, and activates it for this door only when its open/closed balanced accuracy reaches DOOR_CALIBRATION_FLOOR; otherwise the door keeps what it had and `calibration.reasons` says why. 400 with the reasons when the calibration is not enough; 409 with Retry-After while a calibration trains (one door trains at a time).',
+      description: 'Checks the calibration — closed (0°), ajar (the smallest open angle, at most 30°) and a wider open angle, at least 200 frames of each — trains the door\'s model in the background on this door\'s calibration frames only, judges it on the last part of each angle\'s recording, and runs the ajar self-check: a model trained on the rest replays the held-out end of the ajar angle, and for each other open angle a model trained without it replays that angle. If more than 10 % of those frames read closed the door cannot tell ajar from closed, and the calibration is refused — unless `acceptAjarAsClosed`, which activates it with closed reported as `closedOrAjar`. It takes over only when its open/closed balanced accuracy reaches DOOR_CALIBRATION_FLOOR; otherwise the door keeps what it had and `calibration.reasons` says why. 400 with the reasons when the calibration is not enough; 409 with Retry-After while a calibration trains (one door trains at a time).',
       security: admin,
       params: DoorParams,
+      body: FinishRequest,
       response: { 202: FinishAccepted, ...errorResponses }
     }
-  }, async (request, reply) => reply.code(202).send(doors.finish(request.params.id)))
+  }, async (request, reply) => reply.code(202).send(doors.finish(request.params.id, request.body)))
 
   app.delete('/doors/:id/calibration', {
     onRequest: app.requireAdmin,

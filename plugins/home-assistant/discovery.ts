@@ -231,15 +231,17 @@ function decimal (value: number | null): string {
 }
 
 /**
- * What a door's state topics carry: `ON` open / `OFF` closed / `None`
- * unknown; availability `online` while its Pi is live; angle in degrees,
+ * What a door's state topics carry: `ON` open / `OFF` closed (and
+ * closedOrAjar, which a user accepted as closed) / `None` unknown — also a
+ * door whose frames its model does not know (not calibrated for this room); availability `online` while its Pi is live; angle in degrees,
  * confidence in percent (`None` while the state is unknown, where the 0 it
  * holds means nothing), frame rate in frames per second, recalibration
  * `ON` while `needsRecalibration`.
  */
 export function doorStatePayloads (door: Door): DoorStatePayloads {
   return {
-    state: door.state === 'open' ? 'ON' : door.state === 'closed' ? 'OFF' : PAYLOAD_NONE,
+    // closedOrAjar: the user accepted that this door cannot tell ajar from closed (its Calibration problem stays ON)
+    state: door.state === 'open' ? 'ON' : door.state === 'closed' || door.state === 'closedOrAjar' ? 'OFF' : PAYLOAD_NONE,
     availability: door.live ? 'online' : 'offline',
     angle: door.state === 'unknown' ? PAYLOAD_NONE : decimal(door.angle),
     confidence: door.state === 'unknown' ? PAYLOAD_NONE : decimal(door.confidence * 100),

@@ -8,9 +8,11 @@
  * Knows nothing of HTTP.
  */
 import { EventEmitter } from 'node:events'
+import { NoveltyGate } from '../../domain/door-hysteresis.js'
 import { DoorSmoother, type SmootherOptions } from '../../domain/smoother.js'
 import { DoorPipeline } from '../../ml/door-model.js'
 import type { ActiveDoorModel } from '../../ml/door-models.js'
+import type { NoveltyStream, WindowNoveltyModel } from '../../ml/novelty.js'
 import type { Prediction } from '../../schemas/model.js'
 import type { DoorState } from '../../schemas/inference.js'
 
@@ -33,7 +35,23 @@ export interface DoorSnapshot extends DoorState {
   frameRate: number
   needsRecalibration: boolean
   model: DoorModelRef | null
+  /** Which model finds the door's recent frames unlike what it learned (the state is unknown meanwhile), if one does. */
+  unfamiliarTo: 'door' | 'global' | null
+  /** Open angles the door's own model cannot tell from closed: its closed reads `closedOrAjar`. */
+  closedOrAjar: number[]
 }
+
+/** A global model's window novelty, as the model handler hands it out. */
+export interface GlobalNovelty {
+  version: string
+  model: WindowNoveltyModel
+}
+
+/**
+ * The most a `closedOrAjar` state claims: the door cannot tell which of
+ * the two it is, so at best even odds that it is shut.
+ */
+export const CLOSED_OR_AJAR_CONFIDENCE = 0.5
 
 /** Seconds over which the frame rate is counted. */
 const RATE_SECONDS = 5
@@ -71,6 +89,10 @@ interface Door {
   /** The windowed pipeline of the door's own model (rebuilt when that model changes). */
   pipeline: DoorPipeline | undefined
   model: DoorModelRef | null
+  /** Open angles the door's own model reads as closed (its calibration accepted ajar as closed). */
+  closedOrAjar: number[]
+  /** Without a model of its own: the global model's window novelty over this door's frames. */
+  novelty: { version: string, stream: NoveltyStream, gate: NoveltyGate } | undefined
   rate: FrameRate
   lastFrameAt: number | null
   /** What was last reported (a change event fires when it moves). */
@@ -131,6 +153,8 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
       // another model reads other windows: start its window afresh
       door.pipeline = new DoorPipeline(model.predictor.meta, at)
       door.model = { version: model.version, scope: 'door' }
+      door.closedOrAjar = model.closedOrAjar
+      door.novelty = undefined
     }
     const pipeline = door.pipeline
     const windows: Float32Array[] = []
@@ -142,6 +166,32 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
     let changes = 0
     for (const prediction of model.predictor.predict(windows)) {
       if (pipeline.observe(prediction, at) && this.#report(door)) changes++
+    }
+    return changes
+  }
+
+  /**
+   * Runs the frames of a door without a model of its own through the global
+   * model's window novelty (k frames per window, as a door model's): once
+   * `novelAfter` windows in a row are unlike what the global model learned,
+   * the door reports unknown (another room: calibrate it); `familiarAfter`
+   * familiar ones clear it. Ignored for a door with its own model.
+   * @param novelty the active global model's, or undefined (none, or a model that carries none)
+   * @returns how many times its reported state changed
+   */
+  observeNovelty (device: number, frames: readonly Float32Array[], novelty: GlobalNovelty | undefined, at = this.now()): number {
+    const door = this.#door(device, at)
+    if (door.pipeline) return 0
+    if (!novelty) {
+      if (!door.novelty) return 0
+      door.novelty = undefined
+      return this.#report(door) ? 1 : 0
+    }
+    if (door.novelty?.version !== novelty.version) door.novelty = { version: novelty.version, stream: novelty.model.stream(), gate: new NoveltyGate() }
+    const { stream, gate } = door.novelty
+    let changes = 0
+    for (const score of stream.push(frames)) {
+      if (gate.push(score > 1) && this.#report(door)) changes++
     }
     return changes
   }
@@ -159,6 +209,7 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
     if (!door?.pipeline) return
     door.pipeline = undefined
     door.model = null
+    door.closedOrAjar = []
     door.smoother = new DoorSmoother(this.options, this.now())
     this.#report(door)
   }
@@ -183,6 +234,11 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
     const staleMs = this.options.staleAfterS * 1000
     for (const door of this.doors.values()) {
       const moved = door.pipeline ? door.pipeline.expire(now, staleMs) : door.smoother.expire(now, staleMs)
+      if (door.novelty && door.lastFrameAt !== null && now - door.lastFrameAt >= staleMs) {
+        // old frames must not mix with new ones; the flag stays until familiar frames clear it
+        door.novelty.stream.reset()
+        door.novelty.gate.resetRuns()
+      }
       if (moved && this.#report(door)) expired++
     }
     return expired
@@ -215,6 +271,8 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
         smoother: new DoorSmoother(this.options, at),
         pipeline: undefined,
         model: null,
+        closedOrAjar: [],
+        novelty: undefined,
         rate: new FrameRate(),
         lastFrameAt: null,
         reported: { state: 'unknown', angle: null, needsRecalibration: false }
@@ -235,18 +293,37 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
   }
 
   #snapshot (door: Door): DoorSnapshot {
-    const reading = door.pipeline ? door.pipeline.door : { ...door.smoother.door, needsRecalibration: false }
     const lastFrameAt = door.lastFrameAt ?? (door.pipeline ? null : door.smoother.door.lastFrameAt)
-    return {
+    const snapshot: DoorSnapshot = {
       device: door.device,
-      angle: reading.angle,
-      state: reading.state,
-      confidence: reading.confidence,
-      since: new Date(reading.since).toISOString(),
+      angle: null,
+      state: 'unknown',
+      confidence: 0,
+      since: '',
       lastFrameAt: lastFrameAt === null ? null : new Date(lastFrameAt).toISOString(),
       frameRate: door.rate.rate(this.now()),
-      needsRecalibration: reading.needsRecalibration,
-      model: door.model
+      needsRecalibration: false,
+      model: door.model,
+      unfamiliarTo: null,
+      closedOrAjar: door.closedOrAjar
     }
+    if (door.pipeline) {
+      const reading = door.pipeline.door
+      const limited = door.closedOrAjar.length > 0
+      snapshot.since = new Date(reading.since).toISOString()
+      snapshot.unfamiliarTo = reading.needsRecalibration ? 'door' : null
+      // a calibration that cannot tell ajar from closed stays a problem to fix for as long as it runs
+      snapshot.needsRecalibration = reading.needsRecalibration || limited
+      if (limited && reading.state === 'closed') {
+        return { ...snapshot, state: 'closedOrAjar', angle: reading.angle, confidence: Math.min(reading.confidence, CLOSED_OR_AJAR_CONFIDENCE) }
+      }
+      return { ...snapshot, state: reading.state, angle: reading.angle, confidence: reading.confidence }
+    }
+    const reading = door.smoother.door
+    if (door.novelty?.gate.flagged) {
+      // the global model has not seen frames like these: its answer would be a confident guess
+      return { ...snapshot, since: new Date(reading.since).toISOString(), needsRecalibration: true, unfamiliarTo: 'global' }
+    }
+    return { ...snapshot, state: reading.state, angle: reading.angle, confidence: reading.confidence, since: new Date(reading.since).toISOString() }
   }
 }

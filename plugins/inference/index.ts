@@ -108,6 +108,7 @@ export default fp(async (app) => {
     doors.noteFrames(device, frames.length, at)
     const own = app.model.doors.get(device)
     if (own) doors.observeWindows(device, frames, own, at)
+    else doors.observeNovelty(device, frames, app.model.novelty, at)
     return own !== undefined
   }
   app.model.doors.on('changed', ({ device, version }) => { if (version === undefined) doors.forgetModel(device) })

@@ -213,11 +213,12 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     schema: {
       tags,
       summary: 'Makes a stored version the active one: roll back or forward (admin)',
+      description: 'A door version its calibration gate refused (`gate.passed: false` in the list) is a 409 (DS_GATE_REFUSED) unless `force: true`; then the answer carries `forced: true` and the log a warning.',
       security: admin,
       body: ActivateBody,
       response: { 200: ModelVersionInfo, ...errorResponses }
     }
-  }, async (request) => app.model.activate(request.body.version))
+  }, async (request) => app.model.activate(request.body.version, { force: request.body.force }))
 
   for (const [file, type] of Object.entries(MODEL_FILES)) {
     app.get(`/training/get/model/:version/${file}`, {

@@ -5,7 +5,7 @@ import { Value } from '@sinclair/typebox/value'
 import { readFileSync } from 'node:fs'
 import { parseFrame } from '../../domain/frames.js'
 import { readSessionCsv } from '../../domain/session-csv.js'
-import { blockedTails, calibrateDoorModel, contiguousRuns, evaluateDoorModel, minimumFramesForEvaluation, permuteSubcarriers, toEvaluation, type DoorEvaluation } from '../../ml/door-evaluation.js'
+import { blockedTails, contiguousRuns, evaluateDoorModel, permuteSubcarriers, readingsByAngle, toEvaluation, type DoorEvaluation } from '../../ml/door-evaluation.js'
 import { Evaluation } from '../../schemas/model.js'
 import { DEFAULT_DOOR_TRAINING } from '../../ml/door-model.js'
 
@@ -91,24 +91,16 @@ test('session A, blocked split, replayed as the server runs it: the issue\'s flo
   assert.throws(() => toEvaluation({ ...e, confusion: undefined } as unknown as DoorEvaluation), /no confusion figures .*calibrate the door again/)
 })
 
-test('calibrateDoorModel: the door\'s model is trained on all its frames and carries the blocked evaluation', async () => {
-  // a calibration of 200 frames per angle (10 s at 20 frames/s): each angle's frames 150–350
-  const pick = session.angles.map((_, i) => i).filter((i) => {
-    const first = session.angles.indexOf(session.angles[i])
-    return i - first >= 150 && i - first < 350
-  })
-  const input = { frames: pick.map((i) => session.frames[i]), angles: pick.map((i) => session.angles[i]) }
-  const trained = await calibrateDoorModel(tf, input, { seed: 2, epochs: 10 })
-  assert.equal(trained.meta.trainFrames, input.frames.length)
-  const evaluation = trained.meta.evaluation as DoorEvaluation
-  assert.equal(evaluation.trainFrames, 7 * 160)
-  assert.equal(evaluation.testFrames, 7 * 40)
-  assert.ok(evaluation.doorState.frames > 0)
-
-  // too small to split: the model comes without an evaluation
-  assert.equal(minimumFramesForEvaluation(25, 3), 131)
-  const small = { frames: input.frames.filter((_, i) => i % 200 < 60), angles: input.angles.filter((_, i) => i % 200 < 60) }
-  const smallModel = await calibrateDoorModel(tf, small, { seed: 2, epochs: 5 })
-  assert.equal(smallModel.meta.trainFrames, 7 * 60)
-  assert.equal(smallModel.meta.evaluation, undefined)
+test('the door state of each calibrated angle is counted: closed, open and unknown per angle add up to the confusion', async () => {
+  const { evaluation: e } = await evaluateDoorModel(tf, session, { seed: 3, epochs: 5 })
+  const perAngle = e.doorState.perAngle ?? []
+  assert.deepEqual(perAngle.map((r) => r.angle), [0, 15, 30, 45, 60, 75, 90])
+  for (const r of perAngle) assert.equal(r.closed + r.open + r.unknown, r.frames)
+  const [closedRow, openRow] = e.doorState.confusion
+  const closed = perAngle.filter((r) => r.angle === 0)
+  const open = perAngle.filter((r) => r.angle !== 0)
+  assert.deepEqual(closedRow, [closed[0].closed, closed[0].open, closed[0].unknown])
+  assert.deepEqual(openRow, [open.reduce((n, r) => n + r.closed, 0), open.reduce((n, r) => n + r.open, 0), open.reduce((n, r) => n + r.unknown, 0)])
+  assert.deepEqual(readingsByAngle([{ angle: 15, state: 'closed', reportedAngle: 0 }, { angle: 0, state: 'unknown', reportedAngle: null }, { angle: 15, state: 'open', reportedAngle: 30 }]),
+    [{ angle: 0, frames: 1, closed: 0, open: 0, unknown: 1 }, { angle: 15, frames: 2, closed: 1, open: 1, unknown: 0 }])
 })

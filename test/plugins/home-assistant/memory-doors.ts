@@ -7,6 +7,7 @@ export function door (device: number, fields: Partial<Door> = {}): Door {
     device,
     name: `pi-${device}`,
     state: 'closed',
+    reason: null,
     angle: 0,
     confidence: 0.9,
     since: '2026-01-01T00:00:00.000Z',

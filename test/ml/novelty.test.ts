@@ -1,0 +1,143 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import * as tf from '@tensorflow/tfjs'
+import { readFileSync } from 'node:fs'
+import { NoveltyGate } from '../../domain/door-hysteresis.js'
+import { DOOR_FRAME_WIDTH, doorFrameFeatures, transitionWindows } from '../../domain/door-window.js'
+import { parseFrame } from '../../domain/frames.js'
+import { permuteSubcarriers, windowNovelty } from '../../ml/door-evaluation.js'
+import { DoorPipeline, DoorPredictor, resolveDoorTraining, trainDoorModel } from '../../ml/door-model.js'
+import { buildWindowNovelty, DEFAULT_NOVELTY, GLOBAL_NOVELTY_WINDOW, swingPairs, transitionMixes, WindowNoveltyModel } from '../../ml/novelty.js'
+import { trainModel } from '../../ml/trainer.js'
+import { sessionRows } from '../fixtures/training.js'
+import { RPI_RAW_FRAMES } from '../helper.js'
+
+await tf.setBackend('cpu')
+tf.enableProdMode()
+
+const rpiFrames = readFileSync(RPI_RAW_FRAMES, 'utf8').split(/\r?\n/).filter((line) => line.trim() !== '').map((line) => parseFrame(line))
+const runOf = (angle: number) => sessionRows().filter((row) => row.angle === angle).map((row) => row.features)
+
+test('swing windows: the last j rows of one position and the first k − j of another, for the pairs a door moves between', () => {
+  assert.deepEqual(swingPairs([90, 0, 15, 15, 45]), [[0, 15], [0, 45], [0, 90], [15, 90], [45, 90]])
+  assert.deepEqual(swingPairs([0, 0]), [])
+  assert.deepEqual(transitionMixes(25), [2, 5, 8, 11, 14, 17, 20, 23])
+  // rows of width 1 holding their own index: a window's mean tells which rows it took
+  const inputs = Array.from({ length: 20 }, (_, i) => [i])
+  const labels = [...Array(10).fill(0), ...Array(10).fill(90)]
+  const swings = transitionWindows(inputs, labels, inputs.map((_, i) => i).filter((i) => i !== 9), 4, [[0, 90]], [1, 3])
+  assert.equal(swings.count, 2)
+  // j = 1: row 8 (9 is not among the rows) then rows 10, 11, 12; j = 3: rows 6, 7, 8 then 10
+  assert.deepEqual(Array.from(swings.matrix.filter((_, i) => i % 2 === 0)), [(8 + 10 + 11 + 12) / 4, (6 + 7 + 8 + 10) / 4])
+  assert.deepEqual(swings.ends, [12, 10])
+  assert.throws(() => transitionWindows(inputs, labels, [0, 1, 2, 10, 11, 12], 4, [[0, 90]], [4]), /1\.\.3 rows/)
+})
+
+test('the novelty gate: novelAfter novel windows in a row raise the flag, familiarAfter familiar ones clear it', () => {
+  const gate = new NoveltyGate({ novelAfter: 3, familiarAfter: 2 })
+  assert.deepEqual([true, true, false, true, true].map((novel) => gate.push(novel)), [false, false, false, false, false], 'a broken run of novel windows raises nothing')
+  assert.equal(gate.push(true), true)
+  assert.equal(gate.flagged, true)
+  assert.deepEqual([false, true, false].map((novel) => gate.push(novel)), [false, false, false])
+  assert.equal(gate.push(false), true)
+  assert.equal(gate.flagged, false)
+  assert.throws(() => new NoveltyGate({ novelAfter: 0, familiarAfter: 2 }), /novelAfter/)
+})
+
+test('novelAfter must be longer than a window: a swing fills a window with two positions', () => {
+  assert.equal(resolveDoorTraining().hysteresis.novelAfter, 50)
+  assert.equal(resolveDoorTraining().novelty.margin, 1.5)
+  assert.throws(() => resolveDoorTraining({ hysteresis: { novelAfter: 25 } }), /novelAfter must be longer than a window \(25 frames\), got 25/)
+  assert.throws(() => resolveDoorTraining({ novelty: { transitions: 'yes' as unknown as boolean } }), /novelty\.transitions must be true or false/)
+})
+
+/**
+ * Positions a channel tells apart, made from session A: closed as recorded,
+ * ajar and open as other runs with their subcarriers permuted (another
+ * channel shape each). Session A's own positions look alike, so a swing
+ * between them is never novel there.
+ */
+function separablePositions (): Array<{ angle: number, head: Float32Array[], tail: Float32Array[] }> {
+  return [
+    { angle: 0, frames: runOf(0) },
+    { angle: 15, frames: permuteSubcarriers(runOf(30), 1) },
+    { angle: 90, frames: permuteSubcarriers(runOf(90), 3) }
+  ].map(({ angle, frames }) => ({ angle, head: frames.slice(0, 300), tail: frames.slice(300) }))
+}
+
+/** The reported door after each window of a stream, as the server runs it; and the longest run of novel windows. */
+function stream (predictor: DoorPredictor, frames: readonly Float32Array[], novelAfter?: number): { states: string[], longestNovelRun: number } {
+  const pipeline = new DoorPipeline(novelAfter === undefined ? predictor.meta : { ...predictor.meta, hysteresis: { ...predictor.meta.hysteresis, novelAfter } })
+  const states: string[] = []
+  let run = 0
+  let longestNovelRun = 0
+  frames.forEach((frame, i) => {
+    const features = pipeline.push(frame, i)
+    if (!features) return
+    const [prediction] = predictor.predict([features])
+    run = prediction.novel ? run + 1 : 0
+    longestNovelRun = Math.max(longestNovelRun, run)
+    pipeline.observe(prediction, i)
+    const door = pipeline.door
+    const state = `${door.state}${door.needsRecalibration ? ' (needs recalibration)' : ''}`
+    if (states[states.length - 1] !== state) states.push(state)
+  })
+  return { states, longestNovelRun }
+}
+
+test('a door moving between positions it was calibrated at is familiar: closed → open → closed → ajar → open, no unknown; the previous design went unknown', async () => {
+  const positions = separablePositions()
+  const input = { frames: positions.flatMap((p) => p.head), angles: positions.flatMap((p) => p.head.map(() => p.angle)) }
+  const [closed, ajar, open] = positions.map((p) => p.tail)
+  const swing = [...closed.slice(0, 60), ...open.slice(0, 60), ...closed.slice(60), ...ajar.slice(0, 60), ...open.slice(60)]
+
+  const trained = await trainDoorModel(tf, input, { seed: 1, epochs: 10 })
+  assert.ok((trained.meta.novelty.transitions?.rows ?? 0) >= 3 * 8, 'swings of each pair are in the summary')
+  const predictor = await DoorPredictor.load(tf, trained.artifacts, trained.meta)
+  const now = stream(predictor, swing)
+  // from the first reported state on, only closed and open: never unknown, never needs recalibration
+  assert.equal(now.states[0], 'unknown')
+  assert.ok(now.states.slice(1).every((state) => state === 'closed' || state === 'open'), now.states.join(' → '))
+  assert.deepEqual([now.states[1], now.states[2], now.states[now.states.length - 1]], ['closed', 'open', 'open'], now.states.join(' → '))
+  assert.ok(now.longestNovelRun < trained.meta.hysteresis.novelAfter, `longest novel run ${now.longestNovelRun}`)
+  // another recording is still novel, the door's own later frames are not
+  assert.ok(windowNovelty(predictor, [rpiFrames]).scores.every((score) => score > 1), 'every window of rpi-raw-frames.txt is novel')
+  const own = windowNovelty(predictor, [closed, ajar, open]).scores
+  assert.equal(own.filter((score) => score > 1).length, 0)
+  predictor.dispose()
+
+  // the previous design: no swing windows, margin 1, novelAfter 20 (shorter than a window)
+  const before = await trainDoorModel(tf, input, { seed: 1, epochs: 10, novelty: { transitions: false, margin: 1 } })
+  const beforePredictor = await DoorPredictor.load(tf, before.artifacts, before.meta)
+  const then = stream(beforePredictor, swing, 20)
+  assert.ok(then.longestNovelRun >= 20, `a swing was ${then.longestNovelRun} novel windows in a row`)
+  assert.ok(then.states.includes('unknown (needs recalibration)'), then.states.join(' → '))
+  beforePredictor.dispose()
+})
+
+test('the global model carries a window novelty: its own held-out windows are familiar, another recording\'s are not', async () => {
+  // a slice of session A: the first 150 rows of each angle
+  const slice = sessionRows().filter((row, i, rows) => i - rows.findIndex((r) => r.angle === row.angle) < 150)
+  const trained = await trainModel(tf, { kind: 'csi', features: slice.map((r) => r.features), angles: slice.map((r) => r.angle) }, { seed: 1, epochs: 5 })
+  const meta = trained.meta.novelty
+  assert.ok(meta, 'a CSI model carries its novelty')
+  assert.equal(meta.window, GLOBAL_NOVELTY_WINDOW)
+  assert.equal(meta.summary.margin, DEFAULT_NOVELTY.margin)
+  const novelty = new WindowNoveltyModel(JSON.parse(JSON.stringify(meta)))
+  const score = (frames: readonly Float32Array[]) => Array.from(novelty.stream().push(frames))
+  // rows 150..250 of each angle: recorded after everything it learned from
+  const later = [0, 15, 30, 45, 60, 75, 90].map((angle) => score(runOf(angle).slice(150, 250)))
+  const laterNovel = later.flat().filter((s) => s > 1).length / later.flat().length
+  assert.ok(laterNovel < 0.1, `${(laterNovel * 100).toFixed(0)} % of its own later windows flagged`)
+  const other = score(rpiFrames)
+  assert.equal(other.length, rpiFrames.length - GLOBAL_NOVELTY_WINDOW + 1)
+  assert.ok(other.filter((s) => s > 1).length / other.length > 0.9, 'another recording is novel')
+  // a stream forgets its window after a reset: no window before k new frames
+  const s = novelty.stream()
+  assert.equal(s.push(rpiFrames.slice(0, 30)).length, 6)
+  s.reset()
+  assert.equal(s.push(rpiFrames.slice(0, 24)).length, 0)
+  assert.throws(() => new WindowNoveltyModel({ ...meta, format: 'x' as typeof meta.format }), /not a window novelty model/)
+  assert.equal(doorFrameFeatures(rpiFrames[0], meta.featureSet).length, DOOR_FRAME_WIDTH)
+  assert.throws(() => buildWindowNovelty(slice.slice(0, 20).map((r) => r.features), slice.slice(0, 20).map((r) => r.angle)), /no run of 25 consecutive frames/)
+})
