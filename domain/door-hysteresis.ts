@@ -258,20 +258,23 @@ export class DoorHysteresis {
 }
 
 /**
- * The novelty rule of {@link DoorHysteresis} on its own, for a door read by a
- * model without hysteresis of its own (the global per-frame model):
- * `novelAfter` novel windows in a row raise the flag, `familiarAfter`
+ * The novelty rules of {@link DoorHysteresis} on their own, for a door read
+ * by a model without hysteresis of its own (the global per-frame model):
+ * its answer is trusted once `enter` familiar windows in a row arrived (novel
+ * windows are no evidence, as for a door model's states); `novelAfter` novel
+ * windows in a row raise the flag (and end the trust), `familiarAfter`
  * familiar ones in a row clear it.
  */
 export class NoveltyGate {
-  readonly options: Readonly<Pick<HysteresisOptions, 'novelAfter' | 'familiarAfter'>>
+  readonly options: Readonly<Pick<HysteresisOptions, 'enter' | 'novelAfter' | 'familiarAfter'>>
   #novelRun = 0
   #familiarRun = 0
   #flagged = false
+  #trusted = false
 
-  constructor (options: Pick<HysteresisOptions, 'novelAfter' | 'familiarAfter'> = DEFAULT_HYSTERESIS) {
-    checkHysteresis({ enter: 1, leave: 1, ...options })
-    this.options = Object.freeze({ novelAfter: options.novelAfter, familiarAfter: options.familiarAfter })
+  constructor (options: Pick<HysteresisOptions, 'enter' | 'novelAfter' | 'familiarAfter'> = DEFAULT_HYSTERESIS) {
+    checkHysteresis({ leave: 1, ...options })
+    this.options = Object.freeze({ enter: options.enter, novelAfter: options.novelAfter, familiarAfter: options.familiarAfter })
   }
 
   /** Whether recent windows are unlike the model's (until familiar ones clear it). */
@@ -279,27 +282,33 @@ export class NoveltyGate {
     return this.#flagged
   }
 
-  /** Adds one window's verdict. @returns whether the flag changed */
-  push (novel: boolean): boolean {
-    if (novel) {
-      this.#familiarRun = 0
-      if (++this.#novelRun >= this.options.novelAfter && !this.#flagged) {
-        this.#flagged = true
-        return true
-      }
-      return false
-    }
-    this.#novelRun = 0
-    if (++this.#familiarRun >= this.options.familiarAfter && this.#flagged) {
-      this.#flagged = false
-      return true
-    }
-    return false
+  /** Whether the model's answer may be shown: enough familiar windows, and not flagged. */
+  get trusted (): boolean {
+    return this.#trusted
   }
 
-  /** Forgets the runs (after silence); the flag stays until familiar windows clear it. */
+  /** Adds one window's verdict. @returns whether `flagged` or `trusted` changed */
+  push (novel: boolean): boolean {
+    const before = `${this.#flagged}${this.#trusted}`
+    if (novel) {
+      this.#familiarRun = 0
+      if (++this.#novelRun >= this.options.novelAfter) {
+        this.#flagged = true
+        this.#trusted = false
+      }
+    } else {
+      this.#novelRun = 0
+      this.#familiarRun++
+      if (this.#flagged && this.#familiarRun >= this.options.familiarAfter) this.#flagged = false
+      if (!this.#flagged && this.#familiarRun >= this.options.enter) this.#trusted = true
+    }
+    return `${this.#flagged}${this.#trusted}` !== before
+  }
+
+  /** Forgets the runs and the trust (after silence: a new stream earns it again); the flag stays until familiar windows clear it. */
   resetRuns (): void {
     this.#novelRun = 0
     this.#familiarRun = 0
+    this.#trusted = false
   }
 }

@@ -125,9 +125,9 @@ function balancedWith (perAngle: readonly AngleReadings[], closedSide: ReadonlyS
 /**
  * The verdict on a trained door model. In order: no evaluation (too short)
  * refuses; a failed ajar self-check refuses unless `acceptAjarAsClosed`, in
- * which case the angles up to the widest failing one count as closed for the
- * floor (the door then reports them as `closedOrAjar`); the open/closed
- * balanced accuracy must reach the floor.
+ * which case the failing angles count as closed for the floor (the door
+ * reports closed as `closedOrAjar`); the open/closed balanced accuracy must
+ * reach the floor.
  */
 export function calibrationVerdict (evaluation: DoorEvaluation | undefined, gate: CalibrationGate): CalibrationVerdict {
   const { floor, acceptAjarAsClosed } = gate
@@ -136,8 +136,8 @@ export function calibrationVerdict (evaluation: DoorEvaluation | undefined, gate
   const selfCheck = evaluation.selfCheck
   const failing = selfCheck?.checks.filter((c) => !c.passed) ?? []
   const calibrated = evaluation.labels.filter((angle) => !isClosed(angle))
-  const widestFailing = failing.length ? Math.max(...failing.map((c) => c.angle)) : undefined
-  const closedOrAjar = widestFailing === undefined ? [] : calibrated.filter((angle) => angle <= widestFailing)
+  // the open positions that may read closed: each failing check's angle
+  const closedOrAjar = [...new Set(failing.map((c) => c.angle))].sort((a, b) => a - b)
   const checkReasons = failing.map((c) => c.model === 'held-out'
     ? `${c.angle}° read closed on ${percent(c.closedShare)} of its held-out frames (the last part of its recording, replayed through a model trained on the rest; at most ${percent(selfCheck?.limit ?? 0.1)} may): this door cannot tell ajar from closed.`
     : `A model calibrated without ${c.angle}° read the door at ${c.angle}° as closed on ${percent(c.closedShare)} of its frames: positions between the ones you recorded may read closed.`)
@@ -215,6 +215,5 @@ export function closedOrAjarAngles (meta: { gate?: unknown, evaluation?: unknown
   if (verdict) return verdict.closedOrAjar
   const selfCheck = (meta.evaluation as DoorEvaluation | undefined)?.selfCheck
   if (!selfCheck || selfCheck.passed) return []
-  const widest = Math.max(...selfCheck.checks.filter((c) => !c.passed).map((c) => c.angle))
-  return ((meta.evaluation as DoorEvaluation).labels ?? []).filter((angle) => !isClosed(angle) && angle <= widest)
+  return [...new Set(selfCheck.checks.filter((c) => !c.passed).map((c) => c.angle))].sort((a, b) => a - b)
 }

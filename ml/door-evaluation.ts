@@ -69,6 +69,8 @@ export interface DoorEvaluation {
   }
   /** The ajar self-check (ml/door-self-check.ts), when the calibration was checked. */
   selfCheck?: SelfCheck
+  /** Share of the held-out windows (the door's own later frames) scored novel: false alarms of one window. */
+  heldOutNovelShare?: number
   /** Present when shifted sets were given. */
   novelty?: {
     /** AUC over all shifted windows against the held-out windows. */
@@ -301,6 +303,7 @@ export function scoreReplay (predictor: DoorPredictor, replay: ReplayResult, shi
       perAngle: readingsByAngle(frames)
     },
     labels: [...labels],
+    heldOutNovelShare: windows.length ? windows.filter((w) => w.prediction.novel).length / windows.length : 0,
     testWindows: windows.length,
     trainRows: predictor.meta.trainFrames,
     testRows: windows.length

@@ -127,7 +127,7 @@ export const Door = Type.Object({
   lastFrameAt: Type.Unsafe<string | null>({ type: 'string', format: 'date-time', nullable: true, description: 'null before the first frame' }),
   frameRate: Type.Number({ minimum: 0, description: 'frames per second over the last few seconds' }),
   live: Type.Boolean({ description: 'its Pi sent a keep-alive or frames within STALE_AFTER_S' }),
-  needsRecalibration: Type.Boolean({ description: 'the door needs (re)calibrating: its recent frames look unlike anything its model learned (state unknown meanwhile; reason unfamiliar or not-calibrated), or its calibration cannot tell ajar from closed and was accepted anyway (reason closed-or-ajar, for as long as that calibration runs)' }),
+  needsRecalibration: Type.Boolean({ description: 'its recent frames look unlike anything its model learned (the state is unknown meanwhile; reason unfamiliar, or not-calibrated on the shared model): the room changed, or it is another room. Only frames set it: a door moving between its calibrated positions does not, and neither does a calibration accepted with acceptAjarAsClosed (that limit shows as state closedOrAjar and reason closed-or-ajar)' }),
   model: Type.Unsafe<DoorModel | null>({ ...DoorModel, nullable: true, description: 'the model that answers for this door; null when none is active' }),
   calibration: DoorCalibration
 }, { title: 'Door' })
@@ -151,7 +151,7 @@ export type CaptureRequest = Static<typeof CaptureRequest>
 
 /** POST /doors/{id}/calibration/finish body (optional). */
 export const FinishRequest = Type.Object({
-  acceptAjarAsClosed: Type.Optional(Type.Boolean({ description: 'activate even if the self-check finds that this door cannot tell ajar from closed: its closed is then reported as closedOrAjar (confidence at most .5) and needsRecalibration stays on' }))
+  acceptAjarAsClosed: Type.Optional(Type.Boolean({ description: 'activate even if the self-check finds that this door cannot tell ajar from closed: its closed is then reported as closedOrAjar (confidence at most .5) with reason closed-or-ajar' }))
 }, { additionalProperties: false, title: 'FinishRequest' })
 export type FinishRequest = Static<typeof FinishRequest>
 

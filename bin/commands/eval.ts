@@ -12,6 +12,9 @@
  *   (ml/door-evaluation.ts evaluateDoorModel); absent, with
  *   `doorModel.skipped` saying why, when the file cannot calibrate a door
  *   (no closed or no open angle, too few rows per angle);
+ * - the ajar self-check a door calibrated on FILE's angles would run
+ *   (ml/door-self-check.ts), and the share of the door model's own held-out
+ *   windows flagged novel;
  * - with --shifted, `novelty.auc`: how well the door model's novelty score
  *   tells OTHER's windows (a session CSV, or one frame per line in any
  *   accepted encoding) from FILE's held-out windows.
@@ -25,7 +28,8 @@ import { CLOSED_ANGLE, labelSet } from '../../domain/labels.js'
 import { headerProblem, readSessionCsv } from '../../domain/session-csv.js'
 import { DEFAULT_SMOOTHER_OPTIONS, scoreSmoothed, sequencesByLabel } from '../../domain/smoother.js'
 import { chooseBackend, type BackendRequest, type ChosenBackend } from '../../ml/backend.js'
-import { contiguousRuns, evaluateDoorModel, minimumFramesForEvaluation, type DoorEvaluation, type ShiftedSet } from '../../ml/door-evaluation.js'
+import { contiguousRuns, evaluateDoorModel, minimumFramesForEvaluation, type AngleReadings, type DoorEvaluation, type SelfCheck, type ShiftedSet } from '../../ml/door-evaluation.js'
+import { ajarSelfCheck } from '../../ml/door-self-check.js'
 import { DEFAULT_DOOR_TRAINING, resolveDoorTraining, type DoorTrainingOptions } from '../../ml/door-model.js'
 import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel } from '../../ml/trainer.js'
 import { type EpochReport, type ModelMeta, type TrainedModel } from '../../ml/model-types.js'
@@ -182,6 +186,16 @@ export interface DoorModelReport {
   unknownFrames?: number
   /** With --shifted: the shifted windows scored and the shares flagged novel. */
   novelty?: { shifted: string, windows: number, novelShare: number, heldOutNovelShare: number }
+  /** Share of the door's own held-out windows flagged novel (false alarms: the door's own later frames). */
+  heldOutNovelShare?: number
+  /** Each test tail's door state by angle: frames reported closed / open / unknown. */
+  perAngle?: AngleReadings[]
+  /**
+   * The ajar self-check a calibration of FILE's angles would run: the
+   * smallest open angle's tail through the model, and each other open angle
+   * through a model trained without it; fails when more than `limit` read closed.
+   */
+  selfCheck?: SelfCheck
 }
 
 /** The door model's settings eval runs (the server's defaults, seed and epochs as given). */
@@ -299,6 +313,9 @@ export function evalReport (data: string, input: TrainingSet, trained: TrainedMo
     doorModel.perWindow = { accuracy: e.accuracy, windows: e.testWindows, openClosed: { ...e.openClosed } }
     doorModel.frames = d.frames
     doorModel.unknownFrames = d.unknownFrames
+    if (e.heldOutNovelShare !== undefined) doorModel.heldOutNovelShare = e.heldOutNovelShare
+    if (d.perAngle) doorModel.perAngle = d.perAngle.map((r) => ({ ...r }))
+    if (e.selfCheck) doorModel.selfCheck = { ...e.selfCheck, checks: e.selfCheck.checks.map((c) => ({ ...c })) }
     if (e.novelty && door.shifted !== undefined) {
       report.novelty = { auc: e.novelty.auc }
       const set = e.novelty.sets[0]
@@ -325,6 +342,12 @@ function doorLines (report: EvalReport): string[] {
     const [closedRow, openRow] = d.confusion
     lines.push(`  door state confusion (rows = true, columns = reported closed / open / unknown): closed ${closedRow.join(' / ')}; open ${openRow.join(' / ')}`)
   }
+  if (m.perAngle) lines.push(`  door state by angle (closed / open / unknown frames): ${m.perAngle.map((r) => `${r.angle}° ${r.closed}/${r.open}/${r.unknown}`).join(', ')}`)
+  if (m.selfCheck) {
+    const checks = m.selfCheck.checks.map((c) => `${c.angle}° ${c.model} read closed ${percent(c.closedShare)}${c.passed ? '' : ' (fails)'}`).join('; ')
+    lines.push(`ajar self-check (ajar ${m.selfCheck.ajarAngle}°, at most ${percent(m.selfCheck.limit)} may read closed): ${m.selfCheck.passed ? 'passes' : 'FAILS: this recording cannot tell ajar from closed'}: ${checks}`)
+  }
+  if (m.heldOutNovelShare !== undefined) lines.push(`novelty: the door's own held-out windows flagged ${percent(m.heldOutNovelShare)}`)
   if (report.novelty && m.novelty) {
     lines.push(`novelty: AUC ${f3(report.novelty.auc)} (${m.novelty.shifted}: ${m.novelty.windows} windows, ${percent(m.novelty.novelShare)} flagged novel; held-out windows flagged ${percent(m.novelty.heldOutNovelShare)})`)
   }
@@ -434,7 +457,12 @@ export async function run (argv: string[], io: CommandIo = processIo): Promise<n
     } else {
       io.stderr.write(`training the windowed door model (k ${doorOptions.window}, ${doorOptions.epochs} epochs) and replaying each label's test tail…\n`)
       try {
-        const { evaluation } = await evaluateDoorModel(tf, { frames: input.features, angles: input.angles }, { epochs: doorOptions.epochs, seed: doorOptions.seed }, { holdout, shifted: shifted ? [shifted] : [] })
+        const doorInput = { frames: input.features, angles: input.angles }
+        const trainingOptions = { epochs: doorOptions.epochs, seed: doorOptions.seed }
+        const { evaluation } = await evaluateDoorModel(tf, doorInput, trainingOptions, { holdout, shifted: shifted ? [shifted] : [] })
+        io.stderr.write('running the ajar self-check (a model without each open angle but the smallest)…\n')
+        const selfCheck = await ajarSelfCheck(tf, doorInput, evaluation, trainingOptions)
+        if (selfCheck) evaluation.selfCheck = selfCheck
         door = shifted ? { options: doorOptions, evaluation, shifted: shifted.name } : { options: doorOptions, evaluation }
       } catch (err) {
         throw new Error(`door model: ${(err as Error).message}`)

@@ -257,7 +257,7 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
       lastFrameAt: live?.lastFrameAt ?? null,
       frameRate: live?.frameRate ?? 0,
       live: devices.isLive(id),
-      needsRecalibration: (known && live.needsRecalibration) || closedOrAjar.length > 0,
+      needsRecalibration: known ? live.needsRecalibration : false,
       model,
       calibration: this.#calibration(id, live?.frameRate ?? 0)
     }

@@ -312,8 +312,7 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
       const limited = door.closedOrAjar.length > 0
       snapshot.since = new Date(reading.since).toISOString()
       snapshot.unfamiliarTo = reading.needsRecalibration ? 'door' : null
-      // a calibration that cannot tell ajar from closed stays a problem to fix for as long as it runs
-      snapshot.needsRecalibration = reading.needsRecalibration || limited
+      snapshot.needsRecalibration = reading.needsRecalibration
       if (limited && reading.state === 'closed') {
         return { ...snapshot, state: 'closedOrAjar', angle: reading.angle, confidence: Math.min(reading.confidence, CLOSED_OR_AJAR_CONFIDENCE) }
       }
@@ -324,6 +323,8 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
       // the global model has not seen frames like these: its answer would be a confident guess
       return { ...snapshot, since: new Date(reading.since).toISOString(), needsRecalibration: true, unfamiliarTo: 'global' }
     }
+    // its answer counts once windows of these frames look like what it learned
+    if (door.novelty && !door.novelty.gate.trusted) return { ...snapshot, since: new Date(reading.since).toISOString() }
     return { ...snapshot, state: reading.state, angle: reading.angle, confidence: reading.confidence, since: new Date(reading.since).toISOString() }
   }
 }

@@ -163,7 +163,8 @@ test('new routes refuse fields they do not take, naming them with a "did you mea
     [json('/training/post/capture', { ID: 3, angle: 0, seconds: 5, secs: 5 }), 'body has unknown field "secs"; it takes ID, angle, seconds'],
     [json('/training/post/delete_samples', { angel: 33 }), 'body has unknown field "angel" (did you mean "angle"?)'],
     [json('/training/post/delete_samples', { angle: 33, dry_run: true, force: 1 }), 'body has unknown fields "dry_run", "force"; it takes kind, angle, source, device, all'],
-    [json('/training/post/activate', { version: 'csi-1', force: true }), 'body has unknown field "force"; it takes version'],
+    [json('/training/post/activate', { version: 'csi-1', forced: true }), 'body has unknown field "forced" (did you mean "force"?)'],
+    [json('/doors/3/calibration/finish', { acceptAjarAsClosd: true }), 'body has unknown field "acceptAjarAsClosd" (did you mean "acceptAjarAsClosed"?)'],
     [json('/doors/3/calibration/capture', { angle: 0, frame: 10 }), 'body has unknown field "frame" (did you mean "frames"?)'],
     [{ method: 'GET', url: '/training/get/dataset?knd=rssi' }, 'querystring has unknown field "knd" (did you mean "kind"?)'],
     [{ method: 'GET', url: '/training/get/evaluation?versoin=csi-1' }, 'querystring has unknown field "versoin" (did you mean "version"?)'],
@@ -174,7 +175,7 @@ test('new routes refuse fields they do not take, naming them with a "did you mea
     assert.ok(got.startsWith(message), `${options.url}: ${got}`)
   }
   const many = await refused(app, json('/training/post/activate', Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`field${i}`, i]))), 'many')
-  assert.match(many, /^body must have required property 'version'; it has unknown fields "field0", "field1", "field2", "field3", "field4", and 4 more; it takes version$/)
+  assert.match(many, /^body must have required property 'version'; it has unknown fields "field0", "field1", "field2", "field3", "field4", and 4 more; it takes version, force$/)
   const sneaky = await refused(app, json('/training/post/capture', { ID: 3, angle: 0, seconds: 5, 'x\u202Ey': 1 }), 'a field name with a bidi override')
   assert.ok(!sneaky.includes('\u202E') && sneaky.includes('"x\\u202ey"'), sneaky)
 

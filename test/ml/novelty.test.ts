@@ -7,7 +7,7 @@ import { DOOR_FRAME_WIDTH, doorFrameFeatures, transitionWindows } from '../../do
 import { parseFrame } from '../../domain/frames.js'
 import { permuteSubcarriers, windowNovelty } from '../../ml/door-evaluation.js'
 import { DoorPipeline, DoorPredictor, resolveDoorTraining, trainDoorModel } from '../../ml/door-model.js'
-import { buildWindowNovelty, DEFAULT_NOVELTY, GLOBAL_NOVELTY_WINDOW, swingPairs, transitionMixes, WindowNoveltyModel } from '../../ml/novelty.js'
+import { buildWindowNovelty, GLOBAL_NOVELTY_MARGIN, GLOBAL_NOVELTY_WINDOW, swingPairs, transitionMixes, WindowNoveltyModel } from '../../ml/novelty.js'
 import { trainModel } from '../../ml/trainer.js'
 import { sessionRows } from '../fixtures/training.js'
 import { RPI_RAW_FRAMES } from '../helper.js'
@@ -33,15 +33,19 @@ test('swing windows: the last j rows of one position and the first k − j of an
   assert.throws(() => transitionWindows(inputs, labels, [0, 1, 2, 10, 11, 12], 4, [[0, 90]], [4]), /1\.\.3 rows/)
 })
 
-test('the novelty gate: novelAfter novel windows in a row raise the flag, familiarAfter familiar ones clear it', () => {
-  const gate = new NoveltyGate({ novelAfter: 3, familiarAfter: 2 })
+test('the novelty gate: a model is trusted after enter familiar windows; novelAfter novel ones flag it, familiarAfter familiar ones clear it', () => {
+  const gate = new NoveltyGate({ enter: 2, novelAfter: 3, familiarAfter: 2 })
+  assert.deepEqual([gate.push(false), gate.trusted], [false, false], 'one familiar window is not enough')
+  assert.deepEqual([gate.push(false), gate.trusted], [true, true])
   assert.deepEqual([true, true, false, true, true].map((novel) => gate.push(novel)), [false, false, false, false, false], 'a broken run of novel windows raises nothing')
   assert.equal(gate.push(true), true)
-  assert.equal(gate.flagged, true)
+  assert.deepEqual([gate.flagged, gate.trusted], [true, false])
   assert.deepEqual([false, true, false].map((novel) => gate.push(novel)), [false, false, false])
   assert.equal(gate.push(false), true)
-  assert.equal(gate.flagged, false)
-  assert.throws(() => new NoveltyGate({ novelAfter: 0, familiarAfter: 2 }), /novelAfter/)
+  assert.deepEqual([gate.flagged, gate.trusted], [false, true])
+  gate.resetRuns()
+  assert.deepEqual([gate.flagged, gate.trusted], [false, false], 'after silence the trust is earned again')
+  assert.throws(() => new NoveltyGate({ enter: 1, novelAfter: 0, familiarAfter: 2 }), /novelAfter/)
 })
 
 test('novelAfter must be longer than a window: a swing fills a window with two positions', () => {
@@ -122,7 +126,7 @@ test('the global model carries a window novelty: its own held-out windows are fa
   const meta = trained.meta.novelty
   assert.ok(meta, 'a CSI model carries its novelty')
   assert.equal(meta.window, GLOBAL_NOVELTY_WINDOW)
-  assert.equal(meta.summary.margin, DEFAULT_NOVELTY.margin)
+  assert.equal(meta.summary.margin, GLOBAL_NOVELTY_MARGIN)
   const novelty = new WindowNoveltyModel(JSON.parse(JSON.stringify(meta)))
   const score = (frames: readonly Float32Array[]) => Array.from(novelty.stream().push(frames))
   // rows 150..250 of each angle: recorded after everything it learned from

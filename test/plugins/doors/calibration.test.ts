@@ -8,21 +8,24 @@ import { listen } from '../../fixtures/live-server.js'
 import { sessionRows } from '../../fixtures/training.js'
 import { RPI_RAW_FRAMES } from '../../helper.js'
 
+const chunks = <T>(items: readonly T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
+
 /** Frames of another recording: another room as far as a door's model is concerned. */
 const otherRoom = () => readFileSync(RPI_RAW_FRAMES, 'utf8').trim().split('\n').map((line) => parseFrame(line))
 
-// The gate judges a model on the last fifth of what was captured of each angle. On session A
-// that stretch (64–80 % of each angle's rows) is the one where its closed frames look most like
-// open ones (balanced accuracy .41 there, against .85 on the real tails), so a default gate of .9
-// refuses this calibration, rightly by its own measure; the gate is lowered here to follow the
-// workflow through, and the verdict itself is tested in test/ml/door-calibration.test.ts.
-const FLOOR = '0.3'
+// The gate judges a model on the last fifth of what was captured of each angle. On session A every
+// calibration that includes 15° fails the ajar self-check (its held-out 15° reads closed), and that
+// stretch (64–80 % of each angle's rows) is where its closed frames look most like open ones
+// (balanced accuracy .41 there, against .85 on the real tails): the gate refuses this calibration,
+// rightly by its own measure. An admin activates it anyway (force) to follow the workflow through;
+// the verdict itself is tested in test/ml/door-calibration.test.ts and test/plugins/doors/ajar.test.ts.
 
-test('a door calibrated on the first 80 % of each angle of session A reads its own tails, and says when frames look unfamiliar', async (t) => {
-  const { url } = await listen(t, { DOOR_CALIBRATION_FLOOR: FLOOR })
+test('all seven angles of session A, calibrated on the first 80 % of each: refused by the self-check, activated by force, then its own tails read, and another room is unknown', async (t) => {
+  const { url } = await listen(t)
   const device = 5
   await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ NAME: 'front door', ID: device }) })
   assert.equal((await door(url, device)).model, null, 'no model answers yet')
+  assert.equal((await door(url, device)).reason?.code, 'no-model')
 
   const angles = splitByAngle(sessionRows())
   for (const { angle, head } of angles) {
@@ -39,13 +42,27 @@ test('a door calibrated on the first 80 % of each angle of session A reads its o
   assert.equal(again.status, 409, 'a second finish while the first trains is refused')
   assert.ok(Number(again.headers.get('retry-after')) > 0, 'with a Retry-After')
 
-  const ready = await waitForDoor(url, device, (d) => d.calibration.status !== 'training')
-  assert.equal(ready.calibration.status, 'ready', JSON.stringify(ready.calibration))
-  assert.deepEqual(ready.model, { version: accepted.version, scope: 'door' })
-  const result = ready.calibration.result
-  assert.ok(result?.activated)
-  assert.ok(result.doorState.openClosed.balancedAccuracy >= Number(FLOOR))
+  const refused = await waitForDoor(url, device, (d) => d.calibration.status !== 'training')
+  assert.equal(refused.calibration.status, 'failed', JSON.stringify(refused.calibration))
+  const result = refused.calibration.result
+  assert.ok(result?.selfCheck)
+  assert.equal(result.activated, false)
+  // the held-out 15°, then each other open angle through a model calibrated without it
+  assert.deepEqual(result.selfCheck.checks.map((c) => [c.angle, c.model]), [[15, 'held-out'], [30, 'left-out'], [45, 'left-out'], [60, 'left-out'], [75, 'left-out'], [90, 'left-out']])
+  assert.equal(result.selfCheck.checks[0].passed, false)
+  assert.match(refused.calibration.reasons[0], /^15° read closed on \d+ % of its held-out frames/)
   assert.equal(result.confusion.counts.length, 2)
+  assert.deepEqual(result.perAngle.map((r) => r.angle), [0, 15, 30, 45, 60, 75, 90])
+  t.diagnostic(`all seven: self-check ${result.selfCheck.checks.map((c) => `${c.angle}° ${(c.closedShare * 100).toFixed(0)} %`).join(', ')}; balanced ${result.doorState.openClosed.balancedAccuracy.toFixed(2)}`)
+
+  // the admin insists
+  const forced = await admin(url, 'POST', '/training/post/activate', { version: accepted.version, force: true })
+  assert.equal(forced.status, 200, await forced.clone().text())
+  assert.equal((await forced.json() as { forced?: boolean }).forced, true)
+  const ready = await door(url, device)
+  assert.equal(ready.calibration.status, 'failed', 'the last calibration still says it was refused, and why')
+  assert.deepEqual(ready.model, { version: accepted.version, scope: 'door' })
+  assert.equal(ready.reason?.code, 'closed-or-ajar', 'the angles it cannot tell from closed read closed-or-ajar')
 
   // each angle's held-out tail, posted as the Pi would, 10 frames a batch; the door is read after
   // every batch once the window has filled with the tail's frames (k = 25, plus the leave count)
@@ -61,17 +78,26 @@ test('a door calibrated on the first 80 % of each angle of session A reads its o
     }
     said.push({ angle, states, recalibration })
   }
-  const share = (angle: number, states: string[]) => states.filter((state) => state === (angle === 0 ? 'closed' : 'open')).length / states.length
+  const share = (angle: number, states: string[]) => states.filter((state) => angle === 0 ? state === 'closedOrAjar' : state === 'open').length / states.length
   const report = said.map(({ angle, states }) => `${angle}°: ${share(angle, states).toFixed(2)}`).join(', ')
-  assert.ok(share(0, said[0].states) >= 0.5, `the closed tail reads closed most of the time (${report})`)
-  assert.ok(said.slice(1).filter(({ angle, states }) => share(angle, states) >= 0.5).length >= 5, `open tails read open (${report})`)
+  t.diagnostic(`tails read right: ${report}`)
+  assert.ok(said.every(({ states }) => !states.includes('closed')), 'a door that cannot tell ajar from closed never says a plain closed')
+  assert.ok(share(0, said[0].states) >= 0.5, `the closed tail reads closed-or-ajar most of the time (${report})`)
+  assert.ok(said.slice(1).filter(({ angle, states }) => share(angle, states) >= 0.5).length >= 1, `some open tails read open (${report})`)
   assert.ok(said.every(({ recalibration }) => !recalibration), 'the door\'s own tails never raise needsRecalibration')
 
   // another room's frames: sustained novelty → needs recalibration, and unknown rather than a confident guess
-  await postFrames(url, device, otherRoom().slice(0, 120), 20)
+  const seenAway: string[] = []
+  for (const frames of chunks(otherRoom(), 20)) {
+    await postFrames(url, device, frames, 20)
+    const now = await door(url, device)
+    seenAway.push(`${now.state}${now.needsRecalibration ? '!' : ''}`)
+  }
+  t.diagnostic(`rpi-raw-frames.txt, every 20 frames: ${seenAway.join(' ')}`)
   const lost = await door(url, device)
   assert.equal(lost.needsRecalibration, true)
   assert.equal(lost.state, 'unknown')
+  assert.equal(lost.reason?.code, 'unfamiliar')
   const metrics = await (await fetch(`${url}/metrics`)).text()
   assert.match(metrics, /^doorsense_door_needs_recalibration\{device="5"\} 1$/m)
   // familiar frames again clear it
@@ -80,9 +106,9 @@ test('a door calibrated on the first 80 % of each angle of session A reads its o
   assert.equal(back.needsRecalibration, false)
   assert.equal(back.state, 'open')
 
-  // the version is listed with its door, and its evaluation served in the schema's shape
-  const models = await (await fetch(`${url}/training/get/models`)).json() as { versions: Array<{ version: string, scope: string, device?: number, active: boolean }> }
-  assert.deepEqual(models.versions.filter((v) => v.scope === 'door').map(({ version, device: d, active }) => ({ version, device: d, active })), [{ version: accepted.version, device, active: true }])
+  // the version is listed with its door and its refused gate, and its evaluation served in the schema's shape
+  const models = await (await fetch(`${url}/training/get/models`)).json() as { versions: Array<{ version: string, scope: string, device?: number, active: boolean, gate?: { passed: boolean } }> }
+  assert.deepEqual(models.versions.filter((v) => v.scope === 'door').map(({ version, device: d, active, gate }) => ({ version, device: d, active, passed: gate?.passed })), [{ version: accepted.version, device, active: true, passed: false }])
   const evaluation = await (await fetch(`${url}/training/get/evaluation?version=${accepted.version}`)).json() as { evaluation: { doorState: { window: number } } }
   assert.equal(evaluation.evaluation.doorState.window, 25)
 
@@ -103,11 +129,12 @@ test('a calibration of the closed door alone is refused with reasons a user can 
   assert.equal(refused.status, 400)
   const body = await refused.json() as { code: string, message: string }
   assert.equal(body.code, 'DS_CALIBRATION_REFUSED')
-  assert.match(body.message, /No frames of the open door yet: open it/)
+  assert.match(body.message, /No frames of the open door yet: record it ajar \(15°, the smallest opening that must count as open\) and fully open \(90°\)/)
+  assert.match(body.message, /Only 150 frames of the door closed \(0°\): record 50 more/)
   const after = await door(url, device)
   assert.equal(after.calibration.status, 'failed')
-  assert.equal(after.calibration.reasons.length, 1)
-  assert.match(after.calibration.reasons[0], /open it/)
+  assert.equal(after.calibration.reasons.length, 2)
+  assert.match(after.calibration.reasons[0], /record it ajar/)
   assert.equal(after.model, null, 'the door keeps what it had: nothing')
   assert.deepEqual(after.calibration.captured, { 0: 150 }, 'the frames posted before the capture are not calibration frames')
   assert.equal((await fetch(`${url}/training/get/models`).then((r) => r.json()) as { versions: unknown[] }).versions.length, 0)

@@ -8,11 +8,17 @@ import { listeningUrl, spawnServe } from '../../fixtures/serve-process.js'
 import { sessionRows } from '../../fixtures/training.js'
 import { ADMIN, ADMIN_TOKEN, buildTestApp, tempDir } from '../../helper.js'
 
-/** 200 frames of the closed door and of the door open at 90°: a small calibration that trains in seconds. */
+/**
+ * 200 frames of the door closed, ajar (15°) and open at 90°: the smallest
+ * calibration the protocol takes, trained in seconds. Session A cannot tell
+ * ajar from closed, so it is finished with acceptAjarAsClosed.
+ */
 function smallCalibration () {
   const angles = splitByAngle(sessionRows())
-  return [angles[0], angles[6]].map(({ angle, head }) => ({ angle, frames: head.slice(0, 200).map((row) => row.features) }))
+  return [angles[0], angles[1], angles[6]].map(({ angle, head }) => ({ angle, frames: head.slice(0, 200).map((row) => row.features) }))
 }
+
+const ACCEPT = { acceptAjarAsClosed: true }
 
 async function calibrate (url: string, device: number): Promise<void> {
   await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ NAME: `door ${device}`, ID: device }) })
@@ -26,9 +32,10 @@ test('a door\'s own model survives a restart: same version, still answering for 
   await first.listen({ host: '127.0.0.1', port: 0 })
   const url = `http://127.0.0.1:${(first.server.address() as AddressInfo).port}`
   await calibrate(url, 5)
-  const { version } = await (await admin(url, 'POST', '/doors/5/calibration/finish')).json() as { version: string }
+  const { version } = await (await admin(url, 'POST', '/doors/5/calibration/finish', ACCEPT)).json() as { version: string }
   const ready = await waitForDoor(url, 5, (d) => d.calibration.status !== 'training')
   assert.equal(ready.calibration.status, 'ready', JSON.stringify(ready.calibration.reasons))
+  assert.equal(ready.reason?.code, 'closed-or-ajar')
   await first.close()
 
   const second = await buildTestApp(t, env, { dataDir })
@@ -36,6 +43,10 @@ test('a door\'s own model survives a restart: same version, still answering for 
   assert.deepEqual(after.model, { version, scope: 'door' })
   assert.equal(after.calibration.status, 'ready')
   assert.equal(after.calibration.result?.version, version, 'the result is read back from the version')
+  assert.deepEqual(after.calibration.result?.gate, ready.calibration.result?.gate, 'and its verdict')
+  assert.deepEqual(after.calibration.result?.selfCheck, ready.calibration.result?.selfCheck)
+  assert.equal(after.reason?.code, 'closed-or-ajar', 'what this door cannot tell apart survives the restart')
+  assert.deepEqual(after.calibration.reasons, ready.calibration.reasons)
   assert.equal(second.model.doors.get(5)?.version, version)
 
   // rolled back and forward like a global version: forget it, then activate it again by name
@@ -54,7 +65,7 @@ test('kill -9 while a door trains: on restart the door keeps what it had, the ru
   const server = spawnServe(t, env)
   const url = await listeningUrl(server)
   await calibrate(url, 6)
-  const finish = await admin(url, 'POST', '/doors/6/calibration/finish')
+  const finish = await admin(url, 'POST', '/doors/6/calibration/finish', ACCEPT)
   assert.equal(finish.status, 202)
   const { version } = await finish.json() as { version: string }
   await server.waitForLog((line) => line.msg === 'door calibration training started')
@@ -65,14 +76,14 @@ test('kill -9 while a door trains: on restart the door keeps what it had, the ru
   const restarted = await listeningUrl(again)
   const after = await door(restarted, 6)
   assert.equal(after.model, null, 'the door keeps what it had: no model of its own')
-  assert.deepEqual(after.calibration.captured, { 0: 200, 90: 200 }, 'its calibration frames are all there')
+  assert.deepEqual(after.calibration.captured, { 0: 200, 15: 200, 90: 200 }, 'its calibration frames are all there')
   const failure = await (await fetch(`${restarted}/debug/get/training_failure`)).text()
   assert.match(failure, new RegExp(`training of ${version} .*was interrupted`))
   assert.deepEqual(readdirSync(join(dataDir, 'models')).filter((name) => name.startsWith('.tmp-')), [], 'no half-written version folder')
   const models = await (await fetch(`${restarted}/training/get/models`)).json() as { versions: unknown[] }
   assert.equal(models.versions.length, 0)
   // and the calibration can simply be finished again
-  assert.equal((await admin(restarted, 'POST', '/doors/6/calibration/finish')).status, 202)
+  assert.equal((await admin(restarted, 'POST', '/doors/6/calibration/finish', ACCEPT)).status, 202)
   const ready = await waitForDoor(restarted, 6, (d) => d.calibration.status !== 'training')
   assert.equal(ready.calibration.status, 'ready')
 })
