@@ -104,12 +104,22 @@ test('eval on session A: per-frame balanced accuracy and closed F1, the door sta
   assert.deepEqual(Object.keys(report.novelty), ['auc'])
   assert.equal(report.doorModel.novelty?.shifted, RPI_RAW_FRAMES)
   assert.ok((report.doorModel.novelty?.windows ?? 0) > 0)
+  // the door's own held-out windows are familiar, and the ajar self-check says what session A cannot tell apart
+  assert.equal(report.doorModel.heldOutNovelShare, 0)
+  assert.deepEqual(report.doorModel.perAngle?.map((r) => r.angle), [0, 15, 30, 45, 60, 75, 90])
+  const selfCheck = report.doorModel.selfCheck
+  assert.ok(selfCheck)
+  assert.equal(selfCheck.ajarAngle, 15)
+  assert.deepEqual(selfCheck.checks.map((c) => [c.angle, c.model]), [[15, 'held-out'], [30, 'left-out'], [45, 'left-out'], [60, 'left-out'], [75, 'left-out'], [90, 'left-out']])
+  assert.equal(selfCheck.passed, selfCheck.checks.every((c) => c.closedShare <= selfCheck.limit))
 
   // the text report prints the same figures
   const text = formatReport(report)
   assert.match(text, /^openClosed: accuracy \d\.\d{3}, balanced accuracy \d\.\d{3}, closed F1 \d\.\d{3} \(per frame\)$/m)
   assert.match(text, new RegExp(`^door state \\(windowed door model .*k 25.*\\): accuracy ${d.accuracy.toFixed(3)}, openClosed: accuracy ${d.openClosed.accuracy.toFixed(3)}, balanced accuracy ${d.openClosed.balancedAccuracy.toFixed(3)}, closed F1 ${d.openClosed.closedF1.toFixed(3)}; latency ${d.latencyFrames} frames`, 'm'))
   assert.match(text, new RegExp(`^novelty: AUC ${report.novelty.auc.toFixed(3)} \\(`, 'm'))
+  assert.match(text, /^ajar self-check \(ajar 15°, at most 10\.0 % may read closed\): (passes|FAILS: this recording cannot tell ajar from closed): 15° held-out read closed \d+\.\d %/m)
+  assert.match(text, /^novelty: the door's own held-out windows flagged 0\.0 %$/m)
 })
 
 test('--shifted reads a session CSV (one stream per contiguous label run) or one frame per line', (t) => {

@@ -1,6 +1,7 @@
 // @ts-check
 /** The Doors section: a tile per door, live from /doors/stream. */
 import { html } from './html.js'
+import { CalibrationSummary } from './calibration.js'
 import { ago, clockTime, doorName, percent, stateWord } from './format.js'
 import { stateIcon, warningIcon } from './icons.js'
 import { doorsStore } from './streams.js'
@@ -9,41 +10,45 @@ import { clock, useStore } from './store.js'
 /** @typedef {import('./types').Door} Door */
 
 /** @param {Door} door */
-function calibrationLine (door) {
-  const { status, capture, captured } = door.calibration
-  if (status === 'capturing' && capture) {
-    const wanted = capture.framesWanted === null ? '' : ` of ${capture.framesWanted}`
-    return `Calibrating: recording ${capture.angle}°, ${capture.framesStored}${wanted} frames`
-  }
-  if (status === 'training') return 'Calibrating: training its own model…'
-  if (status === 'failed') return 'Last calibration was not activated'
-  if (status === 'ready') return 'Calibrated'
-  const angles = Object.keys(captured).length
-  return angles > 0 ? `Calibration started (${angles} angle${angles === 1 ? '' : 's'} recorded)` : 'Not calibrated'
-}
-
-/** @param {Door} door */
 function modelLine (door) {
   if (!door.model) return 'none yet'
   return door.model.scope === 'door' ? 'its own' : 'shared (global)'
 }
 
+/**
+ * The headline: the state, or, for a door on the shared model whose frames
+ * are unlike anything it learned (another room), that it needs calibrating —
+ * never a state the shared model cannot know. "Closed or ajar" has no angle:
+ * the door cannot tell which.
+ * @param {{ door: Door }} props
+ */
+function Headline ({ door }) {
+  if (door.reason?.code === 'not-calibrated') {
+    return html`<p class="state">${warningIcon()}<strong class="state-text">Not calibrated — calibrate this door</strong></p>`
+  }
+  return html`
+    <p class="state">
+      ${stateIcon(door.state)}
+      <strong class="state-text">${stateWord(door.state)}</strong>
+      ${door.angle !== null && door.state !== 'closedOrAjar' && html`<span class="angle">at ${Math.round(door.angle)}°</span>`}
+    </p>`
+}
+
 /** @param {{ door: Door, now: number, onCalibrate: (device: number) => void }} props */
 function DoorTile ({ door, now, onCalibrate }) {
   const id = `door-${door.device}`
+  const reason = door.reason
+  const notCalibrated = reason?.code === 'not-calibrated'
   return html`
-    <article class=${`tile door state-${door.state}`} data-device=${door.device} aria-labelledby=${`${id}-name`}>
+    <article class=${`tile door state-${door.state}${reason ? ` reason-${reason.code}` : ''}`} data-device=${door.device} aria-labelledby=${`${id}-name`} aria-describedby=${reason ? `${id}-reason` : undefined}>
       <header class="tile-head">
         <h3 id=${`${id}-name`}>${doorName(door)}</h3>
         <span class="device-id">ID ${door.device}</span>
       </header>
-      <p class="state">
-        ${stateIcon(door.state)}
-        <strong class="state-text">${stateWord(door.state)}</strong>
-        ${door.angle !== null && html`<span class="angle">at ${Math.round(door.angle)}°</span>`}
-      </p>
+      <${Headline} door=${door} />
+      ${reason && html`<p class="reason" id=${`${id}-reason`} data-code=${reason.code}>${reason.message}</p>`}
       <div class="badges">
-        ${door.needsRecalibration && html`<span class="badge warn">${warningIcon()} Needs recalibration</span>`}
+        ${door.needsRecalibration && !notCalibrated && html`<span class="badge warn">${warningIcon()} Needs recalibration</span>`}
         ${!door.live && html`<span class="badge muted">Pi offline</span>`}
       </div>
       <dl class="facts">
@@ -53,8 +58,8 @@ function DoorTile ({ door, now, onCalibrate }) {
         <div><dt>Last frame</dt><dd>${door.lastFrameAt ? html`<time datetime=${door.lastFrameAt} title=${clockTime(door.lastFrameAt)}>${ago(door.lastFrameAt, now)}</time>` : 'none yet'}</dd></div>
         <div><dt>Model</dt><dd>${modelLine(door)}</dd></div>
       </dl>
-      <p class="calibration-line">${calibrationLine(door)}</p>
-      <button type="button" class="calibrate" onClick=${() => onCalibrate(door.device)} aria-label=${`Calibrate ${doorName(door)}`}>Calibrate…</button>
+      <${CalibrationSummary} calibration=${door.calibration} />
+      <button type="button" class=${`calibrate${notCalibrated ? ' primary' : ''}`} onClick=${() => onCalibrate(door.device)} aria-label=${`Calibrate ${doorName(door)}`}>Calibrate…</button>
     </article>`
 }
 

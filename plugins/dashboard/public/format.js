@@ -37,7 +37,13 @@ export function doorName (door) {
   return door.name.trim() === '' ? `Door ${door.device}` : door.name
 }
 
-/** @param {'open' | 'closed' | 'unknown'} state */
+/** @param {import('./types').DoorState} state */
 export function stateWord (state) {
-  return state === 'open' ? 'Open' : state === 'closed' ? 'Closed' : 'Unknown'
+  switch (state) {
+    case 'open': return 'Open'
+    case 'closed': return 'Closed'
+    // its calibration cannot tell ajar from closed and was accepted anyway
+    case 'closedOrAjar': return 'Closed or ajar'
+    default: return 'Unknown'
+  }
 }

@@ -4,9 +4,10 @@ import { html } from './html.js'
 import { percent } from './format.js'
 
 /**
- * @param {{ rows: string[], columns: string[], counts: number[][], caption: string }} props counts[row: what it was][column: what was said]
+ * @param {{ rows: string[], columns: string[], counts: number[][], caption: string, isRight?: (row: number, column: number) => boolean }} props
+ *   counts[row: what it was][column: what was said]; `isRight` marks the right answers (default: the same name)
  */
-export function ConfusionHeatmap ({ rows, columns, counts, caption }) {
+export function ConfusionHeatmap ({ rows, columns, counts, caption, isRight }) {
   return html`
     <table class="heatmap">
       <caption>${caption}</caption>
@@ -21,7 +22,7 @@ export function ConfusionHeatmap ({ rows, columns, counts, caption }) {
             ${columns.map((said, col) => {
               const n = counts[row]?.[col] ?? 0
               const share = total > 0 ? n / total : 0
-              const right = said === label
+              const right = isRight ? isRight(row, col) : said === label
               // lightness 97% (none) .. 35% (all of the row); right answers blue, wrong ones orange
               const background = `hsl(${right ? 212 : 24} 75% ${Math.round(97 - share * 62)}%)`
               return html`<td class=${right ? 'right' : 'wrong'} style=${{ background, color: share > 0.55 ? '#fff' : '#111' }}>

@@ -7,6 +7,7 @@ import { TrainingChart } from './chart.js'
 import { html } from './html.js'
 import { clockTime, duration, percent } from './format.js'
 import { ConfusionHeatmap } from './heatmap.js'
+import { warningIcon } from './icons.js'
 import { progressStore } from './streams.js'
 import { announce, useStore } from './store.js'
 
@@ -59,6 +60,10 @@ function Evaluation ({ version }) {
 /** @param {{ version: ModelVersion, onActivate: (version: string) => void, busy: boolean }} props */
 function VersionRow ({ version, onActivate, busy }) {
   const [open, setOpen] = useState(false)
+  const gate = version.gate
+  // a door version its calibration gate refused is not offered: activating it takes force (the API only)
+  const refused = gate?.passed === false
+  const score = gate?.balancedAccuracy === undefined ? 'no score kept' : `balanced accuracy ${percent(gate.balancedAccuracy)}`
   return html`
     <li class=${`version${version.active ? ' active' : ''}${open ? ' expanded' : ''}`} data-version=${version.version}>
       <div class="version-head">
@@ -70,10 +75,12 @@ function VersionRow ({ version, onActivate, busy }) {
         <div><dt>Made</dt><dd><time datetime=${version.createdAt}>${clockTime(version.createdAt)}</time></dd></div>
         <div><dt>Accuracy</dt><dd>${version.accuracy === undefined ? '–' : percent(version.accuracy)}</dd></div>
         <div><dt>Trained in</dt><dd>${duration(version.trainingSeconds)}</dd></div>
+        ${gate && html`<div><dt>Calibration gate</dt><dd>${gate.passed ? 'passed' : 'refused'}${gate.balancedAccuracy === undefined ? '' : `, ${percent(gate.balancedAccuracy)}`}</dd></div>`}
       </dl>
       <div class="actions">
         <button type="button" aria-expanded=${open} onClick=${() => setOpen(!open)}>${open ? 'Hide evaluation' : 'Evaluation'}</button>
-        ${!version.active && html`<button type="button" disabled=${busy} onClick=${() => onActivate(version.version)} aria-label=${`Activate ${version.version}`}>Activate</button>`}
+        ${!version.active && !refused && html`<button type="button" disabled=${busy} onClick=${() => onActivate(version.version)} aria-label=${`Activate ${version.version}`}>Activate</button>`}
+        ${refused && html`<span class="gate-refused">${warningIcon()} Refused by its calibration gate (${score})</span>`}
       </div>
       ${open && html`<${Evaluation} version=${version.version} />`}
     </li>`

@@ -19,8 +19,13 @@ export type PostJson<P extends keyof paths> = paths[P] extends { post: infer O }
 export type Door = GetJson<'/doors/{id}'>
 export type HomeAssistantStatus = GetJson<'/home-assistant/status'>
 
+export type DoorState = Door['state']
+export type DoorReason = NonNullable<Door['reason']>
 export type DoorCalibration = Door['calibration']
 export type CalibrationResult = NonNullable<DoorCalibration['result']>
+export type SelfCheck = NonNullable<CalibrationResult['selfCheck']>
+export type AjarCheck = SelfCheck['checks'][number]
+export type AngleReadings = CalibrationResult['perAngle'][number]
 export type KnownDevice = GetJson<'/app/get/known_servers'>[number]
 export type ModelList = GetJson<'/training/get/models'>
 export type ModelVersion = ModelList['versions'][number]

@@ -1,9 +1,19 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import * as tf from '@tensorflow/tfjs'
+import { parseFrame } from '../../../domain/frames.js'
+import { DoorPredictor, trainDoorModel } from '../../../ml/door-model.js'
+import { buildWindowNovelty, WindowNoveltyModel } from '../../../ml/novelty.js'
 import { DoorStates } from '../../../plugins/inference/door-states.js'
+import { sessionRows } from '../../fixtures/training.js'
+import { RPI_RAW_FRAMES } from '../../helper.js'
 import type { Prediction } from '../../../schemas/model.js'
 import type { DoorState } from '../../../schemas/inference.js'
+
+await tf.setBackend('cpu')
+tf.enableProdMode()
 
 const LABELS = [0, 45, 90]
 function prediction (angle: number): Prediction {
@@ -70,4 +80,58 @@ test('the staleness timer turns a silent door unknown on its own, and stop() end
 test('rejects a non-positive staleAfterS and a bad window', () => {
   assert.throws(() => new DoorStates({ window: 1, hold: 1, staleAfterS: 0 }), /staleAfterS/)
   assert.throws(() => new DoorStates({ window: 0, hold: 1, staleAfterS: 1 }), /window/)
+})
+
+/** Frames of session A at `angle`, from `from` on. */
+const framesAt = (angle: number, count: number, from = 0): Float32Array[] => sessionRows().filter((row) => row.angle === angle).slice(from, from + count).map((row) => row.features)
+const rpiFrames = () => readFileSync(RPI_RAW_FRAMES, 'utf8').trim().split('\n').map((line) => parseFrame(line))
+
+test('a door on the global model shows its answer once its windows look familiar, and reads unknown (another room) once they do not', () => {
+  const slice = [0, 90].flatMap((angle) => framesAt(angle, 300).map((frame) => ({ frame, angle })))
+  const novelty = { version: 'csi-a', model: new WindowNoveltyModel(buildWindowNovelty(slice.map((s) => s.frame), slice.map((s) => s.angle))) }
+  const doors = new DoorStates({ window: 1, hold: 1, staleAfterS: 30, now: () => 1000 })
+  const changes: string[] = []
+  doors.on('change', (door) => changes.push(`${door.device}:${door.state}${door.unfamiliarTo ? `:${door.unfamiliarTo}` : ''}`))
+
+  // a door of that room: the smoother's state waits for three familiar windows (k 25 + 2 frames)
+  const home = framesAt(90, 40, 320)
+  doors.observeNovelty(1, home.slice(0, 26), novelty)
+  doors.observe(1, repeat(90, 26), LABELS)
+  assert.equal(doors.get(1)?.state, 'unknown', 'two windows are not enough to trust the model here')
+  doors.observeNovelty(1, home.slice(26, 27), novelty)
+  assert.equal(doors.get(1)?.state, 'open')
+  assert.equal(doors.get(1)?.needsRecalibration, false)
+
+  // another room: never a state, then not-calibrated once 50 windows in a row are novel
+  const away = rpiFrames().slice(0, 24 + 49)
+  doors.observeNovelty(2, away, novelty)
+  doors.observe(2, repeat(45, away.length), LABELS)
+  assert.equal(doors.get(2)?.state, 'unknown')
+  assert.equal(doors.get(2)?.unfamiliarTo, null, '49 novel windows are not yet 50')
+  assert.equal(doors.observeNovelty(2, rpiFrames().slice(73, 74), novelty), 1, 'still unknown, and now it needs recalibration')
+  assert.equal(doors.get(2)?.unfamiliarTo, 'global')
+  assert.equal(doors.get(2)?.needsRecalibration, true)
+  assert.deepEqual(changes, ['1:open', '2:unknown:global'])
+  // a door with a model of its own is not the global model's to judge
+  assert.equal(doors.observeNovelty(1, away, undefined), 0)
+  assert.equal(doors.get(1)?.state, 'open', 'a global model without a novelty summary answers as before')
+})
+
+test('a door model that cannot tell ajar from closed reads closedOrAjar, at most .5 confident', async () => {
+  const calibration = [0, 15, 90].flatMap((angle) => framesAt(angle, 150).map((frame) => ({ frame, angle })))
+  const trained = await trainDoorModel(tf, { frames: calibration.map((c) => c.frame), angles: calibration.map((c) => c.angle) }, { seed: 1, epochs: 10 })
+  const predictor = await DoorPredictor.load(tf, trained.artifacts, trained.meta)
+  const doors = new DoorStates({ window: 1, hold: 1, staleAfterS: 30 })
+  const closed = framesAt(0, 60, 200)
+  doors.observeWindows(3, closed, { version: 'door3-a', predictor, closedOrAjar: [15] })
+  doors.observeWindows(4, closed, { version: 'door4-a', predictor, closedOrAjar: [] })
+  const [limited, plain] = [doors.get(3), doors.get(4)]
+  assert.equal(plain?.state, 'closed')
+  assert.equal(limited?.state, 'closedOrAjar')
+  assert.equal(limited?.angle, 0)
+  assert.ok((plain?.confidence ?? 0) > 0.5)
+  assert.equal(limited?.confidence, 0.5)
+  assert.deepEqual(limited?.closedOrAjar, [15])
+  assert.equal(limited?.needsRecalibration, false, 'a limit of the calibration is not unfamiliar frames')
+  predictor.dispose()
 })
