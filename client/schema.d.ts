@@ -962,6 +962,19 @@ export interface paths {
                                     captured: {
                                         [key: string]: number;
                                     };
+                                    /** CalibrationProtocol */
+                                    protocol: {
+                                        /** @description the share of an open angle's frames the self-check lets read closed */
+                                        ajarClosedLimit: number;
+                                        /** @description the ajar angle proposed: the smallest opening that must count as open */
+                                        defaultAjarAngle: number;
+                                        /** @description frames each position needs (~10 s at 20 frames/s) */
+                                        framesPerPosition: number;
+                                        /** @description the widest angle that may serve as the ajar position */
+                                        maxAjarAngle: number;
+                                        /** @description fully open */
+                                        openAngle: number;
+                                    };
                                     /** @description why the last finish was refused or failed, in words a user can act on */
                                     reasons: string[];
                                     /**
@@ -1073,7 +1086,7 @@ export interface paths {
                                 } | null;
                                 /** @description the name its Pi reports (empty before any keep-alive) */
                                 name: string;
-                                /** @description the door needs (re)calibrating: its recent frames look unlike anything its model learned (state unknown meanwhile; reason unfamiliar or not-calibrated), or its calibration cannot tell ajar from closed and was accepted anyway (reason closed-or-ajar, for as long as that calibration runs) */
+                                /** @description its recent frames look unlike anything its model learned (the state is unknown meanwhile; reason unfamiliar, or not-calibrated on the shared model): the room changed, or it is another room. Only frames set it: a door moving between its calibrated positions does not, and neither does a calibration accepted with acceptAjarAsClosed (that limit shows as state closedOrAjar and reason closed-or-ajar) */
                                 needsRecalibration: boolean;
                                 /**
                                  * DoorReason
@@ -1156,6 +1169,19 @@ export interface paths {
                                 /** @description calibration frames stored per angle (degrees) */
                                 captured: {
                                     [key: string]: number;
+                                };
+                                /** CalibrationProtocol */
+                                protocol: {
+                                    /** @description the share of an open angle's frames the self-check lets read closed */
+                                    ajarClosedLimit: number;
+                                    /** @description the ajar angle proposed: the smallest opening that must count as open */
+                                    defaultAjarAngle: number;
+                                    /** @description frames each position needs (~10 s at 20 frames/s) */
+                                    framesPerPosition: number;
+                                    /** @description the widest angle that may serve as the ajar position */
+                                    maxAjarAngle: number;
+                                    /** @description fully open */
+                                    openAngle: number;
                                 };
                                 /** @description why the last finish was refused or failed, in words a user can act on */
                                 reasons: string[];
@@ -1268,7 +1294,7 @@ export interface paths {
                             } | null;
                             /** @description the name its Pi reports (empty before any keep-alive) */
                             name: string;
-                            /** @description the door needs (re)calibrating: its recent frames look unlike anything its model learned (state unknown meanwhile; reason unfamiliar or not-calibrated), or its calibration cannot tell ajar from closed and was accepted anyway (reason closed-or-ajar, for as long as that calibration runs) */
+                            /** @description its recent frames look unlike anything its model learned (the state is unknown meanwhile; reason unfamiliar, or not-calibrated on the shared model): the room changed, or it is another room. Only frames set it: a door moving between its calibrated positions does not, and neither does a calibration accepted with acceptAjarAsClosed (that limit shows as state closedOrAjar and reason closed-or-ajar) */
                             needsRecalibration: boolean;
                             /**
                              * DoorReason
@@ -1687,6 +1713,19 @@ export interface paths {
                                 captured: {
                                     [key: string]: number;
                                 };
+                                /** CalibrationProtocol */
+                                protocol: {
+                                    /** @description the share of an open angle's frames the self-check lets read closed */
+                                    ajarClosedLimit: number;
+                                    /** @description the ajar angle proposed: the smallest opening that must count as open */
+                                    defaultAjarAngle: number;
+                                    /** @description frames each position needs (~10 s at 20 frames/s) */
+                                    framesPerPosition: number;
+                                    /** @description the widest angle that may serve as the ajar position */
+                                    maxAjarAngle: number;
+                                    /** @description fully open */
+                                    openAngle: number;
+                                };
                                 /** @description why the last finish was refused or failed, in words a user can act on */
                                 reasons: string[];
                                 /**
@@ -1798,7 +1837,7 @@ export interface paths {
                             } | null;
                             /** @description the name its Pi reports (empty before any keep-alive) */
                             name: string;
-                            /** @description the door needs (re)calibrating: its recent frames look unlike anything its model learned (state unknown meanwhile; reason unfamiliar or not-calibrated), or its calibration cannot tell ajar from closed and was accepted anyway (reason closed-or-ajar, for as long as that calibration runs) */
+                            /** @description its recent frames look unlike anything its model learned (the state is unknown meanwhile; reason unfamiliar, or not-calibrated on the shared model): the room changed, or it is another room. Only frames set it: a door moving between its calibrated positions does not, and neither does a calibration accepted with acceptAjarAsClosed (that limit shows as state closedOrAjar and reason closed-or-ajar) */
                             needsRecalibration: boolean;
                             /**
                              * DoorReason
@@ -2047,6 +2086,19 @@ export interface paths {
                                 captured: {
                                     [key: string]: number;
                                 };
+                                /** CalibrationProtocol */
+                                protocol: {
+                                    /** @description the share of an open angle's frames the self-check lets read closed */
+                                    ajarClosedLimit: number;
+                                    /** @description the ajar angle proposed: the smallest opening that must count as open */
+                                    defaultAjarAngle: number;
+                                    /** @description frames each position needs (~10 s at 20 frames/s) */
+                                    framesPerPosition: number;
+                                    /** @description the widest angle that may serve as the ajar position */
+                                    maxAjarAngle: number;
+                                    /** @description fully open */
+                                    openAngle: number;
+                                };
                                 /** @description why the last finish was refused or failed, in words a user can act on */
                                 reasons: string[];
                                 /**
@@ -2158,7 +2210,7 @@ export interface paths {
                             } | null;
                             /** @description the name its Pi reports (empty before any keep-alive) */
                             name: string;
-                            /** @description the door needs (re)calibrating: its recent frames look unlike anything its model learned (state unknown meanwhile; reason unfamiliar or not-calibrated), or its calibration cannot tell ajar from closed and was accepted anyway (reason closed-or-ajar, for as long as that calibration runs) */
+                            /** @description its recent frames look unlike anything its model learned (the state is unknown meanwhile; reason unfamiliar, or not-calibrated on the shared model): the room changed, or it is another room. Only frames set it: a door moving between its calibrated positions does not, and neither does a calibration accepted with acceptAjarAsClosed (that limit shows as state closedOrAjar and reason closed-or-ajar) */
                             needsRecalibration: boolean;
                             /**
                              * DoorReason
@@ -2382,6 +2434,19 @@ export interface paths {
                                 captured: {
                                     [key: string]: number;
                                 };
+                                /** CalibrationProtocol */
+                                protocol: {
+                                    /** @description the share of an open angle's frames the self-check lets read closed */
+                                    ajarClosedLimit: number;
+                                    /** @description the ajar angle proposed: the smallest opening that must count as open */
+                                    defaultAjarAngle: number;
+                                    /** @description frames each position needs (~10 s at 20 frames/s) */
+                                    framesPerPosition: number;
+                                    /** @description the widest angle that may serve as the ajar position */
+                                    maxAjarAngle: number;
+                                    /** @description fully open */
+                                    openAngle: number;
+                                };
                                 /** @description why the last finish was refused or failed, in words a user can act on */
                                 reasons: string[];
                                 /**
@@ -2493,7 +2558,7 @@ export interface paths {
                             } | null;
                             /** @description the name its Pi reports (empty before any keep-alive) */
                             name: string;
-                            /** @description the door needs (re)calibrating: its recent frames look unlike anything its model learned (state unknown meanwhile; reason unfamiliar or not-calibrated), or its calibration cannot tell ajar from closed and was accepted anyway (reason closed-or-ajar, for as long as that calibration runs) */
+                            /** @description its recent frames look unlike anything its model learned (the state is unknown meanwhile; reason unfamiliar, or not-calibrated on the shared model): the room changed, or it is another room. Only frames set it: a door moving between its calibrated positions does not, and neither does a calibration accepted with acceptAjarAsClosed (that limit shows as state closedOrAjar and reason closed-or-ajar) */
                             needsRecalibration: boolean;
                             /**
                              * DoorReason
@@ -2704,7 +2769,7 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description activate even if the self-check finds that this door cannot tell ajar from closed: its closed is then reported as closedOrAjar (confidence at most .5) and needsRecalibration stays on */
+                        /** @description activate even if the self-check finds that this door cannot tell ajar from closed: its closed is then reported as closedOrAjar (confidence at most .5) with reason closed-or-ajar */
                         acceptAjarAsClosed?: boolean;
                     };
                 };
@@ -5641,6 +5706,11 @@ export interface paths {
                                     balancedAccuracy?: number;
                                     /** @description whether its calibration gate (the ajar self-check and DOOR_CALIBRATION_FLOOR) let it take over its door; a refused version is activated only with force: true */
                                     passed: boolean;
+                                    /**
+                                     * @description what refused it: a calibration too short to evaluate, the ajar self-check (it cannot tell ajar from closed), or DOOR_CALIBRATION_FLOOR
+                                     * @enum {string}
+                                     */
+                                    refusedBy?: "evaluation" | "self-check" | "floor";
                                 };
                                 kind: "csi" | "rssi";
                                 labels: number[];
@@ -5879,6 +5949,11 @@ export interface paths {
                                 balancedAccuracy?: number;
                                 /** @description whether its calibration gate (the ajar self-check and DOOR_CALIBRATION_FLOOR) let it take over its door; a refused version is activated only with force: true */
                                 passed: boolean;
+                                /**
+                                 * @description what refused it: a calibration too short to evaluate, the ajar self-check (it cannot tell ajar from closed), or DOOR_CALIBRATION_FLOOR
+                                 * @enum {string}
+                                 */
+                                refusedBy?: "evaluation" | "self-check" | "floor";
                             };
                             kind: "csi" | "rssi";
                             labels: number[];

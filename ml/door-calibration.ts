@@ -58,6 +58,8 @@ export interface CalibrationVerdict {
   closedOrAjar: number[]
   /** Why it was refused, or notes on how it was activated. */
   reasons: string[]
+  /** What refused it: no evaluation (too short), the ajar self-check, or the floor. */
+  refusedBy?: 'evaluation' | 'self-check' | 'floor'
 }
 
 function percent (share: number): string {
@@ -131,8 +133,8 @@ function balancedWith (perAngle: readonly AngleReadings[], closedSide: ReadonlyS
  */
 export function calibrationVerdict (evaluation: DoorEvaluation | undefined, gate: CalibrationGate): CalibrationVerdict {
   const { floor, acceptAjarAsClosed } = gate
-  const refuse = (reasons: string[], balancedAccuracy: number | null = null, closedOrAjar: number[] = []): CalibrationVerdict => ({ activate: false, floor, acceptAjarAsClosed, balancedAccuracy, closedOrAjar, reasons })
-  if (!evaluation) return refuse([`The calibration was too short to check the model on: record at least ${CALIBRATION_FRAMES_PER_ANGLE} frames of each position.`])
+  const refuse = (refusedBy: CalibrationVerdict['refusedBy'], reasons: string[], balancedAccuracy: number | null = null, closedOrAjar: number[] = []): CalibrationVerdict => ({ activate: false, floor, acceptAjarAsClosed, balancedAccuracy, closedOrAjar, reasons, refusedBy })
+  if (!evaluation) return refuse('evaluation', [`The calibration was too short to check the model on: record at least ${CALIBRATION_FRAMES_PER_ANGLE} frames of each position.`])
   const selfCheck = evaluation.selfCheck
   const failing = selfCheck?.checks.filter((c) => !c.passed) ?? []
   const calibrated = evaluation.labels.filter((angle) => !isClosed(angle))
@@ -143,12 +145,12 @@ export function calibrationVerdict (evaluation: DoorEvaluation | undefined, gate
     : `A model calibrated without ${c.angle}° read the door at ${c.angle}° as closed on ${percent(c.closedShare)} of its frames: positions between the ones you recorded may read closed.`)
   const advice = 'Move the receiver or the transmitter so that the door\'s edge crosses the straight line between the two boards as soon as the door opens a little, then record closed, ajar and open again.'
   if (failing.length && !acceptAjarAsClosed) {
-    return refuse([...checkReasons, advice, 'To use this calibration anyway, finish with acceptAjarAsClosed: true — the door then reports "closed or ajar" (closedOrAjar) instead of closed.'], evaluation.doorState.openClosed.balancedAccuracy, closedOrAjar)
+    return refuse('self-check', [...checkReasons, advice, 'To use this calibration anyway, finish with acceptAjarAsClosed: true — the door then reports "closed or ajar" (closedOrAjar) instead of closed.'], evaluation.doorState.openClosed.balancedAccuracy, closedOrAjar)
   }
   let balanced = evaluation.doorState.openClosed.balancedAccuracy
   if (closedOrAjar.length) {
     if (closedOrAjar.length === calibrated.length) {
-      return refuse([...checkReasons, `Every open position you recorded (${angles(calibrated)}) may read closed, so this door cannot tell open from closed at all.`, advice], null, closedOrAjar)
+      return refuse('self-check', [...checkReasons, `Every open position you recorded (${angles(calibrated)}) may read closed, so this door cannot tell open from closed at all.`, advice], null, closedOrAjar)
     }
     balanced = balancedWith(evaluation.doorState.perAngle ?? [], new Set(closedOrAjar)) ?? balanced
   }
@@ -156,7 +158,7 @@ export function calibrationVerdict (evaluation: DoorEvaluation | undefined, gate
     ? [`Accepted as "closed or ajar": this door reports closedOrAjar where it would say closed, since ${angles(closedOrAjar)} may read closed. ${advice}`]
     : []
   if (balanced >= floor) return { activate: true, floor, acceptAjarAsClosed, balancedAccuracy: balanced, closedOrAjar, reasons: notes }
-  return refuse([
+  return refuse('floor', [
     `On the last part of each recording the model told ${closedOrAjar.length ? 'closed or ajar' : 'closed'} from open right ${percent(balanced)} of the time (balanced over both states); it needs ${percent(floor)} to take over this door, so the door keeps the model it had.`,
     'Record again with the door held still at each position, the receiver where it will stay, and nobody walking through during the recording; a longer recording of each position helps.'
   ], balanced, closedOrAjar)

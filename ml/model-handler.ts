@@ -248,9 +248,12 @@ export class ModelHandler extends EventEmitter implements ModelService {
       launched = launchTraining({ store: this.store, backend: this.#backend, runnerMode: this.#runnerMode }, { model: 'frame', set, options: resolved }, {
         onStarted: () => this.#fire('run'),
         onProgress: (progress) => this.#setProgress({ ...progress, state: this.state }),
-        accept: async (written) => {
+        accept: async (written, model) => {
           await this.#swapIn(written.version)
           this.store.activate(written.version)
+          if (model.meta.kind === 'csi' && !model.meta.novelty) {
+            this.#log.warn({ version: written.version, reason: model.meta.noveltyProblem }, 'the new global model carries no window novelty: a door without a calibration of its own will show its answers even in a room it never saw; train it on longer runs of each angle')
+          }
         }
       })
     } catch (err) {

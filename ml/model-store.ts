@@ -70,9 +70,10 @@ export const MODEL_MIGRATIONS: readonly string[] = [
     device INTEGER PRIMARY KEY CHECK (device BETWEEN 0 AND 32767),
     version TEXT NOT NULL REFERENCES model_versions (version)
   );`,
-  // a door version's calibration gate: passed (1) or refused (0), and the balanced accuracy it judged; NULL for versions made before
+  // a door version's calibration gate: passed (1) or refused (0), the balanced accuracy it judged and what refused it; NULL for versions made before
   `ALTER TABLE model_versions ADD COLUMN gate_passed INTEGER CHECK (gate_passed IN (0, 1));
-  ALTER TABLE model_versions ADD COLUMN gate_score REAL;`
+  ALTER TABLE model_versions ADD COLUMN gate_score REAL;
+  ALTER TABLE model_versions ADD COLUMN gate_refused_by TEXT CHECK (gate_refused_by IN ('evaluation', 'self-check', 'floor'));`
 ]
 
 /** A version read back from disk, verified. */

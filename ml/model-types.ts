@@ -35,6 +35,8 @@ export interface ModelMeta {
    * room). Absent for RSSI models and models trained before it was kept.
    */
   novelty?: WindowNoveltyMeta
+  /** Why a CSI model carries no novelty (its runs of one label were too short), when it does not. */
+  noveltyProblem?: string
   trainingSeconds: number
 }
 

@@ -158,7 +158,7 @@ export async function trainModel (tf: Tf, input: TrainingSet, options: TrainingO
       epochsTrained,
       trainingSeconds: 0
     }
-    if (input.kind === 'csi') meta.novelty = globalNovelty(input, split.train)
+    if (input.kind === 'csi') Object.assign(meta, globalNovelty(input, split.train))
     let holdout: HoldoutPredictions | undefined
     if (test.count > 0) {
       const predictions = predictionsFromProbabilities(probabilities(tf, model, test.matrix, test.count, width), labels)
@@ -178,13 +178,13 @@ export async function trainModel (tf: Tf, input: TrainingSet, options: TrainingO
 /**
  * The window novelty of the rows the model learned from (their recording
  * order kept): what lets a door on this model say that its frames are unlike
- * them. Undefined when the rows hold no long enough run of one label.
+ * them; or why there is none (the rows hold no long enough run of one label).
  */
-function globalNovelty (input: TrainingSet, rows: readonly number[]): WindowNoveltyMeta | undefined {
+function globalNovelty (input: TrainingSet, rows: readonly number[]): { novelty: WindowNoveltyMeta } | { noveltyProblem: string } {
   try {
-    return buildWindowNovelty(rows.map((row) => input.features[row]), rows.map((row) => input.angles[row]))
-  } catch {
-    return undefined
+    return { novelty: buildWindowNovelty(rows.map((row) => input.features[row]), rows.map((row) => input.angles[row])) }
+  } catch (err) {
+    return { noveltyProblem: (err as Error).message }
   }
 }
 

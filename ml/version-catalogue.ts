@@ -23,6 +23,7 @@ interface VersionRow {
   device: number | null
   gate_passed: 0 | 1 | null
   gate_score: number | null
+  gate_refused_by: 'evaluation' | 'self-check' | 'floor' | null
 }
 
 /** A recorded version and the weights hash the database holds for it. */
@@ -60,11 +61,11 @@ export class VersionCatalogue {
     // a door model's headline figure is its door-state accuracy, the one a user sees
     const accuracy = isDoorMeta(meta) ? (meta.evaluation as { doorState?: { accuracy?: number } } | undefined)?.doorState?.accuracy : meta.evaluation?.accuracy
     const gate = isDoorMeta(meta) ? verdictOf(meta) : undefined
-    this.#db.prepare(`INSERT INTO model_versions (version, kind, created_at, labels, accuracy, training_seconds, weights_sha256, device, gate_passed, gate_score)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+    this.#db.prepare(`INSERT INTO model_versions (version, kind, created_at, labels, accuracy, training_seconds, weights_sha256, device, gate_passed, gate_score, gate_refused_by)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
       file.version, file.kind, file.createdAt, JSON.stringify(meta.labels),
       accuracy ?? null, meta.trainingSeconds, file.weightsSha256, file.device ?? null,
-      gate ? (gate.activate ? 1 : 0) : null, gate?.balancedAccuracy ?? null
+      gate ? (gate.activate ? 1 : 0) : null, gate?.balancedAccuracy ?? null, gate?.refusedBy ?? null
     )
   }
 
@@ -171,7 +172,12 @@ export class VersionCatalogue {
     if (row.device !== null) info.device = row.device
     // absent, not null: the API schema has accuracy optional
     if (row.accuracy !== null) info.accuracy = row.accuracy
-    if (row.gate_passed !== null) info.gate = row.gate_score === null ? { passed: row.gate_passed === 1 } : { passed: row.gate_passed === 1, balancedAccuracy: row.gate_score }
+    if (row.gate_passed !== null) {
+      const gate: NonNullable<ModelVersionInfo['gate']> = { passed: row.gate_passed === 1 }
+      if (row.gate_score !== null) gate.balancedAccuracy = row.gate_score
+      if (row.gate_refused_by !== null) gate.refusedBy = row.gate_refused_by
+      info.gate = gate
+    }
     return info
   }
 }

@@ -87,9 +87,20 @@ export const CalibrationResult = Type.Object({
 }, { title: 'CalibrationResult' })
 export type CalibrationResult = Static<typeof CalibrationResult>
 
+/** What a calibration must hold: the same for every door (ml/door-calibration.ts). */
+export const CalibrationProtocol = Type.Object({
+  framesPerPosition: Type.Integer({ minimum: 1, description: 'frames each position needs (~10 s at 20 frames/s)' }),
+  defaultAjarAngle: Type.Integer({ minimum: 1, maximum: 90, description: 'the ajar angle proposed: the smallest opening that must count as open' }),
+  maxAjarAngle: Type.Integer({ minimum: 1, maximum: 90, description: 'the widest angle that may serve as the ajar position' }),
+  openAngle: Type.Integer({ minimum: 1, maximum: 90, description: 'fully open' }),
+  ajarClosedLimit: Type.Number({ minimum: 0, maximum: 1, description: 'the share of an open angle\'s frames the self-check lets read closed' })
+}, { title: 'CalibrationProtocol' })
+export type CalibrationProtocol = Static<typeof CalibrationProtocol>
+
 /** A door's calibration: what was captured, what runs, and why the last finish was refused, if it was. */
 export const DoorCalibration = Type.Object({
   status: CalibrationStatus,
+  protocol: CalibrationProtocol,
   captured: Type.Record(Type.String({ pattern: '^[0-9]+$' }), Type.Integer({ minimum: 0 }), { description: 'calibration frames stored per angle (degrees)' }),
   capture: Type.Unsafe<DoorCapture | null>({ ...DoorCapture, nullable: true, description: 'the capture under way; null when none' }),
   reasons: Type.Array(Type.String(), { description: 'why the last finish was refused or failed, in words a user can act on' }),

@@ -136,7 +136,8 @@ export const ModelVersionInfo = Type.Object({
   device: Type.Optional(Type.Integer({ minimum: 0, maximum: 32767, description: 'the door (device ID) a door-scope version belongs to' })),
   gate: Type.Optional(Type.Object({
     passed: Type.Boolean({ description: 'whether its calibration gate (the ajar self-check and DOOR_CALIBRATION_FLOOR) let it take over its door; a refused version is activated only with force: true' }),
-    balancedAccuracy: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'the open/closed balanced accuracy the gate judged (closed-or-ajar against open when ajar was accepted as closed)' }))
+    balancedAccuracy: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'the open/closed balanced accuracy the gate judged (closed-or-ajar against open when ajar was accepted as closed)' })),
+    refusedBy: Type.Optional(Type.Unsafe<'evaluation' | 'self-check' | 'floor'>({ type: 'string', enum: ['evaluation', 'self-check', 'floor'], description: 'what refused it: a calibration too short to evaluate, the ajar self-check (it cannot tell ajar from closed), or DOOR_CALIBRATION_FLOOR' }))
   }, { description: 'a door version\'s calibration verdict; absent for global versions and door versions made before verdicts were kept' })),
   forced: Type.Optional(Type.Literal(true, { description: 'in an activation\'s answer: the version was refused by its calibration gate and activated with force: true' }))
 })

@@ -8,7 +8,8 @@
  */
 import { EventEmitter } from 'node:events'
 import { ConflictError, NotFoundError } from '../../core/errors.js'
-import { calibrationProblemsOfCounts, verdictOf } from '../../ml/door-calibration.js'
+import { CALIBRATION_FRAMES_PER_ANGLE, calibrationProblemsOfCounts, DEFAULT_AJAR_ANGLE, MAX_AJAR_ANGLE, verdictOf } from '../../ml/door-calibration.js'
+import { AJAR_CLOSED_LIMIT } from '../../ml/door-self-check.js'
 import type { CalibrationOutcome, DoorModels } from '../../ml/door-models.js'
 import { SampleStore } from '../../ml/sample-store.js'
 import type { CalibrationResult, CaptureRequest, Door, DoorCalibration, DoorReason, FinishAccepted, FinishRequest } from '../../schemas/doors.js'
@@ -58,6 +59,9 @@ export interface DoorsServiceOptions {
 
 /** The samples a door's calibration consists of. */
 const CALIBRATION = { source: 'calibration' } as const
+
+/** What every door's calibration must hold, as the API shows it. */
+const CALIBRATION_PROTOCOL = Object.freeze({ framesPerPosition: CALIBRATION_FRAMES_PER_ANGLE, defaultAjarAngle: DEFAULT_AJAR_ANGLE, maxAjarAngle: MAX_AJAR_ANGLE, openAngle: 90, ajarClosedLimit: AJAR_CLOSED_LIMIT })
 
 /** A door's last calibration outcome; `protocol` when finish refused it before training (what to record). */
 type Outcome = CalibrationOutcome & { protocol?: true }
@@ -293,6 +297,7 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     else if (own) state = 'ready'
     return {
       status: state,
+      protocol: CALIBRATION_PROTOCOL,
       captured: { ...captured },
       capture,
       reasons: outcome?.reasons ?? (own ? activeOutcome(id, own.version, own.predictor.meta, this.#options.floor)?.reasons ?? [] : []),

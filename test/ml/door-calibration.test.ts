@@ -59,6 +59,7 @@ test('the verdict: a failed self-check refuses with the angle, the share and wha
   const ajarClosed = evaluation([[0, 50, 0], [15, 31, 19], [90, 0, 50]], [{ angle: 15, model: 'held-out', closedShare: 0.62 }, { angle: 90, model: 'left-out', closedShare: 0 }])
   const refused = calibrationVerdict(ajarClosed, gate)
   assert.equal(refused.activate, false)
+  assert.equal(refused.refusedBy, 'self-check')
   assert.deepEqual(refused.closedOrAjar, [15])
   assert.match(refused.reasons[0], /^15° read closed on 62 % of its held-out frames .*at most 10 % may\): this door cannot tell ajar from closed\.$/)
   assert.match(refused.reasons[1], /^Move the receiver or the transmitter so that the door.s edge crosses the straight line between the two boards/)
@@ -84,10 +85,12 @@ test('the verdict: a failed self-check refuses with the angle, the share and wha
   // below the floor
   const below = calibrationVerdict(evaluation([[0, 36, 14], [15, 0, 50], [90, 2, 48]], [{ angle: 15, model: 'held-out', closedShare: 0 }]), gate)
   assert.equal(below.activate, false)
+  assert.equal(below.refusedBy, 'floor')
   assert.match(below.reasons[0], /right 85 % of the time .* it needs 90 % to take over this door, so the door keeps the model it had/)
   assert.match(below.reasons[1], /door held still/)
   const unjudged = calibrationVerdict(undefined, gate)
   assert.equal(unjudged.activate, false)
+  assert.equal(unjudged.refusedBy, 'evaluation')
   assert.match(unjudged.reasons[0], /too short to check/)
 })
 

@@ -11,21 +11,18 @@ import { percent } from './format.js'
 /** @typedef {import('./types').CalibrationResult} CalibrationResult */
 /** @typedef {import('./types').AjarCheck} AjarCheck */
 
-/**
- * Frames each position needs: the server's CALIBRATION_FRAMES_PER_ANGLE
- * (ml/door-calibration.ts, ~10 s at 20 frames/s). Written here because no
- * route serves it; a finish refused for too few frames says so anyway.
- */
-export const FRAMES_PER_POSITION = 200
 /** The closed door. */
 export const CLOSED_ANGLE = 0
-/** Fully open. */
-export const OPEN_ANGLE = 90
-/** The ajar angle proposed: the smallest opening that must count as open. */
-export const DEFAULT_AJAR_ANGLE = 15
-/** The ajar angles offered; the server takes any open angle up to 30° as the ajar one (MAX_AJAR_ANGLE). */
-export const AJAR_ANGLES = [5, 10, 15, 20, 25, 30]
-export const MAX_AJAR_ANGLE = 30
+
+/**
+ * The ajar angles offered: every 5° up to the widest the server takes as
+ * the ajar position. @param {DoorCalibration['protocol']} protocol
+ */
+export function ajarAngles (protocol) {
+  const angles = []
+  for (let angle = 5; angle <= protocol.maxAjarAngle; angle += 5) angles.push(angle)
+  return angles
+}
 
 /** @param {DoorCalibration} calibration @param {number} angle */
 export function capturedAt (calibration, angle) {

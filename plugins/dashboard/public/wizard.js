@@ -12,8 +12,7 @@ import { useEffect, useRef, useState } from '../vendor/hooks.js'
 import { admin, CancelledError } from './admin.js'
 import { api, errorMessage, HttpError, must } from './api.js'
 import {
-  AJAR_ANGLES, capturedAt, checkWords, CLOSED_ANGLE, DEFAULT_AJAR_ANGLE, FRAMES_PER_POSITION, gateScore,
-  MAX_AJAR_ANGLE, OPEN_ANGLE, openAngles, refusedBySelfCheck
+  ajarAngles, capturedAt, checkWords, CLOSED_ANGLE, gateScore, openAngles, refusedBySelfCheck
 } from './calibration.js'
 import { html } from './html.js'
 import { doorName, duration, percent } from './format.js'
@@ -32,13 +31,14 @@ const STEPS = /** @type {const} */ ([['closed', 'Closed'], ['ajar', 'Ajar'], ['o
 /** The width of a common interior door, to say how far an angle opens it. */
 const DOOR_WIDTH_CM = 80
 
-/** The ajar angle a wizard proposes: the smallest recorded opening of at most 30°, else 15°. @param {DoorCalibration} calibration */
+/** The ajar angle a wizard proposes: the smallest recorded opening the protocol takes as ajar, else its default. @param {DoorCalibration} calibration */
 function ajarAngleOf (calibration) {
-  const recorded = openAngles(calibration).find((angle) => angle <= MAX_AJAR_ANGLE)
+  const { maxAjarAngle, defaultAjarAngle } = calibration.protocol
+  const recorded = openAngles(calibration).find((angle) => angle <= maxAjarAngle)
   const capturing = calibration.capture?.angle
   if (recorded !== undefined) return recorded
-  if (capturing !== undefined && capturing > CLOSED_ANGLE && capturing <= MAX_AJAR_ANGLE) return capturing
-  return DEFAULT_AJAR_ANGLE
+  if (capturing !== undefined && capturing > CLOSED_ANGLE && capturing <= maxAjarAngle) return capturing
+  return defaultAjarAngle
 }
 
 /** Where a wizard opens: at the running capture or training, at the last result, or at the start. @param {Door} door @returns {Step} */
@@ -48,7 +48,7 @@ function firstStep (door) {
   if (status === 'training') return 'training'
   if (capture) {
     if (capture.angle === CLOSED_ANGLE) return 'closed'
-    if (capture.angle === OPEN_ANGLE) return 'open'
+    if (capture.angle === calibration.protocol.openAngle) return 'open'
     return capture.angle === ajarAngleOf(calibration) ? 'ajar' : 'more'
   }
   // a refused calibration, or the one in use: its result and reasons first
@@ -76,8 +76,8 @@ function shares (result) {
 /** @param {number} share */
 const shown = (share) => Number.isNaN(share) ? '–' : percent(share)
 
-/** @param {number} frames */
-const missingWords = (frames) => frames >= FRAMES_PER_POSITION ? '' : ` Record ${FRAMES_PER_POSITION - frames} more: each position needs at least ${FRAMES_PER_POSITION} frames (about ${Math.ceil(FRAMES_PER_POSITION / 20)} s at 20 frames/s).`
+/** @param {number} frames @param {number} need */
+const missingWords = (frames, need) => frames >= need ? '' : ` Record ${need - frames} more: each position needs at least ${need} frames (about ${Math.ceil(need / 20)} s at 20 frames/s).`
 
 /** @param {{ device: number, onClose: () => void }} props */
 export function CalibrationWizard ({ device, onClose }) {
@@ -92,11 +92,11 @@ export function CalibrationWizard ({ device, onClose }) {
   // 300 frames, 60 s: comfortably over the 200 a position needs at 20 frames/s
   const [frames, setFrames] = useState(300)
   const [seconds, setSeconds] = useState(60)
-  const [ajarAngle, setAjarAngle] = useState(door ? ajarAngleOf(door.calibration) : DEFAULT_AJAR_ANGLE)
+  const [ajarAngle, setAjarAngle] = useState(door ? ajarAngleOf(door.calibration) : 15)
   const [extraAngle, setExtraAngle] = useState(45)
   // only wider than ajar: a smaller one would become the ajar position
   const extraAngles = EXTRA_ANGLES.filter((angle) => angle > ajarAngle)
-  const chosenExtra = extraAngles.includes(extraAngle) ? extraAngle : extraAngles[0] ?? OPEN_ANGLE
+  const chosenExtra = extraAngles.includes(extraAngle) ? extraAngle : extraAngles[0] ?? door?.calibration.protocol.openAngle ?? 90
   const [status, setStatus] = useState('')
   const [confirmForget, setConfirmForget] = useState(false)
   const finishVersion = useRef(/** @type {string | null} */ (null))
@@ -144,7 +144,7 @@ export function CalibrationWizard ({ device, onClose }) {
       const angle = wasCapturing.current
       wasCapturing.current = null
       const have = capturedAt(calibration, angle)
-      say(`Recording at ${angle}° ended: ${have} frames kept for that angle.${missingWords(have)}`)
+      say(`Recording at ${angle}° ended: ${have} frames kept for that angle.${missingWords(have, calibration.protocol.framesPerPosition)}`)
     }
   }, [capture === null])
 
@@ -217,7 +217,9 @@ export function CalibrationWizard ({ device, onClose }) {
     </dialog>`
   }
 
-  const enough = (/** @type {number} */ angle) => capturedAt(calibration, angle) >= FRAMES_PER_POSITION
+  // the protocol the server checks at finish: frames per position, the ajar range, fully open
+  const { framesPerPosition: need, openAngle, defaultAjarAngle } = calibration.protocol
+  const enough = (/** @type {number} */ angle) => capturedAt(calibration, angle) >= need
 
   /**
    * One recording step: what to do, then the live count or the Record button.
@@ -236,9 +238,9 @@ export function CalibrationWizard ({ device, onClose }) {
           <progress max=${capture.framesWanted ?? 1} value=${capture.framesWanted === null ? undefined : capture.framesStored} aria-label="Frames recorded"></progress>
           <div class="actions"><button type="button" disabled=${busy} onClick=${stop}>Stop recording</button></div>`
         : html`
-          <p class=${`captured${have > 0 && have < FRAMES_PER_POSITION ? ' short' : ''}`}>${have > 0 ? `${have} frames recorded at ${angle}°.${missingWords(have)}` : `Nothing recorded at ${angle}° yet: it needs at least ${FRAMES_PER_POSITION} frames.`}</p>
+          <p class=${`captured${have > 0 && have < need ? ' short' : ''}`}>${have > 0 ? `${have} frames recorded at ${angle}°.${missingWords(have, need)}` : `Nothing recorded at ${angle}° yet: it needs at least ${need} frames.`}</p>
           <div class="actions">
-            <button type="button" class=${have >= FRAMES_PER_POSITION ? '' : 'primary'} disabled=${busy || capture !== null} onClick=${() => record(angle)}>${have > 0 ? 'Record more' : 'Record'}</button>
+            <button type="button" class=${have >= need ? '' : 'primary'} disabled=${busy || capture !== null} onClick=${() => record(angle)}>${have > 0 ? 'Record more' : 'Record'}</button>
             ${capture !== null && html`<span class="muted">A recording at ${capture.angle}° is still running.</span>`}
           </div>`}`
   }
@@ -255,9 +257,9 @@ export function CalibrationWizard ({ device, onClose }) {
   const required = [
     { angle: CLOSED_ANGLE, name: 'closed' },
     { angle: ajarAngle, name: 'ajar' },
-    { angle: OPEN_ANGLE, name: 'fully open' }
+    { angle: openAngle, name: 'fully open' }
   ]
-  const shortExtras = openAngles(calibration).filter((angle) => angle !== ajarAngle && angle !== OPEN_ANGLE && !enough(angle))
+  const shortExtras = openAngles(calibration).filter((angle) => angle !== ajarAngle && angle !== openAngle && !enough(angle))
   const ready = required.every(({ angle }) => enough(angle))
   const activated = calibration.status === 'ready' && result?.activated === true
   const stepIndex = STEPS.findIndex(([name]) => name === step)
@@ -269,14 +271,14 @@ export function CalibrationWizard ({ device, onClose }) {
       </ol>
       <div class="step-body">
         ${step === 'closed' && html`
-          ${recordStep(CLOSED_ANGLE, 'Step 1: Close the door, then Record', `Shut the door fully and keep out of its way while it records (at least ${FRAMES_PER_POSITION} frames, about ${Math.ceil(FRAMES_PER_POSITION / 20)} s). The Pi beside it must be sending frames.`)}
+          ${recordStep(CLOSED_ANGLE, 'Step 1: Close the door, then Record', `Shut the door fully and keep out of its way while it records (at least ${need} frames, about ${Math.ceil(need / 20)} s). The Pi beside it must be sending frames.`)}
           <details class="options">
             <summary>Recording options</summary>
             <label for="wizard-frames">Frames per recording</label>
             <input id="wizard-frames" type="number" min="20" max="100000" value=${frames} onInput=${(/** @type {InputEvent} */ e) => setFrames(Number(/** @type {HTMLInputElement} */ (e.currentTarget).value))} />
             <label for="wizard-seconds">At most (seconds)</label>
             <input id="wizard-seconds" type="number" min="5" max="3600" value=${seconds} onInput=${(/** @type {InputEvent} */ e) => setSeconds(Number(/** @type {HTMLInputElement} */ (e.currentTarget).value))} />
-            <p class="hint">Each position needs at least ${FRAMES_PER_POSITION} frames in all; a shorter recording can be topped up with Record more.</p>
+            <p class="hint">Each position needs at least ${need} frames in all; a shorter recording can be topped up with Record more.</p>
           </details>
           ${stepActions(CLOSED_ANGLE, 'closed', 'ajar', 'Next: open it a little')}`}
         ${step === 'ajar' && html`
@@ -286,22 +288,22 @@ export function CalibrationWizard ({ device, onClose }) {
               <div class="inline-form">
                 <label for="wizard-ajar">Ajar angle</label>
                 <select id="wizard-ajar" value=${ajarAngle} disabled=${capture !== null} onChange=${(/** @type {Event} */ e) => setAjarAngle(Number(/** @type {HTMLSelectElement} */ (e.currentTarget).value))}>
-                  ${AJAR_ANGLES.map((angle) => html`<option value=${angle}>${angle}°${angle === DEFAULT_AJAR_ANGLE ? ' (usual)' : ''}</option>`)}
+                  ${ajarAngles(calibration.protocol).map((angle) => html`<option value=${angle}>${angle}°${angle === defaultAjarAngle ? ' (usual)' : ''}</option>`)}
                 </select>
               </div>
               ${smallerOpen.length > 0 && html`<p class="muted">Also recorded: ${smallerOpen.map((angle) => `${angle}°`).join(', ')}. The smallest recorded opening is the one checked as ajar.</p>`}`)}
           ${stepActions(ajarAngle, 'closed', 'open', 'Next: open it fully')}`}
         ${step === 'open' && html`
-          ${recordStep(OPEN_ANGLE, 'Step 3: Open it fully, then Record', 'Open the door as far as it goes (90°) and leave it there while it records.')}
-          ${stepActions(OPEN_ANGLE, 'ajar', 'more', 'Next')}`}
+          ${recordStep(openAngle, 'Step 3: Open it fully, then Record', 'Open the door as far as it goes (90°) and leave it there while it records.')}
+          ${stepActions(openAngle, 'ajar', 'more', 'Next')}`}
         ${step === 'more' && html`
           <h3>Step 4: More angles (optional), then Finish</h3>
           <ul class="recorded">
-            ${required.map(({ angle, name }) => html`<li class=${enough(angle) ? 'ok' : 'short'}>${name} (${angle}°): ${capturedAt(calibration, angle)} frames${enough(angle) ? '' : ` — needs ${FRAMES_PER_POSITION}`}</li>`)}
-            ${openAngles(calibration).filter((angle) => angle !== ajarAngle && angle !== OPEN_ANGLE).map((angle) => html`<li class=${enough(angle) ? 'ok' : 'short'}>${angle < ajarAngle ? 'ajar, smaller' : 'also'} (${angle}°): ${capturedAt(calibration, angle)} frames${enough(angle) ? '' : ` — needs ${FRAMES_PER_POSITION}`}</li>`)}
+            ${required.map(({ angle, name }) => html`<li class=${enough(angle) ? 'ok' : 'short'}>${name} (${angle}°): ${capturedAt(calibration, angle)} frames${enough(angle) ? '' : ` — needs ${need}`}</li>`)}
+            ${openAngles(calibration).filter((angle) => angle !== ajarAngle && angle !== openAngle).map((angle) => html`<li class=${enough(angle) ? 'ok' : 'short'}>${angle < ajarAngle ? 'ajar, smaller' : 'also'} (${angle}°): ${capturedAt(calibration, angle)} frames${enough(angle) ? '' : ` — needs ${need}`}</li>`)}
           </ul>
-          ${!ready && html`<p class="problem">Record each of closed, ajar and fully open for at least ${FRAMES_PER_POSITION} frames before finishing.</p>`}
-          ${shortExtras.length > 0 && html`<p class="problem">${shortExtras.map((angle) => `${angle}°`).join(', ')}: record up to ${FRAMES_PER_POSITION} frames, or the server refuses the calibration.</p>`}
+          ${!ready && html`<p class="problem">Record each of closed, ajar and fully open for at least ${need} frames before finishing.</p>`}
+          ${shortExtras.length > 0 && html`<p class="problem">${shortExtras.map((angle) => `${angle}°`).join(', ')}: record up to ${need} frames, or the server refuses the calibration.</p>`}
           <p>Optional: record angles between ajar and fully open, so that it reads the angle in between too. Finishing trains the door's model and checks that ajar does not read closed.</p>
           ${capture
             ? recordStep(capture.angle, `Recording at ${capture.angle}°`, 'Hold the door at that angle.')

@@ -7,7 +7,9 @@
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { LOG_DIR } from '../../../core/logger.js'
 import { parseFrame } from '../../../domain/frames.js'
 import type { Door } from '../../../schemas/doors.js'
 import { admin, door, postFrames, recordAngle, splitByAngle, waitForDoor } from '../../fixtures/doors.js'
@@ -19,13 +21,26 @@ import { ADMIN, RPI_RAW_FRAMES } from '../../helper.js'
 const rpiFrames = () => readFileSync(RPI_RAW_FRAMES, 'utf8').trim().split('\n').map((line) => parseFrame(line))
 
 /** The whole app listening, with Home Assistant on an Aedes broker and an observer of every door state topic. */
-async function withBroker (t: TestContext, env: Record<string, string> = {}): Promise<{ url: string, observer: Observer }> {
+async function withBroker (t: TestContext, env: Record<string, string> = {}): Promise<{ url: string, observer: Observer, dataDir: string }> {
   const broker = await startBroker('aedes')
   const observer = await observe(broker.url, ['doorsense/doors/+/state', 'doorsense/status'])
+  // after hooks run in order: the app (registered by listen) closes first, still saying offline to the broker
+  const { url, app } = await listen(t, { MQTT_URL: broker.url, ...env })
   t.after(async () => { await observer.close(); await broker.close() })
-  const { url } = await listen(t, { MQTT_URL: broker.url, ...env })
   await observer.waitFor((m) => m.topic === 'doorsense/status' && m.payload === 'online', { past: true })
-  return { url, observer }
+  return { url, observer, dataDir: app.config.DATA_DIR }
+}
+
+/** Log lines (JSON) of the app's daily log file in DATA_DIR/logs, once `match` finds one (the file is written asynchronously). */
+async function logLine (dataDir: string, match: (line: { msg?: string }) => boolean): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 50; i++) {
+    const dir = join(dataDir, LOG_DIR)
+    const lines = readdirSync(dir).flatMap((file) => readFileSync(join(dir, file), 'utf8').split('\n')).filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as Record<string, unknown>)
+    const found = lines.find((line) => match(line as { msg?: string }))
+    if (found) return found
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error('no such log line')
 }
 
 /** Posts frames 10 at a time and notes the door after each batch once `from` frames are in. */
@@ -41,7 +56,8 @@ async function readAlong (url: string, device: number, frames: readonly Float32A
 const features = (rows: ReadonlyArray<{ features: Float32Array }>) => rows.map((row) => row.features)
 
 test('session A through the protocol: 0/90 is refused for want of ajar, 0/15/90 by the self-check; accepted, closed reads closed-or-ajar and a swing never reads unknown', async (t) => {
-  const { url, observer } = await withBroker(t)
+  // warnings go to the log file too, to see the forced activation marked there
+  const { url, observer, dataDir } = await withBroker(t, { LOG_LEVEL: 'warn', LOG_TO_FILE: 'true' })
   const device = 5
   const byAngle = new Map(splitByAngle(sessionRows()).map((part) => [part.angle, part]))
   const part = (angle: number) => byAngle.get(angle) as ReturnType<typeof splitByAngle>[number]
@@ -56,6 +72,7 @@ test('session A through the protocol: 0/90 is refused for want of ajar, 0/15/90 
   assert.match(refusal.message, /^No ajar position yet: record the door ajar .* A door calibrated only closed and open at 90° cannot tell ajar from closed/)
   const told = await door(url, device)
   assert.equal(told.calibration.status, 'failed')
+  assert.deepEqual(told.calibration.protocol, { framesPerPosition: 200, defaultAjarAngle: 15, maxAjarAngle: 30, openAngle: 90, ajarClosedLimit: 0.1 })
   assert.match(told.calibration.reasons[0], /No ajar position yet/)
   assert.equal((await (await fetch(`${url}/training/get/models`)).json() as { versions: unknown[] }).versions.length, 0, 'nothing was trained')
 
@@ -87,8 +104,9 @@ test('session A through the protocol: 0/90 is refused for want of ajar, 0/15/90 
   t.diagnostic(`0/15/90 self-check: ${result.selfCheck.checks.map((c) => `${c.angle}° ${c.model} read closed ${(c.closedShare * 100).toFixed(0)} %`).join(', ')}`)
 
   // the refused version is listed as refused, and activating it takes force
-  const listed = (await (await fetch(`${url}/training/get/models`)).json() as { versions: Array<{ version: string, gate?: { passed: boolean } }> }).versions
-  assert.deepEqual(listed.find((v) => v.version === refusedVersion)?.gate?.passed, false)
+  const listed = (await (await fetch(`${url}/training/get/models`)).json() as { versions: Array<{ version: string, gate?: { passed: boolean, refusedBy?: string } }> }).versions
+  const gate = listed.find((v) => v.version === refusedVersion)?.gate
+  assert.deepEqual([gate?.passed, gate?.refusedBy], [false, 'self-check'])
   const unforced = await admin(url, 'POST', '/training/post/activate', { version: refusedVersion })
   assert.equal(unforced.status, 409)
   assert.equal((await unforced.json() as { code: string }).code, 'DS_GATE_REFUSED')
@@ -142,6 +160,8 @@ test('session A through the protocol: 0/90 is refused for want of ajar, 0/15/90 
   const forcedBody = await forced.json() as { forced?: boolean, active: boolean, version: string }
   assert.equal(forced.status, 200, JSON.stringify(forcedBody))
   assert.deepEqual([forcedBody.version, forcedBody.active, forcedBody.forced], [refusedVersion, true, true])
+  const warned = await logLine(dataDir, (line) => line.msg === 'door model activated by force although its calibration gate refused it')
+  assert.deepEqual([warned.version, warned.device, warned.forced], [refusedVersion, device, true])
   assert.deepEqual((await door(url, device)).model, { version: refusedVersion, scope: 'door' })
 })
 
