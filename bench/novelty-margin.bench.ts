@@ -77,7 +77,8 @@ async function doorScores (train: DoorTrainingInput, tails: readonly Tail[], rpi
 function globalScores (train: DoorTrainingInput, tails: readonly Tail[], rpi: Float32Array[], session: DoorTrainingInput): Scores {
   const model = (input: DoorTrainingInput) => new WindowNoveltyModel(buildWindowNovelty(input.frames, input.angles, { novelty: { margin: 1 } }))
   const novelty = model(train)
-  const score = (m: WindowNoveltyModel, runs: Array<ArrayLike<number>[]>) => runs.flatMap((run) => Array.from(m.stream().push(run)))
+  // every window scored (stride 1): the figures are exact, not the server's sampling of every 5th
+  const score = (m: WindowNoveltyModel, runs: Array<ArrayLike<number>[]>) => runs.flatMap((run) => Array.from(m.stream(1).push(run)))
   const { calibration, swing } = separable(session)
   return {
     own: score(novelty, tails.map((tail) => tail.frames as ArrayLike<number>[])),
@@ -85,6 +86,64 @@ function globalScores (train: DoorTrainingInput, tails: readonly Tail[], rpi: Fl
     permuted: score(novelty, tails.map((tail) => permuteSubcarriers(tail.frames))),
     swing: score(model(calibration), [swing])
   }
+}
+
+const COST_REPS = 9
+const COST_MS = 150
+
+/** CPU µs per call of `run` (process CPU time, so time descheduled on a shared machine does not count): median over interleaved repetitions. */
+function timeAll (runs: Array<() => void>): number[] {
+  const samples = runs.map(() => [] as number[])
+  for (let rep = 0; rep < COST_REPS; rep++) {
+    runs.forEach((run, i) => {
+      run()
+      let calls = 0
+      const started = process.cpuUsage()
+      const wall = performance.now()
+      while (performance.now() - wall < COST_MS) {
+        run()
+        calls++
+      }
+      const used = process.cpuUsage(started)
+      samples[i].push((used.user + used.system) / calls)
+    })
+  }
+  return samples.map((list) => list.sort((a, b) => a - b)[Math.floor(list.length / 2)])
+}
+
+/** What the swing rows cost a door model per window, and the global novelty per frame. */
+async function costs (train: DoorTrainingInput, session: DoorTrainingInput): Promise<Array<{ what: string, unit: string, rows: number, microsPerUnit: number }>> {
+  const frames = runOf(session, 45).slice(0, 89).map((f) => Float32Array.from(f))
+  const models: Array<{ what: string, predictor: DoorPredictor }> = []
+  for (const angles of [[0, 15, 90], [0, 15, 30, 45, 60, 75, 90]]) {
+    for (const transitions of [false, true]) {
+      const input = { frames: train.frames.filter((_, i) => angles.includes(train.angles[i])), angles: train.angles.filter((a) => angles.includes(a)) }
+      const trained = await trainDoorModel(tf, input, { seed: 1, epochs: 1, novelty: { transitions } })
+      models.push({ what: `door model, ${angles.length} angles, ${transitions ? 'with' : 'without'} swing rows`, predictor: await DoorPredictor.load(tf, trained.artifacts, trained.meta) })
+    }
+  }
+  // 64 windows of 45° frames, as a micro-batch of many doors
+  const { DoorPipeline } = await import('../ml/door-model.js')
+  const pipeline = new DoorPipeline(models[0].predictor.meta)
+  const windows = frames.map((frame, i) => pipeline.push(frame, i)).filter((w): w is Float32Array => w !== undefined).slice(0, 64)
+  const global = new WindowNoveltyModel(buildWindowNovelty(train.frames, train.angles))
+  // a familiar stream (45°) and a novel one (rpi-raw-frames.txt), each frame pushed on its own as a frames route would
+  const rpi = loadRpiFrames()
+  const streams = [
+    { what: 'familiar frames, every window scored', frames, stream: global.stream(1) },
+    { what: 'familiar frames, every 5th window scored (the server)', frames, stream: global.stream() },
+    { what: 'another recording, every window scored', frames: rpi, stream: global.stream(1) },
+    { what: 'another recording, every 5th window scored (the server)', frames: rpi, stream: global.stream() }
+  ].map((s) => ({ ...s, next: 24 }))
+  for (const s of streams) s.stream.push(s.frames.slice(0, 24))
+  const timed = timeAll([
+    ...models.map(({ predictor }) => () => { predictor.predict(windows) }),
+    ...streams.map((s) => () => { s.stream.push([s.frames[s.next++ % s.frames.length]]) })
+  ])
+  const out = models.map(({ what, predictor }, i) => ({ what, unit: 'window', rows: predictor.meta.novelty.rows + (predictor.meta.novelty.transitions?.rows ?? 0), microsPerUnit: timed[i] / windows.length }))
+  streams.forEach((s, i) => out.push({ what: `global novelty of an uncalibrated door: ${s.what}`, unit: 'frame', rows: global.meta.summary.rows + (global.meta.summary.transitions?.rows ?? 0), microsPerUnit: timed[models.length + i] }))
+  for (const { predictor } of models) predictor.dispose()
+  return out
 }
 
 const share = (scores: readonly number[], margin: number): number => scores.length ? scores.filter((s) => s / margin > 1).length / scores.length : 0
@@ -118,6 +177,8 @@ export default async function noveltyMargin (): Promise<BenchReport> {
     })
     return { model, windows: { own: scores.own.length, rpi: scores.rpi.length, permuted: scores.permuted.length, swing: scores.swing.length }, auc, margins }
   })
+  const cost = await costs(train, session)
+  for (const row of cost) table.push({ model: `cost: ${row.what}`, margin: '', 'own flagged': `${row.microsPerUnit.toFixed(1)} µs/${row.unit}`, 'rpi flagged': `${row.rows} rows`, 'permuted flagged': '', 'swing flagged': '', 'AUC rpi': '', 'AUC permuted': '' })
   const loadAfter = loadavg()[0]
   const notes = [
     `session A blocked split: models on each angle's first 80 %; own = its ${models[0].scores.own.length} held-out windows (k 25); rpi-raw-frames.txt ${models[0].scores.rpi.length} windows; permuted = the tails with subcarriers permuted; swing = a clean swing closed → open → closed → ajar → open between positions a channel tells apart (session A runs, subcarriers permuted per position), its own calibration.`,
@@ -125,7 +186,8 @@ export default async function noveltyMargin (): Promise<BenchReport> {
     `checked: a door model trained at margin 1.5 flags ${f2(trained15)} of rpi, margin 1's scores ÷ 1.5 ${f2(scaled)}.`,
     `defaults: door 1.5 (room for the door's own later frames: on a second recording margin 1 flagged about a fifth of them, 1.5 none), global 1.25; machine load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after.`
   ]
-  return { name: 'novelty-margin', table, results: { margins: MARGINS, models: results, check: { scaled, trained15 } }, notes }
+  notes.push(`cost: CPU µs per window (DoorPredictor.predict, batches of 64 windows of 45° frames, heads + novelty) or per frame (the global NoveltyStream.push of one frame: window update + scan), median of ${COST_REPS} repetitions of ${COST_MS} ms, interleaved; rows = summary rows (calibration windows + swings); the swing rows are scanned only for a window novel to the calibration windows.`)
+  return { name: 'novelty-margin', table, results: { margins: MARGINS, models: results, check: { scaled, trained15 }, cost }, notes }
 }
 
 // run by itself: print the table and write bench/results/novelty-margin.json as bench/run.ts does

@@ -283,14 +283,25 @@ export class NoveltyScorer {
     this.summary = summary
   }
 
-  /** Each standardised window's distance over its threshold, the nearer of calibration windows and swings (above 1 is novel). */
+  /**
+   * Each standardised window's distance over its threshold: to the
+   * calibration windows, or, for a window novel to those, the nearer of that
+   * and its distance to the swings (above 1 is novel either way). A window
+   * near the calibration needs no swing scan: most of them, most of the time.
+   */
   scores (standardised: Float32Array, count: number): Float64Array {
     const { rows, width, neighbours, threshold, transitions } = this.summary
     const scores = knnDistances(standardised, count, this.#rows, rows, width, neighbours)
-    for (let i = 0; i < count; i++) scores[i] /= threshold
-    if (transitions) {
-      const swings = knnDistances(standardised, count, this.#swings, transitions.rows, width, transitions.neighbours)
-      for (let i = 0; i < count; i++) scores[i] = Math.min(scores[i], swings[i] / transitions.threshold)
+    const novel: number[] = []
+    for (let i = 0; i < count; i++) {
+      scores[i] /= threshold
+      if (scores[i] > 1) novel.push(i)
+    }
+    if (transitions && novel.length) {
+      const queries = new Float32Array(novel.length * width)
+      novel.forEach((i, q) => queries.set(standardised.subarray(i * width, (i + 1) * width), q * width))
+      const swings = knnDistances(queries, novel.length, this.#swings, transitions.rows, width, transitions.neighbours)
+      novel.forEach((i, q) => { scores[i] = Math.min(scores[i], swings[q] / transitions.threshold) })
     }
     return scores
   }
@@ -373,9 +384,9 @@ export class WindowNoveltyModel {
     this.#inverseStd = Float32Array.from(meta.standardisation.std, (s) => 1 / s)
   }
 
-  /** A fresh per-device stream of this model's windows. */
-  stream (): NoveltyStream {
-    return new NoveltyStream(this)
+  /** A fresh per-device stream of this model's windows, scoring every `stride`-th. */
+  stream (stride?: number): NoveltyStream {
+    return new NoveltyStream(this, stride)
   }
 
   /** Scores window features (as {@link FrameWindow.features} gives them), in place standardised. @returns score per window (above 1 is novel) */
@@ -389,30 +400,56 @@ export class WindowNoveltyModel {
   }
 }
 
+/**
+ * Windows a {@link NoveltyStream} lets pass between two scored ones: a
+ * window shares k − 1 of its k frames with the next, so neighbours score
+ * alike, and the scan is most of a window's cost (bench/novelty-margin.bench.ts).
+ */
+export const NOVELTY_STRIDE = 5
+
 /** One device's frames through a {@link WindowNoveltyModel}: its window, and the window scores once full. */
 export class NoveltyStream {
   readonly model: WindowNoveltyModel
+  readonly stride: number
   readonly #window: FrameWindow
   readonly #row = new Float64Array(DOOR_FRAME_WIDTH)
+  /** Windows since the last scored one, and its score. */
+  #sinceScored = 0
+  #lastScore = 0
 
-  constructor (model: WindowNoveltyModel) {
+  /** @param stride score every stride-th window; the others repeat the last score (1 = every window) */
+  constructor (model: WindowNoveltyModel, stride = NOVELTY_STRIDE) {
+    if (!Number.isInteger(stride) || stride < 1) throw new RangeError(`novelty stride must be a positive integer, got ${stride}`)
     this.model = model
+    this.stride = stride
     this.#window = new FrameWindow(model.meta.window, DOOR_FRAME_WIDTH)
   }
 
-  /** Adds frames (106 values each, arrival order). @returns the score of each window they completed */
+  /** Adds frames (106 values each, arrival order). @returns a score for each window they completed (the first window of a stream is always scored) */
   push (frames: ReadonlyArray<ArrayLike<number>>): Float64Array {
-    const windows: Float32Array[] = []
+    const scored: Float32Array[] = []
+    // per completed window: the index of its score among `scored`, or -1 to repeat the one before
+    const plan: number[] = []
     for (const frame of frames) {
       doorFrameFeaturesInto(frame, this.model.meta.featureSet, this.#row)
       this.#window.push(this.#row)
-      if (this.#window.ready) windows.push(this.#window.features())
+      if (!this.#window.ready) continue
+      if (this.#window.pushed === this.model.meta.window || ++this.#sinceScored >= this.stride) {
+        this.#sinceScored = 0
+        plan.push(scored.length)
+        scored.push(this.#window.features())
+      } else plan.push(-1)
     }
-    return windows.length ? this.model.score(windows) : new Float64Array(0)
+    const scores = scored.length ? this.model.score(scored) : new Float64Array(0)
+    return Float64Array.from(plan, (index) => {
+      if (index >= 0) this.#lastScore = scores[index]
+      return this.#lastScore
+    })
   }
 
   /** Forgets the window (after silence: old frames must not mix with new). */
   reset (): void {
     this.#window.reset()
+    this.#sinceScored = 0
   }
 }
