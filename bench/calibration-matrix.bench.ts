@@ -20,9 +20,7 @@
  * BENCH_SEEDS=n overrides the seed count (default 3).
  */
 import * as tf from '@tensorflow/tfjs'
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus, loadavg, totalmem } from 'node:os'
-import { fileURLToPath } from 'node:url'
+import { loadavg } from 'node:os'
 import { DEFAULT_HYSTERESIS } from '../domain/door-hysteresis.js'
 import { calibrateDoorModel, calibrationProblems, verdictOf } from '../ml/door-calibration.js'
 import { blockedTails, replayTails, type DoorEvaluation, type SelfCheck, type Tail } from '../ml/door-evaluation.js'
@@ -177,16 +175,4 @@ export default async function calibrationMatrix (): Promise<BenchReport> {
     `${seeds} seeds; session A ${session.frames.length} frames; machine load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after; ${tf.getBackend()} backend.`
   ]
   return { name: 'calibration-matrix', table, results: { floor: FLOOR, seeds, runs, loadAverage: { before: loadBefore, after: loadAfter } }, notes }
-}
-
-// run by itself: print the table and write bench/results/calibration-matrix.json as bench/run.ts does
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const started = Date.now()
-  const report = await calibrationMatrix()
-  console.table(report.table)
-  for (const note of report.notes ?? []) console.log(note)
-  const results = new URL('results/', import.meta.url)
-  mkdirSync(results, { recursive: true })
-  const machine = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 1024 ** 3) }
-  writeFileSync(new URL('calibration-matrix.json', results), JSON.stringify({ name: report.name, at: new Date().toISOString(), machine, seconds: (Date.now() - started) / 1000, results: report.results }, null, 2) + '\n')
 }

@@ -20,9 +20,7 @@
  * at 1.5.
  */
 import * as tf from '@tensorflow/tfjs'
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { cpus, loadavg, totalmem } from 'node:os'
-import { fileURLToPath } from 'node:url'
+import { loadavg } from 'node:os'
 import { rocAuc } from '../domain/door-metrics.js'
 import { blockedTails, permuteSubcarriers, windowNovelty, type Tail } from '../ml/door-evaluation.js'
 import { DoorPredictor, trainDoorModel, type DoorTrainingInput } from '../ml/door-model.js'
@@ -188,16 +186,4 @@ export default async function noveltyMargin (): Promise<BenchReport> {
   ]
   notes.push(`cost: CPU µs per window (DoorPredictor.predict, batches of 64 windows of 45° frames, heads + novelty) or per frame (the global NoveltyStream.push of one frame: window update + scan), median of ${COST_REPS} repetitions of ${COST_MS} ms, interleaved; rows = summary rows (calibration windows + swings); the swing rows are scanned only for a window novel to the calibration windows.`)
   return { name: 'novelty-margin', table, results: { margins: MARGINS, models: results, check: { scaled, trained15 }, cost }, notes }
-}
-
-// run by itself: print the table and write bench/results/novelty-margin.json as bench/run.ts does
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const started = Date.now()
-  const report = await noveltyMargin()
-  console.table(report.table)
-  for (const note of report.notes ?? []) console.log(note)
-  const results = new URL('results/', import.meta.url)
-  mkdirSync(results, { recursive: true })
-  const machine = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 1024 ** 3) }
-  writeFileSync(new URL('novelty-margin.json', results), JSON.stringify({ name: report.name, at: new Date().toISOString(), machine, seconds: (Date.now() - started) / 1000, results: report.results }, null, 2) + '\n')
 }
