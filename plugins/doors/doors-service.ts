@@ -63,8 +63,8 @@ const CALIBRATION = { source: 'calibration' } as const
 /** What every door's calibration must hold, as the API shows it. */
 const CALIBRATION_PROTOCOL = Object.freeze({ framesPerPosition: CALIBRATION_FRAMES_PER_ANGLE, defaultAjarAngle: DEFAULT_AJAR_ANGLE, maxAjarAngle: MAX_AJAR_ANGLE, openAngle: 90, ajarClosedLimit: AJAR_CLOSED_LIMIT })
 
-/** A door's last calibration outcome; `protocol` when finish refused it before training (what to record). */
-type Outcome = CalibrationOutcome & { protocol?: true }
+/** A door's last calibration outcome; `beforeTraining` when finish refused it for what was recorded (the protocol). */
+type Outcome = CalibrationOutcome & { beforeTraining?: true }
 
 export class DoorsService extends EventEmitter<{ door: [Door], removed: [number] }> {
   readonly #options: DoorsServiceOptions
@@ -173,7 +173,7 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
       // a refusal is the door's latest calibration result: show it on the door until what it asks for is captured
       const reasons = (err as { reasons?: string[] }).reasons
       if (reasons) {
-        this.#outcomes.set(id, { device: id, version: '', activated: false, floor: this.#options.floor, evaluation: undefined, reasons, failed: true, protocol: true, at: new Date().toISOString() })
+        this.#outcomes.set(id, { device: id, version: '', activated: false, floor: this.#options.floor, evaluation: undefined, reasons, failed: true, beforeTraining: true, at: new Date().toISOString() })
         this.#announce(id)
       }
       throw err
@@ -284,7 +284,7 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
       ? { angle: status.angle, framesStored: status.framesStored, framesWanted: status.framesWanted ?? null, secondsLeft: status.secondsLeft, endsAt: status.endsAt }
       : null
     let outcome = this.#outcomes.get(id)
-    if (outcome?.protocol) {
+    if (outcome?.beforeTraining) {
       // what a refused finish asked for, against what is captured now: a reason goes once its frames are there
       const reasons = calibrationProblemsOfCounts(new Map(Object.entries(captured).map(([angle, count]) => [Number(angle), count])), frameRate)
       outcome = reasons.length ? { ...outcome, reasons } : undefined
@@ -295,13 +295,15 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     else if (doorModels.training(id)) state = 'training'
     else if (outcome && !outcome.activated) state = 'failed'
     else if (own) state = 'ready'
+    // the active version's own outcome (after a restart), and its figures when the last finish made none
+    const active = own && (!outcome || !outcome.evaluation) ? activeOutcome(id, own.version, own.predictor.meta, this.#options.floor) : undefined
     return {
       status: state,
       protocol: CALIBRATION_PROTOCOL,
       captured: { ...captured },
       capture,
-      reasons: outcome?.reasons ?? (own ? activeOutcome(id, own.version, own.predictor.meta, this.#options.floor)?.reasons ?? [] : []),
-      result: resultOf(outcome) ?? (own ? resultOf(activeOutcome(id, own.version, own.predictor.meta, this.#options.floor)) : null)
+      reasons: (outcome ?? active)?.reasons ?? [],
+      result: resultOf(outcome) ?? resultOf(active)
     }
   }
 }
