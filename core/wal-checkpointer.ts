@@ -25,7 +25,6 @@
  * checkpoints come back.
  */
 import type { Database } from 'better-sqlite3'
-import { once } from 'node:events'
 import { statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
@@ -192,7 +191,8 @@ export class WalCheckpointer {
     const worker = this.#worker
     this.#worker = undefined
     if (!worker) return
-    const exited = once(worker, 'exit')
+    // only its exit: a thread that fails as it starts (its database gone) has nothing left to close
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
     worker.ref() // an unref'd thread would let the process end while its connection closes
     worker.postMessage('close')
     await exited

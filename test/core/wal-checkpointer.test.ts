@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, statSync } from 'node:fs'
+import { existsSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DATABASE_FILE, Storage } from '../../core/storage.js'
@@ -85,4 +85,19 @@ test('app.close() stops the checkpoint timer and its thread, and the app\'s conn
   assert.equal(existsSync(`${file}-wal`), false, 'the worker\'s connection closed before the app\'s')
   await sleep(100)
   assert.equal(app.storage.checkpoints?.worker, stopped?.worker, 'no checkpoint after close')
+})
+
+test('a checkpoint thread that cannot open its database (the folder gone under it) does not fail the stop', async (t) => {
+  const dir = tempDir(t)
+  const storage = new Storage(dir)
+  t.after(() => storage.close())
+  storage.db.exec('CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL)')
+  storage.db.prepare('INSERT INTO blobs (body) VALUES (?)').run(Buffer.alloc(2e6))
+  const errors: Error[] = []
+  storage.checkpointInBackground(5, (err) => errors.push(err))
+  await waitFor(() => storage.checkpoints?.workerStarted === true)
+  // the thread is starting: its folder goes (a test's temp dir removed before the app closed)
+  rmSync(dir, { recursive: true, force: true })
+  await storage.stopCheckpoints()
+  assert.equal(storage.checkpoints?.running, false)
 })
