@@ -39,6 +39,7 @@ export const ConfigSchema = Type.Object({
   WAL_CHECKPOINT_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 1000, description: 'how often a worker thread checkpoints the SQLite write-ahead log, off the request path; 0 = SQLite checkpoints inside the commit that fills it' }),
   STORAGE_MAX_MB: Type.Number({ minimum: 0, default: 0, description: 'largest the SQLite file may grow, in MiB (its write-ahead log comes on top); writes beyond get 507; 0 = no limit but the disk' }),
   DOOR_CALIBRATION_FLOOR: Type.Number({ minimum: 0, maximum: 1, default: 0.9, description: 'open/closed balanced accuracy (on the held-out end of each calibrated angle) a door\'s own model must reach to take over the door' }),
+  DOOR_EPOCHS: Type.Integer({ minimum: 1, maximum: 1000, default: 30, description: 'training epochs of each model a door calibration trains (its own, the held-out one, one per open angle for the ajar self-check); fewer calibrate faster and a little worse' }),
   MQTT_URL: Type.Optional(Type.String({ pattern: '^mqtts?://[^\\s/]+', description: 'broker for Home Assistant (mqtt://host:1883 or mqtts://…); unset = no MQTT' })),
   MQTT_USERNAME: Type.Optional(Type.String({ minLength: 1 })),
   MQTT_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: 'never logged' })),
