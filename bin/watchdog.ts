@@ -8,7 +8,10 @@
  * env file), from the code as it is: it never pulls. If the process runs but
  * GET /debug/get/exists fails on N consecutive checks (counted in
  * DATA_DIR/watchdog-state.json), it is stopped (SIGTERM, then SIGKILL) and
- * started again. While a redeploy holds its lock the server is left to it.
+ * started again. A 503 is a server shedding load for a moment, not a dead
+ * one: it is asked again after the Retry-After wait (up to
+ * SHED_RETRIES times) before the check counts as failed. While a redeploy
+ * holds its lock the server is left to it.
  *
  * Exit codes: 0 healthy, restarted and healthy, or left to a running
  * redeploy · 1 bad usage or configuration · 2 unhealthy, counted, not
@@ -25,8 +28,9 @@ import { createOpsLog, errorText, seconds, type OpsLog } from './lib/ops-log.js'
 import { redeployHolder } from '../core/redeploy-lock.js'
 import { runCommand } from './lib/run-command.js'
 import {
-  checkHealth, healthUrl, liveServerPid, describeOutput, SERVER_ENTRY, startServerDetached, stopProcess, waitUntilHealthy
+  checkHealth, healthUrl, liveServerPid, describeOutput, SERVER_ENTRY, startServerDetached, stopProcess, waitUntilHealthy, type HealthCheck
 } from './lib/server-process.js'
+import { RETRY_AFTER_S } from '../core/errors.js'
 
 const EXIT = { HEALTHY: 0, USAGE: 1, COUNTED: 2, RESTART_FAILED: 3 } as const
 
@@ -59,6 +63,31 @@ interface WatchdogOptions {
 
 /** The state file's name inside DATA_DIR. */
 const STATE_FILE = 'watchdog-state.json'
+
+/** How many times a 503 (load shedding) is asked again before the check counts as failed. */
+const SHED_RETRIES = 3
+/** The wait before asking again: the server's own Retry-After. */
+const SHED_RETRY_WAIT_MS = RETRY_AFTER_S * 1000
+
+/**
+ * One liveness check; a 503 (the server shedding load while its event loop
+ * catches up) is asked again after a short wait, up to {@link SHED_RETRIES}
+ * times, and only a last answer that is still a failure counts.
+ */
+async function checkLiveness (url: string, timeoutMs: number, log: OpsLog): Promise<HealthCheck> {
+  let check = await checkHealth(url, timeoutMs)
+  for (let retry = 1; retry <= SHED_RETRIES && isShedding(check); retry++) {
+    log.info(`GET ${url} answered 503 (shedding load): asking again in ${seconds(SHED_RETRY_WAIT_MS)} (${retry} of ${SHED_RETRIES})`)
+    await sleep(SHED_RETRY_WAIT_MS)
+    check = await checkHealth(url, timeoutMs)
+  }
+  return check
+}
+
+/** Whether a failed check was a 503 (checkHealth words it "answered HTTP 503"). */
+function isShedding (check: HealthCheck): boolean {
+  return !check.ok && /\bHTTP 503\b/.test(check.problem ?? '')
+}
 
 /** The flags, each with its WATCHDOG_* variable as the fallback. */
 function watchdogOptions (flags: OpsFlags): WatchdogOptions {
@@ -111,7 +140,7 @@ async function main (argv: string[]): Promise<number> {
   const url = healthUrl(config)
   const pid = liveServerPid(pidFile)
   if (pid !== undefined) {
-    const check = await checkHealth(url, options.timeoutMs)
+    const check = await checkLiveness(url, options.timeoutMs, log)
     if (check.ok) {
       if (state.consecutiveFailures > 0) log.info(`recovered after ${state.consecutiveFailures} failed check(s)`)
       writeState(stateFile, { ...state, consecutiveFailures: 0, lastCheckAt: now, lastProblem: undefined })

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyRequest, onRequestHookHandler } from 'fastify'
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { ForbiddenError, UnauthorizedError } from './errors.js'
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './file-modes.js'
@@ -22,6 +23,16 @@ export interface AuthOptions {
   dataDir: string
   adminToken?: string | undefined
   deviceToken?: string | undefined
+  /** HOST, the bind address: beyond loopback, open device routes are worth a warning. */
+  host?: string | undefined
+}
+
+/** Whether a bind address (HOST) reaches this machine only: 127.0.0.0/8, ::1 (also IPv4-mapped) or localhost. */
+export function isLoopbackHost (host: string): boolean {
+  const address = host.replace(/^\[(.*)\]$/, '$1').toLowerCase()
+  if (address === 'localhost' || address === '::1') return true
+  const ipv4 = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address
+  return isIP(ipv4) === 4 && ipv4.startsWith('127.')
 }
 
 declare module 'fastify' {
@@ -96,6 +107,10 @@ export const authPlugin = fp<AuthOptions>(async (app, options) => {
     app.log.warn({ file: admin.file, mode: modeText(admin.tightenedFrom), now: modeText(PRIVATE_FILE_MODE) }, 'the admin token file was readable by other users: its mode is now 0600 (change the token if they may have read it)')
   }
   const deviceToken = options.deviceToken
+  if (!deviceToken && options.host !== undefined && !isLoopbackHost(options.host)) {
+    app.log.warn({ host: options.host }, `HOST=${options.host} is not a loopback address and DEVICE_TOKEN is unset: the device routes (/ml/post/*, /server/post/*) are open to anyone on the network, ` +
+      'who can post frames and register Pis. Set DEVICE_TOKEN (8+ characters, e.g. DEVICE_TOKEN=$(openssl rand -base64 24)) in the server\'s environment and give the same value to each Pi (DEVICE_TOKEN or --token)')
+  }
 
   app.decorate('requireAdmin', async function requireAdmin (request: FastifyRequest) {
     const token = bearerOf(request)

@@ -29,6 +29,10 @@ export const NoModelError: FastifyErrorConstructor = createError('DS_NO_MODEL', 
 export const OverloadedError: FastifyErrorConstructor = createError('DS_OVERLOADED', '%s', 503)
 export const UnavailableError: FastifyErrorConstructor = createError('DS_UNAVAILABLE', '%s', 503)
 export const StorageFullError: FastifyErrorConstructor = createError('DS_STORAGE_FULL', '%s', 507)
+/** The Host header names a host not in ALLOWED_HOSTS (core/allowed-hosts.ts): 421, the request was meant for another server. */
+export const HostNotAllowedError: FastifyErrorConstructor = createError('DS_HOST_NOT_ALLOWED', '%s', 421)
+/** Load shedding (core/load-shedding.ts); the code is the one @fastify/under-pressure answered with, kept for clients that know it. */
+export const UnderPressureError: FastifyErrorConstructor = createError('FST_UNDER_PRESSURE', '%s', 503)
 
 /** What a 507 says: which limits can be full, that the write is gone, and what brings writing back. */
 export const STORAGE_FULL_MESSAGE = 'storage is full (the database reached STORAGE_MAX_MB or the disk has no room left): nothing of this request was stored; ' +

@@ -2,6 +2,8 @@ import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { contentSecurityPolicy } from './security-headers.js'
+import { HOST_CHECK_EXEMPT } from './allowed-hosts.js'
+import { ErrorResponse } from '../schemas/common.js'
 
 export interface OpenApiOptions {
   version: string
@@ -44,6 +46,40 @@ function rewrite (node: JsonNode): JsonNode {
   return out
 }
 
+/** The methods of a path item that are operations (a path item also holds `parameters`, `summary`, …). */
+const OPERATION_METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'])
+
+/** The Retry-After header of a 503, as the document lists it. */
+const RETRY_AFTER_HEADER = { 'Retry-After': { description: 'seconds to wait before trying again', schema: { type: 'integer', minimum: 0 } } }
+
+/** What any route may answer, whatever its own schema lists: load shedding and, with ALLOWED_HOSTS, a refused Host. */
+const EVERY_ROUTE_RESPONSES = {
+  503: 'Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now ' +
+    '(no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds',
+  421: 'Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost'
+} as const
+
+/**
+ * Lists, on every operation of a generated document, the answers the app
+ * gives before any route runs: 503 with Retry-After (load shedding,
+ * core/load-shedding.ts) and 421 (core/allowed-hosts.ts; not on the routes
+ * exempt from it). A route's own content for them is kept, its description
+ * replaced by one that says what they mean. Returns a new value.
+ */
+export function withEveryRouteResponses<T> (document: T): T {
+  const copy = structuredClone(document) as { paths?: Record<string, Record<string, { responses?: Record<string, { description?: string, content?: unknown, headers?: unknown }> }>> }
+  const errorContent = { 'application/json': { schema: JSON.parse(JSON.stringify(ErrorResponse)) as unknown } }
+  for (const [path, item] of Object.entries(copy.paths ?? {})) {
+    for (const [method, operation] of Object.entries(item)) {
+      if (!OPERATION_METHODS.has(method)) continue
+      const responses = operation.responses ??= {}
+      responses['503'] = { description: EVERY_ROUTE_RESPONSES[503], headers: RETRY_AFTER_HEADER, content: responses['503']?.content ?? errorContent }
+      if (!HOST_CHECK_EXEMPT.has(path)) responses['421'] = { description: EVERY_ROUTE_RESPONSES[421], content: responses['421']?.content ?? errorContent }
+    }
+  }
+  return copy as T
+}
+
 /**
  * The OpenAPI 3 document, built by @fastify/swagger from the route schemas
  * (which come from schemas/), served at GET /openapi.json, with Swagger UI at
@@ -71,7 +107,7 @@ export const openApiPlugin = fp<OpenApiOptions>(async (app, { version }) => {
         { name: 'ml', description: 'inference and door state' }
       ]
     },
-    transformObject: (document) => toOpenApi30Dialect('openapiObject' in document ? document.openapiObject : document.swaggerObject)
+    transformObject: (document) => withEveryRouteResponses(toOpenApi30Dialect('openapiObject' in document ? document.openapiObject : document.swaggerObject))
   })
   await app.register(swaggerUi, {
     routePrefix: '/documentation',

@@ -4,11 +4,11 @@ import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSy
 import pino from 'pino'
 import { join } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { ADMIN_TOKEN_FILE, authPlugin, resolveAdminToken, tokensEqual } from '../../core/auth.js'
+import { ADMIN_TOKEN_FILE, authPlugin, isLoopbackHost, resolveAdminToken, tokensEqual } from '../../core/auth.js'
 import { installErrorHandlers } from '../../core/errors.js'
 import { LOG_DIR } from '../../core/logger.js'
 import { exitWithin, listeningUrl, spawnServe } from '../fixtures/serve-process.js'
-import { tempDir } from '../helper.js'
+import { buildTestApp, tempDir } from '../helper.js'
 
 const ADMIN = 'admin-token-for-auth-tests-0001'
 const DEVICE = 'device-token-0002'
@@ -84,6 +84,38 @@ test('a stored token file others may read (0644) is tightened to 0600, with a wa
   assert.equal(warning.mode, '0640')
   assert.match(String(warning.msg), /readable by other users: its mode is now 0600/)
   assert.ok(!lines.join('').includes(token), 'the token was logged')
+})
+
+test('HOST beyond loopback with DEVICE_TOKEN unset: a warning at start says the device routes are open and how to set the token', async (t) => {
+  const warningsFor = async (options: { host: string, deviceToken?: string }): Promise<Array<Record<string, unknown>>> => {
+    const lines: string[] = []
+    const app = Fastify({ loggerInstance: pino({ level: 'info' }, { write: (line: string) => { lines.push(line) } }) })
+    t.after(() => app.close())
+    await app.register(authPlugin, { dataDir: tempDir(t), adminToken: ADMIN, ...options })
+    await app.ready()
+    return lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.level === 40 && /DEVICE_TOKEN is unset/.test(String(line.msg)))
+  }
+  for (const host of ['0.0.0.0', '::', '192.168.1.10', 'doorsense.lan']) {
+    const [warning, ...more] = await warningsFor({ host })
+    assert.ok(warning, `no warning for HOST=${host}`)
+    assert.equal(more.length, 0)
+    assert.equal(warning.host, host)
+    assert.match(String(warning.msg), new RegExp(`HOST=${host.replace(/\./g, '\\.')} is not a loopback address`))
+    assert.match(String(warning.msg), /device routes \(\/ml\/post\/\*, \/server\/post\/\*\) are open to anyone on the network/)
+    assert.match(String(warning.msg), /Set DEVICE_TOKEN .*openssl rand/)
+  }
+  for (const host of ['127.0.0.1', '127.0.0.2', '::1', '[::1]', 'localhost', '::ffff:127.0.0.1']) {
+    assert.deepEqual(await warningsFor({ host }), [], `HOST=${host} is loopback`)
+  }
+  assert.deepEqual(await warningsFor({ host: '0.0.0.0', deviceToken: DEVICE }), [], 'the token is set')
+  assert.equal(isLoopbackHost('128.0.0.1'), false)
+
+  // the app hands HOST to the plugin: the warning is in its log
+  const dataDir = tempDir(t)
+  const app = await buildTestApp(t, { HOST: '0.0.0.0', LOG_LEVEL: 'warn', LOG_TO_FILE: 'true' }, { dataDir })
+  await app.close()
+  const logged = readdirSync(join(dataDir, LOG_DIR)).map((name) => readFileSync(join(dataDir, LOG_DIR, name), 'utf8')).join('')
+  assert.match(logged, /HOST=0\.0\.0\.0 is not a loopback address and DEVICE_TOKEN is unset/)
 })
 
 test('tokensEqual compares exactly, for tokens of any length', () => {

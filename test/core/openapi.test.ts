@@ -119,3 +119,46 @@ test('the contract says what the routes answer: model-file errors are JSON, the 
     assert.equal(anonymous.statusCode, 401, `${path} without the configured device token`)
   }
 })
+
+test('every operation lists what any route may answer before it runs: 503 (load shedding) with Retry-After, and 421 (ALLOWED_HOSTS) but on liveness', async (t) => {
+  const app = await buildTestApp(t)
+  const served = app.swagger() as unknown as OpenApiDocument
+  const committed = JSON.parse(readFileSync(OPENAPI_FILE, 'utf8')) as OpenApiDocument
+  for (const document of [served, committed]) {
+    let operations = 0
+    for (const [path, item] of Object.entries(document.paths)) {
+      for (const [method, operation] of Object.entries(item)) {
+        operations++
+        const responses = operation.responses as Record<string, { description?: string, headers?: Record<string, unknown>, content?: Record<string, { schema: { title?: string } }> }>
+        const shed = responses['503']
+        assert.ok(shed, `${method} ${path} lists no 503`)
+        assert.match(shed.description ?? '', /shedding load/, `${method} ${path}`)
+        assert.ok(shed.headers?.['Retry-After'], `${method} ${path}: 503 without Retry-After`)
+        assert.equal(shed.content?.['application/json']?.schema.title, 'ErrorResponse', `${method} ${path}: 503 body`)
+        if (path === '/debug/get/exists') {
+          assert.equal(responses['421'], undefined, 'liveness answers under any Host')
+        } else {
+          assert.equal(responses['421']?.content?.['application/json']?.schema.title, 'ErrorResponse', `${method} ${path} lists no 421`)
+        }
+      }
+    }
+    assert.ok(operations > 40)
+  }
+})
+
+test('load shedding answers as the contract says, also on routes whose own schema lists no 503', async (t) => {
+  const app = await buildTestApp(t, { MAX_EVENT_LOOP_DELAY_MS: '50' })
+  const document = app.swagger() as unknown as OpenApiDocument
+  const blockUntil = Date.now() + 1500
+  while (Date.now() < blockUntil) {
+    // a synchronous stall, as a runaway handler would cause
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  for (const url of ['/debug/get/exists', '/debug/get/time', '/doors']) {
+    const shed = await app.inject({ method: 'GET', url })
+    assert.equal(shed.statusCode, 503, `${url}: ${shed.body}`)
+    assert.ok(document.paths[url]?.get?.responses?.['503'], `${url} lists the 503 it answered`)
+    assert.equal(shed.headers['retry-after'], '1')
+    assert.deepEqual(Object.keys(shed.json()).sort(), ['code', 'error', 'message', 'statusCode'])
+  }
+})
