@@ -41,7 +41,11 @@ export const IDEMPOTENCY_MIGRATIONS: readonly Migration[] = [
     partial TEXT,
     PRIMARY KEY (scope, key)
   )`,
-  'CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at)'
+  'CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at)',
+  // bytes: the recorded answer's size, for IDEMPOTENCY_MAX_MB; derived: the answer is a digest the route rebuilds the answer from
+  `ALTER TABLE idempotency_keys ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE idempotency_keys ADD COLUMN derived INTEGER NOT NULL DEFAULT 0;
+  UPDATE idempotency_keys SET bytes = length(answer) WHERE answer IS NOT NULL`
 ]
 
 /** One keyed request: which route and device, the client's key, and a hash of what it asked. */
@@ -53,10 +57,15 @@ export interface KeyedRequest {
   fingerprint: string
 }
 
-/** A recorded answer: its status and its JSON body, as first sent. */
+/**
+ * A recorded answer: its status and its JSON body, as first sent; or, when
+ * `derived`, the digest the route recorded to rebuild it from (a large answer
+ * the route can compute again, e.g. a batch's classification).
+ */
 export interface StoredAnswer {
   status: number
   body: string
+  derived: boolean
 }
 
 /** How an answer is recorded: its status and its body as the route sends it (the reply's serializer, so a replay is byte for byte the first answer). */
@@ -81,11 +90,14 @@ interface KeyRow {
   status: number | null
   answer: string | null
   partial: string | null
+  derived: number
 }
 
 export interface IdempotencyStoreOptions {
   /** How long a key is remembered, ms. */
   windowMs: number
+  /** Most bytes of recorded answers kept: past it the oldest answered keys go first, whatever their age (default: no bound). */
+  maxBytes?: number
   /** Clock in epoch ms. */
   now?: () => number
 }
@@ -97,30 +109,38 @@ export interface IdempotencyStoreOptions {
  */
 export class IdempotencyStore {
   readonly windowMs: number
+  readonly maxBytes: number
   readonly #db: Database
   readonly #now: () => number
+  /** Bytes of the recorded answers (this connection's count, read once at start). */
+  #bytes: number
   /** Keyed requests under way in this process, by scope and key. */
   readonly #inFlight = new Map<string, Promise<void>>()
   readonly #settle = new Map<string, () => void>()
   readonly #select: Statement<[string, string, number], KeyRow>
   readonly #claim: Statement<[string, string, string, number, string | null, number]>
-  readonly #complete: Statement<[number, string, string, string]>
+  readonly #complete: Statement<[number, string, number, number, string, string]>
   readonly #release: Statement<[string, string]>
-  readonly #prune: Statement<[number, number]>
+  readonly #prune: Statement<[number, number], { bytes: number }>
+  readonly #pruneOldest: Statement<[number], { bytes: number }>
   readonly #count: Statement<[], { count: number }>
 
   constructor (db: Database, options: IdempotencyStoreOptions) {
     this.#db = db
     this.windowMs = options.windowMs
+    this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY
     this.#now = options.now ?? Date.now
-    this.#select = db.prepare('SELECT fingerprint, created_at, status, answer, partial FROM idempotency_keys WHERE scope = ? AND key = ? AND created_at > ?')
+    this.#bytes = (db.prepare('SELECT COALESCE(SUM(bytes), 0) AS bytes FROM idempotency_keys').get() as { bytes: number }).bytes
+    this.#select = db.prepare('SELECT fingerprint, created_at, status, answer, partial, derived FROM idempotency_keys WHERE scope = ? AND key = ? AND created_at > ?')
     // an expired row is taken over in place: one statement, so two claimants cannot both win
     this.#claim = db.prepare(`INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, partial) VALUES (?, ?, ?, ?, ?)
-      ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at, status = NULL, answer = NULL, partial = excluded.partial
+      ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at, status = NULL, answer = NULL, bytes = 0, derived = 0, partial = excluded.partial
       WHERE idempotency_keys.created_at <= ?`)
-    this.#complete = db.prepare('UPDATE idempotency_keys SET status = ?, answer = ?, partial = NULL WHERE scope = ? AND key = ?')
+    this.#complete = db.prepare('UPDATE idempotency_keys SET status = ?, answer = ?, bytes = ?, derived = ?, partial = NULL WHERE scope = ? AND key = ?')
     this.#release = db.prepare('DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND answer IS NULL')
-    this.#prune = db.prepare('DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at <= ? ORDER BY created_at LIMIT ?)')
+    this.#prune = db.prepare('DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at <= ? ORDER BY created_at LIMIT ?) RETURNING bytes')
+    // a request under way (no answer yet) is never cut short: its retry would write again
+    this.#pruneOldest = db.prepare('DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE answer IS NOT NULL ORDER BY created_at LIMIT ?) RETURNING bytes')
     this.#count = db.prepare('SELECT COUNT(*) AS count FROM idempotency_keys')
   }
 
@@ -139,7 +159,7 @@ export class IdempotencyStore {
     return this.#db.transaction(() => {
       this.#claimOrThrow(request, null)
       const body = write()
-      this.#complete.run(format.status ?? 200, (format.serialize ?? JSON.stringify)(body), request.scope, request.key)
+      this.#record(request, format.status ?? 200, (format.serialize ?? JSON.stringify)(body), false)
       return { replayed: false as const, body }
     })()
   }
@@ -157,7 +177,7 @@ export class IdempotencyStore {
     const row = this.#select.get(request.scope, request.key, this.#now() - this.windowMs)
     if (row) {
       this.#checkFingerprint(request, row)
-      if (row.status !== null && row.answer !== null) return { kind: 'replay', answer: { status: row.status, body: row.answer } }
+      if (row.status !== null && row.answer !== null) return { kind: 'replay', answer: { status: row.status, body: row.answer, derived: row.derived === 1 } }
       if (inFlight) return { kind: 'wait', settled: inFlight }
       this.#track(id)
       return { kind: 'started', resumed: true, partial: JSON.parse(row.partial ?? 'null') as P }
@@ -172,10 +192,16 @@ export class IdempotencyStore {
     return { kind: 'started', resumed: false, partial }
   }
 
-  /** Records the answer of a request {@link begin} started. */
-  finish (request: KeyedRequest, body: unknown, format: AnswerFormat = {}): void {
+  /**
+   * Records the answer of a request {@link begin} started: `body` as `format`
+   * serializes it, or, given `digest`, only that (JSON): a replay then gets
+   * the digest (`derived`) and the route rebuilds the answer from it. What a
+   * large answer can be computed again from needs no keeping verbatim.
+   */
+  finish (request: KeyedRequest, body: unknown, format: AnswerFormat = {}, digest?: unknown): void {
     try {
-      this.#complete.run(format.status ?? 200, (format.serialize ?? JSON.stringify)(body), request.scope, request.key)
+      if (digest !== undefined) this.#record(request, format.status ?? 200, JSON.stringify(digest), true)
+      else this.#record(request, format.status ?? 200, (format.serialize ?? JSON.stringify)(body), false)
     } finally {
       this.#untrack(idOf(request))
     }
@@ -199,12 +225,56 @@ export class IdempotencyStore {
    * @returns how many
    */
   prune (limit = 1000): number {
-    return this.#prune.run(this.#now() - this.windowMs, limit).changes
+    return this.#forget(this.#prune.all(this.#now() - this.windowMs, limit))
+  }
+
+  /**
+   * Deletes up to `limit` of the oldest answered keys while the recorded
+   * answers take more than `maxBytes`, down to 90 % of it (room for the next ones).
+   * @returns how many
+   */
+  pruneOverSize (limit = 1000): number {
+    if (this.#bytes <= this.maxBytes) return 0
+    let deleted = 0
+    while (this.#bytes > 0.9 * this.maxBytes && deleted < limit) {
+      // a few at a time: rows run from bytes to a megabyte, and only the excess goes
+      const step = this.#forget(this.#pruneOldest.all(Math.min(10, limit - deleted)))
+      if (step === 0) break
+      deleted += step
+    }
+    return deleted
+  }
+
+  /** Whether the recorded answers take more than `maxBytes`. */
+  get overSize (): boolean {
+    return this.#bytes > this.maxBytes
+  }
+
+  /** Bytes the recorded answers take (as this process counted them). */
+  get bytes (): number {
+    return this.#bytes
+  }
+
+  /** Counts the recorded bytes again from the table (a key taken over after its window is not subtracted when it is). */
+  recount (): void {
+    this.#bytes = (this.#db.prepare('SELECT COALESCE(SUM(bytes), 0) AS bytes FROM idempotency_keys').get() as { bytes: number }).bytes
   }
 
   /** Keys recorded (expired ones included until pruned). */
   count (): number {
     return this.#count.get()?.count ?? 0
+  }
+
+  #record (request: KeyedRequest, status: number, answer: string, derived: boolean): void {
+    // the row as a whole: the answer, and the key, scope and fingerprint beside it
+    const bytes = Buffer.byteLength(answer) + request.scope.length + request.key.length + ROW_OVERHEAD_BYTES
+    if (this.#complete.run(status, answer, bytes, derived ? 1 : 0, request.scope, request.key).changes === 1) this.#bytes += bytes
+  }
+
+  #forget (deleted: ReadonlyArray<{ bytes: number }>): number {
+    for (const row of deleted) this.#bytes -= row.bytes
+    if (this.#bytes < 0) this.#bytes = 0
+    return deleted.length
   }
 
   /** The recorded answer for `request`, if any; throws on a fingerprint mismatch or a request still under way. */
@@ -215,7 +285,7 @@ export class IdempotencyStore {
     if (row.status === null || row.answer === null) {
       throw new ConflictError(`${IDEMPOTENCY_KEY_HEADER} ${quoteKey(request.key)} belongs to a request still under way on ${request.scope}: wait for its answer, or send the request again shortly`)
     }
-    return { status: row.status, body: row.answer }
+    return { status: row.status, body: row.answer, derived: row.derived === 1 }
   }
 
   /** Claims the key inside the caller's transaction; another writer's live claim (another process) throws. */
@@ -246,6 +316,9 @@ export class IdempotencyStore {
     this.#inFlight.delete(id)
   }
 }
+
+/** A key row besides its answer, scope and key: the fingerprint (64 hex), the numbers, SQLite's own. */
+const ROW_OVERHEAD_BYTES = 96
 
 function idOf (request: KeyedRequest): string {
   return `${request.scope}\n${request.key}`
@@ -302,9 +375,8 @@ export function sendReplay (reply: FastifyReply, answer: StoredAnswer): FastifyR
   return reply.code(answer.status).header(IDEMPOTENT_REPLAYED_HEADER, 'true').type('application/json; charset=utf-8').send(answer.body)
 }
 
-/** Keys pruned per batch, and batches per pass, as frame retention does: short transactions, off the request path. */
+/** Keys pruned per batch, each its own short transaction; a pass goes on, a batch per turn of the event loop, until none is left. */
 const PRUNE_BATCH = 1000
-const PRUNE_BATCHES_PER_PASS = 10
 const PRUNE_INTERVAL_MS = 60_000
 
 /** `fastify.idempotency`: the store, and the count of replays. */
@@ -312,8 +384,14 @@ export interface IdempotencyService {
   store: IdempotencyStore
   /** Counts a replay (by route) in doorsense_idempotent_replays_total. */
   replayed (request: FastifyRequest): void
-  /** One prune pass (the timer runs one a minute). @returns keys deleted */
-  prune (): number
+  /**
+   * One prune pass: every key past the window, then the oldest while the
+   * answers take more than IDEMPOTENCY_MAX_MB; a batch per event-loop turn,
+   * so that it keeps up with keys however fast they arrive. The timer runs
+   * one a minute, and a write that passes the size bound starts one.
+   * @returns keys deleted
+   */
+  prune (): Promise<number>
 }
 
 declare module 'fastify' {
@@ -323,33 +401,59 @@ declare module 'fastify' {
   }
 }
 
-/** Decorates `fastify.idempotency` over the app's database, prunes expired keys every minute (unref'd, stopped on close). */
-export const idempotencyPlugin = fp<{ windowHours: number }>(async (app, { windowHours }) => {
+/** Decorates `fastify.idempotency` over the app's database, prunes expired keys every minute and oversize ones as they pass the bound (unref'd, stopped on close). */
+export const idempotencyPlugin = fp<{ windowHours: number, maxMb: number }>(async (app, { windowHours, maxMb }) => {
   app.storage.migrate(IDEMPOTENCY_AREA, IDEMPOTENCY_MIGRATIONS)
-  const store = new IdempotencyStore(app.storage.db, { windowMs: windowHours * 3_600_000 })
+  const store = new IdempotencyStore(app.storage.db, { windowMs: windowHours * 3_600_000, maxBytes: maxMb * 1024 * 1024 })
   const replays = new Counter({
     name: 'doorsense_idempotent_replays_total',
     help: 'requests answered with the recorded answer of an earlier one with the same Idempotency-Key (a client retried after losing the answer), by route',
     labelNames: ['route'] as const,
     registers: [app.metrics]
   })
-  const prune = (): number => {
+  let closed = false
+  let pass: Promise<number> | undefined
+  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+  const runPass = async (): Promise<number> => {
     let deleted = 0
-    for (let i = 0; i < PRUNE_BATCHES_PER_PASS; i++) {
+    for (;;) {
       const step = store.prune(PRUNE_BATCH)
       deleted += step
-      if (step < PRUNE_BATCH) break
+      if (step < PRUNE_BATCH || closed) break
+      await turn()
     }
+    for (;;) {
+      // closing (another turn's doing) ends the pass too
+      if (closed || !store.overSize) break
+      const step = store.pruneOverSize(PRUNE_BATCH)
+      deleted += step
+      if (step === 0) break
+      await turn()
+    }
+    store.recount()
     return deleted
+  }
+  // one pass at a time: a write that passes the bound while one runs is served by it
+  const prune = (): Promise<number> => {
+    pass ??= runPass().finally(() => { pass = undefined })
+    return pass
   }
   app.decorate('idempotency', {
     store,
     replayed: (request: FastifyRequest) => replays.inc({ route: request.routeOptions.url ?? 'unmatched' }),
     prune
   })
-  const timer = setInterval(prune, PRUNE_INTERVAL_MS)
+  const timer = setInterval(() => { prune().catch((err: unknown) => app.log.warn({ err }, 'pruning Idempotency-Key records failed')) }, PRUNE_INTERVAL_MS)
   timer.unref()
-  app.addHook('onClose', async () => clearInterval(timer))
+  // a write that passes IDEMPOTENCY_MAX_MB starts a pass after its answer, off its request
+  app.addHook('onResponse', async () => {
+    if (store.overSize && !pass && !closed) setImmediate(() => { if (!closed) prune().catch((err: unknown) => app.log.warn({ err }, 'pruning Idempotency-Key records failed')) })
+  })
+  app.addHook('onClose', async () => {
+    closed = true
+    clearInterval(timer)
+    await pass
+  })
 }, { name: 'idempotency', fastify: '5.x', dependencies: ['storage', 'metrics'] })
 
 /**

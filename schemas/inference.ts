@@ -9,7 +9,9 @@ export const MAX_BATCH_FRAMES = 4096
 export const InferenceRequest = Type.Object({
   payload: Type.Union([
     Type.String({ description: 'the original\'s stringified list "[n1, n2, …, n106]" (or a raw frame / CSI_DATA line)' }),
-    Type.Array(Type.Number(), { description: '106 features (53 magnitudes, 53 phases), or a raw Pi / ESP32 frame' })
+    // items unchecked here: the schema's number coercion would take "1.5" for 1.5, which the frame
+    // decoder (one rule for every route) refuses with the position named
+    Type.Array(Type.Unknown(), { description: '106 features (53 magnitudes, 53 phases), or a raw Pi / ESP32 frame: JSON numbers (numeric strings are refused, as by POST /server/post/frames)' })
   ], { description: 'one CSI frame in any accepted encoding' }),
   ID: Type.Optional(DeviceIdInput)
 }, { title: 'InferenceRequest' })

@@ -2,7 +2,7 @@ import type { FastifyError } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { DEVICE_SECURITY } from '../../core/auth.js'
-import { BadFrameError, NoModelError, NotFoundError } from '../../core/errors.js'
+import { BadFrameError, isStorageFull, NoModelError, NotFoundError } from '../../core/errors.js'
 import { checkIdempotencyKey, keyedRequestOf, replyFormat, sendReplay, type AnswerFormat, type KeyedRequest, type StoredAnswer } from '../../core/idempotency.js'
 import { FrameError, parseFrame } from '../../domain/frames.js'
 import { errorResponses } from '../../schemas/common.js'
@@ -51,6 +51,21 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRouteOptions> =
     }
   }
 
+  /**
+   * Frames by these routes make their device known and live, as frames by
+   * POST /server/post/frames do: its door appears in /doors (and in Home
+   * Assistant). A full database must not fail the answer for it.
+   */
+  function seen (device: number | undefined, addr: string): void {
+    if (device === undefined) return
+    try {
+      app.devices.touch(device, addr)
+    } catch (err) {
+      if (!isStorageFull(err)) throw err
+      app.log.warn({ device, err }, 'storage is full: could not record when this Pi was last seen')
+    }
+  }
+
   /** A 503 "no model" after frames were captured says they were stored all the same. */
   function sayWhatWasCaptured (err: unknown, captured: number): unknown {
     if (captured > 0 && (err as FastifyError).code === 'DS_NO_MODEL') {
@@ -62,12 +77,23 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRouteOptions> =
   /**
    * {@link classifyAndCapture} under an Idempotency-Key: the capture commits
    * in one transaction with the key, and the answer is recorded once the
-   * model gave it. A repeat gets that answer; one that comes while the first
-   * is still being classified waits for it; one whose first attempt wrote but
-   * never answered (a crash, no model) is classified again without capturing.
+   * model gave it — as a digest (what was captured): a repeat gets the answer
+   * rebuilt by classifying the frames again with the active model, without
+   * touching the door state or capturing again; one that comes while the
+   * first is still being classified waits for it; one whose first attempt
+   * wrote but never answered (a crash, no model) is classified again without
+   * capturing.
    */
   async function classifyAndCaptureOnce<T> (keyed: KeyedRequest, format: AnswerFormat, frames: Float32Array[], device: number | undefined, answer: (classified: ClassifiedFrames, captured: number) => T): Promise<{ body: T } | { replay: StoredAnswer }> {
     const store = app.idempotency.store
+    // the answer is the model's classification of the frames (up to ~1 MB for a full batch): only
+    // what it cannot be computed again from is kept, the count captured
+    const rebuild = (answered: StoredAnswer): StoredAnswer => {
+      if (!answered.derived) return answered
+      const { captured } = JSON.parse(answered.body) as { captured: number }
+      const body = answer({ ...app.model.predict(frames), device, at: Date.now() }, captured)
+      return { status: answered.status, body: (format.serialize ?? JSON.stringify)(body), derived: false }
+    }
     for (;;) {
       let pending: Promise<ClassifiedFrames> | undefined
       const begun = store.begin(keyed, () => {
@@ -75,7 +101,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRouteOptions> =
         pending.catch(() => {}) // awaited below, or answered by the error that rolls the claim back
         return { captured: device === undefined ? 0 : app.captures.record(device, frames, 'inference') }
       })
-      if (begun.kind === 'replay') return { replay: begun.answer }
+      if (begun.kind === 'replay') return { replay: rebuild(begun.answer) }
       if (begun.kind === 'wait') {
         await begun.settled
         continue
@@ -84,7 +110,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRouteOptions> =
       try {
         const classified = await (begun.resumed ? app.inference.classify(frames, device) : pending as Promise<ClassifiedFrames>)
         const body = answer(classified, captured)
-        store.finish(keyed, body, format)
+        store.finish(keyed, body, format, { captured })
         return { body }
       } catch (err) {
         // nothing captured: forget the key, so a retry starts afresh (a capture may have opened since)
@@ -115,6 +141,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRouteOptions> =
       throw err
     }
     const { classified } = await classifyAndCapture([frame], device)
+    seen(device, request.ip)
     const prediction = classified.predictions[0]
     return {
       angle: prediction.angle,
@@ -137,7 +164,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRouteOptions> =
       summary: 'Classify many frames',
       security: DEVICE_SECURITY,
       description: `Up to ${MAX_BATCH_FRAMES} frames in any accepted encoding, one result per frame in order. A frame that cannot be read gets \`error\` in its result and the others are still classified; 400 only when none can be read. ` +
-        'With an `Idempotency-Key` a retry gets the first answer again: the frames are neither classified (the door state) nor captured twice.',
+        'With an `Idempotency-Key` a retry gets the answer again, classified by the model active now (the same answer while it is the same model: a batch\'s answer is not kept, only what was captured): the frames neither move the door state nor are captured twice.',
       tags: ['ml'],
       headers: IdempotencyHeaders,
       body: BatchRequest,
@@ -177,9 +204,11 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRouteOptions> =
     }
     if (!keyed) {
       const { classified, captured } = await classifyAndCapture(frames, device)
+      seen(device, request.ip)
       return answer(classified, captured)
     }
     const once = await classifyAndCaptureOnce(keyed, replyFormat(reply), frames, device, answer)
+    seen(device, request.ip)
     return 'replay' in once ? sendReplay(reply, once.replay) : once.body
   })
 

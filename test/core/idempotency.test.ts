@@ -37,13 +37,13 @@ function importCsv (app: App, csv: string, query = '', key?: string) {
 }
 
 /** A key store on a fresh database with a clock the test moves. */
-function storeWithClock (t: TestContext, windowMs = 1000): { store: IdempotencyStore, storage: Storage, clock: { now: number } } {
+function storeWithClock (t: TestContext, windowMs = 1000, maxBytes?: number): { store: IdempotencyStore, storage: Storage, clock: { now: number } } {
   const storage = new Storage(tempDir(t))
   t.after(() => storage.close())
   storage.migrate(IDEMPOTENCY_AREA, IDEMPOTENCY_MIGRATIONS)
   storage.db.exec('CREATE TABLE things (n INTEGER)')
   const clock = { now: 1_000_000 }
-  return { store: new IdempotencyStore(storage.db, { windowMs, now: () => clock.now }), storage, clock }
+  return { store: new IdempotencyStore(storage.db, { windowMs, maxBytes, now: () => clock.now }), storage, clock }
 }
 
 test('the store: a key runs its write once, a repeat gets the answer, another request under the key is a 422, the window ends it', (t) => {
@@ -53,7 +53,7 @@ test('the store: a key runs its write once, a repeat gets the answer, another re
   const request: KeyedRequest = { scope: 'POST /things device 1', key: 'k-1', fingerprint: 'a' }
 
   assert.deepEqual(store.once(request, write), { replayed: false, body: { stored: 1 } })
-  assert.deepEqual(store.once(request, write), { replayed: true, answer: { status: 200, body: '{"stored":1}' } })
+  assert.deepEqual(store.once(request, write), { replayed: true, answer: { status: 200, body: '{"stored":1}', derived: false } })
   assert.equal(things(), 1)
   assert.throws(() => store.once({ ...request, fingerprint: 'b' }, write), (err: Error & { statusCode?: number, code?: string }) => {
     assert.equal(err.statusCode, 422)
@@ -102,7 +102,7 @@ test('the store: an answer that comes later — a repeat waits for it, a failed 
   assert.throws(() => store.begin({ ...request, fingerprint: 'other' }, write), /different request/)
   setTimeout(() => store.finish(request, { answer: 42 }), 10)
   await (second.kind === 'wait' ? second.settled : undefined)
-  assert.deepEqual(store.begin(request, write), { kind: 'replay', answer: { status: 200, body: '{"answer":42}' } })
+  assert.deepEqual(store.begin(request, write), { kind: 'replay', answer: { status: 200, body: '{"answer":42}', derived: false } })
   assert.equal(writes, 1)
 
   // failed before writing: forgotten, the retry starts afresh
@@ -277,7 +277,7 @@ test('a key is forgotten after IDEMPOTENCY_WINDOW_HOURS, and pruned', async (t) 
   assert.equal(later.headers[REPLAYED], undefined, 'a new request now')
   assert.equal(count(app, 'rpi_frames'), 4)
   await sleep(800)
-  assert.equal(app.idempotency.prune(), 1)
+  assert.equal(await app.idempotency.prune(), 1)
   assert.equal(count(app, 'idempotency_keys'), 0)
 })
 
@@ -315,4 +315,52 @@ test('batch: under a key the frames are captured once, even while no model answe
   assert.equal(new Set(answers.map((answer) => answer.body)).size, 1)
   assert.equal(answers.filter((answer) => answer.headers[REPLAYED] === 'true').length, 2)
   assert.equal(count(app, 'training_samples'), 8, 'captured once more')
+})
+
+test('the store keeps its answers under maxBytes: the oldest answered keys go first, whatever their age; a request under way stays', async (t) => {
+  const { store, storage } = storeWithClock(t, 3_600_000, 200_000)
+  const tableBytes = () => (storage.db.prepare('SELECT COALESCE(SUM(length(answer)), 0) AS n FROM idempotency_keys').get() as { n: number }).n
+  const underWay: KeyedRequest = { scope: 'POST /slow device 1', key: 'under-way', fingerprint: 'x' }
+  assert.equal(store.begin(underWay, () => 'partial').kind, 'started')
+  // 1,000 keys with 10 kB answers each: 10 MB offered, 200 kB allowed
+  for (let i = 0; i < 1000; i++) {
+    store.once({ scope: 'POST /big device 1', key: `k-${i}`, fingerprint: 'f' }, () => 'x'.repeat(10_000))
+    if (store.overSize) store.pruneOverSize()
+  }
+  assert.ok(store.bytes <= 200_000, `counted ${store.bytes} bytes`)
+  assert.ok(tableBytes() <= 200_000, `the table holds ${tableBytes()} bytes of answers`)
+  assert.ok(store.count() >= 10, 'the newest keys are still there')
+  assert.equal(store.once({ scope: 'POST /big device 1', key: 'k-999', fingerprint: 'f' }, () => 'again').replayed, true, 'the newest is replayed')
+  assert.equal(store.once({ scope: 'POST /big device 1', key: 'k-0', fingerprint: 'f' }, () => 'again').replayed, false, 'the oldest was forgotten')
+  store.finish(underWay, 'done')
+  assert.deepEqual(store.begin(underWay, () => 'again'), { kind: 'replay', answer: { status: 200, body: '"done"', derived: false } }, 'the request under way was never cut short')
+  // a restarted store counts what the table holds
+  store.recount()
+  const before = store.bytes
+  assert.equal(new IdempotencyStore(storage.db, { windowMs: 3_600_000 }).bytes, before)
+})
+
+test('many keyed full batches keep the key table under IDEMPOTENCY_MAX_MB, and a batch retry replays its classification without keeping it', async (t) => {
+  const app = await buildTestApp(t, { IDEMPOTENCY_MAX_MB: '1' })
+  await trainThrough(app, 20, { epochs: 2 })
+  const frames = sessionSlice(60).map(stringified)
+  const post = (key: string) => app.inject({ method: 'POST', url: '/ml/post/batch', payload: { ID: 3, frames }, headers: { 'idempotency-key': key } })
+  const first = await post('batch-0')
+  assert.equal(first.statusCode, 200, first.body)
+  const replay = await post('batch-0')
+  assert.equal(replay.headers[REPLAYED], 'true')
+  assert.equal(replay.body, first.body, 'rebuilt byte for byte while the model is the same')
+  const answerBytes = (app.storage.db.prepare('SELECT MAX(length(answer)) AS n FROM idempotency_keys').get() as { n: number }).n
+  assert.ok(answerBytes < 100, `a batch keeps a digest, ${answerBytes} bytes, not its ${first.body.length}-byte answer`)
+
+  // frames routes keep their answers: 300 keyed posts of 60 frames with rejected frames make large ones
+  const bad = Array.from({ length: 60 }, (_, i) => `not a frame ${i}`.padEnd(200, 'x'))
+  for (let i = 0; i < 300; i++) {
+    const answer = await app.inject({ method: 'POST', url: '/server/post/frames', payload: { ID: 4, frames: [...bad, rawPiFrames()[0]] }, headers: { 'idempotency-key': `frames-${i}` } })
+    assert.equal(answer.statusCode, 200, answer.body)
+  }
+  await app.idempotency.prune()
+  const stored = (app.storage.db.prepare('SELECT COALESCE(SUM(bytes), 0) AS n FROM idempotency_keys').get() as { n: number }).n
+  assert.ok(stored <= 1024 * 1024, `the key table holds ${stored} bytes, under 1 MiB`)
+  assert.ok(app.idempotency.store.count() < 300, `keys were forgotten: ${app.idempotency.store.count()} left`)
 })

@@ -211,3 +211,14 @@ test('with a trained model', async (t) => {
     for (let i = 0; i < 50; i++) assert.ok(close(body.results[i].probabilities ?? [], expected[i].probabilities))
   })
 })
+
+test('one rule for frames on every route: 106 numeric strings are refused by /ml/post/inference as by /server/post/frames', async (t) => {
+  const app = await buildTestApp(t)
+  const strings = Array.from(sessionSlice(1)[0].features, (value) => String(value))
+  const single = await app.inject({ method: 'POST', url: '/ml/post/inference', payload: { ID: 1, payload: strings } })
+  const frames = await app.inject({ method: 'POST', url: '/server/post/frames', payload: { ID: 1, frames: [strings] } })
+  assert.equal(single.statusCode, 400, single.body)
+  assert.equal(frames.statusCode, 400, frames.body)
+  assert.match(single.json().message, /^payload: frame value 0 is not a finite number \(got "/)
+  assert.match(frames.json().message, /frames\[0\]: frame value 0 is not a finite number \(got "/)
+})
