@@ -33,20 +33,27 @@ export function isAlive (pid: number): boolean {
   }
 }
 
+/** The server's entry script, as the command line of a running doorsense server names it. */
+export const SERVER_ENTRY = 'bin/serve.ts'
+
 /**
- * Whether `pid` may be a doorsense server: alive and, where /proc tells, a
- * node process. After a reboot or in a fresh container the recorded pid often
- * belongs to something else (pid 1 is init), which must not block the start.
+ * Whether `pid` may be the owner of a pid file: alive and, where /proc tells,
+ * running `entry` (a command-line argument ends with it), or without `entry`
+ * a node process. After a reboot or in a fresh container the recorded pid
+ * often belongs to something else (pid 1 is init, another node program),
+ * which must not block the start.
  */
-export function isServerAlive (pid: number): boolean {
+export function isServerAlive (pid: number, entry?: string): boolean {
   if (!isAlive(pid)) return false
-  let commandLine: string
+  let commandLine: string[]
   try {
-    commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    commandLine = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')
   } catch {
     return true // no /proc (macOS) or not readable: trust the pid
   }
-  const program = basename(commandLine.split('\0')[0] ?? '')
+  // a zombie or a kernel thread has no command line: no server either
+  if (entry !== undefined) return commandLine.some((arg) => arg.endsWith(entry))
+  const program = basename(commandLine[0] ?? '')
   return program === '' || program.includes('node')
 }
 
@@ -58,23 +65,35 @@ export class PidFileBusyError extends Error {
   }
 }
 
+/** What {@link acquirePidFile} takes for a live owner. */
+export interface PidFileOwner {
+  /** The script the owner runs (see {@link isServerAlive}); unset: any node process. */
+  entry?: string
+}
+
 /**
- * Claims the pid file for this process: refuses while a live server owns it,
+ * Claims the pid file for this process: refuses while a live owner holds it
+ * (a process running `owner.entry`: bin/serve.ts passes {@link SERVER_ENTRY}),
  * replaces a stale one. The file is written under a temp name and hard-linked
  * into place, which fails if the file exists: two servers starting at once
  * cannot both win, and a reader never sees half a pid.
  * @returns the stale pid that was replaced, if any
  */
-export function acquirePidFile (file: string, pid: number = process.pid): { stalePid?: number } {
+export function acquirePidFile (file: string, pid: number = process.pid, owner: PidFileOwner = {}): { stalePid?: number } {
+  const ownerAlive = (candidate: number): boolean => isServerAlive(candidate, owner.entry)
   // the pid file is usually what creates DATA_DIR (bin/serve.ts claims it first): the owner's only
   mkdirSync(dirname(file), { recursive: true, mode: PRIVATE_DIR_MODE })
+  // a live owner is refused before anything is written: on a full disk too
+  const current = readPid(file)
+  if (current !== undefined && current !== pid && ownerAlive(current)) throw new PidFileBusyError(file, current)
   const temp = `${file}.${pid}.tmp`
-  writeFileSync(temp, `${pid}\n`, { mode: PRIVATE_FILE_MODE })
   try {
+    // inside the try: a disk that fills while it is written leaves no empty temp file behind
+    writeFileSync(temp, `${pid}\n`, { mode: PRIVATE_FILE_MODE })
     if (tryLink(temp, file)) return {}
     const existing = readPid(file)
     if (existing === pid) return {}
-    if (existing !== undefined && isServerAlive(existing)) throw new PidFileBusyError(file, existing)
+    if (existing !== undefined && ownerAlive(existing)) throw new PidFileBusyError(file, existing)
     // Move the stale file aside rather than unlink it: if another starter
     // replaced it in between, what we moved is its fresh claim, and we put it back.
     const aside = `${file}.${pid}.stale`
@@ -84,7 +103,7 @@ export function acquirePidFile (file: string, pid: number = process.pid): { stal
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
     const moved = readPid(aside)
-    if (moved !== undefined && moved !== existing && isServerAlive(moved)) {
+    if (moved !== undefined && moved !== existing && ownerAlive(moved)) {
       tryLink(aside, file)
       rmSync(aside, { force: true })
       throw new PidFileBusyError(file, moved)

@@ -15,6 +15,7 @@
  * time is that share of the time since it began (10 ms, then 30 ms of
  * anything else at the defaults).
  */
+import { isStorageFull } from '../../core/errors.js'
 import type { FrameStore } from './frame-store.js'
 
 export interface FrameRetentionOptions {
@@ -35,7 +36,13 @@ export interface FrameRetentionOptions {
   /** How often a round starts, in ms. */
   intervalMs?: number
   now?: () => number
-  /** Hears of a batch that failed (e.g. SQLITE_FULL: a delete needs room in the write-ahead log); the round ends, the timer keeps running. */
+  /**
+   * A batch failed for lack of room (a delete needs room in the write-ahead
+   * log, which a full disk denies): called before the batch is tried once
+   * more, at its smallest (`Storage.noticeFull` releases the disk reserve).
+   */
+  onFull?: () => void
+  /** Hears of a batch that failed (and failed again after `onFull`); the round ends, the timer keeps running. */
   onError?: (err: unknown) => void
 }
 
@@ -58,7 +65,8 @@ interface Round {
 /** The pruner. start() runs rounds (the timer is unref'd); stop() ends them. */
 export class FrameRetention {
   readonly #store: FrameStore
-  readonly #options: Required<Omit<FrameRetentionOptions, 'now' | 'onError'>>
+  readonly #options: Required<Omit<FrameRetentionOptions, 'now' | 'onError' | 'onFull'>>
+  readonly #onFull: (() => void) | undefined
   readonly #onError: (err: unknown) => void
   readonly #now: () => number
   /** Delete rate measured on full batches (the first guess: `batch` rows in `batchBudgetMs`). */
@@ -80,6 +88,7 @@ export class FrameRetention {
     if (!(this.#options.share > 0 && this.#options.share < 1)) throw new RangeError(`share must be between 0 and 1, got ${this.#options.share}`)
     this.#rowsPerMs = this.#options.batch / this.#options.batchBudgetMs
     this.#now = options.now ?? Date.now
+    this.#onFull = options.onFull
     this.#onError = options.onError ?? (() => {})
   }
 
@@ -120,27 +129,28 @@ export class FrameRetention {
    * @returns how many frames it deleted; when fewer than it could, the round is over
    */
   step (): number {
-    const { hours, perDevice, batchBudgetMs, minBatch, maxBatch } = this.#options
+    const { hours, batchBudgetMs, minBatch, maxBatch } = this.#options
     const round = this.#round ??= { cutoff: this.#now() - hours * 3_600_000 }
     const started = performance.now()
-    const limit = batchRows(this.#rowsPerMs, batchBudgetMs, minBatch, maxBatch)
-    let deleted: number
+    let limit = batchRows(this.#rowsPerMs, batchBudgetMs, minBatch, maxBatch)
+    const batch = { deleted: 0 }
     try {
-      deleted = this.#store.pruneOlderThan(round.cutoff, limit)
-      if (perDevice > 0 && deleted < limit) {
-        round.overCap ??= this.#store.excessPerDevice(perDevice)
-        while (deleted < limit && round.overCap.length > 0) {
-          const over = round.overCap[0]
-          const removed = this.#store.pruneOldestOf(over.device, Math.min(over.excess, limit - deleted))
-          deleted += removed
-          over.excess -= removed
-          if (over.excess <= 0 || removed === 0) round.overCap.shift()
-        }
+      try {
+        this.#deleteBatch(round, limit, batch)
+      } catch (err) {
+        if (!isStorageFull(err) || this.#onFull === undefined) throw err
+        this.#onFull()
+        // the smallest batch needs the least room in the log; the rate is measured afresh from there
+        limit = Math.min(limit, batch.deleted + minBatch)
+        this.#rowsPerMs = minBatch / batchBudgetMs
+        this.#deleteBatch(round, limit, batch)
       }
     } catch (err) {
       this.#round = undefined
+      this.#deleted += batch.deleted
       throw err
     }
+    const { deleted } = batch
     this.#batches++
     this.#deleted += deleted
     const ms = performance.now() - started
@@ -154,6 +164,21 @@ export class FrameRetention {
       this.#rounds++
     }
     return deleted
+  }
+
+  /** Deletes old frames, then frames over a device's cap, until `batch.deleted` reaches `limit` or none is left. */
+  #deleteBatch (round: Round, limit: number, batch: { deleted: number }): void {
+    const { perDevice } = this.#options
+    batch.deleted += this.#store.pruneOlderThan(round.cutoff, limit - batch.deleted)
+    if (perDevice <= 0 || batch.deleted >= limit) return
+    round.overCap ??= this.#store.excessPerDevice(perDevice)
+    while (batch.deleted < limit && round.overCap.length > 0) {
+      const over = round.overCap[0]
+      const removed = this.#store.pruneOldestOf(over.device, Math.min(over.excess, limit - batch.deleted))
+      batch.deleted += removed
+      over.excess -= removed
+      if (over.excess <= 0 || removed === 0) round.overCap.shift()
+    }
   }
 
   start (): void {

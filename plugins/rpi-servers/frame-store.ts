@@ -1,5 +1,16 @@
 import type { Database, Statement } from 'better-sqlite3'
+import { isStorageFull } from '../../core/errors.js'
+import { databaseRoomBytes } from '../../core/storage.js'
 import type { FrameEncoding } from '../../domain/frames.js'
+
+/** Room one stored frame takes, rounded up: its row (~460 bytes) and index entries, and a labelled copy while a capture is open. */
+const FRAME_ROOM_BYTES = 1024
+/** Room kept free beyond a batch for the small writes that go with it (an idempotency key, a Pi's last-seen time). */
+const SPARE_ROOM_BYTES = 64 * 1024
+/** Room one dropped frame gives back, rounded down (a row and its index entries take ~500 bytes). */
+const FRAME_FREED_BYTES = 256
+/** Fewest frames dropped at a time. */
+const MIN_DROP = 64
 
 /** A decoded frame ready to store. */
 export interface DecodedFrame {
@@ -24,12 +35,35 @@ interface FrameRow {
   features: Buffer
 }
 
+/** What a {@link FrameStore} does when the storage is full. */
+export interface FrameStoreOptions {
+  /**
+   * Looks at the disk before a batch is stored (`Storage.checkDisk`): a disk
+   * running full holds the database at its size first, so that the batch
+   * makes its room by dropping frames instead of failing as it commits.
+   */
+  checkDisk?: () => void
+  /**
+   * An insert found the storage full (SQLITE_FULL, the disk, say): called
+   * before the batch is tried once more (`Storage.noticeFull`, which
+   * releases the disk reserve of a full disk).
+   */
+  onFull?: () => void
+}
+
 /**
  * The unlabelled frames the Pis post, kept per device (table `rpi_frames`:
  * features as one BLOB of 106 float32, platform byte order, i.e. little-endian on x86 and ARM).
+ *
+ * A full database does not lock the Pis out: a batch that would not fit
+ * first drops the oldest unlabelled frames, of any device (retention's
+ * anyway), until it does. Labelled samples live in their own table and are
+ * never dropped: once only they are left, frames get 507 like every write.
  */
 export class FrameStore {
   private readonly db: Database
+  private readonly checkDisk: () => void
+  private readonly onFull: () => void
   private readonly insertOne: Statement<[number, number, string, Buffer]>
   private readonly countAll: Statement<[], { count: number }>
   private readonly countDevice: Statement<[number], { count: number }>
@@ -37,9 +71,15 @@ export class FrameStore {
   private readonly pruneAge: Statement<[number, number]>
   private readonly pruneDevice: Statement<[number, number]>
   private readonly countPerDevice: Statement<[], { device: number, count: number }>
+  private readonly dropOldest: Statement<[number]>
+  /** Frames of the largest batch stored so far, the room {@link makeRoom} keeps by default. */
+  private largestBatch = 1
+  private droppedFrames = 0
 
-  constructor (db: Database) {
+  constructor (db: Database, options: FrameStoreOptions = {}) {
     this.db = db
+    this.checkDisk = options.checkDisk ?? (() => {})
+    this.onFull = options.onFull ?? (() => {})
     this.insertOne = db.prepare('INSERT INTO rpi_frames (device, received_at, encoding, features) VALUES (?, ?, ?, ?)')
     this.countAll = db.prepare('SELECT COUNT(*) AS count FROM rpi_frames')
     this.countDevice = db.prepare('SELECT COUNT(*) AS count FROM rpi_frames WHERE device = ?')
@@ -47,20 +87,61 @@ export class FrameStore {
     this.pruneAge = db.prepare('DELETE FROM rpi_frames WHERE id IN (SELECT id FROM rpi_frames WHERE received_at < ? ORDER BY received_at LIMIT ?)')
     this.pruneDevice = db.prepare('DELETE FROM rpi_frames WHERE id IN (SELECT id FROM rpi_frames WHERE device = ? ORDER BY id LIMIT ?)')
     this.countPerDevice = db.prepare('SELECT device, COUNT(*) AS count FROM rpi_frames GROUP BY device')
+    this.dropOldest = db.prepare('DELETE FROM rpi_frames WHERE id IN (SELECT id FROM rpi_frames ORDER BY id LIMIT ?)')
   }
 
   /**
    * Stores `frames` of `device` in one transaction, and runs `alongside` inside
    * that transaction so its writes (e.g. labelled samples) commit or roll back
-   * with the frames.
+   * with the frames. A batch that would not fit drops the oldest unlabelled
+   * frames first; one that fails for lack of room before `alongside` ran is
+   * tried once more after `onFull` (a failure as it commits is not: the door
+   * state took the frames in by then).
    */
   insert<T> (device: number, frames: readonly DecodedFrame[], receivedAt: number, alongside: () => T): T {
-    return this.db.transaction(() => {
+    this.largestBatch = Math.max(this.largestBatch, frames.length)
+    this.checkDisk()
+    // inside a caller's transaction a failed write may have rolled all of it back: no second try there
+    const retryable = !this.db.inTransaction
+    let alongsideRan = false
+    const store = this.db.transaction(() => {
+      this.makeRoom(roomFor(frames.length))
       for (const frame of frames) {
         this.insertOne.run(device, receivedAt, frame.encoding, Buffer.from(frame.features.buffer, frame.features.byteOffset, frame.features.byteLength))
       }
+      alongsideRan = true
       return alongside()
-    })()
+    })
+    try {
+      return store()
+    } catch (err) {
+      if (!retryable || alongsideRan || !isStorageFull(err)) throw err
+      this.onFull()
+      return store()
+    }
+  }
+
+  /**
+   * Drops the oldest unlabelled frames until a write of `bytes` fits in the
+   * database (as far as its cap, or the size a full disk holds it at, tells;
+   * the default: the largest batch so far). Labelled samples are never touched.
+   * @returns how many frames it dropped
+   */
+  makeRoom (bytes: number = roomFor(this.largestBatch)): number {
+    let dropped = 0
+    for (let room = databaseRoomBytes(this.db); room < bytes;) {
+      const count = this.dropOldest.run(Math.max(MIN_DROP, Math.ceil((bytes - room) / FRAME_FREED_BYTES))).changes
+      if (count === 0) break
+      dropped += count
+      room = databaseRoomBytes(this.db)
+    }
+    this.droppedFrames += dropped
+    return dropped
+  }
+
+  /** Frames dropped to make room since construction (a batch rolled back after its drops counts them too). */
+  get dropped (): number {
+    return this.droppedFrames
   }
 
   /**
@@ -104,4 +185,9 @@ export class FrameStore {
       features: new Float32Array(new Uint8Array(row.features).buffer)
     }))
   }
+}
+
+/** The room a batch of `frames` is given before it is stored. */
+function roomFor (frames: number): number {
+  return frames * FRAME_ROOM_BYTES + SPARE_ROOM_BYTES
 }

@@ -17,6 +17,9 @@ declare module 'fastify' {
   }
 }
 
+/** Frames deleted per turn of the event loop when a door is removed. */
+const FORGET_BATCH = 5000
+
 /** How often stale Pis are swept from the live set: often enough for a short STALE_AFTER_S, never busier than 20 Hz. */
 export function sweepIntervalMs (staleAfterMs: number): number {
   return Math.min(5000, Math.max(50, staleAfterMs / 2))
@@ -41,7 +44,9 @@ export default fp(async (app) => {
       app.log.error({ err, devices: registry.unflushed }, 'could not write the Pis\' last-seen times on close')
     }
   })
-  const store = new FrameStore(app.storage.db)
+  // a full database drops the oldest unlabelled frames rather than refuse the Pis (labelled samples stay)
+  const store = new FrameStore(app.storage.db, { checkDisk: () => app.storage.checkDisk(), onFull: () => app.storage.noticeFull() })
+  app.storage.onFull(() => { store.makeRoom() })
 
   // computed at scrape time, so the gauge is exact whatever the sweep period
   new Gauge({ // eslint-disable-line no-new
@@ -52,13 +57,13 @@ export default fp(async (app) => {
   })
   const received = new Counter({
     name: 'doorsense_frames_received_total',
-    help: 'Frames stored from POST /server/post/frames, by device ID',
+    help: 'Frames stored from POST /server/post/frames, by device ID (past METRICS_MAX_DEVICES devices: device="other")',
     labelNames: ['device'] as const,
     registers: [app.metrics]
   })
   const rejected = new Counter({
     name: 'doorsense_frames_rejected_total',
-    help: 'Frames refused by POST /server/post/frames (undecodable), by device ID',
+    help: 'Frames refused by POST /server/post/frames (undecodable), by device ID (past METRICS_MAX_DEVICES devices: device="other")',
     labelNames: ['device'] as const,
     registers: [app.metrics]
   })
@@ -67,6 +72,7 @@ export default fp(async (app) => {
     captures: app.captures,
     received,
     rejected,
+    deviceLabel: (device) => app.deviceLabels.of(device),
     doorState: (device, features) => app.inference.observe(device, features),
     seen: (device, addr) => {
       // the frames are committed by now: a full database must not turn their 200 into an
@@ -82,9 +88,21 @@ export default fp(async (app) => {
   app.decorate('devices', registry)
   app.decorate('frames', ingest)
 
+  // a removed door takes its unlabelled frames along (its labelled samples are the doors area's),
+  // in batches a turn apart: a day of one Pi's frames is over a million rows
+  let forgetting = Promise.resolve()
+  registry.on('forgotten', (device) => {
+    forgetting = forgetting.then(async () => {
+      while (store.pruneOldestOf(device, FORGET_BATCH) === FORGET_BATCH) await new Promise((resolve) => setImmediate(resolve))
+    }).catch((err: unknown) => { app.log.error({ err, device }, 'could not delete a removed door\'s frames; retention deletes them in time') })
+  })
+  app.addHook('onClose', async () => forgetting)
+
   const retention = new FrameRetention(store, {
     hours: app.config.FRAME_RETENTION_HOURS,
     perDevice: app.config.FRAME_RETENTION_PER_DEVICE,
+    // a full disk releases its reserve, so that the deletes have room
+    onFull: () => app.storage.noticeFull(),
     onError: (err) => app.log.error({ err }, 'frame retention pass failed; the next one tries again')
   })
   new Counter({ // eslint-disable-line no-new
@@ -92,6 +110,12 @@ export default fp(async (app) => {
     help: 'unlabelled frames deleted by retention (FRAME_RETENTION_HOURS, FRAME_RETENTION_PER_DEVICE)',
     registers: [app.metrics],
     collect () { this.reset(); this.inc(retention.deleted) }
+  })
+  new Counter({ // eslint-disable-line no-new
+    name: 'doorsense_frames_dropped_total',
+    help: 'oldest unlabelled frames dropped to make room for new ones while the database (STORAGE_MAX_MB) or the disk was full',
+    registers: [app.metrics],
+    collect () { this.reset(); this.inc(store.dropped) }
   })
   retention.start()
   app.addHook('onClose', async () => retention.stop())
@@ -106,5 +130,5 @@ export default fp(async (app) => {
 }, {
   name: 'rpi-servers',
   fastify: '5.x',
-  decorators: { fastify: ['config', 'storage', 'metrics', 'requireDevice', 'captures', 'inference'] }
+  decorators: { fastify: ['config', 'storage', 'metrics', 'deviceLabels', 'requireDevice', 'captures', 'inference'] }
 })

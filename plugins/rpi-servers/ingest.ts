@@ -37,6 +37,8 @@ export interface FrameIngestOptions {
   received: Counter<'device'>
   /** Frames refused, by device. */
   rejected: Counter<'device'>
+  /** The `device` label of a device's series (bounded: the ones past the bound share one). */
+  deviceLabel?: (device: number) => string
   /**
    * Takes the decoded frames into the device's door state, inside the
    * transaction that stores them, once they are written: a batch the
@@ -67,7 +69,7 @@ export class FrameIngest {
    */
   ingest (device: number, frames: readonly unknown[], addr: string): FramesReceipt {
     const { decoded, rejected } = decodeBatch(frames)
-    const deviceLabel = { device: String(device) }
+    const deviceLabel = { device: this.options.deviceLabel?.(device) ?? String(device) }
     if (rejected.length > 0) this.options.rejected.inc(deviceLabel, rejected.length)
     if (decoded.length === 0) throw new BadFrameError(describeAllRejected(rejected))
     const features = decoded.map((frame) => frame.features)

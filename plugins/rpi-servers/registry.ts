@@ -52,6 +52,10 @@ export interface DeviceEvents {
   live: [LiveDevice]
   stale: [number]
   known: [number]
+  /** A known Pi's keep-alive carried another name. */
+  renamed: [number]
+  /** A Pi was forgotten (its door removed). */
+  forgotten: [number]
 }
 
 /**
@@ -146,6 +150,7 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
     this.#devices.set(call.id, device)
     this.#heardAt.set(call.id, now)
     if (!before) this.emit('known', call.id)
+    else if (before.name !== call.name) this.emit('renamed', call.id)
     const listed = toLiveDevice(device, now)
     if (cameLive) this.emit('live', listed)
     return { device: listed, cameLive }
@@ -190,6 +195,7 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
     this.#heardAt.delete(id)
     this.#dirty.delete(id)
     this.#touchWritten.delete(id)
+    this.emit('forgotten', id)
     return known
   }
 
@@ -218,6 +224,11 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
   }
 
   /** Every Pi ever seen, with whether it is live now (from memory: the rows may trail by up to `flushMs`). */
+  /** Every known Pi's ID, unsorted (no record built: the doors list walks 10,000 of them). */
+  knownIds (): IterableIterator<number> {
+    return this.#devices.keys()
+  }
+
   known (): KnownDevice[] {
     return [...this.#devices.values()].sort((a, b) => a.id - b.id).map((device) => ({
       addr: device.addr,

@@ -5,7 +5,7 @@ import { once } from 'node:events'
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import {
-  acquirePidFile, isAlive, isServerAlive, PID_FILE, PidFileBusyError, pidFilePath, readPid, releasePidFile
+  acquirePidFile, isAlive, isServerAlive, PID_FILE, PidFileBusyError, pidFilePath, readPid, releasePidFile, SERVER_ENTRY
 } from '../../core/pid-file.js'
 import { tempDir } from '../helper.js'
 
@@ -104,4 +104,39 @@ test('acquire creates DATA_DIR when it does not exist yet, mode 0700, and the pi
   assert.equal(statSync(join(root, 'nested')).mode & 0o777, 0o700)
   assert.equal(statSync(dirname(file)).mode & 0o777, 0o700)
   assert.equal(statSync(file).mode & 0o777, 0o600)
+})
+
+test('for a server, only a live bin/serve.ts owns the pid file: a live node process that is not doorsense, or a zombie, is stale', { skip: !existsSync('/proc/self/cmdline') && 'needs /proc' }, async (t) => {
+  // another node program that got the recorded pid after a reboot
+  const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' })
+  t.after(() => { other.kill() })
+  await once(other, 'spawn')
+  assert.ok(other.pid)
+  assert.equal(isServerAlive(other.pid), true, 'a node process passes the old check')
+  assert.equal(isServerAlive(other.pid, SERVER_ENTRY), false)
+  const file = pidFilePath(tempDir(t))
+  writeFileSync(file, `${other.pid}\n`)
+  assert.deepEqual(acquirePidFile(file, process.pid, { entry: SERVER_ENTRY }), { stalePid: other.pid })
+  assert.equal(readPid(file), process.pid)
+  assert.equal(isAlive(other.pid), true, 'the other process is left alone')
+
+  // a process that exits after its shell became `sleep 30`, which never reaps it: alive for kill(pid, 0), no command line
+  const parent = spawn('sh', ['-c', 'sleep 0.2 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  t.after(() => { parent.kill() })
+  const [line] = await once(parent.stdout, 'data') as [Buffer]
+  const zombie = Number.parseInt(line.toString(), 10)
+  const state = () => readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1]?.[0]
+  for (let i = 0; i < 200 && state() !== 'Z'; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  assert.equal(state(), 'Z')
+  assert.equal(isAlive(zombie), true)
+  assert.equal(isServerAlive(zombie, SERVER_ENTRY), false)
+
+  // a process that does run bin/serve.ts (by its command line) still owns it
+  const server = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', SERVER_ENTRY], { stdio: 'ignore' })
+  t.after(() => { server.kill() })
+  await once(server, 'spawn')
+  assert.ok(server.pid)
+  const owned = pidFilePath(tempDir(t))
+  writeFileSync(owned, `${server.pid}\n`)
+  assert.throws(() => acquirePidFile(owned, process.pid, { entry: SERVER_ENTRY }), PidFileBusyError)
 })

@@ -1,8 +1,9 @@
 /**
  * Storage full: a real SQLite file capped with STORAGE_MAX_MB (max_page_count),
- * filled with real frames until it refuses. Every write route then answers 507
- * DS_STORAGE_FULL and stores nothing of its request, the reads keep answering,
- * and writing resumes once there is room again.
+ * filled with labelled samples until it refuses (frames would make their room
+ * by dropping older frames: test/plugins/rpi-servers/frame-store-full.test.ts).
+ * Every write route then answers 507 DS_STORAGE_FULL and stores nothing of its
+ * request, the reads keep answering, and writing resumes once there is room again.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -53,22 +54,22 @@ test('a full database: writes answer 507 and store nothing of their request, rea
   // enough samples of two angles that a training would start (so its refusal is the storage's)
   assert.equal((await postImport(app, 12, 0)).statusCode, 200)
 
-  // fill it with whole batches until one is refused
+  // fill it with labelled samples (which nothing drops to make room) until a batch is refused
+  const SAMPLES = 10 // per angle, 70 a batch
   let refused
-  for (let batch = 0; ; batch++) {
-    assert.ok(batch < 100, 'the database never filled up')
-    const response = await postFrames(app, frames)
+  for (let batch = 1; ; batch++) {
+    assert.ok(batch < 200, 'the database never filled up')
+    const response = await postSamples(app, SAMPLES, 12 + batch * SAMPLES)
     if (response.statusCode !== 200) { refused = response; break }
   }
-  assertStorageFull(refused, 'the batch that does not fit')
+  assertStorageFull(refused, 'the batch of samples that does not fit')
   const full = rowCounts(app)
-  assert.equal(full.frames % BATCH, 0, `only whole batches are stored (${full.frames} frames)`)
-  // the refused batch was rolled back whole although a part of it fitted: smaller batches still go in
-  const SMALL = 10
-  let small = 0
-  for (; small * SMALL < BATCH; small++) if ((await postFrames(app, frames.slice(0, SMALL))).statusCode !== 200) break
-  assert.ok(small > 0 && small * SMALL < BATCH, `a part of the refused batch would have fitted (${small} batches of ${SMALL} did)`)
-  assert.equal(rowCounts(app).frames, full.frames + small * SMALL)
+  assert.equal((full.samples - 84) % (SAMPLES * 7), 0, `only whole batches are stored (${full.samples} samples)`)
+  // the refused batch was rolled back whole although a part of it fitted: a smaller one still goes in
+  const fitted = await postSamples(app, 1, 0)
+  assert.equal(fitted.statusCode, 200, `a part of the refused batch would have fitted: ${fitted.body}`)
+  // no unlabelled frame to drop: frames are refused like any write (and their batch is rolled back whole)
+  for (let i = 1; (await postSamples(app, 1, i)).statusCode === 200; i++) assert.ok(i < 100, 'the samples never filled the last room')
   // the log of past runs fills its last page too, so recording a new run needs a page the cap denies
   const pastRun = app.storage.db.prepare("INSERT INTO model_trainings (version, kind, started_at, ended_at, status, seconds) VALUES (?, 'csi', ?, ?, 'finished', 1)")
   for (let i = 0; ; i++) {
@@ -81,7 +82,7 @@ test('a full database: writes answer 507 and store nothing of their request, rea
     }
   }
   const before = rowCounts(app)
-  const lastFrameAt = async () => (await app.inject({ method: 'GET', url: '/ml/get/door_state' })).json().doors.find((door: { device: number }) => door.device === DEVICE)?.lastFrameAt as string
+  const lastFrameAt = async () => (await app.inject({ method: 'GET', url: '/ml/get/door_state' })).json().doors.find((door: { device: number }) => door.device === DEVICE)?.lastFrameAt as string | undefined
   const lastStored = await lastFrameAt()
   await new Promise((resolve) => setTimeout(resolve, 5))
 

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { buildApp } from '../../core/app.js'
-import { DATABASE_FILE, Storage, type Migration } from '../../core/storage.js'
+import { DATABASE_FILE, RESERVE_FILE, Storage, type Migration } from '../../core/storage.js'
 import { buildTestApp, tempDir, testConfig } from '../helper.js'
 
 const DOORS: Migration[] = [
@@ -159,4 +159,22 @@ test('a DATA_DIR the storage creates is 0700; the database and its -wal and -shm
   assert.equal(mode(join(old, DATABASE_FILE)), 0o600)
   assert.equal(mode(join(old, `${DATABASE_FILE}-wal`)), 0o600)
   assert.equal(mode(join(old, `${DATABASE_FILE}-shm`)), 0o600)
+})
+
+test('the disk reserve: written 0600 at start, cut back to a smaller size, removed at 0, and left alone by a Storage not told its size (the CLI)', (t) => {
+  const dir = tempDir(t)
+  const reserve = join(dir, RESERVE_FILE)
+  const MIB = 1024 * 1024
+  const mode = (path: string) => statSync(path).mode & 0o777
+  const storage = new Storage(dir, { reserveMb: 2 })
+  assert.equal(storage.diskFull, false)
+  storage.close()
+  assert.equal(statSync(reserve).size, 2 * MIB)
+  assert.equal(mode(reserve), 0o600)
+  new Storage(dir, { reserveMb: 1 }).close()
+  assert.equal(statSync(reserve).size, MIB)
+  new Storage(dir).close()
+  assert.equal(statSync(reserve).size, MIB, 'the server\'s reserve is not the CLI\'s to remove')
+  new Storage(dir, { reserveMb: 0 }).close()
+  assert.equal(existsSync(reserve), false)
 })
