@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto'
+import type { Duplex } from 'node:stream'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { connect, type IPublishPacket, type MqttClient } from 'mqtt'
 import type { Door } from '../../schemas/doors.js'
 import {
@@ -17,6 +19,8 @@ import {
   type DoorStatePayloads,
   type DoorStateTopics
 } from './discovery.js'
+import { limitIncomingPackets, type SkippedPacket } from './packet-limit.js'
+import { RefusalLog, type RefusalSink } from './refusals.js'
 
 /**
  * Where the doors come from: the doors service (an EventEmitter) fits as is.
@@ -42,6 +46,25 @@ export interface BridgeLogger {
 /** What a publish was, for a counter's label. */
 export type PublishKind = 'status' | 'config' | 'state' | 'availability' | 'attribute' | 'removal'
 
+/**
+ * How long after Home Assistant's birth (`<prefix>/status` = `online`) the
+ * republish starts, in ms: a random delay in this range, as Home Assistant's
+ * MQTT documentation advises (its discovery is ready a moment after the
+ * birth, and publishers do not all answer in the same instant). Every birth
+ * that arrives meanwhile is answered by the same one republish.
+ */
+export const BIRTH_DELAY_MS: Readonly<{ min: number, max: number }> = Object.freeze({ min: 1000, max: 5000 })
+
+/** Doors a republish publishes per event-loop turn: 50 doors are 550 messages, a few milliseconds of work. */
+export const REPUBLISH_DOORS_PER_TURN = 50
+
+/**
+ * Largest MQTT packet read from the broker by default (MQTT_MAX_PAYLOAD's
+ * default): the largest frames payload the intake takes (BODY_LIMIT's
+ * default, 1 MiB) plus 4 KiB for the topic and the packet header.
+ */
+export const DEFAULT_MAX_PACKET_BYTES = 1_048_576 + 4096
+
 export interface HomeAssistantBridgeOptions extends DiscoveryOptions {
   /** MQTT_URL: `mqtt://host:1883` or `mqtts://…`. Never logged as given (it may hold credentials). */
   url: string
@@ -53,17 +76,33 @@ export interface HomeAssistantBridgeOptions extends DiscoveryOptions {
   source: DoorSource
   /**
    * A message on `<base>/frames/<id>`: the device id (0..32767) and the raw
-   * payload, to decode and ingest. Topics with any other id are refused and
-   * counted. Must not throw; if it does, the error is caught, counted and logged.
+   * payload, to decode and ingest. Topics with any other id, messages the
+   * broker held (retained) and packets over `maxPacketBytes` are refused
+   * instead (see `refusals`). Must not throw; if it does, the error is
+   * caught, counted and logged.
    */
   onFrames?: (device: number, payload: Buffer) => void
+  /**
+   * Told of the frames messages refused here (reasons `topic`, `retained`,
+   * `too_large`); the app passes the RefusalLog its frame intake reports to,
+   * so one counter and one bounded log cover both. Default: a RefusalLog on `log`.
+   */
+  refusals?: RefusalSink
+  /**
+   * Largest MQTT packet read from the broker, in bytes (MQTT_MAX_PAYLOAD):
+   * a larger message is skipped as it arrives, never buffered. Default
+   * {@link DEFAULT_MAX_PACKET_BYTES}.
+   */
+  maxPacketBytes?: number
+  /** The random delay between Home Assistant's birth and the republish, ms. Default {@link BIRTH_DELAY_MS}. */
+  birthDelayMs?: { min: number, max: number }
+  /** Doors a republish publishes per event-loop turn. Default {@link REPUBLISH_DOORS_PER_TURN}. */
+  republishDoorsPerTurn?: number
   log: BridgeLogger
   /** Called on each change of the connection (for the `doorsense_mqtt_connected` gauge). */
   onConnectedChange?: (connected: boolean) => void
   /** Called once per message handed to the broker (for a publish counter). */
   onPublish?: (kind: PublishKind) => void
-  /** Called for each message on `<base>/frames/+` whose id is not a device id. */
-  onFrameRefused?: (topic: string) => void
   /** Least milliseconds between two publishes of a door's angle/confidence/frame rate/recalibration. Default 1000. */
   attributeIntervalMs?: number
   /** First reconnect delay, doubled on each failure. Default 1000. */
@@ -88,9 +127,25 @@ export interface BridgeStats {
   /** Messages waiting for the broker (latest payload per topic). */
   pending: number
   framesRouted: number
+  /** Messages on `<base>/frames/+` whose last level is no device id. */
   framesRefused: number
+  /** Frames messages ignored because the broker held them (retained). */
+  framesRetained: number
   framesFailed: number
+  /** Messages over `maxPacketBytes`, skipped unread. */
+  packetsSkipped: number
+  /** Home Assistant births (`online`, not retained) received. */
+  births: number
+  /** Full republishes begun: one per connect, one per burst of births. */
+  republishes: number
   listenerErrors: number
+}
+
+/** One message waiting for the broker while disconnected; `device` is the door it belongs to, if any. */
+interface Waiting {
+  payload: string
+  kind: PublishKind
+  device?: number
 }
 
 interface TrackedDoor {
@@ -104,6 +159,8 @@ interface TrackedDoor {
 }
 
 const ATTRIBUTE_TOPICS = ['angle', 'confidence', 'frameRate', 'recalibration'] as const satisfies ReadonlyArray<keyof DoorStateTopics>
+/** Every state topic of a door with the kind its publish is counted as. */
+const STATE_KINDS: ReadonlyArray<readonly [keyof DoorStateTopics, PublishKind]> = [['state', 'state'], ['availability', 'availability'], ...ATTRIBUTE_TOPICS.map((key) => [key, 'attribute'] as const)]
 const LOG_EVERY_MS = 10_000
 
 /**
@@ -116,7 +173,9 @@ const LOG_EVERY_MS = 10_000
  * hand them to the client (or, while disconnected, keep the latest payload
  * per topic), and the connection is retried with a doubling, bounded delay.
  * On every connect the full current picture is published again, so nothing
- * lost in a broken connection stays lost.
+ * lost in a broken connection stays lost; so it is a few seconds after Home
+ * Assistant's birth, once per burst of births. Such a republish goes out a
+ * few doors per event-loop turn, so thousands of doors never stall the process.
  */
 export class HomeAssistantBridge {
   private readonly options: HomeAssistantBridgeOptions
@@ -126,10 +185,15 @@ export class HomeAssistantBridge {
   private readonly reconnectMinMs: number
   private readonly reconnectMaxMs: number
   private readonly closeTimeoutMs: number
+  private readonly birthDelayMs: { min: number, max: number }
+  private readonly republishDoorsPerTurn: number
   private readonly clientId: string
   private readonly safeUrl: string
   private readonly status: string
   private readonly haStatus: string
+  private readonly refusals: RefusalSink
+  /** The RefusalLog made here when none was given: this bridge closes it. */
+  private readonly ownRefusals: RefusalLog | undefined
 
   private client: MqttClient | undefined
   private connected = false
@@ -138,15 +202,19 @@ export class HomeAssistantBridge {
   private reconnectDelayMs: number
   private failures = 0
   private lastError: string | undefined
+  /** Set between a birth and the republish it asks for: later births of the burst are answered by that one. */
+  private birthTimer: NodeJS.Timeout | undefined
+  /** The republish under way; a newer one, a disconnect or close() stops it at its next turn. */
+  private republishing: { removals: boolean } | undefined
   private readonly doors = new Map<number, TrackedDoor>()
   /** Doors removed since start: their empty configs are published again on every connect. */
   private readonly removed = new Set<number>()
   /** The last payload handed over (published or queued) per state topic, so only changes go out. */
   private readonly sent = new Map<string, string>()
   /** While disconnected: the latest payload per topic, bounded by the number of topics. */
-  private pending = new Map<string, { payload: string, kind: PublishKind }>()
+  private pending = new Map<string, Waiting>()
   private readonly lastLogged = new Map<string, { at: number, suppressed: number }>()
-  private readonly counters = { connects: 0, published: 0, framesRouted: 0, framesRefused: 0, framesFailed: 0, listenerErrors: 0 }
+  private readonly counters = { connects: 0, published: 0, framesRouted: 0, framesRefused: 0, framesRetained: 0, framesFailed: 0, packetsSkipped: 0, births: 0, republishes: 0, listenerErrors: 0 }
 
   constructor (options: HomeAssistantBridgeOptions) {
     this.options = options
@@ -157,10 +225,15 @@ export class HomeAssistantBridge {
     this.reconnectMaxMs = Math.max(this.reconnectMinMs, options.reconnectMaxMs ?? 30_000)
     this.reconnectDelayMs = this.reconnectMinMs
     this.closeTimeoutMs = options.closeTimeoutMs ?? 2000
+    const birth = options.birthDelayMs ?? BIRTH_DELAY_MS
+    this.birthDelayMs = { min: birth.min, max: Math.max(birth.min, birth.max) }
+    this.republishDoorsPerTurn = Math.max(1, options.republishDoorsPerTurn ?? REPUBLISH_DOORS_PER_TURN)
     this.clientId = options.clientId ?? `doorsense-${randomBytes(4).toString('hex')}`
     this.safeUrl = redactUrl(options.url)
     this.status = statusTopic(options.baseTopic)
     this.haStatus = homeAssistantStatusTopic(options.discoveryPrefix)
+    this.ownRefusals = options.refusals === undefined ? new RefusalLog({ log: options.log }) : undefined
+    this.refusals = options.refusals ?? this.ownRefusals as RefusalLog
   }
 
   /** Whether the broker connection is up now. */
@@ -175,9 +248,7 @@ export class HomeAssistantBridge {
    */
   start (): void {
     if (this.client !== undefined || this.closing !== undefined) return
-    this.options.source.on('door', this.handleDoor)
-    this.options.source.on('removed', this.handleRemoved)
-    this.client = connect(this.options.url, {
+    const client = connect(this.options.url, {
       clientId: this.clientId,
       username: this.options.username,
       password: this.options.password,
@@ -190,12 +261,19 @@ export class HomeAssistantBridge {
       reconnectPeriod: 0,
       // nothing goes into MQTT.js's offline queue: we publish only while connected
       queueQoSZero: false,
-      will: { topic: this.status, payload: Buffer.from('offline'), qos: 1, retain: true }
+      will: { topic: this.status, payload: Buffer.from('offline'), qos: 1, retain: true },
+      // the packet limit goes in before the first connection is made
+      manualConnect: true
     })
-    this.client.on('connect', () => this.guard('connect', () => this.onConnect()))
-    this.client.on('close', () => this.guard('close', () => this.onClose()))
-    this.client.on('error', (error) => { this.lastError = error.message })
-    this.client.on('message', (topic, payload, packet) => this.guard('message', () => this.onMessage(topic, payload, packet)))
+    limitIncomingPackets(client, this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES, (packet) => this.guard('skipped', () => this.onSkipped(packet)))
+    this.client = client
+    this.options.source.on('door', this.handleDoor)
+    this.options.source.on('removed', this.handleRemoved)
+    client.on('connect', () => this.guard('connect', () => this.onConnect()))
+    client.on('close', () => this.guard('close', () => this.onClose()))
+    client.on('error', (error) => { this.lastError = error.message })
+    client.on('message', (topic, payload, packet) => this.guard('message', () => this.onMessage(topic, payload, packet)))
+    client.connect()
     this.log.info({ url: this.safeUrl, clientId: this.clientId, discoveryPrefix: this.options.discoveryPrefix, baseTopic: this.options.baseTopic },
       'home-assistant: connecting to the MQTT broker')
   }
@@ -220,7 +298,11 @@ export class HomeAssistantBridge {
     this.options.source.off('removed', this.handleRemoved)
     clearTimeout(this.reconnectTimer)
     this.reconnectTimer = undefined
+    clearTimeout(this.birthTimer)
+    this.birthTimer = undefined
+    this.republishing = undefined
     for (const tracked of this.doors.values()) clearTimeout(tracked.timer)
+    this.ownRefusals?.close()
     const client = this.client
     if (client === undefined) return
     let force = false
@@ -253,33 +335,34 @@ export class HomeAssistantBridge {
     this.setConnected(true)
     this.log.info({ url: this.safeUrl, clientId: this.clientId }, 'home-assistant: connected to the MQTT broker')
 
-    const queued = this.pending
+    const waiting = this.pending
     this.pending = new Map()
     this.publish(client, this.status, 'online', 'status')
-    client.subscribe({ [this.haStatus]: { qos: 1 }, [framesFilter(this.options.baseTopic)]: { qos: 0 } }, (error) => {
+    // QoS 0 both: the broker then sends nothing at QoS 1 or 2, so a message over maxPacketBytes can always be
+    // skipped unread (one at QoS 1 would want an acknowledgement); a birth lost with the connection changes
+    // nothing, since every connect republishes everything
+    client.subscribe({ [this.haStatus]: { qos: 0 }, [framesFilter(this.options.baseTopic)]: { qos: 0 } }, (error) => {
       if (error !== null && error !== undefined && this.closing === undefined) {
         this.log.warn({ url: this.safeUrl, error: error.message }, 'home-assistant: subscribe failed')
       }
     })
-    let snapshot: ReturnType<HomeAssistantBridge['snapshot']> = []
-    try {
-      snapshot = this.snapshot(true)
-    } catch (error) {
-      // a door source that fails must not cost what already waits
-      this.counters.listenerErrors++
-      this.log.error({ error: errorMessage(error) }, 'home-assistant: listing the doors failed; publishing what waited only')
+    // a birth waiting for its delay is answered by this republish
+    clearTimeout(this.birthTimer)
+    this.birthTimer = undefined
+    const covered = this.republish(client, true)
+    // what is left waited for a topic the republish does not cover
+    for (const [topic, { payload, kind, device }] of waiting) {
+      if (device === undefined || !covered.has(device)) this.publish(client, topic, payload, kind)
     }
-    for (const message of snapshot) {
-      queued.delete(message.topic)
-      this.publish(client, message.topic, message.payload, message.kind)
-    }
-    // what is left waited for a topic the snapshot does not cover
-    for (const [topic, { payload, kind }] of queued) this.publish(client, topic, payload, kind)
   }
 
   private onClose (): void {
     const wasConnected = this.connected
     this.setConnected(false)
+    // a republish under way stops; the next connect begins another, and a birth waiting is answered by it
+    this.republishing = undefined
+    clearTimeout(this.birthTimer)
+    this.birthTimer = undefined
     if (this.closing !== undefined || this.reconnectTimer !== undefined) return
     this.failures++
     const delayMs = this.reconnectDelayMs
@@ -299,17 +382,19 @@ export class HomeAssistantBridge {
     const client = this.client
     if (client === undefined || this.closing !== undefined) return
     if (topic === this.haStatus) {
-      if (payload.toString() === 'online') {
-        this.log.info({ retained: packet.retain }, 'home-assistant: Home Assistant came online; republishing every door')
-        for (const message of this.snapshot(false)) this.publish(client, message.topic, message.payload, message.kind)
-      }
+      if (payload.toString() === 'online') this.onBirth(client, packet.retain)
       return
     }
     const device = parseFramesTopic(this.options.baseTopic, topic)
     if (device === undefined) {
       this.counters.framesRefused++
-      this.hook(() => this.options.onFrameRefused?.(topic))
-      this.warnEvery('refused', { topic }, 'home-assistant: frames on a topic without a device id 0..32767; ignored')
+      this.refusals.refuse('topic', { topic })
+      return
+    }
+    if (packet.retain) {
+      // the broker held it and hands it over on every subscribe: it was taken in when it was published
+      this.counters.framesRetained++
+      this.refusals.refuse('retained', { device, topic })
       return
     }
     if (this.options.onFrames === undefined) return
@@ -320,6 +405,31 @@ export class HomeAssistantBridge {
       this.counters.framesFailed++
       this.warnEvery('frames-failed', { device, error: errorMessage(error) }, 'home-assistant: frames from MQTT could not be handled')
     }
+  }
+
+  /**
+   * Home Assistant said `online`: it needs every config and state again,
+   * once its discovery is ready. One republish after a random delay answers
+   * every birth of a burst. A birth the broker held (retained) arrives right
+   * after our subscribe, that is after a connect, which republishes anyway.
+   */
+  private onBirth (client: MqttClient, retained: boolean): void {
+    if (retained) return
+    this.counters.births++
+    if (this.birthTimer !== undefined) return
+    const { min, max } = this.birthDelayMs
+    const delayMs = Math.round(min + Math.random() * (max - min))
+    this.log.info({ delayMs }, 'home-assistant: Home Assistant came online; republishing every door shortly')
+    this.birthTimer = setTimeout(() => {
+      this.birthTimer = undefined
+      if (this.closing === undefined && this.connected) this.guard('birth', () => this.republish(client, false))
+    }, delayMs).unref()
+  }
+
+  /** Called by the packet limit for each message over maxPacketBytes, skipped as it arrived. */
+  private onSkipped (packet: SkippedPacket): void {
+    this.counters.packetsSkipped++
+    this.refusals.refuse('too_large', { error: `an MQTT message of ${packet.bytes} bytes${packet.retain ? ' (retained)' : ''} is larger than the ${this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES} bytes allowed (MQTT_MAX_PAYLOAD); skipped unread` })
   }
 
   private readonly handleDoor = (door: Door): void => {
@@ -337,7 +447,8 @@ export class HomeAssistantBridge {
     const name = doorDeviceName(door)
     let tracked = this.doors.get(id)
     if (tracked === undefined || tracked.configName !== name) {
-      for (const config of doorConfigs(door, this.options)) this.send(config.topic, config.payload, 'config')
+      // the configs carry the device name: a renamed door gets them again
+      for (const config of doorConfigs(door, this.options)) this.send(config.topic, config.payload, 'config', id)
     }
     if (tracked === undefined) {
       tracked = { door, configName: name, lastAttributeAt: Number.NEGATIVE_INFINITY }
@@ -348,8 +459,8 @@ export class HomeAssistantBridge {
     }
     const topics = doorStateTopics(this.options.baseTopic, id)
     const payloads = doorStatePayloads(door)
-    this.sendIfChanged(topics.state, payloads.state, 'state')
-    this.sendIfChanged(topics.availability, payloads.availability, 'availability')
+    this.sendIfChanged(topics.state, payloads.state, 'state', id)
+    this.sendIfChanged(topics.availability, payloads.availability, 'availability', id)
     this.scheduleAttributes(tracked, topics, payloads)
   }
 
@@ -361,7 +472,7 @@ export class HomeAssistantBridge {
     this.removed.add(device)
     for (const message of doorRemoval(device, this.options)) {
       this.sent.delete(message.topic)
-      this.send(message.topic, message.payload, 'removal')
+      this.send(message.topic, message.payload, 'removal', device)
     }
   }
 
@@ -383,61 +494,123 @@ export class HomeAssistantBridge {
 
   private publishAttributes (tracked: TrackedDoor, topics: DoorStateTopics, payloads: DoorStatePayloads): void {
     let published = false
-    for (const key of ATTRIBUTE_TOPICS) published = this.sendIfChanged(topics[key], payloads[key], 'attribute') || published
+    for (const key of ATTRIBUTE_TOPICS) published = this.sendIfChanged(topics[key], payloads[key], 'attribute', tracked.door.device) || published
     if (published) tracked.lastAttributeAt = this.now()
   }
 
   /**
-   * Everything Home Assistant should hold right now: the bridge's config,
-   * each door's configs and every state topic; with `removals`, the empty
-   * configs of removed doors too (a removal lost in a broken connection
-   * still lands).
+   * Publishes everything Home Assistant should hold: the bridge's config at
+   * once, then each door's configs and states, `republishDoorsPerTurn` doors
+   * per event-loop turn (waiting for the socket to drain when it is full);
+   * with `removals`, the empty configs of removed doors too (a removal lost
+   * in a broken connection still lands). A door is published as it is when
+   * its turn comes, so a change meanwhile is never overwritten by an older
+   * value. A newer republish, a disconnect or close() stops this one.
+   * @returns the doors it covers
    */
-  private snapshot (removals: boolean): Array<{ topic: string, payload: string, kind: PublishKind }> {
-    const messages: Array<{ topic: string, payload: string, kind: PublishKind }> = []
-    messages.push({ ...bridgeConfig(this.options), kind: 'config' })
-    const now = this.now()
-    for (const door of this.options.source.list()) {
+  private republish (client: MqttClient, removals: boolean): Set<number> {
+    // removals come last: a republish cut short by this one has not sent them yet
+    const run = { removals: removals || this.republishing?.removals === true }
+    this.republishing = run
+    this.counters.republishes++
+    const bridge = bridgeConfig(this.options)
+    this.publish(client, bridge.topic, bridge.payload, 'config')
+    let listed: Door[] = []
+    try {
+      listed = this.options.source.list()
+    } catch (error) {
+      // a door source that fails must not cost what already waits
+      this.counters.listenerErrors++
+      this.log.error({ error: errorMessage(error) }, 'home-assistant: listing the doors failed; publishing what waited only')
+    }
+    for (const door of listed) {
       const id = door.device
-      if (this.removed.has(id)) this.removed.delete(id)
-      const name = doorDeviceName(door)
+      this.removed.delete(id)
       const tracked = this.doors.get(id)
-      if (tracked === undefined) this.doors.set(id, { door, configName: name, lastAttributeAt: now })
-      else Object.assign(tracked, { door, configName: name, lastAttributeAt: now })
-      for (const config of doorConfigs(door, this.options)) messages.push({ topic: config.topic, payload: config.payload, kind: 'config' })
-      const topics = doorStateTopics(this.options.baseTopic, id)
-      const payloads = doorStatePayloads(door)
-      messages.push({ topic: topics.state, payload: payloads.state, kind: 'state' })
-      messages.push({ topic: topics.availability, payload: payloads.availability, kind: 'availability' })
-      for (const key of ATTRIBUTE_TOPICS) messages.push({ topic: topics[key], payload: payloads[key], kind: 'attribute' })
+      // configName as it will be published; lastAttributeAt is set when its turn comes
+      if (tracked === undefined) this.doors.set(id, { door, configName: doorDeviceName(door), lastAttributeAt: Number.NEGATIVE_INFINITY })
+      else Object.assign(tracked, { door, configName: doorDeviceName(door) })
     }
-    if (removals) {
-      for (const device of this.removed) {
-        for (const message of doorRemoval(device, this.options)) messages.push({ ...message, kind: 'removal' })
+    const doors = listed.map((door) => door.device)
+    const gone = run.removals ? [...this.removed] : []
+    const startedAt = performance.now()
+    const publishAll = async (): Promise<void> => {
+      const perTurn = this.republishDoorsPerTurn
+      for (let start = 0; start < doors.length + gone.length; start += perTurn) {
+        if (start > 0) {
+          await this.yieldTurn(client)
+          if (this.republishing !== run || !this.connected || this.closing !== undefined) return
+        }
+        for (let i = start; i < Math.min(start + perTurn, doors.length + gone.length); i++) {
+          if (i < doors.length) this.republishDoor(client, doors[i] as number)
+          else this.republishRemoval(client, gone[i - doors.length] as number)
+        }
       }
+      if (this.republishing === run) this.republishing = undefined
+      this.log.debug({ doors: doors.length, removed: gone.length, ms: Math.round(performance.now() - startedAt) }, 'home-assistant: republished every door')
     }
-    for (const message of messages) {
-      if (message.kind !== 'config' && message.kind !== 'removal') this.sent.set(message.topic, message.payload)
-    }
-    return messages
+    publishAll().catch((error: unknown) => {
+      this.counters.listenerErrors++
+      this.log.error({ error: errorMessage(error) }, 'home-assistant: republishing failed')
+    })
+    return new Set([...doors, ...gone])
   }
 
-  private sendIfChanged (topic: string, payload: string, kind: PublishKind): boolean {
+  /** One door's configs and states, as the door is now (unless it was removed since the republish began). */
+  private republishDoor (client: MqttClient, id: number): void {
+    const tracked = this.doors.get(id)
+    if (tracked === undefined || this.removed.has(id)) return
+    const { door } = tracked
+    for (const config of doorConfigs(door, this.options)) this.publish(client, config.topic, config.payload, 'config')
+    tracked.configName = doorDeviceName(door)
+    const topics = doorStateTopics(this.options.baseTopic, id)
+    const payloads = doorStatePayloads(door)
+    for (const [key, kind] of STATE_KINDS) {
+      this.sent.set(topics[key], payloads[key])
+      this.publish(client, topics[key], payloads[key], kind)
+    }
+    tracked.lastAttributeAt = this.now()
+  }
+
+  /** A removed door's empty configs and states, unless it came back since the republish began. */
+  private republishRemoval (client: MqttClient, id: number): void {
+    if (!this.removed.has(id)) return
+    for (const message of doorRemoval(id, this.options)) this.publish(client, message.topic, message.payload, 'removal')
+  }
+
+  /** Lets the event loop run (I/O, timers, requests) and, when the connection holds too much already, waits for it to drain. */
+  private async yieldTurn (client: MqttClient): Promise<void> {
+    await nextTurn()
+    // on Node, MQTT.js's stream is a node:stream Duplex (ours: packet-limit.ts)
+    const stream = client.stream as Duplex | undefined
+    if (stream?.writableNeedDrain !== true) return
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        stream.off('drain', done)
+        stream.off('close', done)
+        resolve()
+      }
+      stream.once('drain', done)
+      stream.once('close', done)
+    })
+  }
+
+  private sendIfChanged (topic: string, payload: string, kind: PublishKind, device: number): boolean {
     if (this.sent.get(topic) === payload) return false
     this.sent.set(topic, payload)
-    this.send(topic, payload, kind)
+    this.send(topic, payload, kind, device)
     return true
   }
 
   /** Publishes now when connected, else keeps the latest payload for the topic until the next connect. */
-  private send (topic: string, payload: string, kind: PublishKind): void {
+  private send (topic: string, payload: string, kind: PublishKind, device: number): void {
     const client = this.client
     if (client !== undefined && this.connected && client.connected) {
       this.publish(client, topic, payload, kind)
       return
     }
     this.pending.delete(topic)
-    this.pending.set(topic, { payload, kind })
+    this.pending.set(topic, { payload, kind, device })
   }
 
   private publish (client: MqttClient, topic: string, payload: string, kind: PublishKind): void {

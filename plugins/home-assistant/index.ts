@@ -3,7 +3,9 @@ import { Counter, Gauge } from 'prom-client'
 import { APP_VERSION } from '../../core/project.js'
 import type { HomeAssistantStatus } from '../../schemas/home-assistant.js'
 import { HomeAssistantBridge, type PublishKind } from './bridge.js'
+import { framesTopic } from './discovery.js'
 import { MqttFrameIntake } from './mqtt-frames.js'
+import { REFUSAL_REASONS, RefusalLog } from './refusals.js'
 import { homeAssistantRoutes } from './routes.js'
 
 /**
@@ -51,21 +53,29 @@ export default fp(async (app) => {
       labelNames: ['kind'] as const,
       registers: [app.metrics]
     })
+    // by reason only: a device or topic label would grow with whatever anyone publishes
     const refused = new Counter({
       name: 'doorsense_mqtt_frames_refused_total',
-      help: 'payloads on <base>/frames/<id> refused, nothing stored: by device ID ("none" for a topic without one) and reason (topic, too_large, too_many, undecodable, overloaded, failed)',
-      labelNames: ['device', 'reason'] as const,
+      help: `messages on <base>/frames/<id> refused, nothing stored, by reason (${REFUSAL_REASONS.join(', ')})`,
+      labelNames: ['reason'] as const,
       registers: [app.metrics]
     })
     const kinds: PublishKind[] = ['status', 'config', 'state', 'availability', 'attribute', 'removal']
     for (const kind of kinds) published.inc({ kind }, 0)
+    for (const reason of REFUSAL_REASONS) refused.inc({ reason }, 0)
     connected.set(0)
+    // the largest frames message the intake takes: BODY_LIMIT bytes of payload, the longest frames topic, the packet header
+    const largestFrames = 5 + 2 + Buffer.byteLength(framesTopic(config.MQTT_BASE_TOPIC, 32767)) + config.BODY_LIMIT
+    if (config.MQTT_MAX_PAYLOAD < largestFrames) {
+      log.warn({ MQTT_MAX_PAYLOAD: config.MQTT_MAX_PAYLOAD, BODY_LIMIT: config.BODY_LIMIT, largestFrames },
+        'home-assistant: MQTT_MAX_PAYLOAD is below BODY_LIMIT and the frames topic: the largest frames payloads are skipped unread')
+    }
 
+    const refusals = new RefusalLog({ log, onRefused: (reason) => refused.inc({ reason }) })
     const intake = new MqttFrameIntake({
       ingest: (device, frames) => app.frames.ingest(device, frames, 'mqtt'),
       maxBytes: config.BODY_LIMIT,
-      log,
-      onRefused: (device, reason) => refused.inc({ device: String(device), reason })
+      refusals
     })
     const created = new HomeAssistantBridge({
       url,
@@ -77,13 +87,17 @@ export default fp(async (app) => {
       source: app.doors,
       log,
       onFrames: (device, payload) => { intake.handle(device, payload) },
-      onFrameRefused: () => refused.inc({ device: 'none', reason: 'topic' }),
+      refusals,
+      maxPacketBytes: config.MQTT_MAX_PAYLOAD,
       onConnectedChange: (up) => connected.set(up ? 1 : 0),
       onPublish: (kind) => published.inc({ kind })
     })
     bridge = created
     app.addHook('onReady', async () => created.start())
-    app.addHook('onClose', async () => created.close())
+    app.addHook('onClose', async () => {
+      await created.close()
+      refusals.close()
+    })
   }
 
   const broker = url === undefined ? null : brokerAddress(url)

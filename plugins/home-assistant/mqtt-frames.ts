@@ -1,21 +1,22 @@
 import { MAX_FRAMES_PER_REQUEST, type FramesReceipt } from '../../schemas/rpi-servers.js'
+import type { RefusalReason, RefusalSink } from './refusals.js'
 
 /**
  * Frames published by devices on `<base>/frames/<id>`: the payload turned
  * into the frames of one `fastify.frames.ingest()` call (the path of
- * POST /server/post/frames), and an intake that never throws, counts what it
- * refuses and logs at a bounded rate. Knows nothing of Fastify or MQTT.js.
+ * POST /server/post/frames), and an intake that never throws and reports what
+ * it refuses (refusals.ts counts and logs it). Knows nothing of Fastify or MQTT.js.
  */
 
-/** Why a payload was refused, for a counter's label. */
-export type RefusalReason = 'too_large' | 'too_many' | 'undecodable' | 'overloaded' | 'failed'
+/** Why a payload was refused: the reasons of {@link RefusalReason} a payload itself can earn. */
+export type PayloadRefusalReason = Extract<RefusalReason, 'too_large' | 'too_many' | 'undecodable' | 'overloaded' | 'failed'>
 
 /** A payload that yields no frames to ingest; `reason` says which kind of refusal. */
 export class FramesPayloadError extends Error {
   override name = 'FramesPayloadError'
-  readonly reason: RefusalReason
+  readonly reason: PayloadRefusalReason
 
-  constructor (reason: RefusalReason, message: string) {
+  constructor (reason: PayloadRefusalReason, message: string) {
     super(message)
     this.reason = reason
   }
@@ -64,11 +65,6 @@ function framesOfText (text: string): unknown[] {
   throw new FramesPayloadError('undecodable', `payload must be a frame, a JSON array of frames or frames one per line, got JSON ${parsed === null ? 'null' : typeof parsed}`)
 }
 
-/** A pino-style warn (`fastify.log.child(…)` fits). */
-export interface IntakeLogger {
-  warn (obj: object, msg: string): void
-}
-
 export interface MqttFrameIntakeOptions {
   /** `fastify.frames.ingest` bound to the address `mqtt`: throws BadFrameError (400) when no frame decodes, OverloadedError (503) on a full queue. */
   ingest: (device: number, frames: unknown[]) => FramesReceipt
@@ -76,31 +72,19 @@ export interface MqttFrameIntakeOptions {
   maxBytes: number
   /** Most frames one payload may hold. Default MAX_FRAMES_PER_REQUEST, as for HTTP. */
   maxFrames?: number
-  log: IntakeLogger
-  /** Called once per refused payload (for `doorsense_mqtt_frames_refused_total`). */
-  onRefused?: (device: number, reason: RefusalReason) => void
-  /** Least milliseconds between two log lines about one device. Default 10000. */
-  logEveryMs?: number
-  /** Clock in epoch milliseconds; tests inject their own. */
-  now?: () => number
+  /** Told of every refused payload, which counts and logs it (a RefusalLog: bounded, whatever the devices send). */
+  refusals: RefusalSink
 }
 
 /**
  * Takes one device's MQTT payload into the frame ingest. Never throws: a
- * refused payload is counted, and logged at most once per device per
- * `logEveryMs` (the line says how many were left out meanwhile).
+ * refused payload goes to `refusals` with its reason.
  */
 export class MqttFrameIntake {
   private readonly options: MqttFrameIntakeOptions
-  private readonly now: () => number
-  private readonly logEveryMs: number
-  /** Per device: when its last line was logged and how many refusals went unlogged since. */
-  private readonly logged = new Map<number, { at: number, suppressed: number }>()
 
   constructor (options: MqttFrameIntakeOptions) {
     this.options = options
-    this.now = options.now ?? Date.now
-    this.logEveryMs = options.logEveryMs ?? 10_000
   }
 
   /** The receipt of the frames stored, or undefined when the payload was refused. */
@@ -108,32 +92,17 @@ export class MqttFrameIntake {
     try {
       return this.options.ingest(device, framesOfPayload(payload, this.options.maxBytes, this.options.maxFrames))
     } catch (error) {
-      this.refuse(device, error)
+      try {
+        this.options.refusals.refuse(reasonOf(error), { device, error: error instanceof Error ? error.message : String(error) })
+      } catch {
+        // a sink that throws must not turn a refusal into a crash
+      }
       return undefined
     }
   }
-
-  private refuse (device: number, error: unknown): void {
-    const reason = reasonOf(error)
-    try {
-      this.options.onRefused?.(device, reason)
-    } catch {
-      // a counter that throws must not turn a refusal into a crash
-    }
-    const now = this.now()
-    const last = this.logged.get(device)
-    if (last !== undefined && now - last.at < this.logEveryMs) {
-      last.suppressed++
-      return
-    }
-    this.logged.set(device, { at: now, suppressed: 0 })
-    const message = error instanceof Error ? error.message : String(error)
-    this.options.log.warn({ device, reason, error: message, suppressed: last?.suppressed ?? 0 },
-      'home-assistant: frames from MQTT refused, nothing stored')
-  }
 }
 
-function reasonOf (error: unknown): RefusalReason {
+function reasonOf (error: unknown): PayloadRefusalReason {
   if (error instanceof FramesPayloadError) return error.reason
   const code = (error as { code?: unknown } | null)?.code
   if (code === 'DS_BAD_FRAME') return 'undecodable'

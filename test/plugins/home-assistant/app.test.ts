@@ -7,17 +7,20 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { App } from '../../../core/app.js'
+import { BIRTH_DELAY_MS } from '../../../plugins/home-assistant/bridge.js'
+import { REFUSAL_REASONS } from '../../../plugins/home-assistant/refusals.js'
 import { APP_VERSION, PROJECT_ROOT } from '../../../core/project.js'
 import type { Door } from '../../../schemas/doors.js'
 import type { HomeAssistantStatus } from '../../../schemas/home-assistant.js'
 import { freePort, mosquittoPath, observe, startBroker, type Broker, type BrokerKind, type Observer } from '../../fixtures/mqtt-broker.js'
 import { spawnServe } from '../../fixtures/serve-process.js'
 import { sessionRows, trainThrough } from '../../fixtures/training.js'
-import { ADMIN, ADMIN_TOKEN, buildTestApp, ESP32_LINES, RPI_RAW_FRAMES, tempDir } from '../../helper.js'
+import { ADMIN, ADMIN_TOKEN, buildTestApp, ESP32_LINES, RPI_RAW_FRAMES, tempDir, type TestAppOptions } from '../../helper.js'
 import { ALL_TOPICS, doorTopics, expectedBridgeConfig, expectedDoorConfigs } from './contract.js'
 
 const RPI_LINES = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
@@ -34,12 +37,12 @@ interface Running {
  * that broker, ready and connected (`doorsense/status` online). After the
  * test: the app closes first (it still says offline), then observer and broker.
  */
-async function running (t: TestContext, kind: BrokerKind, env: Record<string, string> = {}): Promise<Running> {
+async function running (t: TestContext, kind: BrokerKind, env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<Running> {
   const broker = await startBroker(kind)
   let observer: Observer | undefined
   try {
     observer = await observe(broker.url, ALL_TOPICS)
-    const app = await buildTestApp(t, { MQTT_URL: broker.url, ...env })
+    const app = await buildTestApp(t, { MQTT_URL: broker.url, ...env }, options)
     const watching = observer
     t.after(async () => { await watching.close(); await broker.close() })
     await observer.waitFor((m) => m.topic === 'doorsense/status' && m.payload === 'online', { past: true })
@@ -91,6 +94,12 @@ async function until (what: string, check: () => Promise<boolean> | boolean, tim
   }
 }
 
+/** What the app wrote to its log files in `dataDir` (LOG_TO_FILE; complete once the app is closed). */
+function logText (dataDir: string): string {
+  const logDir = join(dataDir, 'logs')
+  return readdirSync(logDir).map((file) => readFileSync(join(logDir, file), 'utf8')).join('')
+}
+
 /** The retained messages a client subscribing now gets, by topic. */
 async function retained (url: string, topics: string[], settleMs = 300): Promise<Map<string, string>> {
   const late = await observe(url, topics)
@@ -100,9 +109,9 @@ async function retained (url: string, topics: string[], settleMs = 300): Promise
 }
 
 /** Waits for a message on `topic` (received from index `from` on) whose payload parses to `config`. */
-async function configArrives (observer: Observer, topic: string, config: unknown, from = 0): Promise<void> {
+async function configArrives (observer: Observer, topic: string, config: unknown, from = 0, timeoutMs = 5000): Promise<void> {
   const wanted = JSON.stringify(config)
-  await observer.waitFor((m) => m.topic === topic && observer.messages.indexOf(m) >= from && m.payload !== '' && JSON.stringify(JSON.parse(m.payload)) === wanted, { past: true })
+  await observer.waitFor((m) => m.topic === topic && observer.messages.indexOf(m) >= from && m.payload !== '' && JSON.stringify(JSON.parse(m.payload)) === wanted, { past: true, timeoutMs })
 }
 
 function suite (kind: BrokerKind): void {
@@ -131,10 +140,10 @@ function suite (kind: BrokerKind): void {
     assert.ok(sample(text, 'doorsense_mqtt_published_total', 'kind="config"') >= 6, text)
     assert.ok(sample(text, 'doorsense_mqtt_published_total', 'kind="status"') >= 1)
 
-    // Home Assistant restarts: its birth message asks for everything again
+    // Home Assistant restarts: its birth message asks for everything again, a few seconds later (BIRTH_DELAY_MS)
     const before = observer.messages.length
     await observer.client.publishAsync('homeassistant/status', 'online', { qos: 1 })
-    for (const [topic, config] of Object.entries(configs)) await configArrives(observer, topic, config, before)
+    for (const [topic, config] of Object.entries(configs)) await configArrives(observer, topic, config, before, BIRTH_DELAY_MS.max + 5000)
     await observer.waitFor((m) => m.topic === topics.state && observer.messages.indexOf(m) >= before && m.payload === 'None', { past: true })
 
     // DELETE /doors/7: its entities go (empty retained configs), its states are cleared
@@ -222,7 +231,7 @@ function suite (kind: BrokerKind): void {
     await observer.waitFor((m) => m.topic === doorTopics(21).availability && m.payload === 'online', { past: true })
 
     // malformed: each refused whole, counted, nothing stored, nothing new known
-    const refusedBefore = sample(await metrics(app), 'doorsense_mqtt_frames_refused_total', 'device="21",reason="undecodable"')
+    const refusedBefore = sample(await metrics(app), 'doorsense_mqtt_frames_refused_total', 'reason="undecodable"')
     assert.equal(refusedBefore, 0)
     for (const bad of ['garbage', '[1,2,3]', '{"ID":21,"frames":[]}', '', '[]', '\n\n', '[[1,2],[3]]', 'CSI_DATA,no,array']) await publish('doorsense/frames/21', bad)
     const tooLarge = JSON.stringify(RPI_LINES.slice(0, 300))
@@ -235,16 +244,60 @@ function suite (kind: BrokerKind): void {
     await publish('doorsense/frames/21', RPI_LINES[3])
     await arrived(1).catch(async (err: unknown) => { throw new Error(`${String(err)}; ${JSON.stringify(await status(app))}; ${(await metrics(app)).split('\n').filter((line) => line.includes('mqtt') || line.includes('frames_')).join('\n')}`) })
     const text = await metrics(app)
-    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'device="21",reason="undecodable"'), 8, text)
-    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'device="21",reason="too_large"'), 1)
-    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'device="21",reason="too_many"'), 1)
-    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'device="22",reason="undecodable"'), 1)
-    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'device="none",reason="topic"'), 3)
+    // by reason only (8 of device 21, 1 of device 22): no label grows with the devices or topics that publish
+    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'reason="undecodable"'), 9, text)
+    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'reason="too_large"'), 1)
+    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'reason="too_many"'), 1)
+    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'reason="topic"'), 3)
     assert.equal(await framesReceived(app, 21), expected, 'nothing of a refused payload is stored')
     assert.equal(await framesReceived(app, 22), 0)
     assert.equal((await app.inject('/doors/22')).statusCode, 404, 'a device that sent only garbage is not a door')
     assert.equal((await app.inject('/debug/get/exists')).statusCode, 200)
     assert.equal((await status(app)).connected, true)
+  })
+
+  test('10,000 junk frames messages (5,000 device ids, 5,000 junk topics): one counter series per reason, a line or two of log', async (t) => {
+    const dataDir = tempDir(t)
+    const { observer, app } = await running(t, kind, { LOG_TO_FILE: 'true', LOG_LEVEL: 'warn' }, { dataDir })
+    for (let i = 0; i < 5000; i++) observer.client.publish(`doorsense/frames/${100 + i}`, 'junk', { qos: 1 })
+    for (let i = 0; i < 5000; i++) observer.client.publish(`doorsense/frames/junk-${i}`, 'junk', { qos: 1 })
+    const refusedSeries = (text: string): string[] => text.split('\n').filter((line) => line.startsWith('doorsense_mqtt_frames_refused_total{'))
+    const refusedTotal = (text: string): number => refusedSeries(text).reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0)
+    await until('10,000 refusals', async () => refusedTotal(await metrics(app)) === 10_000, 30_000)
+    const text = await metrics(app)
+    assert.deepEqual(refusedSeries(text).map((line) => line.replace(/ \S+$/, '')).sort(), REFUSAL_REASONS.map((reason) => `doorsense_mqtt_frames_refused_total{reason="${reason}"}`).sort())
+    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'reason="undecodable"'), 5000)
+    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'reason="topic"'), 5000)
+    assert.equal((await status(app)).connected, true)
+    // closing flushes the log file, with the refusal log's summary of what it counted since its first line
+    await app.close()
+    const refusalLines = logText(dataDir).split('\n').filter((line) => line.includes('frames from MQTT refused'))
+    assert.ok(refusalLines.length >= 1 && refusalLines.length <= 2, `${refusalLines.length} log lines about refusals:\n${refusalLines.slice(0, 5).join('\n')}`)
+    assert.match(refusalLines.at(-1) ?? '', /"total":9999/)
+  })
+
+  test('MQTT_MAX_PAYLOAD: a larger message is skipped unread (counted too_large, not undecodable); the bridge stays connected; below BODY_LIMIT it warns', async (t) => {
+    const dataDir = tempDir(t)
+    const { observer, app } = await running(t, kind, { MQTT_MAX_PAYLOAD: '4096', LOG_TO_FILE: 'true', LOG_LEVEL: 'warn' }, { dataDir })
+    await observer.client.publishAsync('doorsense/frames/21', 'x'.repeat(10_000), { qos: 1 })
+    await observer.client.publishAsync('doorsense/frames/21', RPI_LINES[0], { qos: 1 })
+    await until('the frame after it', async () => await framesReceived(app, 21) === 1)
+    const text = await metrics(app)
+    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'reason="too_large"'), 1, text)
+    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'reason="undecodable"'), 0, 'the payload was read and decoded')
+    assert.equal((await status(app)).connected, true)
+    await app.close()
+    assert.match(logText(dataDir), /MQTT_MAX_PAYLOAD is below BODY_LIMIT/)
+  })
+
+  test('a Pi renamed by its keep-alive: Home Assistant gets the door\'s configs again with the new name', async (t) => {
+    const { observer, app } = await running(t, kind)
+    await keepAlive(app, 7, 'front-door')
+    await configArrives(observer, 'homeassistant/binary_sensor/doorsense_7/door/config', expectedDoorConfigs(7, 'front-door', APP_VERSION)['homeassistant/binary_sensor/doorsense_7/door/config'])
+    const before = observer.messages.length
+    await keepAlive(app, 7, 'back-door')
+    for (const [topic, config] of Object.entries(expectedDoorConfigs(7, 'back-door', APP_VERSION))) await configArrives(observer, topic, config, before)
+    assert.equal((await app.inject('/doors/7')).json<Door>().name, 'back-door')
   })
 
   test('broker down at start: HTTP ingest answers 200 meanwhile; once the broker is up doorsense connects and publishes', async (t) => {

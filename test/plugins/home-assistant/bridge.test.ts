@@ -4,11 +4,13 @@ import { once } from 'node:events'
 import { describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { connectAsync } from 'mqtt'
 import { HomeAssistantBridge, type HomeAssistantBridgeOptions, type PublishKind } from '../../../plugins/home-assistant/bridge.js'
 import type { Door } from '../../../schemas/doors.js'
 import { freePort, mosquittoPath, observe, startBroker, type Broker, type BrokerKind, type Observer } from '../../fixtures/mqtt-broker.js'
 import { expectedBridgeConfig, expectedDoorConfigs } from './contract.js'
 import { door, MemoryDoors } from './memory-doors.js'
+import { streamPublish } from './raw-publisher.js'
 
 /** The sw_version every bridge of this suite reports. */
 const SW_VERSION = '9.8.7'
@@ -44,20 +46,23 @@ function bridgeOptions (url: string, source: MemoryDoors, logs: Logged[], overri
 }
 
 /**
- * A broker, an observer subscribed to everything, and a bridge over `doors`,
- * connected and done with its first full publish; all closed after the test
- * (bridge first, so it still says offline).
+ * A broker, an observer subscribed to `watch` (everything by default), and a
+ * bridge over `doors`, connected and done with its first full publish; all
+ * closed after the test (bridge first, so it still says offline). With
+ * thousands of doors, watch a few topics only: Mosquitto drops QoS 1 messages
+ * for a subscriber more than 1,000 behind (max_queued_messages).
  */
-async function setup (t: TestContext, kind: BrokerKind, doors: Door[], overrides: Partial<HomeAssistantBridgeOptions> = {}): Promise<Setup> {
+async function setup (t: TestContext, kind: BrokerKind, doors: Door[], overrides: Partial<HomeAssistantBridgeOptions> = {}, watch = ALL): Promise<Setup> {
   const broker = await startBroker(kind)
-  const observer = await observe(broker.url, ALL)
+  const observer = await observe(broker.url, watch)
   const source = new MemoryDoors(doors)
   const logs: Logged[] = []
   const published: PublishKind[] = []
   const connected: boolean[] = []
   const bridge = new HomeAssistantBridge(bridgeOptions(broker.url, source, logs, {
-    // fast attribute updates, so tests need not wait; the rate-limit test uses the default
+    // fast attribute updates and a short birth delay, so tests need not wait; the tests of each use their own
     attributeIntervalMs: 100,
+    birthDelayMs: { min: 20, max: 60 },
     onPublish: (kind) => published.push(kind),
     onConnectedChange: (up) => connected.push(up),
     ...overrides
@@ -70,7 +75,7 @@ async function setup (t: TestContext, kind: BrokerKind, doors: Door[], overrides
   bridge.start()
   await observer.waitFor((m) => m.topic === 'doorsense/status' && m.payload === 'online', { past: true })
   const lastDoor = source.list().at(-1)
-  if (lastDoor !== undefined) await observer.waitFor((m) => m.topic === `doorsense/doors/${lastDoor.device}/recalibration`, { past: true })
+  if (lastDoor !== undefined) await observer.waitFor((m) => m.topic === `doorsense/doors/${lastDoor.device}/recalibration`, { past: true, timeoutMs: 30_000 })
   return { broker, source, bridge, observer, logs, published, connected }
 }
 
@@ -199,11 +204,160 @@ function suite (kind: BrokerKind): void {
     assert.deepEqual(observer.messages.slice(afterOnline).map((m) => m.topic), ['homeassistant/status', 'doorsense/marker'])
   })
 
-  test('a renamed door gets its configs again with the new device name', async (t) => {
-    const { observer, source } = await setup(t, kind, [door(7, { name: '' })])
+  test('a renamed door gets its five configs again with the new device name; an unchanged name sends none', async (t) => {
+    const { observer, source } = await setup(t, kind, [door(7, { name: 'pi-kitchen' })])
+    const before = observer.messages.length
+    // a door event that changes the state but not the name: no config goes out
+    source.update(7, { state: 'open', angle: 90 })
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/7/state' && m.payload === 'ON')
     source.update(7, { name: 'Garden door' })
-    const message = await observer.waitFor((m) => m.topic === 'homeassistant/binary_sensor/doorsense_7/door/config' && m.payload.includes('Garden door'))
-    assert.deepEqual(JSON.parse(message.payload), expectedConfigs(7, 'Garden door')['homeassistant/binary_sensor/doorsense_7/door/config'])
+    const expected = expectedConfigs(7, 'Garden door')
+    for (const [topic, config] of Object.entries(expected)) {
+      const message = await observer.waitFor((m) => m.topic === topic && observer.messages.indexOf(m) >= before, { past: true })
+      assert.deepEqual(JSON.parse(message.payload), config, topic)
+    }
+    const configs = observer.messages.slice(before).filter((m) => m.topic.startsWith('homeassistant/'))
+    assert.equal(configs.length, 5, `configs since the first update: ${configs.map((m) => m.topic).join(', ')}`)
+    // a name of blanks is no name: the device is called after its id
+    source.update(7, { name: '   ' })
+    const unnamed = await observer.waitFor((m) => m.topic === 'homeassistant/sensor/doorsense_7/angle/config' && m.payload.includes('"Door 7"'))
+    assert.deepEqual(JSON.parse(unnamed.payload), expectedConfigs(7, 'Door 7')['homeassistant/sensor/doorsense_7/angle/config'])
+  })
+
+  test('a burst of Home Assistant births gets one republish, a random delay after the first', async (t) => {
+    const doors = Array.from({ length: 20 }, (_, i) => door(i + 1))
+    const { observer, bridge, published } = await setup(t, kind, doors, { birthDelayMs: { min: 400, max: 600 } })
+    const before = published.length
+    const seenBefore = observer.messages.length
+    const sentAt = performance.now()
+    for (let i = 0; i < 10; i++) observer.client.publish('homeassistant/status', 'online', { qos: 0 })
+    await observer.client.publishAsync('homeassistant/status', 'online', { qos: 1 })
+    await sleep(200)
+    if (performance.now() - sentAt < 400) assert.equal(published.length, before, 'republished before the delay')
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/20/recalibration' && observer.messages.indexOf(m) >= seenBefore, { past: true })
+    // longer than another delay: a second republish would be under way by now
+    await sleep(900)
+    assert.equal(published.length - before, 1 + 11 * doors.length, `publishes after 11 births: ${published.length - before}`)
+    assert.deepEqual(countBy(published.slice(before)), { config: 1 + 5 * doors.length, state: doors.length, availability: doors.length, attribute: 4 * doors.length })
+    const stats = bridge.stats()
+    assert.equal(stats.births, 11)
+    assert.equal(stats.republishes, 2, 'one on connect, one for the burst')
+    // the next birth, after the burst, gets a republish of its own
+    const again = published.length
+    await observer.client.publishAsync('homeassistant/status', 'online', { qos: 1 })
+    await until('a second republish', () => published.length - again === 1 + 11 * doors.length)
+    assert.equal(bridge.stats().republishes, 3)
+  })
+
+  // the pacing and the packet guard are the bridge's own, whatever the broker: each is run against one (Aedes, always here)
+  const bridgeOnly = { skip: kind !== 'aedes' && 'the bridge\'s own behaviour, run against Aedes' }
+
+  test('a republish of 2,000 doors goes out a few doors per event-loop turn: timers stay on time', bridgeOnly, async (t) => {
+    const doors = Array.from({ length: 2000 }, (_, i) => door(i))
+    const publishedAt: number[] = []
+    const { observer, bridge } = await setup(t, kind, doors, { onPublish: () => publishedAt.push(performance.now()) }, ['doorsense/status', 'doorsense/doors/1999/recalibration'])
+    const before = publishedAt.length
+    const ticks: number[] = [performance.now()]
+    const ticker = setInterval(() => ticks.push(performance.now()), 2)
+    t.after(() => clearInterval(ticker))
+    await observer.client.publishAsync('homeassistant/status', 'online', { qos: 1 })
+    await until('the republish', () => publishedAt.length - before === 1 + 11 * doors.length, 30_000)
+    clearInterval(ticker)
+    // the poll above may run before a late tick: now closes the last gap
+    ticks.push(performance.now())
+    const first = publishedAt[before] as number
+    const last = publishedAt.at(-1) as number
+    const spanMs = last - first
+    let longestGapMs = 0
+    for (let i = 1; i < ticks.length; i++) {
+      const gapStart = ticks[i - 1] as number
+      const gapEnd = ticks[i] as number
+      if (gapEnd > first && gapStart < last) longestGapMs = Math.max(longestGapMs, gapEnd - gapStart)
+    }
+    const ticksDuring = ticks.filter((at) => at > first && at < last).length
+    t.diagnostic(`${kind}: ${publishedAt.length - before} publishes over ${Math.round(spanMs)} ms, ${ticksDuring} ticks of a 2 ms timer meanwhile, the longest gap ${Math.round(longestGapMs)} ms`)
+    assert.ok(ticksDuring >= 5, `the republish ran in one go: ${ticksDuring} ticks of a 2 ms timer during it`)
+    // relative, so a slow or busy machine (a stretch without CPU) does not fail it: in one go, the gap is the whole span
+    assert.ok(longestGapMs < spanMs / 3, `the timer waited ${Math.round(longestGapMs)} ms at once during a republish of ${Math.round(spanMs)} ms`)
+    assert.ok(bridge.stats().connected)
+  })
+
+  test('a door that changes during a republish keeps its newest value on the broker', async (t) => {
+    const doors = Array.from({ length: 1000 }, (_, i) => door(i))
+    const changing: { source?: MemoryDoors } = {}
+    const { broker, observer, bridge, source } = await setup(t, kind, doors, {
+      onPublish: (kind) => {
+        const doorsToChange = changing.source
+        if (doorsToChange === undefined || kind !== 'config') return
+        changing.source = undefined
+        // the republish's first publish: the change lands a turn later, after its first doors and before door 999's turn
+        setImmediate(() => doorsToChange.update(999, { state: 'open', angle: 90 }))
+      }
+    }, ['doorsense/status', 'doorsense/doors/999/#'])
+    const seen = observer.messages.length
+    changing.source = source
+    await observer.client.publishAsync('homeassistant/status', 'online', { qos: 1 })
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/999/recalibration' && observer.messages.indexOf(m) >= seen, { past: true, timeoutMs: 10_000 })
+    assert.equal(bridge.stats().republishes, 2)
+    assert.deepEqual(observer.on('doorsense/doors/999/state').slice(-2).map((m) => m.payload), ['ON', 'ON'], 'the change, then the republish of the door as it is')
+    assert.equal(observer.last('doorsense/doors/999/angle')?.payload, '90')
+    assert.equal((await retained(broker.url, ['doorsense/doors/999/state'])).get('doorsense/doors/999/state'), 'ON')
+  })
+
+  test('frames the broker holds (retained) are taken in when published, not again on each reconnect; logged once', async (t) => {
+    const frames: string[] = []
+    const clientId = 'doorsense-under-test'
+    const { broker, observer, bridge, logs } = await setup(t, kind, [door(7)], { clientId, reconnectMinMs: 50, reconnectMaxMs: 100, onFrames: (_device, payload) => frames.push(payload.toString()) })
+    await observer.client.publishAsync('doorsense/frames/7', 'held frame', { qos: 1, retain: true })
+    await until('the live frame', () => frames.length === 1)
+    for (let reconnect = 1; reconnect <= 2; reconnect++) {
+      await kick(broker.url, clientId, bridge)
+      // the broker hands the held frame over on the subscribe: taken in again (a second frame) or counted as refused
+      await until(`reconnect ${reconnect} and the held frame`, () => bridge.stats().connects === reconnect + 1 && (frames.length > reconnect || bridge.stats().framesRetained === reconnect))
+    }
+    await observer.client.publishAsync('doorsense/frames/7', 'live frame', { qos: 1 })
+    await until('the next live frame', () => frames.includes('live frame'))
+    assert.deepEqual(frames, ['held frame', 'live frame'])
+    assert.equal(bridge.stats().framesRetained, 2)
+    const refusals = logs.filter((line) => line.msg.includes('refused'))
+    assert.equal(refusals.length, 1, JSON.stringify(refusals))
+    assert.equal((refusals[0]?.obj as { reason?: string }).reason, 'retained')
+  })
+
+  test('a message over maxPacketBytes (100 MB) is skipped unread: memory stays flat and the bridge stays connected', bridgeOnly, async (t) => {
+    const broker = await startBroker(kind)
+    const observer = await observe(broker.url, ['doorsense/status'])
+    t.after(async () => { await observer.close(); await broker.close() })
+    // the bridge in a process of its own, so its memory is measured apart from the broker's (Aedes) and the sender's
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/plugins/home-assistant/packet-limit-child.ts', broker.url, String(64 * 1024)], {
+      cwd: PROJECT_ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    const reports: Array<Record<string, number | boolean>> = []
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      for (const line of chunk.split('\n')) if (line.startsWith('{')) reports.push(JSON.parse(line) as Record<string, number | boolean>)
+    })
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+    const exited = once(child, 'close')
+    t.after(async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      await exited
+    })
+    await until('the child to connect', () => reports.length > 0, 30_000).catch((error: unknown) => { throw new Error(`${String(error)}: ${stderr}`) })
+    await streamPublish(broker.port, 'doorsense/frames/7', 100 * 1024 * 1024)
+    await observer.client.publishAsync('doorsense/frames/7', 'after', { qos: 1 })
+    await until('the frame after', () => reports.length > 1, 60_000).catch((error: unknown) => { throw new Error(`${String(error)}: ${stderr}`) })
+    const [connected, after] = reports as [Record<string, number>, Record<string, number | boolean>]
+    t.diagnostic(`rss ${connected.rssMB} MB → peak ${after.peakRssMB} MB, buffers ${connected.buffersMB} MB → peak ${after.peakBuffersMB} MB`)
+    assert.equal(after.framesRouted, 1, 'only the small frame reached onFrames')
+    assert.equal(after.packetsSkipped, 1)
+    assert.equal(after.connects, 1, 'the connection was never lost')
+    assert.equal(after.connected, true)
+    // what remains is garbage: the socket's 64 KiB reads, skipped and waiting for the collector (about 32 MB here)
+    assert.ok((after.peakBuffersMB as number) - connected.buffersMB < 50, `buffers grew by ${(after.peakBuffersMB as number) - connected.buffersMB} MB`)
+    assert.ok((after.peakRssMB as number) - connected.rssMB < 80, `RSS grew by ${(after.peakRssMB as number) - connected.rssMB} MB`)
   })
 
   test('a removed door gets empty retained configs and its states cleared', async (t) => {
@@ -227,7 +381,7 @@ function suite (kind: BrokerKind): void {
         if (device === 9) throw new Error('decoder exploded')
         frames.push({ device, payload: payload.toString() })
       },
-      onFrameRefused: (topic) => refused.push(topic)
+      refusals: { refuse: (reason, detail) => refused.push(`${reason} ${detail.topic ?? ''}`) }
     })
     const publish = (topic: string, payload: string): Promise<unknown> => observer.client.publishAsync(topic, payload, { qos: 1 })
     await publish('doorsense/frames/7', '[1, 2, 3]')
@@ -237,7 +391,7 @@ function suite (kind: BrokerKind): void {
     const deadline = Date.now() + 3000
     while (frames.length < 2 && Date.now() < deadline) await sleep(10)
     assert.deepEqual(frames, [{ device: 7, payload: '[1, 2, 3]' }, { device: 0, payload: 'CSI_DATA,1\nCSI_DATA,2' }])
-    assert.deepEqual(refused, ['abc', '99999', '32768', '007', '-1'].map((bad) => `doorsense/frames/${bad}`))
+    assert.deepEqual(refused, ['abc', '99999', '32768', '007', '-1'].map((bad) => `topic doorsense/frames/${bad}`))
     const stats = bridge.stats()
     assert.equal(stats.framesRouted, 2)
     assert.equal(stats.framesRefused, 5)
@@ -357,6 +511,34 @@ function suite (kind: BrokerKind): void {
     assert.equal(code, 0, child.stderr())
     await observer.waitFor((m) => m.payload === 'offline', { past: true })
   })
+}
+
+/** How many of each kind. */
+function countBy (kinds: PublishKind[]): Partial<Record<PublishKind, number>> {
+  const counts: Partial<Record<PublishKind, number>> = {}
+  for (const kind of kinds) counts[kind] = (counts[kind] ?? 0) + 1
+  return counts
+}
+
+/** Polls until `check` holds, naming `what` on timeout. */
+async function until (what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
+/**
+ * Makes the broker drop the bridge's connection, as a network blip would: a
+ * client with the same client id takes its session over (MQTT 3.1.1, 3.1.4-2).
+ * The bridge then reconnects and takes it back.
+ */
+async function kick (url: string, clientId: string, bridge: HomeAssistantBridge): Promise<void> {
+  const connects = bridge.stats().connects
+  const intruder = await connectAsync(url, { clientId, reconnectPeriod: 0 })
+  await until('the bridge to lose its connection', () => !bridge.isConnected || bridge.stats().connects > connects)
+  await intruder.endAsync(true)
 }
 
 /** The bridge in a child process (test/fixtures/home-assistant-bridge-child.ts), killed after the test if still running. */

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Counter, Registry } from 'prom-client'
 import { BadFrameError, OverloadedError } from '../../../core/errors.js'
 import { parseFrame } from '../../../domain/frames.js'
 import { brokerAddress } from '../../../plugins/home-assistant/index.js'
-import { framesOfPayload, FramesPayloadError, MqttFrameIntake, type RefusalReason } from '../../../plugins/home-assistant/mqtt-frames.js'
+import { framesOfPayload, FramesPayloadError, MqttFrameIntake, type PayloadRefusalReason } from '../../../plugins/home-assistant/mqtt-frames.js'
+import { RefusalLog, type RefusalReason } from '../../../plugins/home-assistant/refusals.js'
 import { decodeBatch } from '../../../plugins/rpi-servers/ingest.js'
-import type { FramesReceipt } from '../../../schemas/rpi-servers.js'
 import { ESP32_LINES, RPI_RAW_FRAMES } from '../../helper.js'
 
 const RPI_LINES = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
@@ -46,7 +48,7 @@ test('a payload is a JSON array of frames, or frames one per line', () => {
 })
 
 test('a payload that is no frame, too large or too many frames is refused with a reason', () => {
-  const refused = (payload: string, maxBytes = LIMIT, maxFrames?: number): RefusalReason => {
+  const refused = (payload: string, maxBytes = LIMIT, maxFrames?: number): PayloadRefusalReason => {
     try {
       framesOfPayload(payload, maxBytes, maxFrames)
     } catch (error) {
@@ -67,35 +69,19 @@ test('a payload that is no frame, too large or too many frames is refused with a
   assert.deepEqual(framesOfPayload('[1,[2]]', LIMIT), [[1, [2]]], 'an array with a number in it is one frame')
 })
 
-interface Harness {
-  intake: MqttFrameIntake
-  refusals: Array<[number, RefusalReason]>
-  lines: Array<{ obj: Record<string, unknown>, msg: string }>
-  clock: { now: number }
-}
-
-function harness (ingest: (device: number, frames: unknown[]) => FramesReceipt): Harness {
-  const refusals: Array<[number, RefusalReason]> = []
-  const lines: Harness['lines'] = []
-  const clock = { now: 1_000_000 }
-  const intake = new MqttFrameIntake({
-    ingest,
-    maxBytes: 4096,
-    log: { warn: (obj, msg) => lines.push({ obj: obj as Record<string, unknown>, msg }) },
-    onRefused: (device, reason) => refusals.push([device, reason]),
-    now: () => clock.now
-  })
-  return { intake, refusals, lines, clock }
-}
-
-test('the intake hands the frames to the ingest and never throws: refusals are counted by device and reason', () => {
+test('the intake hands the frames to the ingest and never throws: each refusal goes to the sink with its reason and device', () => {
   let overloaded = false
-  const { intake, refusals } = harness((device, frames) => {
-    if (overloaded) throw new OverloadedError('inference queue is full (16384 frames waiting): retry later')
-    if (device === 13) throw new Error('database is closed')
-    const { decoded: good, rejected } = decodeBatch(frames)
-    if (good.length === 0) throw new BadFrameError('the only frame was rejected, nothing stored')
-    return { accepted: good.length, rejected, labelled: 0 }
+  const refusals: Array<[RefusalReason, number | undefined]> = []
+  const intake = new MqttFrameIntake({
+    ingest: (device, frames) => {
+      if (overloaded) throw new OverloadedError('inference queue is full (16384 frames waiting): retry later')
+      if (device === 13) throw new Error('database is closed')
+      const { decoded: good, rejected } = decodeBatch(frames)
+      if (good.length === 0) throw new BadFrameError('the only frame was rejected, nothing stored')
+      return { accepted: good.length, rejected, labelled: 0 }
+    },
+    maxBytes: 4096,
+    refusals: { refuse: (reason, detail) => refusals.push([reason, detail.device]) }
   })
   assert.deepEqual(intake.handle(7, Buffer.from(CSI_LINES.slice(0, 3).join('\n'))), { accepted: 3, rejected: [], labelled: 0 })
   assert.equal(intake.handle(7, Buffer.from('garbage')), undefined)
@@ -104,34 +90,61 @@ test('the intake hands the frames to the ingest and never throws: refusals are c
   assert.equal(intake.handle(8, Buffer.from(RPI_LINES[0])), undefined)
   overloaded = false
   assert.equal(intake.handle(13, Buffer.from(RPI_LINES[0])), undefined)
-  assert.deepEqual(refusals, [[7, 'undecodable'], [7, 'too_large'], [8, 'overloaded'], [13, 'failed']])
+  assert.deepEqual(refusals, [['undecodable', 7], ['too_large', 7], ['overloaded', 8], ['failed', 13]])
 })
 
-test('refusals are logged at most once per device per 10 s, saying how many were left out', () => {
-  const { intake, lines, clock } = harness(() => { throw new BadFrameError('the only frame was rejected, nothing stored: frame is empty') })
-  for (let i = 0; i < 50; i++) {
-    intake.handle(7, Buffer.from('x'))
-    intake.handle(8, Buffer.from('x'))
-    clock.now += 100
-  }
-  assert.deepEqual(lines.map((line) => line.obj.device), [7, 8], 'one line per device in the first 5 s')
-  assert.equal(lines[0].obj.reason, 'undecodable')
-  assert.match(String(lines[0].obj.error), /nothing stored/)
-  clock.now += 5000
-  intake.handle(7, Buffer.from('x'))
+test('5,000 devices and 5,000 junk topics refused: two log lines (the first, then a summary) and one counter series per reason', async () => {
+  const lines: Array<{ obj: Record<string, unknown>, msg: string }> = []
+  const registry = new Registry()
+  const counter = new Counter({ name: 'refused_total', help: 'refused', labelNames: ['reason'] as const, registers: [registry] })
+  const refusals = new RefusalLog({
+    log: { warn: (obj, msg) => lines.push({ obj: obj as Record<string, unknown>, msg }) },
+    onRefused: (reason) => counter.inc({ reason }),
+    logEveryMs: 100
+  })
+  const intake = new MqttFrameIntake({ ingest: () => { throw new BadFrameError('the only frame was rejected, nothing stored: frame is empty') }, maxBytes: 4096, refusals })
+  for (let device = 100; device < 5100; device++) intake.handle(device, Buffer.from('junk'))
+  for (let i = 0; i < 5000; i++) refusals.refuse('topic', { topic: `doorsense/frames/junk-${i}` })
+  assert.equal(lines.length, 1, 'the first refusal is logged at once, the rest wait for the summary')
+  assert.deepEqual(lines[0]?.obj, { reason: 'undecodable', device: 100, error: 'the only frame was rejected, nothing stored: frame is empty' })
+  await sleep(250)
+  assert.equal(lines.length, 2)
+  assert.deepEqual(lines[1]?.obj.refused, { undecodable: 4999, topic: 5000 })
+  assert.equal(lines[1]?.obj.total, 9999)
+  assert.equal(lines[1]?.obj.devices, 4999)
+  assert.match(lines[1]?.msg ?? '', /refused.*summary/)
+  // a quiet interval logs nothing; the next refusal is logged at once again
+  await sleep(150)
+  assert.equal(lines.length, 2)
+  refusals.refuse('retained', { device: 7, topic: 'doorsense/frames/7' })
   assert.equal(lines.length, 3)
-  assert.equal(lines[2].obj.suppressed, 49, 'the 49 refusals between the two lines')
-  assert.match(lines[2].msg, /refused/)
+  refusals.close()
+  const series = (await registry.metrics()).split('\n').filter((line) => line.startsWith('refused_total{'))
+  assert.deepEqual(series, ['refused_total{reason="undecodable"} 5000', 'refused_total{reason="topic"} 5000', 'refused_total{reason="retained"} 1'])
 })
 
-test('a counter that throws does not make the intake throw', () => {
-  const intake = new MqttFrameIntake({
+test('a refusal log logs what it counted when closed, and quotes at most 200 characters of a topic', () => {
+  const lines: Array<Record<string, unknown>> = []
+  const refusals = new RefusalLog({ log: { warn: (obj) => lines.push(obj as Record<string, unknown>) } })
+  refusals.refuse('topic', { topic: `doorsense/frames/${'x'.repeat(70_000)}` })
+  refusals.refuse('too_many', { device: 3 })
+  refusals.close()
+  assert.equal(lines.length, 2)
+  assert.equal(String(lines[0]?.topic).length, 200)
+  assert.deepEqual(lines[1]?.refused, { too_many: 1 })
+  refusals.refuse('too_many', { device: 3 })
+  assert.equal(lines.length, 2, 'nothing is logged after close')
+})
+
+test('a counter or a sink that throws does not make the intake throw', () => {
+  const counted = new MqttFrameIntake({
     ingest: () => { throw new BadFrameError('bad') },
     maxBytes: 100,
-    log: { warn: () => {} },
-    onRefused: () => { throw new Error('counter broke') }
+    refusals: new RefusalLog({ log: { warn: () => {} }, onRefused: () => { throw new Error('counter broke') } })
   })
-  assert.doesNotThrow(() => intake.handle(1, Buffer.from('x')))
+  assert.doesNotThrow(() => counted.handle(1, Buffer.from('x')))
+  const sunk = new MqttFrameIntake({ ingest: () => { throw new BadFrameError('bad') }, maxBytes: 100, refusals: { refuse: () => { throw new Error('sink broke') } } })
+  assert.doesNotThrow(() => sunk.handle(1, Buffer.from('x')))
 })
 
 test('brokerAddress: scheme, host and port, never the credentials', () => {
