@@ -105,6 +105,11 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
     return [...this.#active.keys()]
   }
 
+  /** The door whose calibration is training, if one is. */
+  get trainingDevice (): number | undefined {
+    return this.#running?.device
+  }
+
   /** The version a door's calibration is training, if one is. */
   training (device: number): string | undefined {
     return this.#running?.device === device ? this.#running.launched.version : undefined

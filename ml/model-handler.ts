@@ -19,7 +19,7 @@ import { resolveTrainingOptions } from './trainer.js'
 import { type ModelMeta } from './model-types.js'
 import { launchTraining, TrainingRunError, type LaunchedTraining } from './training-orchestration.js'
 import type { RunnerMode } from './training-runner.js'
-import { checkTrainingSet, ROW_WIDTH, type TrainingSet } from './training-set.js'
+import { checkStoredSamples, checkTrainingSet, isStoredSamples, ROW_WIDTH, rowsOf, type StoredSamples, type TrainingSet } from './training-set.js'
 import { toEvaluation, type DoorEvaluation } from './door-evaluation.js'
 import { DoorModels } from './door-models.js'
 import type { DoorTrainingRequest } from './training-worker.js'
@@ -55,7 +55,7 @@ export interface ModelService extends EventEmitter {
    * in TRAINING_FAILED with `lastFailure` saying why.
    * @throws TrainingBusyError (409) while one runs; BadRequestError or TooFewSamplesError (400) on a set it cannot learn from
    */
-  startTraining (set: TrainingSet, options?: TrainingOptions): Promise<{ version: string }>
+  startTraining (set: TrainingSet | StoredSamples, options?: TrainingOptions): Promise<{ version: string }>
   /** Resolves when the running training (if any) has ended. */
   waitForTraining (): Promise<void>
   /**
@@ -231,7 +231,7 @@ export class ModelHandler extends EventEmitter implements ModelService {
     return { version: active.version, labels: active.predictor.meta.labels, predictions }
   }
 
-  async startTraining (set: TrainingSet, options: TrainingOptions = {}): Promise<{ version: string }> {
+  async startTraining (set: TrainingSet | StoredSamples, options: TrainingOptions = {}): Promise<{ version: string }> {
     if (this.#closed) throw new UnavailableError('the model handler is shutting down')
     this.#assertIdle()
     let resolved: ModelMeta['options']
@@ -240,7 +240,8 @@ export class ModelHandler extends EventEmitter implements ModelService {
     } catch (err) {
       throw new BadRequestError((err as Error).message)
     }
-    checkTrainingSet(set)
+    if (isStoredSamples(set)) checkStoredSamples(set)
+    else checkTrainingSet(set)
 
     this.#fire('start')
     let launched: LaunchedTraining
@@ -266,7 +267,7 @@ export class ModelHandler extends EventEmitter implements ModelService {
     const current: CurrentRun = { launched, done: Promise.resolve() }
     current.done = this.#settle(current)
     this.#current = current
-    this.#log.info({ version: launched.version, kind: set.kind, rows: set.features.length, mode: this.#runnerMode, options: resolved }, 'training started')
+    this.#log.info({ version: launched.version, kind: set.kind, rows: rowsOf(set), mode: this.#runnerMode, options: resolved }, 'training started')
     // not awaiting the worker's start: loading tfjs in it takes seconds, and the
     // caller (a 202) only needs the run launched; a failed start ends in TRAINING_FAILED
     return { version: launched.version }

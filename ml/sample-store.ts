@@ -138,28 +138,26 @@ export class SampleStore {
   }
 
   /**
-   * All samples of a kind, oldest first. The rows are views into one buffer:
-   * one allocation instead of one per row keeps this read short (it runs on
-   * the event loop when a training starts).
+   * All samples of a kind (and filter), oldest first, read on this
+   * connection: a door's calibration, the CLI. The global training's run
+   * reads its own ({@link readTrainingSet}), off the event loop.
    */
   trainingSet (kind: ModelKind, filter: SampleFilter = {}): StoredTrainingSet {
-    const { where, values } = whereOf(kind, filter)
-    const rows = this.#db.prepare(`SELECT angle, features FROM training_samples WHERE ${where} ORDER BY id`).raw().all(...values) as Array<[number, Buffer]>
-    let bytes = 0
-    for (const [, blob] of rows) bytes += blob.byteLength
-    // copied: a Buffer's offset need not be 4-byte aligned
-    const all = new Uint8Array(bytes)
-    const features: Float32Array[] = new Array(rows.length)
-    const angles: number[] = new Array(rows.length)
-    let offset = 0
-    for (let i = 0; i < rows.length; i++) {
-      const [angle, blob] = rows[i]
-      all.set(blob, offset)
-      features[i] = new Float32Array(all.buffer, offset, blob.byteLength / Float32Array.BYTES_PER_ELEMENT)
-      angles[i] = angle
-      offset += blob.byteLength
-    }
-    return { kind, features, angles }
+    return readTrainingSet(this.#db, kind, filter)
+  }
+
+  /**
+   * Rows per label of a kind, what a training is checked on before it starts:
+   * a count, not the rows (the run reads those itself, off the event loop).
+   */
+  labelCounts (kind: ModelKind): Map<number, number> {
+    const rows = this.#db.prepare('SELECT angle, COUNT(*) AS count FROM training_samples WHERE kind = ? GROUP BY angle').all(kind) as Array<{ angle: number, count: number }>
+    return new Map(rows.map((row) => [row.angle, row.count]))
+  }
+
+  /** The database file: a training run opens it itself to read its samples. */
+  get file (): string {
+    return this.#db.name
   }
 
   /** The id of the newest sample (0 when there is none): later samples have higher ids. */
@@ -195,6 +193,12 @@ export class SampleStore {
     return this.#db.prepare(`SELECT angle, COUNT(*) AS count FROM training_samples WHERE ${where} GROUP BY angle ORDER BY angle`).all(...values) as LabelCount[]
   }
 
+  /** Counts per device and label of the samples of one source: every device's in one query. */
+  countsByDeviceAndAngle (kind: ModelKind, source: string): Array<{ device: number, angle: number, count: number }> {
+    return this.#db.prepare('SELECT device, angle, COUNT(*) AS count FROM training_samples WHERE kind = ? AND source = ? AND device IS NOT NULL GROUP BY device, angle ORDER BY device, angle')
+      .all(kind, source) as Array<{ device: number, angle: number, count: number }>
+  }
+
   /** Counts per label, source and device. */
   summary (kind: ModelKind): DatasetSummary {
     const by = (column: string) => this.#db.prepare(`SELECT ${column} AS key, COUNT(*) AS count FROM training_samples WHERE kind = ? GROUP BY ${column} ORDER BY ${column}`)
@@ -217,6 +221,30 @@ export function labelCounts (angles: Iterable<number>): LabelCount[] {
 }
 
 /** The WHERE clause of a kind and a filter (a device of null matches samples stored without one). */
+/**
+ * All samples of a kind (and filter), oldest first, read from a connection:
+ * the store's, or a training run's own. The rows are views into one buffer:
+ * one allocation instead of one per row.
+ */
+export function readTrainingSet (db: Pick<Storage['db'], 'prepare'>, kind: ModelKind, filter: SampleFilter = {}): StoredTrainingSet {
+  const { where, values } = whereOf(kind, filter)
+  const rows = db.prepare(`SELECT angle, features FROM training_samples WHERE ${where} ORDER BY id`).raw().all(...values) as Array<[number, Buffer]>
+  let bytes = 0
+  for (const [, blob] of rows) bytes += blob.byteLength
+  // copied: a Buffer's offset need not be 4-byte aligned
+  const all = new Uint8Array(bytes)
+  const features: Float32Array[] = new Array(rows.length)
+  const angles: number[] = new Array(rows.length)
+  let offset = 0
+  for (let i = 0; i < rows.length; i++) {
+    const [angle, blob] = rows[i]
+    all.set(blob, offset)
+    features[i] = new Float32Array(all.buffer, offset, blob.byteLength / Float32Array.BYTES_PER_ELEMENT)
+    angles[i] = angle
+    offset += blob.byteLength
+  }
+  return { kind, features, angles }
+}
 function whereOf (kind: ModelKind, filter: SampleFilter): { where: string, values: Array<string | number> } {
   const clauses = ['kind = ?']
   const values: Array<string | number> = [kind]

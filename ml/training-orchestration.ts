@@ -13,7 +13,7 @@ import type { TrainedDoorModel } from './door-model.js'
 import type { CalibrationGate } from './door-calibration.js'
 import type { ModelMeta, StorableModel, TrainedModel } from './model-types.js'
 import type { DoorTrainingRequest } from './training-worker.js'
-import { packTrainingSet, type TrainingSet } from './training-set.js'
+import { isStoredSamples, packTrainingSet, type StoredSamples, type TrainingSet } from './training-set.js'
 import { startTrainingRun, TrainingStoppedError, type RunnerMode } from './training-runner.js'
 
 /** What a launch needs besides the set. */
@@ -25,7 +25,7 @@ export interface TrainingContext {
 
 /** What a run trains: the global per-frame model, or one door's windowed model on its calibration. */
 export type TrainingTarget =
-  | { model: 'frame', set: TrainingSet, options: ModelMeta['options'] }
+  | { model: 'frame', set: TrainingSet | StoredSamples, options: ModelMeta['options'] }
   | { model: 'door', device: number, set: TrainingSet, options?: DoorTrainingRequest, gate?: CalibrationGate }
 
 /** The model a target's run produces. */
@@ -77,10 +77,11 @@ export function launchTraining<T extends TrainingTarget> (context: TrainingConte
   const seconds = () => (performance.now() - requestedAt) / 1000
   handlers.onProgress?.({ version, epoch: 0, epochs: target.model === 'frame' ? target.options.epochs : 0, elapsedSeconds: 0 })
 
-  const packed = packTrainingSet(set)
+  // stored samples are read by the run itself: only the database's name crosses over
+  const rows = isStoredSamples(target.set) ? { source: { kind: target.set.kind, database: target.set.database } } : { set: packTrainingSet(target.set) }
   const job = target.model === 'door'
-    ? { model: 'door' as const, backend: context.backend.name, set: packed, options: target.options, gate: target.gate }
-    : { model: 'frame' as const, backend: context.backend.name, set: packed, options: target.options }
+    ? { model: 'door' as const, backend: context.backend.name, set: packTrainingSet(target.set), options: target.options, gate: target.gate }
+    : { model: 'frame' as const, backend: context.backend.name, ...rows, options: target.options }
   const run = startTrainingRun<ModelOf<T>>(job, context.runnerMode, {
     onStarted: () => {
       startedAt = performance.now()

@@ -127,7 +127,7 @@ export function startTrainingRun<M extends StorableModel = TrainedModel> (job: T
 function launchThread (job: TrainingJob): Worker {
   const options = {
     workerData: { trainingJob: job },
-    transferList: [job.set.features.buffer as ArrayBuffer],
+    transferList: 'set' in job ? [job.set.features.buffer as ArrayBuffer] : [],
     // the worker's own console output goes to this process's streams
     stdout: false,
     stderr: false

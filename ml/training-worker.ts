@@ -7,13 +7,15 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import type * as tfjs from '@tensorflow/tfjs'
-import type { TrainingOptions } from '../schemas/model.js'
+import type { ModelKind, TrainingOptions } from '../schemas/model.js'
 import { loadBackend, type BackendName } from './backend.js'
 import { joinWeightData } from './model-store.js'
 import { trainModel } from './trainer.js'
 import type { EpochReport, StorableModel } from './model-types.js'
 import { calibrateDoorModel, type CalibrationGate } from './door-calibration.js'
-import { unpackTrainingSet, type PackedTrainingSet } from './training-set.js'
+import Database from 'better-sqlite3'
+import { readTrainingSet } from './sample-store.js'
+import { unpackTrainingSet, type PackedTrainingSet, type TrainingSet } from './training-set.js'
 
 /** argv flag that makes a child process run a job (so importing this file elsewhere does nothing). */
 export const PROCESS_FLAG = '--doorsense-training-worker'
@@ -25,6 +27,7 @@ export const PROCESS_FLAG = '--doorsense-training-worker'
  */
 export type TrainingJob =
   | { model?: 'frame', backend: BackendName, set: PackedTrainingSet, options?: TrainingOptions }
+  | { model?: 'frame', backend: BackendName, source: { kind: ModelKind, database: string }, options?: TrainingOptions }
   | { model: 'door', backend: BackendName, set: PackedTrainingSet, options?: DoorTrainingRequest, gate?: CalibrationGate }
 
 /** A door model's options as a job carries them (defaults fill the rest). */
@@ -45,10 +48,9 @@ export async function runJob (job: TrainingJob, send: (message: WorkerMessage) =
   try {
     const { tf } = await loadBackend(job.backend)
     send({ type: 'started', backend: tf.getBackend() })
-    const set = unpackTrainingSet(job.set)
     const model: StorableModel = job.model === 'door'
-      ? await calibrateDoorModel(tf, { frames: set.features, angles: set.angles }, job.options, { gate: job.gate })
-      : await trainModel(tf, set, job.options, (report) => { send({ type: 'epoch', report }) })
+      ? await calibrateDoorModel(tf, frameSet(unpackTrainingSet(job.set)), job.options, { gate: job.gate })
+      : await trainModel(tf, 'source' in job ? readStoredSamples(job.source) : unpackTrainingSet(job.set), job.options, (report) => { send({ type: 'epoch', report }) })
     // one plain ArrayBuffer crosses the thread/process boundary, whatever tfjs produced
     const weights = joinWeightData(model.artifacts.weightData)
     const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer
@@ -56,6 +58,20 @@ export async function runJob (job: TrainingJob, send: (message: WorkerMessage) =
     await send({ type: 'done', model: { artifacts, meta: model.meta } })
   } catch (err) {
     await send({ type: 'failed', message: err instanceof Error ? err.message : String(err) })
+  }
+}
+
+function frameSet (set: TrainingSet): { frames: TrainingSet['features'], angles: TrainingSet['angles'] } {
+  return { frames: set.features, angles: set.angles }
+}
+
+/** The stored samples of a kind, read on a connection of the run's own (read-only), off the server's event loop. */
+function readStoredSamples (source: { kind: ModelKind, database: string }): TrainingSet {
+  const db = new Database(source.database, { readonly: true, fileMustExist: true })
+  try {
+    return readTrainingSet(db, source.kind)
+  } finally {
+    db.close()
   }
 }
 

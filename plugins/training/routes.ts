@@ -18,6 +18,7 @@ import type { CaptureSessions } from './capture-sessions.js'
 import { legacyCsiRows, legacyRssiRows } from './legacy-data.js'
 import { currentProgress, type ProgressStreams } from './progress-streams.js'
 import { labelCounts, type NewSample, type SampleStore, type StoredTrainingSet } from '../../ml/sample-store.js'
+import { rowsOf, type StoredSamples } from '../../ml/training-set.js'
 import { readSessionUpload, storeSessionUpload } from '../../ml/session-import.js'
 
 export interface TrainingRouteOptions {
@@ -140,7 +141,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     const { TYPE, DATA, ...options } = request.body
     let kind: ModelKind = options.kind ?? 'csi'
     let legacyRows: NewSample[] | undefined
-    let set: StoredTrainingSet
+    let set: StoredTrainingSet | StoredSamples
     if (TYPE !== undefined || DATA !== undefined) {
       if (TYPE === undefined) throw new BadRequestError('DATA needs TYPE ("CSI" or "RSSI") saying what it holds')
       if (DATA === undefined) throw new BadRequestError(`TYPE ${TYPE} needs DATA (${TYPE === 'CSI' ? 'DATA[DATA_TYPE][DOOR_ANGLE][SUB_CARRIER][POINTS]' : 'DATA[DOOR_ANGLE][POINTS]'})`)
@@ -151,12 +152,13 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       legacyRows = rows.map((row) => ({ kind, angle: row.angle, features: row.features, source: 'legacy-train' }))
       set = { kind, features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) }
     } else {
-      set = samples.trainingSet(kind)
+      // counted here, read by the run itself: a large dataset held the event loop for seconds
+      set = { kind, database: samples.file, labelCounts: samples.labelCounts(kind) }
     }
     const { version } = await app.model.startTraining(set, { ...options, kind })
     // stored only once the run was accepted: a 400 or 409 leaves the dataset as it was
     if (legacyRows) samples.insert(legacyRows)
-    const accepted: TrainAccepted = { accepted: true, version, kind, samples: set.features.length, state: app.model.state }
+    const accepted: TrainAccepted = { accepted: true, version, kind, samples: rowsOf(set), state: app.model.state }
     return reply.code(202).send(accepted)
   })
 
@@ -257,7 +259,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     schema: {
       tags,
       summary: 'Removes stored samples by angle, source and/or device (admin)',
-      description: 'For a mislabelled capture or a bad import. The filters combine; at least one of angle, source, device or `all: true` is required. Answers how many were removed and the dataset left. A training already running keeps the samples it read.',
+      description: 'For a mislabelled capture or a bad import. The filters combine; at least one of angle, source, device or `all: true` is required. Answers how many were removed and the dataset left. A training already running keeps the samples it read; a door\'s calibration frames while that calibration trains are a 409, as DELETE /doors/{id}/calibration is.',
       security: admin,
       body: DeleteSamplesBody,
       response: { 200: DeleteSamplesResult, ...errorResponses }
@@ -266,6 +268,12 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     const { kind = 'csi', all, ...filter } = request.body
     if (all !== true && filter.angle === undefined && filter.source === undefined && filter.device === undefined) {
       throw new BadRequestError('name the samples to delete: angle, source or device (or all: true for every sample of the kind)')
+    }
+    // a door's calibration that is training is read by its run: the same 409 as DELETE /doors/{id}/calibration
+    const door = app.model.doors.trainingDevice
+    if (door !== undefined && (filter.device === undefined || filter.device === door) && (filter.source === undefined || filter.source === 'calibration') &&
+      samples.countWhere(kind, { ...filter, source: 'calibration', device: door }) > 0) {
+      throw new ConflictError(`door ${door}'s calibration is training (version ${app.model.doors.training(door)}) and these samples include its calibration frames; try again once it has finished`)
     }
     const deleted = samples.delete(kind, filter)
     request.log.info({ kind, ...filter, all, deleted }, 'samples deleted')

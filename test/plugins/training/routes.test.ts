@@ -292,3 +292,19 @@ test('a stray label blocks training until POST /training/post/delete_samples rem
   assert.equal(everything.json().deleted, 72)
   assert.equal((await dataset(app)).total, 0)
 })
+
+test('training on the stored dataset reads its samples in the run, not in the route: the answer counts them, the run reads what is there when it starts', async (t) => {
+  const app = await buildTestApp(t)
+  const csv = (perLabel: number, skip: number) => app.inject({ method: 'POST', url: '/training/post/import', headers: { ...ADMIN, 'content-type': 'text/csv' }, payload: sessionCsv(sessionSlice(perLabel, skip)) })
+  assert.equal((await csv(30, 0)).statusCode, 200)
+  const train = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN, payload: { epochs: 2, seed: 1 } })
+  assert.equal(train.statusCode, 202, train.body)
+  assert.equal(train.json().samples, 7 * 30, 'counted in the route')
+  // the run's worker takes a moment to load TensorFlow.js: samples stored meanwhile are read by it
+  assert.equal((await csv(10, 100)).statusCode, 200)
+  await app.model.waitForTraining()
+  assert.equal(app.model.state, 'FINISHED_TRAINING', app.model.lastFailure?.message)
+  const evaluation = app.model.evaluation()?.evaluation
+  assert.ok(evaluation)
+  assert.equal(evaluation.trainRows + evaluation.testRows, 7 * 40, 'the run read the rows itself, when it started')
+})
