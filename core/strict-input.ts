@@ -30,15 +30,21 @@ export function checkDecimalInteger (value: unknown, range: DecimalIntegerRange)
 
 /**
  * What a name may not hold: C0/C1 controls and DEL, bidirectional-text
- * controls (embeddings, overrides, isolates, marks), line/paragraph
- * separators, lone surrogates. See schemas/common.ts `printableText`.
+ * controls (embeddings, overrides, isolates, marks), the other invisible
+ * format characters (Unicode Cf: the zero-width space, the word joiner, the
+ * soft hyphen, tag characters — two names that look alike could differ by
+ * one), line/paragraph separators, lone surrogates. The zero-width joiner and
+ * non-joiner are kept between two visible characters, where emoji sequences
+ * and scripts such as Persian and Devanagari need them. See
+ * schemas/common.ts `printableText`.
  */
-const NOT_PRINTABLE = /[\p{Cc}\p{Bidi_Control}\p{Zl}\p{Zp}\p{Cs}]/u
+const NOT_PRINTABLE = /[\p{Cc}\p{Bidi_Control}\p{Zl}\p{Zp}\p{Cs}]|(?![\u200C\u200D])\p{Cf}|(?<![\p{L}\p{M}\p{N}\p{S}\p{P}])[\u200C\u200D]|[\u200C\u200D](?![\p{L}\p{M}\p{N}\p{S}\p{P}])/u
 
 /** What a character refused by {@link NOT_PRINTABLE} is, in words. */
 function kindOf (character: string): string {
   if (/\p{Cc}/u.test(character)) return 'a control character'
   if (/\p{Bidi_Control}/u.test(character)) return 'a bidirectional-text control'
+  if (/\p{Cf}/u.test(character)) return 'an invisible format character'
   if (/\p{Cs}/u.test(character)) return 'half of a surrogate pair'
   return 'a line or paragraph separator'
 }

@@ -40,7 +40,7 @@ export const DeviceId = Type.Integer({ minimum: 0, maximum: MAX_DEVICE_ID, descr
 
 /** Keyword: a JSON integer, or its decimal digits as a string (the legacy form), in a range; handed on as a number. */
 export const DECIMAL_INTEGER_KEYWORD = 'x-decimal-integer'
-/** Keyword: a string of printable text, handed on trimmed; control and bidirectional-control characters are refused. */
+/** Keyword: a string of printable text, handed on trimmed; control, bidirectional-control and other invisible format characters are refused. */
 export const PRINTABLE_TEXT_KEYWORD = 'x-printable-text'
 
 /** The value of {@link DECIMAL_INTEGER_KEYWORD}. */
@@ -66,7 +66,9 @@ export function nullableDecimalInteger (range: { minimum: number, maximum: numbe
  * Refused: C0 and C1 control characters and DEL (NUL, ESC of ANSI escapes,
  * CR, LF, tab), bidirectional-text controls (the U+202A–U+202E embeddings and
  * overrides, the U+2066–U+2069 isolates, the U+200E/U+200F/U+061C marks),
- * the U+2028/U+2029 line and paragraph separators and lone surrogates: none
+ * the other format characters (U+200B, U+2060, U+00AD, tag characters; a
+ * zero-width joiner or non-joiner only between two visible characters), the
+ * U+2028/U+2029 line and paragraph separators and lone surrogates: none
  * shows as itself, and each can make a name served back read as something else.
  */
 export function printableText (maxLength: number, description: string): TUnsafe<string> {

@@ -12,7 +12,7 @@ export const MAX_FRAMES_PER_REQUEST = 4096
  * the route decodes such a string before validating it against this schema.
  */
 export const KeepAliveBody = Type.Object({
-  NAME: printableText(MAX_NAME_LENGTH, 'the Pi\'s name: printable text, trimmed, 1..64 characters (control and bidirectional-control characters are refused)'),
+  NAME: printableText(MAX_NAME_LENGTH, 'the Pi\'s name: printable text, trimmed, 1..64 characters (control, bidirectional-control and other invisible format characters are refused)'),
   ID: DeviceIdInput
 }, { title: 'KeepAliveBody', description: '{NAME, ID}, or the same object JSON-encoded as a string' })
 export type KeepAliveBody = Static<typeof KeepAliveBody>

@@ -101,7 +101,7 @@ test('the legacy decimal-string ID still works and is stored as a number', async
   assert.deepEqual(stored, [{ device: 7, type: 'integer' }])
 })
 
-test('a name is printable text, trimmed: control and bidirectional-control characters are refused, named and never echoed', async (t) => {
+test('a name is printable text, trimmed: control, bidirectional-control and other format characters are refused, named and never echoed', async (t) => {
   const app = await buildTestApp(t)
   const before = tableCounts(app)
   const bad: Array<[string, string]> = [
@@ -115,6 +115,13 @@ test('a name is printable text, trimmed: control and bidirectional-control chara
     ['\u2066isolated\u2069', 'character 1 is U+2066, a bidirectional-text control'],
     ['a\u200Fb', 'character 2 is U+200F, a bidirectional-text control'],
     ['line\u2028break', 'character 5 is U+2028, a line or paragraph separator'],
+    // format characters: invisible, and two names that look alike could differ by one
+    ['\u200B', 'character 1 is U+200B, an invisible format character'],
+    ['front\u2060door', 'character 6 is U+2060, an invisible format character'],
+    ['soft\u00ADhyphen', 'character 5 is U+00AD, an invisible format character'],
+    ['tag\u{E0041}', 'character 4 is U+E0041, an invisible format character'],
+    ['\u200D', 'character 1 is U+200D, an invisible format character'],
+    ['pi\u200C', 'character 3 is U+200C, an invisible format character'],
     ['lone\ud800', 'character 5 is U+D800, half of a surrogate pair']
   ]
   for (const [NAME, problem] of bad) {
