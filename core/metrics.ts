@@ -5,6 +5,34 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** This app's Prometheus registry: areas add their own metrics to it. */
     metrics: Registry
+    /** The `device` label of per-device series, bounded (METRICS_MAX_DEVICES). */
+    deviceLabels: DeviceLabels
+  }
+}
+
+/** The `device` label every device past the bound shares. */
+export const OTHER_DEVICES = 'other'
+
+/**
+ * The `device` label of per-device series: the first `max` devices seen get
+ * their own, every later one counts under {@link OTHER_DEVICES}. Any host on
+ * the LAN can invent device IDs (up to 32,768), and each label value is a
+ * series Prometheus keeps.
+ */
+export class DeviceLabels {
+  readonly max: number
+  readonly #admitted = new Set<number>()
+
+  constructor (max: number) {
+    this.max = max
+  }
+
+  /** The label of `device`'s series. */
+  of (device: number): string {
+    if (this.#admitted.has(device)) return String(device)
+    if (this.#admitted.size >= this.max) return OTHER_DEVICES
+    this.#admitted.add(device)
+    return String(device)
   }
 }
 
@@ -13,7 +41,7 @@ declare module 'fastify' {
  * histogram, and whatever the areas register. One registry per app, so tests
  * can build many apps in one process.
  */
-export const metricsPlugin = fp(async (app) => {
+export const metricsPlugin = fp<{ maxDevices?: number }>(async (app, { maxDevices = 256 }) => {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const requestDuration = new Histogram({
@@ -24,6 +52,7 @@ export const metricsPlugin = fp(async (app) => {
     registers: [registry]
   })
   app.decorate('metrics', registry)
+  app.decorate('deviceLabels', new DeviceLabels(maxDevices))
 
   app.addHook('onResponse', async (request, reply) => {
     // the route pattern, not the URL, keeps the label set small

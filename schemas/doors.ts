@@ -145,8 +145,18 @@ export const Door = Type.Object({
 export type Door = Static<typeof Door>
 
 /** GET /doors answer. */
-export const DoorList = Type.Object({ doors: Type.Array(Door) }, { title: 'DoorList' })
+export const DoorList = Type.Object({
+  doors: Type.Array(Door),
+  next: Type.Unsafe<number | null>({ type: 'integer', nullable: true, description: 'the `after` of the next page; null when this page is the last' })
+}, { title: 'DoorList' })
 export type DoorList = Static<typeof DoorList>
+
+/** GET /doors query: a page of doors. */
+export const DoorListQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: 'doors on this page (default: all)' })),
+  after: Type.Optional({ ...DeviceIdInput, description: 'the page starts after this device ID (the previous page\'s `next`)' })
+}, { additionalProperties: false, title: 'DoorListQuery' })
+export type DoorListQuery = Static<typeof DoorListQuery>
 
 /** Path parameters of /doors/{id}/…. */
 export const DoorParams = Type.Object({ id: { ...DeviceIdInput, description: 'the door\'s device ID, 0..32767' } })

@@ -18,18 +18,20 @@ import type { CaptureStatus } from '../../schemas/training.js'
 
 /** What the service reads of the Pi registry (`fastify.devices`). */
 export interface DeviceSource {
-  known (): Array<{ id: number }>
+  knownIds (): Iterable<number>
   isKnown (id: number): boolean
   isLive (id: number): boolean
   nameOf (id: number): string
   forget (id: number): boolean
   on (event: 'live', listener: (device: { id: number }) => void): unknown
-  on (event: 'stale' | 'known', listener: (id: number) => void): unknown
+  on (event: 'stale' | 'known' | 'renamed', listener: (id: number) => void): unknown
 }
 
 /** What the service reads of the live door states (`fastify.inference.doors`). */
 export interface DoorStateSource {
   get (device: number): { state: Door['state'], angle: number | null, confidence: number, since: string, lastFrameAt: string | null, frameRate: number, needsRecalibration: boolean, model: Door['model'], unfamiliarTo: 'door' | 'global' | null } | undefined
+  /** The doors whose frame rate or last frame may have moved lately. */
+  recentlyFramed (): Iterable<number>
   on (event: 'change', listener: (door: { device: number }) => void): unknown
 }
 
@@ -95,6 +97,8 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     options.devices.on('live', (device) => announce(device.id))
     options.devices.on('stale', announce)
     options.devices.on('known', announce)
+    // a new name reaches the doors stream and Home Assistant's device name
+    options.devices.on('renamed', announce)
     options.doorModels.on('training', ({ device }) => announce(device))
     options.doorModels.on('changed', ({ device }) => announce(device))
     options.doorModels.on('calibrated', (outcome) => {
@@ -103,11 +107,14 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     })
   }
 
-  /** Re-announces doors whose frame rate or last frame moved, at most once per refresh. */
+  /**
+   * Re-announces doors whose frame rate or last frame moved, at most once per
+   * refresh: only those that sent frames lately, so idle doors cost nothing.
+   */
   start (): void {
     if (this.#ticker) return
     this.#ticker = setInterval(() => {
-      for (const id of this.#ids()) {
+      for (const id of this.#options.states.recentlyFramed()) {
         const door = this.get(id)
         if (door && this.#announced.get(id) !== frameKey(door)) this.#emit(door)
       }
@@ -124,9 +131,20 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     this.removeAllListeners()
   }
 
-  /** Every door, by device ID. */
-  list (): Door[] {
-    return this.#ids().map((id) => this.#view(id))
+  /**
+   * The doors by device ID: all, or a page of `limit` after device `after`.
+   * @returns the doors, and the `after` of the next page (null at the end)
+   */
+  list (page?: { limit?: number, after?: number }): Door[]
+  list (page: { limit?: number, after?: number }, withNext: true): { doors: Door[], next: number | null }
+  list (page: { limit?: number, after?: number } = {}, withNext = false): Door[] | { doors: Door[], next: number | null } {
+    const after = page.after ?? -1
+    const ids = this.#ids().filter((id) => id > after)
+    const shown = page.limit === undefined ? ids : ids.slice(0, page.limit)
+    this.#prefetchCalibrations()
+    const doors = shown.map((id) => this.#view(id))
+    if (!withNext) return doors
+    return { doors, next: shown.length < ids.length ? shown[shown.length - 1] : null }
   }
 
   /** One door, or undefined for a device doorsense does not know. */
@@ -204,7 +222,7 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
   }
 
   #ids (): number[] {
-    const ids = new Set(this.#options.devices.known().map((device) => device.id))
+    const ids = new Set(this.#options.devices.knownIds())
     for (const device of this.#options.doorModels.devices()) ids.add(device)
     return [...ids].sort((a, b) => a - b)
   }
@@ -267,12 +285,30 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     }
   }
 
-  #calibration (id: number, frameRate: number): DoorCalibration {
-    const { captures, samples, doorModels } = this.#options
+  /** Every door's calibration counts in one query when the cache is cold (a list of 10,000 doors would otherwise run 10,000). */
+  #prefetchCalibrations (): void {
+    this.#checkCapturedCache()
+    if (this.#captured.size > 0) return
+    for (const { device, angle, count } of this.#options.samples.countsByDeviceAndAngle('csi', CALIBRATION.source)) {
+      const captured = this.#captured.get(device) ?? {}
+      captured[String(angle)] = count
+      this.#captured.set(device, captured)
+    }
+    // the doors without calibration frames have none: known as such, not asked for one by one
+    for (const id of this.#ids()) if (!this.#captured.has(id)) this.#captured.set(id, {})
+  }
+
+  /** A delete of samples anywhere (delete_samples) empties the cache of calibration counts. */
+  #checkCapturedCache (): void {
     if (this.#capturedAtDeletes !== SampleStore.deletes) {
       this.#captured.clear()
       this.#capturedAtDeletes = SampleStore.deletes
     }
+  }
+
+  #calibration (id: number, frameRate: number): DoorCalibration {
+    const { captures, samples, doorModels } = this.#options
+    this.#checkCapturedCache()
     let captured = this.#captured.get(id)
     if (!captured) {
       captured = {}

@@ -4,7 +4,7 @@ import type { EventStreamHub } from '../../core/event-stream.js'
 import { sseEvent } from '../../core/event-stream.js'
 import { NotFoundError } from '../../core/errors.js'
 import { errorResponses } from '../../schemas/common.js'
-import { CaptureRequest, Door, DoorList, DoorParams, FinishAccepted, FinishRequest } from '../../schemas/doors.js'
+import { CaptureRequest, Door, DoorList, DoorListQuery, DoorParams, FinishAccepted, FinishRequest } from '../../schemas/doors.js'
 import type { DoorsService } from './doors-service.js'
 
 export interface DoorRouteOptions {
@@ -19,8 +19,14 @@ const CALIBRATE_FIRST = 'a door appears once its Pi sends a keep-alive or frames
 /** The user-facing doors: their state, and each door's calibration. */
 export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (app, { doors, stream }) => {
   app.get('/doors', {
-    schema: { tags, summary: 'Every door: state, model, calibration', response: { 200: DoorList } }
-  }, async () => ({ doors: doors.list() }))
+    schema: {
+      tags,
+      summary: 'Every door: state, model, calibration',
+      description: 'By device ID. `?limit` pages the list: `next` is the `after` of the following page (null at the end); without `limit`, every door.',
+      querystring: DoorListQuery,
+      response: { 200: DoorList, ...errorResponses }
+    }
+  }, async (request) => doors.list({ limit: request.query.limit, after: request.query.after }, true))
 
   app.get('/doors/stream', {
     schema: {

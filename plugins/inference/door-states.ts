@@ -105,6 +105,10 @@ interface Door {
  */
 export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
   private readonly doors = new Map<number, Door>()
+  /** Doors with frames not yet gone stale: the only ones the staleness check visits (idle doors cost nothing). */
+  private readonly ticking = new Set<Door>()
+  /** When each door's last frames came, while its frame rate can still move (see {@link recentlyFramed}). */
+  private readonly framedAt = new Map<number, number>()
   private readonly options: Readonly<DoorStatesOptions>
   private readonly now: () => number
   private timer: NodeJS.Timeout | undefined
@@ -134,7 +138,10 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
     if (door.pipeline) return 0
     if (version !== undefined) door.model = { version, scope: 'global' }
     // the answers come a moment after the frames: the door was last heard from no earlier than its state changed
-    if (predictions.length > 0) door.lastFrameAt = Math.max(door.lastFrameAt ?? at, at)
+    if (predictions.length > 0) {
+      door.lastFrameAt = Math.max(door.lastFrameAt ?? at, at)
+      this.ticking.add(door)
+    }
     let changes = 0
     for (let i = 0; i < predictions.length; i++) {
       if (door.smoother.push(predictions[i].probabilities, labels, at) && this.#report(door)) changes++
@@ -201,6 +208,22 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
     const door = this.#door(device, at)
     door.rate.add(frames, at)
     door.lastFrameAt = at
+    this.ticking.add(door)
+    this.framedAt.set(device, at)
+  }
+
+  /**
+   * The doors whose frame rate or last frame may have moved since `now` −
+   * the rate's span: the ones that sent frames in the last few seconds, each
+   * once more after its rate has fallen to 0. Walks only those.
+   */
+  recentlyFramed (now = this.now()): number[] {
+    const devices: number[] = []
+    for (const [device, at] of this.framedAt) {
+      devices.push(device)
+      if (now - at > (RATE_SECONDS + 1) * 1000) this.framedAt.delete(device)
+    }
+    return devices
   }
 
   /** The door's own model is gone: back to the global model, from a fresh start. */
@@ -232,13 +255,16 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
   expireStale (now = this.now()): number {
     let expired = 0
     const staleMs = this.options.staleAfterS * 1000
-    for (const door of this.doors.values()) {
+    // only doors with frames since they last went stale: a door silent for longer has nothing left to expire
+    for (const door of this.ticking) {
       const moved = door.pipeline ? door.pipeline.expire(now, staleMs) : door.smoother.expire(now, staleMs)
-      if (door.novelty && door.lastFrameAt !== null && now - door.lastFrameAt >= staleMs) {
+      const stale = door.lastFrameAt !== null && now - door.lastFrameAt >= staleMs
+      if (door.novelty && stale) {
         // old frames must not mix with new ones; the flag stays until familiar frames clear it
         door.novelty.stream.reset()
         door.novelty.gate.resetRuns()
       }
+      if (stale) this.ticking.delete(door)
       if (moved && this.#report(door)) expired++
     }
     return expired

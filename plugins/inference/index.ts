@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram } from 'prom-client'
+import { OTHER_DEVICES } from '../../core/metrics.js'
 import type { ClassifiedFrames } from '../../schemas/inference.js'
 import type { Prediction, PredictionBatch } from '../../schemas/model.js'
 import { MicroBatcher, gathers } from './micro-batcher.js'
@@ -91,12 +92,19 @@ export default fp(async (app) => {
   const stream = new DoorStateStream(doors)
   new Gauge({ // eslint-disable-line no-new
     name: 'doorsense_door_needs_recalibration',
-    help: '1 while a door\'s recent frames look unlike its calibration (its state is unknown then)',
+    help: '1 while a door\'s recent frames look unlike its calibration (its state is unknown then); device="other": how many of the doors past METRICS_MAX_DEVICES',
     labelNames: ['device'] as const,
     registers: [app.metrics],
     collect () {
       this.reset()
-      for (const door of doors.list()) this.set({ device: String(door.device) }, door.needsRecalibration ? 1 : 0)
+      // the doors past METRICS_MAX_DEVICES count together
+      let others: number | undefined
+      for (const door of doors.list()) {
+        const device = app.deviceLabels.of(door.device)
+        if (device === OTHER_DEVICES) others = (others ?? 0) + (door.needsRecalibration ? 1 : 0)
+        else this.set({ device }, door.needsRecalibration ? 1 : 0)
+      }
+      if (others !== undefined) this.set({ device: OTHER_DEVICES }, others)
     }
   })
   let latest: LatestPrediction | undefined

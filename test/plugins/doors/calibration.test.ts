@@ -166,3 +166,21 @@ test('captures: one at a time per door, a frame limit, cancel keeps what was sto
   assert.deepEqual((await door(url, device)).calibration.captured, { 0: 10, 90: 7 }, 'nothing is captured after cancel')
   assert.equal((await admin(url, 'DELETE', `/doors/${device}/calibration/capture`)).status, 409, 'nothing to cancel')
 })
+
+test('delete_samples of a door\'s calibration while it trains is a 409, as DELETE /doors/{id}/calibration is; afterwards it deletes', async (t) => {
+  const { url } = await listen(t, { DOOR_EPOCHS: '5' })
+  const device = 6
+  await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ NAME: 'back door', ID: device }) })
+  for (const { angle, head } of splitByAngle(sessionRows()).filter((part) => [0, 15, 90].includes(part.angle))) await recordAngle(url, device, angle, head.slice(0, 200).map((row) => row.features))
+  assert.equal((await admin(url, 'POST', `/doors/${device}/calibration/finish`)).status, 202)
+  const whileTraining = await admin(url, 'POST', '/training/post/delete_samples', { source: 'calibration', device })
+  assert.equal(whileTraining.status, 409, await whileTraining.clone().text())
+  assert.match((await whileTraining.json() as { message: string }).message, /^door 6's calibration is training/)
+  assert.equal((await admin(url, 'POST', '/training/post/delete_samples', { all: true })).status, 409, 'every sample includes them too')
+  assert.equal((await admin(url, 'POST', '/training/post/delete_samples', { source: 'calibration', device: 7 })).status, 200, 'another door\'s are another matter')
+  assert.deepEqual((await door(url, device)).calibration.captured, { 0: 200, 15: 200, 90: 200 })
+  await waitForDoor(url, device, (d) => d.calibration.status !== 'training')
+  const after = await admin(url, 'POST', '/training/post/delete_samples', { source: 'calibration', device })
+  assert.equal(after.status, 200)
+  assert.equal((await after.json() as { deleted: number }).deleted, 600)
+})
