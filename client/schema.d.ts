@@ -44,6 +44,42 @@ export interface paths {
                         }[];
                     };
                 };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -88,6 +124,42 @@ export interface paths {
                         }[];
                     };
                 };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -124,6 +196,25 @@ export interface paths {
                         "text/plain": string;
                     };
                 };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -158,6 +249,42 @@ export interface paths {
                     };
                     content: {
                         "text/plain": string;
+                    };
+                };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
                     };
                 };
             };
@@ -205,6 +332,42 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -239,6 +402,42 @@ export interface paths {
                     };
                     content: {
                         "text/plain": string;
+                    };
+                };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
                     };
                 };
             };
@@ -277,6 +476,42 @@ export interface paths {
                         "text/plain": string;
                     };
                 };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -311,6 +546,42 @@ export interface paths {
                     };
                     content: {
                         "text/plain": string;
+                    };
+                };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
                     };
                 };
             };
@@ -475,9 +746,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -678,9 +968,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -874,9 +1183,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -923,10 +1251,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every door: state, model, calibration */
+        /**
+         * Every door: state, model, calibration
+         * @description By device ID. `?limit` pages the list: `next` is the `after` of the following page (null at the end); without `limit`, every door.
+         */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description the page starts after this device ID (the previous page's `next`) */
+                    after?: number;
+                    /** @description doors on this page (default: all) */
+                    limit?: number;
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -1109,6 +1445,180 @@ export interface paths {
                                  */
                                 state: "open" | "closed" | "closedOrAjar" | "unknown";
                             }[];
+                            /** @description the `after` of the next page; null when this page is the last */
+                            next: number | null;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
                         };
                     };
                 };
@@ -1438,9 +1948,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1618,9 +2147,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -1981,9 +2529,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2354,9 +2921,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2702,9 +3288,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2909,9 +3514,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -2980,6 +3604,42 @@ export interface paths {
                         "text/event-stream": string;
                     };
                 };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -3027,6 +3687,42 @@ export interface paths {
                             discoveryPrefix: string;
                             /** @description MQTT_URL is set: doorsense publishes every door to Home Assistant through the broker */
                             enabled: boolean;
+                        };
+                    };
+                };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
                         };
                     };
                 };
@@ -3209,9 +3905,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3280,6 +3995,42 @@ export interface paths {
                     };
                     content: {
                         "text/event-stream": string;
+                    };
+                };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
                     };
                 };
             };
@@ -3460,9 +4211,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3515,7 +4285,7 @@ export interface paths {
         put?: never;
         /**
          * Classify many frames
-         * @description Up to 4096 frames in any accepted encoding, one result per frame in order. A frame that cannot be read gets `error` in its result and the others are still classified; 400 only when none can be read. With an `Idempotency-Key` a retry gets the first answer again: the frames are neither classified (the door state) nor captured twice.
+         * @description Up to 4096 frames in any accepted encoding, one result per frame in order. A frame that cannot be read gets `error` in its result and the others are still classified; 400 only when none can be read. With an `Idempotency-Key` a retry gets the answer again, classified by the model active now (the same answer while it is the same model: a batch's answer is not kept, only what was captured): the frames neither move the door state nor are captured twice.
          */
         post: {
             parameters: {
@@ -3694,6 +4464,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
                 /** @description Default Response */
                 422: {
                     headers: {
@@ -3711,9 +4498,11 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -3779,7 +4568,7 @@ export interface paths {
                         /** @description the Pi ID, 0..32767 (a JSON integer; the decimal string "7" of the original clients is accepted too) */
                         ID?: number;
                         /** @description one CSI frame in any accepted encoding */
-                        payload: string | number[];
+                        payload: string | unknown[];
                     };
                 };
             };
@@ -3932,9 +4721,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -4145,6 +4953,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
                 /** @description Default Response */
                 422: {
                     headers: {
@@ -4162,9 +4987,11 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -4227,7 +5054,7 @@ export interface paths {
                     "application/json": {
                         /** @description the Pi ID, 0..32767 (a JSON integer; the decimal string "7" of the original clients is accepted too) */
                         ID: number;
-                        /** @description the Pi's name: printable text, trimmed, 1..64 characters (control and bidirectional-control characters are refused) */
+                        /** @description the Pi's name: printable text, trimmed, 1..64 characters (control, bidirectional-control and other invisible format characters are refused) */
                         NAME: string;
                     };
                 };
@@ -4369,9 +5196,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -4586,9 +5432,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -4794,9 +5659,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -5032,9 +5916,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -5227,9 +6130,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -5422,9 +6344,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -5617,9 +6558,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -5726,6 +6686,42 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -5773,6 +6769,42 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -5812,6 +6844,42 @@ export interface paths {
                         "text/event-stream": string;
                     };
                 };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -5848,6 +6916,42 @@ export interface paths {
                         "text/plain": string;
                     };
                 };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
             };
         };
         put?: never;
@@ -5882,6 +6986,42 @@ export interface paths {
                     };
                     content: {
                         "text/plain": string;
+                    };
+                };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
                     };
                 };
             };
@@ -6087,9 +7227,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -6315,9 +7474,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -6542,9 +7720,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -6595,7 +7792,7 @@ export interface paths {
         put?: never;
         /**
          * Removes stored samples by angle, source and/or device (admin)
-         * @description For a mislabelled capture or a bad import. The filters combine; at least one of angle, source, device or `all: true` is required. Answers how many were removed and the dataset left. A training already running keeps the samples it read.
+         * @description For a mislabelled capture or a bad import. The filters combine; at least one of angle, source, device or `all: true` is required. Answers how many were removed and the dataset left. A training already running keeps the samples it read; a door's calibration frames while that calibration trains are a 409, as DELETE /doors/{id}/calibration is.
          */
         post: {
             parameters: {
@@ -6771,9 +7968,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -6990,6 +8206,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
                 /** @description Default Response */
                 422: {
                     headers: {
@@ -7007,9 +8240,11 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -7223,6 +8458,23 @@ export interface paths {
                         };
                     };
                 };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
                 /** @description Default Response */
                 422: {
                     headers: {
@@ -7240,9 +8492,11 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
@@ -7465,9 +8719,28 @@ export interface paths {
                         };
                     };
                 };
-                /** @description Default Response */
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {

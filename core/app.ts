@@ -2,11 +2,10 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import sensible from '@fastify/sensible'
 import { Counter, Gauge } from 'prom-client'
-import underPressure from '@fastify/under-pressure'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import { createLogger, type RequestLogging } from './logger.js'
-import { formatValidationErrors, installErrorHandlers, RETRY_AFTER_S } from './errors.js'
+import { formatValidationErrors, installErrorHandlers } from './errors.js'
 import { installJsonBodyParser } from './json-body.js'
 import { answerRouterRefusal, MAX_PATH_PARAMETER_LENGTH } from './router-errors.js'
 import { strictInputKeywords } from './strict-input.js'
@@ -16,6 +15,10 @@ import { metricsPlugin } from './metrics.js'
 import { idempotencyPlugin } from './idempotency.js'
 import { openApiPlugin } from './openapi.js'
 import { securityHeadersPlugin } from './security-headers.js'
+import { loadSheddingPlugin } from './load-shedding.js'
+import { allowedHostsPlugin } from './allowed-hosts.js'
+import { clientAddressPlugin } from './client-address.js'
+import { connectionLimits, installConnectionLimits, openFilesLimit } from './connection-limits.js'
 import { APP_VERSION } from './project.js'
 import debug from '../plugins/debug/index.js'
 import rpiServers from '../plugins/rpi-servers/index.js'
@@ -90,17 +93,19 @@ export async function buildApp (config: Config): Promise<App> {
     await app.register(sensible)
     // CSP, nosniff, no framing: on every answer, set before any route or error handler runs
     await app.register(securityHeadersPlugin)
+    // a Host that is not this server's (DNS rebinding) is refused before anything else runs
+    await app.register(allowedHostsPlugin, { allowedHosts: config.ALLOWED_HOSTS, trustProxy: config.TRUST_PROXY })
     // shed load with 503 + Retry-After before the process drowns (event loop stalled or memory near its limit)
     // (no event-loop-utilisation limit: a busy but healthy server sits near 1 under load)
-    await app.register(underPressure, {
-      maxEventLoopDelay: config.MAX_EVENT_LOOP_DELAY_MS,
-      maxHeapUsedBytes: 4 * 1024 ** 3,
-      retryAfter: RETRY_AFTER_S
-    })
-    await app.register(storagePlugin, { dataDir: config.DATA_DIR, maxMb: config.STORAGE_MAX_MB, checkpointMs: config.WAL_CHECKPOINT_MS })
-    await app.register(authPlugin, { dataDir: config.DATA_DIR, adminToken: config.ADMIN_TOKEN, deviceToken: config.DEVICE_TOKEN })
-    await app.register(metricsPlugin)
-    await app.register(idempotencyPlugin, { windowHours: config.IDEMPOTENCY_WINDOW_HOURS })
+    await app.register(loadSheddingPlugin, { maxEventLoopDelayMs: config.MAX_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes: 4 * 1024 ** 3 })
+    // a forwarded client address is an IP address before any route stores it
+    await app.register(clientAddressPlugin, { trustProxy: config.TRUST_PROXY })
+    await app.register(storagePlugin, { dataDir: config.DATA_DIR, maxMb: config.STORAGE_MAX_MB, reserveMb: config.STORAGE_RESERVE_MB, checkpointMs: config.WAL_CHECKPOINT_MS })
+    await app.register(authPlugin, { dataDir: config.DATA_DIR, adminToken: config.ADMIN_TOKEN, deviceToken: config.DEVICE_TOKEN, host: config.HOST })
+    await app.register(metricsPlugin, { maxDevices: config.METRICS_MAX_DEVICES })
+    // connections and event streams capped well below the open-files limit: a flood is turned away, not fatal
+    installConnectionLimits(app, connectionLimits(config, openFilesLimit()?.soft))
+    await app.register(idempotencyPlugin, { windowHours: config.IDEMPOTENCY_WINDOW_HOURS, maxMb: config.IDEMPOTENCY_MAX_MB })
     // read when scraped: a stat and two pragmas, nothing on the request path
     new Gauge({ // eslint-disable-line no-new
       name: 'doorsense_database_bytes',

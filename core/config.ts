@@ -19,6 +19,9 @@ export const ConfigSchema = Type.Object({
   ),
   TRUST_PROXY: Type.Boolean({ default: false, description: 'take the client address from X-Forwarded-For (only behind a reverse proxy you run)' }),
   MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, default: 1000, description: 'mean event-loop delay (per second) above which requests get 503 + Retry-After; 0 = off' }),
+  MAX_CONNECTIONS: Type.Optional(Type.Integer({ minimum: 1, description: 'most TCP connections open at once (more are dropped as they arrive); default half the open-files limit, at most 8192' })),
+  MAX_EVENT_STREAMS: Type.Optional(Type.Integer({ minimum: 1, description: 'most server-sent-event streams open at once, all stream routes together (more get 503 + Retry-After); default half of MAX_CONNECTIONS, at most 512' })),
+  ALLOWED_HOSTS: Type.Optional(Type.String({ pattern: '^\\s*[A-Za-z0-9.:\\[\\]-]+(\\s*,\\s*[A-Za-z0-9.:\\[\\]-]+)*\\s*$', description: 'comma-separated host names the Host header may name (against DNS rebinding); IP addresses and localhost always pass; unset = any' })),
   LOG_TO_FILE: Type.Boolean({ default: true, description: 'also write a daily log file in DATA_DIR/logs' }),
   TF_BACKEND: Type.Union([Type.Literal('auto'), Type.Literal('gpu'), Type.Literal('node'), Type.Literal('cpu')], { default: 'auto' }),
   STALE_AFTER_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 30, description: 'seconds of silence before a Pi leaves the live list' }),
@@ -34,10 +37,13 @@ export const ConfigSchema = Type.Object({
   DOOR_HOLD: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: 'frames the smoothed evidence must hold before the door state changes' }),
   FRAME_RETENTION_HOURS: Type.Number({ minimum: 0, maximum: 8760, default: 24, description: 'hours unlabelled frames are kept (labelled samples are kept for good); 0 = keep none past the next prune' }),
   IDEMPOTENCY_WINDOW_HOURS: Type.Number({ exclusiveMinimum: 0, maximum: 8760, default: 24, description: 'hours an Idempotency-Key is remembered: a repeat within them gets the first answer and stores nothing' }),
+  METRICS_MAX_DEVICES: Type.Integer({ minimum: 0, maximum: 32768, default: 256, description: 'devices that get series of their own in /metrics (frames received and rejected, needs recalibration); every later one counts under device="other"' }),
+  IDEMPOTENCY_MAX_MB: Type.Number({ exclusiveMinimum: 0, default: 64, description: 'most MiB the recorded Idempotency-Key answers may take: past it the oldest keys are forgotten first, whatever their age' }),
   FRAME_RETENTION_PER_DEVICE: Type.Integer({ minimum: 0, default: 0, description: 'most unlabelled frames kept per device, newest first; 0 = no cap' }),
   REGISTRY_FLUSH_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 1000, description: 'how often the Pis\' last-seen times and keep-alive counts are written, in one transaction (a new Pi, a new name or address is written at once); 0 = every keep-alive at once' }),
   WAL_CHECKPOINT_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 1000, description: 'how often a worker thread checkpoints the SQLite write-ahead log, off the request path; 0 = SQLite checkpoints inside the commit that fills it' }),
   STORAGE_MAX_MB: Type.Number({ minimum: 0, default: 0, description: 'largest the SQLite file may grow, in MiB (its write-ahead log comes on top); writes beyond get 507; 0 = no limit but the disk' }),
+  STORAGE_RESERVE_MB: Type.Number({ minimum: 0, maximum: 4096, default: 16, description: 'MiB of disk held back in DATA_DIR/doorsense.reserve and released when the disk is full, so that deletes and retention still run there; 0 = none' }),
   DOOR_CALIBRATION_FLOOR: Type.Number({ minimum: 0, maximum: 1, default: 0.9, description: 'open/closed balanced accuracy (on the held-out end of each calibrated angle) a door\'s own model must reach to take over the door' }),
   DOOR_EPOCHS: Type.Integer({ minimum: 1, maximum: 1000, default: 30, description: 'training epochs of each model a door calibration trains (its own, the held-out one, one per open angle for the ajar self-check); fewer calibrate faster and a little worse' }),
   MQTT_URL: Type.Optional(Type.String({ pattern: '^mqtts?://[^\\s/]+', description: 'broker for Home Assistant (mqtt://host:1883 or mqtts://…); unset = no MQTT' })),
@@ -45,6 +51,8 @@ export const ConfigSchema = Type.Object({
   MQTT_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: 'never logged' })),
   MQTT_DISCOVERY_PREFIX: Type.String({ pattern: '^[^#+\\s]+$', default: 'homeassistant', description: 'Home Assistant\'s discovery prefix' }),
   MQTT_BASE_TOPIC: Type.String({ pattern: '^[^#+\\s]+$', default: 'doorsense', description: 'topic prefix of doorsense\'s own states, availability and frames in' }),
+  // default: BODY_LIMIT's default (the largest frames payload taken in) + 4 KiB of topic and header; 268435455 is MQTT's own ceiling
+  MQTT_MAX_PAYLOAD: Type.Integer({ minimum: 1024, maximum: 268435455, default: 1052672, description: 'largest MQTT message doorsense reads, in bytes (topic and header included); a larger one is skipped unread, never buffered' }),
   MQTT_CLIENT_ID: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'MQTT client id; default doorsense-<random>' }))
 })
 
