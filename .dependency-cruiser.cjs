@@ -1,5 +1,5 @@
 /**
- * The rules of the house (README, "Layout"), checked by `npm run house`
+ * The rules of the house (docs/architecture.md, "Layout"), checked by `npm run house`
  * (part of `npm test`). Type-only imports count: a cycle through types is a
  * cycle a reader has to untangle all the same.
  * @type {import('dependency-cruiser').IConfiguration}

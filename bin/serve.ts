@@ -5,7 +5,7 @@
  * 2 another live server owns the pid file. A start-up failure of DATA_DIR (not
  * writable, a file where a folder belongs, no space) is one line on stderr
  * naming the path and the fix; a disk too full even for the pid file starts
- * read-only instead (see README, "A full disk").
+ * read-only instead (see docs/reliability.md, "A full disk").
  *
  * No shebang line: with one, tsx 4.23 fails to parse this file (its
  * dynamic-import rewrite chokes on the shebang plus esbuild's keepNames helper).

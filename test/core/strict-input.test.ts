@@ -210,7 +210,7 @@ test('every device ID and name a request takes is read strictly, and every new J
   const app = await buildTestApp(t)
   type Schema = Record<string, unknown> & { properties?: Record<string, Schema>, items?: Schema, type?: string }
   const document = app.swagger() as { paths: Record<string, Record<string, { parameters?: Array<{ name: string, schema: Schema }>, requestBody?: { content: Record<string, { schema: Schema }> } }>> }
-  // API.md's legacy routes: their bodies are the original's, unknown fields included
+  // docs/api.md's legacy routes: their bodies are the original's, unknown fields included
   const legacy = new Set(['post /debug/post/echo', 'post /debug/post/enable_logging', 'post /server/post/keep_alive', 'post /ml/post/inference', 'post /training/post/train'])
   const problems: string[] = []
   let fields = 0

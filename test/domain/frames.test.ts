@@ -42,7 +42,7 @@ test('every raw Pi frame decodes: CH32 is 0, every other subcarrier carries sign
   for (const [lineNo, line] of piLines.entries()) {
     const values = JSON.parse(line) as number[]
     assert.equal(values.length, 108, `line ${lineNo + 1}`)
-    // the README's mapping: pair 0 unused, pair 27 the DC null
+    // test/fixtures/csi/README.md's mapping: pair 0 unused, pair 27 the DC null
     assert.deepEqual([values[0], values[1], values[54], values[55]], [0, 0, 0, 0], `line ${lineNo + 1}`)
     const { features, encoding } = parseFrameWithEncoding(line)
     assert.equal(encoding, 'raw-pi')
@@ -72,7 +72,7 @@ test('a raw Pi subcarrier computed by hand: line 1, pair 1 = (im 22, re 3) is CH
 test('raw Pi magnitudes fall in the range of the labelled session\'s magnitudes', () => {
   const sessionMax = Math.max(...sessionRow.slice(0, SUBCARRIERS))
   const piMax = Math.max(...piLines.map((line) => Math.max(...magnitudes(parseFrame(line)))))
-  // same radio chain, so the same order of magnitude (README: roughly 0..45)
+  // same radio chain, so the same order of magnitude (test/fixtures/csi/README.md: roughly 0..45)
   assert.ok(piMax > 5 && piMax < 60, `Pi max ${piMax}`)
   assert.ok(sessionMax > 5 && sessionMax < 60, `session max ${sessionMax}`)
 })
