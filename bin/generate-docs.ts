@@ -2,9 +2,9 @@
 /**
  * bin/generate-docs (`npm run docs`): generates the typedoc site that the
  * server serves at /docs/, as typedoc.json says (entry points core/app.ts and
- * each plugin's index.ts, the README as the home page), into docs-site/ or
- * `--out DIR`. The site is written beside the old one and swapped in, so a
- * running server never serves half a site.
+ * each plugin's index.ts, the README as the home page, docs/*.md as its
+ * documents), into docs-site/ or `--out DIR`. The site is written beside the
+ * old one and swapped in, so a running server never serves half a site.
  *
  * Exit codes: 0 generated · 1 typedoc reported errors or bad usage.
  */

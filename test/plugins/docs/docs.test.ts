@@ -37,6 +37,17 @@ test('npm run docs generates the typedoc site, and /docs/ serves it', { timeout:
   // the README is the home page
   const readmeHeading = /^## (.+)$/m.exec(readFileSync(join(PROJECT_ROOT, 'README.md'), 'utf8'))?.[1]
   if (readmeHeading !== undefined) assert.ok(home.body.includes(readmeHeading.trim()), `README heading "${readmeHeading}" on the home page`)
+  // the reference in docs/ (typedoc.json's projectDocuments): a page each, linked from the home page as the README links it
+  const documents = readdirSync(join(PROJECT_ROOT, 'docs')).filter((name) => name.endsWith('.md'))
+  assert.ok(documents.length > 0, 'docs/ holds the reference documents')
+  for (const name of documents) {
+    const page = `documents/${name.replace(/\.md$/, '.html')}`
+    assert.ok(home.body.includes(`href="${page}`), `the home page links ${page}`)
+    const document = await app.inject(`/docs/${page}`)
+    assert.equal(document.statusCode, 200, `/docs/${page}`)
+    const heading = /^# (.+)$/m.exec(readFileSync(join(PROJECT_ROOT, 'docs', name), 'utf8'))?.[1]
+    if (heading !== undefined) assert.ok(document.body.includes(heading.trim()), `/docs/${page} shows "${heading}"`)
+  }
 
   // the entry points: core/app.ts and each plugin's index.ts
   const modules = await app.inject('/docs/modules.html')
