@@ -4,7 +4,8 @@ import { resolve } from 'node:path'
 
 /**
  * Every setting doorsense reads from its environment. Keys are the env var
- * names themselves, so the README, the deploy files and the code use one
+ * names themselves, so docs/configuration.md (a row per setting, checked by
+ * test/docs/documents.test.ts), the deploy files and the code use one
  * vocabulary.
  */
 export const ConfigSchema = Type.Object({
