@@ -189,11 +189,6 @@ export function stringifiedPayloads (): string[] {
   return lines.map((line) => `[${line.split(',').slice(1).join(', ')}]`)
 }
 
-/** `q`-quantile of ascending `sorted` (NaN when empty). */
-export function quantile (sorted: readonly number[], q: number): number {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : Number.NaN
-}
-
 export const round = (value: number, digits = 0): number => Number.isFinite(value) ? Number(value.toFixed(digits)) : Number.NaN
 
 /** The server's /metrics text (retried for up to 30 s while an overloaded server sheds load with 503). */

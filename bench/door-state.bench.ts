@@ -44,7 +44,6 @@
  * BENCH_REP_MS (120) the in-process repetitions.
  */
 import * as tf from '@tensorflow/tfjs'
-import autocannon from 'autocannon'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -57,6 +56,9 @@ import { readSessionCsv } from '../domain/session-csv.js'
 import type { ActiveDoorModel } from '../ml/door-models.js'
 import { DoorPipeline, DoorPredictor, knnDistances, type DoorModelMeta } from '../ml/door-model.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
+import { latencySummary, type LatencySummary } from './lib/latency.js'
+import { runLoad, type LoadOutcome } from './lib/load.js'
+import { median } from './lib/quantile.js'
 import type { BenchReport } from './run.js'
 
 const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
@@ -85,17 +87,8 @@ interface LoadJob {
   seconds: number
 }
 
-interface LoadResult {
-  ok: number
-  non2xx: number
-  errors: number
-  timeouts: number
-  seconds: number
-  reqPerS: number
-  p50: number
-  p99: number
-  statusCodes: Record<string, number>
-}
+/** What the client reports back: autocannon's counts and the responses' latency summary. */
+type LoadResult = Omit<LoadOutcome, 'times'> & LatencySummary
 
 function bodiesFor (spec: BodySpec): string[] {
   if (spec.kind === 'none') return []
@@ -114,39 +107,12 @@ function bodiesFor (spec: BodySpec): string[] {
   })
 }
 
-async function runLoad (job: LoadJob): Promise<LoadResult> {
-  const bodies = bodiesFor(job.body)
-  const times: number[] = []
-  let instance!: autocannon.Instance
-  const finished = new Promise<autocannon.Result>((resolve, reject) => {
-    instance = autocannon({
-      url: job.url,
-      connections: job.connections,
-      duration: job.seconds,
-      // static requests (rendered once): the client must not be the bottleneck
-      requests: job.body.kind === 'none'
-        ? [{ method: 'GET', path: job.path }]
-        : bodies.map((body) => ({ method: 'POST', path: job.path, headers: { 'content-type': 'application/json' }, body }))
-    }, (err, result) => err ? reject(err) : resolve(result))
-  })
-  instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => { times.push(responseTime) })
-  const result = await finished
-  times.sort((a, b) => a - b)
-  const at = (q: number) => times.length ? times[Math.min(times.length - 1, Math.floor(q * times.length))] : Number.NaN
-  return {
-    ok: result['2xx'],
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    seconds: result.duration,
-    reqPerS: result['2xx'] / result.duration,
-    p50: at(0.5),
-    p99: at(0.99),
-    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [code, (stats as { count: number }).count]))
-  }
+async function performLoad (job: LoadJob): Promise<LoadResult> {
+  const { times, ...counts } = await runLoad({ url: job.url, path: job.path, connections: job.connections, seconds: job.seconds, bodies: bodiesFor(job.body) })
+  return { ...counts, ...latencySummary(times) }
 }
 
-serveJobs<LoadJob, LoadResult>(ROLE_ENV, runLoad)
+serveJobs<LoadJob, LoadResult>(ROLE_ENV, performLoad)
 
 /** The load client: this file forked. */
 class LoadClient extends ForkedClient<LoadJob, LoadResult> {
@@ -183,12 +149,6 @@ interface TimedResult {
   /** Per core: 1e6 / median. */
   framesPerS: number
   usPerCall: number
-}
-
-const median = (values: readonly number[]) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
 /**

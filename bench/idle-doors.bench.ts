@@ -19,15 +19,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { buildApp, type App } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
 import { rawPiFrames } from '../test/fixtures/frames.js'
+import { median } from './lib/quantile.js'
 import type { BenchReport } from './run.js'
 
 const SIZES = [10, 10_000]
 const STALE_AFTER_S = 2
-
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]
-}
 
 async function timed (run: () => unknown | Promise<unknown>, reps: number): Promise<number> {
   const ms: number[] = []

@@ -18,7 +18,6 @@
  * (default 60) the RSS run's. Request logging is off (LOG_LEVEL=warn), as
  * each logged request would cost more than its inference.
  */
-import autocannon from 'autocannon'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -29,6 +28,8 @@ import { loadConfig } from '../core/config.js'
 import { RECORDINGS_DIR } from '../core/project.js'
 import { readSessionCsv } from '../domain/session-csv.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
+import { latencySummary, type LatencySummary } from './lib/latency.js'
+import { runLoad, type LoadOutcome } from './lib/load.js'
 import type { BenchReport } from './run.js'
 
 const CSI_DIR = RECORDINGS_DIR
@@ -47,20 +48,8 @@ interface LoadJob {
   seconds: number
 }
 
-/** What the client reports back. */
-interface LoadResult {
-  requests: number
-  ok: number
-  non2xx: number
-  errors: number
-  timeouts: number
-  seconds: number
-  reqPerS: number
-  p50: number
-  p99: number
-  max: number
-  statusCodes: Record<string, number>
-}
+/** What the client reports back: autocannon's counts and the responses' latency summary. */
+type LoadResult = Omit<LoadOutcome, 'times'> & LatencySummary
 
 // ---------------------------------------------------------------- client side
 
@@ -96,43 +85,12 @@ function spread<T> (items: T[], count: number): T[] {
   return Array.from({ length: count }, (_, i) => items[Math.floor(i * items.length / count)])
 }
 
-async function runLoad (job: LoadJob): Promise<LoadResult> {
-  const bodies = bodiesFor(job.bodies)
-  const times: number[] = []
-  let instance!: autocannon.Instance
-  const finished = new Promise<autocannon.Result>((resolve, reject) => {
-    instance = autocannon({
-      url: job.url,
-      connections: job.connections,
-      duration: job.seconds,
-      // static requests are rendered once by autocannon; a setupRequest callback would
-      // re-render every request and make the client, not the server, the bottleneck
-      requests: job.bodies === 'none'
-        ? [{ method: 'GET', path: job.path }]
-        : spread(bodies, DISTINCT_BODIES).map((body) => ({ method: 'POST', path: job.path, headers: { 'content-type': 'application/json' }, body }))
-    }, (err, result) => err ? reject(err) : resolve(result))
-  })
-  instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => { times.push(responseTime) })
-  const result = await finished
-  times.sort((a, b) => a - b)
-  const at = (q: number) => times.length ? times[Math.min(times.length - 1, Math.floor(q * times.length))] : Number.NaN
-  const ok = result['2xx']
-  return {
-    requests: ok + result.non2xx,
-    ok,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    seconds: result.duration,
-    reqPerS: ok / result.duration,
-    p50: at(0.5),
-    p99: at(0.99),
-    max: times.at(-1) ?? Number.NaN,
-    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [code, (stats as { count: number }).count]))
-  }
+async function performLoad (job: LoadJob): Promise<LoadResult> {
+  const { times, ...counts } = await runLoad({ url: job.url, path: job.path, connections: job.connections, seconds: job.seconds, bodies: spread(bodiesFor(job.bodies), DISTINCT_BODIES) })
+  return { ...counts, ...latencySummary(times) }
 }
 
-serveJobs<LoadJob, LoadResult>(ROLE_ENV, runLoad)
+serveJobs<LoadJob, LoadResult>(ROLE_ENV, performLoad)
 
 // ---------------------------------------------------------------- server side
 

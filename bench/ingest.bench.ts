@@ -43,9 +43,11 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PROJECT_ROOT } from '../core/project.js'
 import {
-  checkpointsOf, loopDelayOf, quantile, rawPiLines, round, scrapeMetrics, serverQuantileMs, startChildServer, trainedDataDir, type Checkpoints, type ChildServer
+  checkpointsOf, loopDelayOf, rawPiLines, round, scrapeMetrics, serverQuantileMs, startChildServer, trainedDataDir, type Checkpoints, type ChildServer
 } from './child-server.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
+import { latencySummary } from './lib/latency.js'
+import { quantile } from './lib/quantile.js'
 import type { BenchReport } from './run.js'
 
 const ROLE_ENV = 'DOORSENSE_BENCH_INGEST_CLIENT'
@@ -152,12 +154,11 @@ async function runIngest (job: IngestJob): Promise<IngestResult> {
 
   await Promise.all(job.devices.map((id, index) => device(id, index)))
   const elapsedSeconds = (performance.now() - started) / 1000
-  latencies.sort((a, b) => a - b)
+  const latency = latencySummary(latencies)
   service.sort((a, b) => a - b)
-  const requests = latencies.length
   return {
     seconds: job.seconds,
-    requests,
+    requests: latency.requests,
     ok: statusCodes[200] ?? 0,
     statusCodes,
     errors,
@@ -166,9 +167,9 @@ async function runIngest (job: IngestJob): Promise<IngestResult> {
     elapsedSeconds,
     framesRejected,
     perSecond: Array.from({ length: job.seconds }, (_, second) => perSecond[second] ?? 0),
-    p50: quantile(latencies, 0.5),
-    p99: quantile(latencies, 0.99),
-    max: latencies.at(-1) ?? Number.NaN,
+    p50: latency.p50,
+    p99: latency.p99,
+    max: latency.max,
     serviceP99: quantile(service, 0.99)
   }
 }

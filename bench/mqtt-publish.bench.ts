@@ -24,6 +24,7 @@ import { buildApp } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
 import { RECORDINGS_DIR } from '../core/project.js'
 import { readSessionCsv } from '../domain/session-csv.js'
+import { latencySummary } from './lib/latency.js'
 import type { BenchReport } from './run.js'
 
 const DEVICES = Number(process.env.BENCH_MQTT_DEVICES ?? 64)
@@ -31,11 +32,6 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 25)
 const FRAMES_PER_BATCH = 20
 const WARM_UP_S = 3
 const KINDS = ['status', 'config', 'state', 'availability', 'attribute', 'removal'] as const
-
-function percentile (sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]
-}
 
 async function publishedByKind (text: string): Promise<Record<string, number>> {
   const counts: Record<string, number> = {}
@@ -144,7 +140,7 @@ export default async function bench (): Promise<BenchReport> {
     const received = perSecond.reduce((sum, count) => sum + count, 0)
     const byKind = Object.fromEntries(KINDS.map((kind) => [kind, (after[kind] - before[kind]) / measuredSeconds]))
     const published = KINDS.reduce((sum, kind) => sum + after[kind] - before[kind], 0)
-    const sorted = [...latencies].sort((a, b) => a - b)
+    const latency = latencySummary(latencies)
     const meanRate = received / measuredSeconds
     const results = {
       devices: DEVICES,
@@ -162,7 +158,7 @@ export default async function bench (): Promise<BenchReport> {
       distinctTopics: topics.size,
       posts,
       postFailures: failures,
-      postLatencyMs: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? 0 },
+      postLatencyMs: { p50: latency.p50, p99: latency.p99, max: latency.max },
       loadAverage: loadavg()
     }
     const table: BenchReport['table'] = [

@@ -26,6 +26,7 @@ import { blockedTails, permuteSubcarriers, windowNovelty, type Tail } from '../m
 import { DoorPredictor, trainDoorModel, type DoorTrainingInput } from '../ml/door-model.js'
 import { buildWindowNovelty, WindowNoveltyModel } from '../ml/novelty.js'
 import { loadRpiFrames, loadSessionA } from './door-model.bench.js'
+import { median } from './lib/quantile.js'
 import type { BenchReport } from './run.js'
 
 const MARGINS = [1, 1.25, 1.5, 2]
@@ -106,7 +107,7 @@ function timeAll (runs: Array<() => void>): number[] {
       samples[i].push((used.user + used.system) / calls)
     })
   }
-  return samples.map((list) => list.sort((a, b) => a - b)[Math.floor(list.length / 2)])
+  return samples.map((list) => median(list))
 }
 
 /** What the swing rows cost a door model per window, and the global novelty per frame. */

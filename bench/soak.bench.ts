@@ -36,15 +36,17 @@
  * Target: no route's p99 above 1.5× echo's. Latencies are each response's own
  * time; request logging is off (LOG_LEVEL=warn).
  */
-import autocannon from 'autocannon'
 import { Agent, get, type ClientRequest } from 'node:http'
 import { rmSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import {
-  checkpointsOf, loopDelayOf, quantile, rawPiLines, round, scrapeMetrics, startChildServer, stringifiedPayloads, trainedDataDir,
+  checkpointsOf, loopDelayOf, rawPiLines, round, scrapeMetrics, startChildServer, stringifiedPayloads, trainedDataDir,
   type Checkpoints, type ChildServer, type LoopDelay, type ProcessSample
 } from './child-server.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
+import { latencySummary, type LatencySummary } from './lib/latency.js'
+import { runLoad, type LoadOutcome } from './lib/load.js'
+import { median } from './lib/quantile.js'
 import type { BenchReport } from './run.js'
 
 const ROLE_ENV = 'DOORSENSE_BENCH_SOAK_CLIENT'
@@ -72,67 +74,29 @@ interface SoakJob {
   routes: RouteLoad[]
 }
 
-interface LatencyStats {
-  requests: number
-  p50: number
-  p99: number
-  max: number
-}
-
-interface RouteStats extends LatencyStats {
-  ok: number
-  non2xx: number
-  errors: number
-  timeouts: number
-  statusCodes: Record<string, number>
-  reqPerS: number
+/** A route's run: autocannon's counts and the latency summary, of the whole run and of each minute. */
+interface RouteStats extends Omit<LoadOutcome, 'times'>, LatencySummary {
   /** The same figures per minute of the run. */
-  perMinute: LatencyStats[]
+  perMinute: LatencySummary[]
 }
 
 // ---------------------------------------------------------------- client side
 
-function latencyStats (times: number[]): LatencyStats {
-  times.sort((a, b) => a - b)
-  return { requests: times.length, p50: quantile(times, 0.5), p99: quantile(times, 0.99), max: times.at(-1) ?? Number.NaN }
-}
-
 /**
- * One route's autocannon instance; resolves with a summariser, to be called
- * once every route has finished: sorting a route's latencies while others
- * still run would hold up this process's event loop and inflate their times.
+ * One route's load; resolves with a summariser, to be called once every
+ * route has finished: sorting a route's latencies while others still run
+ * would hold up this process's event loop and inflate their times.
  */
 async function runRoute (job: SoakJob, route: RouteLoad, started: number): Promise<() => RouteStats> {
-  const times: number[] = []
   const minutes: number[][] = []
-  let instance!: autocannon.Instance
-  const finished = new Promise<autocannon.Result>((resolve, reject) => {
-    instance = autocannon({
-      url: job.url,
-      connections: route.connections,
-      duration: job.seconds,
-      // static requests, rendered once: a setupRequest callback would make the client the bottleneck
-      requests: route.bodies
-        ? route.bodies.map((body) => ({ method: 'POST' as const, path: route.path, headers: { 'content-type': 'application/json' }, body }))
-        : [{ method: 'GET' as const, path: route.path }]
-    }, (err, result) => err ? reject(err) : resolve(result))
+  const { times, ...counts } = await runLoad({ url: job.url, path: route.path, connections: route.connections, seconds: job.seconds, bodies: route.bodies }, (ms) => {
+    ;(minutes[Math.floor((performance.now() - started) / 60_000)] ??= []).push(ms)
   })
-  instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTime: number) => {
-    times.push(responseTime)
-    ;(minutes[Math.floor((performance.now() - started) / 60_000)] ??= []).push(responseTime)
-  })
-  const result = await finished
-  const ok = result['2xx']
   return () => ({
-    ...latencyStats(times),
-    ok,
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, stats]) => [code, (stats as { count: number }).count])),
-    reqPerS: ok / result.duration,
+    ...latencySummary(times),
+    ...counts,
     // a last bucket of a few ms past the end says nothing
-    perMinute: minutes.filter((bucket) => bucket !== undefined && bucket.length > 100).map(latencyStats)
+    perMinute: minutes.filter((bucket) => bucket !== undefined && bucket.length > 100).map((bucket) => latencySummary(bucket))
   })
 }
 
@@ -433,7 +397,6 @@ export default async function soakBench (): Promise<BenchReport> {
     const rssGrowth = (peakAfter - peakBefore) / peakBefore
     const verdict = (ok: boolean) => ok ? 'met' : 'MISSED'
     const cpu = (last.cpuSeconds - soak.samples[0].cpuSeconds) / soak.seconds
-    const median = (values: number[]) => quantile([...values].sort((a, b) => a - b), 0.5)
     const notes = [
       `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores shared; the load client runs on the same machine)`,
       ...designs.map((design) => {

@@ -27,6 +27,8 @@ import { fileURLToPath } from 'node:url'
 import { buildApp } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
 import { RECORDINGS_DIR } from '../core/project.js'
+import { latencySummary } from './lib/latency.js'
+import { quantile } from './lib/quantile.js'
 import type { BenchReport } from './run.js'
 
 const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
@@ -97,9 +99,9 @@ interface PhaseFigures {
 const round = (value: number, digits = 2) => Number.isFinite(value) ? Number(value.toFixed(digits)) : Number.NaN
 
 function figures (phase: string, latencies: number[], failures: number, seconds: number): PhaseFigures {
-  const sorted = [...latencies].sort((a, b) => a - b)
-  const at = (q: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : Number.NaN
-  return { phase, requests: sorted.length, failures, seconds: round(seconds, 1), p50: round(at(0.5)), p90: round(at(0.9)), p99: round(at(0.99)), max: round(sorted.at(-1) ?? Number.NaN) }
+  const latency = latencySummary(latencies)
+  // latencySummary sorted them: p90 read off the same order
+  return { phase, requests: latency.requests, failures, seconds: round(seconds, 1), p50: round(latency.p50), p90: round(quantile(latencies, 0.9)), p99: round(latency.p99), max: round(latency.max) }
 }
 
 export default async function trainingLivenessBench (): Promise<BenchReport> {
