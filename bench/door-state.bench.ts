@@ -16,9 +16,11 @@
  *       doorFrameFeaturesInto, FrameWindow.push + features);
  *   (b) DoorPredictor.predict on 1/64/256 windows; the same model with a
  *       1-row novelty summary (≈ the heads alone) and knnDistances alone (the
- *       novelty share); candidate fixes, bench-local and checked against
- *       knnDistances: an exact early-exit kNN, the distance through one
- *       matMul, and the predictor with a 64-row summary (a training option);
+ *       novelty share); alternative kNN designs, bench-local and checked
+ *       against knnDistances (production's, with its exact early exit): the
+ *       scan seeded from the previous nearest, four partial sums, the
+ *       distance through one matMul; and the predictor with a 64-row summary
+ *       (a training option);
  *   (c) app.inference.doors.observeWindows on 1/64/256 frames per call (push
  *       + predict + hysteresis), and app.inference.observe (the frames
  *       route's entry: + frame rate, model lookup);
@@ -196,50 +198,18 @@ function rotating<T> (items: readonly T[], size: number): () => T[] {
 }
 
 // ---------------------------------------------------------------- candidate kNN (bench-local, not production code)
+//
+// Production's kNN is knnDistances (ml/novelty.ts): the exact early exit
+// every 16 columns, timed in (b) as "… knnDistances alone". Each function
+// below is another design of the same scan, kept because the bench times it
+// against knnDistances and the notes report the ratio (and, where it sums in
+// another order, the difference and the novel/familiar flips): the scan
+// seeded from the previous window's nearest row, four partial sums, and the
+// cross term through one tf.matMul.
 
 /**
- * knnDistances with an exact early exit: the squared distance only grows
- * column by column, so a reference row is dropped once its partial sum
- * reaches the current k-th nearest. Sums in the same order, so every kept
- * distance is bit-identical to knnDistances'.
- */
-function knnEarlyExit (queries: Float32Array, queryCount: number, reference: Float32Array, referenceCount: number, width: number, neighbours: number): Float64Array {
-  const out = new Float64Array(queryCount)
-  const nearest = new Float64Array(neighbours)
-  const CHUNK = 16
-  for (let q = 0; q < queryCount; q++) {
-    nearest.fill(Number.POSITIVE_INFINITY)
-    const qBase = q * width
-    for (let r = 0; r < referenceCount; r++) {
-      const rBase = r * width
-      const worst = nearest[neighbours - 1]
-      let d = 0
-      let c = 0
-      while (c < width) {
-        const end = Math.min(width, c + CHUNK)
-        for (; c < end; c++) {
-          const diff = queries[qBase + c] - reference[rBase + c]
-          d += diff * diff
-        }
-        if (d >= worst) break
-      }
-      if (d >= worst) continue
-      let i = neighbours - 1
-      while (i > 0 && nearest[i - 1] > d) {
-        nearest[i] = nearest[i - 1]
-        i--
-      }
-      nearest[i] = d
-    }
-    let sum = 0
-    for (let i = 0; i < neighbours; i++) sum += Math.sqrt(nearest[i])
-    out[q] = sum / neighbours
-  }
-  return out
-}
-
-/**
- * {@link knnEarlyExit}, each query's scan starting at the previous query's
+ * knnDistances (its exact early exit: a row is dropped once its partial sum
+ * reaches the current k-th nearest), each query's scan starting at the previous query's
  * nearest row: consecutive windows of a door share k − 1 frames, so the first
  * rows scanned set a tight bound at once. Same k smallest distances, so the
  * same answer bit for bit (only within one call: batch 1 gains nothing here,
@@ -288,7 +258,7 @@ function knnEarlyExitSeeded (queries: Float32Array, queryCount: number, referenc
 /**
  * knnDistances with the squared distance summed in four interleaved partial
  * sums (one chain of dependent adds is what bounds the plain loop), with the
- * early exit of {@link knnEarlyExit} every 16 columns when `early`. Another
+ * early exit of knnDistances every 16 columns when `early`. Another
  * summation order: not bit-identical (checked for the largest relative
  * difference and novel/familiar flips).
  */
@@ -510,10 +480,9 @@ export default async function doorStateBench (): Promise<BenchReport> {
     // the candidates answer what knnDistances answers
     const check = standardised(meta, windows)
     const exact = knnDistances(check, windows.length, summary, summaryRows, width, neighbours)
-    const early = knnEarlyExit(check, windows.length, summary, summaryRows, width, neighbours)
     const seeded = knnEarlyExitSeeded(check, windows.length, summary, summaryRows, width, neighbours)
     const viaMatMul = knnMatMul(referenceT, referenceNorms, check, windows.length, width, neighbours)
-    const earlyExact = exact.every((d, i) => d === early[i] && d === seeded[i])
+    const seededExact = exact.every((d, i) => d === seeded[i])
     const differences = (other: Float64Array) => ({
       maxRelativeError: Math.max(...Array.from(exact, (d, i) => Math.abs(d - other[i]) / d)),
       flips: Array.from(exact, (d, i) => (d > meta.novelty.threshold) !== (other[i] > meta.novelty.threshold)).filter(Boolean).length
@@ -521,7 +490,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
     const fourSums = differences(knnFourSums(check, windows.length, summary, summaryRows, width, neighbours, true))
     const matMulError = Math.max(...Array.from(exact, (d, i) => Math.abs(d - viaMatMul[i]) / d))
     const matMulFlips = Array.from(exact, (d, i) => (d > meta.novelty.threshold) !== (viaMatMul[i] > meta.novelty.threshold)).filter(Boolean).length
-    if (!earlyExact) throw new Error('the early-exit kNN does not match knnDistances')
+    if (!seededExact) throw new Error('the seeded kNN scan does not match knnDistances')
 
     const timed: Timed[] = []
     {
@@ -544,7 +513,6 @@ export default async function doorStateBench (): Promise<BenchReport> {
       timed.push({ part: '(b) predict', what: `DoorPredictor.predict (heads + ${neighbours}-NN over ${summaryRows} rows)`, batch, frames: batch, run: () => own.predictor.predict(feed()) })
       timed.push({ part: '(b) predict', what: '… heads alone (same model, 1-row summary)', batch, frames: batch, run: () => headsOnly.predict(feed()) })
       timed.push({ part: '(b) predict', what: '… knnDistances alone (the novelty)', batch, frames: batch, run: () => knnDistances(feedX()[0], batch, summary, summaryRows, width, neighbours) })
-      timed.push({ part: '(b) candidate', what: 'kNN with exact early exit (bench-local)', batch, frames: batch, run: () => knnEarlyExit(feedX()[0], batch, summary, summaryRows, width, neighbours) })
       timed.push({ part: '(b) candidate', what: 'kNN, early exit + scan from the previous nearest (bench-local)', batch, frames: batch, run: () => knnEarlyExitSeeded(feedX()[0], batch, summary, summaryRows, width, neighbours) })
       if (batch !== 64) {
         timed.push({ part: '(b) candidate', what: 'kNN, 4 partial sums (bench-local)', batch, frames: batch, run: () => knnFourSums(feedX()[0], batch, summary, summaryRows, width, neighbours, false) })
@@ -643,7 +611,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
       `in process: 'µs/frame' is the process's CPU time per frame (or per window), median and min–max of ${reps} interleaved repetitions of ${repMs} ms per row, frames/s = per core at that median; 'wall µs/frame' the wall-clock median; HTTP: one ${seconds} s run per row, each route right after echo of its own bodies (req/s and 'vs echo' in wall time, 2xx only); 'µs/frame' of an HTTP row is the server's CPU time per request / frames per request`,
       `novelty share of DoorPredictor.predict (1 − heads-alone / predict; knnDistances alone / predict): ${BATCHES.map((b) => { const s = share(b); return `batch ${b}: ${(s.heads * 100).toFixed(0)} % / ${(s.knn * 100).toFixed(0)} %` }).join('; ')}`,
       `window update vs predict per frame at batch 256: push ${sig(find('DoorPipeline.push', '').median)} µs, predict ${sig(find('DoorPredictor.predict', 256).median)} µs, observeWindows ${sig(find('doors.observeWindows', 256).median)} µs; legacy predict + smoother ${sig(find('app.model.predict + doors.observe', 256).median)} µs (own-model path ${(find('doors.observeWindows', 256).median / find('app.model.predict + doors.observe', 256).median).toFixed(1)} × the legacy per-frame cost)`,
-      `candidates (per window, vs knnDistances alone / vs predict): early exit ${speedup('… knnDistances alone', 'kNN with exact early exit', 256)} × at 256, + scan from the previous nearest ${speedup('… knnDistances alone', 'kNN, early exit + scan', 256)} × at 256 (${speedup('… knnDistances alone', 'kNN, early exit + scan', 64)} × at 64), both bit-identical to knnDistances on all ${windows.length} session A windows (${earlyExact ? 'checked' : 'NOT'}); 4 partial sums ${speedup('… knnDistances alone', 'kNN, 4 partial sums (', 256)} × at 256 (${speedup('… knnDistances alone', 'kNN, 4 partial sums (', 1)} × at 1), + early exit ${speedup('… knnDistances alone', 'kNN, 4 partial sums + early', 256)} × at 256 (max relative difference ${fourSums.maxRelativeError.toExponential(1)}, ${fourSums.flips} novel/familiar flips); tf.matMul kNN ${speedup('… knnDistances alone', 'kNN through one tf.matMul', 256)} × at 256 (max relative error ${matMulError.toExponential(1)}, ${matMulFlips} novel/familiar flips); a 64-row summary: predict ${speedup('DoorPredictor.predict', 'predict with a 64-row summary', 256)} × at 256, ${speedup('DoorPredictor.predict', 'predict with a 64-row summary', 1)} × at 1`,
+      `candidates (per window, vs knnDistances alone / vs predict): early exit + scan from the previous nearest ${speedup('… knnDistances alone', 'kNN, early exit + scan', 256)} × at 256 (${speedup('… knnDistances alone', 'kNN, early exit + scan', 64)} × at 64), bit-identical to knnDistances (itself an exact early exit) on all ${windows.length} session A windows (${seededExact ? 'checked' : 'NOT'}); 4 partial sums ${speedup('… knnDistances alone', 'kNN, 4 partial sums (', 256)} × at 256 (${speedup('… knnDistances alone', 'kNN, 4 partial sums (', 1)} × at 1), + early exit ${speedup('… knnDistances alone', 'kNN, 4 partial sums + early', 256)} × at 256 (max relative difference ${fourSums.maxRelativeError.toExponential(1)}, ${fourSums.flips} novel/familiar flips); tf.matMul kNN ${speedup('… knnDistances alone', 'kNN through one tf.matMul', 256)} × at 256 (max relative error ${matMulError.toExponential(1)}, ${matMulFlips} novel/familiar flips); a 64-row summary: predict ${speedup('DoorPredictor.predict', 'predict with a 64-row summary', 256)} × at 256, ${speedup('DoorPredictor.predict', 'predict with a 64-row summary', 1)} × at 1`,
       `frames route, door ${GLOBAL_DEVICE} (global), 20 frames: server CPU ${sig(framesCpu(20, 'global'))} µs/frame, of which echo's parse + send of the body ${sig(framesCpu(20, 'echo'))}, decode ${sig(find('parseFrameWithEncoding', '').median)} and predict + smoother at batch 64 ${sig(find('app.model.predict + doors.observe', 64).median)} (in process): the rest, ~${sig(framesCpu(20, 'global') - framesCpu(20, 'echo') - find('parseFrameWithEncoding', '').median - find('app.model.predict + doors.observe', 64).median)} µs/frame, is storage (one SQLite insert per frame), routing and the receipt`,
       `capacity at 20 frames/s per door (the agent's 20-frame batches, server CPU per frame): own model ${sig(framesCpu(20, 'own'))} µs/frame = ${sig(framesCpu(20, 'own') * 20 / 1e4)} % of a core per door (~${round(1e6 / (20 * framesCpu(20, 'own')))} doors per core); global model ${sig(framesCpu(20, 'global'))} µs/frame = ${sig(framesCpu(20, 'global') * 20 / 1e4)} % (~${round(1e6 / (20 * framesCpu(20, 'global')))} doors per core)`,
       ...pairs.filter((p) => p.target).map((p) => `target: ${p.name} >= 0.6 x echo of the same body: ${round(p.route.reqPerS / p.echo.reqPerS, 2)} x -> ${verdict(p.route.reqPerS >= 0.6 * p.echo.reqPerS)}; errors ${p.route.errors + p.route.non2xx}`),
@@ -658,7 +626,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
         models: { trainingSeconds, global: global.version, door: own.version, window: meta.window, labels: meta.labels, inputSize: meta.inputSize, novelty: { rows: summaryRows, neighbours, width, threshold: meta.novelty.threshold }, backend: app.model.backend },
         settings: { reps, repMs, seconds },
         inProcess: measured,
-        candidates: { earlyExitExact: earlyExact, fourSums, matMulMaxRelativeError: matMulError, matMulNoveltyFlips: matMulFlips, windows: windows.length },
+        candidates: { seededScanExact: seededExact, fourSums, matMulMaxRelativeError: matMulError, matMulNoveltyFlips: matMulFlips, windows: windows.length },
         http: { exists, pairs: pairs.map((p) => ({ name: p.name, framesPerRequest: p.framesPerRequest, connections: p.connections, echo: p.echo, route: p.route, ratio: p.route.reqPerS / p.echo.reqPerS, target: p.target })) },
         ownDoorAfter: ownDoor,
         loadavg: loadavg()
