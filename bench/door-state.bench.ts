@@ -19,8 +19,8 @@
  *       novelty share); alternative kNN designs, bench-local and checked
  *       against knnDistances (production's, with its exact early exit): the
  *       scan seeded from the previous nearest, four partial sums, the
- *       distance through one matMul; and the predictor with a 64-row summary
- *       (a training option);
+ *       distance through one matMul (the 64-row summary, once a candidate
+ *       here, is the default since 455fcb8);
  *   (c) app.inference.doors.observeWindows on 1/64/256 frames per call (push
  *       + predict + hysteresis), and app.inference.observe (the frames
  *       route's entry: + frame rate, model lookup);
@@ -361,7 +361,11 @@ function readArtifacts (app: App, version: string): tf.io.ModelArtifacts {
   }
 }
 
-/** A copy of `meta` whose novelty summary keeps `rows` evenly spaced rows of the original (and `neighbours` at most). */
+/**
+ * A copy of `meta` whose novelty summary keeps `rows` evenly spaced rows of
+ * the original's calibration windows (and `neighbours` at most), without its
+ * swing rows: with 1 row, the predictor is ≈ its heads alone.
+ */
 function withSummaryRows (meta: DoorModelMeta, summary: Float32Array, rows: number): DoorModelMeta {
   const width = meta.novelty.width
   const kept = new Float32Array(rows * width)
@@ -369,12 +373,13 @@ function withSummaryRows (meta: DoorModelMeta, summary: Float32Array, rows: numb
     const source = Math.floor((r + 0.5) * meta.novelty.rows / rows)
     kept.set(summary.subarray(source * width, (source + 1) * width), r * width)
   }
-  return { ...meta, novelty: { ...meta.novelty, rows, neighbours: Math.min(meta.novelty.neighbours, rows), float32Base64: Buffer.from(kept.buffer).toString('base64') } }
+  return { ...meta, novelty: { ...meta.novelty, rows, neighbours: Math.min(meta.novelty.neighbours, rows), float32Base64: Buffer.from(kept.buffer).toString('base64'), transitions: undefined } }
 }
 
+/** The summary's calibration windows (rows × width; the swing rows stored after them left out). */
 function decodeSummary (meta: DoorModelMeta): Float32Array {
   const buffer = Buffer.from(meta.novelty.float32Base64, 'base64')
-  return new Float32Array(buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength))
+  return new Float32Array(buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength), 0, meta.novelty.rows * meta.novelty.width)
 }
 
 /** Standardised windows, as DoorPredictor.predict computes them (float32). */
@@ -464,9 +469,6 @@ export default async function doorStateBench (): Promise<BenchReport> {
     const artifacts = readArtifacts(app, own.version)
     const headsOnly = await DoorPredictor.load(tf, artifacts, withSummaryRows(meta, summary, 1))
     variants.push(headsOnly)
-    const summary64 = await DoorPredictor.load(tf, artifacts, withSummaryRows(meta, summary, 64))
-    variants.push(summary64)
-    const rows64 = decodeSummary(summary64.meta)
     const width = meta.novelty.width
     const summaryRows = meta.novelty.rows
     const neighbours = meta.novelty.neighbours
@@ -519,8 +521,6 @@ export default async function doorStateBench (): Promise<BenchReport> {
         timed.push({ part: '(b) candidate', what: 'kNN, 4 partial sums + early exit (bench-local)', batch, frames: batch, run: () => knnFourSums(feedX()[0], batch, summary, summaryRows, width, neighbours, true) })
       }
       if (batch === 256) timed.push({ part: '(b) candidate', what: 'kNN through one tf.matMul (bench-local)', batch, frames: batch, run: () => knnMatMul(referenceT!, referenceNorms, feedX()[0], batch, width, neighbours) })
-      timed.push({ part: '(b) candidate', what: 'predict with a 64-row summary (novelty.summaryRows 64)', batch, frames: batch, run: () => summary64.predict(feed()) })
-      if (batch !== 64) timed.push({ part: '(b) candidate', what: 'kNN, early exit + scan, 64-row summary (bench-local)', batch, frames: batch, run: () => knnEarlyExitSeeded(feedX()[0], batch, rows64, 64, width, neighbours) })
     }
     for (const batch of BATCHES) {
       const feed = rotating(frames, batch)
@@ -611,7 +611,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
       `in process: 'µs/frame' is the process's CPU time per frame (or per window), median and min–max of ${reps} interleaved repetitions of ${repMs} ms per row, frames/s = per core at that median; 'wall µs/frame' the wall-clock median; HTTP: one ${seconds} s run per row, each route right after echo of its own bodies (req/s and 'vs echo' in wall time, 2xx only); 'µs/frame' of an HTTP row is the server's CPU time per request / frames per request`,
       `novelty share of DoorPredictor.predict (1 − heads-alone / predict; knnDistances alone / predict): ${BATCHES.map((b) => { const s = share(b); return `batch ${b}: ${(s.heads * 100).toFixed(0)} % / ${(s.knn * 100).toFixed(0)} %` }).join('; ')}`,
       `window update vs predict per frame at batch 256: push ${sig(find('DoorPipeline.push', '').median)} µs, predict ${sig(find('DoorPredictor.predict', 256).median)} µs, observeWindows ${sig(find('doors.observeWindows', 256).median)} µs; legacy predict + smoother ${sig(find('app.model.predict + doors.observe', 256).median)} µs (own-model path ${(find('doors.observeWindows', 256).median / find('app.model.predict + doors.observe', 256).median).toFixed(1)} × the legacy per-frame cost)`,
-      `candidates (per window, vs knnDistances alone / vs predict): early exit + scan from the previous nearest ${speedup('… knnDistances alone', 'kNN, early exit + scan', 256)} × at 256 (${speedup('… knnDistances alone', 'kNN, early exit + scan', 64)} × at 64), bit-identical to knnDistances (itself an exact early exit) on all ${windows.length} session A windows (${seededExact ? 'checked' : 'NOT'}); 4 partial sums ${speedup('… knnDistances alone', 'kNN, 4 partial sums (', 256)} × at 256 (${speedup('… knnDistances alone', 'kNN, 4 partial sums (', 1)} × at 1), + early exit ${speedup('… knnDistances alone', 'kNN, 4 partial sums + early', 256)} × at 256 (max relative difference ${fourSums.maxRelativeError.toExponential(1)}, ${fourSums.flips} novel/familiar flips); tf.matMul kNN ${speedup('… knnDistances alone', 'kNN through one tf.matMul', 256)} × at 256 (max relative error ${matMulError.toExponential(1)}, ${matMulFlips} novel/familiar flips); a 64-row summary: predict ${speedup('DoorPredictor.predict', 'predict with a 64-row summary', 256)} × at 256, ${speedup('DoorPredictor.predict', 'predict with a 64-row summary', 1)} × at 1`,
+      `candidates (per window, vs knnDistances alone / vs predict): early exit + scan from the previous nearest ${speedup('… knnDistances alone', 'kNN, early exit + scan', 256)} × at 256 (${speedup('… knnDistances alone', 'kNN, early exit + scan', 64)} × at 64), bit-identical to knnDistances (itself an exact early exit) on all ${windows.length} session A windows (${seededExact ? 'checked' : 'NOT'}); 4 partial sums ${speedup('… knnDistances alone', 'kNN, 4 partial sums (', 256)} × at 256 (${speedup('… knnDistances alone', 'kNN, 4 partial sums (', 1)} × at 1), + early exit ${speedup('… knnDistances alone', 'kNN, 4 partial sums + early', 256)} × at 256 (max relative difference ${fourSums.maxRelativeError.toExponential(1)}, ${fourSums.flips} novel/familiar flips); tf.matMul kNN ${speedup('… knnDistances alone', 'kNN through one tf.matMul', 256)} × at 256 (max relative error ${matMulError.toExponential(1)}, ${matMulFlips} novel/familiar flips)`,
       `frames route, door ${GLOBAL_DEVICE} (global), 20 frames: server CPU ${sig(framesCpu(20, 'global'))} µs/frame, of which echo's parse + send of the body ${sig(framesCpu(20, 'echo'))}, decode ${sig(find('parseFrameWithEncoding', '').median)} and predict + smoother at batch 64 ${sig(find('app.model.predict + doors.observe', 64).median)} (in process): the rest, ~${sig(framesCpu(20, 'global') - framesCpu(20, 'echo') - find('parseFrameWithEncoding', '').median - find('app.model.predict + doors.observe', 64).median)} µs/frame, is storage (one SQLite insert per frame), routing and the receipt`,
       `capacity at 20 frames/s per door (the agent's 20-frame batches, server CPU per frame): own model ${sig(framesCpu(20, 'own'))} µs/frame = ${sig(framesCpu(20, 'own') * 20 / 1e4)} % of a core per door (~${round(1e6 / (20 * framesCpu(20, 'own')))} doors per core); global model ${sig(framesCpu(20, 'global'))} µs/frame = ${sig(framesCpu(20, 'global') * 20 / 1e4)} % (~${round(1e6 / (20 * framesCpu(20, 'global')))} doors per core)`,
       ...pairs.filter((p) => p.target).map((p) => `target: ${p.name} >= 0.6 x echo of the same body: ${round(p.route.reqPerS / p.echo.reqPerS, 2)} x -> ${verdict(p.route.reqPerS >= 0.6 * p.echo.reqPerS)}; errors ${p.route.errors + p.route.non2xx}`),
