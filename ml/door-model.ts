@@ -10,8 +10,8 @@
  * - {@link DoorPredictor}: a loaded model; `predict` answers many windows (of
  *   many devices) in one tensor call.
  * - {@link DoorPipeline}: what a server keeps per device (window +
- *   hysteresis); {@link predictPipelines} batches many devices' windows into
- *   one predict call and feeds each answer to its device's hysteresis.
+ *   hysteresis); the caller batches many devices' windows into one predict
+ *   call and feeds each answer to its device's hysteresis.
  *
  * No I/O, no HTTP; the tfjs module is passed in (a worker brings its own).
  */
@@ -492,9 +492,8 @@ export type PipelineSettings = Pick<DoorModelMeta, 'window' | 'featureSet' | 'hy
 /**
  * The per-device engine a server keeps: the device's frame window and its
  * hysteresis. `push` turns a frame into window features once the window is
- * full; the caller predicts those (batched with other devices' windows, see
- * {@link predictPipelines}) and hands the answer back with `observe`, in the
- * order the frames arrived. A model with another k or feature set needs a
+ * full; the caller predicts those (batched with other devices' windows) and
+ * hands the answer back with `observe`, in the order the frames arrived. A model with another k or feature set needs a
  * fresh pipeline.
  */
 export class DoorPipeline {
@@ -546,25 +545,4 @@ export class DoorPipeline {
     if (this.lastFrameAt !== null && now - this.lastFrameAt >= staleAfter) this.window.reset()
     return this.hysteresis.expire(now, staleAfter)
   }
-}
-
-/** One ready window of one device, waiting in a micro-batch. */
-export interface PendingWindow {
-  pipeline: DoorPipeline
-  /** What pipeline.push returned. */
-  features: Float32Array
-  /** When its newest frame arrived. */
-  at: number
-}
-
-/**
- * Predicts a micro-batch of windows from any number of devices in one call
- * and feeds each answer to its own device's hysteresis, in the order given
- * (keep each device's windows in arrival order).
- * @returns the predictions, in the order of `pending`
- */
-export function predictPipelines (predictor: DoorPredictor, pending: readonly PendingWindow[]): DoorWindowPrediction[] {
-  const predictions = predictor.predict(pending.map((item) => item.features))
-  pending.forEach((item, i) => item.pipeline.observe(predictions[i], item.at))
-  return predictions
 }

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs'
 import { parseFrame } from '../../domain/frames.js'
 import { readSessionCsv } from '../../domain/session-csv.js'
 import { permuteSubcarriers, windowNovelty } from '../../ml/door-evaluation.js'
-import { DoorPipeline, DoorPredictor, predictPipelines, trainDoorModel, type DoorModelMeta, type TrainedDoorModel } from '../../ml/door-model.js'
+import { DoorPipeline, DoorPredictor, trainDoorModel, type DoorModelMeta, type DoorWindowPrediction, type TrainedDoorModel } from '../../ml/door-model.js'
 
 const SESSION_A = new URL('../fixtures/csi/door-angles-session-a.csv', import.meta.url)
 const RPI_RAW = new URL('../fixtures/csi/rpi-raw-frames.txt', import.meta.url)
@@ -32,6 +32,26 @@ function slice (from: number, to: number): { frames: Float32Array[], angles: num
     }
   }
   return { frames, angles }
+}
+
+/** One ready window of one device, waiting in a micro-batch. */
+interface PendingWindow {
+  pipeline: DoorPipeline
+  /** What pipeline.push returned. */
+  features: Float32Array
+  /** When its newest frame arrived. */
+  at: number
+}
+
+/**
+ * The micro-batcher's step: predicts a batch of windows from any number of
+ * devices in one call and feeds each answer to its own device's hysteresis,
+ * in the order given (keep each device's windows in arrival order).
+ */
+function predictPipelines (predictor: DoorPredictor, pending: readonly PendingWindow[]): DoorWindowPrediction[] {
+  const predictions = predictor.predict(pending.map((item) => item.features))
+  pending.forEach((item, i) => item.pipeline.observe(predictions[i], item.at))
+  return predictions
 }
 
 /** Windows of a run of frames, as a device's pipeline makes them. */
