@@ -21,7 +21,7 @@ export default fp(async (app) => {
     states: app.inference.doors,
     captures: app.captures,
     samples: new SampleStore(app.storage),
-    doorModels: app.model.doors,
+    doorModels: app.model.doorModels,
     globalModel: () => app.model.active,
     floor: app.config.DOOR_CALIBRATION_FLOOR
   })

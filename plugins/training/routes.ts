@@ -270,10 +270,10 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       throw new BadRequestError('name the samples to delete: angle, source or device (or all: true for every sample of the kind)')
     }
     // a door's calibration that is training is read by its run: the same 409 as DELETE /doors/{id}/calibration
-    const door = app.model.doors.trainingDevice
+    const door = app.model.doorModels.trainingDevice
     if (door !== undefined && (filter.device === undefined || filter.device === door) && (filter.source === undefined || filter.source === 'calibration') &&
       samples.countWhere(kind, { ...filter, source: 'calibration', device: door }) > 0) {
-      throw new ConflictError(`door ${door}'s calibration is training (version ${app.model.doors.training(door)}) and these samples include its calibration frames; try again once it has finished`)
+      throw new ConflictError(`door ${door}'s calibration is training (version ${app.model.doorModels.training(door)}) and these samples include its calibration frames; try again once it has finished`)
     }
     const deleted = samples.delete(kind, filter)
     request.log.info({ kind, ...filter, all, deleted }, 'samples deleted')
