@@ -13,7 +13,7 @@ import type {
 } from '../schemas/model.js'
 import type { ChosenBackend } from './backend.js'
 import { TrainingFsm, type TrainingEvent } from './fsm.js'
-import { ModelStore, type RecoveryReport } from './model-store.js'
+import { ModelStore, type RecoveryReport } from './store/model-store.js'
 import { Predictor } from './predictor.js'
 import { resolveTrainingOptions } from './trainer.js'
 import { type ModelMeta } from './model-types.js'

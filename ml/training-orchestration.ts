@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks'
 import type { ModelKind, ModelVersionInfo, TrainingProgress } from '../schemas/model.js'
 import type { ChosenBackend } from './backend.js'
-import type { ModelStore } from './model-store.js'
+import type { ModelStore } from './store/model-store.js'
 import type { TrainedDoorModel } from './door-model.js'
 import type { CalibrationGate } from './door-calibration.js'
 import type { ModelMeta, StorableModel, TrainedModel } from './model-types.js'

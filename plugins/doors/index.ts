@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { EventStreamHub, sseEvent } from '../../core/event-stream.js'
-import { SampleStore } from '../../ml/sample-store.js'
+import { SampleStore } from '../../ml/store/sample-store.js'
 import { DoorsService } from './doors-service.js'
 import { doorRoutes } from './routes.js'
 

@@ -4,7 +4,7 @@
  * migrations (`MODEL_MIGRATIONS` in model-store.ts), run before this is built.
  */
 import type Database from 'better-sqlite3'
-import type { ModelKind, TrainingFailure } from '../schemas/model.js'
+import type { ModelKind, TrainingFailure } from '../../schemas/model.js'
 
 /** How a training run ended. */
 export type TrainingEnd = 'finished' | 'failed' | 'interrupted'

@@ -7,9 +7,9 @@
  */
 import { createHash } from 'node:crypto'
 import { StringDecoder } from 'node:string_decoder'
-import { BadRequestError, DuplicateImportError, PayloadTooLargeError } from '../core/errors.js'
-import { SessionCsvReader, type SessionRow } from '../domain/session-csv.js'
-import type { ImportResult, SampleSource } from '../schemas/training.js'
+import { BadRequestError, DuplicateImportError, PayloadTooLargeError } from '../../core/errors.js'
+import { SessionCsvReader, type SessionRow } from '../../domain/session-csv.js'
+import type { ImportResult, SampleSource } from '../../schemas/training.js'
 import { labelCounts, type ImportRecord, type SampleStore } from './sample-store.js'
 
 /** How many bad lines an error message lists before it says "and N more". */

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Storage } from '../../core/storage.js'
-import { META_FILE, MODEL_FILE, ModelStore, sha256, TEMP_PREFIX, WEIGHTS_FILE, type VersionMetaFile } from '../../ml/model-store.js'
-import type { ModelMeta } from '../../ml/model-types.js'
-import type { TrainedModel } from '../../ml/model-types.js'
-import { tempDir } from '../helper.js'
-import { trainSmall } from '../fixtures/training.js'
+import { Storage } from '../../../core/storage.js'
+import { META_FILE, MODEL_FILE, ModelStore, sha256, TEMP_PREFIX, WEIGHTS_FILE, type VersionMetaFile } from '../../../ml/store/model-store.js'
+import type { ModelMeta } from '../../../ml/model-types.js'
+import type { TrainedModel } from '../../../ml/model-types.js'
+import { tempDir } from '../../helper.js'
+import { trainSmall } from '../../fixtures/training.js'
 
 let trained: TrainedModel | undefined
 /** One small real model, trained once for the whole file. */
@@ -172,7 +172,7 @@ test('kill -9 at any moment of a stream of writes leaves only complete versions 
   const modelFile = join(dataDir, 'model-fixture.json')
   const weights = Buffer.from(trainedModel.artifacts.weightData as ArrayBuffer)
   writeFileSync(modelFile, JSON.stringify({ artifacts: { ...trainedModel.artifacts, weightData: weights.toString('base64') }, meta: trainedModel.meta }))
-  const child = new URL('../fixtures/write-versions-child.ts', import.meta.url).pathname
+  const child = new URL('../../fixtures/write-versions-child.ts', import.meta.url).pathname
   const rounds = [40, 95, 150]
   let written = 0
   for (const [round, delayAfterFirst] of rounds.entries()) {

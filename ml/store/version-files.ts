@@ -12,8 +12,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } fr
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type * as tfjs from '@tensorflow/tfjs'
-import type { ModelKind } from '../schemas/model.js'
-import { isDoorMeta, type StorableModel, type StoredMeta } from './model-types.js'
+import type { ModelKind } from '../../schemas/model.js'
+import { isDoorMeta, type StorableModel, type StoredMeta } from '../model-types.js'
 
 /** Folder of the versions inside DATA_DIR. */
 export const MODELS_DIR = 'models'

@@ -3,9 +3,9 @@
  * BLOB, the door angle, the device and where the sample came from. Rows keep
  * their insertion order (the id), which the blocked split relies on.
  */
-import type { Storage } from '../core/storage.js'
-import type { ModelKind } from '../schemas/model.js'
-import type { DatasetSummary, LabelCount, SampleSource } from '../schemas/training.js'
+import type { Storage } from '../../core/storage.js'
+import type { ModelKind } from '../../schemas/model.js'
+import type { DatasetSummary, LabelCount, SampleSource } from '../../schemas/training.js'
 
 /** The training area's tables; the list only grows at its end. */
 export const TRAINING_MIGRATIONS: readonly string[] = [

@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { TrainingLog } from '../../ml/training-log.js'
-import { tempDir } from '../helper.js'
-import { migratedStorage } from '../fixtures/version.js'
+import { TrainingLog } from '../../../ml/store/training-log.js'
+import { tempDir } from '../../helper.js'
+import { migratedStorage } from '../../fixtures/version.js'
 
 test('the latest ended run decides the failure; the latest finished one the seconds; running ones count for neither', (t) => {
   const log = new TrainingLog(migratedStorage(t, tempDir(t)).db)

@@ -6,9 +6,9 @@
  * migrations (`MODEL_MIGRATIONS` in model-store.ts), run before this is built.
  */
 import type Database from 'better-sqlite3'
-import type { ModelKind, ModelVersionInfo } from '../schemas/model.js'
-import { isDoorMeta } from './model-types.js'
-import { verdictOf } from './door-calibration.js'
+import type { ModelKind, ModelVersionInfo } from '../../schemas/model.js'
+import { isDoorMeta } from '../model-types.js'
+import { verdictOf } from '../door-calibration.js'
 import type { VersionMetaFile } from './version-files.js'
 
 interface VersionRow {

@@ -2,12 +2,12 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { TrainingLog } from '../../ml/training-log.js'
-import { VersionCatalogue } from '../../ml/version-catalogue.js'
-import { MODEL_FILE, VersionFiles, WEIGHTS_FILE, type VersionMetaFile } from '../../ml/version-files.js'
-import { recoverVersions, type RecoveryParts } from '../../ml/version-recovery.js'
-import { tempDir } from '../helper.js'
-import { migratedStorage, smallModel } from '../fixtures/version.js'
+import { TrainingLog } from '../../../ml/store/training-log.js'
+import { VersionCatalogue } from '../../../ml/store/version-catalogue.js'
+import { MODEL_FILE, VersionFiles, WEIGHTS_FILE, type VersionMetaFile } from '../../../ml/store/version-files.js'
+import { recoverVersions, type RecoveryParts } from '../../../ml/store/version-recovery.js'
+import { tempDir } from '../../helper.js'
+import { migratedStorage, smallModel } from '../../fixtures/version.js'
 
 /** The three parts on one fresh data folder. */
 function parts (t: Parameters<typeof tempDir>[0]): RecoveryParts {

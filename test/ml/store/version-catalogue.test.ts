@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { VersionCatalogue } from '../../ml/version-catalogue.js'
-import { tempDir } from '../helper.js'
-import { metaFileOf, migratedStorage, smallModel } from '../fixtures/version.js'
+import { VersionCatalogue } from '../../../ml/store/version-catalogue.js'
+import { tempDir } from '../../helper.js'
+import { metaFileOf, migratedStorage, smallModel } from '../../fixtures/version.js'
 
 test('an inserted version is listed, newest first, with its labels, accuracy and hash; none is active yet', (t) => {
   const catalogue = new VersionCatalogue(migratedStorage(t, tempDir(t)).db)

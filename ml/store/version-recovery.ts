@@ -4,7 +4,7 @@
  * versions whose folder verifies are usable, each kind's active version is one
  * of them (or none), and no training is left "running".
  */
-import type { ModelKind, TrainingFailure } from '../schemas/model.js'
+import type { ModelKind, TrainingFailure } from '../../schemas/model.js'
 import type { TrainingLog } from './training-log.js'
 import type { VersionCatalogue } from './version-catalogue.js'
 import type { VersionFiles, VersionMetaFile } from './version-files.js'

@@ -2,11 +2,11 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Storage } from '../../core/storage.js'
-import { ModelStore, WEIGHTS_FILE } from '../../ml/model-store.js'
-import { VersionCatalogue } from '../../ml/version-catalogue.js'
-import { tempDir } from '../helper.js'
-import { smallModel } from '../fixtures/version.js'
+import { Storage } from '../../../core/storage.js'
+import { ModelStore, WEIGHTS_FILE } from '../../../ml/store/model-store.js'
+import { VersionCatalogue } from '../../../ml/store/version-catalogue.js'
+import { tempDir } from '../../helper.js'
+import { smallModel } from '../../fixtures/version.js'
 
 /** A store on its own database handle, as a second process (the CLI) opens one. */
 function openStore (t: TestContext, dataDir: string): ModelStore {

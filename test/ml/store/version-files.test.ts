@@ -4,9 +4,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path'
 import {
   checkVersionName, joinWeightData, META_FILE, MODEL_FILE, sha256, TEMP_PREFIX, VersionFiles, WEIGHTS_FILE, type VersionMetaFile
-} from '../../ml/version-files.js'
-import { tempDir } from '../helper.js'
-import { smallModel } from '../fixtures/version.js'
+} from '../../../ml/store/version-files.js'
+import { tempDir } from '../../helper.js'
+import { smallModel } from '../../fixtures/version.js'
 
 test('stage writes a complete temp folder; commit renames it into place; load reads the same artifacts back', async (t) => {
   const files = new VersionFiles(join(tempDir(t), 'models'))
@@ -74,7 +74,7 @@ test('temp folders are removed; only unrecorded folders with version names are l
 
 test('version names are checked before any path is built from them', async (t) => {
   const files = new VersionFiles(join(tempDir(t), 'models'))
-  for (const bad of ['../escape', '', 'UPPER', '-leading', 'a'.repeat(81)]) {
+  for (const bad of ['../../escape', '', 'UPPER', '-leading', 'a'.repeat(81)]) {
     assert.throws(() => checkVersionName(bad), /bad version name/)
     await assert.rejects(files.stage(bad, smallModel()), /bad version name/)
   }
