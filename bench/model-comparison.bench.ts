@@ -34,7 +34,7 @@ import { contiguousRuns, evaluateDoorModel } from '../ml/door-evaluation.js'
 import { resolveDoorTraining, type DoorTrainingOptions } from '../ml/door-model.js'
 import type { TrainedModel } from '../ml/model-types.js'
 import { DEFAULT_TRAINING_OPTIONS, trainModel } from '../ml/trainer.js'
-import { type TrainingSet } from '../ml/training-set.js'
+import { type TrainingSet } from '../ml/training/training-set.js'
 import type { DoorStateEvaluation, TrainingOptions } from '../schemas/model.js'
 import type { BenchReport } from './run.js'
 

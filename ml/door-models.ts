@@ -14,9 +14,9 @@ import { calibrationProblems, calibrationVerdict, closedOrAjarAngles, verdictOf,
 import type { DoorEvaluation } from './door-evaluation.js'
 import { DoorPredictor } from './door-model.js'
 import type { ModelStore } from './store/model-store.js'
-import { launchTraining, TrainingRunError, type LaunchedTraining } from './training-orchestration.js'
-import type { RunnerMode } from './training-runner.js'
-import type { DoorTrainingRequest } from './training-worker.js'
+import { launchTraining, TrainingRunError, type LaunchedTraining } from './training/orchestration.js'
+import type { RunnerMode } from './training/runner.js'
+import type { DoorTrainingRequest } from './training/worker.js'
 import type { TrainedDoorModel } from './door-model.js'
 
 /** A door's active model, ready to predict. */

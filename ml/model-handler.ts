@@ -1,7 +1,7 @@
 /**
  * The model handler behind `fastify.model` (and the CLI's `train`): the state
  * machine, the active version's predictor, activation, and the launch of
- * training runs (ml/training-orchestration.ts runs them). Knows nothing of
+ * training runs (ml/training/orchestration.ts runs them). Knows nothing of
  * HTTP: its errors carry codes, and the routes add what to do about them.
  */
 import { EventEmitter } from 'node:events'
@@ -12,17 +12,17 @@ import type {
   BackendInfo, Evaluation, ModelVersionInfo, PredictionBatch, TrainingFailure, TrainingOptions, TrainingProgress, TrainingState
 } from '../schemas/model.js'
 import type { ChosenBackend } from './backend.js'
-import { TrainingFsm, type TrainingEvent } from './fsm.js'
+import { TrainingFsm, type TrainingEvent } from './training/fsm.js'
 import { ModelStore, type RecoveryReport } from './store/model-store.js'
 import { Predictor } from './predictor.js'
 import { resolveTrainingOptions } from './trainer.js'
 import { type ModelMeta } from './model-types.js'
-import { launchTraining, TrainingRunError, type LaunchedTraining } from './training-orchestration.js'
-import type { RunnerMode } from './training-runner.js'
-import { checkStoredSamples, checkTrainingSet, isStoredSamples, ROW_WIDTH, rowsOf, type StoredSamples, type TrainingSet } from './training-set.js'
+import { launchTraining, TrainingRunError, type LaunchedTraining } from './training/orchestration.js'
+import type { RunnerMode } from './training/runner.js'
+import { checkStoredSamples, checkTrainingSet, isStoredSamples, ROW_WIDTH, rowsOf, type StoredSamples, type TrainingSet } from './training/training-set.js'
 import { toEvaluation, type DoorEvaluation } from './door-evaluation.js'
 import { DoorModels } from './door-models.js'
-import type { DoorTrainingRequest } from './training-worker.js'
+import type { DoorTrainingRequest } from './training/worker.js'
 import type { WindowNoveltyModel } from './novelty.js'
 
 /**

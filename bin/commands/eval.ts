@@ -33,7 +33,7 @@ import { ajarSelfCheck } from '../../ml/door-self-check.js'
 import { DEFAULT_DOOR_TRAINING, resolveDoorTraining, type DoorTrainingOptions } from '../../ml/door-model.js'
 import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel } from '../../ml/trainer.js'
 import { type EpochReport, type ModelMeta, type TrainedModel } from '../../ml/model-types.js'
-import { type TrainingSet } from '../../ml/training-set.js'
+import { type TrainingSet } from '../../ml/training/training-set.js'
 import type { Evaluation, TrainingOptions } from '../../schemas/model.js'
 import { epochProgress, parseOptions, processIo, UsageError, type CommandIo } from './command-line.js'
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { TrainingState } from '../../schemas/model.js'
-import { IllegalTransitionError, TrainingFsm, TRANSITIONS, type TrainingEvent } from '../../ml/fsm.js'
+import { TrainingState } from '../../../schemas/model.js'
+import { IllegalTransitionError, TrainingFsm, TRANSITIONS, type TrainingEvent } from '../../../ml/training/fsm.js'
 
 const STATES = TrainingState.anyOf.map((literal) => literal.const)
 const EVENTS = Object.keys(TRANSITIONS) as TrainingEvent[]

@@ -1,12 +1,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { loadBackend } from '../../ml/backend.js'
-import { Predictor } from '../../ml/predictor.js'
-import { startTrainingRun, TrainingStoppedError, type RunnerMode } from '../../ml/training-runner.js'
-import type { TrainingJob } from '../../ml/training-worker.js'
-import { packTrainingSet } from '../../ml/training-set.js'
-import type { EpochReport } from '../../ml/model-types.js'
-import { sessionSlice } from '../fixtures/training.js'
+import { loadBackend } from '../../../ml/backend.js'
+import { Predictor } from '../../../ml/predictor.js'
+import { startTrainingRun, TrainingStoppedError, type RunnerMode } from '../../../ml/training/runner.js'
+import type { TrainingJob } from '../../../ml/training/worker.js'
+import { packTrainingSet } from '../../../ml/training/training-set.js'
+import type { EpochReport } from '../../../ml/model-types.js'
+import { sessionSlice } from '../../fixtures/training.js'
 
 /** A job over `perLabel` rows of each label of session A. */
 function job (perLabel: number, epochs: number): TrainingJob {

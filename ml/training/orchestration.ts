@@ -6,15 +6,15 @@
  * global model and a door's own model share this path.
  */
 import { performance } from 'node:perf_hooks'
-import type { ModelKind, ModelVersionInfo, TrainingProgress } from '../schemas/model.js'
-import type { ChosenBackend } from './backend.js'
-import type { ModelStore } from './store/model-store.js'
-import type { TrainedDoorModel } from './door-model.js'
-import type { CalibrationGate } from './door-calibration.js'
-import type { ModelMeta, StorableModel, TrainedModel } from './model-types.js'
-import type { DoorTrainingRequest } from './training-worker.js'
+import type { ModelKind, ModelVersionInfo, TrainingProgress } from '../../schemas/model.js'
+import type { ChosenBackend } from '../backend.js'
+import type { ModelStore } from '../store/model-store.js'
+import type { TrainedDoorModel } from '../door-model.js'
+import type { CalibrationGate } from '../door-calibration.js'
+import type { ModelMeta, StorableModel, TrainedModel } from '../model-types.js'
+import type { DoorTrainingRequest } from './worker.js'
 import { isStoredSamples, packTrainingSet, type StoredSamples, type TrainingSet } from './training-set.js'
-import { startTrainingRun, TrainingStoppedError, type RunnerMode } from './training-runner.js'
+import { startTrainingRun, TrainingStoppedError, type RunnerMode } from './runner.js'
 
 /** What a launch needs besides the set. */
 export interface TrainingContext {

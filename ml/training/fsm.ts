@@ -3,7 +3,7 @@
  * Every transition the handler makes is one row of {@link TRANSITIONS}; any
  * other move is a bug and throws instead of silently changing state.
  */
-import type { TrainingState } from '../schemas/model.js'
+import type { TrainingState } from '../../schemas/model.js'
 
 /** What happens to the handler. */
 export type TrainingEvent =

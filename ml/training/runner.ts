@@ -8,8 +8,8 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import type { EpochReport, StorableModel, TrainedModel } from './model-types.js'
-import { PROCESS_FLAG, type TrainingJob, type WorkerMessage } from './training-worker.js'
+import type { EpochReport, StorableModel, TrainedModel } from '../model-types.js'
+import { PROCESS_FLAG, type TrainingJob, type WorkerMessage } from './worker.js'
 
 /** Where a run executes. */
 export type RunnerMode = 'thread' | 'process'
@@ -37,7 +37,7 @@ export class TrainingStoppedError extends Error {
 }
 
 // the worker is the .ts source under tsx, the .js file if this was compiled
-const WORKER_FILE = new URL(`./training-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url)
+const WORKER_FILE = new URL(`./worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url)
 const UNDER_TSX = WORKER_FILE.pathname.endsWith('.ts')
 
 /** Launches `job` in `mode`. */
@@ -119,7 +119,7 @@ export function startTrainingRun<M extends StorableModel = TrainedModel> (job: T
 }
 
 /**
- * A worker thread running training-worker. Under tsx the thread must register
+ * A worker thread running worker.ts. Under tsx the thread must register
  * the TypeScript loader itself: on Node 20 the inherited `--import tsx` does
  * not apply to worker threads, so the entry is a small script that loads the
  * worker through tsx's API.
@@ -138,7 +138,7 @@ function launchThread (job: TrainingJob): Worker {
   return new Worker(entry, { ...options, eval: true })
 }
 
-/** A child process running training-worker (native backends). Its output goes to stderr, never to stdout. */
+/** A child process running worker.ts (native backends). Its output goes to stderr, never to stdout. */
 function launchProcess (): ChildProcess {
   const execArgv = UNDER_TSX ? ['--import', import.meta.resolve('tsx')] : []
   return fork(fileURLToPath(WORKER_FILE), [PROCESS_FLAG], {

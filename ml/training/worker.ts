@@ -7,14 +7,14 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import type * as tfjs from '@tensorflow/tfjs'
-import type { ModelKind, TrainingOptions } from '../schemas/model.js'
-import { loadBackend, type BackendName } from './backend.js'
-import { joinWeightData } from './store/model-store.js'
-import { trainModel } from './trainer.js'
-import type { EpochReport, StorableModel } from './model-types.js'
-import { calibrateDoorModel, type CalibrationGate } from './door-calibration.js'
+import type { ModelKind, TrainingOptions } from '../../schemas/model.js'
+import { loadBackend, type BackendName } from '../backend.js'
+import { joinWeightData } from '../store/model-store.js'
+import { trainModel } from '../trainer.js'
+import type { EpochReport, StorableModel } from '../model-types.js'
+import { calibrateDoorModel, type CalibrationGate } from '../door-calibration.js'
 import Database from 'better-sqlite3'
-import { readTrainingSet } from './store/sample-store.js'
+import { readTrainingSet } from '../store/sample-store.js'
 import { unpackTrainingSet, type PackedTrainingSet, type TrainingSet } from './training-set.js'
 
 /** argv flag that makes a child process run a job (so importing this file elsewhere does nothing). */
