@@ -3,7 +3,7 @@
  * trains in this process on the blocked train part of a session CSV (each
  * label's rows but its last `holdout` share) and reports how the model does
  * on those tails:
- * - the global per-frame model (ml/trainer.ts): accuracy, per-class figures,
+ * - the global per-frame model (ml/global/trainer.ts): accuracy, per-class figures,
  *   confusion matrix, open/closed (accuracy, balanced accuracy, closed F1),
  *   and its votes through the legacy smoother (`smoothedAccuracy`);
  * - `doorState`: the windowed door model (ml/door-model.ts, its defaults)
@@ -31,7 +31,7 @@ import { chooseBackend, type BackendRequest, type ChosenBackend } from '../../ml
 import { contiguousRuns, evaluateDoorModel, minimumFramesForEvaluation, type AngleReadings, type DoorEvaluation, type SelfCheck, type ShiftedSet } from '../../ml/door-evaluation.js'
 import { ajarSelfCheck } from '../../ml/door-self-check.js'
 import { DEFAULT_DOOR_TRAINING, resolveDoorTraining, type DoorTrainingOptions } from '../../ml/door-model.js'
-import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel } from '../../ml/trainer.js'
+import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel } from '../../ml/global/trainer.js'
 import { type EpochReport, type ModelMeta, type TrainedModel } from '../../ml/model-types.js'
 import { type TrainingSet } from '../../ml/training/training-set.js'
 import type { Evaluation, TrainingOptions } from '../../schemas/model.js'

@@ -8,7 +8,7 @@ import { parseFrame } from '../../domain/frames.js'
 import { permuteSubcarriers, windowNovelty } from '../../ml/door-evaluation.js'
 import { DoorPipeline, DoorPredictor, resolveDoorTraining, trainDoorModel } from '../../ml/door-model.js'
 import { buildWindowNovelty, GLOBAL_NOVELTY_MARGIN, GLOBAL_NOVELTY_WINDOW, swingPairs, transitionMixes, WindowNoveltyModel } from '../../ml/novelty.js'
-import { trainModel } from '../../ml/trainer.js'
+import { trainModel } from '../../ml/global/trainer.js'
 import { sessionRows } from '../fixtures/training.js'
 import { RPI_RAW_FRAMES } from '../helper.js'
 

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { loadBackend } from '../../ml/backend.js'
 import { META_FILE, MODEL_FILE, WEIGHTS_FILE, type VersionMetaFile } from '../../ml/store/model-store.js'
 import type { ModelMeta } from '../../ml/model-types.js'
-import { Predictor } from '../../ml/predictor.js'
+import { Predictor } from '../../ml/global/predictor.js'
 import { buildTestApp, tempDir } from '../helper.js'
 import { sessionSlice, trainThrough } from '../fixtures/training.js'
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { loadBackend } from '../../../ml/backend.js'
-import { Predictor } from '../../../ml/predictor.js'
+import { Predictor } from '../../../ml/global/predictor.js'
 import { startTrainingRun, TrainingStoppedError, type RunnerMode } from '../../../ml/training/runner.js'
 import type { TrainingJob } from '../../../ml/training/worker.js'
 import { packTrainingSet } from '../../../ml/training/training-set.js'

@@ -10,18 +10,18 @@
  */
 import type * as tfjs from '@tensorflow/tfjs'
 import { Value } from '@sinclair/typebox/value'
-import { evaluate } from '../domain/evaluation.js'
-import { inputMatrix } from '../domain/features.js'
-import { blockedSplit, blockedSplitOf } from '../domain/split.js'
-import { applyStandardisation, fitStandardisation } from '../domain/standardise.js'
-import { TrainingOptions as TrainingOptionsSchema, type TrainingOptions } from '../schemas/model.js'
-import type { EpochReport, HoldoutPredictions, ModelMeta, Tf, TrainedModel } from './model-types.js'
-import { checkTrainingSet, type TrainingSet } from './training/training-set.js'
+import { evaluate } from '../../domain/evaluation.js'
+import { inputMatrix } from '../../domain/features.js'
+import { blockedSplit, blockedSplitOf } from '../../domain/split.js'
+import { applyStandardisation, fitStandardisation } from '../../domain/standardise.js'
+import { TrainingOptions as TrainingOptionsSchema, type TrainingOptions } from '../../schemas/model.js'
+import type { EpochReport, HoldoutPredictions, ModelMeta, Tf, TrainedModel } from '../model-types.js'
+import { checkTrainingSet, type TrainingSet } from '../training/training-set.js'
 import { buildNetwork, kernelsOf, logitsOf, trainableVariablesOf } from './network.js'
 import { predictionsFromProbabilities } from './predictor.js'
-import { captureArtifacts } from './artifacts.js'
-import { buildWindowNovelty, type WindowNoveltyMeta } from './novelty.js'
-import { mulberry32, shuffled } from '../domain/random.js'
+import { captureArtifacts } from '../artifacts.js'
+import { buildWindowNovelty, type WindowNoveltyMeta } from '../novelty.js'
+import { mulberry32, shuffled } from '../../domain/random.js'
 
 /**
  * The defaults, chosen by measurement (bench/model-comparison.bench.ts on

@@ -3,12 +3,12 @@
  * and standardisation it was trained with, applied in the same order.
  */
 import type * as tfjs from '@tensorflow/tfjs'
-import { inputMatrix } from '../domain/features.js'
-import { doorStateOf } from '../domain/labels.js'
-import { applyStandardisation } from '../domain/standardise.js'
-import type { Prediction } from '../schemas/model.js'
-import type { ModelMeta, Tf } from './model-types.js'
-import { WindowNoveltyModel } from './novelty.js'
+import { inputMatrix } from '../../domain/features.js'
+import { doorStateOf } from '../../domain/labels.js'
+import { applyStandardisation } from '../../domain/standardise.js'
+import type { Prediction } from '../../schemas/model.js'
+import type { ModelMeta, Tf } from '../model-types.js'
+import { WindowNoveltyModel } from '../novelty.js'
 
 /** One row of a matrix as a plain array (faster than Array.from on a subarray). */
 function rowOf (values: Float32Array, base: number, count: number): number[] {

@@ -2,11 +2,11 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import * as tf from '@tensorflow/tfjs'
-import { readSessionCsv, type SessionRow } from '../../domain/session-csv.js'
-import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel } from '../../ml/trainer.js'
-import { type EpochReport } from '../../ml/model-types.js'
-import { MIN_ROWS_PER_LABEL, type TrainingSet } from '../../ml/training/training-set.js'
-import { SESSION_A_CSV } from '../helper.js'
+import { readSessionCsv, type SessionRow } from '../../../domain/session-csv.js'
+import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel } from '../../../ml/global/trainer.js'
+import { type EpochReport } from '../../../ml/model-types.js'
+import { MIN_ROWS_PER_LABEL, type TrainingSet } from '../../../ml/training/training-set.js'
+import { SESSION_A_CSV } from '../../helper.js'
 
 await tf.setBackend('cpu')
 tf.enableProdMode()

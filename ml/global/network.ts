@@ -4,8 +4,8 @@
  * the label angles, so a saved model answers probabilities on its own.
  */
 import type * as tfjs from '@tensorflow/tfjs'
-import type { Architecture } from '../schemas/model.js'
-import type { Tf } from './model-types.js'
+import type { Architecture } from '../../schemas/model.js'
+import type { Tf } from '../model-types.js'
 
 /** Every architecture, in the order the comparison reports them. */
 export const ARCHITECTURES: readonly Architecture[] = ['softmax', 'original', 'mlp']
