@@ -22,9 +22,9 @@
 import * as tf from '@tensorflow/tfjs'
 import { loadavg } from 'node:os'
 import { DEFAULT_HYSTERESIS } from '../domain/door-hysteresis.js'
-import { calibrateDoorModel, calibrationProblems, verdictOf } from '../ml/door-calibration.js'
-import { blockedTails, replayTails, type DoorEvaluation, type SelfCheck, type Tail } from '../ml/door-evaluation.js'
-import { DoorPredictor, trainDoorModel, type DoorTrainingInput } from '../ml/door-model.js'
+import { calibrateDoorModel, calibrationProblems, verdictOf } from '../ml/door/calibration.js'
+import { blockedTails, replayTails, type DoorEvaluation, type SelfCheck, type Tail } from '../ml/door/evaluation.js'
+import { DoorPredictor, trainDoorModel, type DoorTrainingInput } from '../ml/door/train.js'
 import { loadSessionA } from './door-model.bench.js'
 import type { BenchReport } from './run.js'
 

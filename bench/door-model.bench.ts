@@ -28,8 +28,8 @@ import { DEFAULT_HYSTERESIS, type HysteresisOptions } from '../domain/door-hyste
 import { DOOR_FRAME_FEATURES, type DoorFrameFeatures } from '../domain/door-window.js'
 import { parseFrame } from '../domain/frames.js'
 import { readSessionCsv } from '../domain/session-csv.js'
-import { blockedTails, permuteSubcarriers, replayTails, scoreReplay, type DoorEvaluation, type ShiftedSet, type Tail } from '../ml/door-evaluation.js'
-import { DEFAULT_DOOR_TRAINING, DoorPredictor, resolveDoorTraining, trainDoorModel, type DoorTrainingInput } from '../ml/door-model.js'
+import { blockedTails, permuteSubcarriers, replayTails, scoreReplay, type DoorEvaluation, type ShiftedSet, type Tail } from '../ml/door/evaluation.js'
+import { DEFAULT_DOOR_TRAINING, DoorPredictor, resolveDoorTraining, trainDoorModel, type DoorTrainingInput } from '../ml/door/train.js'
 import type { BenchReport } from './run.js'
 
 const FIXTURES = new URL('../test/fixtures/csi/', import.meta.url)

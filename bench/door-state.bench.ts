@@ -55,7 +55,7 @@ import { DOOR_FRAME_WIDTH, doorFrameFeaturesInto, FrameWindow } from '../domain/
 import { parseFrameWithEncoding } from '../domain/frames.js'
 import { readSessionCsv } from '../domain/session-csv.js'
 import type { ActiveDoorModel } from '../ml/door-models.js'
-import { DoorPipeline, DoorPredictor, knnDistances, type DoorModelMeta } from '../ml/door-model.js'
+import { DoorPipeline, DoorPredictor, knnDistances, type DoorModelMeta } from '../ml/door/train.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
 import type { BenchReport } from './run.js'
 

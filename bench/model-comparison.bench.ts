@@ -15,7 +15,7 @@
  *   DOOR_HOLD 5 — what a door without its own model reports;
  * - door-model rows: the windowed heads (ml/door-model.ts, default options)
  *   trained on the same train part, the tails replayed through the pipeline
- *   the server runs for a calibrated door (ml/door-evaluation.ts
+ *   the server runs for a calibrated door (ml/door/evaluation.ts
  *   evaluateDoorModel); their "per frame" columns are per window (one per
  *   test frame once the window is full).
  *
@@ -30,8 +30,8 @@ import { RECORDINGS_DIR } from '../core/project.js'
 import { smoothedDoorState } from '../domain/evaluation.js'
 import { readSessionCsv } from '../domain/session-csv.js'
 import { DEFAULT_SMOOTHER_OPTIONS } from '../domain/smoother.js'
-import { contiguousRuns, evaluateDoorModel } from '../ml/door-evaluation.js'
-import { resolveDoorTraining, type DoorTrainingOptions } from '../ml/door-model.js'
+import { contiguousRuns, evaluateDoorModel } from '../ml/door/evaluation.js'
+import { resolveDoorTraining, type DoorTrainingOptions } from '../ml/door/train.js'
 import type { TrainedModel } from '../ml/model-types.js'
 import { DEFAULT_TRAINING_OPTIONS, trainModel } from '../ml/global/trainer.js'
 import { type TrainingSet } from '../ml/training/training-set.js'

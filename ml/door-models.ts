@@ -10,14 +10,14 @@ import type { ServiceLog } from '../core/logger.js'
 import { CalibrationBusyError, CalibrationRefusedError, GateRefusedError, NotFoundError, UnavailableError } from '../core/errors.js'
 import type { ModelVersionInfo } from '../schemas/model.js'
 import type { ChosenBackend } from './backend.js'
-import { calibrationProblems, calibrationVerdict, closedOrAjarAngles, verdictOf, type CalibrationGate, type CalibrationVerdict } from './door-calibration.js'
-import type { DoorEvaluation } from './door-evaluation.js'
-import { DoorPredictor } from './door-model.js'
+import { calibrationProblems, calibrationVerdict, closedOrAjarAngles, verdictOf, type CalibrationGate, type CalibrationVerdict } from './door/calibration.js'
+import type { DoorEvaluation } from './door/evaluation.js'
+import { DoorPredictor } from './door/train.js'
 import type { ModelStore } from './store/model-store.js'
 import { launchTraining, TrainingRunError, type LaunchedTraining } from './training/orchestration.js'
 import type { RunnerMode } from './training/runner.js'
 import type { DoorTrainingRequest } from './training/worker.js'
-import type { TrainedDoorModel } from './door-model.js'
+import type { TrainedDoorModel } from './door/train.js'
 
 /** A door's active model, ready to predict. */
 export interface ActiveDoorModel {

@@ -8,7 +8,7 @@
 import type Database from 'better-sqlite3'
 import type { ModelKind, ModelVersionInfo } from '../../schemas/model.js'
 import { isDoorMeta } from '../model-types.js'
-import { verdictOf } from '../door-calibration.js'
+import { verdictOf } from '../door/calibration.js'
 import type { VersionMetaFile } from './version-files.js'
 
 interface VersionRow {

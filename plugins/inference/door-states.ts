@@ -10,7 +10,7 @@
 import { EventEmitter } from 'node:events'
 import { NoveltyGate } from '../../domain/door-hysteresis.js'
 import { DoorSmoother, type SmootherOptions } from '../../domain/smoother.js'
-import { DoorPipeline } from '../../ml/door-model.js'
+import { DoorPipeline } from '../../ml/door/train.js'
 import type { ActiveDoorModel } from '../../ml/door-models.js'
 import type { NoveltyStream, WindowNoveltyModel } from '../../ml/novelty.js'
 import type { Prediction } from '../../schemas/model.js'

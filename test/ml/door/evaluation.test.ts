@@ -3,14 +3,14 @@ import assert from 'node:assert/strict'
 import * as tf from '@tensorflow/tfjs'
 import { Value } from '@sinclair/typebox/value'
 import { readFileSync } from 'node:fs'
-import { parseFrame } from '../../domain/frames.js'
-import { readSessionCsv } from '../../domain/session-csv.js'
-import { blockedTails, contiguousRuns, evaluateDoorModel, permuteSubcarriers, readingsByAngle, toEvaluation, type DoorEvaluation } from '../../ml/door-evaluation.js'
-import { Evaluation } from '../../schemas/model.js'
-import { DEFAULT_DOOR_TRAINING } from '../../ml/door-model.js'
+import { parseFrame } from '../../../domain/frames.js'
+import { readSessionCsv } from '../../../domain/session-csv.js'
+import { blockedTails, contiguousRuns, evaluateDoorModel, permuteSubcarriers, readingsByAngle, toEvaluation, type DoorEvaluation } from '../../../ml/door/evaluation.js'
+import { Evaluation } from '../../../schemas/model.js'
+import { DEFAULT_DOOR_TRAINING } from '../../../ml/door/train.js'
 
-const SESSION_A = new URL('../fixtures/csi/door-angles-session-a.csv', import.meta.url)
-const RPI_RAW = new URL('../fixtures/csi/rpi-raw-frames.txt', import.meta.url)
+const SESSION_A = new URL('../../fixtures/csi/door-angles-session-a.csv', import.meta.url)
+const RPI_RAW = new URL('../../fixtures/csi/rpi-raw-frames.txt', import.meta.url)
 
 await tf.setBackend('cpu')
 tf.enableProdMode()

@@ -16,14 +16,14 @@
  * No I/O, no HTTP; the tfjs module is passed in (a worker brings its own).
  */
 import type * as tfjs from '@tensorflow/tfjs'
-import { DOOR_FRAME_WIDTH, doorFrameFeatures, doorFrameFeaturesInto, FrameWindow, MAX_WINDOW, MIN_WINDOW, runWindows, type DoorFrameFeatures } from '../domain/door-window.js'
-import { checkHysteresis, DEFAULT_HYSTERESIS, DoorHysteresis, type HysteresisDoor, type HysteresisOptions, type WindowObservation } from '../domain/door-hysteresis.js'
-import { FEATURES } from '../domain/frames.js'
-import { angleProblem, CLOSED_ANGLE, labelSet } from '../domain/labels.js'
-import { fitStandardisation, type Standardisation } from '../domain/standardise.js'
-import { checkNoveltyOptions, DEFAULT_NOVELTY, NoveltyScorer, standardiseCopy, summariseWindows, type NoveltyOptions, type NoveltySummary } from './novelty.js'
-import { captureArtifacts } from './artifacts.js'
-import { mulberry32, shuffled } from '../domain/random.js'
+import { DOOR_FRAME_WIDTH, doorFrameFeatures, doorFrameFeaturesInto, FrameWindow, MAX_WINDOW, MIN_WINDOW, runWindows, type DoorFrameFeatures } from '../../domain/door-window.js'
+import { checkHysteresis, DEFAULT_HYSTERESIS, DoorHysteresis, type HysteresisDoor, type HysteresisOptions, type WindowObservation } from '../../domain/door-hysteresis.js'
+import { FEATURES } from '../../domain/frames.js'
+import { angleProblem, CLOSED_ANGLE, labelSet } from '../../domain/labels.js'
+import { fitStandardisation, type Standardisation } from '../../domain/standardise.js'
+import { checkNoveltyOptions, DEFAULT_NOVELTY, NoveltyScorer, standardiseCopy, summariseWindows, type NoveltyOptions, type NoveltySummary } from '../novelty.js'
+import { captureArtifacts } from '../artifacts.js'
+import { mulberry32, shuffled } from '../../domain/random.js'
 
 export type Tf = typeof tfjs
 
@@ -38,8 +38,8 @@ export interface DoorTrainingInput {
   angles: readonly number[]
 }
 
-export type { NoveltyOptions, NoveltySummary } from './novelty.js'
-export { knnDistances } from './novelty.js'
+export type { NoveltyOptions, NoveltySummary } from '../novelty.js'
+export { knnDistances } from '../novelty.js'
 
 /** Training options; every field has a measured default. */
 export interface DoorTrainingOptions {
@@ -117,9 +117,9 @@ export interface DoorModelMeta {
   /** Windows per angle used in training. */
   windowsPerAngle: Record<string, number>
   trainingSeconds: number
-  /** Set by ml/door-calibration.ts (calibrateDoorModel) from a blocked hold-out: a DoorEvaluation with its ajar self-check. */
+  /** Set by ml/door/calibration.ts (calibrateDoorModel) from a blocked hold-out: a DoorEvaluation with its ajar self-check. */
   evaluation?: unknown
-  /** Set by ml/door-calibration.ts when a gate was given: the CalibrationVerdict (whether it may take over its door, and why). */
+  /** Set by ml/door/calibration.ts when a gate was given: the CalibrationVerdict (whether it may take over its door, and why). */
   gate?: unknown
 }
 

@@ -2,13 +2,13 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as tf from '@tensorflow/tfjs'
 import { readFileSync } from 'node:fs'
-import { parseFrame } from '../../domain/frames.js'
-import { readSessionCsv } from '../../domain/session-csv.js'
-import { permuteSubcarriers, windowNovelty } from '../../ml/door-evaluation.js'
-import { DoorPipeline, DoorPredictor, trainDoorModel, type DoorModelMeta, type DoorWindowPrediction, type TrainedDoorModel } from '../../ml/door-model.js'
+import { parseFrame } from '../../../domain/frames.js'
+import { readSessionCsv } from '../../../domain/session-csv.js'
+import { permuteSubcarriers, windowNovelty } from '../../../ml/door/evaluation.js'
+import { DoorPipeline, DoorPredictor, trainDoorModel, type DoorModelMeta, type DoorWindowPrediction, type TrainedDoorModel } from '../../../ml/door/train.js'
 
-const SESSION_A = new URL('../fixtures/csi/door-angles-session-a.csv', import.meta.url)
-const RPI_RAW = new URL('../fixtures/csi/rpi-raw-frames.txt', import.meta.url)
+const SESSION_A = new URL('../../fixtures/csi/door-angles-session-a.csv', import.meta.url)
+const RPI_RAW = new URL('../../fixtures/csi/rpi-raw-frames.txt', import.meta.url)
 
 await tf.setBackend('cpu')
 tf.enableProdMode()

@@ -17,11 +17,11 @@
  * A); on a second recording that separates the positions, 0 %.
  */
 import { performance } from 'node:perf_hooks'
-import { isClosed } from '../domain/labels.js'
-import { blockedTails, replayTails, type AjarCheck, type AngleReadings, type DoorEvaluation, type SelfCheck } from './door-evaluation.js'
+import { isClosed } from '../../domain/labels.js'
+import { blockedTails, replayTails, type AjarCheck, type AngleReadings, type DoorEvaluation, type SelfCheck } from './evaluation.js'
 
-export type { AjarCheck, SelfCheck } from './door-evaluation.js'
-import { DoorPredictor, trainDoorModel, type DoorTrainingInput, type Tf } from './door-model.js'
+export type { AjarCheck, SelfCheck } from './evaluation.js'
+import { DoorPredictor, trainDoorModel, type DoorTrainingInput, type Tf } from './train.js'
 
 /** Share of an open angle's frames that may read closed before the check fails (~10 %). */
 export const AJAR_CLOSED_LIMIT = 0.1

@@ -1,10 +1,10 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as tf from '@tensorflow/tfjs'
-import { CALIBRATION_FRAMES_PER_ANGLE, calibrateDoorModel, calibrationProblems, calibrationVerdict, closedOrAjarAngles, MAX_AJAR_ANGLE, verdictOf } from '../../ml/door-calibration.js'
-import { minimumFramesForEvaluation, permuteSubcarriers, type AjarCheck, type AngleReadings, type DoorEvaluation } from '../../ml/door-evaluation.js'
-import { AJAR_CLOSED_LIMIT } from '../../ml/door-self-check.js'
-import { sessionRows } from '../fixtures/training.js'
+import { CALIBRATION_FRAMES_PER_ANGLE, calibrateDoorModel, calibrationProblems, calibrationVerdict, closedOrAjarAngles, MAX_AJAR_ANGLE, verdictOf } from '../../../ml/door/calibration.js'
+import { minimumFramesForEvaluation, permuteSubcarriers, type AjarCheck, type AngleReadings, type DoorEvaluation } from '../../../ml/door/evaluation.js'
+import { AJAR_CLOSED_LIMIT } from '../../../ml/door/self-check.js'
+import { sessionRows } from '../../fixtures/training.js'
 
 await tf.setBackend('cpu')
 tf.enableProdMode()

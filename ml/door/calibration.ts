@@ -12,14 +12,14 @@
  *
  * {@link calibrateDoorModel} trains the door's model, evaluates it on the
  * held-out end of each angle, runs the ajar self-check
- * (ml/door-self-check.ts) and, given a gate, records the verdict in the meta:
+ * (ml/door/self-check.ts) and, given a gate, records the verdict in the meta:
  * {@link calibrationVerdict}.
  */
-import { isClosed } from '../domain/labels.js'
-import { DEFAULT_HYSTERESIS } from '../domain/door-hysteresis.js'
-import { DEFAULT_DOOR_TRAINING, trainDoorModel, type DoorTrainingInput, type Tf, type TrainedDoorModel } from './door-model.js'
-import { evaluateDoorModel, minimumFramesForEvaluation, type AngleReadings, type DoorEvaluation, type DoorEvaluationOptions } from './door-evaluation.js'
-import { ajarSelfCheck } from './door-self-check.js'
+import { isClosed } from '../../domain/labels.js'
+import { DEFAULT_HYSTERESIS } from '../../domain/door-hysteresis.js'
+import { DEFAULT_DOOR_TRAINING, trainDoorModel, type DoorTrainingInput, type Tf, type TrainedDoorModel } from './train.js'
+import { evaluateDoorModel, minimumFramesForEvaluation, type AngleReadings, type DoorEvaluation, type DoorEvaluationOptions } from './evaluation.js'
+import { ajarSelfCheck } from './self-check.js'
 
 /**
  * Frames each calibrated position needs: ~10 s at 20 frames/s, the whole

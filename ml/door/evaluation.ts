@@ -19,15 +19,15 @@
  * `Evaluation` (schemas/model.ts), so a door version's evaluation is served
  * like a global one's.
  */
-import { DOOR_FRAME_WIDTH, FrameWindow, doorFrameFeaturesInto } from '../domain/door-window.js'
-import { openClosedFigures, rocAuc, type OpenClosedFigures } from '../domain/door-metrics.js'
-import { firstStateFrames, type HysteresisOptions } from '../domain/door-hysteresis.js'
-import { countedFrames, doorStateEvaluation, evaluate, type ReportedFrame } from '../domain/evaluation.js'
-import { SUBCARRIERS, DC_INDEX } from '../domain/frames.js'
-import { isClosed } from '../domain/labels.js'
-import { blockedSplit, tailSize } from '../domain/split.js'
-import type { Evaluation } from '../schemas/model.js'
-import { DoorPipeline, DoorPredictor, minimumFramesPerAngle, trainDoorModel, type DoorTrainingInput, type DoorWindowPrediction, type Tf, type TrainedDoorModel } from './door-model.js'
+import { DOOR_FRAME_WIDTH, FrameWindow, doorFrameFeaturesInto } from '../../domain/door-window.js'
+import { openClosedFigures, rocAuc, type OpenClosedFigures } from '../../domain/door-metrics.js'
+import { firstStateFrames, type HysteresisOptions } from '../../domain/door-hysteresis.js'
+import { countedFrames, doorStateEvaluation, evaluate, type ReportedFrame } from '../../domain/evaluation.js'
+import { SUBCARRIERS, DC_INDEX } from '../../domain/frames.js'
+import { isClosed } from '../../domain/labels.js'
+import { blockedSplit, tailSize } from '../../domain/split.js'
+import type { Evaluation } from '../../schemas/model.js'
+import { DoorPipeline, DoorPredictor, minimumFramesPerAngle, trainDoorModel, type DoorTrainingInput, type DoorWindowPrediction, type Tf, type TrainedDoorModel } from './train.js'
 
 /** Open/closed figures without the row count. */
 export type OpenClosed = Omit<OpenClosedFigures, 'rows'>
@@ -67,7 +67,7 @@ export interface DoorEvaluation {
     /** Counted frames of each calibrated angle by what was reported, ascending angles. */
     perAngle?: AngleReadings[]
   }
-  /** The ajar self-check (ml/door-self-check.ts), when the calibration was checked. */
+  /** The ajar self-check (ml/door/self-check.ts), when the calibration was checked. */
   selfCheck?: SelfCheck
   /** Share of the held-out windows (the door's own later frames) scored novel: false alarms of one window. */
   heldOutNovelShare?: number
@@ -92,7 +92,7 @@ export interface DoorEvaluation {
   trainingSeconds: number
 }
 
-/** One angle's ajar self-check (ml/door-self-check.ts). */
+/** One angle's ajar self-check (ml/door/self-check.ts). */
 export interface AjarCheck {
   /** The open angle replayed, degrees. */
   angle: number
