@@ -55,7 +55,10 @@ import { DOOR_FRAME_WIDTH, doorFrameFeaturesInto, FrameWindow } from '../domain/
 import { parseFrameWithEncoding } from '../domain/frames.js'
 import { readSessionCsv } from '../domain/session-csv.js'
 import type { ActiveDoorModel } from '../ml/door-models.js'
-import { DoorPipeline, DoorPredictor, knnDistances, type DoorModelMeta } from '../ml/door/train.js'
+import type { DoorModelMeta } from '../ml/door/model-types.js'
+import { DoorPredictor } from '../ml/door/predictor.js'
+import { DoorPipeline } from '../ml/door/pipeline.js'
+import { knnDistances } from '../ml/novelty.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
 import type { BenchReport } from './run.js'
 

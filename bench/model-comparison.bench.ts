@@ -13,7 +13,7 @@
  * - per-frame rows: the model's hold-out predictions through the legacy vote
  *   smoother (domain/smoother.ts) with the server's defaults DOOR_WINDOW 15 /
  *   DOOR_HOLD 5 — what a door without its own model reports;
- * - door-model rows: the windowed heads (ml/door-model.ts, default options)
+ * - door-model rows: the windowed heads (ml/door/train.ts, default options)
  *   trained on the same train part, the tails replayed through the pipeline
  *   the server runs for a calibrated door (ml/door/evaluation.ts
  *   evaluateDoorModel); their "per frame" columns are per window (one per
@@ -31,7 +31,8 @@ import { smoothedDoorState } from '../domain/evaluation.js'
 import { readSessionCsv } from '../domain/session-csv.js'
 import { DEFAULT_SMOOTHER_OPTIONS } from '../domain/smoother.js'
 import { contiguousRuns, evaluateDoorModel } from '../ml/door/evaluation.js'
-import { resolveDoorTraining, type DoorTrainingOptions } from '../ml/door/train.js'
+import type { DoorTrainingOptions } from '../ml/door/model-types.js'
+import { resolveDoorTraining } from '../ml/door/train.js'
 import type { TrainedModel } from '../ml/model-types.js'
 import { DEFAULT_TRAINING_OPTIONS, trainModel } from '../ml/global/trainer.js'
 import { type TrainingSet } from '../ml/training/training-set.js'
@@ -47,7 +48,7 @@ interface Config {
   options: TrainingOptions
   /** Seeds to run (the expensive MLP gets fewer). */
   seeds: number
-  /** A windowed door model (ml/door-model.ts) with these options instead of a per-frame model. */
+  /** A windowed door model (ml/door/train.ts) with these options instead of a per-frame model. */
   door?: Partial<Omit<DoorTrainingOptions, 'novelty' | 'hysteresis'>>
 }
 

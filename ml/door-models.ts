@@ -12,12 +12,12 @@ import type { ModelVersionInfo } from '../schemas/model.js'
 import type { ChosenBackend } from './backend.js'
 import { calibrationProblems, calibrationVerdict, closedOrAjarAngles, verdictOf, type CalibrationGate, type CalibrationVerdict } from './door/calibration.js'
 import type { DoorEvaluation } from './door/evaluation.js'
-import { DoorPredictor } from './door/train.js'
+import { DoorPredictor } from './door/predictor.js'
 import type { ModelStore } from './store/model-store.js'
 import { launchTraining, TrainingRunError, type LaunchedTraining } from './training/orchestration.js'
 import type { RunnerMode } from './training/runner.js'
 import type { DoorTrainingRequest } from './training/worker.js'
-import type { TrainedDoorModel } from './door/train.js'
+import type { TrainedDoorModel } from './door/model-types.js'
 
 /** A door's active model, ready to predict. */
 export interface ActiveDoorModel {

@@ -6,7 +6,7 @@
  * - the global per-frame model (ml/global/trainer.ts): accuracy, per-class figures,
  *   confusion matrix, open/closed (accuracy, balanced accuracy, closed F1),
  *   and its votes through the legacy smoother (`smoothedAccuracy`);
- * - `doorState`: the windowed door model (ml/door-model.ts, its defaults)
+ * - `doorState`: the windowed door model (ml/door/train.ts, its defaults)
  *   trained on the same train part, each label's tail replayed through a
  *   fresh pipeline exactly as the server runs a calibrated door
  *   (ml/door/evaluation.ts evaluateDoorModel); absent, with
@@ -30,7 +30,8 @@ import { DEFAULT_SMOOTHER_OPTIONS, scoreSmoothed, sequencesByLabel } from '../..
 import { chooseBackend, type BackendRequest, type ChosenBackend } from '../../ml/backend.js'
 import { contiguousRuns, evaluateDoorModel, minimumFramesForEvaluation, type AngleReadings, type DoorEvaluation, type SelfCheck, type ShiftedSet } from '../../ml/door/evaluation.js'
 import { ajarSelfCheck } from '../../ml/door/self-check.js'
-import { DEFAULT_DOOR_TRAINING, resolveDoorTraining, type DoorTrainingOptions } from '../../ml/door/train.js'
+import type { DoorTrainingOptions } from '../../ml/door/model-types.js'
+import { DEFAULT_DOOR_TRAINING, resolveDoorTraining } from '../../ml/door/train.js'
 import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel } from '../../ml/global/trainer.js'
 import { type EpochReport, type ModelMeta, type TrainedModel } from '../../ml/model-types.js'
 import { type TrainingSet } from '../../ml/training/training-set.js'

@@ -27,7 +27,10 @@ import { SUBCARRIERS, DC_INDEX } from '../../domain/frames.js'
 import { isClosed } from '../../domain/labels.js'
 import { blockedSplit, tailSize } from '../../domain/split.js'
 import type { Evaluation } from '../../schemas/model.js'
-import { DoorPipeline, DoorPredictor, minimumFramesPerAngle, trainDoorModel, type DoorTrainingInput, type DoorWindowPrediction, type Tf, type TrainedDoorModel } from './train.js'
+import type { DoorTrainingInput, Tf, TrainedDoorModel } from './model-types.js'
+import { minimumFramesPerAngle, trainDoorModel } from './train.js'
+import { DoorPredictor, type DoorWindowPrediction } from './predictor.js'
+import { DoorPipeline } from './pipeline.js'
 
 /** Open/closed figures without the row count. */
 export type OpenClosed = Omit<OpenClosedFigures, 'rows'>

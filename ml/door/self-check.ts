@@ -21,7 +21,9 @@ import { isClosed } from '../../domain/labels.js'
 import { blockedTails, replayTails, type AjarCheck, type AngleReadings, type DoorEvaluation, type SelfCheck } from './evaluation.js'
 
 export type { AjarCheck, SelfCheck } from './evaluation.js'
-import { DoorPredictor, trainDoorModel, type DoorTrainingInput, type Tf } from './train.js'
+import type { DoorTrainingInput, Tf } from './model-types.js'
+import { trainDoorModel } from './train.js'
+import { DoorPredictor } from './predictor.js'
 
 /** Share of an open angle's frames that may read closed before the check fails (~10 %). */
 export const AJAR_CLOSED_LIMIT = 0.1

@@ -3,62 +3,30 @@
  * the last k frames → window features (per-feature mean and std) → a linear
  * model with two heads (angle over the calibrated angles; a class-weighted
  * closed/open head that decides `state`) plus a novelty score (distance to the
- * calibration windows) → hysteresis (domain/door-hysteresis.ts).
+ * calibration windows) → hysteresis (domain/door-hysteresis.ts). Its parts:
  *
- * - {@link trainDoorModel}: trains on one door's calibration (or any labelled
- *   rows in recording order), in seconds, deterministic for a seed.
- * - {@link DoorPredictor}: a loaded model; `predict` answers many windows (of
- *   many devices) in one tensor call.
- * - {@link DoorPipeline}: what a server keeps per device (window +
+ * - train.ts (here), {@link trainDoorModel}: trains on one door's calibration
+ *   (or any labelled rows in recording order), in seconds, deterministic for
+ *   a seed;
+ * - predictor.ts, `DoorPredictor`: a loaded model; `predict` answers many
+ *   windows (of many devices) in one tensor call;
+ * - pipeline.ts, `DoorPipeline`: what a server keeps per device (window +
  *   hysteresis); the caller batches many devices' windows into one predict
- *   call and feeds each answer to its device's hysteresis.
+ *   call and feeds each answer to its device's hysteresis;
+ * - model-types.ts: the meta, the trained model, the options they share.
  *
  * No I/O, no HTTP; the tfjs module is passed in (a worker brings its own).
  */
 import type * as tfjs from '@tensorflow/tfjs'
-import { DOOR_FRAME_WIDTH, doorFrameFeatures, doorFrameFeaturesInto, FrameWindow, MAX_WINDOW, MIN_WINDOW, runWindows, type DoorFrameFeatures } from '../../domain/door-window.js'
-import { checkHysteresis, DEFAULT_HYSTERESIS, DoorHysteresis, type HysteresisDoor, type HysteresisOptions, type WindowObservation } from '../../domain/door-hysteresis.js'
+import { doorFrameFeatures, MAX_WINDOW, MIN_WINDOW, runWindows } from '../../domain/door-window.js'
+import { checkHysteresis, DEFAULT_HYSTERESIS, type HysteresisOptions } from '../../domain/door-hysteresis.js'
 import { FEATURES } from '../../domain/frames.js'
 import { angleProblem, CLOSED_ANGLE, labelSet } from '../../domain/labels.js'
-import { fitStandardisation, type Standardisation } from '../../domain/standardise.js'
-import { checkNoveltyOptions, DEFAULT_NOVELTY, NoveltyScorer, standardiseCopy, summariseWindows, type NoveltyOptions, type NoveltySummary } from '../novelty.js'
+import { fitStandardisation } from '../../domain/standardise.js'
+import { checkNoveltyOptions, DEFAULT_NOVELTY, standardiseCopy, summariseWindows, type NoveltyOptions } from '../novelty.js'
 import { captureArtifacts } from '../artifacts.js'
 import { mulberry32, shuffled } from '../../domain/random.js'
-
-export type Tf = typeof tfjs
-
-/** The meta format this module writes and reads. */
-export const DOOR_MODEL_FORMAT = 'doorsense-door-window/1'
-
-/** Labelled frames in recording order (windows are drawn inside contiguous runs of one angle). */
-export interface DoorTrainingInput {
-  /** 106 values per frame (53 magnitudes, 53 phases). */
-  frames: ReadonlyArray<ArrayLike<number>>
-  /** The door angle of each frame, degrees. */
-  angles: readonly number[]
-}
-
-export type { NoveltyOptions, NoveltySummary } from '../novelty.js'
-export { knnDistances } from '../novelty.js'
-
-/** Training options; every field has a measured default. */
-export interface DoorTrainingOptions {
-  /** k: frames per window. */
-  window: number
-  features: DoorFrameFeatures
-  /** Frames between two training windows of a run (1 = every window). */
-  stride: number
-  epochs: number
-  batchSize: number
-  learningRate: number
-  /** L2 on both heads' kernels, added to the loss. */
-  l2: number
-  /** Weight of the closed head's loss against the angle head's. */
-  closedLossWeight: number
-  hysteresis: HysteresisOptions
-  novelty: NoveltyOptions
-  seed: number
-}
+import { ANGLE_HEAD, CLOSED_HEAD, DOOR_MODEL_FORMAT, type DoorModelMeta, type DoorTrainingInput, type DoorTrainingOptions, type Tf, type TrainedDoorModel } from './model-types.js'
 
 /**
  * The defaults, measured with bench/door-model.bench.ts on session A's
@@ -92,59 +60,6 @@ export const DEFAULT_DOOR_TRAINING: Readonly<DoorTrainingOptions> = Object.freez
   novelty: DEFAULT_NOVELTY,
   seed: 1
 })
-
-/** Everything besides the weights that a predictor needs; JSON-serialisable. */
-export interface DoorModelMeta {
-  format: typeof DOOR_MODEL_FORMAT
-  /** k: frames per window. */
-  window: number
-  /** Per-frame inputs of a window. */
-  featureSet: DoorFrameFeatures
-  /** Window features: mean then std of each of the featureSet's values. */
-  windowFeatures: 'mean+std'
-  /** 2 × frame width. */
-  inputSize: number
-  /** Angle classes in output order, ascending degrees; 0 is closed. */
-  labels: number[]
-  /** Train statistics applied to every window before the heads and the novelty distance. */
-  standardisation: Standardisation
-  hysteresis: HysteresisOptions
-  novelty: NoveltySummary
-  /** The options the run used, defaults filled in. */
-  options: DoorTrainingOptions
-  trainFrames: number
-  trainWindows: number
-  /** Windows per angle used in training. */
-  windowsPerAngle: Record<string, number>
-  trainingSeconds: number
-  /** Set by ml/door/calibration.ts (calibrateDoorModel) from a blocked hold-out: a DoorEvaluation with its ajar self-check. */
-  evaluation?: unknown
-  /** Set by ml/door/calibration.ts when a gate was given: the CalibrationVerdict (whether it may take over its door, and why). */
-  gate?: unknown
-}
-
-/** A trained door model: tfjs artifacts (topology, weight specs and data) and its meta. */
-export interface TrainedDoorModel {
-  artifacts: tfjs.io.ModelArtifacts
-  meta: DoorModelMeta
-}
-
-/** One window's answer. */
-export interface DoorWindowPrediction extends WindowObservation {
-  /** Degrees: 0 when `state` is closed, else the most likely open angle. */
-  angle: number
-  /** The angle head's probabilities, in the order of meta.labels. */
-  angleProbabilities: number[]
-  /** The closed head's probability that the door is closed. */
-  closedProbability: number
-  /** closed when closedProbability ≥ .5 (the head is trained class-balanced). */
-  state: 'open' | 'closed'
-  /** Probability of `state`. */
-  confidence: number
-  /** Mean distance to the nearest calibration windows over the threshold: above 1 is novel. */
-  novelty: number
-  novel: boolean
-}
 
 /** Fills in defaults and checks values. @throws RangeError naming the bad option */
 export function resolveDoorTraining (options: Partial<Omit<DoorTrainingOptions, 'novelty' | 'hysteresis'>> & { novelty?: Partial<NoveltyOptions>, hysteresis?: Partial<HysteresisOptions> } = {}): DoorTrainingOptions {
@@ -267,10 +182,6 @@ function checkInput (input: DoorTrainingInput, window: number): number[] {
   return labels
 }
 
-/** Layer names of the two heads (the saved topology's, read back by the predictor). */
-const ANGLE_HEAD = 'angle'
-const CLOSED_HEAD = 'closed'
-
 /**
  * Builds the two-head network: input → Dense(labels) → softmax (angle) and
  * input → Dense(1) → sigmoid (closed). A functional tf.model, so the saved
@@ -356,193 +267,5 @@ async function fitHeads (tf: Tf, matrix: Float32Array, width: number, classes: I
   } finally {
     optimizer.dispose()
     model.dispose()
-  }
-}
-
-/**
- * A loaded door model. `predict` standardises the windows, runs both heads as
- * one matrix product (the two kernels side by side) in one tensor call, and
- * scores novelty against the stored summary in plain loops.
- */
-export class DoorPredictor {
-  readonly meta: DoorModelMeta
-  private readonly tf: Tf
-  /** inputSize × (labels + 1): the angle kernel, then the closed kernel as the last column. */
-  private readonly kernel: tfjs.Tensor2D
-  private readonly bias: Float32Array
-  private readonly novelty: NoveltyScorer
-  private readonly closedIndex: number
-  private readonly inverseStd: Float32Array
-  private readonly mean: Float32Array
-  private disposed = false
-
-  private constructor (tf: Tf, meta: DoorModelMeta, kernel: tfjs.Tensor2D, bias: Float32Array) {
-    this.tf = tf
-    this.meta = meta
-    this.kernel = kernel
-    this.bias = bias
-    this.novelty = new NoveltyScorer(meta.novelty)
-    this.closedIndex = meta.labels.indexOf(CLOSED_ANGLE)
-    this.mean = Float32Array.from(meta.standardisation.mean)
-    this.inverseStd = Float32Array.from(meta.standardisation.std, (s) => 1 / s)
-  }
-
-  /**
-   * Rebuilds a predictor from a trained model's artifacts and meta (e.g. read
-   * back from storage; the meta may have gone through JSON).
-   * @throws Error when the meta is not a door model's or does not fit the weights
-   */
-  static async load (tf: Tf, artifacts: tfjs.io.ModelArtifacts, meta: DoorModelMeta): Promise<DoorPredictor> {
-    if (meta.format !== DOOR_MODEL_FORMAT) throw new Error(`not a door window model (format ${JSON.stringify(meta.format)}, expected ${DOOR_MODEL_FORMAT})`)
-    if (meta.inputSize !== 2 * DOOR_FRAME_WIDTH || meta.standardisation.mean.length !== meta.inputSize || meta.novelty.width !== meta.inputSize) {
-      throw new Error(`door model meta does not fit: input ${meta.inputSize}, standardisation ${meta.standardisation.mean.length}, summary ${meta.novelty.width}`)
-    }
-    if (!meta.labels.includes(CLOSED_ANGLE)) throw new Error('door model meta has no closed (0°) class')
-    checkHysteresis(meta.hysteresis)
-    const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts))
-    try {
-      const [angleKernel, angleBias] = model.getLayer(ANGLE_HEAD).getWeights()
-      const [closedKernel, closedBias] = model.getLayer(CLOSED_HEAD).getWeights()
-      if (angleKernel.shape[0] !== meta.inputSize || angleKernel.shape[1] !== meta.labels.length) {
-        throw new Error(`door model weights are ${angleKernel.shape.join(' × ')}, meta says ${meta.inputSize} × ${meta.labels.length}`)
-      }
-      const kernel = tf.concat([angleKernel, closedKernel], 1) as tfjs.Tensor2D
-      const bias = new Float32Array(meta.labels.length + 1)
-      bias.set(angleBias.dataSync() as Float32Array, 0)
-      bias[meta.labels.length] = (closedBias.dataSync() as Float32Array)[0]
-      return new DoorPredictor(tf, meta, kernel, bias)
-    } finally {
-      model.dispose()
-    }
-  }
-
-  /** k of the windows this model reads. */
-  get window (): number {
-    return this.meta.window
-  }
-
-  /**
-   * Answers many windows (of any devices) at once: one matrix product for both
-   * heads, then the novelty distance of each window.
-   * @param windows window features as {@link FrameWindow.features} gives them (meta.inputSize values each)
-   * @throws Error when a window has the wrong length or the predictor is disposed
-   */
-  predict (windows: ReadonlyArray<ArrayLike<number>>): DoorWindowPrediction[] {
-    if (this.disposed) throw new Error('door predictor is disposed')
-    const count = windows.length
-    if (count === 0) return []
-    const width = this.meta.inputSize
-    const x = new Float32Array(count * width)
-    for (let r = 0; r < count; r++) {
-      const window = windows[r]
-      if (window.length !== width) throw new Error(`window ${r}: expected ${width} window features, got ${window.length}`)
-      const base = r * width
-      for (let c = 0; c < width; c++) x[base + c] = (window[c] - this.mean[c]) * this.inverseStd[c]
-    }
-    const tf = this.tf
-    const outputs = this.meta.labels.length + 1
-    const logits = tf.tidy(() => tf.matMul(tf.tensor2d(x, [count, width]), this.kernel).dataSync() as Float32Array)
-    const novelty = this.novelty.scores(x, count)
-    const labels = this.meta.labels
-    const classCount = labels.length
-    const answers: DoorWindowPrediction[] = new Array(count)
-    for (let r = 0; r < count; r++) {
-      const base = r * outputs
-      let max = Number.NEGATIVE_INFINITY
-      for (let c = 0; c < classCount; c++) max = Math.max(max, logits[base + c] + this.bias[c])
-      const probabilities = new Array<number>(classCount)
-      let total = 0
-      for (let c = 0; c < classCount; c++) {
-        const e = Math.exp(logits[base + c] + this.bias[c] - max)
-        probabilities[c] = e
-        total += e
-      }
-      let bestOpen = -1
-      for (let c = 0; c < classCount; c++) {
-        probabilities[c] /= total
-        if (c !== this.closedIndex && (bestOpen < 0 || probabilities[c] > probabilities[bestOpen])) bestOpen = c
-      }
-      const closedProbability = 1 / (1 + Math.exp(-(logits[base + classCount] + this.bias[classCount])))
-      const state = closedProbability >= 0.5 ? 'closed' : 'open'
-      const score = novelty[r]
-      answers[r] = {
-        angle: state === 'closed' ? CLOSED_ANGLE : labels[bestOpen],
-        angleProbabilities: probabilities,
-        closedProbability,
-        state,
-        confidence: state === 'closed' ? closedProbability : 1 - closedProbability,
-        novelty: score,
-        novel: score > 1
-      }
-    }
-    return answers
-  }
-
-  /** Frees the weights. */
-  dispose (): void {
-    if (this.disposed) return
-    this.disposed = true
-    this.kernel.dispose()
-  }
-}
-
-/** What a pipeline needs of a model's meta. */
-export type PipelineSettings = Pick<DoorModelMeta, 'window' | 'featureSet' | 'hysteresis'>
-
-/**
- * The per-device engine a server keeps: the device's frame window and its
- * hysteresis. `push` turns a frame into window features once the window is
- * full; the caller predicts those (batched with other devices' windows) and
- * hands the answer back with `observe`, in the order the frames arrived. A model with another k or feature set needs a
- * fresh pipeline.
- */
-export class DoorPipeline {
-  readonly settings: Readonly<PipelineSettings>
-  readonly hysteresis: DoorHysteresis
-  private readonly window: FrameWindow
-  private readonly row = new Float64Array(DOOR_FRAME_WIDTH)
-  private lastFrameAt: number | null = null
-
-  constructor (settings: PipelineSettings, startedAt = 0) {
-    this.settings = Object.freeze({ window: settings.window, featureSet: settings.featureSet, hysteresis: checkHysteresis(settings.hysteresis) })
-    this.window = new FrameWindow(settings.window, DOOR_FRAME_WIDTH)
-    this.hysteresis = new DoorHysteresis(settings.hysteresis, startedAt)
-  }
-
-  /**
-   * Adds one decoded frame (106 values). O(width).
-   * @returns the window's features (a fresh array, 2 × 103 values) once the window holds k frames, else undefined
-   * @throws Error when the frame does not hold 106 values
-   */
-  push (frame: ArrayLike<number>, at: number): Float32Array | undefined {
-    doorFrameFeaturesInto(frame, this.settings.featureSet, this.row)
-    this.window.push(this.row)
-    this.lastFrameAt = at
-    return this.window.ready ? this.window.features() : undefined
-  }
-
-  /** Feeds one window's prediction to the hysteresis. @returns whether the reported door changed */
-  observe (prediction: WindowObservation, at: number): boolean {
-    return this.hysteresis.push(prediction, at)
-  }
-
-  /** The reported door now. */
-  get door (): HysteresisDoor {
-    return this.hysteresis.door
-  }
-
-  /** Frames in the window (k once ready). */
-  get framesInWindow (): number {
-    return this.window.count
-  }
-
-  /**
-   * After `staleAfter` without frames (caller's time unit): forgets the
-   * window (old frames must not mix with new) and reports unknown.
-   * @returns whether the reported state changed
-   */
-  expire (now: number, staleAfter: number): boolean {
-    if (this.lastFrameAt !== null && now - this.lastFrameAt >= staleAfter) this.window.reset()
-    return this.hysteresis.expire(now, staleAfter)
   }
 }
