@@ -35,7 +35,7 @@ import type { DoorTrainingOptions } from '../ml/door/model-types.js'
 import { resolveDoorTraining } from '../ml/door/train.js'
 import type { TrainedModel } from '../ml/model-types.js'
 import { DEFAULT_TRAINING_OPTIONS, trainModel } from '../ml/global/trainer.js'
-import { type TrainingSet } from '../ml/training/training-set.js'
+import { type TrainingSet } from '../ml/training-set.js'
 import type { DoorStateEvaluation, TrainingOptions } from '../schemas/model.js'
 import type { BenchReport } from './run.js'
 

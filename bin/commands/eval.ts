@@ -34,7 +34,7 @@ import type { DoorTrainingOptions } from '../../ml/door/model-types.js'
 import { DEFAULT_DOOR_TRAINING, resolveDoorTraining } from '../../ml/door/train.js'
 import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel } from '../../ml/global/trainer.js'
 import { type EpochReport, type ModelMeta, type TrainedModel } from '../../ml/model-types.js'
-import { type TrainingSet } from '../../ml/training/training-set.js'
+import { type TrainingSet } from '../../ml/training-set.js'
 import type { Evaluation, TrainingOptions } from '../../schemas/model.js'
 import { epochProgress, parseOptions, processIo, UsageError, type CommandIo } from './command-line.js'
 

@@ -13,7 +13,7 @@ import type { TrainedDoorModel } from '../door/model-types.js'
 import type { CalibrationGate } from '../door/calibration.js'
 import type { ModelMeta, StorableModel, TrainedModel } from '../model-types.js'
 import type { DoorTrainingRequest } from './worker.js'
-import { isStoredSamples, packTrainingSet, type StoredSamples, type TrainingSet } from './training-set.js'
+import { isStoredSamples, packTrainingSet, type StoredSamples, type TrainingSet } from '../training-set.js'
 import { startTrainingRun, TrainingStoppedError, type RunnerMode } from './runner.js'
 
 /** What a launch needs besides the set. */

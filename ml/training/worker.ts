@@ -15,7 +15,7 @@ import type { EpochReport, StorableModel } from '../model-types.js'
 import { calibrateDoorModel, type CalibrationGate } from '../door/calibration.js'
 import Database from 'better-sqlite3'
 import { readTrainingSet } from '../store/sample-store.js'
-import { unpackTrainingSet, type PackedTrainingSet, type TrainingSet } from './training-set.js'
+import { unpackTrainingSet, type PackedTrainingSet, type TrainingSet } from '../training-set.js'
 
 /** argv flag that makes a child process run a job (so importing this file elsewhere does nothing). */
 export const PROCESS_FLAG = '--doorsense-training-worker'

@@ -18,7 +18,7 @@ import type { CaptureSessions } from './capture-sessions.js'
 import { legacyCsiRows, legacyRssiRows } from './legacy-data.js'
 import { currentProgress, type ProgressStreams } from './progress-streams.js'
 import { labelCounts, type NewSample, type SampleStore, type StoredTrainingSet } from '../../ml/store/sample-store.js'
-import { rowsOf, type StoredSamples } from '../../ml/training/training-set.js'
+import { rowsOf, type StoredSamples } from '../../ml/training-set.js'
 import { readSessionUpload, storeSessionUpload } from '../../ml/store/session-import.js'
 
 export interface TrainingRouteOptions {

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs'
 import { readSessionCsv, type SessionRow } from '../../../domain/session-csv.js'
 import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel } from '../../../ml/global/trainer.js'
 import { type EpochReport } from '../../../ml/model-types.js'
-import { MIN_ROWS_PER_LABEL, type TrainingSet } from '../../../ml/training/training-set.js'
+import { MIN_ROWS_PER_LABEL, type TrainingSet } from '../../../ml/training-set.js'
 import { SESSION_A_CSV } from '../../helper.js'
 
 await tf.setBackend('cpu')

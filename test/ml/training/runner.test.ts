@@ -4,7 +4,7 @@ import { loadBackend } from '../../../ml/backend.js'
 import { Predictor } from '../../../ml/global/predictor.js'
 import { startTrainingRun, TrainingStoppedError, type RunnerMode } from '../../../ml/training/runner.js'
 import type { TrainingJob } from '../../../ml/training/worker.js'
-import { packTrainingSet } from '../../../ml/training/training-set.js'
+import { packTrainingSet } from '../../../ml/training-set.js'
 import type { EpochReport } from '../../../ml/model-types.js'
 import { sessionSlice } from '../../fixtures/training.js'
 

@@ -1,12 +1,14 @@
 /**
  * The one shape of labelled rows a training takes, whoever assembles it (the
  * sample store, the legacy train body, a session CSV, the eval CLI), its one
- * validator and the one rule for a row's width.
+ * validator and the one rule for a row's width. The global trainer checks it
+ * and a door's calibration travels to the worker in it too, so it sits at
+ * ml/'s root beside model-types.ts, below both models and the training runs.
  */
-import { BadRequestError, TooFewSamplesError } from '../../core/errors.js'
-import { FEATURES } from '../../domain/frames.js'
-import { angleProblem } from '../../domain/labels.js'
-import type { ModelKind } from '../../schemas/model.js'
+import { BadRequestError, TooFewSamplesError } from '../core/errors.js'
+import { FEATURES } from '../domain/frames.js'
+import { angleProblem } from '../domain/labels.js'
+import type { ModelKind } from '../schemas/model.js'
 
 /** Values per row of each model kind: 106 CSI features, or 1 RSSI value. */
 export const ROW_WIDTH: Readonly<Record<ModelKind, number>> = Object.freeze({ csi: FEATURES, rssi: 1 })
