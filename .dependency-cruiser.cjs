@@ -70,6 +70,34 @@ module.exports = {
       to: { path: '(^|/)node_modules/(fastify|@fastify/(?!error))' }
     },
     {
+      name: 'ml-models-are-computation',
+      severity: 'error',
+      comment: 'ml/door/ and ml/global/ are the two models (train, predict, evaluate: computation over values, the tfjs module passed in): they know nothing of where versions and samples live (ml/store/), how a run is launched (ml/training/), the handlers, or each other; what both need sits at ml/\'s root',
+      from: { path: '^ml/(door|global)/' },
+      to: { path: '^ml/(store/|training/|(door|global)/|model-handler\\.ts$|door-models\\.ts$)', pathNot: '^ml/$1/' }
+    },
+    {
+      name: 'ml-store-launches-nothing',
+      severity: 'error',
+      comment: 'ml/store/ keeps versions, samples and the training log behind plain interfaces (a second store slots in without touching the rest): it may read a model\'s meta, never launch a run or reach a handler',
+      from: { path: '^ml/store/' },
+      to: { path: '^ml/(training/|model-handler\\.ts$|door-models\\.ts$)' }
+    },
+    {
+      name: 'ml-shared-modules-stay-below',
+      severity: 'error',
+      comment: 'the modules at ml/\'s root besides the handlers (backend, artifacts, model-types, novelty, training-set) are what the models, the store and the runs share: they import no part above them (a door model\'s types excepted)',
+      from: { path: '^ml/[^/]+\\.ts$', pathNot: '^ml/(model-handler|door-models)\\.ts$' },
+      to: { path: '^ml/(store/|training/|global/|door/(?!model-types\\.ts$)|model-handler\\.ts$|door-models\\.ts$)' }
+    },
+    {
+      name: 'ml-handlers-are-the-top',
+      severity: 'error',
+      comment: 'ml/model-handler.ts (fastify.model) and ml/door-models.ts (its doorModels) tie the models, the store and the runs together: nothing else in ml/ imports them (the model handler holds the door models)',
+      from: { path: '^ml/', pathNot: '^ml/model-handler\\.ts$' },
+      to: { path: '^ml/(model-handler|door-models)\\.ts$' }
+    },
+    {
       name: 'executables-use-the-engine-not-plugins',
       severity: 'error',
       comment: 'bin/ and bench/ reach the model engine through ml/ (and domain/, schemas/, core/), never through a plugin\'s files',

@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- door-model` (or `node --import tsx bench/door-model.bench.ts`
  * by itself): the measurements behind the windowed door-state engine's
- * defaults (ml/door-model.ts, domain/door-window.ts, domain/door-hysteresis.ts).
+ * defaults (ml/door/train.ts, domain/door-window.ts, domain/door-hysteresis.ts).
  *
  * Every row is the real pipeline: session A's blocked split (each angle's
  * last 20 % of rows held out), trainDoorModel on the rest, each test tail
@@ -28,8 +28,10 @@ import { DEFAULT_HYSTERESIS, type HysteresisOptions } from '../domain/door-hyste
 import { DOOR_FRAME_FEATURES, type DoorFrameFeatures } from '../domain/door-window.js'
 import { parseFrame } from '../domain/frames.js'
 import { readSessionCsv } from '../domain/session-csv.js'
-import { blockedTails, permuteSubcarriers, replayTails, scoreReplay, type DoorEvaluation, type ShiftedSet, type Tail } from '../ml/door-evaluation.js'
-import { DEFAULT_DOOR_TRAINING, DoorPredictor, resolveDoorTraining, trainDoorModel, type DoorTrainingInput } from '../ml/door-model.js'
+import { blockedTails, permuteSubcarriers, replayTails, scoreReplay, type DoorEvaluation, type ShiftedSet, type Tail } from '../ml/door/evaluation.js'
+import type { DoorTrainingInput } from '../ml/door/model-types.js'
+import { DEFAULT_DOOR_TRAINING, resolveDoorTraining, trainDoorModel } from '../ml/door/train.js'
+import { DoorPredictor } from '../ml/door/predictor.js'
 import type { BenchReport } from './run.js'
 
 const FIXTURES = new URL('../test/fixtures/csi/', import.meta.url)

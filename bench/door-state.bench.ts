@@ -5,7 +5,7 @@
  *
  * Models, each trained once on session A: the global per-frame model
  * (app.model.startTraining, default options) and door 5's own model
- * (app.model.doors.start: calibrateDoorModel in the worker, as
+ * (app.model.doorModels.start: calibrateDoorModel in the worker, as
  * `POST /doors/5/calibration/finish` runs it, floor 0 so it is activated).
  *
  * In process (session A frames, decoded; the process's CPU µs per frame —
@@ -56,7 +56,10 @@ import { DOOR_FRAME_WIDTH, doorFrameFeaturesInto, FrameWindow } from '../domain/
 import { parseFrameWithEncoding } from '../domain/frames.js'
 import { readSessionCsv } from '../domain/session-csv.js'
 import type { ActiveDoorModel } from '../ml/door-models.js'
-import { DoorPipeline, DoorPredictor, knnDistances, type DoorModelMeta } from '../ml/door-model.js'
+import type { DoorModelMeta } from '../ml/door/model-types.js'
+import { DoorPredictor } from '../ml/door/predictor.js'
+import { DoorPipeline } from '../ml/door/pipeline.js'
+import { knnDistances } from '../ml/novelty.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
 import { latencySummary, type LatencySummary } from './lib/latency.js'
 import { runLoad, type LoadOutcome } from './lib/load.js'
@@ -442,17 +445,17 @@ export default async function doorStateBench (): Promise<BenchReport> {
     const frames = rows.map((row) => row.features)
     const angles = rows.map((row) => row.angle)
     const trainingStarted = performance.now()
-    const calibrated = new Promise<{ version: string, activated: boolean, reasons: string[] }>((resolve) => app.model.doors.once('calibrated', resolve))
+    const calibrated = new Promise<{ version: string, activated: boolean, reasons: string[] }>((resolve) => app.model.doorModels.once('calibrated', resolve))
     await app.model.startTraining({ kind: 'csi', features: frames, angles })
-    app.model.doors.start(OWN_DEVICE, frames, angles, { floor: 0, acceptAjarAsClosed: true }, 20)
-    await Promise.all([app.model.waitForTraining(), app.model.doors.waitForTraining()])
+    app.model.doorModels.start(OWN_DEVICE, frames, angles, { floor: 0, acceptAjarAsClosed: true }, 20)
+    await Promise.all([app.model.waitForTraining(), app.model.doorModels.waitForTraining()])
     const outcome = await calibrated
     // session A cannot tell ajar from closed (issue 19): its calibration is refused, and this bench measures speed
-    if (!outcome.activated) await app.model.doors.activate(outcome.version, { force: true })
+    if (!outcome.activated) await app.model.doorModels.activate(outcome.version, { force: true })
     const trainingSeconds = (performance.now() - trainingStarted) / 1000
     const global = app.model.active
     if (!global) throw new Error(`global training failed: ${app.model.lastFailure?.message}`)
-    const own: ActiveDoorModel | undefined = app.model.doors.get(OWN_DEVICE)
+    const own: ActiveDoorModel | undefined = app.model.doorModels.get(OWN_DEVICE)
     if (!own) throw new Error(`door ${OWN_DEVICE}'s calibration was not activated: ${outcome.reasons.join(' ')}`)
     const meta = own.predictor.meta
     console.error(`global model ${global.version} and door model ${own.version} (k ${meta.window}, ${meta.labels.length} angles, novelty ${meta.novelty.rows} rows × ${meta.novelty.width}, ${meta.novelty.neighbours}-NN) trained on session A in ${trainingSeconds.toFixed(1)} s, backend ${app.model.backend.backend}`)

@@ -13,9 +13,9 @@
  * - per-frame rows: the model's hold-out predictions through the legacy vote
  *   smoother (domain/smoother.ts) with the server's defaults DOOR_WINDOW 15 /
  *   DOOR_HOLD 5 — what a door without its own model reports;
- * - door-model rows: the windowed heads (ml/door-model.ts, default options)
+ * - door-model rows: the windowed heads (ml/door/train.ts, default options)
  *   trained on the same train part, the tails replayed through the pipeline
- *   the server runs for a calibrated door (ml/door-evaluation.ts
+ *   the server runs for a calibrated door (ml/door/evaluation.ts
  *   evaluateDoorModel); their "per frame" columns are per window (one per
  *   test frame once the window is full).
  *
@@ -30,10 +30,11 @@ import { RECORDINGS_DIR } from '../core/project.js'
 import { smoothedDoorState } from '../domain/evaluation.js'
 import { readSessionCsv } from '../domain/session-csv.js'
 import { DEFAULT_SMOOTHER_OPTIONS } from '../domain/smoother.js'
-import { contiguousRuns, evaluateDoorModel } from '../ml/door-evaluation.js'
-import { resolveDoorTraining, type DoorTrainingOptions } from '../ml/door-model.js'
+import { contiguousRuns, evaluateDoorModel } from '../ml/door/evaluation.js'
+import type { DoorTrainingOptions } from '../ml/door/model-types.js'
+import { resolveDoorTraining } from '../ml/door/train.js'
 import type { TrainedModel } from '../ml/model-types.js'
-import { DEFAULT_TRAINING_OPTIONS, trainModel } from '../ml/trainer.js'
+import { DEFAULT_TRAINING_OPTIONS, trainModel } from '../ml/global/trainer.js'
 import { type TrainingSet } from '../ml/training-set.js'
 import type { DoorStateEvaluation, TrainingOptions } from '../schemas/model.js'
 import type { BenchReport } from './run.js'
@@ -47,7 +48,7 @@ interface Config {
   options: TrainingOptions
   /** Seeds to run (the expensive MLP gets fewer). */
   seeds: number
-  /** A windowed door model (ml/door-model.ts) with these options instead of a per-frame model. */
+  /** A windowed door model (ml/door/train.ts) with these options instead of a per-frame model. */
   door?: Partial<Omit<DoorTrainingOptions, 'novelty' | 'hysteresis'>>
 }
 

@@ -22,8 +22,10 @@
 import * as tf from '@tensorflow/tfjs'
 import { loadavg } from 'node:os'
 import { rocAuc } from '../domain/door-metrics.js'
-import { blockedTails, permuteSubcarriers, windowNovelty, type Tail } from '../ml/door-evaluation.js'
-import { DoorPredictor, trainDoorModel, type DoorTrainingInput } from '../ml/door-model.js'
+import { blockedTails, permuteSubcarriers, windowNovelty, type Tail } from '../ml/door/evaluation.js'
+import type { DoorTrainingInput } from '../ml/door/model-types.js'
+import { trainDoorModel } from '../ml/door/train.js'
+import { DoorPredictor } from '../ml/door/predictor.js'
 import { buildWindowNovelty, WindowNoveltyModel } from '../ml/novelty.js'
 import { loadRpiFrames, loadSessionA } from './door-model.bench.js'
 import { median } from './lib/quantile.js'
@@ -122,7 +124,7 @@ async function costs (train: DoorTrainingInput, session: DoorTrainingInput): Pro
     }
   }
   // 64 windows of 45° frames, as a micro-batch of many doors
-  const { DoorPipeline } = await import('../ml/door-model.js')
+  const { DoorPipeline } = await import('../ml/door/pipeline.js')
   const pipeline = new DoorPipeline(models[0].predictor.meta)
   const windows = frames.map((frame, i) => pipeline.push(frame, i)).filter((w): w is Float32Array => w !== undefined).slice(0, 64)
   const global = new WindowNoveltyModel(buildWindowNovelty(train.frames, train.angles))

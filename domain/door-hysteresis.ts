@@ -56,7 +56,7 @@ export interface HysteresisOptions {
  */
 export const DEFAULT_HYSTERESIS: Readonly<HysteresisOptions> = Object.freeze({ enter: 3, leave: 5, novelAfter: 50, familiarAfter: 10 })
 
-/** What one window says; a window prediction of ml/door-model.ts fits as it is. */
+/** What one window says; a window prediction of ml/door/predictor.ts fits as it is. */
 export interface WindowObservation {
   state: 'open' | 'closed'
   /** The window's angle in degrees, consistent with `state` (0 when closed). */

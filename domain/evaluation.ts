@@ -5,7 +5,7 @@
  * accuracy, balanced accuracy and F1 of "closed" ("always open" already
  * scores the open share in plain accuracy). Also the door-state figures of a
  * replay (what a door reported at each counted frame), shared by the windowed
- * door model (ml/door-evaluation.ts) and the legacy per-frame model through
+ * door model (ml/door/evaluation.ts) and the legacy per-frame model through
  * its vote smoother ({@link smoothedDoorState}).
  */
 import type { DoorStateEvaluation, Evaluation, OpenClosedEvaluation } from '../schemas/model.js'

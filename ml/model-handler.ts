@@ -1,7 +1,7 @@
 /**
  * The model handler behind `fastify.model` (and the CLI's `train`): the state
  * machine, the active version's predictor, activation, and the launch of
- * training runs (ml/training-orchestration.ts runs them). Knows nothing of
+ * training runs (ml/training/orchestration.ts runs them). Knows nothing of
  * HTTP: its errors carry codes, and the routes add what to do about them.
  */
 import { EventEmitter } from 'node:events'
@@ -12,17 +12,17 @@ import type {
   BackendInfo, Evaluation, ModelVersionInfo, PredictionBatch, TrainingFailure, TrainingOptions, TrainingProgress, TrainingState
 } from '../schemas/model.js'
 import type { ChosenBackend } from './backend.js'
-import { TrainingFsm, type TrainingEvent } from './fsm.js'
-import { ModelStore, type RecoveryReport } from './model-store.js'
-import { Predictor } from './predictor.js'
-import { resolveTrainingOptions } from './trainer.js'
+import { TrainingFsm, type TrainingEvent } from './training/fsm.js'
+import { ModelStore, type RecoveryReport } from './store/model-store.js'
+import { Predictor } from './global/predictor.js'
+import { resolveTrainingOptions } from './global/trainer.js'
 import { type ModelMeta } from './model-types.js'
-import { launchTraining, TrainingRunError, type LaunchedTraining } from './training-orchestration.js'
-import type { RunnerMode } from './training-runner.js'
+import { launchTraining, TrainingRunError, type LaunchedTraining } from './training/orchestration.js'
+import type { RunnerMode } from './training/runner.js'
 import { checkStoredSamples, checkTrainingSet, isStoredSamples, ROW_WIDTH, rowsOf, type StoredSamples, type TrainingSet } from './training-set.js'
-import { toEvaluation, type DoorEvaluation } from './door-evaluation.js'
+import { toEvaluation, type DoorEvaluation } from './door/evaluation.js'
 import { DoorModels } from './door-models.js'
-import type { DoorTrainingRequest } from './training-worker.js'
+import type { DoorTrainingRequest } from './training/worker.js'
 import type { WindowNoveltyModel } from './novelty.js'
 
 /**
@@ -80,7 +80,7 @@ export interface ModelService extends EventEmitter {
   /** The blocked hold-out evaluation of a version (default: the active CSI one); undefined if none. */
   evaluation (version?: string): { version: string, evaluation: Evaluation } | undefined
   /** Each door's own model: calibration training, activation, fallback. */
-  readonly doors: DoorModels
+  readonly doorModels: DoorModels
 }
 
 /** Version of the model handler (legacy /debug/get/version/tf_model_handler). */
@@ -122,7 +122,7 @@ export class ModelHandler extends EventEmitter implements ModelService {
   readonly store: ModelStore
   /** What start-up found on disk (temp folders removed, versions adopted or ignored). */
   readonly recovery: RecoveryReport
-  readonly doors: DoorModels
+  readonly doorModels: DoorModels
   readonly #backend: ChosenBackend
   readonly #log: ServiceLog
   readonly #runnerMode: RunnerMode
@@ -140,10 +140,10 @@ export class ModelHandler extends EventEmitter implements ModelService {
   #unloadable: string | undefined
   readonly #followTimer: NodeJS.Timeout
 
-  private constructor (options: ModelHandlerOptions, store: ModelStore, recovery: RecoveryReport, predictor: ActivePredictor | undefined, doors: DoorModels) {
+  private constructor (options: ModelHandlerOptions, store: ModelStore, recovery: RecoveryReport, predictor: ActivePredictor | undefined, doorModels: DoorModels) {
     super()
     this.store = store
-    this.doors = doors
+    this.doorModels = doorModels
     this.recovery = recovery
     this.#backend = options.backend
     this.#log = options.log
@@ -186,8 +186,8 @@ export class ModelHandler extends EventEmitter implements ModelService {
       }
     }
     const runnerMode = options.runnerMode ?? (options.backend.native ? 'process' : 'thread')
-    const doors = await DoorModels.open({ store, backend: options.backend, runnerMode, log, training: options.doorTraining })
-    return new ModelHandler(options, store, recovery, predictor, doors)
+    const doorModels = await DoorModels.open({ store, backend: options.backend, runnerMode, log, training: options.doorTraining })
+    return new ModelHandler(options, store, recovery, predictor, doorModels)
   }
 
   get state (): TrainingState {
@@ -280,7 +280,7 @@ export class ModelHandler extends EventEmitter implements ModelService {
   async activate (version: string, options: { force?: boolean } = {}): Promise<ModelVersionInfo> {
     const info = this.store.info(version)
     // a door's version swaps for that door alone: the global model's training does not hold it up
-    if (info?.scope === 'door') return this.doors.activate(version, options)
+    if (info?.scope === 'door') return this.doorModels.activate(version, options)
     this.#assertIdle()
     if (!info) throw new NotFoundError(`no model version ${JSON.stringify(version)}`)
     this.#activating = true
@@ -355,7 +355,7 @@ export class ModelHandler extends EventEmitter implements ModelService {
       await current.launched.stop()
       await current.done
     }
-    await this.doors.close()
+    await this.doorModels.close()
     this.#predictor?.predictor.dispose()
     this.#predictor = undefined
     this.removeAllListeners()

@@ -7,7 +7,7 @@
 import type * as tfjs from '@tensorflow/tfjs'
 import type { Standardisation } from '../domain/standardise.js'
 import type { Evaluation, FeatureSet, ModelKind, Prediction, TrainingOptions } from '../schemas/model.js'
-import type { DoorModelMeta } from './door-model.js'
+import type { DoorModelMeta } from './door/model-types.js'
 import type { WindowNoveltyMeta } from './novelty.js'
 
 /** The tfjs module a computation runs on (the worker brings its own). */

@@ -1,7 +1,9 @@
 /**
  * The one shape of labelled rows a training takes, whoever assembles it (the
  * sample store, the legacy train body, a session CSV, the eval CLI), its one
- * validator and the one rule for a row's width.
+ * validator and the one rule for a row's width. The global trainer checks it
+ * and a door's calibration travels to the worker in it too, so it sits at
+ * ml/'s root beside model-types.ts, below both models and the training runs.
  */
 import { BadRequestError, TooFewSamplesError } from '../core/errors.js'
 import { FEATURES } from '../domain/frames.js'

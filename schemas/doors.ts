@@ -87,7 +87,7 @@ export const CalibrationResult = Type.Object({
 }, { title: 'CalibrationResult' })
 export type CalibrationResult = Static<typeof CalibrationResult>
 
-/** What a calibration must hold: the same for every door (ml/door-calibration.ts). */
+/** What a calibration must hold: the same for every door (ml/door/calibration.ts). */
 export const CalibrationProtocol = Type.Object({
   framesPerPosition: Type.Integer({ minimum: 1, description: 'frames each position needs (~10 s at 20 frames/s)' }),
   defaultAjarAngle: Type.Integer({ minimum: 1, maximum: 90, description: 'the ajar angle proposed: the smallest opening that must count as open' }),

@@ -3,17 +3,17 @@
  * trains in this process on the blocked train part of a session CSV (each
  * label's rows but its last `holdout` share) and reports how the model does
  * on those tails:
- * - the global per-frame model (ml/trainer.ts): accuracy, per-class figures,
+ * - the global per-frame model (ml/global/trainer.ts): accuracy, per-class figures,
  *   confusion matrix, open/closed (accuracy, balanced accuracy, closed F1),
  *   and its votes through the legacy smoother (`smoothedAccuracy`);
- * - `doorState`: the windowed door model (ml/door-model.ts, its defaults)
+ * - `doorState`: the windowed door model (ml/door/train.ts, its defaults)
  *   trained on the same train part, each label's tail replayed through a
  *   fresh pipeline exactly as the server runs a calibrated door
- *   (ml/door-evaluation.ts evaluateDoorModel); absent, with
+ *   (ml/door/evaluation.ts evaluateDoorModel); absent, with
  *   `doorModel.skipped` saying why, when the file cannot calibrate a door
  *   (no closed or no open angle, too few rows per angle);
  * - the ajar self-check a door calibrated on FILE's angles would run
- *   (ml/door-self-check.ts), and the share of the door model's own held-out
+ *   (ml/door/self-check.ts), and the share of the door model's own held-out
  *   windows flagged novel;
  * - with --shifted, `novelty.auc`: how well the door model's novelty score
  *   tells OTHER's windows (a session CSV, or one frame per line in any
@@ -28,10 +28,11 @@ import { CLOSED_ANGLE, labelSet } from '../../domain/labels.js'
 import { headerProblem, readSessionCsv } from '../../domain/session-csv.js'
 import { DEFAULT_SMOOTHER_OPTIONS, scoreSmoothed, sequencesByLabel } from '../../domain/smoother.js'
 import { chooseBackend, type BackendRequest, type ChosenBackend } from '../../ml/backend.js'
-import { contiguousRuns, evaluateDoorModel, minimumFramesForEvaluation, type AngleReadings, type DoorEvaluation, type SelfCheck, type ShiftedSet } from '../../ml/door-evaluation.js'
-import { ajarSelfCheck } from '../../ml/door-self-check.js'
-import { DEFAULT_DOOR_TRAINING, resolveDoorTraining, type DoorTrainingOptions } from '../../ml/door-model.js'
-import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel } from '../../ml/trainer.js'
+import { contiguousRuns, evaluateDoorModel, minimumFramesForEvaluation, type AngleReadings, type DoorEvaluation, type SelfCheck, type ShiftedSet } from '../../ml/door/evaluation.js'
+import { ajarSelfCheck } from '../../ml/door/self-check.js'
+import type { DoorTrainingOptions } from '../../ml/door/model-types.js'
+import { DEFAULT_DOOR_TRAINING, resolveDoorTraining } from '../../ml/door/train.js'
+import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel } from '../../ml/global/trainer.js'
 import { type EpochReport, type ModelMeta, type TrainedModel } from '../../ml/model-types.js'
 import { type TrainingSet } from '../../ml/training-set.js'
 import type { Evaluation, TrainingOptions } from '../../schemas/model.js'

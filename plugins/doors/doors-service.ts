@@ -8,10 +8,10 @@
  */
 import { EventEmitter } from 'node:events'
 import { ConflictError, NotFoundError } from '../../core/errors.js'
-import { CALIBRATION_FRAMES_PER_ANGLE, calibrationProblemsOfCounts, DEFAULT_AJAR_ANGLE, MAX_AJAR_ANGLE, verdictOf } from '../../ml/door-calibration.js'
-import { AJAR_CLOSED_LIMIT } from '../../ml/door-self-check.js'
+import { CALIBRATION_FRAMES_PER_ANGLE, calibrationProblemsOfCounts, DEFAULT_AJAR_ANGLE, MAX_AJAR_ANGLE, verdictOf } from '../../ml/door/calibration.js'
+import { AJAR_CLOSED_LIMIT } from '../../ml/door/self-check.js'
 import type { CalibrationOutcome, DoorModels } from '../../ml/door-models.js'
-import { SampleStore } from '../../ml/sample-store.js'
+import { SampleStore } from '../../ml/store/sample-store.js'
 import type { CalibrationResult, CaptureRequest, Door, DoorCalibration, DoorReason, FinishAccepted, FinishRequest } from '../../schemas/doors.js'
 import type { ModelVersionInfo } from '../../schemas/model.js'
 import type { CaptureStatus } from '../../schemas/training.js'

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { EventStreamHub, sseEvent } from '../../core/event-stream.js'
-import { SampleStore } from '../../ml/sample-store.js'
+import { SampleStore } from '../../ml/store/sample-store.js'
 import { DoorsService } from './doors-service.js'
 import { doorRoutes } from './routes.js'
 
@@ -21,7 +21,7 @@ export default fp(async (app) => {
     states: app.inference.doors,
     captures: app.captures,
     samples: new SampleStore(app.storage),
-    doorModels: app.model.doors,
+    doorModels: app.model.doorModels,
     globalModel: () => app.model.active,
     floor: app.config.DOOR_CALIBRATION_FLOOR
   })

@@ -1,6 +1,6 @@
 /**
  * The live state of every door. A door with a model of its own runs the
- * windowed pipeline (ml/door-model.ts: the last k frames → window features →
+ * windowed pipeline (ml/door/: the last k frames → window features →
  * two heads + novelty → hysteresis); a door without one falls back to the
  * global per-frame model's answers through the vote smoother
  * (domain/smoother.ts). A `change` event fires when a door's reported state,
@@ -10,7 +10,7 @@
 import { EventEmitter } from 'node:events'
 import { NoveltyGate } from '../../domain/door-hysteresis.js'
 import { DoorSmoother, type SmootherOptions } from '../../domain/smoother.js'
-import { DoorPipeline } from '../../ml/door-model.js'
+import { DoorPipeline } from '../../ml/door/pipeline.js'
 import type { ActiveDoorModel } from '../../ml/door-models.js'
 import type { NoveltyStream, WindowNoveltyModel } from '../../ml/novelty.js'
 import type { Prediction } from '../../schemas/model.js'

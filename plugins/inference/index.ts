@@ -114,12 +114,12 @@ export default fp(async (app) => {
     if (device === undefined) return false
     const at = Date.now()
     doors.noteFrames(device, frames.length, at)
-    const own = app.model.doors.get(device)
+    const own = app.model.doorModels.get(device)
     if (own) doors.observeWindows(device, frames, own, at)
     else doors.observeNovelty(device, frames, app.model.novelty, at)
     return own !== undefined
   }
-  app.model.doors.on('changed', ({ device, version }) => { if (version === undefined) doors.forgetModel(device) })
+  app.model.doorModels.on('changed', ({ device, version }) => { if (version === undefined) doors.forgetModel(device) })
 
   const service: InferenceService = {
     classify (frames, device) {
@@ -134,7 +134,7 @@ export default fp(async (app) => {
       })
     },
     observe (device, frames) {
-      if (app.model.doors.get(device)) {
+      if (app.model.doorModels.get(device)) {
         ownModelReads(device, frames)
         return
       }

@@ -15,7 +15,7 @@ import { EventEmitter } from 'node:events'
 import { ConflictError } from '../../core/errors.js'
 import type { Storage } from '../../core/storage.js'
 import type { CaptureState, CaptureStatus, SampleSource } from '../../schemas/training.js'
-import type { SampleStore } from '../../ml/sample-store.js'
+import type { SampleStore } from '../../ml/store/sample-store.js'
 
 /** The captures' table; the list only grows at its end. */
 export const CAPTURE_MIGRATIONS: readonly string[] = [

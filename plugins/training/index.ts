@@ -4,7 +4,7 @@ import type { CaptureStatus } from '../../schemas/training.js'
 import { CaptureSessions, type CancelOptions, type CaptureOptions } from './capture-sessions.js'
 import { ProgressStreams } from './progress-streams.js'
 import { trainingRoutes } from './routes.js'
-import { SampleStore } from '../../ml/sample-store.js'
+import { SampleStore } from '../../ml/store/sample-store.js'
 
 /** Where a labelled frame came from. */
 export type SampleSource = SampleSourceSchema

@@ -17,9 +17,9 @@ import {
 import type { CaptureSessions } from './capture-sessions.js'
 import { legacyCsiRows, legacyRssiRows } from './legacy-data.js'
 import { currentProgress, type ProgressStreams } from './progress-streams.js'
-import { labelCounts, type NewSample, type SampleStore, type StoredTrainingSet } from '../../ml/sample-store.js'
+import { labelCounts, type NewSample, type SampleStore, type StoredTrainingSet } from '../../ml/store/sample-store.js'
 import { rowsOf, type StoredSamples } from '../../ml/training-set.js'
-import { readSessionUpload, storeSessionUpload } from '../../ml/session-import.js'
+import { readSessionUpload, storeSessionUpload } from '../../ml/store/session-import.js'
 
 export interface TrainingRouteOptions {
   samples: SampleStore
@@ -270,10 +270,10 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       throw new BadRequestError('name the samples to delete: angle, source or device (or all: true for every sample of the kind)')
     }
     // a door's calibration that is training is read by its run: the same 409 as DELETE /doors/{id}/calibration
-    const door = app.model.doors.trainingDevice
+    const door = app.model.doorModels.trainingDevice
     if (door !== undefined && (filter.device === undefined || filter.device === door) && (filter.source === undefined || filter.source === 'calibration') &&
       samples.countWhere(kind, { ...filter, source: 'calibration', device: door }) > 0) {
-      throw new ConflictError(`door ${door}'s calibration is training (version ${app.model.doors.training(door)}) and these samples include its calibration frames; try again once it has finished`)
+      throw new ConflictError(`door ${door}'s calibration is training (version ${app.model.doorModels.training(door)}) and these samples include its calibration frames; try again once it has finished`)
     }
     const deleted = samples.delete(kind, filter)
     request.log.info({ kind, ...filter, all, deleted }, 'samples deleted')

@@ -9,7 +9,7 @@ import type { CommandIo } from '../../bin/commands/command-line.js'
 import { formatReport, readShifted, run, type EvalReport } from '../../bin/commands/eval.js'
 import { loadConfig } from '../../core/config.js'
 import { PROJECT_ROOT } from '../../core/project.js'
-import { DEFAULT_DOOR_TRAINING } from '../../ml/door-model.js'
+import { DEFAULT_DOOR_TRAINING } from '../../ml/door/train.js'
 import { DoorStateEvaluation, Evaluation } from '../../schemas/model.js'
 import { RPI_RAW_FRAMES, SESSION_A_CSV, tempDir } from '../helper.js'
 

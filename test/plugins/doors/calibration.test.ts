@@ -18,7 +18,7 @@ const otherRoom = () => readFileSync(RPI_RAW_FRAMES, 'utf8').trim().split('\n').
 // stretch (64–80 % of each angle's rows) is where its closed frames look most like open ones
 // (balanced accuracy .41 there, against .85 on the real tails): the gate refuses this calibration,
 // rightly by its own measure. An admin activates it anyway (force) to follow the workflow through;
-// the verdict itself is tested in test/ml/door-calibration.test.ts and test/plugins/doors/ajar.test.ts.
+// the verdict itself is tested in test/ml/door/calibration.test.ts and test/plugins/doors/ajar.test.ts.
 
 test('all seven angles of session A, calibrated on the first 80 % of each: refused by the self-check, activated by force, then its own tails read, and another room is unknown', async (t) => {
   // a third of the default epochs: seven models train (the door's, the held-out one, five left out)

@@ -47,11 +47,11 @@ test('a door\'s own model survives a restart: same version, still answering for 
   assert.deepEqual(after.calibration.result?.selfCheck, ready.calibration.result?.selfCheck)
   assert.equal(after.reason?.code, 'closed-or-ajar', 'what this door cannot tell apart survives the restart')
   assert.deepEqual(after.calibration.reasons, ready.calibration.reasons)
-  assert.equal(second.model.doors.get(5)?.version, version)
+  assert.equal(second.model.doorModels.get(5)?.version, version)
 
   // rolled back and forward like a global version: forget it, then activate it again by name
   await second.inject({ method: 'DELETE', url: '/doors/5/calibration', headers: ADMIN })
-  assert.equal(second.model.doors.get(5), undefined)
+  assert.equal(second.model.doorModels.get(5), undefined)
   const activated = await second.inject({ method: 'POST', url: '/training/post/activate', headers: ADMIN, payload: { version } })
   assert.equal(activated.statusCode, 200, activated.body)
   assert.deepEqual([activated.json().scope, activated.json().device, activated.json().active], ['door', 5, true])

@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Storage } from '../../../core/storage.js'
-import { SampleStore } from '../../../ml/sample-store.js'
+import { SampleStore } from '../../../ml/store/sample-store.js'
 import { FrameRetention, batchRows, pauseAfterMs } from '../../../plugins/rpi-servers/frame-retention.js'
 import { FrameStore, type DecodedFrame } from '../../../plugins/rpi-servers/frame-store.js'
 import { RPI_SERVERS_MIGRATIONS, STORAGE_AREA } from '../../../plugins/rpi-servers/migrations.js'
