@@ -62,7 +62,8 @@ async function stopDuringRequest (server: ServeProcess, base: string, signals: N
 
 test('serve: answers, owns the pid file, refuses a second start, and on SIGTERM finishes in-flight work and exits 0', async (t) => {
   const dataDir = tempDir(t)
-  const server = spawnServe(t, { DATA_DIR: dataDir, LOG_LEVEL: 'info', LOG_TO_FILE: 'true' })
+  // the request lines (at debug unless LOG_REQUESTS=info) tell when the in-flight request has arrived
+  const server = spawnServe(t, { DATA_DIR: dataDir, LOG_LEVEL: 'info', LOG_REQUESTS: 'info', LOG_TO_FILE: 'true' })
   const base = await listeningUrl(server)
 
   const openapi = await fetch(`${base}/openapi.json`)
@@ -105,7 +106,7 @@ test('serve: replaces a stale pid file; SIGINT, even delivered twice as under np
   const stale = await deadPid()
   writeFileSync(pidFile, `${stale}\n`)
 
-  const server = spawnServe(t, { DATA_DIR: dataDir, LOG_LEVEL: 'info', LOG_TO_FILE: 'false' })
+  const server = spawnServe(t, { DATA_DIR: dataDir, LOG_LEVEL: 'info', LOG_REQUESTS: 'info', LOG_TO_FILE: 'false' })
   const base = await listeningUrl(server)
   assert.equal(readFileSync(pidFile, 'utf8'), `${server.child.pid}\n`)
   const replaced = server.logLines().find((line) => line.msg === 'replaced a stale pid file')

@@ -28,7 +28,7 @@ function today (): string {
 
 test('with LOG_TO_FILE a daily file appears in DATA_DIR/logs and gets the request lines', async (t) => {
   const dataDir = tempDir(t)
-  const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_TO_FILE: 'true' }, { dataDir })
+  const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_REQUESTS: 'info', LOG_TO_FILE: 'true' }, { dataDir })
   const files = readdirSync(join(dataDir, LOG_DIR))
   assert.equal(files.length, 1)
   assert.match(files[0], new RegExp(`^doorsense\\.${today()}\\.\\d+\\.log$`))
@@ -42,6 +42,24 @@ test('with LOG_TO_FILE a daily file appears in DATA_DIR/logs and gets the reques
   assert.ok(lines.every((line) => typeof line.time === 'number' && typeof line.level === 'number'), 'not pino JSON lines')
 })
 
+test('request lines are at debug by default: an info log gets none, a debug log gets them at debug, LOG_REQUESTS=info puts them back at info', async (t) => {
+  const levels = async (env: Record<string, string>) => {
+    const dataDir = tempDir(t)
+    const app = await buildTestApp(t, { LOG_TO_FILE: 'true', ...env }, { dataDir })
+    for (let i = 0; i < 3; i++) await app.inject({ method: 'GET', url: '/debug/get/time' })
+    // a refusal still says why at info, in one line
+    await app.inject({ method: 'GET', url: '/doors/123' })
+    await app.close()
+    const lines = fileLines(dataDir)
+    const requestLines = lines.filter((line) => line.msg === 'incoming request' || line.msg === 'request completed')
+    const rejected = lines.filter((line) => line.msg === 'request rejected')
+    return { requestLevels: [...new Set(requestLines.map((line) => line.level))], requestLines: requestLines.length, rejected: rejected.map((line) => [line.level, line.statusCode]) }
+  }
+  assert.deepEqual(await levels({ LOG_LEVEL: 'info' }), { requestLevels: [], requestLines: 0, rejected: [[30, 404]] })
+  assert.deepEqual(await levels({ LOG_LEVEL: 'debug' }), { requestLevels: [20], requestLines: 8, rejected: [[30, 404]] })
+  assert.deepEqual(await levels({ LOG_LEVEL: 'info', LOG_REQUESTS: 'info' }), { requestLevels: [30], requestLines: 8, rejected: [[30, 404]] })
+})
+
 test('LOG_TO_FILE=false writes no file', async (t) => {
   const dataDir = tempDir(t)
   const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_TO_FILE: 'false' }, { dataDir })
@@ -52,7 +70,7 @@ test('LOG_TO_FILE=false writes no file', async (t) => {
 
 test('with requestLogging.enabled=false no request lines are written, and turning it on again resumes them', async (t) => {
   const dataDir = tempDir(t)
-  const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_TO_FILE: 'true' }, { dataDir })
+  const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_REQUESTS: 'info', LOG_TO_FILE: 'true' }, { dataDir })
   app.requestLogging.enabled = false
   await app.inject({ method: 'GET', url: '/debug/get/time?quiet=1' })
   await app.inject({ method: 'GET', url: '/no/such/route?quiet=2' })
