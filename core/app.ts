@@ -54,7 +54,7 @@ export function connectionsCheckingMs (requestTimeoutMs: number): number {
  * in order, so this one screen shows the whole service.
  */
 export async function buildApp (config: Config): Promise<App> {
-  const appLogger = await createLogger({ level: config.LOG_LEVEL, dataDir: config.DATA_DIR, toFile: config.LOG_TO_FILE })
+  const appLogger = await createLogger({ level: config.LOG_LEVEL, dataDir: config.DATA_DIR, toFile: config.LOG_TO_FILE, retentionDays: config.LOG_RETENTION_DAYS })
   const requestLogging: RequestLogging = { enabled: true }
   const requestTimeoutMs = Math.max(1, Math.round(config.REQUEST_TIMEOUT_S * 1000))
 
