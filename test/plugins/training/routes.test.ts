@@ -64,6 +64,12 @@ test('a CSV with bad lines is rejected naming each line, and nothing of it is st
 
   const header = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: 'Label,foo\n0,1\n' })
   assert.match(header.json().message, /line 1: header must have 107 columns/)
+  // a column dropped from the header is named
+  const [head, ...body] = sessionCsv(sessionSlice(1)).split('\n')
+  const dropped = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: [head!.replace(',CH30_phase', ''), ...body].join('\n') })
+  assert.match(dropped.json().message, /line 1: header must have 107 columns \(.*\), got 106: missing CH30_phase$/)
+  const label = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: [head, body[0]!.replace(/^\d+,/, 'closed,')].join('\n') })
+  assert.match(label.json().message, /line 2: Label must be the door angle in degrees \(0 = closed … 90 = wide open\), got "closed"$/)
   const empty = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: '' })
   assert.equal(empty.statusCode, 400)
   assert.match(empty.json().message, /file is empty/)
