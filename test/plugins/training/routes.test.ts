@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { Readable } from 'node:stream'
 import type { App } from '../../../core/app.js'
 import type { DatasetSummary } from '../../../schemas/training.js'
-import { ADMIN, buildTestApp, RPI_RAW_FRAMES } from '../../helper.js'
+import { ADMIN, buildTestApp, RPI_RAW_FRAMES, SESSION_A_CSV } from '../../helper.js'
 import { sessionCsv, sessionSlice } from '../../fixtures/training.js'
 
 const CSV = { ...ADMIN, 'content-type': 'text/csv' }
@@ -90,10 +90,26 @@ test('the import wants text/csv, an admin token, and a body within IMPORT_BODY_L
   const small = sessionCsv(sessionSlice(1))
   const noToken = await app.inject({ method: 'POST', url: '/training/post/import', headers: { 'content-type': 'text/csv' }, payload: small })
   assert.equal(noToken.statusCode, 401)
-  const json = await app.inject({ method: 'POST', url: '/training/post/import', headers: ADMIN, payload: { csv: small } })
-  assert.equal(json.statusCode, 400)
-  assert.match(json.json().message, /Content-Type: text\/csv/)
-  assert.equal((await dataset(app)).total, 0)
+  // any other type is a 415 naming the one to send, whatever the body's size: a CSV sent as JSON
+  // met the JSON parser (a 400 for bad JSON, or a misleading 413 past BODY_LIMIT)
+  const wrongTypes: Array<[string, Record<string, string>, string | object]> = [
+    ['a JSON body', ADMIN, { csv: small }],
+    ['a small CSV as JSON', { ...ADMIN, 'content-type': 'application/json' }, small],
+    ['session A as JSON (past BODY_LIMIT)', { ...ADMIN, 'content-type': 'application/json' }, readFileSync(SESSION_A_CSV, 'utf8')],
+    ['a CSV as text/plain', { ...ADMIN, 'content-type': 'text/plain' }, small]
+  ]
+  for (const [what, headers, payload] of wrongTypes) {
+    const wrong = await app.inject({ method: 'POST', url: '/training/post/import', headers, payload })
+    assert.equal(wrong.statusCode, 415, what)
+    assert.equal(wrong.json().code, 'FST_ERR_CTP_INVALID_MEDIA_TYPE', what)
+    assert.match(wrong.json().message, /^unsupported Content-Type "(application\/json|text\/plain)": POST \/training\/post\/import takes text\/csv \(e\.g\. curl --data-binary @session\.csv -H 'content-type: text\/csv'\)$/, what)
+  }
+  // the token is checked first
+  assert.equal((await app.inject({ method: 'POST', url: '/training/post/import', headers: { 'content-type': 'application/json' }, payload: small })).statusCode, 401)
+  // text/csv with a charset is text/csv
+  const charset = await app.inject({ method: 'POST', url: '/training/post/import', headers: { ...ADMIN, 'content-type': 'text/csv; charset=utf-8' }, payload: small })
+  assert.equal(charset.statusCode, 200, charset.body)
+  assert.equal((await dataset(app)).total, charset.json().imported)
 })
 
 test('POST /training/post/samples takes labelled frames in every encoding, all or nothing', async (t) => {
