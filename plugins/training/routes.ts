@@ -126,7 +126,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
   })
 
   app.post('/training/post/train', {
-    config: { errorHints: { DS_TOO_FEW_SAMPLES: 'add samples of that angle, or remove a stray label with POST /training/post/delete_samples', DS_TRAINING_BUSY: WAIT_FOR_TRAINING } },
+    config: { errorHints: { DS_TOO_FEW_SAMPLES: 'samples are added with POST /training/post/import or /training/post/samples, removed with POST /training/post/delete_samples', DS_TRAINING_BUSY: WAIT_FOR_TRAINING } },
     onRequest: app.requireAdmin,
     bodyLimit: importLimit,
     // the original clients may post no body at all: that means {}

@@ -251,7 +251,7 @@ test('training on the stored dataset needs enough samples and an admin; status a
   assert.equal(noToken.statusCode, 401)
   const empty = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN })
   assert.equal(empty.statusCode, 400)
-  assert.match(empty.json().message, /at least 2 door angles; the csi dataset has no samples/)
+  assert.match(empty.json().message, /at least 2 door angles; the csi dataset has no samples: add samples of the door closed \(0°\) and open \(e\.g\. 90°\)/)
   await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: sessionCsv(sessionSlice(12).filter((row) => row.angle < 30)) })
   const badOption = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN, payload: { epochs: 0 } })
   assert.equal(badOption.statusCode, 400)
@@ -289,7 +289,7 @@ test('a stray label blocks training until POST /training/post/delete_samples rem
 
   const blocked = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN, payload: {} })
   assert.equal(blocked.statusCode, 400)
-  assert.match(blocked.json().message, /too few for 33° \(1\).*delete_samples/)
+  assert.match(blocked.json().message, /too few for 33° \(1\): add at least 9 more of 33°, or remove that angle's samples \(samples are added with POST \/training\/post\/import or \/training\/post\/samples, removed with POST \/training\/post\/delete_samples\)$/)
 
   const unauthorised = await app.inject({ method: 'POST', url: '/training/post/delete_samples', payload: { angle: 33 } })
   assert.equal(unauthorised.statusCode, 401)
