@@ -126,6 +126,8 @@ test('serve: a port already in use is a clear start-up failure that releases the
   const dataDir = tempDir(t)
   const server = spawnServe(t, { DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'info', LOG_TO_FILE: 'true' })
   assert.equal(await exitWithin(server, 60_000), 1)
-  assert.match(server.stderr(), /failed to start: .*EADDRINUSE/)
+  // one line, naming the setting and the fix
+  assert.equal(server.stderr(), `doorsense: cannot start: port ${port} on 127.0.0.1 is already in use (PORT=${port}); ` +
+    `stop what listens there (ss -ltnp 'sport = :${port}' shows it) or set PORT to a free port\n`)
   assert.equal(existsSync(`${dataDir}/${PID_FILE}`), false)
 })
