@@ -124,6 +124,22 @@ async function assertNoHorizontalScroll (page: Page, what: string): Promise<void
   if (dialog) assert.ok(dialog[0] <= dialog[1], `${what}: the dialog's content is ${dialog[0]} px wide in ${dialog[1]} px`)
 }
 
+/** In the wizard's open Recording options, each input sits right under its own label (never alone on a line of its own); the fields' tops. */
+async function assertOptionFieldsKeepTheirLabels (page: Page, what: string): Promise<number[]> {
+  const fields = await inPage<Array<{ id: string, label: number[], input: number[] }>>(page, `[...document.querySelectorAll('dialog.wizard details.options[open] input')].map((input) => {
+    const box = (element) => { const r = element.getBoundingClientRect(); return [Math.round(r.left), Math.round(r.top), Math.round(r.bottom)] }
+    return { id: input.id, label: box(input.labels[0]), input: box(input) }
+  })`)
+  assert.deepEqual(fields.map((field) => field.id), ['wizard-frames', 'wizard-seconds'], `${what}: the two recording options`)
+  for (const { id, label, input } of fields) {
+    const [labelLeft, , labelBottom] = label as [number, number, number]
+    const [inputLeft, inputTop] = input as [number, number]
+    assert.equal(inputLeft, labelLeft, `${what}: #${id} starts where its label does (${JSON.stringify({ label, input })})`)
+    assert.ok(inputTop >= labelBottom && inputTop - labelBottom < 16, `${what}: #${id} is right under its label (${JSON.stringify({ label, input })})`)
+  }
+  return fields.map((field) => field.label[1] as number)
+}
+
 test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 }, async (t) => {
   const started = Date.now()
   const dataDir = mkdtempSync(join(tmpdir(), 'doorsense-dashboard-'))
@@ -227,6 +243,12 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     const wizard = page.locator('dialog.wizard')
     await wizard.getByRole('heading', { name: /Step 1: Close the door, then Record/ }).waitFor()
     await screenshot(page, '05-wizard-closed-step', false)
+    // the recording options: "At most (seconds)" and its input stay together, beside the frames field on a wide screen
+    await wizard.getByText('Recording options').click()
+    const [framesTop, secondsTop] = await assertOptionFieldsKeepTheirLabels(page, 'wide')
+    assert.equal(framesTop, secondsTop, 'on a wide screen the two fields share a line')
+    await screenshot(page, '05-wizard-recording-options', false)
+    await wizard.getByText('Recording options').click()
 
     // no token yet: Record asks for it; a wrong one is refused with a 401 and asked for again
     await wizard.getByRole('button', { name: 'Record', exact: true }).click()
@@ -438,6 +460,11 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     await phone.page.locator('dialog.wizard').getByRole('button', { name: 'Calibrate again' }).click()
     await phone.page.locator('dialog.wizard').getByRole('heading', { name: /Step 1/ }).waitFor()
     await assertNoHorizontalScroll(phone.page, 'wizard step 1')
+    // too narrow for both fields on one line: the seconds field moves down whole, label and input together
+    await phone.page.locator('dialog.wizard').getByText('Recording options').click()
+    await assertOptionFieldsKeepTheirLabels(phone.page, 'phone')
+    await assertNoHorizontalScroll(phone.page, 'wizard recording options')
+    await screenshot(phone.page, '17-phone-recording-options', false)
     await phone.page.locator('dialog.wizard').getByRole('button', { name: 'Cancel' }).click()
     phone.assertClean()
   })
