@@ -255,6 +255,8 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     const tokenDialog = page.locator('dialog.token-dialog')
     await tokenDialog.waitFor()
     await screenshot(page, '06-token-prompt', false)
+    // this server's token is its ADMIN_TOKEN setting (the tests set it): no file to point at
+    assert.equal(await tokenDialog.locator('.token-where').innerText(), 'It is the server\'s ADMIN_TOKEN setting. It is kept in this tab only, until you sign out or close it.')
     const capturePath = new RegExp(`/doors/${BACK}/calibration/capture$`)
     main.expect({ status: 401, url: capturePath })
     await page.locator('#token-input').fill('not-the-admin-token-123')
@@ -496,6 +498,25 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     await page.keyboard.press('Escape')
     await wizard.waitFor({ state: 'detached' })
     keys.assertClean()
+  })
+
+  await t.test('a server without ADMIN_TOKEN: the token prompt names the file in its DATA_DIR', async (t) => {
+    // ADMIN_TOKEN empty is unset: the server writes one into DATA_DIR/admin-token
+    const other = await buildTestApp(t, { ADMIN_TOKEN: '' })
+    await other.listen({ host: '127.0.0.1', port: 0 })
+    const tokenFile = join(other.config.DATA_DIR, 'admin-token')
+    assert.ok(readFileSync(tokenFile, 'utf8').trim().length >= 16)
+    const { page, assertClean } = await openWatchedPage(browser, t, { viewport: WIDE })
+    await page.goto(`http://127.0.0.1:${(other.server.address() as AddressInfo).port}/`)
+    await page.getByRole('button', { name: 'Sign in as admin' }).click()
+    const tokenDialog = page.locator('dialog.token-dialog')
+    await tokenDialog.waitFor()
+    assert.equal(await tokenDialog.locator('.token-where code.path').innerText(), tokenFile)
+    assert.ok((await tokenDialog.locator('.token-where').innerText()).startsWith(`It is in ${tokenFile} on the server (ADMIN_TOKEN is not set there).`))
+    await assertNoHorizontalScroll(page, 'token prompt')
+    await screenshot(page, '19-token-prompt-file', false)
+    await tokenDialog.getByRole('button', { name: 'Cancel' }).click()
+    assertClean()
   })
 
   await t.test('a server restart: the page says it is reconnecting, then recovers by itself', async () => {
