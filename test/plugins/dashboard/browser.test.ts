@@ -500,6 +500,22 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     keys.assertClean()
   })
 
+  await t.test('a favicon: the page\'s icons and /favicon.ico (asked for where a page names none) are images', async () => {
+    const { page } = main
+    const icons = await inPage<Array<{ href: string, width: number }>>(page, `Promise.all([...document.querySelectorAll('link[rel=icon]'), { href: '/favicon.ico' }].map((link) => new Promise((resolve) => {
+      const image = new Image()
+      image.onload = () => resolve({ href: link.href, width: image.naturalWidth })
+      image.onerror = () => resolve({ href: link.href, width: 0 })
+      image.src = link.href
+    })))`)
+    assert.equal(icons.length, 3, JSON.stringify(icons))
+    for (const icon of icons) assert.ok(icon.width > 0, `${icon.href} is not an image the browser can draw`)
+    const ico = await page.request.get(`${url}/favicon.ico`)
+    assert.equal(ico.status(), 200)
+    assert.equal(ico.headers()['content-type'], 'image/x-icon')
+    main.assertClean()
+  })
+
   await t.test('a server without ADMIN_TOKEN: the token prompt names the file in its DATA_DIR', async (t) => {
     // ADMIN_TOKEN empty is unset: the server writes one into DATA_DIR/admin-token
     const other = await buildTestApp(t, { ADMIN_TOKEN: '' })
