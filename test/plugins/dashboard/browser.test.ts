@@ -535,6 +535,32 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     assertClean()
   })
 
+  await t.test('remove a door: Remove…, the confirmation says what goes with it, Keep it changes nothing, Yes removes it everywhere', async () => {
+    const { page } = main
+    const tile = page.locator(`.door[data-device="${SIDE}"]`)
+    await tile.getByRole('button', { name: 'Remove side-door…' }).click()
+    const confirm = tile.getByRole('group', { name: 'Remove side-door?' })
+    assert.match(await confirm.innerText(), /Its calibration and model are forgotten and its Pi leaves the known list; a Pi that still sends comes back as a new door/)
+    await screenshot(page, '20-door-remove-confirm')
+    await confirm.getByRole('button', { name: 'Keep it' }).click()
+    assert.equal(await tile.getByRole('group', { name: 'Remove side-door?' }).count(), 0)
+    assert.equal((await fetch(`${url}/doors/${SIDE}`)).status, 200, 'kept')
+
+    // signed in since the wizard: the DELETE carries the token, and the tile and the device go with the door's removed event
+    await tile.getByRole('button', { name: 'Remove side-door…' }).click()
+    const removed = page.waitForResponse((response) => response.request().method() === 'DELETE' && new RegExp(`/doors/${SIDE}$`).test(response.url()))
+    await tile.getByRole('button', { name: 'Yes, remove' }).click()
+    assert.equal((await removed).status(), 204)
+    await tile.waitFor({ state: 'detached' })
+    await page.locator(`.device[data-device="${SIDE}"]`).waitFor({ state: 'detached' })
+    await page.waitForFunction('window.spoken.includes(\'side-door removed.\')')
+    assert.equal((await fetch(`${url}/doors/${SIDE}`)).status, 404)
+    // the others stay
+    await page.locator(`.door[data-device="${FRONT}"]`).waitFor()
+    await page.locator(`.door[data-device="${BACK}"]`).waitFor()
+    main.assertClean()
+  })
+
   await t.test('a server restart: the page says it is reconnecting, then recovers by itself', async () => {
     const { page } = main
     const { port } = new URL(url)
