@@ -4,8 +4,10 @@
  * cleanly, 1 bad configuration or start-up failure (or a second stop signal),
  * 2 another live server owns the pid file. A start-up failure of DATA_DIR (not
  * writable, a file where a folder belongs, no space) is one line on stderr
- * naming the path and the fix; a disk too full even for the pid file starts
- * read-only instead (see docs/reliability.md, "A full disk").
+ * naming the path and the fix, and so is a HOST:PORT it cannot listen on (in
+ * use, privileged, not this machine's), naming the setting; a disk too full
+ * even for the pid file starts read-only instead (see docs/reliability.md,
+ * "A full disk").
  *
  * No shebang line: with one, tsx 4.23 fails to parse this file (its
  * dynamic-import rewrite chokes on the shebang plus esbuild's keepNames helper).
@@ -15,7 +17,7 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs'
 import { userInfo } from 'node:os'
 import { dirname, join } from 'node:path'
 import type { App } from '../core/app.js'
-import { ConfigError, loadConfig, type Config } from '../core/config.js'
+import { ConfigError, ConfigSchema, loadConfig, type Config } from '../core/config.js'
 import { acquirePidFile, PidFileBusyError, pidFilePath, releasePidFile, SERVER_ENTRY } from '../core/pid-file.js'
 
 /** How long in-flight requests get to finish after SIGTERM/SIGINT. */
@@ -72,9 +74,29 @@ function isOutOfSpace (err: unknown): boolean {
 async function failStart (err: unknown): Promise<never> {
   if (pidFileClaimed) releasePidFile(pidFile)
   const { DATABASE_FILE } = await import('../core/storage.js')
-  const described = describeStartError(err, config.DATA_DIR, join(config.DATA_DIR, DATABASE_FILE))
+  const described = describeListenError(err, config) ?? describeStartError(err, config.DATA_DIR, join(config.DATA_DIR, DATABASE_FILE))
   console.error(`doorsense: ${described ?? `failed to start: ${(err as Error).message}`}`)
   process.exit(1)
+}
+
+/**
+ * A failure to listen on HOST:PORT as one line naming the setting and the
+ * fix; undefined for any other failure (a listen EACCES is not DATA_DIR's).
+ */
+function describeListenError (err: unknown, { HOST: host, PORT: port }: Config): string | undefined {
+  const { code, syscall } = err as NodeJS.ErrnoException
+  if (syscall !== 'listen' && syscall !== 'bind') return undefined
+  switch (code) {
+    case 'EADDRINUSE':
+      return `cannot start: port ${port} on ${host} is already in use (PORT=${port}); stop what listens there (ss -ltnp 'sport = :${port}' shows it) or set PORT to a free port`
+    case 'EACCES':
+    case 'EPERM':
+      return `cannot start: user ${userName()} may not listen on port ${port} (PORT=${port}; ports below 1024 need privileges); set PORT to 1024 or above (the default is ${ConfigSchema.properties.PORT.default})`
+    case 'EADDRNOTAVAIL':
+      return `cannot start: ${host} is not an address of this machine (HOST=${host}); set HOST to one of its addresses, 127.0.0.1, or 0.0.0.0 for all`
+    default:
+      return undefined
+  }
 }
 
 /**

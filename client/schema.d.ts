@@ -8040,7 +8040,7 @@ export interface paths {
         put?: never;
         /**
          * Imports labelled frames from a session CSV (admin)
-         * @description Body: `text/csv` in the layout of door-angles-session-a.csv (header `Label,CH6_mag,…,CH58_phase`, 107 columns), up to IMPORT_BODY_LIMIT bytes. Read as a stream, stored in one transaction: any bad line is a 400 listing the line numbers, and nothing is stored. The same content (sha256 of its trimmed non-blank lines) imported for the same device while the earlier import's samples are stored is a 409 naming that import, unless `duplicate=allow`; a retry with the same `Idempotency-Key` gets the first answer instead.
+         * @description Body: `text/csv` in the layout of door-angles-session-a.csv (header `Label,CH6_mag,…,CH58_phase`, 107 columns), up to IMPORT_BODY_LIMIT bytes. Any other Content-Type is a 415. Read as a stream, stored in one transaction: any bad line is a 400 listing the line numbers, and nothing is stored. The same content (sha256 of its trimmed non-blank lines) imported for the same device while the earlier import's samples are stored is a 409 naming that import, unless `duplicate=allow`; a retry with the same `Idempotency-Key` gets the first answer instead.
          */
         post: {
             parameters: {

@@ -1,10 +1,11 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import sensible from '@fastify/sensible'
 import { Counter, Gauge } from 'prom-client'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import { createLogger, type RequestLogging } from './logger.js'
+import { RequestLogController } from './request-log.js'
 import { formatValidationErrors, installErrorHandlers } from './errors.js'
 import { installJsonBodyParser } from './json-body.js'
 import { answerRouterRefusal, MAX_PATH_PARAMETER_LENGTH } from './router-errors.js'
@@ -53,14 +54,15 @@ export function connectionsCheckingMs (requestTimeoutMs: number): number {
  * in order, so this one screen shows the whole service.
  */
 export async function buildApp (config: Config): Promise<App> {
-  const appLogger = await createLogger({ level: config.LOG_LEVEL, dataDir: config.DATA_DIR, toFile: config.LOG_TO_FILE })
+  const appLogger = await createLogger({ level: config.LOG_LEVEL, dataDir: config.DATA_DIR, toFile: config.LOG_TO_FILE, retentionDays: config.LOG_RETENTION_DAYS })
   const requestLogging: RequestLogging = { enabled: true }
   const requestTimeoutMs = Math.max(1, Math.round(config.REQUEST_TIMEOUT_S * 1000))
 
   const app = Fastify({
     loggerInstance: appLogger.logger as FastifyBaseLogger,
     bodyLimit: config.BODY_LIMIT,
-    logController: new LogController({ disableRequestLogging: () => !requestLogging.enabled }),
+    // a request's two lines at LOG_REQUESTS (debug by default: out of the info log)
+    logController: new RequestLogController(config.LOG_REQUESTS, requestLogging),
     // the legacy clients post bodies whose numbers arrive as strings at times (IDs and names are
     // checked before that coercion: core/strict-input.ts); a field a schema does not take is refused
     // where it says additionalProperties: false (every new route), never silently dropped, and

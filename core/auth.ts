@@ -101,7 +101,8 @@ function bearerOf (request: FastifyRequest): string | undefined {
 /** Decorates `requireAdmin` and `requireDevice`, the two guards routes put in `onRequest`. */
 export const authPlugin = fp<AuthOptions>(async (app, options) => {
   const admin = resolveAdminToken(options.dataDir, options.adminToken)
-  if (admin.source === 'generated') app.log.warn({ file: admin.file }, 'ADMIN_TOKEN is unset: generated an admin token into this file (mode 0600)')
+  // a first start without ADMIN_TOKEN is the usual case, not a problem: info, with where to read it
+  if (admin.source === 'generated') app.log.info({ file: admin.file }, 'ADMIN_TOKEN is unset: generated an admin token into this file (mode 0600)')
   else if (admin.source === 'file') app.log.info({ file: admin.file }, 'ADMIN_TOKEN is unset: using the admin token stored in this file')
   if (admin.tightenedFrom !== undefined) {
     app.log.warn({ file: admin.file, mode: modeText(admin.tightenedFrom), now: modeText(PRIVATE_FILE_MODE) }, 'the admin token file was readable by other users: its mode is now 0600 (change the token if they may have read it)')

@@ -24,6 +24,8 @@ export const ConfigSchema = Type.Object({
   MAX_EVENT_STREAMS: Type.Optional(Type.Integer({ minimum: 1, description: 'most server-sent-event streams open at once, all stream routes together (more get 503 + Retry-After); default half of MAX_CONNECTIONS, at most 512' })),
   ALLOWED_HOSTS: Type.Optional(Type.String({ pattern: '^\\s*[A-Za-z0-9.:\\[\\]-]+(\\s*,\\s*[A-Za-z0-9.:\\[\\]-]+)*\\s*$', description: 'comma-separated host names the Host header may name (against DNS rebinding); IP addresses and localhost always pass; unset = any' })),
   LOG_TO_FILE: Type.Boolean({ default: true, description: 'also write a daily log file in DATA_DIR/logs' }),
+  LOG_RETENTION_DAYS: Type.Integer({ minimum: 0, maximum: 36500, default: 30, description: 'days of daily log files kept in DATA_DIR/logs besides today\'s; older ones are deleted at start and at each daily roll (0 = today\'s only)' }),
+  LOG_REQUESTS: Type.Union([Type.Literal('debug'), Type.Literal('info')], { default: 'debug', description: 'level of the two lines each request gets ("incoming request", "request completed"): debug keeps them out of the default LOG_LEVEL=info log; info logs every request' }),
   TF_BACKEND: Type.Union([Type.Literal('auto'), Type.Literal('gpu'), Type.Literal('node'), Type.Literal('cpu')], { default: 'auto' }),
   STALE_AFTER_S: Type.Number({ exclusiveMinimum: 0, maximum: 86400, default: 30, description: 'seconds of silence before a Pi leaves the live list' }),
   REQUEST_TIMEOUT_S: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 30, description: 'seconds a whole request (headers and body) may take to arrive; a slower client gets 408 and its socket is closed' }),

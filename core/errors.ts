@@ -31,6 +31,8 @@ export const UnavailableError: FastifyErrorConstructor = createError('DS_UNAVAIL
 export const StorageFullError: FastifyErrorConstructor = createError('DS_STORAGE_FULL', '%s', 507)
 /** The Host header names a host not in ALLOWED_HOSTS (core/allowed-hosts.ts): 421, the request was meant for another server. */
 export const HostNotAllowedError: FastifyErrorConstructor = createError('DS_HOST_NOT_ALLOWED', '%s', 421)
+/** A body of a type the route does not take: Fastify's own code, so that every 415 carries the same one (the message is {@link clearerMessage}'s). */
+export const UnsupportedMediaTypeError: FastifyErrorConstructor = createError('FST_ERR_CTP_INVALID_MEDIA_TYPE', 'Unsupported Media Type: %s', 415)
 /** Load shedding (core/load-shedding.ts); the code is the one @fastify/under-pressure answered with, kept for clients that know it. */
 export const UnderPressureError: FastifyErrorConstructor = createError('FST_UNDER_PRESSURE', '%s', 503)
 
@@ -92,7 +94,11 @@ function clearerMessage (err: FastifyError, request: FastifyRequest): string | u
     return typeof limit === 'number' ? `request body is larger than this route's limit of ${limit} bytes` : undefined
   }
   if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return `unsupported Content-Type ${JSON.stringify(request.headers['content-type'] ?? '')} (JSON routes take application/json, the CSV import text/csv)`
+    const got = JSON.stringify(request.headers['content-type'] ?? '')
+    // a route that says what it consumes (the CSV import) is named with it
+    const consumes = (request.routeOptions.schema as { consumes?: unknown } | undefined)?.consumes
+    if (Array.isArray(consumes) && consumes.length > 0) return `unsupported Content-Type ${got}: ${request.method} ${request.routeOptions.url} takes ${consumes.join(' or ')}`
+    return `unsupported Content-Type ${got} (JSON routes take application/json, the CSV import text/csv)`
   }
   return undefined
 }

@@ -1,6 +1,6 @@
 import pino, { type Logger, type StreamEntry } from 'pino'
 import pinoRoll from 'pino-roll'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readdirSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { makePrivate, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from './file-modes.js'
 
@@ -18,12 +18,52 @@ export interface ServiceLog {
 /** Folder (inside DATA_DIR) of the daily log files. */
 export const LOG_DIR = 'logs'
 
+/** Days of daily log files kept besides today's when LOG_RETENTION_DAYS is not given. */
+export const DEFAULT_LOG_RETENTION_DAYS = 30
+
+/** A daily log file's name as pino-roll writes it: doorsense.<yyyy-MM-dd>.<n>.log (local date). */
+const LOG_FILE_NAME = /^doorsense\.(\d{4})-(\d{2})-(\d{2})\.\d+\.log$/
+
+/**
+ * Deletes the daily log files in `dir` dated more than `retentionDays`
+ * calendar days before `now` (local time, as the files are named): 0 keeps
+ * today's file only. Other files in the folder (the redeploy log, the
+ * server's output log) are never touched.
+ * @returns the names deleted
+ */
+export function pruneLogFiles (dir: string, retentionDays: number, now = new Date()): string[] {
+  const today = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime()
+  const deleted: string[] = []
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return deleted
+  }
+  for (const name of names) {
+    const match = LOG_FILE_NAME.exec(name)
+    if (!match) continue
+    const day = new Date(Number(match[1]), Number(match[2]) - 1, Number(match[3])).getTime()
+    // rounded: a day across a daylight-saving change is 23 or 25 hours long
+    if (Math.round((today - day) / 86_400_000) <= retentionDays) continue
+    try {
+      unlinkSync(join(dir, name))
+      deleted.push(name)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') process.stderr.write(`doorsense: could not delete the old log file ${join(dir, name)}: ${(err as Error).message}\n`)
+    }
+  }
+  return deleted
+}
+
 export interface LoggerOptions {
   level: string
   dataDir: string
   toFile: boolean
   /** Human-readable lines on stdout (pino-pretty) instead of JSON; default: whether stdout is a terminal. The file stays JSON. */
   pretty?: boolean
+  /** Days of daily files kept besides today's (LOG_RETENTION_DAYS); older ones are deleted at start and at each daily roll. */
+  retentionDays?: number
 }
 
 /**
@@ -45,7 +85,8 @@ export interface AppLogger {
  * pino writing to stdout (JSON lines, or pino-pretty's readable ones on a
  * terminal) and, unless disabled, JSON lines to
  * DATA_DIR/logs/doorsense.<yyyy-MM-dd>.<n>.log, a new file each day (mode
- * 0600, in a logs/ folder created 0700). Both streams are written from this
+ * 0600, in a logs/ folder created 0700), files older than `retentionDays`
+ * deleted at start and at each roll (see {@link pruneLogFiles}). Both streams are written from this
  * thread (pino-pretty as a stream, not as a transport worker), so nothing is
  * lost at exit and closing the file is a plain end(), which also clears
  * pino-roll's daily roll timer.
@@ -68,8 +109,9 @@ export async function createLogger (options: LoggerOptions): Promise<AppLogger> 
       extension: '.log',
       mkdir: true,
       // each new file (and each daily roll) is created 0600
-      mode: PRIVATE_FILE_MODE,
-      limit: { count: 30 }
+      mode: PRIVATE_FILE_MODE
+      // no pino-roll `limit`: it deletes only files this process created, so a server
+      // restarted more often than the limit never deleted any (pruneLogFiles below does)
     })
     // today's file (reused when it exists) may have been created by an older
     // build with 0644: tightened once it is open, and again after each roll
@@ -77,7 +119,12 @@ export async function createLogger (options: LoggerOptions): Promise<AppLogger> 
       stream.once('ready', () => resolve())
       stream.once('error', () => resolve())
     })
-    stream.on('ready', () => { if (stream.file) makePrivate(stream.file) })
+    const retentionDays = options.retentionDays ?? DEFAULT_LOG_RETENTION_DAYS
+    // 'ready' comes once the file is open, and again after each daily roll
+    stream.on('ready', () => {
+      if (stream.file) makePrivate(stream.file)
+      pruneLogFiles(dir, retentionDays)
+    })
     // a full disk must not take the server down: keep logging to stdout
     stream.on('error', (err: Error) => {
       if (!fileDone) process.stderr.write(`doorsense: log file disabled after a write error: ${err.message}\n`)

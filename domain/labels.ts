@@ -2,6 +2,7 @@
  * Door angles and what they mean. The recordings label frames with the angle
  * the door was held at, in degrees; 0° is closed, anything else open.
  */
+import { describeValue } from './describe.js'
 
 /** The angle of a closed door. */
 export const CLOSED_ANGLE = 0
@@ -22,7 +23,8 @@ export function doorStateOf (angle: number): 'open' | 'closed' {
 
 /** Why `angle` is not a valid label, or undefined when it is one. */
 export function angleProblem (angle: unknown): string | undefined {
-  if (typeof angle !== 'number' || !Number.isFinite(angle)) return `angle must be a finite number of degrees, got ${JSON.stringify(angle)}`
+  // NaN and Infinity as themselves (JSON would say null)
+  if (typeof angle !== 'number' || !Number.isFinite(angle)) return `angle must be a finite number of degrees, got ${typeof angle === 'number' ? String(angle) : describeValue(angle)}`
   if (angle < CLOSED_ANGLE || angle > MAX_ANGLE) return `angle must lie in ${CLOSED_ANGLE}..${MAX_ANGLE} degrees, got ${angle}`
   return undefined
 }

@@ -5,7 +5,8 @@
  * as one string.
  */
 import { FEATURE_NAMES, FEATURES, featureProblem } from './frames.js'
-import { angleProblem } from './labels.js'
+import { describeValue } from './describe.js'
+import { angleProblem, MAX_ANGLE } from './labels.js'
 
 /** The exact header columns. */
 export const SESSION_CSV_COLUMNS: readonly string[] = ['Label', ...FEATURE_NAMES]
@@ -26,11 +27,38 @@ export interface SessionCsvProblem {
 export function headerProblem (line: string): string | undefined {
   const columns = line.trim().replace(/^\uFEFF/, '').split(',').map((column) => column.trim())
   if (columns.length !== SESSION_CSV_COLUMNS.length) {
-    return `header must have ${SESSION_CSV_COLUMNS.length} columns (Label, CH6_mag … CH58_mag, CH6_phase … CH58_phase), got ${columns.length}`
+    return `header must have ${SESSION_CSV_COLUMNS.length} columns (Label, CH6_mag … CH58_mag, CH6_phase … CH58_phase), got ${columns.length}: ${columnDifference(columns)}`
   }
   const wrong = columns.findIndex((column, i) => column !== SESSION_CSV_COLUMNS[i])
   if (wrong >= 0) return `header column ${wrong + 1} must be ${SESSION_CSV_COLUMNS[wrong]}, got ${JSON.stringify(columns[wrong])}`
   return undefined
+}
+
+/** Column names listed in a message before the rest are only counted. */
+const NAMES_LISTED = 5
+
+/** Which expected columns a header lacks and which it has too many of (unknown names, or a name twice), e.g. `missing CH30_phase`. */
+function columnDifference (columns: readonly string[]): string {
+  const seen = new Map<string, number>()
+  for (const column of columns) seen.set(column, (seen.get(column) ?? 0) + 1)
+  const expected = new Set(SESSION_CSV_COLUMNS)
+  const missing = SESSION_CSV_COLUMNS.filter((column) => !seen.has(column))
+  const extra: string[] = []
+  for (const [column, count] of seen) {
+    if (!expected.has(column)) extra.push(...Array<string>(count).fill(column === '' ? 'an unnamed column (a trailing comma?)' : JSON.stringify(column)))
+    else if (count > 1) extra.push(`${column} (${count} times)`)
+  }
+  const parts: string[] = []
+  if (missing.length > 0) parts.push(`missing ${listNames(missing)}`)
+  if (extra.length > 0) parts.push(`extra ${listNames(extra)}`)
+  return parts.join('; ')
+}
+
+/** "a, b and c", or the first few and "and N more". */
+function listNames (names: readonly string[]): string {
+  if (names.length === 1) return names[0] as string
+  if (names.length <= NAMES_LISTED) return `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`
+  return `${names.slice(0, NAMES_LISTED).join(', ')} and ${names.length - NAMES_LISTED} more`
 }
 
 /**
@@ -41,6 +69,8 @@ export function parseSessionRow (line: string): SessionRow | string {
   const cells = line.split(',')
   if (cells.length !== SESSION_CSV_COLUMNS.length) return `expected ${SESSION_CSV_COLUMNS.length} values, got ${cells.length}`
   const angle = cellNumber(cells[0])
+  // the cell as written: "closed" read as a number is NaN, which would be quoted as null
+  if (!Number.isFinite(angle)) return `Label must be the door angle in degrees (0 = closed … ${MAX_ANGLE} = wide open), got ${describeValue(cells[0])}`
   const problem = angleProblem(angle)
   if (problem) return `Label: ${problem}`
   const features = new Float32Array(FEATURES)

@@ -7,7 +7,7 @@
  */
 import { BadRequestError, TooFewSamplesError } from '../core/errors.js'
 import { FEATURES } from '../domain/frames.js'
-import { angleProblem } from '../domain/labels.js'
+import { angleProblem, CLOSED_ANGLE, MAX_ANGLE } from '../domain/labels.js'
 import type { ModelKind } from '../schemas/model.js'
 
 /** Values per row of each model kind: 106 CSI features, or 1 RSSI value. */
@@ -113,11 +113,20 @@ function checkLabelCounts (kind: ModelKind, counts: ReadonlyMap<number, number>)
   const labels = [...counts.keys()].sort((a, b) => a - b)
   if (labels.length < MIN_LABELS) {
     const have = labels.length === 0 ? 'no samples' : `only ${labels.map((angle) => `${angle}°`).join(', ')}`
-    throw new TooFewSamplesError(`training needs samples of at least ${MIN_LABELS} door angles; the ${kind} dataset has ${have}`)
+    throw new TooFewSamplesError(`training needs samples of at least ${MIN_LABELS} door angles; the ${kind} dataset has ${have}: ${missingAngles(labels)}`)
   }
   const scarce = labels.filter((angle) => (counts.get(angle) as number) < MIN_ROWS_PER_LABEL)
   if (scarce.length) {
-    throw new TooFewSamplesError(`training needs at least ${MIN_ROWS_PER_LABEL} samples per door angle; too few for ${scarce.map((angle) => `${angle}° (${counts.get(angle)})`).join(', ')}`)
+    const more = scarce.map((angle) => `${MIN_ROWS_PER_LABEL - (counts.get(angle) as number)} more of ${angle}°`)
+    throw new TooFewSamplesError(`training needs at least ${MIN_ROWS_PER_LABEL} samples per door angle; too few for ${scarce.map((angle) => `${angle}° (${counts.get(angle)})`).join(', ')}: ` +
+      `add at least ${more.join(' and ')}, or remove ${scarce.length === 1 ? 'that angle\'s samples' : 'those angles\' samples'}`)
   }
   return labels
+}
+
+/** Which angle to add samples of when there are fewer than {@link MIN_LABELS}: the door closed, or open, whichever is absent. */
+function missingAngles (labels: readonly number[]): string {
+  if (labels.length === 0) return `add samples of the door closed (${CLOSED_ANGLE}°) and open (e.g. ${MAX_ANGLE}°)`
+  if (labels.includes(CLOSED_ANGLE)) return `add samples of the door open (any angle 1..${MAX_ANGLE}°, e.g. ${MAX_ANGLE}°)`
+  return `add samples of another angle, e.g. the door closed (${CLOSED_ANGLE}°)`
 }

@@ -5,7 +5,8 @@
  * Exit codes ({@link EXIT}): 0 every frame read was accepted, 1 bad usage or
  * the input could not be read, 2 the server rejected frames, 3 frames were
  * left unsent (server unreachable or refusing to the end, or dropped from a
- * full queue); 3 wins over 2.
+ * full queue); 3 wins over 2; 4 lines were read but none was a frame (e.g. a
+ * session CSV piped in).
  */
 import { Agent, DEFAULT_BATCH_SIZE, DEFAULT_FLUSH_MS, DEFAULT_KEEP_ALIVE_MS, DEFAULT_QUEUE_CAPACITY, type AgentSummary } from '../../agent/agent.js'
 import { serialLines, streamLines, type LineSource } from '../../agent/line-source.js'
@@ -40,16 +41,23 @@ Exit status:
   1  bad usage, or the input could not be opened or read
   2  the server rejected frames (a bad frame, a wrong --server path or token: see the log)
   3  frames were left unsent: the server was unreachable or refusing at the end,
-     or the queue overflowed while it was away (wins over 2)`
+     or the queue overflowed while it was away (wins over 2)
+  4  lines were read but none was a frame, so nothing was sent (the summary says
+     why they were skipped; a session CSV is imported with doorsense import)`
 
 /** The agent's exit codes (see USAGE). */
-export const EXIT = { ok: 0, usage: 1, rejected: 2, unsent: 3 } as const
+export const EXIT = { ok: 0, usage: 1, rejected: 2, unsent: 3, noFrames: 4 } as const
 
-/** The exit code for a run: unsent frames first, then rejected ones; a failed input is {@link EXIT.usage}. */
-export function exitCodeOf (summary: Pick<AgentSummary, 'rejected' | 'dropped'>, inputFailed = false): number {
+/**
+ * The exit code for a run: unsent frames first, then rejected ones, then
+ * input with no frame in it (every line read was skipped); a failed input is
+ * {@link EXIT.usage}. No input at all is not a failure.
+ */
+export function exitCodeOf (summary: Pick<AgentSummary, 'read' | 'skipped' | 'rejected' | 'dropped'>, inputFailed = false): number {
   if (inputFailed) return EXIT.usage
   if (summary.dropped > 0) return EXIT.unsent
   if (summary.rejected > 0) return EXIT.rejected
+  if (summary.read > 0 && summary.skipped === summary.read) return EXIT.noFrames
   return EXIT.ok
 }
 
@@ -221,5 +229,9 @@ export async function run (argv: string[]): Promise<number> {
   const code = exitCodeOf(summary, inputFailure !== undefined)
   if (code === EXIT.rejected) log(`exit ${code}: the server rejected ${summary.rejected} frames`)
   if (code === EXIT.unsent) log(`exit ${code}: ${summary.dropped} frames were not delivered`)
+  if (code === EXIT.noFrames) {
+    log(`exit ${code}: none of the ${summary.read} lines read was a frame, so nothing was sent; the agent forwards the ESP32's CSI_DATA lines or raw Pi frames ` +
+      '(a session CSV is imported with doorsense import --data FILE, or POST /training/post/import)')
+  }
   return code
 }

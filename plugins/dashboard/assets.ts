@@ -72,10 +72,14 @@ const CONTENT_TYPES: Record<string, string> = {
 export const BUILD_PLACEHOLDER = '%BUILD%'
 /** Where index.html gets a modulepreload link per module, so the browser fetches them all at once instead of import by import. */
 export const PRELOAD_PLACEHOLDER = '%PRELOAD%'
+/** Where index.html gets the admin token file's path, for the token prompt to name (empty when ADMIN_TOKEN is set). */
+export const ADMIN_TOKEN_FILE_PLACEHOLDER = '%ADMIN_TOKEN_FILE%'
 
 export interface LoadOptions {
   publicDir?: string
   nodeModulesDir?: string
+  /** The file the admin token is kept in (DATA_DIR/admin-token), or null when it is the ADMIN_TOKEN setting. */
+  adminTokenFile?: string | null
 }
 
 /** Reads every file the dashboard serves; throws (start-up fails) when a vendored file is missing or changed shape. */
@@ -103,7 +107,13 @@ export function loadDashboardAssets (options: LoadOptions = {}): DashboardAssets
   const preload = [...files.keys()].filter((path) => path.endsWith('.js') && !lazy.has(path))
     .map((path) => `<link rel="modulepreload" href="/dashboard/${build}/${path}">`).join('\n  ')
   const index = indexTemplate.replace(PRELOAD_PLACEHOLDER, preload).replaceAll(BUILD_PLACEHOLDER, build)
+    .replace(ADMIN_TOKEN_FILE_PLACEHOLDER, escapeAttribute(options.adminTokenFile ?? ''))
   return { build, index: asset(Buffer.from(index), 'index.html'), files }
+}
+
+/** Text safe inside a double-quoted HTML attribute. */
+function escapeAttribute (text: string): string {
+  return text.replaceAll('&', '&amp;').replaceAll('"', '&quot;').replaceAll('<', '&lt;').replaceAll('>', '&gt;')
 }
 
 function vendorText (nodeModulesDir: string, vendor: VendorFile): string {

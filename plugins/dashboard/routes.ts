@@ -12,6 +12,8 @@ export interface DashboardRouteOptions {
 const IMMUTABLE = 'public, max-age=31536000, immutable'
 /** The page itself is asked for each time (a cheap 304 when unchanged), so a new build is seen at once. */
 const REVALIDATE = 'no-cache'
+/** /favicon.ico keeps its URL across builds: kept a day. */
+const A_DAY = 'public, max-age=86400'
 
 const AssetParams = Type.Object({
   build: Type.String({ pattern: '^[0-9a-f]{1,64}$' }),
@@ -19,11 +21,16 @@ const AssetParams = Type.Object({
 })
 
 /**
- * GET / (the page) and GET /dashboard/<build>/… (its scripts, styles and the
- * vendored modules). Static files: hidden from the OpenAPI document.
+ * GET / (the page), GET /dashboard/<build>/… (its scripts, styles and the
+ * vendored modules) and GET /favicon.ico. Static files: hidden from the
+ * OpenAPI document.
  */
 export const dashboardRoutes: FastifyPluginAsyncTypebox<DashboardRouteOptions> = async (app, { assets }) => {
   app.get('/', { schema: { hide: true } }, async (request, reply) => send(request, reply, assets.index, REVALIDATE))
+
+  // where a browser looks for an icon on a page that names none (a JSON answer, the typedoc site), and Safari always
+  const favicon = assets.files.get('assets/favicon.ico')
+  if (favicon) app.get('/favicon.ico', { schema: { hide: true } }, async (request, reply) => send(request, reply, favicon, A_DAY))
 
   app.get('/dashboard/:build/*', { schema: { hide: true, params: AssetParams } }, async (request, reply) => {
     const { build, '*': path } = request.params

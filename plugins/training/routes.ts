@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
-import { BadFrameError, BadRequestError, ConflictError, NotFoundError, PayloadTooLargeError } from '../../core/errors.js'
+import { BadFrameError, BadRequestError, ConflictError, NotFoundError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../../core/errors.js'
 import { answerOnce, checkIdempotencyKey, keyedRequestOf } from '../../core/idempotency.js'
 import { FrameError, parseFrame } from '../../domain/frames.js'
 import { DeviceIdInput, errorResponses } from '../../schemas/common.js'
@@ -55,13 +55,22 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     // a body schema here would validate the stream itself: the document alone is given one
     config: {
       swaggerTransform: ({ schema, url }) => ({ schema: { ...schema, body: SessionCsvText }, url }),
-      errorHints: { DS_DUPLICATE_IMPORT: 'to import the same content again on purpose, add ?duplicate=allow' }
+      errorHints: {
+        DS_DUPLICATE_IMPORT: 'to import the same content again on purpose, add ?duplicate=allow',
+        FST_ERR_CTP_INVALID_MEDIA_TYPE: 'e.g. curl --data-binary @session.csv -H \'content-type: text/csv\''
+      }
+    },
+    // any other declared type is refused before its parser runs: a CSV sent as application/json
+    // would otherwise meet the JSON parser (a 400 for bad JSON, or a 413 past BODY_LIMIT)
+    preParsing: async (request) => {
+      const type = request.headers['content-type']
+      if (type !== undefined && type.split(';')[0]!.trim().toLowerCase() !== 'text/csv') throw new UnsupportedMediaTypeError(type)
     },
     preValidation: checkIdempotencyKey,
     schema: {
       tags,
       summary: 'Imports labelled frames from a session CSV (admin)',
-      description: 'Body: `text/csv` in the layout of door-angles-session-a.csv (header `Label,CH6_mag,…,CH58_phase`, 107 columns), up to IMPORT_BODY_LIMIT bytes. Read as a stream, stored in one transaction: any bad line is a 400 listing the line numbers, and nothing is stored. ' +
+      description: 'Body: `text/csv` in the layout of door-angles-session-a.csv (header `Label,CH6_mag,…,CH58_phase`, 107 columns), up to IMPORT_BODY_LIMIT bytes. Any other Content-Type is a 415. Read as a stream, stored in one transaction: any bad line is a 400 listing the line numbers, and nothing is stored. ' +
         'The same content (sha256 of its trimmed non-blank lines) imported for the same device while the earlier import\'s samples are stored is a 409 naming that import, unless `duplicate=allow`; a retry with the same `Idempotency-Key` gets the first answer instead.',
       security: admin,
       consumes: ['text/csv'],
@@ -117,7 +126,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
   })
 
   app.post('/training/post/train', {
-    config: { errorHints: { DS_TOO_FEW_SAMPLES: 'add samples of that angle, or remove a stray label with POST /training/post/delete_samples', DS_TRAINING_BUSY: WAIT_FOR_TRAINING } },
+    config: { errorHints: { DS_TOO_FEW_SAMPLES: 'samples are added with POST /training/post/import or /training/post/samples, removed with POST /training/post/delete_samples', DS_TRAINING_BUSY: WAIT_FOR_TRAINING } },
     onRequest: app.requireAdmin,
     bodyLimit: importLimit,
     // the original clients may post no body at all: that means {}

@@ -146,13 +146,30 @@ test('CLI: a usage mistake exits 1 and says what was wrong', async (t) => {
   assert.match(message, /usage: doorsense agent/)
 })
 
-test('exit codes: 0 all accepted, 2 some rejected, 3 some unsent (which wins), 1 a failed input', () => {
-  assert.deepEqual(EXIT, { ok: 0, usage: 1, rejected: 2, unsent: 3 })
-  assert.equal(exitCodeOf({ rejected: 0, dropped: 0 }), 0)
-  assert.equal(exitCodeOf({ rejected: 13, dropped: 0 }), 2)
-  assert.equal(exitCodeOf({ rejected: 0, dropped: 1 }), 3)
-  assert.equal(exitCodeOf({ rejected: 5, dropped: 1 }), 3)
-  assert.equal(exitCodeOf({ rejected: 0, dropped: 0 }, true), 1)
+test('exit codes: 0 all accepted, 2 some rejected, 3 some unsent (which wins), 1 a failed input, 4 no line was a frame', () => {
+  assert.deepEqual(EXIT, { ok: 0, usage: 1, rejected: 2, unsent: 3, noFrames: 4 })
+  const run = { read: 20, skipped: 0 }
+  assert.equal(exitCodeOf({ ...run, rejected: 0, dropped: 0 }), 0)
+  assert.equal(exitCodeOf({ ...run, rejected: 13, dropped: 0 }), 2)
+  assert.equal(exitCodeOf({ ...run, rejected: 0, dropped: 1 }), 3)
+  assert.equal(exitCodeOf({ ...run, rejected: 5, dropped: 1 }), 3)
+  assert.equal(exitCodeOf({ ...run, rejected: 0, dropped: 0 }, true), 1)
+  // every line skipped: nothing was sent
+  assert.equal(exitCodeOf({ read: 50, skipped: 50, rejected: 0, dropped: 0 }), 4)
+  assert.equal(exitCodeOf({ read: 50, skipped: 50, rejected: 0, dropped: 0 }, true), 1)
+  // some lines skipped, the rest sent: fine; no input at all: nothing to do
+  assert.equal(exitCodeOf({ read: 50, skipped: 49, rejected: 0, dropped: 0 }), 0)
+  assert.equal(exitCodeOf({ read: 0, skipped: 0, rejected: 0, dropped: 0 }), 0)
+})
+
+test('CLI: a session CSV piped in (no line a frame) exits 4 and says what to use instead', async (t) => {
+  const { url } = await listen(t)
+  const csv = readFileSync(SESSION_A_CSV, 'utf8').split('\n').slice(0, 50).join('\n') + '\n'
+  const run = await agentProcess(['--server', url, '--name', 'pi-csv', '--id', '27', '--stdin'], { input: csv })
+  assert.equal(run.exitCode, EXIT.noFrames, run.stderr)
+  assert.match(run.stderr, /agent: read 50, sent 0, rejected 0, dropped 0, skipped 50 /)
+  assert.match(run.stderr, /agent: exit 4: none of the 50 lines read was a frame, so nothing was sent; .*a session CSV is imported with doorsense import --data FILE/)
+  assert.equal(await framesReceived(url, 27), 0)
 })
 
 test('CLI: frames the server rejects exit 2 — a wrong base path (sent 0, rejected 13) and a wrong token', async (t) => {
@@ -179,5 +196,5 @@ test('CLI: frames the server rejects exit 2 — a wrong base path (sent 0, rejec
 test('CLI --help lists the exit codes', async () => {
   const help = await agentProcess(['--help'])
   assert.equal(help.exitCode, 0)
-  assert.match(help.stdout, /Exit status:\n {2}0 {2}input ended .* accepted every frame\n {2}1 {2}bad usage.*\n {2}2 {2}the server rejected frames.*\n {2}3 {2}frames were left unsent/)
+  assert.match(help.stdout, /Exit status:\n {2}0 {2}input ended .* accepted every frame\n {2}1 {2}bad usage.*\n {2}2 {2}the server rejected frames.*\n {2}3 {2}frames were left unsent.*\n.*\n {2}4 {2}lines were read but none was a frame/)
 })

@@ -9,7 +9,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { STORAGE_FULL_MESSAGE } from '../../core/errors.js'
 import { isAlive, PID_FILE, readPid } from '../../core/pid-file.js'
@@ -74,6 +74,33 @@ test('serve: a DATA_DIR the user may not write is one line naming the user, the 
   const user = root ? 'nobody' : (await import('node:os')).userInfo().username
   assert.match(oneLine(stderr), new RegExp(`^doorsense: cannot start: user ${user} may not write ${dataDir}/doorsense\\.pid\\.\\d+\\.tmp \\(DATA_DIR ${dataDir}\\); ` +
     `make DATA_DIR that user's \\(chown -R ${user} ${dataDir}\\) or set DATA_DIR to a folder it may write$`))
+})
+
+test('serve: a HOST or PORT it cannot listen on is one line naming the setting, not DATA_DIR', async (t) => {
+  // 192.0.2.1 (TEST-NET-1) is no address of this machine: binding to it fails at once, nothing is sent
+  assert.equal(await failedStart(t, { DATA_DIR: join(tempDir(t), 'data'), HOST: '192.0.2.1' }),
+    'doorsense: cannot start: 192.0.2.1 is not an address of this machine (HOST=192.0.2.1); set HOST to one of its addresses, 127.0.0.1, or 0.0.0.0 for all')
+  // a port below 1024 as an unprivileged user (nobody, when this runs as root): an EACCES that is not DATA_DIR's
+  const root = process.getuid?.() === 0
+  const parent = tempDir(t)
+  chmodSync(parent, 0o755)
+  const dataDir = join(parent, 'data')
+  mkdirSync(dataDir, { mode: 0o700 })
+  if (root) chownSync(dataDir, NOBODY, NOBODY)
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/serve.ts'], {
+    cwd: PROJECT_ROOT,
+    // NODE_V8_COVERAGE empty: Node hands c8's coverage folder to every child otherwise, and nobody may not write it
+    env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir, PORT: '80', HOST: '127.0.0.1', TF_BACKEND: 'cpu', LOG_TO_FILE: 'false', NODE_V8_COVERAGE: '' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    ...(root ? { uid: NOBODY, gid: NOBODY } : {})
+  })
+  t.after(() => { child.kill('SIGKILL') })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const [code] = await once(child, 'close') as [number]
+  assert.equal(code, 1, stderr)
+  const user = root ? 'nobody' : (await import('node:os')).userInfo().username
+  assert.equal(oneLine(stderr), `doorsense: cannot start: user ${user} may not listen on port 80 (PORT=80; ports below 1024 need privileges); set PORT to 1024 or above (the default is 20002)`)
 })
 
 test('serve: DATA_DIR on a read-only file system is one line naming it and the fix', async (t) => {

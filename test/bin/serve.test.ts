@@ -62,7 +62,8 @@ async function stopDuringRequest (server: ServeProcess, base: string, signals: N
 
 test('serve: answers, owns the pid file, refuses a second start, and on SIGTERM finishes in-flight work and exits 0', async (t) => {
   const dataDir = tempDir(t)
-  const server = spawnServe(t, { DATA_DIR: dataDir, LOG_LEVEL: 'info', LOG_TO_FILE: 'true' })
+  // the request lines (at debug unless LOG_REQUESTS=info) tell when the in-flight request has arrived
+  const server = spawnServe(t, { DATA_DIR: dataDir, LOG_LEVEL: 'info', LOG_REQUESTS: 'info', LOG_TO_FILE: 'true' })
   const base = await listeningUrl(server)
 
   const openapi = await fetch(`${base}/openapi.json`)
@@ -105,7 +106,7 @@ test('serve: replaces a stale pid file; SIGINT, even delivered twice as under np
   const stale = await deadPid()
   writeFileSync(pidFile, `${stale}\n`)
 
-  const server = spawnServe(t, { DATA_DIR: dataDir, LOG_LEVEL: 'info', LOG_TO_FILE: 'false' })
+  const server = spawnServe(t, { DATA_DIR: dataDir, LOG_LEVEL: 'info', LOG_REQUESTS: 'info', LOG_TO_FILE: 'false' })
   const base = await listeningUrl(server)
   assert.equal(readFileSync(pidFile, 'utf8'), `${server.child.pid}\n`)
   const replaced = server.logLines().find((line) => line.msg === 'replaced a stale pid file')
@@ -125,6 +126,8 @@ test('serve: a port already in use is a clear start-up failure that releases the
   const dataDir = tempDir(t)
   const server = spawnServe(t, { DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'info', LOG_TO_FILE: 'true' })
   assert.equal(await exitWithin(server, 60_000), 1)
-  assert.match(server.stderr(), /failed to start: .*EADDRINUSE/)
+  // one line, naming the setting and the fix
+  assert.equal(server.stderr(), `doorsense: cannot start: port ${port} on 127.0.0.1 is already in use (PORT=${port}); ` +
+    `stop what listens there (ss -ltnp 'sport = :${port}' shows it) or set PORT to a free port\n`)
   assert.equal(existsSync(`${dataDir}/${PID_FILE}`), false)
 })

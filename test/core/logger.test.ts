@@ -2,9 +2,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createLogger, LOG_DIR, prettyOnTerminal } from '../../core/logger.js'
+import { createLogger, LOG_DIR, prettyOnTerminal, pruneLogFiles } from '../../core/logger.js'
 import { pidFilePath, readPid } from '../../core/pid-file.js'
 import { PROJECT_ROOT } from '../../core/project.js'
 import { buildTestApp, tempDir } from '../helper.js'
@@ -13,6 +13,12 @@ import { buildTestApp, tempDir } from '../helper.js'
 function fileLines (dataDir: string): Array<Record<string, unknown>> {
   const dir = join(dataDir, LOG_DIR)
   return readdirSync(dir).flatMap((name) => readFileSync(join(dir, name), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>))
+}
+
+/** A local date `daysAgo` days before `from`, as pino-roll names its files (yyyy-MM-dd). */
+function dayBefore (from: Date, daysAgo: number): string {
+  const day = new Date(from.getFullYear(), from.getMonth(), from.getDate() - daysAgo)
+  return `${day.getFullYear()}-${String(day.getMonth() + 1).padStart(2, '0')}-${String(day.getDate()).padStart(2, '0')}`
 }
 
 /** Active timers of this process (what keeps it from exiting). */
@@ -28,7 +34,7 @@ function today (): string {
 
 test('with LOG_TO_FILE a daily file appears in DATA_DIR/logs and gets the request lines', async (t) => {
   const dataDir = tempDir(t)
-  const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_TO_FILE: 'true' }, { dataDir })
+  const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_REQUESTS: 'info', LOG_TO_FILE: 'true' }, { dataDir })
   const files = readdirSync(join(dataDir, LOG_DIR))
   assert.equal(files.length, 1)
   assert.match(files[0], new RegExp(`^doorsense\\.${today()}\\.\\d+\\.log$`))
@@ -42,6 +48,53 @@ test('with LOG_TO_FILE a daily file appears in DATA_DIR/logs and gets the reques
   assert.ok(lines.every((line) => typeof line.time === 'number' && typeof line.level === 'number'), 'not pino JSON lines')
 })
 
+test('request lines are at debug by default: an info log gets none, a debug log gets them at debug, LOG_REQUESTS=info puts them back at info', async (t) => {
+  const levels = async (env: Record<string, string>) => {
+    const dataDir = tempDir(t)
+    const app = await buildTestApp(t, { LOG_TO_FILE: 'true', ...env }, { dataDir })
+    for (let i = 0; i < 3; i++) await app.inject({ method: 'GET', url: '/debug/get/time' })
+    // a refusal still says why at info, in one line
+    await app.inject({ method: 'GET', url: '/doors/123' })
+    await app.close()
+    const lines = fileLines(dataDir)
+    const requestLines = lines.filter((line) => line.msg === 'incoming request' || line.msg === 'request completed')
+    const rejected = lines.filter((line) => line.msg === 'request rejected')
+    return { requestLevels: [...new Set(requestLines.map((line) => line.level))], requestLines: requestLines.length, rejected: rejected.map((line) => [line.level, line.statusCode]) }
+  }
+  assert.deepEqual(await levels({ LOG_LEVEL: 'info' }), { requestLevels: [], requestLines: 0, rejected: [[30, 404]] })
+  assert.deepEqual(await levels({ LOG_LEVEL: 'debug' }), { requestLevels: [20], requestLines: 8, rejected: [[30, 404]] })
+  assert.deepEqual(await levels({ LOG_LEVEL: 'info', LOG_REQUESTS: 'info' }), { requestLevels: [30], requestLines: 8, rejected: [[30, 404]] })
+})
+
+test('pruneLogFiles deletes the daily files older than the retention, by calendar day, and nothing else', (t) => {
+  const dir = tempDir(t)
+  const now = new Date(2025, 2, 31, 0, 30) // 31 March, just after midnight (and a week after a daylight-saving change in Europe)
+  const others = ['redeploy.log', 'server-output.log', 'doorsense.notes.log', 'doorsense.2025-01-01.log']
+  const daily = [0, 1, 29, 30, 31, 45, 400].flatMap((daysAgo) => [`doorsense.${dayBefore(now, daysAgo)}.1.log`, `doorsense.${dayBefore(now, daysAgo)}.2.log`])
+  for (const name of [...others, ...daily]) writeFileSync(join(dir, name), 'x\n')
+  const deleted = pruneLogFiles(dir, 30, now)
+  assert.deepEqual(deleted.sort(), [31, 45, 400].flatMap((daysAgo) => [`doorsense.${dayBefore(now, daysAgo)}.1.log`, `doorsense.${dayBefore(now, daysAgo)}.2.log`]).sort())
+  assert.deepEqual(readdirSync(dir).sort(), [...others, ...[0, 1, 29, 30].flatMap((daysAgo) => [`doorsense.${dayBefore(now, daysAgo)}.1.log`, `doorsense.${dayBefore(now, daysAgo)}.2.log`])].sort())
+  // 0: today's only
+  assert.deepEqual(pruneLogFiles(dir, 0, now).length, 6)
+  assert.deepEqual(readdirSync(dir).filter((name) => name.includes(dayBefore(now, 0))).length, 2)
+  // a folder that is not there: nothing to do
+  assert.deepEqual(pruneLogFiles(join(dir, 'missing'), 0, now), [])
+})
+
+test('LOG_RETENTION_DAYS: a (re)start deletes the daily log files older than it, whoever wrote them', async (t) => {
+  const dataDir = tempDir(t)
+  const dir = join(dataDir, LOG_DIR)
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const now = new Date()
+  // files an earlier server left: a server restarted every day never rolled past any limit of its own
+  for (const daysAgo of [1, 2, 3, 40]) writeFileSync(join(dir, `doorsense.${dayBefore(now, daysAgo)}.1.log`), '{}\n', { mode: 0o600 })
+  writeFileSync(join(dir, 'redeploy.log'), 'kept\n', { mode: 0o600 })
+  const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_TO_FILE: 'true', LOG_RETENTION_DAYS: '2' }, { dataDir })
+  await app.close()
+  assert.deepEqual(readdirSync(dir).sort(), [`doorsense.${dayBefore(now, 2)}.1.log`, `doorsense.${dayBefore(now, 1)}.1.log`, `doorsense.${today()}.1.log`, 'redeploy.log'].sort())
+})
+
 test('LOG_TO_FILE=false writes no file', async (t) => {
   const dataDir = tempDir(t)
   const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_TO_FILE: 'false' }, { dataDir })
@@ -52,7 +105,7 @@ test('LOG_TO_FILE=false writes no file', async (t) => {
 
 test('with requestLogging.enabled=false no request lines are written, and turning it on again resumes them', async (t) => {
   const dataDir = tempDir(t)
-  const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_TO_FILE: 'true' }, { dataDir })
+  const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_REQUESTS: 'info', LOG_TO_FILE: 'true' }, { dataDir })
   app.requestLogging.enabled = false
   await app.inject({ method: 'GET', url: '/debug/get/time?quiet=1' })
   await app.inject({ method: 'GET', url: '/no/such/route?quiet=2' })

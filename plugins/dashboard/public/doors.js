@@ -1,11 +1,14 @@
 // @ts-check
-/** The Doors section: a tile per door, live from /doors/stream. */
+/** The Doors section: a tile per door, live from /doors/stream; a door can be removed from its tile (admin). */
+import { useState } from '../vendor/hooks.js'
+import { admin, CancelledError } from './admin.js'
+import { api, errorMessage, must } from './api.js'
 import { html } from './html.js'
 import { CalibrationSummary } from './calibration.js'
 import { ago, clockTime, doorName, percent, stateWord } from './format.js'
 import { stateIcon, warningIcon } from './icons.js'
 import { doorsStore } from './streams.js'
-import { clock, useStore } from './store.js'
+import { announce, clock, useStore } from './store.js'
 
 /** @typedef {import('./types').Door} Door */
 
@@ -34,6 +37,42 @@ function Headline ({ door }) {
     </p>`
 }
 
+/**
+ * Remove…, then a confirmation saying what goes with the door. The tile
+ * leaves the page when the server's `removed` event arrives.
+ * @param {{ door: Door }} props
+ */
+function RemoveDoor ({ door }) {
+  const [confirming, setConfirming] = useState(false)
+  const [busy, setBusy] = useState(false)
+  const [problem, setProblem] = useState(/** @type {string | null} */ (null))
+  const name = doorName(door)
+  const remove = async () => {
+    setBusy(true)
+    setProblem(null)
+    try {
+      await must(admin.run((headers) => api.DELETE('/doors/{id}', { params: { path: { id: door.device } }, headers })))
+      announce(`${name} removed.`)
+    } catch (err) {
+      if (!(err instanceof CancelledError)) setProblem(errorMessage(err))
+    } finally {
+      setBusy(false)
+    }
+  }
+  if (!confirming) {
+    return html`<button type="button" class="remove" onClick=${() => setConfirming(true)} aria-label=${`Remove ${name}…`}>Remove…</button>`
+  }
+  return html`
+    <div class="confirm-remove" role="group" aria-label=${`Remove ${name}?`}>
+      <p>Remove ${name}? Its calibration and model are forgotten and its Pi leaves the known list; a Pi that still sends comes back as a new door.</p>
+      ${problem && html`<p class="problem" role="alert">${problem}</p>`}
+      <div class="actions">
+        <button type="button" class="danger" disabled=${busy} onClick=${remove}>Yes, remove</button>
+        <button type="button" onClick=${() => { setConfirming(false); setProblem(null) }}>Keep it</button>
+      </div>
+    </div>`
+}
+
 /** @param {{ door: Door, now: number, onCalibrate: (device: number) => void }} props */
 function DoorTile ({ door, now, onCalibrate }) {
   const id = `door-${door.device}`
@@ -59,7 +98,10 @@ function DoorTile ({ door, now, onCalibrate }) {
         <div><dt>Model</dt><dd>${modelLine(door)}</dd></div>
       </dl>
       <${CalibrationSummary} calibration=${door.calibration} />
-      <button type="button" class=${`calibrate${notCalibrated ? ' primary' : ''}`} onClick=${() => onCalibrate(door.device)} aria-label=${`Calibrate ${doorName(door)}`}>Calibrate…</button>
+      <div class="tile-actions">
+        <button type="button" class=${`calibrate${notCalibrated ? ' primary' : ''}`} onClick=${() => onCalibrate(door.device)} aria-label=${`Calibrate ${doorName(door)}`}>Calibrate…</button>
+        <${RemoveDoor} door=${door} />
+      </div>
     </article>`
 }
 

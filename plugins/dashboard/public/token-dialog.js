@@ -5,6 +5,14 @@ import { admin } from './admin.js'
 import { html } from './html.js'
 import { useStore } from './store.js'
 
+/** Where the server keeps the admin token (its DATA_DIR/admin-token), as the page was given it; '' when ADMIN_TOKEN sets it. */
+const TOKEN_FILE = document.querySelector('meta[name="doorsense-admin-token-file"]')?.getAttribute('content') ?? ''
+
+function WhereTheTokenIs () {
+  if (TOKEN_FILE === '') return html`It is the server's <code>ADMIN_TOKEN</code> setting.`
+  return html`It is in <code class="path">${TOKEN_FILE}</code> on the server (ADMIN_TOKEN is not set there).`
+}
+
 export function TokenDialog () {
   const { prompt } = useStore(admin)
   const dialog = useRef(/** @type {HTMLDialogElement | null} */ (null))
@@ -45,7 +53,7 @@ export function TokenDialog () {
       <form method="dialog" onSubmit=${submit}>
         <h2 id="token-title">Admin token</h2>
         <p id="token-why" class="prompt-message" role="alert">${prompt?.message ?? ''}</p>
-        <p class="hint">It is in <code>data/admin-token</code> on the server (or its <code>ADMIN_TOKEN</code> setting). It is kept in this tab only, until you sign out or close it.</p>
+        <p class="hint token-where"><${WhereTheTokenIs} /> It is kept in this tab only, until you sign out or close it.</p>
         <label for="token-input">Token</label>
         <input id="token-input" ref=${input} type="password" name="token" autocomplete="off" spellcheck="false" required />
         ${problem && html`<p class="problem" role="alert">${problem}</p>`}

@@ -274,10 +274,16 @@ export function CalibrationWizard ({ device, onClose }) {
           ${recordStep(CLOSED_ANGLE, 'Step 1: Close the door, then Record', `Shut the door fully and keep out of its way while it records (at least ${need} frames, about ${Math.ceil(need / 20)} s). The Pi beside it must be sending frames.`)}
           <details class="options">
             <summary>Recording options</summary>
-            <label for="wizard-frames">Frames per recording</label>
-            <input id="wizard-frames" type="number" min="20" max="100000" value=${frames} onInput=${(/** @type {InputEvent} */ e) => setFrames(Number(/** @type {HTMLInputElement} */ (e.currentTarget).value))} />
-            <label for="wizard-seconds">At most (seconds)</label>
-            <input id="wizard-seconds" type="number" min="5" max="3600" value=${seconds} onInput=${(/** @type {InputEvent} */ e) => setSeconds(Number(/** @type {HTMLInputElement} */ (e.currentTarget).value))} />
+            <div class="fields">
+              <div class="field">
+                <label for="wizard-frames">Frames per recording</label>
+                <input id="wizard-frames" type="number" min="20" max="100000" value=${frames} onInput=${(/** @type {InputEvent} */ e) => setFrames(Number(/** @type {HTMLInputElement} */ (e.currentTarget).value))} />
+              </div>
+              <div class="field">
+                <label for="wizard-seconds">At most (seconds)</label>
+                <input id="wizard-seconds" type="number" min="5" max="3600" value=${seconds} onInput=${(/** @type {InputEvent} */ e) => setSeconds(Number(/** @type {HTMLInputElement} */ (e.currentTarget).value))} />
+              </div>
+            </div>
             <p class="hint">Each position needs at least ${need} frames in all; a shorter recording can be topped up with Record more.</p>
           </details>
           ${stepActions(CLOSED_ANGLE, 'closed', 'ajar', 'Next: open it a little')}`}

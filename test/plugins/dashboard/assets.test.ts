@@ -71,3 +71,27 @@ test('the dashboard leaves the other areas where they were and stays out of the 
   assert.ok(!Object.keys(openapi.paths).some((path) => path.startsWith('/dashboard')))
   assert.notEqual((await app.inject({ method: 'GET', url: '/documentation' })).statusCode, 404)
 })
+
+test('the page names where the admin token is: DATA_DIR/admin-token, nothing when ADMIN_TOKEN sets it; any path is attribute-safe', async (t) => {
+  const meta = (page: string) => /<meta name="doorsense-admin-token-file" content="([^"]*)">/.exec(page)?.[1]
+  // the test apps set ADMIN_TOKEN
+  assert.equal(meta((await (await buildTestApp(t)).inject({ method: 'GET', url: '/' })).body), '')
+  const generated = await buildTestApp(t, { ADMIN_TOKEN: '' })
+  assert.equal(meta((await generated.inject({ method: 'GET', url: '/' })).body), `${generated.config.DATA_DIR}/admin-token`)
+  const odd = loadDashboardAssets({ adminTokenFile: '/srv/"door"&<x>/admin-token' })
+  assert.equal(meta(odd.index.body.toString('utf8')), '/srv/&quot;door&quot;&amp;&lt;x&gt;/admin-token')
+  assert.equal(odd.build, build, 'the path is no part of the build id')
+})
+
+test('GET /favicon.ico is the icon, kept a day, outside the OpenAPI document', async (t) => {
+  const app = await buildTestApp(t)
+  const res = await app.inject({ method: 'GET', url: '/favicon.ico' })
+  assert.equal(res.statusCode, 200)
+  assert.equal(res.headers['content-type'], 'image/x-icon')
+  assert.equal(res.headers['cache-control'], 'public, max-age=86400')
+  // an ICO directory (reserved 0, type 1) of PNG images
+  assert.deepEqual([...res.rawPayload.subarray(0, 4)], [0, 0, 1, 0])
+  assert.ok(res.rawPayload.includes(Buffer.from('\x89PNG', 'latin1')))
+  const openapi = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as { paths: Record<string, unknown> }
+  assert.equal(openapi.paths['/favicon.ico'], undefined)
+})

@@ -124,6 +124,22 @@ async function assertNoHorizontalScroll (page: Page, what: string): Promise<void
   if (dialog) assert.ok(dialog[0] <= dialog[1], `${what}: the dialog's content is ${dialog[0]} px wide in ${dialog[1]} px`)
 }
 
+/** In the wizard's open Recording options, each input sits right under its own label (never alone on a line of its own); the fields' tops. */
+async function assertOptionFieldsKeepTheirLabels (page: Page, what: string): Promise<number[]> {
+  const fields = await inPage<Array<{ id: string, label: number[], input: number[] }>>(page, `[...document.querySelectorAll('dialog.wizard details.options[open] input')].map((input) => {
+    const box = (element) => { const r = element.getBoundingClientRect(); return [Math.round(r.left), Math.round(r.top), Math.round(r.bottom)] }
+    return { id: input.id, label: box(input.labels[0]), input: box(input) }
+  })`)
+  assert.deepEqual(fields.map((field) => field.id), ['wizard-frames', 'wizard-seconds'], `${what}: the two recording options`)
+  for (const { id, label, input } of fields) {
+    const [labelLeft, , labelBottom] = label as [number, number, number]
+    const [inputLeft, inputTop] = input as [number, number]
+    assert.equal(inputLeft, labelLeft, `${what}: #${id} starts where its label does (${JSON.stringify({ label, input })})`)
+    assert.ok(inputTop >= labelBottom && inputTop - labelBottom < 16, `${what}: #${id} is right under its label (${JSON.stringify({ label, input })})`)
+  }
+  return fields.map((field) => field.label[1] as number)
+}
+
 test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 }, async (t) => {
   const started = Date.now()
   const dataDir = mkdtempSync(join(tmpdir(), 'doorsense-dashboard-'))
@@ -227,12 +243,20 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     const wizard = page.locator('dialog.wizard')
     await wizard.getByRole('heading', { name: /Step 1: Close the door, then Record/ }).waitFor()
     await screenshot(page, '05-wizard-closed-step', false)
+    // the recording options: "At most (seconds)" and its input stay together, beside the frames field on a wide screen
+    await wizard.getByText('Recording options').click()
+    const [framesTop, secondsTop] = await assertOptionFieldsKeepTheirLabels(page, 'wide')
+    assert.equal(framesTop, secondsTop, 'on a wide screen the two fields share a line')
+    await screenshot(page, '05-wizard-recording-options', false)
+    await wizard.getByText('Recording options').click()
 
     // no token yet: Record asks for it; a wrong one is refused with a 401 and asked for again
     await wizard.getByRole('button', { name: 'Record', exact: true }).click()
     const tokenDialog = page.locator('dialog.token-dialog')
     await tokenDialog.waitFor()
     await screenshot(page, '06-token-prompt', false)
+    // this server's token is its ADMIN_TOKEN setting (the tests set it): no file to point at
+    assert.equal(await tokenDialog.locator('.token-where').innerText(), 'It is the server\'s ADMIN_TOKEN setting. It is kept in this tab only, until you sign out or close it.')
     const capturePath = new RegExp(`/doors/${BACK}/calibration/capture$`)
     main.expect({ status: 401, url: capturePath })
     await page.locator('#token-input').fill('not-the-admin-token-123')
@@ -438,6 +462,11 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     await phone.page.locator('dialog.wizard').getByRole('button', { name: 'Calibrate again' }).click()
     await phone.page.locator('dialog.wizard').getByRole('heading', { name: /Step 1/ }).waitFor()
     await assertNoHorizontalScroll(phone.page, 'wizard step 1')
+    // too narrow for both fields on one line: the seconds field moves down whole, label and input together
+    await phone.page.locator('dialog.wizard').getByText('Recording options').click()
+    await assertOptionFieldsKeepTheirLabels(phone.page, 'phone')
+    await assertNoHorizontalScroll(phone.page, 'wizard recording options')
+    await screenshot(phone.page, '17-phone-recording-options', false)
     await phone.page.locator('dialog.wizard').getByRole('button', { name: 'Cancel' }).click()
     phone.assertClean()
   })
@@ -469,6 +498,67 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     await page.keyboard.press('Escape')
     await wizard.waitFor({ state: 'detached' })
     keys.assertClean()
+  })
+
+  await t.test('a favicon: the page\'s icons and /favicon.ico (asked for where a page names none) are images', async () => {
+    const { page } = main
+    const icons = await inPage<Array<{ href: string, width: number }>>(page, `Promise.all([...document.querySelectorAll('link[rel=icon]'), { href: '/favicon.ico' }].map((link) => new Promise((resolve) => {
+      const image = new Image()
+      image.onload = () => resolve({ href: link.href, width: image.naturalWidth })
+      image.onerror = () => resolve({ href: link.href, width: 0 })
+      image.src = link.href
+    })))`)
+    assert.equal(icons.length, 3, JSON.stringify(icons))
+    for (const icon of icons) assert.ok(icon.width > 0, `${icon.href} is not an image the browser can draw`)
+    const ico = await page.request.get(`${url}/favicon.ico`)
+    assert.equal(ico.status(), 200)
+    assert.equal(ico.headers()['content-type'], 'image/x-icon')
+    main.assertClean()
+  })
+
+  await t.test('a server without ADMIN_TOKEN: the token prompt names the file in its DATA_DIR', async (t) => {
+    // ADMIN_TOKEN empty is unset: the server writes one into DATA_DIR/admin-token
+    const other = await buildTestApp(t, { ADMIN_TOKEN: '' })
+    await other.listen({ host: '127.0.0.1', port: 0 })
+    const tokenFile = join(other.config.DATA_DIR, 'admin-token')
+    assert.ok(readFileSync(tokenFile, 'utf8').trim().length >= 16)
+    const { page, assertClean } = await openWatchedPage(browser, t, { viewport: WIDE })
+    await page.goto(`http://127.0.0.1:${(other.server.address() as AddressInfo).port}/`)
+    await page.getByRole('button', { name: 'Sign in as admin' }).click()
+    const tokenDialog = page.locator('dialog.token-dialog')
+    await tokenDialog.waitFor()
+    assert.equal(await tokenDialog.locator('.token-where code.path').innerText(), tokenFile)
+    assert.ok((await tokenDialog.locator('.token-where').innerText()).startsWith(`It is in ${tokenFile} on the server (ADMIN_TOKEN is not set there).`))
+    await assertNoHorizontalScroll(page, 'token prompt')
+    await screenshot(page, '19-token-prompt-file', false)
+    await tokenDialog.getByRole('button', { name: 'Cancel' }).click()
+    assertClean()
+  })
+
+  await t.test('remove a door: Remove…, the confirmation says what goes with it, Keep it changes nothing, Yes removes it everywhere', async () => {
+    const { page } = main
+    const tile = page.locator(`.door[data-device="${SIDE}"]`)
+    await tile.getByRole('button', { name: 'Remove side-door…' }).click()
+    const confirm = tile.getByRole('group', { name: 'Remove side-door?' })
+    assert.match(await confirm.innerText(), /Its calibration and model are forgotten and its Pi leaves the known list; a Pi that still sends comes back as a new door/)
+    await screenshot(page, '20-door-remove-confirm')
+    await confirm.getByRole('button', { name: 'Keep it' }).click()
+    assert.equal(await tile.getByRole('group', { name: 'Remove side-door?' }).count(), 0)
+    assert.equal((await fetch(`${url}/doors/${SIDE}`)).status, 200, 'kept')
+
+    // signed in since the wizard: the DELETE carries the token, and the tile and the device go with the door's removed event
+    await tile.getByRole('button', { name: 'Remove side-door…' }).click()
+    const removed = page.waitForResponse((response) => response.request().method() === 'DELETE' && new RegExp(`/doors/${SIDE}$`).test(response.url()))
+    await tile.getByRole('button', { name: 'Yes, remove' }).click()
+    assert.equal((await removed).status(), 204)
+    await tile.waitFor({ state: 'detached' })
+    await page.locator(`.device[data-device="${SIDE}"]`).waitFor({ state: 'detached' })
+    await page.waitForFunction('window.spoken.includes(\'side-door removed.\')')
+    assert.equal((await fetch(`${url}/doors/${SIDE}`)).status, 404)
+    // the others stay
+    await page.locator(`.door[data-device="${FRONT}"]`).waitFor()
+    await page.locator(`.door[data-device="${BACK}"]`).waitFor()
+    main.assertClean()
   })
 
   await t.test('a server restart: the page says it is reconnecting, then recovers by itself', async () => {

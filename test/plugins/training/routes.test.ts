@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import { Readable } from 'node:stream'
 import type { App } from '../../../core/app.js'
 import type { DatasetSummary } from '../../../schemas/training.js'
-import { ADMIN, buildTestApp, RPI_RAW_FRAMES } from '../../helper.js'
+import { ADMIN, buildTestApp, RPI_RAW_FRAMES, SESSION_A_CSV } from '../../helper.js'
 import { sessionCsv, sessionSlice } from '../../fixtures/training.js'
 
 const CSV = { ...ADMIN, 'content-type': 'text/csv' }
@@ -64,6 +64,12 @@ test('a CSV with bad lines is rejected naming each line, and nothing of it is st
 
   const header = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: 'Label,foo\n0,1\n' })
   assert.match(header.json().message, /line 1: header must have 107 columns/)
+  // a column dropped from the header is named
+  const [head, ...body] = sessionCsv(sessionSlice(1)).split('\n')
+  const dropped = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: [head!.replace(',CH30_phase', ''), ...body].join('\n') })
+  assert.match(dropped.json().message, /line 1: header must have 107 columns \(.*\), got 106: missing CH30_phase$/)
+  const label = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: [head, body[0]!.replace(/^\d+,/, 'closed,')].join('\n') })
+  assert.match(label.json().message, /line 2: Label must be the door angle in degrees \(0 = closed … 90 = wide open\), got "closed"$/)
   const empty = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: '' })
   assert.equal(empty.statusCode, 400)
   assert.match(empty.json().message, /file is empty/)
@@ -84,10 +90,26 @@ test('the import wants text/csv, an admin token, and a body within IMPORT_BODY_L
   const small = sessionCsv(sessionSlice(1))
   const noToken = await app.inject({ method: 'POST', url: '/training/post/import', headers: { 'content-type': 'text/csv' }, payload: small })
   assert.equal(noToken.statusCode, 401)
-  const json = await app.inject({ method: 'POST', url: '/training/post/import', headers: ADMIN, payload: { csv: small } })
-  assert.equal(json.statusCode, 400)
-  assert.match(json.json().message, /Content-Type: text\/csv/)
-  assert.equal((await dataset(app)).total, 0)
+  // any other type is a 415 naming the one to send, whatever the body's size: a CSV sent as JSON
+  // met the JSON parser (a 400 for bad JSON, or a misleading 413 past BODY_LIMIT)
+  const wrongTypes: Array<[string, Record<string, string>, string | object]> = [
+    ['a JSON body', ADMIN, { csv: small }],
+    ['a small CSV as JSON', { ...ADMIN, 'content-type': 'application/json' }, small],
+    ['session A as JSON (past BODY_LIMIT)', { ...ADMIN, 'content-type': 'application/json' }, readFileSync(SESSION_A_CSV, 'utf8')],
+    ['a CSV as text/plain', { ...ADMIN, 'content-type': 'text/plain' }, small]
+  ]
+  for (const [what, headers, payload] of wrongTypes) {
+    const wrong = await app.inject({ method: 'POST', url: '/training/post/import', headers, payload })
+    assert.equal(wrong.statusCode, 415, what)
+    assert.equal(wrong.json().code, 'FST_ERR_CTP_INVALID_MEDIA_TYPE', what)
+    assert.match(wrong.json().message, /^unsupported Content-Type "(application\/json|text\/plain)": POST \/training\/post\/import takes text\/csv \(e\.g\. curl --data-binary @session\.csv -H 'content-type: text\/csv'\)$/, what)
+  }
+  // the token is checked first
+  assert.equal((await app.inject({ method: 'POST', url: '/training/post/import', headers: { 'content-type': 'application/json' }, payload: small })).statusCode, 401)
+  // text/csv with a charset is text/csv
+  const charset = await app.inject({ method: 'POST', url: '/training/post/import', headers: { ...ADMIN, 'content-type': 'text/csv; charset=utf-8' }, payload: small })
+  assert.equal(charset.statusCode, 200, charset.body)
+  assert.equal((await dataset(app)).total, charset.json().imported)
 })
 
 test('POST /training/post/samples takes labelled frames in every encoding, all or nothing', async (t) => {
@@ -229,7 +251,7 @@ test('training on the stored dataset needs enough samples and an admin; status a
   assert.equal(noToken.statusCode, 401)
   const empty = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN })
   assert.equal(empty.statusCode, 400)
-  assert.match(empty.json().message, /at least 2 door angles; the csi dataset has no samples/)
+  assert.match(empty.json().message, /at least 2 door angles; the csi dataset has no samples: add samples of the door closed \(0°\) and open \(e\.g\. 90°\)/)
   await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: sessionCsv(sessionSlice(12).filter((row) => row.angle < 30)) })
   const badOption = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN, payload: { epochs: 0 } })
   assert.equal(badOption.statusCode, 400)
@@ -267,7 +289,7 @@ test('a stray label blocks training until POST /training/post/delete_samples rem
 
   const blocked = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN, payload: {} })
   assert.equal(blocked.statusCode, 400)
-  assert.match(blocked.json().message, /too few for 33° \(1\).*delete_samples/)
+  assert.match(blocked.json().message, /too few for 33° \(1\): add at least 9 more of 33°, or remove that angle's samples \(samples are added with POST \/training\/post\/import or \/training\/post\/samples, removed with POST \/training\/post\/delete_samples\)$/)
 
   const unauthorised = await app.inject({ method: 'POST', url: '/training/post/delete_samples', payload: { angle: 33 } })
   assert.equal(unauthorised.statusCode, 401)
