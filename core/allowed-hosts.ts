@@ -16,7 +16,7 @@ import fp from 'fastify-plugin'
 import { isIP } from 'node:net'
 import type { FastifyRequest } from 'fastify'
 import { HostNotAllowedError } from './errors.js'
-import { quoteInput } from './strict-input.js'
+import { describeValue } from '../schemas/describe.js'
 
 /** The liveness route (also bin/lib/server-process.ts HEALTH_PATH): exempt, so health checks by any name work. */
 export const LIVENESS_PATH = '/debug/get/exists'
@@ -75,7 +75,7 @@ export const allowedHostsPlugin = fp<AllowedHostsOptions>(async (app, options) =
     for (const header of namedHosts(request, options.trustProxy)) {
       const host = hostOf(header)
       if (!isHostAllowed(host, allowed)) {
-        throw new HostNotAllowedError(`host ${quoteInput(host, 80)} is not one of ALLOWED_HOSTS; reach this server by one of them, an IP address or localhost`)
+        throw new HostNotAllowedError(`host ${describeValue(host, 80)} is not one of ALLOWED_HOSTS; reach this server by one of them, an IP address or localhost`)
       }
     }
   })

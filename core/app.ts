@@ -14,6 +14,7 @@ import { storagePlugin } from './storage.js'
 import { authPlugin } from './auth.js'
 import { metricsPlugin } from './metrics.js'
 import { idempotencyPlugin } from './idempotency.js'
+import { sqliteIdempotencyStore } from './idempotency-store.js'
 import { openApiPlugin } from './openapi.js'
 import { securityHeadersPlugin } from './security-headers.js'
 import { loadSheddingPlugin } from './load-shedding.js'
@@ -107,7 +108,9 @@ export async function buildApp (config: Config): Promise<App> {
     await app.register(metricsPlugin, { maxDevices: config.METRICS_MAX_DEVICES })
     // connections and event streams capped well below the open-files limit: a flood is turned away, not fatal
     installConnectionLimits(app, connectionLimits(config, openFilesLimit()?.soft))
-    await app.register(idempotencyPlugin, { windowHours: config.IDEMPOTENCY_WINDOW_HOURS, maxMb: config.IDEMPOTENCY_MAX_MB })
+    // the keys live in the app's SQLite database, in the same transactions as the data they guard
+    const idempotencyStore = sqliteIdempotencyStore(app.storage, { windowMs: config.IDEMPOTENCY_WINDOW_HOURS * 3_600_000, maxBytes: config.IDEMPOTENCY_MAX_MB * 1024 * 1024 })
+    await app.register(idempotencyPlugin, { store: idempotencyStore })
     // read when scraped: a stat and two pragmas, nothing on the request path
     new Gauge({ // eslint-disable-line no-new
       name: 'doorsense_database_bytes',

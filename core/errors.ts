@@ -4,7 +4,7 @@ import FindMyWay from 'find-my-way'
 import { STATUS_CODES } from 'node:http'
 import { closestName } from './did-you-mean.js'
 import type { RequestLogging } from './logger.js'
-import { quoteInput } from './strict-input.js'
+import { describeValue } from '../schemas/describe.js'
 
 /*
  * Every error a route can throw, by code (like fastify's FST_ERR_*). Handlers
@@ -191,7 +191,7 @@ function unknownFieldsOf (data: unknown, schema: VerboseValidationError['parentS
   const named = unknown.slice(0, MAX_UNKNOWN_NAMED).map((key) => {
     const meant = closestName(key, known)
     if (meant === undefined) unmatched = true
-    return meant === undefined ? quoteInput(key) : `${quoteInput(key)} (did you mean "${meant}"?)`
+    return meant === undefined ? describeValue(key) : `${describeValue(key)} (did you mean "${meant}"?)`
   })
   if (unknown.length > MAX_UNKNOWN_NAMED) named.push(`and ${unknown.length - MAX_UNKNOWN_NAMED} more`)
   const takes = unmatched ? `; it takes ${known.length === 0 ? 'no fields' : known.join(', ')}` : ''
@@ -209,7 +209,7 @@ export function formatValidationErrors (errors: FastifySchemaValidationError[], 
     const { data, parentSchema } = error as VerboseValidationError
     const at = dataVar + (error.instancePath || '')
     if (error.keyword === 'additionalProperties') {
-      return `${at} has ${unknownFieldsOf(data, parentSchema) ?? `unknown field ${quoteInput(error.params.additionalProperty)}`}`
+      return `${at} has ${unknownFieldsOf(data, parentSchema) ?? `unknown field ${describeValue(error.params.additionalProperty)}`}`
     }
     const message = `${at} ${error.message ?? 'is not valid'}`
     const unknown = error.keyword === 'required' ? unknownFieldsOf(data, parentSchema) : undefined

@@ -8,6 +8,7 @@
  */
 import type { Plugin, SchemaValidateFunction } from 'ajv'
 import { DECIMAL_INTEGER_KEYWORD, PRINTABLE_TEXT_KEYWORD, type DecimalIntegerRange } from '../schemas/common.js'
+import { describeValue } from '../schemas/describe.js'
 
 /** A value that passed, normalised, or why it did not (an ajv-style message: "must …"). */
 export type Checked<T> = { ok: true, value: T } | { ok: false, problem: string }
@@ -21,10 +22,10 @@ export function checkDecimalInteger (value: unknown, range: DecimalIntegerRange)
   const number = typeof value === 'number' ? value : typeof value === 'string' && DECIMAL_DIGITS.test(value) ? Number(value) : undefined
   if (number === undefined || !Number.isInteger(number)) {
     const forms = `a JSON number, or its decimal digits in a string such as "7"${range.nullable === true ? ', or null' : ''}`
-    return { ok: false, problem: `must be an integer ${range.minimum}..${range.maximum} (${forms}), got ${quoteInput(value)}` }
+    return { ok: false, problem: `must be an integer ${range.minimum}..${range.maximum} (${forms}), got ${describeValue(value)}` }
   }
-  if (number < range.minimum) return { ok: false, problem: `must be >= ${range.minimum}, got ${quoteInput(value)}` }
-  if (number > range.maximum) return { ok: false, problem: `must be <= ${range.maximum}, got ${quoteInput(value)}` }
+  if (number < range.minimum) return { ok: false, problem: `must be >= ${range.minimum}, got ${describeValue(value)}` }
+  if (number > range.maximum) return { ok: false, problem: `must be <= ${range.maximum}, got ${describeValue(value)}` }
   return { ok: true, value: number }
 }
 
@@ -56,7 +57,7 @@ function codePointOf (character: string): string {
 
 /** How a field of {@link PRINTABLE_TEXT_KEYWORD} reads `value`: trimmed; the bad character is named, never echoed. */
 export function checkPrintableText (value: unknown): Checked<string> {
-  if (typeof value !== 'string') return { ok: false, problem: `must be a string, got ${quoteInput(value)}` }
+  if (typeof value !== 'string') return { ok: false, problem: `must be a string, got ${describeValue(value)}` }
   const text = value.trim()
   const bad = NOT_PRINTABLE.exec(text)
   if (bad) {
@@ -64,26 +65,6 @@ export function checkPrintableText (value: unknown): Checked<string> {
     return { ok: false, problem: `must be printable text: character ${position} is ${codePointOf(bad[0])}, ${kindOf(bad[0])}` }
   }
   return { ok: true, value: text }
-}
-
-/** Characters JSON.stringify leaves as they are but a message must not carry: C1 controls, bidi controls, separators. */
-const UNSAFE_IN_MESSAGE = /[\u0080-\u009f\p{Bidi_Control}\p{Zl}\p{Zp}]/gu
-
-/**
- * A request value as a message quotes it: JSON, cut to `maxLength`
- * characters, with every character that could garble the message escaped.
- * Never throws (a cycle or a value too deep is named by its type).
- */
-export function quoteInput (value: unknown, maxLength = 40): string {
-  let text: string | undefined
-  try {
-    text = JSON.stringify(value)
-  } catch {
-    text = undefined
-  }
-  if (text === undefined) text = Array.isArray(value) ? 'an array' : typeof value === 'object' && value !== null ? 'an object' : String(value)
-  if (text.length > maxLength) text = `${text.slice(0, maxLength)}…`
-  return text.replace(UNSAFE_IN_MESSAGE, (character) => `\\u${(character.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`)
 }
 
 /** An ajv keyword that runs `check` on the raw value, replaces it by the normalised one, or fails with the problem. */

@@ -11,7 +11,7 @@
  *   the LLTF, pair i is CHi; alone or as a whole `CSI_DATA,…,[…]` line (the
  *   line's own length field is unreliable, the array is trusted).
  */
-import { describeValue } from './describe.js'
+import { describeValue } from '../schemas/describe.js'
 
 /** Subcarriers per frame (CH6..CH58). */
 export const SUBCARRIERS = 53

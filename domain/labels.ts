@@ -38,3 +38,39 @@ export function legacyAngle (index: number): number {
 export function labelSet (angles: Iterable<number>): number[] {
   return [...new Set(angles)].sort((a, b) => a - b)
 }
+
+/** Frames per angle, from the angles of frames in any order. */
+export function countByAngle (angles: Iterable<number>): Map<number, number> {
+  const counts = new Map<number, number>()
+  for (const angle of angles) counts.set(angle, (counts.get(angle) ?? 0) + 1)
+  return counts
+}
+
+/** How frame counts per angle stand against "the closed door plus at least one open angle, `need` frames each". */
+export interface AngleCoverage {
+  /** Some frames of the closed door (0°). */
+  hasClosed: boolean
+  /** The open angles with frames, ascending. */
+  openAngles: number[]
+  /** The angles with fewer than `need` frames, ascending. */
+  short: number[]
+  /** Both a closed and an open angle, and no angle short: the rule holds. */
+  enough: boolean
+}
+
+/**
+ * The door models' rule, written once: frames of the closed door and of at
+ * least one open angle, `need` frames of each angle recorded. The trainer
+ * (ml/door/train.ts) and the calibration (ml/door/calibration.ts, which adds
+ * its ajar and wider positions) read it here; the dashboard's wizard
+ * (plugins/dashboard/public, a browser page that imports nothing of the
+ * server's code) restates it for the positions it asks for, with the
+ * server's `framesPerPosition` as `need`.
+ */
+export function angleCoverage (counts: ReadonlyMap<number, number>, need: number): AngleCoverage {
+  const angles = [...counts.keys()].sort((a, b) => a - b)
+  const hasClosed = angles.some(isClosed)
+  const openAngles = angles.filter((angle) => !isClosed(angle))
+  const short = angles.filter((angle) => (counts.get(angle) ?? 0) < need)
+  return { hasClosed, openAngles, short, enough: hasClosed && openAngles.length > 0 && short.length === 0 }
+}

@@ -1,42 +1,27 @@
 /**
  * `doorsense eval --data FILE.csv [--holdout 0.2] [--json] [--shifted OTHER] [training options]`:
- * trains in this process on the blocked train part of a session CSV (each
- * label's rows but its last `holdout` share) and reports how the model does
- * on those tails:
- * - the global per-frame model (ml/global/trainer.ts): accuracy, per-class figures,
- *   confusion matrix, open/closed (accuracy, balanced accuracy, closed F1),
- *   and its votes through the legacy smoother (`smoothedAccuracy`);
- * - `doorState`: the windowed door model (ml/door/train.ts, its defaults)
- *   trained on the same train part, each label's tail replayed through a
- *   fresh pipeline exactly as the server runs a calibrated door
- *   (ml/door/evaluation.ts evaluateDoorModel); absent, with
- *   `doorModel.skipped` saying why, when the file cannot calibrate a door
- *   (no closed or no open angle, too few rows per angle);
- * - the ajar self-check a door calibrated on FILE's angles would run
- *   (ml/door/self-check.ts), and the share of the door model's own held-out
- *   windows flagged novel;
- * - with --shifted, `novelty.auc`: how well the door model's novelty score
- *   tells OTHER's windows (a session CSV, or one frame per line in any
- *   accepted encoding) from FILE's held-out windows.
- * Nothing is stored. Results go to stdout (with --json exactly one JSON
- * object), progress to stderr (a bar on a terminal, a few lines otherwise).
+ * parses the flags, reads FILE (and OTHER), runs ml/training/session-evaluation.ts
+ * evaluateSession (the global per-frame model and the windowed door model
+ * trained on each label's first rows, reported on the held-out tails, with the
+ * ajar self-check and, with --shifted, the door model's novelty AUC) and
+ * prints its report. Nothing is stored. Results go to stdout (with --json
+ * exactly one JSON object), progress to stderr (a bar on a terminal, a few
+ * lines otherwise).
  * Exit codes: 0 ok, 1 bad arguments or an unreadable/invalid file, 2 training failed.
  */
 import { readFileSync } from 'node:fs'
-import { parseFrame } from '../../domain/frames.js'
-import { CLOSED_ANGLE, labelSet } from '../../domain/labels.js'
-import { headerProblem, readSessionCsv } from '../../domain/session-csv.js'
-import { DEFAULT_SMOOTHER_OPTIONS, scoreSmoothed, sequencesByLabel } from '../../domain/smoother.js'
+import { readSessionCsv } from '../../domain/session-csv.js'
 import { chooseBackend, type BackendRequest, type ChosenBackend } from '../../ml/backend.js'
-import { contiguousRuns, evaluateDoorModel, minimumFramesForEvaluation, type AngleReadings, type DoorEvaluation, type SelfCheck, type ShiftedSet } from '../../ml/door/evaluation.js'
-import { ajarSelfCheck } from '../../ml/door/self-check.js'
-import type { DoorTrainingOptions } from '../../ml/door/model-types.js'
+import type { ShiftedSet } from '../../ml/door/evaluation.js'
 import { DEFAULT_DOOR_TRAINING, resolveDoorTraining } from '../../ml/door/train.js'
-import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions, trainModel } from '../../ml/global/trainer.js'
-import { type EpochReport, type ModelMeta, type TrainedModel } from '../../ml/model-types.js'
-import { type TrainingSet } from '../../ml/training-set.js'
-import type { Evaluation, TrainingOptions } from '../../schemas/model.js'
+import { DEFAULT_TRAINING_OPTIONS, resolveTrainingOptions } from '../../ml/global/trainer.js'
+import type { EpochReport } from '../../ml/model-types.js'
+import type { TrainingSet } from '../../ml/training-set.js'
+import { doorTrainingOf, evaluateSession, shiftedSetOf, type EvalReport } from '../../ml/training/session-evaluation.js'
+import type { TrainingOptions } from '../../schemas/model.js'
 import { epochProgress, parseOptions, processIo, UsageError, type CommandIo } from './command-line.js'
+
+export type { EvalReport } from '../../ml/training/session-evaluation.js'
 
 const D = DEFAULT_TRAINING_OPTIONS
 
@@ -151,81 +136,9 @@ export function parseEvalArgs (argv: string[]): EvalArgs | 'help' {
   return args
 }
 
-/** What eval reports (also the --json object). */
-export interface EvalReport extends Evaluation {
-  data: string
-  rows: number
-  /** The options the run used, seed included. */
-  options: ModelMeta['options']
-  backend: string
-  epochsTrained: number
-  trainingSeconds: number
-  /**
-   * Accuracy of the door state the server would report: each label's test
-   * tail streamed in order through the server's smoother (default window and hold).
-   */
-  smoothedAccuracy: number
-  smoothed: { window: number, hold: number, openClosedAccuracy: number }
-  /** The windowed door model behind `doorState` and `novelty`, or why it was not evaluated. */
-  doorModel: DoorModelReport
-}
-
-/** The door model's run: its settings and the figures the schema's doorState leaves out. */
-export interface DoorModelReport {
-  /** Why there is no doorState (FILE cannot calibrate a door); absent when evaluated. */
-  skipped?: string
-  window: number
-  features: DoorTrainingOptions['features']
-  epochs: number
-  seed: number
-  hysteresis: DoorTrainingOptions['hysteresis']
-  trainingSeconds?: number
-  /** Per window (one per test frame once its window is full): 7-class accuracy and open/closed figures. */
-  perWindow?: { accuracy: number, windows: number, openClosed: DoorEvaluation['openClosed'] }
-  /** Counted door-state frames (from each tail's first reported state on) and how many of them were unknown. */
-  frames?: number
-  unknownFrames?: number
-  /** With --shifted: the shifted windows scored and the shares flagged novel. */
-  novelty?: { shifted: string, windows: number, novelShare: number, heldOutNovelShare: number }
-  /** Share of the door's own held-out windows flagged novel (false alarms: the door's own later frames). */
-  heldOutNovelShare?: number
-  /** Each test tail's door state by angle: frames reported closed / open / unknown. */
-  perAngle?: AngleReadings[]
-  /**
-   * The ajar self-check a calibration of FILE's angles would run: the
-   * smallest open angle's tail through the model, and each other open angle
-   * through a model trained without it; fails when more than `limit` read closed.
-   */
-  selfCheck?: SelfCheck
-}
-
-/** The door model's settings eval runs (the server's defaults, seed and epochs as given). */
-export function doorTrainingOf (args: Pick<EvalArgs, 'doorEpochs'>, seed: number): DoorTrainingOptions {
-  return resolveDoorTraining({ epochs: args.doorEpochs, seed })
-}
-
 /**
- * Why `angles` cannot give a door model's blocked evaluation, or undefined
- * when they can: it needs the closed door and an open angle, and per angle
- * rows enough for a train part of two windows and a tail that reports.
- */
-export function doorStateProblem (angles: readonly number[], holdout: number, options: Pick<DoorTrainingOptions, 'window' | 'hysteresis'>): string | undefined {
-  const labels = labelSet(angles)
-  if (!labels.includes(CLOSED_ANGLE) || labels.length < 2) {
-    return `a door model needs rows of the closed door (0°) and of at least one open angle, got ${labels.map((a) => `${a}°`).join(', ')}`
-  }
-  const need = minimumFramesForEvaluation(options.window, options.hysteresis.enter, holdout)
-  const counts = new Map<number, number>()
-  for (const angle of angles) counts.set(angle, (counts.get(angle) ?? 0) + 1)
-  const short = labels.filter((label) => (counts.get(label) as number) < need)
-  if (short.length) return `each angle needs at least ${need} rows for a door model's blocked evaluation (windows of ${options.window}, holdout ${holdout}), got ${short.map((a) => `${counts.get(a)} for ${a}°`).join(', ')}`
-  return undefined
-}
-
-/**
- * Reads --shifted OTHER: a session CSV (each contiguous run of one label a
- * stream of its own) or one frame per line in any accepted encoding (one
- * stream, in file order).
+ * Reads --shifted OTHER (ml/training/session-evaluation.ts shiftedSetOf: a
+ * session CSV, or one frame per line).
  * @throws {UsageError} naming the file and the lines that are wrong
  */
 export function readShifted (file: string, window: number): ShiftedSet {
@@ -235,95 +148,11 @@ export function readShifted (file: string, window: number): ShiftedSet {
   } catch (err) {
     throw new UsageError(`--shifted: cannot read ${file}: ${(err as Error).message}`)
   }
-  const lines = text.split(/\r?\n/)
-  const first = lines.find((line) => line.trim() !== '') ?? ''
-  const problems: string[] = []
-  let runs: Float32Array[][]
-  if (/^\uFEFF?\s*Label\s*,/.test(first) || headerProblem(first) === undefined) {
-    const session = readSessionCsv(text)
-    for (const problem of session.problems) problems.push(`line ${problem.line}: ${problem.reason}`)
-    const angles = session.rows.map((row) => row.angle)
-    runs = contiguousRuns(angles.map((_, i) => i), angles).map((run) => run.map((i) => session.rows[i].features))
-  } else {
-    const frames: Float32Array[] = []
-    lines.forEach((line, i) => {
-      if (line.trim() === '') return
-      try {
-        frames.push(parseFrame(line.trim()))
-      } catch (err) {
-        problems.push(`line ${i + 1}: ${(err as Error).message}`)
-      }
-    })
-    runs = [frames]
+  try {
+    return shiftedSetOf(file, text, window)
+  } catch (err) {
+    throw new UsageError(`--shifted: ${(err as Error).message}`)
   }
-  if (problems.length) {
-    throw new UsageError(`--shifted: ${file} is neither a valid session CSV nor one frame per line (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.slice(0, 5).map((p) => `  ${p}`).join('\n')}${problems.length > 5 ? '\n  …' : ''}`)
-  }
-  const longest = Math.max(0, ...runs.map((run) => run.length))
-  if (longest < window) throw new UsageError(`--shifted: ${file} needs at least ${window} consecutive frames for one window, got ${longest}`)
-  return { name: file, runs }
-}
-
-/**
- * The held-out rows' true angles and predicted probabilities, label by label
- * in recording order: what a door-state smoother would have seen, e.g. for
- * `smoothedAccuracy`.
- */
-export function holdoutStream (trained: TrainedModel, input: TrainingSet): { angles: number[], probabilities: number[][] } {
-  const holdout = trained.holdout
-  if (!holdout) return { angles: [], probabilities: [] }
-  return { angles: holdout.rows.map((row) => input.angles[row]), probabilities: holdout.predictions.map((p) => p.probabilities) }
-}
-
-/** What the door model gave: its evaluation, or why there is none. */
-export type DoorOutcome = { options: DoorTrainingOptions } & ({ evaluation: DoorEvaluation, shifted?: string } | { skipped: string })
-
-/** The report of one run. */
-export function evalReport (data: string, input: TrainingSet, trained: TrainedModel, backend: string, door?: DoorOutcome): EvalReport {
-  const { meta } = trained
-  if (!meta.evaluation) throw new Error('the training made no evaluation (no hold-out)')
-  const stream = holdoutStream(trained, input)
-  const smoothed = scoreSmoothed(sequencesByLabel(stream.angles, stream.probabilities), meta.labels, DEFAULT_SMOOTHER_OPTIONS)
-  const o = door?.options ?? resolveDoorTraining()
-  const doorModel: DoorModelReport = { window: o.window, features: o.features, epochs: o.epochs, seed: o.seed, hysteresis: { ...o.hysteresis } }
-  const report: EvalReport = {
-    data,
-    rows: input.angles.length,
-    options: meta.options,
-    backend,
-    epochsTrained: meta.epochsTrained ?? meta.options.epochs,
-    trainingSeconds: meta.trainingSeconds,
-    ...meta.evaluation,
-    smoothedAccuracy: smoothed.accuracy,
-    smoothed: { ...DEFAULT_SMOOTHER_OPTIONS, openClosedAccuracy: smoothed.openClosedAccuracy },
-    doorModel
-  }
-  if (!door) doorModel.skipped = 'not run'
-  else if ('skipped' in door) doorModel.skipped = door.skipped
-  else {
-    const e = door.evaluation
-    const d = e.doorState
-    report.doorState = {
-      accuracy: d.accuracy,
-      openClosed: { accuracy: d.openClosed.accuracy, balancedAccuracy: d.openClosed.balancedAccuracy, closedF1: d.openClosed.closedF1 },
-      window: d.window,
-      latencyFrames: d.latencyFrames,
-      confusion: d.confusion.map((row) => [...row])
-    }
-    doorModel.trainingSeconds = e.trainingSeconds
-    doorModel.perWindow = { accuracy: e.accuracy, windows: e.testWindows, openClosed: { ...e.openClosed } }
-    doorModel.frames = d.frames
-    doorModel.unknownFrames = d.unknownFrames
-    if (e.heldOutNovelShare !== undefined) doorModel.heldOutNovelShare = e.heldOutNovelShare
-    if (d.perAngle) doorModel.perAngle = d.perAngle.map((r) => ({ ...r }))
-    if (e.selfCheck) doorModel.selfCheck = { ...e.selfCheck, checks: e.selfCheck.checks.map((c) => ({ ...c })) }
-    if (e.novelty && door.shifted !== undefined) {
-      report.novelty = { auc: e.novelty.auc }
-      const set = e.novelty.sets[0]
-      doorModel.novelty = { shifted: door.shifted, windows: set?.windows ?? 0, novelShare: set?.novelShare ?? 0, heldOutNovelShare: e.novelty.heldOutNovelShare }
-    }
-  }
-  return report
 }
 
 const f3 = (x: number): string => x.toFixed(3)
@@ -421,14 +250,10 @@ export async function run (argv: string[], io: CommandIo = processIo): Promise<n
     return 1
   }
   const input: TrainingSet = { kind: 'csi', features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) }
-  const holdout = args.options.holdout ?? D.holdout
-  // the door model's settings (the seed is fixed below, once the per-frame run has drawn one)
-  const doorDefaults = doorTrainingOf(args, DEFAULT_DOOR_TRAINING.seed)
-  const doorProblem = doorStateProblem(input.angles, holdout, doorDefaults)
   let shifted: ShiftedSet | undefined
   if (args.shifted !== undefined) {
     try {
-      shifted = readShifted(args.shifted, doorDefaults.window)
+      shifted = readShifted(args.shifted, doorTrainingOf(args, DEFAULT_DOOR_TRAINING.seed).window)
     } catch (err) {
       if (!(err instanceof UsageError)) throw err
       io.stderr.write(`doorsense eval: ${err.message}\n`)
@@ -445,31 +270,14 @@ export async function run (argv: string[], io: CommandIo = processIo): Promise<n
   }
   const { tf, info } = backend
   const progress = progressReporter(io.stderr, args.options.earlyStopping ?? D.earlyStopping)
+  // a line of progress ends the epoch bar first
+  const say = (line: string) => {
+    progress.end()
+    io.stderr.write(line + '\n')
+  }
   let report: EvalReport
   try {
-    io.stderr.write(`training on ${rows.length} rows of ${args.data} (${info.backend} backend)…\n`)
-    const trained = await trainModel(tf, input, args.options, progress.onEpoch)
-    progress.end()
-    const doorOptions = doorTrainingOf(args, trained.meta.options.seed ?? DEFAULT_DOOR_TRAINING.seed)
-    let door: DoorOutcome
-    if (doorProblem !== undefined) {
-      io.stderr.write(`door state not evaluated: ${doorProblem}${shifted ? ' (so no novelty for --shifted either)' : ''}\n`)
-      door = { options: doorOptions, skipped: doorProblem }
-    } else {
-      io.stderr.write(`training the windowed door model (k ${doorOptions.window}, ${doorOptions.epochs} epochs) and replaying each label's test tail…\n`)
-      try {
-        const doorInput = { frames: input.features, angles: input.angles }
-        const trainingOptions = { epochs: doorOptions.epochs, seed: doorOptions.seed }
-        const { evaluation } = await evaluateDoorModel(tf, doorInput, trainingOptions, { holdout, shifted: shifted ? [shifted] : [] })
-        io.stderr.write('running the ajar self-check (a model without each open angle but the smallest)…\n')
-        const selfCheck = await ajarSelfCheck(tf, doorInput, evaluation, trainingOptions)
-        if (selfCheck) evaluation.selfCheck = selfCheck
-        door = shifted ? { options: doorOptions, evaluation, shifted: shifted.name } : { options: doorOptions, evaluation }
-      } catch (err) {
-        throw new Error(`door model: ${(err as Error).message}`)
-      }
-    }
-    report = evalReport(args.data, input, trained, info.backend, door)
+    report = await evaluateSession(tf, input, { data: args.data, options: args.options, doorEpochs: args.doorEpochs, shifted, backend: info.backend, onEpoch: progress.onEpoch, say })
   } catch (err) {
     progress.end()
     io.stderr.write(`doorsense eval: training failed: ${(err as Error).message}\n`)

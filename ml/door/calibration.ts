@@ -15,7 +15,7 @@
  * (ml/door/self-check.ts) and, given a gate, records the verdict in the meta:
  * {@link calibrationVerdict}.
  */
-import { isClosed } from '../../domain/labels.js'
+import { angleCoverage, countByAngle, isClosed } from '../../domain/labels.js'
 import { DEFAULT_HYSTERESIS } from '../../domain/door-hysteresis.js'
 import type { DoorTrainingInput, Tf, TrainedDoorModel } from './model-types.js'
 import { DEFAULT_DOOR_TRAINING, trainDoorModel } from './train.js'
@@ -77,18 +77,16 @@ function angles (list: readonly number[]): string {
  * @param frameRate the door's frames per second, to say how long to record
  */
 export function calibrationProblems (calibration: CalibrationFrames, frameRate = 0): string[] {
-  const counts = new Map<number, number>()
-  for (const angle of calibration.angles) counts.set(angle, (counts.get(angle) ?? 0) + 1)
-  return calibrationProblemsOfCounts(counts, frameRate)
+  return calibrationProblemsOfCounts(countByAngle(calibration.angles), frameRate)
 }
 
 /** {@link calibrationProblems} of frame counts per angle (e.g. what a door has captured). */
 export function calibrationProblemsOfCounts (counts: ReadonlyMap<number, number>, frameRate = 0): string[] {
   const reasons: string[] = []
-  const openAngles = [...counts.keys()].filter((angle) => !isClosed(angle)).sort((a, b) => a - b)
   const need = CALIBRATION_FRAMES_PER_ANGLE
+  const { hasClosed, openAngles, short } = angleCoverage(counts, need)
   const howLong = (frames: number) => frameRate > 0 ? ` (about ${Math.ceil(frames / frameRate)} s at this door's ${frameRate.toFixed(0)} frames/s)` : ` (about ${Math.ceil(frames / 20)} s at 20 frames/s)`
-  if (!counts.has(0)) reasons.push(`No frames of the closed door yet: close it and record the closed position (0°) for at least ${need} frames${howLong(need)}.`)
+  if (!hasClosed) reasons.push(`No frames of the closed door yet: close it and record the closed position (0°) for at least ${need} frames${howLong(need)}.`)
   const ajar = openAngles.find((angle) => angle <= MAX_AJAR_ANGLE)
   if (openAngles.length === 0) {
     reasons.push(`No frames of the open door yet: record it ajar (${DEFAULT_AJAR_ANGLE}°, the smallest opening that must count as open) and fully open (90°), at least ${need} frames each${howLong(need)}.`)
@@ -97,11 +95,10 @@ export function calibrationProblemsOfCounts (counts: ReadonlyMap<number, number>
   } else if (!openAngles.some((angle) => angle > ajar)) {
     reasons.push(`No wider open position yet: record the door fully open (90°) for at least ${need} frames${howLong(need)}, so that the model learns open as well as ajar.`)
   }
-  for (const [angle, count] of [...counts].sort((a, b) => a[0] - b[0])) {
-    if (count < need) {
-      const where = isClosed(angle) ? 'closed (0°)' : `open at ${angle}°`
-      reasons.push(`Only ${count} frames of the door ${where}: record ${need - count} more${howLong(need - count)}, so the model has enough to learn from and to be checked on.`)
-    }
+  for (const angle of short) {
+    const count = counts.get(angle) ?? 0
+    const where = isClosed(angle) ? 'closed (0°)' : `open at ${angle}°`
+    reasons.push(`Only ${count} frames of the door ${where}: record ${need - count} more${howLong(need - count)}, so the model has enough to learn from and to be checked on.`)
   }
   return reasons
 }
@@ -189,10 +186,9 @@ export async function calibrateDoorModel (tf: Tf, input: DoorTrainingInput, opti
   const trained = await trainDoorModel(tf, input, options)
   const { window, hysteresis } = trained.meta
   const need = minimumFramesForEvaluation(window, hysteresis.enter, calibration.holdout ?? 0.2)
-  const counts = new Map<number, number>()
-  for (const angle of input.angles) counts.set(angle, (counts.get(angle) ?? 0) + 1)
   let evaluation: DoorEvaluation | undefined
-  if (Math.min(...counts.values()) >= need) {
+  // the trainer has checked the closed and an open angle; the evaluation's split needs `need` frames of each
+  if (angleCoverage(countByAngle(input.angles), need).enough) {
     evaluation = (await evaluateDoorModel(tf, input, options, calibration)).evaluation
     const selfCheck = await ajarSelfCheck(tf, input, evaluation, options)
     if (selfCheck) evaluation.selfCheck = selfCheck

@@ -21,7 +21,7 @@ import type * as tfjs from '@tensorflow/tfjs'
 import { doorFrameFeatures, MAX_WINDOW, MIN_WINDOW, runWindows } from '../../domain/door-window.js'
 import { checkHysteresis, DEFAULT_HYSTERESIS, type HysteresisOptions } from '../../domain/door-hysteresis.js'
 import { FEATURES } from '../../domain/frames.js'
-import { angleProblem, CLOSED_ANGLE, labelSet } from '../../domain/labels.js'
+import { angleCoverage, angleProblem, CLOSED_ANGLE, countByAngle } from '../../domain/labels.js'
 import { fitStandardisation } from '../../domain/standardise.js'
 import { checkNoveltyOptions, DEFAULT_NOVELTY, standardiseCopy, summariseWindows, type NoveltyOptions } from '../novelty.js'
 import { captureArtifacts } from '../artifacts.js'
@@ -155,12 +155,6 @@ export async function trainDoorModel (tf: Tf, input: DoorTrainingInput, options:
   return { artifacts, meta }
 }
 
-function countBy (values: readonly number[]): Map<number, number> {
-  const counts = new Map<number, number>()
-  for (const value of values) counts.set(value, (counts.get(value) ?? 0) + 1)
-  return counts
-}
-
 /** Validates frames and angles; returns the angle classes (ascending). */
 function checkInput (input: DoorTrainingInput, window: number): number[] {
   if (input.frames.length !== input.angles.length) throw new Error(`${input.frames.length} frames but ${input.angles.length} angles`)
@@ -171,13 +165,13 @@ function checkInput (input: DoorTrainingInput, window: number): number[] {
     if (frame.length !== FEATURES) throw new Error(`frame ${row}: a CSI frame must hold ${FEATURES} values, got ${frame.length}`)
     for (let i = 0; i < FEATURES; i++) if (!Number.isFinite(frame[i])) throw new Error(`frame ${row}: value ${i} is not a finite number (${frame[i]})`)
   }
-  const labels = labelSet(input.angles)
-  if (!labels.includes(CLOSED_ANGLE) || labels.length < 2) {
+  const counts = countByAngle(input.angles)
+  const need = minimumFramesPerAngle(window)
+  const { hasClosed, openAngles, short } = angleCoverage(counts, need)
+  const labels = [...counts.keys()].sort((a, b) => a - b)
+  if (!hasClosed || openAngles.length === 0) {
     throw new Error(`a door model needs frames of the closed door (0°) and of at least one open angle, got ${labels.length ? labels.map((a) => `${a}°`).join(', ') : 'no frames'}`)
   }
-  const counts = countBy(input.angles)
-  const need = minimumFramesPerAngle(window)
-  const short = labels.filter((label) => (counts.get(label) as number) < need)
   if (short.length) throw new Error(`too few frames: each angle needs at least ${need} (two windows of ${window}), got ${short.map((a) => `${counts.get(a)} for ${a}°`).join(', ')}`)
   return labels
 }

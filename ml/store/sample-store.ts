@@ -3,6 +3,7 @@
  * BLOB, the door angle, the device and where the sample came from. Rows keep
  * their insertion order (the id), which the blocked split relies on.
  */
+import { EventEmitter } from 'node:events'
 import type { Storage } from '../../core/storage.js'
 import type { ModelKind } from '../../schemas/model.js'
 import type { DatasetSummary, LabelCount, SampleSource } from '../../schemas/training.js'
@@ -70,18 +71,23 @@ export interface StoredTrainingSet {
   angles: number[]
 }
 
-/** The samples table. */
-export class SampleStore {
-  /** Deletes run by any store of this process: lets a cache of counts (a door's calibration) notice one made elsewhere. */
-  static #deletes = 0
+/** What a `deleted` event of {@link SampleStore} tells: the kind and filter of a delete, and how many samples it removed. */
+export interface SampleDeletion {
+  kind: ModelKind
+  filter: SampleFilter
+  removed: number
+}
+
+/**
+ * The samples table. The server keeps one (`fastify.samples`, from the
+ * training area), so that a cache of counts (a door's calibration) hears of
+ * every delete through its `deleted` event, whoever ran it.
+ */
+export class SampleStore extends EventEmitter<{ deleted: [SampleDeletion] }> {
   readonly #db: Storage['db']
 
-  /** How many deletes any SampleStore of this process has run. */
-  static get deletes (): number {
-    return SampleStore.#deletes
-  }
-
   constructor (storage: Storage) {
+    super()
     storage.migrate('training', TRAINING_MIGRATIONS)
     this.#db = storage.db
   }
@@ -183,8 +189,9 @@ export class SampleStore {
    */
   delete (kind: ModelKind, filter: SampleFilter): number {
     const { where, values } = whereOf(kind, filter)
-    SampleStore.#deletes++
-    return this.#db.prepare(`DELETE FROM training_samples WHERE ${where}`).run(...values).changes
+    const removed = this.#db.prepare(`DELETE FROM training_samples WHERE ${where}`).run(...values).changes
+    this.emit('deleted', { kind, filter, removed })
+    return removed
   }
 
   /** Samples per angle among those matching `filter`, ascending. */

@@ -11,7 +11,7 @@ import { ConflictError, NotFoundError } from '../../core/errors.js'
 import { CALIBRATION_FRAMES_PER_ANGLE, calibrationProblemsOfCounts, DEFAULT_AJAR_ANGLE, MAX_AJAR_ANGLE, verdictOf } from '../../ml/door/calibration.js'
 import { AJAR_CLOSED_LIMIT } from '../../ml/door/self-check.js'
 import type { CalibrationOutcome, DoorModels } from '../../ml/door-models.js'
-import { SampleStore } from '../../ml/store/sample-store.js'
+import type { SampleStore } from '../../ml/store/sample-store.js'
 import type { CalibrationResult, CaptureRequest, Door, DoorCalibration, DoorReason, FinishAccepted, FinishRequest } from '../../schemas/doors.js'
 import type { ModelVersionInfo } from '../../schemas/model.js'
 import type { CaptureStatus } from '../../schemas/training.js'
@@ -74,8 +74,6 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
   readonly #outcomes = new Map<number, Outcome>()
   /** Calibration frames per angle of each door, read from the database once and again only when a capture of that door moves. */
   readonly #captured = new Map<number, Record<string, number>>()
-  /** SampleStore.deletes when #captured was last known right: a delete of samples anywhere (delete_samples) empties it. */
-  #capturedAtDeletes = SampleStore.deletes
   /** What each door's last `door` event said of its frames, to re-announce only doors that moved. */
   readonly #announced = new Map<number, string>()
   #ticker: NodeJS.Timeout | undefined
@@ -94,6 +92,8 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
       this.#captured.delete(status.ID)
       announce(status.ID)
     })
+    // a delete of samples anywhere (delete_samples, a cancelled capture, a door's own) empties the cache of calibration counts
+    options.samples.on('deleted', () => this.#captured.clear())
     options.devices.on('live', (device) => announce(device.id))
     options.devices.on('stale', announce)
     options.devices.on('known', announce)
@@ -287,7 +287,6 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
 
   /** Every door's calibration counts in one query when the cache is cold (a list of 10,000 doors would otherwise run 10,000). */
   #prefetchCalibrations (): void {
-    this.#checkCapturedCache()
     if (this.#captured.size > 0) return
     for (const { device, angle, count } of this.#options.samples.countsByDeviceAndAngle('csi', CALIBRATION.source)) {
       const captured = this.#captured.get(device) ?? {}
@@ -298,17 +297,8 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     for (const id of this.#ids()) if (!this.#captured.has(id)) this.#captured.set(id, {})
   }
 
-  /** A delete of samples anywhere (delete_samples) empties the cache of calibration counts. */
-  #checkCapturedCache (): void {
-    if (this.#capturedAtDeletes !== SampleStore.deletes) {
-      this.#captured.clear()
-      this.#capturedAtDeletes = SampleStore.deletes
-    }
-  }
-
   #calibration (id: number, frameRate: number): DoorCalibration {
     const { captures, samples, doorModels } = this.#options
-    this.#checkCapturedCache()
     let captured = this.#captured.get(id)
     if (!captured) {
       captured = {}

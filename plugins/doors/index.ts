@@ -1,6 +1,5 @@
 import fp from 'fastify-plugin'
 import { EventStreamHub, sseEvent } from '../../core/event-stream.js'
-import { SampleStore } from '../../ml/store/sample-store.js'
 import { DoorsService } from './doors-service.js'
 import { doorRoutes } from './routes.js'
 
@@ -20,7 +19,7 @@ export default fp(async (app) => {
     devices: app.devices,
     states: app.inference.doors,
     captures: app.captures,
-    samples: new SampleStore(app.storage),
+    samples: app.samples,
     doorModels: app.model.doorModels,
     globalModel: () => app.model.active,
     floor: app.config.DOOR_CALIBRATION_FLOOR
@@ -37,5 +36,5 @@ export default fp(async (app) => {
   name: 'doors',
   fastify: '5.x',
   dependencies: ['model', 'training', 'inference', 'rpi-servers'],
-  decorators: { fastify: ['config', 'storage', 'requireAdmin', 'devices', 'captures', 'inference', 'model'] }
+  decorators: { fastify: ['config', 'requireAdmin', 'devices', 'captures', 'samples', 'inference', 'model'] }
 })

@@ -37,12 +37,14 @@ export interface CaptureService {
 declare module 'fastify' {
   interface FastifyInstance {
     captures: CaptureService
+    /** The one store of labelled samples; event `deleted` (kind, filter, removed) on every delete, whichever area ran it. */
+    samples: SampleStore
   }
 }
 
 /**
- * The training area: labelled samples in SQLite, capture sessions
- * (`fastify.captures`), and the /training routes over `fastify.model`.
+ * The training area: labelled samples in SQLite (`fastify.samples`), capture
+ * sessions (`fastify.captures`), and the /training routes over `fastify.model`.
  * Closing the app ends every progress stream and capture timer.
  */
 export default fp(async (app) => {
@@ -58,11 +60,13 @@ export default fp(async (app) => {
   for (const status of restored.interrupted) log.warn({ device: status.ID, angle: status.angle, framesStored: status.framesStored, endsAt: status.endsAt }, 'capture session interrupted: its time ran out while the server was down')
   const streams = new ProgressStreams(app.model)
   app.decorate('captures', captures)
+  app.decorate('samples', samples)
   // preClose: an open event stream would otherwise keep the server from closing
   app.addHook('preClose', async () => streams.closeAll())
   app.addHook('onClose', async () => {
     captures.close()
     captures.removeAllListeners()
+    samples.removeAllListeners()
   })
   // routes in their own context, so the text/csv parser stays theirs
   await app.register(trainingRoutes, { samples, captures, streams })

@@ -260,6 +260,7 @@ export function CalibrationWizard ({ device, onClose }) {
     { angle: openAngle, name: 'fully open' }
   ]
   const shortExtras = openAngles(calibration).filter((angle) => angle !== ajarAngle && angle !== openAngle && !enough(angle))
+  // the server's rule (domain/labels.ts angleCoverage, with ml/door/calibration.ts's ajar and wider positions), restated: this page imports no server code
   const ready = required.every(({ angle }) => enough(angle))
   const activated = calibration.status === 'ready' && result?.activated === true
   const stepIndex = STEPS.findIndex(([name]) => name === step)
