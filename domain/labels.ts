@@ -2,7 +2,7 @@
  * Door angles and what they mean. The recordings label frames with the angle
  * the door was held at, in degrees; 0° is closed, anything else open.
  */
-import { describeValue } from './describe.js'
+import { describeValue } from '../schemas/describe.js'
 
 /** The angle of a closed door. */
 export const CLOSED_ANGLE = 0

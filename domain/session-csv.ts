@@ -5,7 +5,7 @@
  * as one string.
  */
 import { FEATURE_NAMES, FEATURES, featureProblem } from './frames.js'
-import { describeValue } from './describe.js'
+import { describeValue } from '../schemas/describe.js'
 import { angleProblem, MAX_ANGLE } from './labels.js'
 
 /** The exact header columns. */
