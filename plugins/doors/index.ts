@@ -62,9 +62,16 @@ export default fp(async (app) => {
     classify: (frames) => app.inference.submit(frames)
   })
   app.model.doorModels.on('changed', ({ device, version }) => { if (version === undefined) states.forgetModel(device) })
-  // the legacy per-frame routes' frames: counted and read by a door's own model at once, the global answers after
-  app.inference.on('taken', (device, frames) => { feed.taken(device, frames) })
-  app.inference.on('classified', ({ device, predictions, labels, at, version }) => { feed.classified(device, predictions, labels, at, version) })
+  // the legacy per-frame routes' frames: counted and read by a door's own model at once, the global
+  // answers after (unless the door's own model read those frames)
+  const readByOwnModel = new WeakSet<readonly Float32Array[]>()
+  app.inference.on('taken', (device, frames) => {
+    if (feed.taken(device, frames)) readByOwnModel.add(frames)
+    else readByOwnModel.delete(frames)
+  })
+  app.inference.on('classified', ({ device, frames, predictions, labels, at, version }) => {
+    if (!readByOwnModel.has(frames)) feed.classified(device, predictions, labels, at, version)
+  })
 
   const doors = new DoorsService({
     states,

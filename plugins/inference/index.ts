@@ -18,6 +18,8 @@ export interface LatestPrediction {
 /** A device's frames classify() answered, with the device they came from. */
 export interface ClassifiedDeviceFrames extends ClassifiedFrames {
   device: number
+  /** The frames answered (the array `taken` reported). */
+  frames: readonly Float32Array[]
 }
 
 /**
@@ -112,7 +114,7 @@ export default fp(async (app) => {
         const at = Date.now()
         latest = { prediction: predictions[predictions.length - 1], version: batch.version, labels: batch.labels, device, at }
         const classified = { version: batch.version, labels: batch.labels, predictions, device, at }
-        if (device !== undefined) events.emit('classified', { ...classified, device })
+        if (device !== undefined) events.emit('classified', { ...classified, device, frames })
         return classified
       })
     },
