@@ -21,11 +21,11 @@
  *       scan seeded from the previous nearest, four partial sums, the
  *       distance through one matMul (the 64-row summary, once a candidate
  *       here, is the default since 455fcb8);
- *   (c) app.inference.doors.observeWindows on 1/64/256 frames per call (push
- *       + predict + hysteresis), and app.inference.observe (the frames
+ *   (c) app.doors.states.observeWindows on 1/64/256 frames per call (push
+ *       + predict + hysteresis), and app.doors.observe (the frames
  *       route's entry: + frame rate, model lookup);
  *   (d) the legacy per-frame path at the same batches: app.model.predict +
- *       app.inference.doors.observe (the vote smoother).
+ *       app.doors.states.observe (the vote smoother).
  * Over HTTP (autocannon in a forked client, 64 distinct real bodies per run,
  * each route run right after POST /debug/post/echo of exactly its bodies, the
  * ratio taken within the pair):
@@ -69,7 +69,7 @@ import type { BenchReport } from './run.js'
 const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
 const RPI_RAW = join(RECORDINGS_DIR, 'rpi-raw-frames.txt')
 const ROLE_ENV = 'DOORSENSE_BENCH_DOOR_STATE_CLIENT'
-/** The door calibrated with its own model (HTTP runs, app.inference.observe). */
+/** The door calibrated with its own model (HTTP runs, app.doors.observe). */
 const OWN_DEVICE = 5
 /** A door on the global model (HTTP runs). */
 const GLOBAL_DEVICE = 6
@@ -527,12 +527,12 @@ export default async function doorStateBench (): Promise<BenchReport> {
     }
     for (const batch of BATCHES) {
       const feed = rotating(frames, batch)
-      timed.push({ part: '(c) door-state path', what: 'doors.observeWindows (push + predict + hysteresis)', batch, frames: batch, run: () => app.inference.doors.observeWindows(WINDOWS_DEVICE, feed(), own) })
-      timed.push({ part: '(c) door-state path', what: 'inference.observe (frames route entry, own model)', batch, frames: batch, run: () => app.inference.observe(OWN_DEVICE, feed()) })
+      timed.push({ part: '(c) door-state path', what: 'doors.observeWindows (push + predict + hysteresis)', batch, frames: batch, run: () => app.doors.states.observeWindows(WINDOWS_DEVICE, feed(), own) })
+      timed.push({ part: '(c) door-state path', what: 'doors.observe (frames route entry, own model)', batch, frames: batch, run: () => app.doors.observe(OWN_DEVICE, feed()) })
     }
     for (const batch of BATCHES) {
       const feed = rotating(frames, batch)
-      timed.push({ part: '(d) legacy path', what: 'app.model.predict + doors.observe (vote smoother)', batch, frames: batch, run: () => { const answer = app.model.predict(feed()); return app.inference.doors.observe(LEGACY_DEVICE, answer.predictions, answer.labels, Date.now(), answer.version) } })
+      timed.push({ part: '(d) legacy path', what: 'app.model.predict + doors.observe (vote smoother)', batch, frames: batch, run: () => { const answer = app.model.predict(feed()); return app.doors.states.observe(LEGACY_DEVICE, answer.predictions, answer.labels, Date.now(), answer.version) } })
       timed.push({ part: '(d) legacy path', what: '… app.model.predict alone', batch, frames: batch, run: () => app.model.predict(feed()) })
     }
     console.error(`in process: ${timed.length} rows × ${reps} repetitions of ${repMs} ms …`)
@@ -582,7 +582,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
       pairs.push({ name: `(f) POST /server/post/frames, ${size} raw Pi frames, door ${OWN_DEVICE} (own model)`, framesPerRequest: size, connections: 8, echo, route: ownRun, target: false })
       pairs.push({ name: `(f) POST /server/post/frames, ${size} raw Pi frames, door ${GLOBAL_DEVICE} (global model)`, framesPerRequest: size, connections: 8, echo, route: globalRun, target: false })
     }
-    const ownDoor = app.inference.doors.get(OWN_DEVICE)
+    const ownDoor = app.doors.states.get(OWN_DEVICE)
 
     // ---------------------------------------------------------------- the report
     const table: BenchReport['table'] = []

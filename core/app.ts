@@ -27,7 +27,7 @@ import rpiServers from '../plugins/rpi-servers/index.js'
 import model from '../plugins/model/index.js'
 import training from '../plugins/training/index.js'
 import inference from '../plugins/inference/index.js'
-import doors from '../plugins/doors/index.js'
+import doors, { doorsApi } from '../plugins/doors/index.js'
 import homeAssistant from '../plugins/home-assistant/index.js'
 import docs from '../plugins/docs/index.js'
 import dashboard from '../plugins/dashboard/index.js'
@@ -145,8 +145,11 @@ export async function buildApp (config: Config): Promise<App> {
     await app.register(model)
     await app.register(training)
     await app.register(inference)
-    await app.register(rpiServers)
+    // the doors (live state, announcements, streams) before the ingest that feeds them frames,
+    // their /doors API once the Pi registry (rpi-servers) it lists exists
     await app.register(doors)
+    await app.register(rpiServers)
+    await app.register(doorsApi)
     await app.register(homeAssistant)
     await app.register(docs)
     await app.register(dashboard)

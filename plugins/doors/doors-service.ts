@@ -3,8 +3,12 @@
  * keep-alive or frames) is a door, with its live state, its model and its
  * calibration. Calibration: captures label the door's next frames with an
  * angle; finish trains the door's own model on those frames only (ml/door-models.ts),
- * which takes over the door if it passes the floor. Emits `door` with the
- * whole Door on every change users can see, and `removed`. Knows nothing of HTTP.
+ * which takes over the door if it passes the floor. Takes a device's frames
+ * into its live state (observe, through the DoorFeed). The one announcement
+ * point of the doors: at the end of each event-loop turn it emits `state`
+ * with each change of a live door state that turn (in order), then `door`
+ * with the whole Door of each door that moved; `removed` when a door is
+ * removed. Knows nothing of HTTP.
  */
 import { EventEmitter } from 'node:events'
 import { ConflictError, NotFoundError } from '../../core/errors.js'
@@ -15,6 +19,7 @@ import type { SampleStore } from '../../ml/store/sample-store.js'
 import type { CalibrationResult, CaptureRequest, Door, DoorCalibration, DoorReason, FinishAccepted, FinishRequest } from '../../schemas/doors.js'
 import type { ModelVersionInfo } from '../../schemas/model.js'
 import type { CaptureStatus } from '../../schemas/training.js'
+import type { DoorSnapshot, DoorStates } from './door-states.js'
 
 /** What the service reads of the Pi registry (`fastify.devices`). */
 export interface DeviceSource {
@@ -27,12 +32,9 @@ export interface DeviceSource {
   on (event: 'stale' | 'known' | 'renamed', listener: (id: number) => void): unknown
 }
 
-/** What the service reads of the live door states (`fastify.inference.doors`). */
-export interface DoorStateSource {
-  get (device: number): { state: Door['state'], angle: number | null, confidence: number, since: string, lastFrameAt: string | null, frameRate: number, needsRecalibration: boolean, model: Door['model'], unfamiliarTo: 'door' | 'global' | null } | undefined
-  /** The doors whose frame rate or last frame may have moved lately. */
-  recentlyFramed (): Iterable<number>
-  on (event: 'change', listener: (door: { device: number }) => void): unknown
+/** Where a device's frames go to move its live state (DoorFeed). */
+export interface FrameSink {
+  observe (device: number, frames: readonly Float32Array[]): void
 }
 
 /** What the service uses of the capture sessions (`fastify.captures`). */
@@ -44,8 +46,9 @@ export interface CaptureSource {
 }
 
 export interface DoorsServiceOptions {
-  devices: DeviceSource
-  states: DoorStateSource
+  /** The live door states. */
+  states: DoorStates
+  feed: FrameSink
   captures: CaptureSource
   samples: SampleStore
   doorModels: DoorModels
@@ -68,8 +71,10 @@ const CALIBRATION_PROTOCOL = Object.freeze({ framesPerPosition: CALIBRATION_FRAM
 /** A door's last calibration outcome; `beforeTraining` when finish refused it for what was recorded (the protocol). */
 type Outcome = CalibrationOutcome & { beforeTraining?: true }
 
-export class DoorsService extends EventEmitter<{ door: [Door], removed: [number] }> {
+export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [Door], removed: [number] }> {
   readonly #options: DoorsServiceOptions
+  /** The Pi registry, once attached (the ingest of frames comes between the door states and the registry). */
+  #registry: DeviceSource | undefined
   /** The last calibration outcome of each door (this process's; after a restart it is read from the active version). */
   readonly #outcomes = new Map<number, Outcome>()
   /** Calibration frames per angle of each door, read from the database once and again only when a capture of that door moves. */
@@ -79,6 +84,8 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
   #ticker: NodeJS.Timeout | undefined
   /** Doors that moved this event-loop turn, announced at its end (setImmediate). */
   readonly #moved = new Set<number>()
+  /** Changes of the live door states this turn, announced (as `state`) at its end with the moved doors. */
+  readonly #changes: DoorSnapshot[] = []
   #announcing: NodeJS.Immediate | undefined
   /** A door not heard from since start has been in its state (unknown) since then. */
   readonly #startedAt = new Date().toISOString()
@@ -87,24 +94,53 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     super()
     this.#options = options
     const announce = (device: number) => this.#announce(device)
-    options.states.on('change', (door) => announce(door.device))
+    options.states.on('change', (door) => {
+      this.#changes.push(door)
+      announce(door.device)
+    })
     options.captures.on('changed', (status) => {
       this.#captured.delete(status.ID)
       announce(status.ID)
     })
     // a delete of samples anywhere (delete_samples, a cancelled capture, a door's own) empties the cache of calibration counts
     options.samples.on('deleted', () => this.#captured.clear())
-    options.devices.on('live', (device) => announce(device.id))
-    options.devices.on('stale', announce)
-    options.devices.on('known', announce)
-    // a new name reaches the doors stream and Home Assistant's device name
-    options.devices.on('renamed', announce)
     options.doorModels.on('training', ({ device }) => announce(device))
     options.doorModels.on('changed', ({ device }) => announce(device))
     options.doorModels.on('calibrated', (outcome) => {
       this.#outcomes.set(outcome.device, outcome)
       announce(outcome.device)
     })
+  }
+
+  /** The live door states (what /ml/get/door_state lists). */
+  get states (): DoorStates {
+    return this.#options.states
+  }
+
+  /**
+   * Takes a device's frames (106 features each, stored by the caller) into its
+   * door state: its own model reads them at once, or they queue for the global model.
+   * @throws OverloadedError (503, synchronously) when the queue is full, before anything was taken in
+   */
+  observe (device: number, frames: readonly Float32Array[]): void {
+    this.#options.feed.observe(device, frames)
+  }
+
+  /** Attaches the Pi registry (`fastify.devices`): every Pi it knows is a door. Once. */
+  attach (devices: DeviceSource): void {
+    if (this.#registry) throw new Error('the Pi registry is attached already')
+    this.#registry = devices
+    const announce = (device: number) => this.#announce(device)
+    devices.on('live', (device) => announce(device.id))
+    devices.on('stale', announce)
+    devices.on('known', announce)
+    // a new name reaches the doors stream and Home Assistant's device name
+    devices.on('renamed', announce)
+  }
+
+  get #devices (): DeviceSource {
+    if (!this.#registry) throw new Error('the doors have no Pi registry yet: attach() it first')
+    return this.#registry
   }
 
   /**
@@ -128,6 +164,7 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     this.#ticker = undefined
     this.#announcing = undefined
     this.#moved.clear()
+    this.#changes.length = 0
     this.removeAllListeners()
   }
 
@@ -216,19 +253,19 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
   /** Removes the door altogether: its calibration, and the device from the registry (a Pi that posts again comes back). */
   remove (id: number): void {
     this.forget(id)
-    this.#options.devices.forget(id)
+    this.#devices.forget(id)
     this.#announced.delete(id)
     this.emit('removed', id)
   }
 
   #ids (): number[] {
-    const ids = new Set(this.#options.devices.knownIds())
+    const ids = new Set(this.#devices.knownIds())
     for (const device of this.#options.doorModels.devices()) ids.add(device)
     return [...ids].sort((a, b) => a - b)
   }
 
   #knows (id: number): boolean {
-    return this.#options.devices.isKnown(id) || this.#options.doorModels.get(id) !== undefined
+    return this.#devices.isKnown(id) || this.#options.doorModels.get(id) !== undefined
   }
 
   #require (id: number): void {
@@ -249,6 +286,10 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
     this.#announcing = undefined
     const moved = [...this.#moved]
     this.#moved.clear()
+    const changes = this.#changes.splice(0)
+    for (const change of changes) this.emit('state', change)
+    // before the Pi registry is attached no door is known yet (the app is still being built)
+    if (!this.#registry) return
     for (const device of moved) {
       if (this.#knows(device)) this.#emit(this.#view(device))
     }
@@ -260,7 +301,8 @@ export class DoorsService extends EventEmitter<{ door: [Door], removed: [number]
   }
 
   #view (id: number): Door {
-    const { devices, states, doorModels } = this.#options
+    const { states, doorModels } = this.#options
+    const devices = this.#devices
     const live = states.get(id)
     const own = doorModels.get(id)
     const global = this.#options.globalModel()

@@ -1,15 +1,14 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
-import type { EventStreamHub } from '../../core/event-stream.js'
-import { sseEvent } from '../../core/event-stream.js'
 import { NotFoundError } from '../../core/errors.js'
 import { errorResponses } from '../../schemas/common.js'
 import { CaptureRequest, Door, DoorList, DoorListQuery, DoorParams, FinishAccepted, FinishRequest } from '../../schemas/doors.js'
 import type { DoorsService } from './doors-service.js'
+import type { DoorStreams } from './door-streams.js'
 
 export interface DoorRouteOptions {
   doors: DoorsService
-  stream: EventStreamHub
+  streams: DoorStreams
 }
 
 const tags = ['doors']
@@ -17,7 +16,7 @@ const admin = [{ admin: [] }]
 const CALIBRATE_FIRST = 'a door appears once its Pi sends a keep-alive or frames (POST /server/post/keep_alive)'
 
 /** The user-facing doors: their state, and each door's calibration. */
-export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (app, { doors, stream }) => {
+export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (app, { doors, streams }) => {
   app.get('/doors', {
     schema: {
       tags,
@@ -41,7 +40,7 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
       }
     }
   }, (request, reply) => {
-    stream.open(request, reply, doors.list().map((door) => sseEvent('door', door)).join(''))
+    streams.openDoors(request, reply)
   })
 
   app.get('/doors/:id', {

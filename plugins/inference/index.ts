@@ -1,11 +1,9 @@
+import { EventEmitter } from 'node:events'
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram } from 'prom-client'
-import { OTHER_DEVICES } from '../../core/metrics.js'
 import type { ClassifiedFrames } from '../../schemas/inference.js'
 import type { Prediction, PredictionBatch } from '../../schemas/model.js'
-import { MicroBatcher, gathers } from './micro-batcher.js'
-import { DoorStates } from './door-states.js'
-import { DoorStateStream } from './door-state-stream.js'
+import { MicroBatcher, gathers, type BatchShare } from './micro-batcher.js'
 import { inferenceRoutes } from './routes.js'
 
 /** The most recent prediction of the process (legacy GET /ml/get/inference_results). */
@@ -17,26 +15,43 @@ export interface LatestPrediction {
   at: number
 }
 
-/** `fastify.inference`: classification through the micro-batcher, and the door states it feeds. */
+/** A device's frames classify() answered, with the device they came from. */
+export interface ClassifiedDeviceFrames extends ClassifiedFrames {
+  device: number
+  /** The frames answered (the array `taken` reported). */
+  frames: readonly Float32Array[]
+}
+
+/**
+ * What the inference area reports of the frames it classifies for a device
+ * (the doors area listens: the door states are its): `taken` once the queue
+ * took them in (before any answer), `classified` with their answers.
+ */
+export interface InferenceEvents {
+  taken: [device: number, frames: readonly Float32Array[]]
+  classified: [classified: ClassifiedDeviceFrames]
+}
+
+/** `fastify.inference`: classification through the micro-batcher, and the latest prediction. */
 export interface InferenceService {
   /**
    * Classifies frames (106 features each) together with other callers'
-   * frames, updates the sending device's door state and the latest
-   * prediction. The frames must not change until the promise settles.
+   * frames and updates the latest prediction; a device's frames are reported
+   * (`taken`, then `classified`). The frames must not change until the promise settles.
    * @throws OverloadedError (503, synchronously) when the queue is full
    * @returns rejects with NoModelError (503) while no model is active
    */
   classify (frames: readonly Float32Array[], device?: number): Promise<ClassifiedFrames>
   /**
-   * Feeds a device's frames (106 features each, stored by the caller) to its
-   * door state only: the door's own model reads them at once; without one
-   * they queue for the global model. Nothing is answered per frame.
-   * @throws OverloadedError (503, synchronously) when the queue is full, before anything was taken in
+   * Classifies frames through the micro-batcher only: no latest prediction,
+   * nothing reported (the doors area's own feed of frames).
+   * @throws OverloadedError (503, synchronously) when the queue is full
+   * @returns rejects with NoModelError (503) while no model is active
    */
-  observe (device: number, frames: readonly Float32Array[]): void
-  /** Per-device door states. */
-  readonly doors: DoorStates
+  submit (frames: readonly Float32Array[]): Promise<BatchShare<PredictionBatch>>
   readonly latest: LatestPrediction | undefined
+  on<K extends keyof InferenceEvents> (event: K, listener: (...args: InferenceEvents[K]) => void): void
+  off<K extends keyof InferenceEvents> (event: K, listener: (...args: InferenceEvents[K]) => void): void
 }
 
 declare module 'fastify' {
@@ -47,9 +62,9 @@ declare module 'fastify' {
 
 /**
  * The inference area: decorates `fastify.inference` (micro-batcher over
- * `fastify.model.predict`, door states) and serves the /ml routes. On close:
- * open event streams end first (before the server waits for its
- * connections), then queued frames are answered and every timer stops.
+ * `fastify.model.predict`, the legacy latest prediction) and serves the /ml
+ * classification routes; the door states its answers move are the doors
+ * area's (plugins/doors). On close queued frames are answered and every timer stops.
  */
 export default fp(async (app) => {
   const { config } = app
@@ -87,73 +102,33 @@ export default fp(async (app) => {
     collect () { this.set(batcher.pending) }
   })
 
-  const doors = new DoorStates({ window: config.DOOR_WINDOW, hold: config.DOOR_HOLD, staleAfterS: config.STALE_AFTER_S })
-  doors.start()
-  const stream = new DoorStateStream(doors)
-  new Gauge({ // eslint-disable-line no-new
-    name: 'doorsense_door_needs_recalibration',
-    help: '1 while a door\'s recent frames look unlike its calibration (its state is unknown then); device="other": how many of the doors past METRICS_MAX_DEVICES',
-    labelNames: ['device'] as const,
-    registers: [app.metrics],
-    collect () {
-      this.reset()
-      // the doors past METRICS_MAX_DEVICES count together
-      let others: number | undefined
-      for (const door of doors.list()) {
-        const device = app.deviceLabels.of(door.device)
-        if (device === OTHER_DEVICES) others = (others ?? 0) + (door.needsRecalibration ? 1 : 0)
-        else this.set({ device }, door.needsRecalibration ? 1 : 0)
-      }
-      if (others !== undefined) this.set({ device: OTHER_DEVICES }, others)
-    }
-  })
   let latest: LatestPrediction | undefined
-
-  /** A door with a model of its own reads its frames through it, whatever route they came by. */
-  const ownModelReads = (device: number | undefined, frames: readonly Float32Array[]): boolean => {
-    if (device === undefined) return false
-    const at = Date.now()
-    doors.noteFrames(device, frames.length, at)
-    const own = app.model.doorModels.get(device)
-    if (own) doors.observeWindows(device, frames, own, at)
-    else doors.observeNovelty(device, frames, app.model.novelty, at)
-    return own !== undefined
-  }
-  app.model.doorModels.on('changed', ({ device, version }) => { if (version === undefined) doors.forgetModel(device) })
+  const events = new EventEmitter<InferenceEvents>()
 
   const service: InferenceService = {
     classify (frames, device) {
       // submit first: a full queue answers 503 before the door state took anything in (the client retries)
       const pending = batcher.submit(frames)
-      const read = ownModelReads(device, frames)
+      if (device !== undefined) events.emit('taken', device, frames)
       return pending.then(({ batch, predictions }) => {
         const at = Date.now()
         latest = { prediction: predictions[predictions.length - 1], version: batch.version, labels: batch.labels, device, at }
-        if (device !== undefined && !read) doors.observe(device, predictions, batch.labels, at, batch.version)
-        return { version: batch.version, labels: batch.labels, predictions, device, at }
+        const classified = { version: batch.version, labels: batch.labels, predictions, device, at }
+        if (device !== undefined) events.emit('classified', { ...classified, device, frames })
+        return classified
       })
     },
-    observe (device, frames) {
-      if (app.model.doorModels.get(device)) {
-        ownModelReads(device, frames)
-        return
-      }
-      const pending = batcher.submit(frames)
-      ownModelReads(device, frames)
-      // no answer is owed: without a global model the door stays unknown
-      pending.then(({ batch, predictions }) => { doors.observe(device, predictions, batch.labels, Date.now(), batch.version) }, () => {})
-    },
-    doors,
+    submit: (frames) => batcher.submit(frames),
+    on (event, listener) { events.on(event, listener as never) },
+    off (event, listener) { events.off(event, listener as never) },
     get latest () { return latest }
   }
   app.decorate('inference', service)
 
-  app.addHook('preClose', async () => stream.closeAll())
   app.addHook('onClose', async () => {
     batcher.close()
-    doors.stop()
-    stream.closeAll()
+    events.removeAllListeners()
   })
 
-  await app.register(inferenceRoutes, { stream })
+  await app.register(inferenceRoutes)
 }, { name: 'inference', fastify: '5.x', dependencies: ['model', 'training'] })

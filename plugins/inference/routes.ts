@@ -1,5 +1,4 @@
 import type { FastifyError } from 'fastify'
-import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { DEVICE_SECURITY } from '../../core/auth.js'
 import { BadFrameError, isStorageFull, NoModelError, NotFoundError } from '../../core/errors.js'
@@ -9,24 +8,18 @@ import { errorResponses } from '../../schemas/common.js'
 import { IdempotencyHeaders, idempotencyResponses } from '../../schemas/idempotency.js'
 import type { ClassifiedFrames } from '../../schemas/inference.js'
 import {
-  BatchRequest, BatchResponse, DoorStateList, InferenceRequest, InferenceResult, MAX_BATCH_FRAMES,
+  BatchRequest, BatchResponse, InferenceRequest, InferenceResult, MAX_BATCH_FRAMES,
   type BatchFrameResult
 } from '../../schemas/inference.js'
-import type { DoorStateStream } from './door-state-stream.js'
 
 /** A batch of MAX_BATCH_FRAMES frames at full float precision as text runs to ~10 MB. */
 const BATCH_BODY_LIMIT = 16 * 1024 * 1024
 
-/** The /ml routes: legacy single-frame inference, batch classification, door states. */
 /** Where a model comes from, said on every 503 "no model yet". */
 const NO_MODEL_HINT = { DS_NO_MODEL: 'train one with POST /training/post/train' }
 
-export interface InferenceRouteOptions {
-  stream: DoorStateStream
-}
-
-/** The /ml routes: legacy single-frame inference, batch classification, door states. */
-export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRouteOptions> = async (app, { stream }) => {
+/** The /ml routes: legacy single-frame inference, batch classification, the latest prediction (the door states are plugins/doors'). */
+export const inferenceRoutes: FastifyPluginAsyncTypebox = async (app) => {
   /**
    * Queues frames for the model and, when a capture session is open for the
    * device, stores them as labelled samples too. Capture happens only once
@@ -233,30 +226,5 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox<InferenceRouteOptions> =
       device: latest.device,
       at: new Date(latest.at).toISOString()
     }
-  })
-
-  app.get('/ml/get/door_state', {
-    schema: {
-      summary: 'The smoothed state of every door',
-      description: 'One entry per device that has sent frames with an `ID`: angle, open/closed/unknown, confidence, since when, last frame. A device silent for STALE_AFTER_S is `unknown`.',
-      tags: ['ml'],
-      response: { 200: DoorStateList, ...errorResponses }
-    }
-  }, async () => ({ doors: app.inference.doors.list() }))
-
-  app.get('/ml/get/door_state/stream', {
-    schema: {
-      summary: 'Door-state changes as server-sent events',
-      description: 'A text/event-stream: first one `door` event per known door, then one per change of a door\'s state or angle (data = a DoorState as JSON). Ends when the server shuts down.',
-      tags: ['ml'],
-      response: {
-        200: {
-          description: 'event stream; each event is `event: door` with a DoorState JSON as `data`',
-          content: { 'text/event-stream': { schema: Type.String() } }
-        }
-      }
-    }
-  }, (request, reply) => {
-    stream.open(request, reply)
   })
 }

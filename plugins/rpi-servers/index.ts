@@ -73,7 +73,7 @@ export default fp(async (app) => {
     received,
     rejected,
     deviceLabel: (device) => app.deviceLabels.of(device),
-    doorState: (device, features) => app.inference.observe(device, features),
+    doorState: (device, features) => { app.doors.observe(device, features) },
     seen: (device, addr) => {
       // the frames are committed by now: a full database must not turn their 200 into an
       // error the Pi would retry (storing them twice) just because last_seen could not be written
@@ -130,5 +130,6 @@ export default fp(async (app) => {
 }, {
   name: 'rpi-servers',
   fastify: '5.x',
-  decorators: { fastify: ['config', 'storage', 'metrics', 'deviceLabels', 'requireDevice', 'captures', 'inference'] }
+  dependencies: ['doors'],
+  decorators: { fastify: ['config', 'storage', 'metrics', 'deviceLabels', 'requireDevice', 'captures', 'doors'] }
 })

@@ -52,8 +52,8 @@ test('idle doors cost nothing: with 2,000 silent doors a refresh looks at none o
   assert.ok(looked >= 1, 'the door with frames was looked at')
   assert.ok(announced.every((device) => device === 7), `only door 7 was re-announced: ${[...new Set(announced)].join(', ')}`)
   // once its rate has fallen to 0 and that was said, door 7 is idle too
-  assert.deepEqual(app.inference.doors.recentlyFramed(Date.now() + 60_000), [7])
-  assert.deepEqual(app.inference.doors.recentlyFramed(Date.now() + 60_000), [])
+  assert.deepEqual(app.doors.states.recentlyFramed(Date.now() + 60_000), [7])
+  assert.deepEqual(app.doors.states.recentlyFramed(Date.now() + 60_000), [])
 })
 
 test('GET /doors pages with ?limit and ?after; without them every door', async (t) => {
