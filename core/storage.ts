@@ -46,12 +46,18 @@ export interface StorageOptions {
   log?: ServiceLog
 }
 
+/** Each connection's statement of {@link databaseRoomBytes}. */
+const pageStatements = new WeakMap<Database.Database, Database.Statement>()
+
 /** Bytes a write may still add before the database is full: its cap less the pages in use, plus the free pages inside it. */
 export function databaseRoomBytes (db: Database.Database): number {
-  const pageSize = db.pragma('page_size', { simple: true }) as number
-  const pageCount = db.pragma('page_count', { simple: true }) as number
-  const freePages = db.pragma('freelist_count', { simple: true }) as number
-  const maxPages = db.pragma('max_page_count', { simple: true }) as number
+  // asked before every stored batch: one statement prepared once per connection (~9 µs), not four pragmas compiled each time (~68 µs)
+  let pages = pageStatements.get(db)
+  if (pages === undefined) {
+    pages = db.prepare('SELECT page_size, page_count, freelist_count, max_page_count FROM pragma_page_size(), pragma_page_count(), pragma_freelist_count(), pragma_max_page_count()')
+    pageStatements.set(db, pages)
+  }
+  const { page_size: pageSize, page_count: pageCount, freelist_count: freePages, max_page_count: maxPages } = pages.get() as Record<string, number>
   return (Math.max(0, maxPages - pageCount) + freePages) * pageSize
 }
 
