@@ -138,7 +138,7 @@ export class IdempotencyStore implements IdempotencyKeyStore {
   readonly #db: Database
   readonly #now: () => number
   /** Bytes of the recorded answers (this connection's count, read once at start). */
-  #bytes: number
+  #bytes = 0
   /** Keyed requests under way in this process, by scope and key. */
   readonly #inFlight = new Map<string, Promise<void>>()
   readonly #settle = new Map<string, () => void>()
@@ -155,7 +155,7 @@ export class IdempotencyStore implements IdempotencyKeyStore {
     this.windowMs = options.windowMs
     this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY
     this.#now = options.now ?? Date.now
-    this.#bytes = (db.prepare('SELECT COALESCE(SUM(bytes), 0) AS bytes FROM idempotency_keys').get() as { bytes: number }).bytes
+    this.recount()
     this.#select = db.prepare('SELECT fingerprint, created_at, status, answer, partial, derived FROM idempotency_keys WHERE scope = ? AND key = ? AND created_at > ?')
     // an expired row is taken over in place: one statement, so two claimants cannot both win
     this.#claim = db.prepare(`INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, partial) VALUES (?, ?, ?, ?, ?)
