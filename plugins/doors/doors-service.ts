@@ -151,6 +151,8 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
     if (this.#ticker) return
     this.#ticker = setInterval(() => {
       for (const id of this.#options.states.recentlyFramed()) {
+        // a door that moved this turn is announced at its end: once, not here too
+        if (this.#moved.has(id)) continue
         const door = this.get(id)
         if (door && this.#announced.get(id) !== frameKey(door)) this.#emit(door)
       }
