@@ -1420,7 +1420,7 @@ export interface paths {
                                     scope: "door" | "global";
                                     version: string;
                                 } | null;
-                                /** @description the name its Pi reports (empty before any keep-alive) */
+                                /** @description the name a user gave the door (PATCH /doors/{id}), else the NAME its Pi reports (empty before any keep-alive) */
                                 name: string;
                                 /** @description its recent frames look unlike anything its model learned (the state is unknown meanwhile; reason unfamiliar, or not-calibrated on the shared model): the room changed, or it is another room. Only frames set it: a door moving between its calibrated positions does not, and neither does a calibration accepted with acceptAjarAsClosed (that limit shows as state closedOrAjar and reason closed-or-ajar) */
                                 needsRecalibration: boolean;
@@ -1802,7 +1802,7 @@ export interface paths {
                                 scope: "door" | "global";
                                 version: string;
                             } | null;
-                            /** @description the name its Pi reports (empty before any keep-alive) */
+                            /** @description the name a user gave the door (PATCH /doors/{id}), else the NAME its Pi reports (empty before any keep-alive) */
                             name: string;
                             /** @description its recent frames look unlike anything its model learned (the state is unknown meanwhile; reason unfamiliar, or not-calibrated on the shared model): the room changed, or it is another room. Only frames set it: a door moving between its calibrated positions does not, and neither does a calibration accepted with acceptAjarAsClosed (that limit shows as state closedOrAjar and reason closed-or-ajar) */
                             needsRecalibration: boolean;
@@ -2204,7 +2204,380 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Renames a door (admin)
+         * @description The door shows `name` from now on — on the dashboard, in GET /doors and in Home Assistant — whatever NAME its Pi reports; `null` goes back to the Pi's NAME. Kept across restarts; removing the door forgets it.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description the door's device ID, 0..32767 */
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description the name to show: printable text, trimmed, 1..64 characters, kept across keep-alives and restarts; null shows the NAME its Pi reports again */
+                        name: string | null;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description the reported angle in degrees; null while unknown */
+                            angle: number | null;
+                            /** DoorCalibration */
+                            calibration: {
+                                /**
+                                 * DoorCapture
+                                 * @description the capture under way; null when none
+                                 */
+                                capture: {
+                                    angle: number;
+                                    /** Format: date-time */
+                                    endsAt: string;
+                                    framesStored: number;
+                                    /** @description the capture ends once this many frames are stored; null = only the time limit */
+                                    framesWanted: number | null;
+                                    secondsLeft: number;
+                                } | null;
+                                /** @description calibration frames stored per angle (degrees) */
+                                captured: {
+                                    [key: string]: number;
+                                };
+                                /** CalibrationProtocol */
+                                protocol: {
+                                    /** @description the share of an open angle's frames the self-check lets read closed */
+                                    ajarClosedLimit: number;
+                                    /** @description the ajar angle proposed: the smallest opening that must count as open */
+                                    defaultAjarAngle: number;
+                                    /** @description frames each position needs (~10 s at 20 frames/s) */
+                                    framesPerPosition: number;
+                                    /** @description the widest angle that may serve as the ajar position */
+                                    maxAjarAngle: number;
+                                    /** @description fully open */
+                                    openAngle: number;
+                                };
+                                /** @description why the last finish was refused or failed, in words a user can act on */
+                                reasons: string[];
+                                /**
+                                 * CalibrationResult
+                                 * @description the last finished calibration's figures; null before any
+                                 */
+                                result: {
+                                    /** @description whether it passed the gate (the ajar self-check and the floor) and now answers for the door */
+                                    activated: boolean;
+                                    /** Format: date-time */
+                                    at: string;
+                                    confusion: {
+                                        /** @description row names: "closed", "open" */
+                                        actual: string[];
+                                        /** @description counts[actual][reported]: held-out frames from the first reported state on */
+                                        counts: number[][];
+                                        /** @description column names: "closed", "open", "unknown" */
+                                        reported: string[];
+                                    };
+                                    doorState: {
+                                        /** @description share of held-out frames whose reported angle was right */
+                                        accuracy: number;
+                                        /** OpenClosedFigures */
+                                        openClosed: {
+                                            accuracy: number;
+                                            /** @description mean of the closed and the open recall: "always open" scores .5 */
+                                            balancedAccuracy: number;
+                                            closedF1: number;
+                                        };
+                                    };
+                                    /** @description the open/closed balanced accuracy a model must reach to be activated (DOOR_CALIBRATION_FLOOR) */
+                                    floor: number;
+                                    /** @description the gate's verdict; null for a calibration made before verdicts were kept */
+                                    gate: {
+                                        /** @description whether finish asked to accept ajar as closed */
+                                        acceptAjarAsClosed: boolean;
+                                        /** @description what the floor was applied to: closed-or-ajar against open when ajar was accepted as closed */
+                                        balancedAccuracy: number | null;
+                                        /** @description open angles this door cannot tell from closed */
+                                        closedOrAjar: number[];
+                                    } | null;
+                                    /** @description the same held-out frames by calibrated angle */
+                                    perAngle: {
+                                        angle: number;
+                                        closed: number;
+                                        frames: number;
+                                        open: number;
+                                        unknown: number;
+                                    }[];
+                                    /**
+                                     * SelfCheckResult
+                                     * @description the ajar self-check; null for a calibration made before it existed
+                                     */
+                                    selfCheck: {
+                                        /** @description the smallest calibrated open angle */
+                                        ajarAngle: number;
+                                        checks: {
+                                            /** @description the open angle replayed */
+                                            angle: number;
+                                            /** @description share of those frames that read closed */
+                                            closedShare: number;
+                                            frames: number;
+                                            /**
+                                             * @description held-out: the smallest open angle's held-out end through the model trained on the rest of the calibration; left-out: this angle through a model calibrated without it
+                                             * @enum {string}
+                                             */
+                                            model: "held-out" | "left-out";
+                                            /** @description closedShare is at most the limit */
+                                            passed: boolean;
+                                            unknownShare: number;
+                                        }[];
+                                        /** @description the share of an open angle's frames that may read closed (.1) */
+                                        limit: number;
+                                        passed: boolean;
+                                    } | null;
+                                    /** @description the door model version that was trained */
+                                    version: string;
+                                } | null;
+                                /**
+                                 * @description idle: nothing under way; capturing: frames are being labelled; training: the door's model trains; ready: the door has its own model; failed: the last finish was refused or failed (see reasons)
+                                 * @enum {string}
+                                 */
+                                status: "idle" | "capturing" | "training" | "ready" | "failed";
+                            };
+                            /** @description probability of the reported state (0 while unknown) */
+                            confidence: number;
+                            /** @description the Pi ID, 0..32767 */
+                            device: number;
+                            /** @description frames per second over the last few seconds */
+                            frameRate: number;
+                            /**
+                             * Format: date-time
+                             * @description null before the first frame
+                             */
+                            lastFrameAt: string | null;
+                            /** @description its Pi sent a keep-alive or frames within STALE_AFTER_S */
+                            live: boolean;
+                            /**
+                             * DoorModel
+                             * @description the model that answers for this door; null when none is active
+                             */
+                            model: {
+                                /**
+                                 * @description door: the door's own model; global: the fallback trained by POST /training/post/train
+                                 * @enum {string}
+                                 */
+                                scope: "door" | "global";
+                                version: string;
+                            } | null;
+                            /** @description the name a user gave the door (PATCH /doors/{id}), else the NAME its Pi reports (empty before any keep-alive) */
+                            name: string;
+                            /** @description its recent frames look unlike anything its model learned (the state is unknown meanwhile; reason unfamiliar, or not-calibrated on the shared model): the room changed, or it is another room. Only frames set it: a door moving between its calibrated positions does not, and neither does a calibration accepted with acceptAjarAsClosed (that limit shows as state closedOrAjar and reason closed-or-ajar) */
+                            needsRecalibration: boolean;
+                            /**
+                             * DoorReason
+                             * @description why the door reads unknown or closedOrAjar, or what limits it; null when nothing does
+                             */
+                            reason: {
+                                /**
+                                 * @description no-model: no model answers (unknown); not-calibrated: on the shared model, and its frames are unlike anything that model learned — another room (unknown); unfamiliar: its own model finds its recent frames unlike the calibration (unknown); closed-or-ajar: its calibration cannot tell ajar from closed (closed reads closedOrAjar)
+                                 * @enum {string}
+                                 */
+                                code: "no-model" | "not-calibrated" | "unfamiliar" | "closed-or-ajar";
+                                /** @description the same in words, with what to do */
+                                message: string;
+                            } | null;
+                            /** Format: date-time */
+                            since: string;
+                            /**
+                             * @description closedOrAjar: closed, or open a little — the door's calibration cannot tell the two apart and was activated anyway (acceptAjarAsClosed); unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while its frames look unlike anything its model learned (needsRecalibration)
+                             * @enum {string}
+                             */
+                            state: "open" | "closed" | "closedOrAjar" | "unknown";
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+            };
+        };
         trace?: never;
     };
     "/doors/{id}/calibration": {
@@ -2383,7 +2756,7 @@ export interface paths {
                                 scope: "door" | "global";
                                 version: string;
                             } | null;
-                            /** @description the name its Pi reports (empty before any keep-alive) */
+                            /** @description the name a user gave the door (PATCH /doors/{id}), else the NAME its Pi reports (empty before any keep-alive) */
                             name: string;
                             /** @description its recent frames look unlike anything its model learned (the state is unknown meanwhile; reason unfamiliar, or not-calibrated on the shared model): the room changed, or it is another room. Only frames set it: a door moving between its calibrated positions does not, and neither does a calibration accepted with acceptAjarAsClosed (that limit shows as state closedOrAjar and reason closed-or-ajar) */
                             needsRecalibration: boolean;
@@ -2775,7 +3148,7 @@ export interface paths {
                                 scope: "door" | "global";
                                 version: string;
                             } | null;
-                            /** @description the name its Pi reports (empty before any keep-alive) */
+                            /** @description the name a user gave the door (PATCH /doors/{id}), else the NAME its Pi reports (empty before any keep-alive) */
                             name: string;
                             /** @description its recent frames look unlike anything its model learned (the state is unknown meanwhile; reason unfamiliar, or not-calibrated on the shared model): the room changed, or it is another room. Only frames set it: a door moving between its calibrated positions does not, and neither does a calibration accepted with acceptAjarAsClosed (that limit shows as state closedOrAjar and reason closed-or-ajar) */
                             needsRecalibration: boolean;
@@ -3142,7 +3515,7 @@ export interface paths {
                                 scope: "door" | "global";
                                 version: string;
                             } | null;
-                            /** @description the name its Pi reports (empty before any keep-alive) */
+                            /** @description the name a user gave the door (PATCH /doors/{id}), else the NAME its Pi reports (empty before any keep-alive) */
                             name: string;
                             /** @description its recent frames look unlike anything its model learned (the state is unknown meanwhile; reason unfamiliar, or not-calibrated on the shared model): the room changed, or it is another room. Only frames set it: a door moving between its calibrated positions does not, and neither does a calibration accepted with acceptAjarAsClosed (that limit shows as state closedOrAjar and reason closed-or-ajar) */
                             needsRecalibration: boolean;

@@ -56,7 +56,10 @@ function codePointOf (character: string): string {
 }
 
 /** How a field of {@link PRINTABLE_TEXT_KEYWORD} reads `value`: trimmed; the bad character is named, never echoed. */
-export function checkPrintableText (value: unknown): Checked<string> {
+export function checkPrintableText (value: unknown): Checked<string>
+export function checkPrintableText (value: unknown, options: { nullable: true }): Checked<string | null>
+export function checkPrintableText (value: unknown, options?: { nullable: true }): Checked<string | null> {
+  if (value === null && options?.nullable === true) return { ok: true, value: null }
   if (typeof value !== 'string') return { ok: false, problem: `must be a string, got ${describeValue(value)}` }
   const text = value.trim()
   const bad = NOT_PRINTABLE.exec(text)
@@ -68,7 +71,7 @@ export function checkPrintableText (value: unknown): Checked<string> {
 }
 
 /** An ajv keyword that runs `check` on the raw value, replaces it by the normalised one, or fails with the problem. */
-function keyword<S> (ajv: Parameters<Plugin<unknown>>[0], name: string, schemaType: 'object' | 'boolean', check: (value: unknown, schema: S) => Checked<unknown>): void {
+function keyword<S> (ajv: Parameters<Plugin<unknown>>[0], name: string, schemaType: 'object' | 'boolean' | Array<'object' | 'boolean'>, check: (value: unknown, schema: S) => Checked<unknown>): void {
   const validate: SchemaValidateFunction = (schema: S, data: unknown, _parentSchema, context) => {
     const checked = check(data, schema)
     if (!checked.ok) {
@@ -86,6 +89,6 @@ function keyword<S> (ajv: Parameters<Plugin<unknown>>[0], name: string, schemaTy
 /** The ajv plugin (Fastify's `ajv.plugins`) that defines both keywords. */
 export const strictInputKeywords: Plugin<unknown> = (ajv) => {
   keyword<DecimalIntegerRange>(ajv, DECIMAL_INTEGER_KEYWORD, 'object', checkDecimalInteger)
-  keyword<true>(ajv, PRINTABLE_TEXT_KEYWORD, 'boolean', (value) => checkPrintableText(value))
+  keyword<true | { nullable: true }>(ajv, PRINTABLE_TEXT_KEYWORD, ['boolean', 'object'], (value, schema) => schema === true ? checkPrintableText(value) : checkPrintableText(value, schema))
   return ajv
 }

@@ -75,6 +75,11 @@ export function printableText (maxLength: number, description: string): TUnsafe<
   return Type.Unsafe<string>({ [PRINTABLE_TEXT_KEYWORD]: true, allOf: [{ type: 'string', minLength: 1, maxLength }], description })
 }
 
+/** {@link printableText}, or null. */
+export function nullablePrintableText (maxLength: number, description: string): TUnsafe<string | null> {
+  return Type.Unsafe<string | null>({ [PRINTABLE_TEXT_KEYWORD]: { nullable: true }, allOf: [{ type: 'string', nullable: true, minLength: 1, maxLength }], description })
+}
+
 const DEVICE_ID_RANGE = { minimum: 0, maximum: MAX_DEVICE_ID }
 const DEVICE_ID_FORMS = 'a JSON integer; the decimal string "7" of the original clients is accepted too'
 

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DeviceId, DeviceIdInput, Timestamp } from './common.js'
+import { DeviceId, DeviceIdInput, nullablePrintableText, Timestamp } from './common.js'
+import { MAX_NAME_LENGTH } from './rpi-servers.js'
 import { ReportedDoorState } from './inference.js'
 
 /** Where a door's calibration stands. */
@@ -129,7 +130,7 @@ export type DoorReason = Static<typeof DoorReason>
 /** One door as a user sees it: GET /doors/{id}. Every device doorsense knows is a door. */
 export const Door = Type.Object({
   device: DeviceId,
-  name: Type.String({ description: 'the name its Pi reports (empty before any keep-alive)' }),
+  name: Type.String({ description: 'the name a user gave the door (PATCH /doors/{id}), else the NAME its Pi reports (empty before any keep-alive)' }),
   state: ReportedDoorState,
   reason: Type.Unsafe<DoorReason | null>({ ...DoorReason, nullable: true, description: 'why the door reads unknown or closedOrAjar, or what limits it; null when nothing does' }),
   angle: Type.Unsafe<number | null>({ type: 'number', nullable: true, description: 'the reported angle in degrees; null while unknown' }),
@@ -161,6 +162,12 @@ export type DoorListQuery = Static<typeof DoorListQuery>
 /** Path parameters of /doors/{id}/…. */
 export const DoorParams = Type.Object({ id: { ...DeviceIdInput, description: 'the door\'s device ID, 0..32767' } })
 export type DoorParams = Static<typeof DoorParams>
+
+/** PATCH /doors/{id} body: the door's own name, or null for its Pi's NAME. */
+export const DoorUpdate = Type.Object({
+  name: nullablePrintableText(MAX_NAME_LENGTH, 'the name to show: printable text, trimmed, 1..64 characters, kept across keep-alives and restarts; null shows the NAME its Pi reports again')
+}, { additionalProperties: false, title: 'DoorUpdate' })
+export type DoorUpdate = Static<typeof DoorUpdate>
 
 /** POST /doors/{id}/calibration/capture body: label this door's next frames with `angle`. */
 export const CaptureRequest = Type.Object({

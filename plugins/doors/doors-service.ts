@@ -27,6 +27,7 @@ export interface DeviceSource {
   isKnown (id: number): boolean
   isLive (id: number): boolean
   nameOf (id: number): string
+  rename (id: number, displayName: string | null): boolean
   forget (id: number): boolean
   on (event: 'live', listener: (device: { id: number }) => void): unknown
   on (event: 'stale' | 'known' | 'renamed', listener: (id: number) => void): unknown
@@ -250,6 +251,18 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
     const door = this.#view(id)
     this.#emit(door)
     return door
+  }
+
+  /**
+   * Gives the door a name of its own (kept across keep-alives and restarts;
+   * Home Assistant gets the new name), or with null its Pi's NAME again.
+   */
+  rename (id: number, name: string | null): Door {
+    this.#require(id)
+    if (!this.#devices.rename(id, name)) {
+      throw new ConflictError(`door ${id} has no Pi yet (it is known only from its model): it can be renamed once its Pi sends a keep-alive or frames`)
+    }
+    return this.#view(id)
   }
 
   /** Removes the door altogether: its calibration, and the device from the registry (a Pi that posts again comes back). */

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { NotFoundError } from '../../core/errors.js'
 import { errorResponses } from '../../schemas/common.js'
-import { CaptureRequest, Door, DoorList, DoorListQuery, DoorParams, FinishAccepted, FinishRequest } from '../../schemas/doors.js'
+import { CaptureRequest, Door, DoorList, DoorListQuery, DoorParams, DoorUpdate, FinishAccepted, FinishRequest } from '../../schemas/doors.js'
 import type { DoorsService } from './doors-service.js'
 import type { DoorStreams } from './door-streams.js'
 
@@ -51,6 +51,20 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
     if (!door) throw new NotFoundError(`no door ${request.params.id}`)
     return door
   })
+
+  app.patch('/doors/:id', {
+    onRequest: app.requireAdmin,
+    config: { errorHints: { DS_NOT_FOUND: CALIBRATE_FIRST } },
+    schema: {
+      tags,
+      summary: 'Renames a door (admin)',
+      description: 'The door shows `name` from now on — on the dashboard, in GET /doors and in Home Assistant — whatever NAME its Pi reports; `null` goes back to the Pi\'s NAME. Kept across restarts; removing the door forgets it.',
+      security: admin,
+      params: DoorParams,
+      body: DoorUpdate,
+      response: { 200: Door, ...errorResponses }
+    }
+  }, async (request) => doors.rename(request.params.id, request.body.name))
 
   app.delete('/doors/:id', {
     onRequest: app.requireAdmin,

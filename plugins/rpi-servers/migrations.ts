@@ -27,5 +27,7 @@ export const RPI_SERVERS_MIGRATIONS: readonly Migration[] = [
   )`,
   'CREATE INDEX rpi_frames_device ON rpi_frames (device, id)',
   // retention prunes by age
-  'CREATE INDEX rpi_frames_received ON rpi_frames (received_at)'
+  'CREATE INDEX rpi_frames_received ON rpi_frames (received_at)',
+  // the name a user gave the door (PATCH /doors/{id}); NULL = the Pi's own NAME, which keep-alives keep overwriting
+  'ALTER TABLE rpi_devices ADD COLUMN display_name TEXT'
 ]

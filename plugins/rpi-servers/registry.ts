@@ -28,7 +28,10 @@ export interface DeviceRegistryOptions {
 /** A Pi as remembered: the row of `rpi_devices`, possibly ahead of it by up to `flushMs`. */
 interface DeviceRecord {
   id: number
+  /** The NAME its keep-alives carry. */
   name: string
+  /** The name a user gave its door; null = `name`. */
+  displayName: string | null
   addr: string
   firstSeen: number
   lastSeen: number
@@ -38,6 +41,7 @@ interface DeviceRecord {
 interface DeviceRow {
   id: number
   name: string
+  display_name: string | null
   addr: string
   first_seen: number
   last_seen: number
@@ -52,7 +56,7 @@ export interface DeviceEvents {
   live: [LiveDevice]
   stale: [number]
   known: [number]
-  /** A known Pi's keep-alive carried another name. */
+  /** The name a door shows changed: a user renamed it, or its Pi's keep-alive carried another NAME while it had none of its own. */
   renamed: [number]
   /** A Pi was forgotten (its door removed). */
   forgotten: [number]
@@ -91,6 +95,7 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
   readonly #writeRow: Statement<[number, string, string, number, number, number]>
   readonly #writeSeen: Statement<[number, number, number]>
   readonly #deleteRow: Statement<[number]>
+  readonly #writeDisplayName: Statement<[string | null, number]>
   readonly #flushDirty: () => void
 
   constructor (db: Database, options: DeviceRegistryOptions) {
@@ -106,15 +111,24 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
         last_seen = MAX(last_seen, excluded.last_seen), keep_alives = excluded.keep_alives`)
     this.#writeSeen = db.prepare('UPDATE rpi_devices SET last_seen = MAX(last_seen, ?), keep_alives = ? WHERE id = ?')
     this.#deleteRow = db.prepare('DELETE FROM rpi_devices WHERE id = ?')
+    this.#writeDisplayName = db.prepare('UPDATE rpi_devices SET display_name = ? WHERE id = ?')
     this.#flushDirty = db.transaction(() => {
       for (const id of this.#dirty) {
         const device = this.#devices.get(id)
         if (device) this.#writeSeen.run(device.lastSeen, device.keepAlives, id)
       }
     })
-    const rows = db.prepare('SELECT id, name, addr, first_seen, last_seen, keep_alives FROM rpi_devices').all() as DeviceRow[]
+    const rows = db.prepare('SELECT id, name, display_name, addr, first_seen, last_seen, keep_alives FROM rpi_devices').all() as DeviceRow[]
     for (const row of rows) {
-      this.#devices.set(row.id, { id: row.id, name: row.name, addr: row.addr, firstSeen: row.first_seen, lastSeen: row.last_seen, keepAlives: row.keep_alives })
+      this.#devices.set(row.id, {
+        id: row.id,
+        name: row.name,
+        displayName: row.display_name,
+        addr: row.addr,
+        firstSeen: row.first_seen,
+        lastSeen: row.last_seen,
+        keepAlives: row.keep_alives
+      })
     }
   }
 
@@ -140,7 +154,7 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
     const before = this.#devices.get(call.id)
     const device: DeviceRecord = before
       ? { ...before, name: call.name, addr: call.addr, lastSeen: Math.max(before.lastSeen, now), keepAlives: before.keepAlives + 1 }
-      : { id: call.id, name: call.name, addr: call.addr, firstSeen: now, lastSeen: now, keepAlives: 1 }
+      : { id: call.id, name: call.name, displayName: null, addr: call.addr, firstSeen: now, lastSeen: now, keepAlives: 1 }
     if (!before || before.name !== call.name || before.addr !== call.addr || this.#flushMs === 0) {
       // written first: a refused row (a bad ID, a full disk) leaves memory as it was
       this.#write(device)
@@ -150,7 +164,7 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
     this.#devices.set(call.id, device)
     this.#heardAt.set(call.id, now)
     if (!before) this.emit('known', call.id)
-    else if (before.name !== call.name) this.emit('renamed', call.id)
+    else if (before.displayName === null && before.name !== call.name) this.emit('renamed', call.id)
     const listed = toLiveDevice(device, now)
     if (cameLive) this.emit('live', listed)
     return { device: listed, cameLive }
@@ -167,7 +181,7 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
     const before = this.#devices.get(id)
     if (!before) {
       // a Pi known only from its frames has no name yet and no keep-alive counted
-      const device: DeviceRecord = { id, name: '', addr, firstSeen: now, lastSeen: now, keepAlives: 0 }
+      const device: DeviceRecord = { id, name: '', displayName: null, addr, firstSeen: now, lastSeen: now, keepAlives: 0 }
       this.#write(device)
       this.#devices.set(id, device)
       this.#touchWritten.set(id, now)
@@ -199,9 +213,25 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
     return known
   }
 
-  /** A known Pi's name ('' when it never sent a keep-alive). */
+  /** The name a known Pi's door shows: the one a user gave it, else the Pi's NAME ('' when it never sent a keep-alive). */
   nameOf (id: number): string {
-    return this.#devices.get(id)?.name ?? ''
+    const device = this.#devices.get(id)
+    return device?.displayName ?? device?.name ?? ''
+  }
+
+  /**
+   * Gives a known Pi's door a name of its own, which keep-alives leave alone;
+   * null goes back to the Pi's NAME. Written before this returns.
+   * @returns false when no such Pi is known
+   */
+  rename (id: number, displayName: string | null): boolean {
+    const device = this.#devices.get(id)
+    if (!device) return false
+    const shownBefore = this.nameOf(id)
+    this.#writeDisplayName.run(displayName, id)
+    device.displayName = displayName
+    if (this.nameOf(id) !== shownBefore) this.emit('renamed', id)
+    return true
   }
 
   /** The live Pis by ID. Staleness is checked here too, so the list is exact between sweeps. */

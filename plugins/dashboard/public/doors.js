@@ -1,5 +1,6 @@
 // @ts-check
-/** The Doors section: a tile per door, live from /doors/stream; a door can be removed from its tile (admin). */
+/* global FormData */
+/** The Doors section: a tile per door, live from /doors/stream; a door can be renamed or removed from its tile (admin). */
 import { useState } from '../vendor/hooks.js'
 import { admin, CancelledError } from './admin.js'
 import { api, errorMessage, must } from './api.js'
@@ -73,6 +74,54 @@ function RemoveDoor ({ door }) {
     </div>`
 }
 
+/**
+ * Rename…, then a form with the door's name. Saving an empty name, or "Use
+ * the Pi's name", gives the door its Pi's NAME again. The tile takes the new
+ * name from the server's `door` event, like every other change.
+ * @param {{ door: Door }} props
+ */
+function RenameDoor ({ door }) {
+  const [editing, setEditing] = useState(false)
+  const [busy, setBusy] = useState(false)
+  const [problem, setProblem] = useState(/** @type {string | null} */ (null))
+  const name = doorName(door)
+  const inputId = `door-${door.device}-new-name`
+  /** @param {string | null} newName */
+  const save = async (newName) => {
+    setBusy(true)
+    setProblem(null)
+    try {
+      const renamed = await must(admin.run((headers) => api.PATCH('/doors/{id}', { params: { path: { id: door.device } }, body: { name: newName }, headers })))
+      announce(`${name} is now called ${doorName(renamed)}.`)
+      setEditing(false)
+    } catch (err) {
+      if (!(err instanceof CancelledError)) setProblem(errorMessage(err))
+    } finally {
+      setBusy(false)
+    }
+  }
+  /** @param {SubmitEvent} event */
+  const submit = (event) => {
+    event.preventDefault()
+    const typed = String(new FormData(/** @type {HTMLFormElement} */ (event.currentTarget)).get('name') ?? '').trim()
+    save(typed === '' ? null : typed).catch(() => {}) // save() shows its own problems
+  }
+  if (!editing) {
+    return html`<button type="button" class="rename" onClick=${() => setEditing(true)} aria-label=${`Rename ${name}…`}>Rename…</button>`
+  }
+  return html`
+    <form class="rename-door" onSubmit=${submit} aria-label=${`Rename ${name}`}>
+      <label for=${inputId}>New name</label>
+      <input id=${inputId} name="name" type="text" maxlength="64" defaultValue=${door.name} autofocus />
+      ${problem && html`<p class="problem" role="alert">${problem}</p>`}
+      <div class="actions">
+        <button type="submit" class="primary" disabled=${busy}>Save</button>
+        <button type="button" disabled=${busy} onClick=${() => save(null)}>Use the Pi's name</button>
+        <button type="button" onClick=${() => { setEditing(false); setProblem(null) }}>Cancel</button>
+      </div>
+    </form>`
+}
+
 /** @param {{ door: Door, now: number, onCalibrate: (device: number) => void }} props */
 function DoorTile ({ door, now, onCalibrate }) {
   const id = `door-${door.device}`
@@ -100,6 +149,7 @@ function DoorTile ({ door, now, onCalibrate }) {
       <${CalibrationSummary} calibration=${door.calibration} />
       <div class="tile-actions">
         <button type="button" class=${`calibrate${notCalibrated ? ' primary' : ''}`} onClick=${() => onCalibrate(door.device)} aria-label=${`Calibrate ${doorName(door)}`}>Calibrate…</button>
+        <${RenameDoor} door=${door} />
         <${RemoveDoor} door=${door} />
       </div>
     </article>`

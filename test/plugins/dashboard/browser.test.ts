@@ -535,6 +535,29 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     assertClean()
   })
 
+  await t.test('rename a door: Rename…, Save shows the new name on its tile from the server\'s event; "Use the Pi\'s name" gives the Pi\'s NAME back', async () => {
+    const { page } = main
+    const tile = page.locator(`.door[data-device="${SIDE}"]`)
+    await tile.getByRole('button', { name: 'Rename side-door…' }).click()
+    const form = tile.getByRole('form', { name: 'Rename side-door' })
+    const field = form.getByLabel('New name')
+    assert.equal(await field.inputValue(), 'side-door', 'the form starts from the current name')
+    await field.fill('  Garden door ')
+    await screenshot(page, '20-door-rename')
+    const saved = page.waitForResponse((response) => response.request().method() === 'PATCH' && new RegExp(`/doors/${SIDE}$`).test(response.url()))
+    await form.getByRole('button', { name: 'Save' }).click()
+    assert.equal((await saved).status(), 200)
+    await tile.getByRole('heading', { name: 'Garden door' }).waitFor()
+    await page.waitForFunction('window.spoken.includes(\'side-door is now called Garden door.\')')
+    assert.equal((await (await fetch(`${url}/doors/${SIDE}`)).json() as { name: string }).name, 'Garden door')
+
+    await tile.getByRole('button', { name: 'Rename Garden door…' }).click()
+    await tile.getByRole('form', { name: 'Rename Garden door' }).getByRole('button', { name: 'Use the Pi\'s name' }).click()
+    await tile.getByRole('heading', { name: 'side-door' }).waitFor()
+    assert.equal(await tile.getByRole('form').count(), 0, 'the form closes once saved')
+    main.assertClean()
+  })
+
   await t.test('remove a door: Remove…, the confirmation says what goes with it, Keep it changes nothing, Yes removes it everywhere', async () => {
     const { page } = main
     const tile = page.locator(`.door[data-device="${SIDE}"]`)

@@ -305,6 +305,32 @@ function suite (kind: BrokerKind): void {
     assert.equal((await app.inject('/doors/7')).json<Door>().name, 'back-door')
   })
 
+  test('a door renamed on the dashboard (PATCH /doors/{id}): Home Assistant gets its configs with that name, which its Pi\'s keep-alives no longer change; null gives the Pi\'s NAME back', async (t) => {
+    const { observer, app } = await running(t, kind)
+    const doorConfig = 'homeassistant/binary_sensor/doorsense_7/door/config'
+    await keepAlive(app, 7, 'front-door')
+    await configArrives(observer, doorConfig, expectedDoorConfigs(7, 'front-door', APP_VERSION)[doorConfig])
+    const rename = async (name: string | null): Promise<void> => {
+      const response = await app.inject({ method: 'PATCH', url: '/doors/7', headers: ADMIN, payload: { name } })
+      assert.equal(response.statusCode, 200, response.body)
+    }
+
+    let before = observer.messages.length
+    await rename('Front door')
+    for (const [topic, config] of Object.entries(expectedDoorConfigs(7, 'Front door', APP_VERSION))) await configArrives(observer, topic, config, before)
+
+    // the Pi keeps calling itself something else: the door keeps its name, Home Assistant hears nothing new
+    before = observer.messages.length
+    await keepAlive(app, 7, 'hall-pi')
+    await sleep(300)
+    assert.deepEqual(observer.messages.slice(before).filter((m) => m.topic.endsWith('/config')).map((m) => m.topic), [])
+    assert.equal((await app.inject('/doors/7')).json<Door>().name, 'Front door')
+
+    before = observer.messages.length
+    await rename(null)
+    for (const [topic, config] of Object.entries(expectedDoorConfigs(7, 'hall-pi', APP_VERSION))) await configArrives(observer, topic, config, before)
+  })
+
   test('broker down at start: HTTP ingest answers 200 meanwhile; once the broker is up doorsense connects and publishes', async (t) => {
     const port = await freePort()
     const app = await buildTestApp(t, { MQTT_URL: `mqtt://127.0.0.1:${port}` })
