@@ -2,7 +2,7 @@
  * Databases in the field outlive the build that wrote them: area names and
  * version numbers are persisted in `schema_migrations`, so a database a
  * released build wrote (test/fixtures/databases/) must open with this one,
- * its rows intact and readable.
+ * its rows intact and readable, and a migration it ran is never edited.
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
@@ -10,9 +10,10 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { PROJECT_ROOT } from '../../core/project.js'
-import { DATABASE_FILE } from '../../core/storage.js'
+import { DATABASE_FILE, Storage } from '../../core/storage.js'
 import type { KnownDeviceList } from '../../schemas/rpi-servers.js'
 import type { CaptureStatus, DatasetSummary } from '../../schemas/training.js'
+import { declaredSchemas } from '../fixtures/area-schemas.js'
 import { rawPiFrames } from '../fixtures/frames.js'
 import { sessionCsv, sessionSlice } from '../fixtures/training.js'
 import { ADMIN, buildTestApp, tempDir } from '../helper.js'
@@ -34,6 +35,11 @@ function migrationRows (db: Database.Database): MigrationRow[] {
   return db.prepare('SELECT area, version, applied_at FROM schema_migrations ORDER BY area, version').all() as MigrationRow[]
 }
 
+/** The tables and indexes, with the SQL text SQLite keeps for each. */
+function schemaText (db: Database.Database): unknown[] {
+  return db.prepare("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all()
+}
+
 test('a database doorsense 0.1.0 wrote opens with this build: no migration runs again, and its rows read back and take new ones', async (t) => {
   const dataDir = restored(t, RELEASE_0_1_0)
   const before = new Database(join(dataDir, DATABASE_FILE), { readonly: true })
@@ -45,6 +51,7 @@ test('a database doorsense 0.1.0 wrote opens with this build: no migration runs 
   // a migration that ran again would have failed on its existing table, or recorded a new time
   const applied = new Map(migrationRows(db).map((row) => [`${row.area} ${row.version}`, row.applied_at]))
   for (const row of released) assert.equal(applied.get(`${row.area} ${row.version}`), row.applied_at, `${row.area} ${row.version}`)
+  for (const { schema } of await declaredSchemas()) assert.equal(app.storage.version(schema.area), schema.migrations.length, schema.area)
   assert.equal(db.pragma('integrity_check', { simple: true }), 'ok')
   assert.deepEqual(db.pragma('foreign_key_check'), [])
 
@@ -70,4 +77,17 @@ test('a database doorsense 0.1.0 wrote opens with this build: no migration runs 
   assert.equal(replay.body, first.body)
   const frames = db.prepare('SELECT id FROM rpi_frames WHERE device = 3 ORDER BY id').all() as Array<{ id: number }>
   assert.deepEqual(frames.map((row) => row.id), [1, 2, 3, 4, 5])
+})
+
+test('the migrations 0.1.0 ran are still this build\'s, under the same area names: run up to the versions it recorded, they make the same tables', async (t) => {
+  const released = new Database(join(restored(t, RELEASE_0_1_0), DATABASE_FILE), { readonly: true })
+  t.after(() => released.close())
+  const versions = new Map(migrationRows(released).map((row) => [row.area, row.version]))
+  const declared = new Map((await declaredSchemas()).map(({ schema }) => [schema.area, schema]))
+  assert.deepEqual([...versions.keys()].filter((area) => !declared.has(area)), [], 'an area 0.1.0 recorded is gone or renamed')
+
+  const storage = new Storage(tempDir(t))
+  t.after(() => storage.close())
+  for (const [area, version] of versions) storage.migrate({ area, migrations: declared.get(area)!.migrations.slice(0, version) })
+  assert.deepEqual(schemaText(storage.db), schemaText(released))
 })
