@@ -1,5 +1,4 @@
 import Database from 'better-sqlite3'
-import fp from 'fastify-plugin'
 import { closeSync, ftruncateSync, mkdirSync, openSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { isStorageFull } from './errors.js'
@@ -451,35 +450,3 @@ function truncateFile (file: string, bytes: number): void {
 function mib (bytes: number): string {
   return (bytes / MIB).toFixed(bytes < 10 * MIB ? 1 : 0)
 }
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The embedded SQLite database, opened once, closed with the app. */
-    storage: Storage
-  }
-}
-
-/** How often the storage plugin looks at the free disk space. */
-const DISK_CHECK_MS = 1000
-
-/**
- * Opens {@link Storage} in `dataDir`, decorates `fastify.storage`, checkpoints
- * in the background every `checkpointMs` (0 = inside commits, as SQLite does
- * by itself), watches the disk (keeping a reserve of `reserveMb`, none by
- * default), closes it on app close. Every 507 answered makes
- * the storage look at the disk and make room at once ({@link Storage.noticeFull}).
- */
-export const storagePlugin = fp<{ dataDir: string, maxMb?: number, checkpointMs?: number, reserveMb?: number, diskCheckMs?: number }>(async (app, options) => {
-  const { dataDir, maxMb, checkpointMs = 0, reserveMb = 0, diskCheckMs = DISK_CHECK_MS } = options
-  const storage = new Storage(dataDir, { maxMb, reserveMb, diskCheckMs, log: app.log })
-  app.decorate('storage', storage)
-  storage.checkpointInBackground(checkpointMs, (err) => app.log.warn({ err }, 'WAL checkpoint'))
-  // every area's routes inherit this hook (they are registered after the storage)
-  app.addHook('onResponse', async (_request, reply) => {
-    if (reply.statusCode === 507) storage.noticeFull()
-  })
-  app.addHook('onClose', async () => {
-    await storage.stopCheckpoints()
-    storage.close()
-  })
-}, { name: 'storage', fastify: '5.x' })
