@@ -106,9 +106,10 @@ export interface IdempotencyKeyStore {
 }
 
 /**
- * The key table in SQLite (`IDEMPOTENCY_SCHEMA`, idempotency-schema.ts). `once` serves routes that write and answer in one
- * synchronous step; `begin` / `finish` / `abandon` serve a route whose answer
- * comes after an await (a batch classified by the model).
+ * The key table in SQLite (`IDEMPOTENCY_SCHEMA`, idempotency-schema.ts).
+ * `once` serves routes that write and answer in one synchronous step;
+ * `begin` / `finish` / `abandon` serve a route whose answer comes after an
+ * await (a batch classified by the model).
  */
 export class IdempotencyStore implements IdempotencyKeyStore {
   readonly windowMs: number
