@@ -1,7 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import sensible from '@fastify/sensible'
-import { Counter, Gauge } from 'prom-client'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import { createLogger, type RequestLogging } from './logger.js'
@@ -10,7 +9,7 @@ import { formatValidationErrors, installErrorHandlers } from './errors.js'
 import { installJsonBodyParser } from './json-body.js'
 import { answerRouterRefusal, MAX_PATH_PARAMETER_LENGTH } from './router-errors.js'
 import { strictInputKeywords } from './strict-input.js'
-import { storagePlugin } from './storage.js'
+import { storagePlugin } from './storage-plugin.js'
 import { authPlugin } from './auth.js'
 import { metricsPlugin } from './metrics.js'
 import { idempotencyPlugin } from './idempotency.js'
@@ -103,41 +102,15 @@ export async function buildApp (config: Config): Promise<App> {
     await app.register(loadSheddingPlugin, { maxEventLoopDelayMs: config.MAX_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes: 4 * 1024 ** 3 })
     // a forwarded client address is an IP address before any route stores it
     await app.register(clientAddressPlugin, { trustProxy: config.TRUST_PROXY })
+    // the metrics registry first: the storage and every area after it add their own metrics to it
+    await app.register(metricsPlugin, { maxDevices: config.METRICS_MAX_DEVICES })
     await app.register(storagePlugin, { dataDir: config.DATA_DIR, maxMb: config.STORAGE_MAX_MB, reserveMb: config.STORAGE_RESERVE_MB, checkpointMs: config.WAL_CHECKPOINT_MS })
     await app.register(authPlugin, { dataDir: config.DATA_DIR, adminToken: config.ADMIN_TOKEN, deviceToken: config.DEVICE_TOKEN, host: config.HOST })
-    await app.register(metricsPlugin, { maxDevices: config.METRICS_MAX_DEVICES })
     // connections and event streams capped well below the open-files limit: a flood is turned away, not fatal
     installConnectionLimits(app, connectionLimits(config, openFilesLimit()?.soft))
     // the keys live in the app's SQLite database, in the same transactions as the data they guard
     const idempotencyStore = sqliteIdempotencyStore(app.storage, { windowMs: config.IDEMPOTENCY_WINDOW_HOURS * 3_600_000, maxBytes: config.IDEMPOTENCY_MAX_MB * 1024 * 1024 })
     await app.register(idempotencyPlugin, { store: idempotencyStore })
-    // read when scraped: a stat and two pragmas, nothing on the request path
-    new Gauge({ // eslint-disable-line no-new
-      name: 'doorsense_database_bytes',
-      help: 'bytes the SQLite database takes on disk (pages plus write-ahead log)',
-      registers: [app.metrics],
-      collect () { this.set(app.storage.sizeBytes()) }
-    })
-    new Counter({ // eslint-disable-line no-new
-      name: 'doorsense_wal_checkpoints_total',
-      help: 'SQLite WAL checkpoints run by the checkpoint thread (thread="worker") and remainders finished between requests (thread="main")',
-      labelNames: ['thread'] as const,
-      registers: [app.metrics],
-      collect () {
-        const stats = app.storage.checkpoints
-        this.reset()
-        if (stats) {
-          this.inc({ thread: 'worker' }, stats.worker)
-          this.inc({ thread: 'main' }, stats.main)
-        }
-      }
-    })
-    new Gauge({ // eslint-disable-line no-new
-      name: 'doorsense_wal_checkpoint_main_max_seconds',
-      help: 'longest a WAL checkpoint remainder held the event loop (finished between requests when writes never pause)',
-      registers: [app.metrics],
-      collect () { this.set((app.storage.checkpoints?.mainMaxMs ?? 0) / 1000) }
-    })
     await app.register(openApiPlugin, { version: APP_VERSION })
 
     // the model and the training area come before the areas that feed them frames

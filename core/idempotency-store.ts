@@ -8,33 +8,11 @@
  */
 import type { Database, Statement } from 'better-sqlite3'
 import { ConflictError, IdempotencyKeyReusedError } from './errors.js'
-import type { Migration, Storage } from './storage.js'
+import { IDEMPOTENCY_SCHEMA } from './idempotency-schema.js'
+import type { Storage } from './storage.js'
 
 /** The request header, as sent (Node lowercases it in `request.headers`). */
 export const IDEMPOTENCY_KEY_HEADER = 'Idempotency-Key'
-
-/** Storage area of the key table. */
-export const IDEMPOTENCY_AREA = 'idempotency'
-
-/** The key table's schema history; append only. */
-export const IDEMPOTENCY_MIGRATIONS: readonly Migration[] = [
-  // status and answer are NULL while a request's answer is still coming (a batch awaiting the model)
-  `CREATE TABLE idempotency_keys (
-    scope TEXT NOT NULL,
-    key TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    status INTEGER,
-    answer TEXT,
-    partial TEXT,
-    PRIMARY KEY (scope, key)
-  )`,
-  'CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at)',
-  // bytes: the recorded answer's size, for IDEMPOTENCY_MAX_MB; derived: the answer is a digest the route rebuilds the answer from
-  `ALTER TABLE idempotency_keys ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
-  ALTER TABLE idempotency_keys ADD COLUMN derived INTEGER NOT NULL DEFAULT 0;
-  UPDATE idempotency_keys SET bytes = length(answer) WHERE answer IS NOT NULL`
-]
 
 /** One keyed request: which route and device, the client's key, and a hash of what it asked. */
 export interface KeyedRequest {
@@ -128,9 +106,10 @@ export interface IdempotencyKeyStore {
 }
 
 /**
- * The key table in SQLite. `once` serves routes that write and answer in one
- * synchronous step; `begin` / `finish` / `abandon` serve a route whose answer
- * comes after an await (a batch classified by the model).
+ * The key table in SQLite (`IDEMPOTENCY_SCHEMA`, idempotency-schema.ts).
+ * `once` serves routes that write and answer in one synchronous step;
+ * `begin` / `finish` / `abandon` serve a route whose answer comes after an
+ * await (a batch classified by the model).
  */
 export class IdempotencyStore implements IdempotencyKeyStore {
   readonly windowMs: number
@@ -354,8 +333,8 @@ function quoteKey (key: string): string {
   return JSON.stringify(key.length > 48 ? `${key.slice(0, 48)}…` : key)
 }
 
-/** The SQLite key store over the app's database, its table migrated. */
+/** The SQLite key store over the app's database, its table migrated first ({@link IDEMPOTENCY_SCHEMA}). */
 export function sqliteIdempotencyStore (storage: Pick<Storage, 'db' | 'migrate'>, options: IdempotencyStoreOptions): IdempotencyStore {
-  storage.migrate(IDEMPOTENCY_AREA, IDEMPOTENCY_MIGRATIONS)
+  storage.migrate(IDEMPOTENCY_SCHEMA)
   return new IdempotencyStore(storage.db, options)
 }

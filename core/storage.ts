@@ -1,5 +1,4 @@
 import Database from 'better-sqlite3'
-import fp from 'fastify-plugin'
 import { closeSync, ftruncateSync, mkdirSync, openSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { isStorageFull } from './errors.js'
@@ -26,6 +25,18 @@ const FULL_BELOW_MIN_BYTES = MIB
 
 /** One step of an area's schema history: SQL text or a function run inside the migration's transaction. */
 export type Migration = string | ((db: Database.Database) => void)
+
+/**
+ * An area's tables: its name and its migrations in order (migration i,
+ * 0-based, is version i + 1). Each area declares one, `<AREA>_SCHEMA` in
+ * `<area>-schema.ts` beside the code that owns the tables. Databases in the
+ * field record the name and the versions in `schema_migrations`: the name
+ * never changes, and a released migration is never edited, only followed.
+ */
+export interface AreaSchema {
+  readonly area: string
+  readonly migrations: readonly Migration[]
+}
 
 /** How {@link Storage} opens and watches the database. */
 export interface StorageOptions {
@@ -75,7 +86,10 @@ export function releaseReserve (dataDir: string): number {
 
 /**
  * The one embedded database. Core knows no tables: each area brings its own
- * ordered list of migrations and calls {@link Storage.migrate} when it loads.
+ * {@link AreaSchema}, and the one module that opens the area on a Storage
+ * (a store's constructor or factory, or the area's plugin) migrates it first
+ * ({@link Storage.migrate}); code handed only the connection expects the
+ * tables and names the schema they come from.
  *
  * A full disk is survived rather than locking everyone out: while the disk
  * has less than {@link StorageOptions.reserveMb}/4 (at least 1 MiB) free, the
@@ -175,12 +189,12 @@ export class Storage {
   }
 
   /**
-   * Applies the migrations of `area` that have not run yet, in order, each in
-   * its own transaction. Migration i (0-based) is version i + 1; a list may only
-   * grow at its end.
+   * Applies the migrations of `schema` that have not run yet, in order, each
+   * in its own transaction.
    * @returns the versions applied now
    */
-  migrate (area: string, migrations: readonly Migration[]): number[] {
+  migrate (schema: AreaSchema): number[] {
+    const { area, migrations } = schema
     const current = this.version(area)
     if (current > migrations.length) {
       throw new Error(`database has ${area} schema version ${current}, this build knows only ${migrations.length}: refusing to run an older build on a newer database`)
@@ -436,35 +450,3 @@ function truncateFile (file: string, bytes: number): void {
 function mib (bytes: number): string {
   return (bytes / MIB).toFixed(bytes < 10 * MIB ? 1 : 0)
 }
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The embedded SQLite database, opened once, closed with the app. */
-    storage: Storage
-  }
-}
-
-/** How often the storage plugin looks at the free disk space. */
-const DISK_CHECK_MS = 1000
-
-/**
- * Opens {@link Storage} in `dataDir`, decorates `fastify.storage`, checkpoints
- * in the background every `checkpointMs` (0 = inside commits, as SQLite does
- * by itself), watches the disk (keeping a reserve of `reserveMb`, none by
- * default), closes it on app close. Every 507 answered makes
- * the storage look at the disk and make room at once ({@link Storage.noticeFull}).
- */
-export const storagePlugin = fp<{ dataDir: string, maxMb?: number, checkpointMs?: number, reserveMb?: number, diskCheckMs?: number }>(async (app, options) => {
-  const { dataDir, maxMb, checkpointMs = 0, reserveMb = 0, diskCheckMs = DISK_CHECK_MS } = options
-  const storage = new Storage(dataDir, { maxMb, reserveMb, diskCheckMs, log: app.log })
-  app.decorate('storage', storage)
-  storage.checkpointInBackground(checkpointMs, (err) => app.log.warn({ err }, 'WAL checkpoint'))
-  // every area's routes inherit this hook (they are registered after the storage)
-  app.addHook('onResponse', async (_request, reply) => {
-    if (reply.statusCode === 507) storage.noticeFull()
-  })
-  app.addHook('onClose', async () => {
-    await storage.stopCheckpoints()
-    storage.close()
-  })
-}, { name: 'storage', fastify: '5.x' })

@@ -11,8 +11,8 @@
  * This is the facade over four parts, one concern each: the folder format
  * (version-files.ts), the catalogue of versions and the active one
  * (version-catalogue.ts), the training log (training-log.ts) and start-up
- * recovery over them (version-recovery.ts). It owns the model area's
- * migrations and which versions verified.
+ * recovery over them (version-recovery.ts). It migrates the model area's
+ * tables (`MODEL_SCHEMA`, model-schema.ts) and knows which versions verified.
  *
  * The database is the truth, whoever wrote it: every read first asks SQLite
  * whether another connection committed since (`PRAGMA data_version`, a
@@ -27,6 +27,7 @@ import type { Storage } from '../../core/storage.js'
 import type { ModelKind, ModelVersionInfo, TrainingFailure } from '../../schemas/model.js'
 import type { DoorModelMeta } from '../door/model-types.js'
 import { isDoorMeta, type ModelMeta, type StorableModel, type StoredMeta } from '../model-types.js'
+import { MODEL_SCHEMA } from './model-schema.js'
 import { TrainingLog } from './training-log.js'
 import { VersionCatalogue } from './version-catalogue.js'
 import { checkVersionName, MODELS_DIR, VersionFiles, type StagedVersion, type VersionMetaFile } from './version-files.js'
@@ -37,44 +38,6 @@ export {
   type StagedVersion, type VersionMetaFile
 } from './version-files.js'
 export type { RecoveryReport } from './version-recovery.js'
-
-/** The model area's tables; the list only grows at its end. */
-export const MODEL_MIGRATIONS: readonly string[] = [
-  `CREATE TABLE model_versions (
-    version TEXT PRIMARY KEY,
-    kind TEXT NOT NULL CHECK (kind IN ('csi', 'rssi')),
-    created_at TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    accuracy REAL,
-    training_seconds REAL NOT NULL,
-    weights_sha256 TEXT NOT NULL,
-    activated_at TEXT
-  );
-  CREATE TABLE model_active (
-    kind TEXT PRIMARY KEY CHECK (kind IN ('csi', 'rssi')),
-    version TEXT NOT NULL REFERENCES model_versions (version)
-  );
-  CREATE TABLE model_trainings (
-    id INTEGER PRIMARY KEY,
-    version TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at TEXT,
-    status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'interrupted')),
-    seconds REAL,
-    message TEXT
-  );`,
-  // door models: a door-scope version names its device; each door has at most one active version
-  `ALTER TABLE model_versions ADD COLUMN device INTEGER CHECK (device BETWEEN 0 AND 32767);
-  CREATE TABLE door_model_active (
-    device INTEGER PRIMARY KEY CHECK (device BETWEEN 0 AND 32767),
-    version TEXT NOT NULL REFERENCES model_versions (version)
-  );`,
-  // a door version's calibration gate: passed (1) or refused (0), the balanced accuracy it judged and what refused it; NULL for versions made before
-  `ALTER TABLE model_versions ADD COLUMN gate_passed INTEGER CHECK (gate_passed IN (0, 1));
-  ALTER TABLE model_versions ADD COLUMN gate_score REAL;
-  ALTER TABLE model_versions ADD COLUMN gate_refused_by TEXT CHECK (gate_refused_by IN ('evaluation', 'self-check', 'floor'));`
-]
 
 /** A version read back from disk, verified. */
 export interface LoadedVersion {
@@ -96,7 +59,7 @@ export class ModelStore {
   #recovered = false
 
   constructor (storage: Storage, dataDir: string) {
-    storage.migrate('model', MODEL_MIGRATIONS)
+    storage.migrate(MODEL_SCHEMA)
     this.modelsDir = join(dataDir, MODELS_DIR)
     this.#files = new VersionFiles(this.modelsDir)
     this.#catalogue = new VersionCatalogue(storage.db)

@@ -1,39 +1,14 @@
 /**
  * Labelled samples in SQLite: one row per frame, the features as a float32
  * BLOB, the door angle, the device and where the sample came from. Rows keep
- * their insertion order (the id), which the blocked split relies on.
+ * their insertion order (the id), which the blocked split relies on. The
+ * tables are `TRAINING_SCHEMA` (training-schema.ts), migrated by SampleStore.
  */
 import { EventEmitter } from 'node:events'
 import type { Storage } from '../../core/storage.js'
 import type { ModelKind } from '../../schemas/model.js'
 import type { DatasetSummary, LabelCount, SampleSource } from '../../schemas/training.js'
-
-/** The training area's tables; the list only grows at its end. */
-export const TRAINING_MIGRATIONS: readonly string[] = [
-  `CREATE TABLE training_samples (
-    id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL CHECK (kind IN ('csi', 'rssi')),
-    angle REAL NOT NULL,
-    features BLOB NOT NULL,
-    device INTEGER,
-    source TEXT NOT NULL,
-    recorded_at TEXT NOT NULL
-  );
-  CREATE INDEX training_samples_by_kind ON training_samples (kind, id);`,
-  // a door's calibration: its samples of one source, counted per angle
-  'CREATE INDEX training_samples_by_device ON training_samples (device, source, kind, angle)',
-  // one row per CSV import, with the hash of its content: the same file twice for one device is refused
-  `CREATE TABLE training_imports (
-    id INTEGER PRIMARY KEY,
-    device INTEGER,
-    content_sha256 TEXT NOT NULL,
-    rows INTEGER NOT NULL,
-    imported_at TEXT NOT NULL
-  );
-  CREATE INDEX training_imports_by_content ON training_imports (content_sha256, device);
-  ALTER TABLE training_samples ADD COLUMN import_id INTEGER;
-  CREATE INDEX training_samples_by_import ON training_samples (import_id) WHERE import_id IS NOT NULL;`
-]
+import { TRAINING_SCHEMA } from './training-schema.js'
 
 /** A sample to store. */
 export interface NewSample {
@@ -88,7 +63,7 @@ export class SampleStore extends EventEmitter<{ deleted: [SampleDeletion] }> {
 
   constructor (storage: Storage) {
     super()
-    storage.migrate('training', TRAINING_MIGRATIONS)
+    storage.migrate(TRAINING_SCHEMA)
     this.#db = storage.db
   }
 

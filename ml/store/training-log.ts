@@ -1,7 +1,7 @@
 /**
  * The log of training runs in the `model_trainings` table: when each started
- * and ended, how, and why it failed. The table comes from the model area's
- * migrations (`MODEL_MIGRATIONS` in model-store.ts), run before this is built.
+ * and ended, how, and why it failed. The table is the model area's
+ * (`MODEL_SCHEMA`, model-schema.ts), which ModelStore migrates before it builds this.
  */
 import type Database from 'better-sqlite3'
 import type { ModelKind, TrainingFailure } from '../../schemas/model.js'
@@ -23,7 +23,7 @@ interface TrainingRow {
 export class TrainingLog {
   readonly #db: Database.Database
 
-  /** @param db a database the model migrations have run on */
+  /** @param db a database `MODEL_SCHEMA` is migrated on */
   constructor (db: Database.Database) {
     this.#db = db
   }

@@ -2,8 +2,8 @@
  * The SQLite catalogue of model versions: one `model_versions` row per
  * written version and, per kind, the active one in `model_active`. No file
  * I/O: whether a recorded version's folder is still usable is for the caller
- * (see version-files.ts) to decide. The tables come from the model area's
- * migrations (`MODEL_MIGRATIONS` in model-store.ts), run before this is built.
+ * (see version-files.ts) to decide. The tables are the model area's
+ * (`MODEL_SCHEMA`, model-schema.ts), which ModelStore migrates before it builds this.
  */
 import type Database from 'better-sqlite3'
 import type { ModelKind, ModelVersionInfo } from '../../schemas/model.js'
@@ -37,7 +37,7 @@ export class VersionCatalogue {
   readonly #db: Database.Database
   #dataVersion: number | undefined
 
-  /** @param db a database the model migrations have run on */
+  /** @param db a database `MODEL_SCHEMA` is migrated on */
   constructor (db: Database.Database) {
     this.#db = db
   }

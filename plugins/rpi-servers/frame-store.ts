@@ -54,6 +54,8 @@ export interface FrameStoreOptions {
 /**
  * The unlabelled frames the Pis post, kept per device (table `rpi_frames`:
  * features as one BLOB of 106 float32, platform byte order, i.e. little-endian on x86 and ARM).
+ * The table is `RPI_SERVERS_SCHEMA`'s (rpi-servers-schema.ts), migrated by the
+ * area's plugin before it builds this.
  *
  * A full database does not lock the Pis out: a batch that would not fit
  * first drops the oldest unlabelled frames, of any device (retention's

@@ -4,8 +4,8 @@ import { Counter, Gauge } from 'prom-client'
 import { FrameRetention } from './frame-retention.js'
 import { FrameStore } from './frame-store.js'
 import { FrameIngest } from './ingest.js'
-import { RPI_SERVERS_MIGRATIONS, STORAGE_AREA } from './migrations.js'
 import { DeviceRegistry } from './registry.js'
+import { RPI_SERVERS_SCHEMA } from './rpi-servers-schema.js'
 import { rpiServerRoutes } from './routes.js'
 
 declare module 'fastify' {
@@ -30,7 +30,7 @@ export function sweepIntervalMs (staleAfterMs: number): number {
  * and the ingest of their frames.
  */
 export default fp(async (app) => {
-  app.storage.migrate(STORAGE_AREA, RPI_SERVERS_MIGRATIONS)
+  app.storage.migrate(RPI_SERVERS_SCHEMA)
   const registry = new DeviceRegistry(app.storage.db, {
     staleAfterMs: app.config.STALE_AFTER_S * 1000,
     flushMs: app.config.REGISTRY_FLUSH_MS,

@@ -75,6 +75,9 @@ export interface DeviceEvents {
  * `flushMs` of last-seen times and counts. What a Pi says rarely — that it
  * exists, its name, its address — is written before the request is answered,
  * so a device in an answer is never missing after a crash.
+ *
+ * Its table, `rpi_devices`, is `RPI_SERVERS_SCHEMA`'s (rpi-servers-schema.ts),
+ * migrated by the area's plugin before it builds this.
  */
 export class DeviceRegistry extends EventEmitter<DeviceEvents> {
   readonly staleAfterMs: number

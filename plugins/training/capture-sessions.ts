@@ -16,23 +16,7 @@ import { ConflictError } from '../../core/errors.js'
 import type { Storage } from '../../core/storage.js'
 import type { CaptureState, CaptureStatus, SampleSource } from '../../schemas/training.js'
 import type { SampleStore } from '../../ml/store/sample-store.js'
-
-/** The captures' table; the list only grows at its end. */
-export const CAPTURE_MIGRATIONS: readonly string[] = [
-  `CREATE TABLE capture_sessions (
-    device INTEGER PRIMARY KEY CHECK (device BETWEEN 0 AND 32767),
-    angle REAL NOT NULL,
-    started_at INTEGER NOT NULL,
-    ends_at INTEGER NOT NULL,
-    frames_wanted INTEGER,
-    source TEXT,
-    after_sample INTEGER NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('open', 'finished', 'cancelled', 'interrupted')),
-    frames_stored INTEGER NOT NULL DEFAULT 0,
-    frames_dropped INTEGER,
-    resumed_at INTEGER
-  )`
-]
+import { CAPTURES_SCHEMA } from './captures-schema.js'
 
 /** The sources only a capture stores: a session's samples are the device's samples of these after it opened. */
 const CAPTURED_SOURCES: readonly SampleSource[] = ['frames', 'inference', 'calibration']
@@ -112,7 +96,7 @@ export class CaptureSessions extends EventEmitter<{ changed: [CaptureStatus] }> 
 
   constructor (options: CaptureSessionsOptions) {
     super()
-    options.storage.migrate('captures', CAPTURE_MIGRATIONS)
+    options.storage.migrate(CAPTURES_SCHEMA)
     this.#db = options.storage.db
     this.#store = options.samples
     this.#onEnded = options.onEnded

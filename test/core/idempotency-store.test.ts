@@ -5,7 +5,8 @@
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { IDEMPOTENCY_AREA, IDEMPOTENCY_MIGRATIONS, IdempotencyStore, type KeyedRequest } from '../../core/idempotency-store.js'
+import { IDEMPOTENCY_SCHEMA } from '../../core/idempotency-schema.js'
+import { IdempotencyStore, type KeyedRequest } from '../../core/idempotency-store.js'
 import { Storage } from '../../core/storage.js'
 import { tempDir } from '../helper.js'
 
@@ -13,7 +14,7 @@ import { tempDir } from '../helper.js'
 function storeWithClock (t: TestContext, windowMs = 1000, maxBytes?: number): { store: IdempotencyStore, storage: Storage, clock: { now: number } } {
   const storage = new Storage(tempDir(t))
   t.after(() => storage.close())
-  storage.migrate(IDEMPOTENCY_AREA, IDEMPOTENCY_MIGRATIONS)
+  storage.migrate(IDEMPOTENCY_SCHEMA)
   storage.db.exec('CREATE TABLE things (n INTEGER)')
   const clock = { now: 1_000_000 }
   return { store: new IdempotencyStore(storage.db, { windowMs, maxBytes, now: () => clock.now }), storage, clock }

@@ -11,7 +11,7 @@ import type { App } from '../../core/app.js'
 import { STORAGE_FULL_MESSAGE } from '../../core/errors.js'
 import { FrameStore } from '../../plugins/rpi-servers/frame-store.js'
 import { FrameRetention } from '../../plugins/rpi-servers/frame-retention.js'
-import { RPI_SERVERS_MIGRATIONS, STORAGE_AREA } from '../../plugins/rpi-servers/migrations.js'
+import { RPI_SERVERS_SCHEMA } from '../../plugins/rpi-servers/rpi-servers-schema.js'
 import { Storage } from '../../core/storage.js'
 import { rawPiFrames, stringified } from '../fixtures/frames.js'
 import { sessionCsv, sessionSlice } from '../fixtures/training.js'
@@ -122,7 +122,7 @@ test('a full database: writes answer 507 and store nothing of their request, rea
 
 test('frame retention carries on after a failed pass: the error is reported, the timer keeps running', async (t) => {
   const storage = new Storage(tempDir(t))
-  storage.migrate(STORAGE_AREA, RPI_SERVERS_MIGRATIONS)
+  storage.migrate(RPI_SERVERS_SCHEMA)
   const store = new FrameStore(storage.db)
   const errors: unknown[] = []
   const retention = new FrameRetention(store, { hours: 0, perDevice: 0, intervalMs: 5, onError: (err) => errors.push(err) })

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { buildApp } from '../../core/app.js'
-import { DATABASE_FILE, RESERVE_FILE, Storage, type Migration } from '../../core/storage.js'
+import { DATABASE_FILE, RESERVE_FILE, Storage, type AreaSchema, type Migration } from '../../core/storage.js'
 import { buildTestApp, tempDir, testConfig } from '../helper.js'
 
 const DOORS: Migration[] = [
@@ -12,6 +12,11 @@ const DOORS: Migration[] = [
   "INSERT INTO doors (name) VALUES ('front')",
   (db) => { db.prepare('ALTER TABLE doors ADD COLUMN angle REAL NOT NULL DEFAULT 0').run() }
 ]
+
+/** The doors area with its first `versions` migrations (all by default). */
+function doors (versions = DOORS.length): AreaSchema {
+  return { area: 'doors', migrations: DOORS.slice(0, versions) }
+}
 
 /** A Storage on `dir`, closed after the test. */
 function open (t: import('node:test').TestContext, dir: string): Storage {
@@ -27,33 +32,33 @@ function tableNames (db: Database.Database): string[] {
 test('migrations run in order, each once', (t) => {
   const dir = tempDir(t)
   const first = open(t, dir)
-  assert.deepEqual(first.migrate('doors', DOORS), [1, 2, 3])
+  assert.deepEqual(first.migrate(doors()), [1, 2, 3])
   assert.equal(first.version('doors'), 3)
   // migration 3 needed 1's table and 2's row: order was kept
   assert.deepEqual(first.db.prepare('SELECT name, angle FROM doors').all(), [{ name: 'front', angle: 0 }])
   // the same list again in the same process applies nothing
-  assert.deepEqual(first.migrate('doors', DOORS), [])
+  assert.deepEqual(first.migrate(doors()), [])
   first.close()
 
   // a second open of the same file applies nothing and keeps the data
   const second = open(t, dir)
-  assert.deepEqual(second.migrate('doors', DOORS), [])
+  assert.deepEqual(second.migrate(doors()), [])
   assert.equal((second.db.prepare('SELECT COUNT(*) AS n FROM doors').get() as { n: number }).n, 1, 'migration 2 ran twice')
 })
 
 test('a list that grew at its end applies only the new migrations', (t) => {
   const dir = tempDir(t)
   const storage = open(t, dir)
-  assert.deepEqual(storage.migrate('doors', DOORS.slice(0, 1)), [1])
-  assert.deepEqual(storage.migrate('doors', DOORS), [2, 3])
+  assert.deepEqual(storage.migrate(doors(1)), [1])
+  assert.deepEqual(storage.migrate(doors()), [2, 3])
   assert.equal(storage.version('doors'), 3)
 })
 
 test('versions are kept per area', (t) => {
   const storage = open(t, tempDir(t))
-  storage.migrate('doors', DOORS)
+  storage.migrate(doors())
   assert.equal(storage.version('devices'), 0)
-  assert.deepEqual(storage.migrate('devices', ['CREATE TABLE devices (id INTEGER PRIMARY KEY)']), [1])
+  assert.deepEqual(storage.migrate({ area: 'devices', migrations: ['CREATE TABLE devices (id INTEGER PRIMARY KEY)'] }), [1])
   assert.equal(storage.version('devices'), 1)
   assert.equal(storage.version('doors'), 3)
   assert.deepEqual(tableNames(storage.db).filter((name) => name !== 'schema_migrations'), ['devices', 'doors'])
@@ -61,14 +66,14 @@ test('versions are kept per area', (t) => {
 
 test('a failing migration rolls back all of its work and leaves the version unchanged', (t) => {
   const storage = open(t, tempDir(t))
-  storage.migrate('doors', DOORS.slice(0, 1))
+  storage.migrate(doors(1))
   const broken: Migration[] = [
     DOORS[0],
     // the first statement succeeds, the second fails: neither may remain
     'CREATE TABLE hinges (id INTEGER PRIMARY KEY); INSERT INTO no_such_table VALUES (1)',
     'CREATE TABLE never (id INTEGER)'
   ]
-  assert.throws(() => storage.migrate('doors', broken), /no_such_table/)
+  assert.throws(() => storage.migrate({ area: 'doors', migrations: broken }), /no_such_table/)
   assert.equal(storage.version('doors'), 1)
   assert.ok(!tableNames(storage.db).includes('hinges'), 'the failed migration left a table behind')
   assert.ok(!tableNames(storage.db).includes('never'), 'a migration after the failed one ran')
@@ -77,7 +82,7 @@ test('a failing migration rolls back all of its work and leaves the version unch
     db.prepare("INSERT INTO doors (name) VALUES ('back')").run()
     throw new Error('migration bug')
   }]
-  assert.throws(() => storage.migrate('doors', throwing), /migration bug/)
+  assert.throws(() => storage.migrate({ area: 'doors', migrations: throwing }), /migration bug/)
   assert.equal(storage.version('doors'), 1)
   assert.equal((storage.db.prepare('SELECT COUNT(*) AS n FROM doors').get() as { n: number }).n, 0)
 })
@@ -85,10 +90,10 @@ test('a failing migration rolls back all of its work and leaves the version unch
 test('a database newer than this build is refused, naming the area and both versions', (t) => {
   const dir = tempDir(t)
   const newer = open(t, dir)
-  newer.migrate('doors', DOORS)
+  newer.migrate(doors())
   newer.close()
   const older = open(t, dir)
-  assert.throws(() => older.migrate('doors', DOORS.slice(0, 2)), /doors schema version 3, this build knows only 2/)
+  assert.throws(() => older.migrate(doors(2)), /doors schema version 3, this build knows only 2/)
   assert.equal(older.version('doors'), 3)
 })
 
@@ -140,7 +145,7 @@ test('a DATA_DIR the storage creates is 0700; the database and its -wal and -shm
   const root = tempDir(t)
   const dataDir = join(root, 'data')
   const storage = open(t, dataDir)
-  storage.migrate('doors', DOORS) // a write: the -wal and -shm exist now
+  storage.migrate(doors()) // a write: the -wal and -shm exist now
   const file = join(dataDir, DATABASE_FILE)
   const mode = (path: string) => statSync(path).mode & 0o777
   // the umask (0022 here) and SQLite's own default would have left 0755 and 0644
@@ -155,7 +160,7 @@ test('a DATA_DIR the storage creates is 0700; the database and its -wal and -shm
   writeFileSync(join(old, `${DATABASE_FILE}-wal`), '', { mode: 0o644 })
   chmodSync(join(old, `${DATABASE_FILE}-wal`), 0o644)
   const reopened = open(t, old)
-  assert.deepEqual(reopened.migrate('doors', DOORS), [1, 2, 3])
+  assert.deepEqual(reopened.migrate(doors()), [1, 2, 3])
   assert.equal(mode(join(old, DATABASE_FILE)), 0o600)
   assert.equal(mode(join(old, `${DATABASE_FILE}-wal`)), 0o600)
   assert.equal(mode(join(old, `${DATABASE_FILE}-shm`)), 0o600)

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { Storage } from '../../../core/storage.js'
 import { FrameRetention } from '../../../plugins/rpi-servers/frame-retention.js'
 import { FrameStore, type DecodedFrame } from '../../../plugins/rpi-servers/frame-store.js'
-import { RPI_SERVERS_MIGRATIONS, STORAGE_AREA } from '../../../plugins/rpi-servers/migrations.js'
+import { RPI_SERVERS_SCHEMA } from '../../../plugins/rpi-servers/rpi-servers-schema.js'
 import { fillDisk, freeBytes, mountSmallDisk } from '../../fixtures/small-disk.js'
 
 const HOUR = 3_600_000
@@ -26,7 +26,7 @@ test('retention on a really full disk: the pass that finds no room releases the 
   const dataDir = join(disk.dir, 'data')
   const storage = new Storage(dataDir, { reserveMb: 2 })
   t.after(() => storage.close())
-  storage.migrate(STORAGE_AREA, RPI_SERVERS_MIGRATIONS)
+  storage.migrate(RPI_SERVERS_SCHEMA)
   const store = new FrameStore(storage.db)
   const now = Date.UTC(2026, 0, 2)
   // a day-old backlog of ~4 MB, and fresh frames that stay

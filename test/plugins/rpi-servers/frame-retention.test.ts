@@ -4,7 +4,7 @@ import { Storage } from '../../../core/storage.js'
 import { SampleStore } from '../../../ml/store/sample-store.js'
 import { FrameRetention, batchRows, pauseAfterMs } from '../../../plugins/rpi-servers/frame-retention.js'
 import { FrameStore, type DecodedFrame } from '../../../plugins/rpi-servers/frame-store.js'
-import { RPI_SERVERS_MIGRATIONS, STORAGE_AREA } from '../../../plugins/rpi-servers/migrations.js'
+import { RPI_SERVERS_SCHEMA } from '../../../plugins/rpi-servers/rpi-servers-schema.js'
 import { ADMIN, buildTestApp, tempDir } from '../../helper.js'
 
 const HOUR = 3_600_000
@@ -13,7 +13,7 @@ const frame = (value: number): DecodedFrame => ({ features: new Float32Array(106
 test('retention deletes frames past the window and past the per-device cap in bounded batches; labelled samples stay', (t) => {
   const storage = new Storage(tempDir(t))
   t.after(() => storage.close())
-  storage.migrate(STORAGE_AREA, RPI_SERVERS_MIGRATIONS)
+  storage.migrate(RPI_SERVERS_SCHEMA)
   const frames = new FrameStore(storage.db)
   const samples = new SampleStore(storage)
   const now = Date.UTC(2026, 0, 2)
@@ -50,7 +50,7 @@ test('the database size is a gauge, and FRAME_RETENTION_HOURS is validated with 
 test('a backlog of any size drains in one round, in batches held to a share of the main thread, other work going on between them', async (t) => {
   const storage = new Storage(tempDir(t))
   t.after(() => storage.close())
-  storage.migrate(STORAGE_AREA, RPI_SERVERS_MIGRATIONS)
+  storage.migrate(RPI_SERVERS_SCHEMA)
   const frames = new FrameStore(storage.db)
   const now = Date.UTC(2026, 0, 2)
   // 60 s of a 50-Pi building at 20 frames/s, all past the window: under the old pruner (20,000 rows per 30 s) three intervals' worth
@@ -90,7 +90,7 @@ test('retention in the server keeps up with a building of Pis: frames past the w
   const dataDir = tempDir(t)
   {
     const storage = new Storage(dataDir)
-    storage.migrate(STORAGE_AREA, RPI_SERVERS_MIGRATIONS)
+    storage.migrate(RPI_SERVERS_SCHEMA)
     const frames = new FrameStore(storage.db)
     for (let done = 0; done < 40_000; done += 5000) frames.insert(1 + done / 5000, Array.from({ length: 5000 }, (_, i) => frame(i)), Date.now() - 48 * HOUR, () => 0)
     storage.close()

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import type { App } from '../../../core/app.js'
 import { FrameStore } from '../../../plugins/rpi-servers/frame-store.js'
-import { RPI_SERVERS_MIGRATIONS, STORAGE_AREA } from '../../../plugins/rpi-servers/migrations.js'
+import { RPI_SERVERS_SCHEMA } from '../../../plugins/rpi-servers/rpi-servers-schema.js'
 import { Storage } from '../../../core/storage.js'
 import { rawPiFrames } from '../../fixtures/frames.js'
 import { sessionCsv, sessionRows, sessionSlice, trainThrough } from '../../fixtures/training.js'
@@ -84,7 +84,7 @@ test('makeRoom drops only as many of the oldest frames as the room asked for nee
   const dir = tempDir(t)
   const storage = new Storage(dir, { maxMb: 1 })
   t.after(() => storage.close())
-  storage.migrate(STORAGE_AREA, RPI_SERVERS_MIGRATIONS)
+  storage.migrate(RPI_SERVERS_SCHEMA)
   const store = new FrameStore(storage.db)
   const frame = { features: new Float32Array(106).fill(1), encoding: 'features' as const }
   for (let i = 0; i < 20; i++) store.insert(i, Array.from({ length: 50 }, () => frame), i, () => undefined)

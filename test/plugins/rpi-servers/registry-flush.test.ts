@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Database from 'better-sqlite3'
 import type { App } from '../../../core/app.js'
 import { DATABASE_FILE, Storage } from '../../../core/storage.js'
-import { RPI_SERVERS_MIGRATIONS, STORAGE_AREA } from '../../../plugins/rpi-servers/migrations.js'
+import { RPI_SERVERS_SCHEMA } from '../../../plugins/rpi-servers/rpi-servers-schema.js'
 import { DeviceRegistry } from '../../../plugins/rpi-servers/registry.js'
 import { buildTestApp, tempDir } from '../../helper.js'
 
@@ -30,7 +30,7 @@ function rowsOnDisk (dir: string): Row[] {
 
 function openRegistry (t: TestContext, dir: string, options: { flushMs: number, now?: () => number, onFlushError?: (err: unknown) => void }): { storage: Storage, registry: DeviceRegistry } {
   const storage = new Storage(dir)
-  storage.migrate(STORAGE_AREA, RPI_SERVERS_MIGRATIONS)
+  storage.migrate(RPI_SERVERS_SCHEMA)
   const registry = new DeviceRegistry(storage.db, { staleAfterMs: 30_000, ...options })
   t.after(() => storage.close())
   return { storage, registry }

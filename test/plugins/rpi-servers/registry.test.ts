@@ -5,7 +5,7 @@ import { Storage } from '../../../core/storage.js'
 import { parseFrame } from '../../../domain/frames.js'
 import { FrameStore } from '../../../plugins/rpi-servers/frame-store.js'
 import { decodeBatch, FrameIngest } from '../../../plugins/rpi-servers/ingest.js'
-import { RPI_SERVERS_MIGRATIONS, STORAGE_AREA } from '../../../plugins/rpi-servers/migrations.js'
+import { RPI_SERVERS_SCHEMA } from '../../../plugins/rpi-servers/rpi-servers-schema.js'
 import { DeviceRegistry } from '../../../plugins/rpi-servers/registry.js'
 import { sweepIntervalMs } from '../../../plugins/rpi-servers/index.js'
 import { tempDir } from '../../helper.js'
@@ -13,7 +13,7 @@ import { tempDir } from '../../helper.js'
 /** A migrated database in a temp dir, closed after the test. */
 function openStorage (t: TestContext, dir = tempDir(t)): Storage {
   const storage = new Storage(dir)
-  storage.migrate(STORAGE_AREA, RPI_SERVERS_MIGRATIONS)
+  storage.migrate(RPI_SERVERS_SCHEMA)
   t.after(() => storage.close())
   return storage
 }
@@ -62,7 +62,7 @@ test('known Pis survive a reopened database; none is live until it sends a keep-
   const dir = tempDir(t)
   const clock = manualClock()
   const firstStorage = new Storage(dir)
-  firstStorage.migrate(STORAGE_AREA, RPI_SERVERS_MIGRATIONS)
+  firstStorage.migrate(RPI_SERVERS_SCHEMA)
   const first = new DeviceRegistry(firstStorage.db, { staleAfterMs: 30_000, now: clock.read })
   const firstSeen = clock.now
   first.keepAlive({ id: 4, name: 'old-name', addr: '10.0.0.4' })

@@ -1,0 +1,33 @@
+import type { AreaSchema } from '../../core/storage.js'
+
+/**
+ * The rpi-servers area's tables: the Pis (registry.ts) and their frames
+ * (frame-store.ts), migrated by the area's plugin (index.ts).
+ */
+export const RPI_SERVERS_SCHEMA: AreaSchema = {
+  area: 'rpi-servers',
+  migrations: [
+    // every Pi ever heard from; times are epoch milliseconds
+    `CREATE TABLE rpi_devices (
+    id INTEGER PRIMARY KEY CHECK (id BETWEEN 0 AND 32767),
+    name TEXT NOT NULL,
+    addr TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    keep_alives INTEGER NOT NULL DEFAULT 1
+  )`,
+    // unlabelled frames as posted; not tied to rpi_devices, a Pi may post before its first keep-alive
+    `CREATE TABLE rpi_frames (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device INTEGER NOT NULL CHECK (device BETWEEN 0 AND 32767),
+    received_at INTEGER NOT NULL,
+    encoding TEXT NOT NULL,
+    features BLOB NOT NULL
+  )`,
+    'CREATE INDEX rpi_frames_device ON rpi_frames (device, id)',
+    // retention prunes by age
+    'CREATE INDEX rpi_frames_received ON rpi_frames (received_at)',
+    // the name a user gave the door (PATCH /doors/{id}); NULL = the Pi's own NAME, which keep-alives keep overwriting
+    'ALTER TABLE rpi_devices ADD COLUMN display_name TEXT'
+  ]
+}
