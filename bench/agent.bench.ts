@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import { buildApp } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
 import { PROJECT_ROOT, RECORDINGS_DIR } from '../core/project.js'
-import type { BenchReport } from './run.js'
+import type { BenchReport } from './lib/report.js'
 
 const CSI_DIR = RECORDINGS_DIR
 const LINES = Number(process.env.BENCH_AGENT_LINES ?? 50_000)

@@ -28,7 +28,7 @@ import type { DoorTrainingInput } from '../ml/door/model-types.js'
 import { trainDoorModel } from '../ml/door/train.js'
 import { DoorPredictor } from '../ml/door/predictor.js'
 import { loadSessionA } from './door-model.bench.js'
-import type { BenchReport } from './run.js'
+import type { BenchReport } from './lib/report.js'
 
 const ANGLES = [0, 15, 30, 45, 60, 75, 90]
 const SUBSETS = [[0, 90], [0, 15, 90], [0, 45, 90], [0, 15, 45, 90], [0, 30, 60, 90], ANGLES]

@@ -22,7 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { cpus, loadavg, totalmem } from 'node:os'
+import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { DEFAULT_HYSTERESIS, type HysteresisOptions } from '../domain/door-hysteresis.js'
 import { DOOR_FRAME_FEATURES, type DoorFrameFeatures } from '../domain/door-window.js'
@@ -32,7 +32,7 @@ import { blockedTails, permuteSubcarriers, replayTails, scoreReplay, type DoorEv
 import type { DoorTrainingInput } from '../ml/door/model-types.js'
 import { DEFAULT_DOOR_TRAINING, resolveDoorTraining, trainDoorModel } from '../ml/door/train.js'
 import { DoorPredictor } from '../ml/door/predictor.js'
-import type { BenchReport } from './run.js'
+import { printReport, resultsJson, type BenchReport } from './lib/report.js'
 
 const FIXTURES = new URL('../test/fixtures/csi/', import.meta.url)
 
@@ -235,10 +235,8 @@ export default async function doorModel (): Promise<BenchReport> {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const started = Date.now()
   const report = await doorModel()
-  console.table(report.table)
-  for (const note of report.notes ?? []) console.log(note)
+  printReport(report)
   const results = new URL('results/', import.meta.url)
   mkdirSync(results, { recursive: true })
-  const machine = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 1024 ** 3) }
-  writeFileSync(new URL('door-model.json', results), JSON.stringify({ name: report.name, at: new Date().toISOString(), machine, seconds: (Date.now() - started) / 1000, results: report.results }, null, 2) + '\n')
+  writeFileSync(new URL('door-model.json', results), resultsJson(report, started))
 }

@@ -64,7 +64,7 @@ import { ForkedClient, serveJobs } from './forked-client.js'
 import { latencySummary, type LatencySummary } from './lib/latency.js'
 import { runLoad, type LoadOutcome } from './lib/load.js'
 import { median } from './lib/quantile.js'
-import type { BenchReport } from './run.js'
+import type { BenchReport } from './lib/report.js'
 
 const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
 const RPI_RAW = join(RECORDINGS_DIR, 'rpi-raw-frames.txt')

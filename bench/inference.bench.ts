@@ -30,7 +30,7 @@ import { readSessionCsv } from '../domain/session-csv.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
 import { latencySummary, type LatencySummary } from './lib/latency.js'
 import { runLoad, type LoadOutcome } from './lib/load.js'
-import type { BenchReport } from './run.js'
+import type { BenchReport } from './lib/report.js'
 
 const CSI_DIR = RECORDINGS_DIR
 const SESSION_A = join(CSI_DIR, 'door-angles-session-a.csv')

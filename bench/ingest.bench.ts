@@ -48,7 +48,7 @@ import {
 import { ForkedClient, serveJobs } from './forked-client.js'
 import { latencySummary } from './lib/latency.js'
 import { quantile } from './lib/quantile.js'
-import type { BenchReport } from './run.js'
+import type { BenchReport } from './lib/report.js'
 
 const ROLE_ENV = 'DOORSENSE_BENCH_INGEST_CLIENT'
 const FRAMES_PER_BATCH = 20

@@ -37,7 +37,7 @@ import type { TrainedModel } from '../ml/model-types.js'
 import { DEFAULT_TRAINING_OPTIONS, trainModel } from '../ml/global/trainer.js'
 import { type TrainingSet } from '../ml/training-set.js'
 import type { DoorStateEvaluation, TrainingOptions } from '../schemas/model.js'
-import type { BenchReport } from './run.js'
+import type { BenchReport } from './lib/report.js'
 
 const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
 

@@ -25,7 +25,7 @@ import { loadConfig } from '../core/config.js'
 import { RECORDINGS_DIR } from '../core/project.js'
 import { readSessionCsv } from '../domain/session-csv.js'
 import { latencySummary } from './lib/latency.js'
-import type { BenchReport } from './run.js'
+import type { BenchReport } from './lib/report.js'
 
 const DEVICES = Number(process.env.BENCH_MQTT_DEVICES ?? 64)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 25)

@@ -29,7 +29,7 @@ import { DoorPredictor } from '../ml/door/predictor.js'
 import { buildWindowNovelty, WindowNoveltyModel } from '../ml/novelty.js'
 import { loadRpiFrames, loadSessionA } from './door-model.bench.js'
 import { median } from './lib/quantile.js'
-import type { BenchReport } from './run.js'
+import type { BenchReport } from './lib/report.js'
 
 const MARGINS = [1, 1.25, 1.5, 2]
 

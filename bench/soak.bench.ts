@@ -47,7 +47,7 @@ import { ForkedClient, serveJobs } from './forked-client.js'
 import { latencySummary, type LatencySummary } from './lib/latency.js'
 import { runLoad, type LoadOutcome } from './lib/load.js'
 import { median } from './lib/quantile.js'
-import type { BenchReport } from './run.js'
+import type { BenchReport } from './lib/report.js'
 
 const ROLE_ENV = 'DOORSENSE_BENCH_SOAK_CLIENT'
 const DEVICES = 16

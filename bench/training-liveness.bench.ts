@@ -29,7 +29,7 @@ import { loadConfig } from '../core/config.js'
 import { RECORDINGS_DIR } from '../core/project.js'
 import { latencySummary } from './lib/latency.js'
 import { quantile } from './lib/quantile.js'
-import type { BenchReport } from './run.js'
+import type { BenchReport } from './lib/report.js'
 
 const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
 const ROLE_ENV = 'DOORSENSE_BENCH_LIVENESS_CLIENT'
