@@ -189,8 +189,6 @@ export function stringifiedPayloads (): string[] {
   return lines.map((line) => `[${line.split(',').slice(1).join(', ')}]`)
 }
 
-export const round = (value: number, digits = 0): number => Number.isFinite(value) ? Number(value.toFixed(digits)) : Number.NaN
-
 /** The server's /metrics text (retried for up to 30 s while an overloaded server sheds load with 503). */
 export async function scrapeMetrics (url: string): Promise<string> {
   const deadline = Date.now() + 30_000

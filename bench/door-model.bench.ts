@@ -32,6 +32,8 @@ import { blockedTails, permuteSubcarriers, replayTails, scoreReplay, type DoorEv
 import type { DoorTrainingInput } from '../ml/door/model-types.js'
 import { DEFAULT_DOOR_TRAINING, resolveDoorTraining, trainDoorModel } from '../ml/door/train.js'
 import { DoorPredictor } from '../ml/door/predictor.js'
+import { meanSd, twoDecimals } from './lib/format.js'
+import { mean, sampleSd } from './lib/mean.js'
 import { printReport, resultsJson, type BenchReport } from './lib/report.js'
 
 const FIXTURES = new URL('../test/fixtures/csi/', import.meta.url)
@@ -70,20 +72,6 @@ async function runOnce (train: DoorTrainingInput, tails: readonly Tail[], shifte
   return figures
 }
 
-function mean (values: number[]): number {
-  return values.reduce((a, b) => a + b, 0) / values.length
-}
-
-/** Sample standard deviation (0 for one value). */
-function sd (values: number[]): number {
-  if (values.length < 2) return 0
-  const m = mean(values)
-  return Math.sqrt(values.reduce((a, b) => a + (b - m) ** 2, 0) / (values.length - 1))
-}
-
-const f2 = (x: number): string => x.toFixed(2).replace(/^0\./, '.').replace(/^1\.00$/, '1')
-const ms = (values: number[]): string => `${f2(mean(values))}±${f2(sd(values))}`
-
 /** The summary of a configuration's runs, as a table row and as JSON. */
 function summarise (name: string, runs: Figures[]): { row: Record<string, string | number>, summary: Record<string, number> } {
   const pick = (f: (r: Figures) => number): number[] => runs.map(f)
@@ -95,7 +83,7 @@ function summarise (name: string, runs: Figures[]): { row: Record<string, string
     doorAccuracy: mean(pick((r) => r.doorState.accuracy)),
     doorBalanced: mean(pick((r) => r.doorState.openClosed.balancedAccuracy)),
     doorClosedF1: mean(pick((r) => r.doorState.openClosed.closedF1)),
-    doorAccuracySd: sd(pick((r) => r.doorState.accuracy)),
+    doorAccuracySd: sampleSd(pick((r) => r.doorState.accuracy)),
     latencyFrames: Math.max(...pick((r) => r.doorState.latencyFrames)),
     aucRpi: mean(pick(novelty(0))),
     aucPermuted: mean(pick(novelty(1))),
@@ -106,16 +94,16 @@ function summarise (name: string, runs: Figures[]): { row: Record<string, string
     summary,
     row: {
       config: name,
-      '7-class/win': ms(pick((r) => r.accuracy)),
-      'bal/win': ms(pick((r) => r.openClosed.balancedAccuracy)),
-      'F1c/win': ms(pick((r) => r.openClosed.closedF1)),
-      '7-class/door': ms(pick((r) => r.doorState.accuracy)),
-      'bal/door': ms(pick((r) => r.doorState.openClosed.balancedAccuracy)),
-      'F1c/door': ms(pick((r) => r.doorState.openClosed.closedF1)),
+      '7-class/win': meanSd(pick((r) => r.accuracy)),
+      'bal/win': meanSd(pick((r) => r.openClosed.balancedAccuracy)),
+      'F1c/win': meanSd(pick((r) => r.openClosed.closedF1)),
+      '7-class/door': meanSd(pick((r) => r.doorState.accuracy)),
+      'bal/door': meanSd(pick((r) => r.doorState.openClosed.balancedAccuracy)),
+      'F1c/door': meanSd(pick((r) => r.doorState.openClosed.closedF1)),
       latency: summary.latencyFrames,
-      'AUC rpi': ms(pick(novelty(0))),
-      'AUC perm': ms(pick(novelty(1))),
-      'held-out novel': f2(summary.heldOutNovelShare),
+      'AUC rpi': meanSd(pick(novelty(0))),
+      'AUC perm': meanSd(pick(novelty(1))),
+      'held-out novel': twoDecimals(summary.heldOutNovelShare),
       'train s': Number(summary.trainingSeconds.toFixed(1))
     }
   }
@@ -155,7 +143,7 @@ export default async function doorModel (): Promise<BenchReport> {
       for (let seed = 1; seed <= seeds; seed++) {
         const figures = await runOnce(config.data ?? train, tails, shifted, { ...config.options, seed }, hystereses.map((h) => h.hysteresis))
         figures.forEach((f, i) => perHysteresis[i].push(f))
-        process.stderr.write(`  ${names[0]} seed ${seed}: door ${f2(figures[0].doorState.accuracy)}, bal ${f2(figures[0].doorState.openClosed.balancedAccuracy)} (${figures[0].trainingSeconds.toFixed(1)} s)\n`)
+        process.stderr.write(`  ${names[0]} seed ${seed}: door ${twoDecimals(figures[0].doorState.accuracy)}, bal ${twoDecimals(figures[0].doorState.openClosed.balancedAccuracy)} (${figures[0].trainingSeconds.toFixed(1)} s)\n`)
       }
       hystereses.forEach((h, i) => {
         const { row, summary } = summarise(names[i], perHysteresis[i])

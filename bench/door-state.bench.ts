@@ -61,6 +61,7 @@ import { DoorPredictor } from '../ml/door/predictor.js'
 import { DoorPipeline } from '../ml/door/pipeline.js'
 import { knnDistances } from '../ml/novelty.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
+import { round, verdict } from './lib/format.js'
 import { latencySummary, type LatencySummary } from './lib/latency.js'
 import { runLoad, type LoadOutcome } from './lib/load.js'
 import { median } from './lib/quantile.js'
@@ -424,7 +425,6 @@ async function drained (app: App): Promise<number> {
   return left
 }
 
-const round = (value: number, digits = 0) => Number.isFinite(value) ? Number(value.toFixed(digits)) : Number.NaN
 const sig = (value: number) => value >= 100 ? round(value) : value >= 10 ? round(value, 1) : value >= 1 ? round(value, 2) : round(value, 3)
 
 export default async function doorStateBench (): Promise<BenchReport> {
@@ -599,7 +599,6 @@ export default async function doorStateBench (): Promise<BenchReport> {
       table.push({ run: `${p.name} (${p.connections} conn.)`, batch: p.framesPerRequest, 'µs/frame': round(p.route.cpuUsPerRequest / p.framesPerRequest, 1), 'min–max µs': '', 'wall µs/frame': '', 'frames/s': round(p.route.reqPerS * p.framesPerRequest), 'µs/call': '', 'req/s': round(p.route.reqPerS), 'vs echo': round(p.route.reqPerS / p.echo.reqPerS, 2), 'CPU µs/req': round(p.route.cpuUsPerRequest), 'p99 ms': round(p.route.p99, 2), errors: p.route.errors + p.route.non2xx })
     }
 
-    const verdict = (ok: boolean) => ok ? 'met' : 'MISSED'
     const speedup = (base: string, candidate: string, batch: number) => (find(base, batch).median / find(candidate, batch).median).toFixed(1)
     const framesCpu = (size: number, which: 'echo' | 'own' | 'global') => {
       const p = pairs.find((item) => item.framesPerRequest === size && item.name.startsWith('(f)') && (which === 'echo' || item.name.includes(which === 'own' ? 'own model' : 'global model'))) as Pair

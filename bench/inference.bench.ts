@@ -28,6 +28,7 @@ import { loadConfig } from '../core/config.js'
 import { RECORDINGS_DIR } from '../core/project.js'
 import { readSessionCsv } from '../domain/session-csv.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
+import { round, verdict } from './lib/format.js'
 import { latencySummary, type LatencySummary } from './lib/latency.js'
 import { runLoad, type LoadOutcome } from './lib/load.js'
 import type { BenchReport } from './lib/report.js'
@@ -131,7 +132,6 @@ function collectGarbage (): void {
   ;(runInNewContext('gc') as () => void)()
 }
 
-const round = (value: number, digits = 0) => Number.isFinite(value) ? Number(value.toFixed(digits)) : Number.NaN
 const mib = (bytes: number) => round(bytes / 1024 ** 2, 1)
 
 export default async function inferenceBench (): Promise<BenchReport> {
@@ -217,7 +217,6 @@ export default async function inferenceBench (): Promise<BenchReport> {
 
     const at64 = inference[64]
     const batchBest = Math.max(batchFeatures.reqPerS, batchRawPi.reqPerS) * FRAMES_PER_BATCH
-    const verdict = (ok: boolean) => ok ? 'met' : 'MISSED'
     const notes = [
       `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores; the client runs on the same machine); model ${model.version}, ${app.model.backend.package} (${app.model.backend.backend}), trained in ${trainingSeconds.toFixed(1)} s`,
       `target (2): 64 connections >= 0.6 x (1): ${round(at64.reqPerS / ceiling, 2)} x -> ${verdict(at64.reqPerS >= 0.6 * ceiling)}; p99 <= 10 ms: ${round(at64.p99, 2)} ms -> ${verdict(at64.p99 <= 10)}; zero errors: ${at64.errors + at64.non2xx} -> ${verdict(at64.errors + at64.non2xx === 0)}`,

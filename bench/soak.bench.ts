@@ -40,10 +40,11 @@ import { Agent, get, type ClientRequest } from 'node:http'
 import { rmSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import {
-  checkpointsOf, loopDelayOf, rawPiLines, round, scrapeMetrics, startChildServer, stringifiedPayloads, trainedDataDir,
+  checkpointsOf, loopDelayOf, rawPiLines, scrapeMetrics, startChildServer, stringifiedPayloads, trainedDataDir,
   type Checkpoints, type ChildServer, type LoopDelay, type ProcessSample
 } from './child-server.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
+import { round, verdict } from './lib/format.js'
 import { latencySummary, type LatencySummary } from './lib/latency.js'
 import { runLoad, type LoadOutcome } from './lib/load.js'
 import { median } from './lib/quantile.js'
@@ -395,7 +396,6 @@ export default async function soakBench (): Promise<BenchReport> {
     const peakBefore = Math.max(...during.slice(0, cut).map((sample) => sample.rssMiB))
     const peakAfter = Math.max(...during.slice(cut).map((sample) => sample.rssMiB), 0)
     const rssGrowth = (peakAfter - peakBefore) / peakBefore
-    const verdict = (ok: boolean) => ok ? 'met' : 'MISSED'
     const cpu = (last.cpuSeconds - soak.samples[0].cpuSeconds) / soak.seconds
     const notes = [
       `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores shared; the load client runs on the same machine)`,

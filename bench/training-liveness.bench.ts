@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url'
 import { buildApp } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
 import { RECORDINGS_DIR } from '../core/project.js'
+import { round } from './lib/format.js'
 import { latencySummary } from './lib/latency.js'
 import { quantile } from './lib/quantile.js'
 import type { BenchReport } from './lib/report.js'
@@ -96,12 +97,10 @@ interface PhaseFigures {
   max: number
 }
 
-const round = (value: number, digits = 2) => Number.isFinite(value) ? Number(value.toFixed(digits)) : Number.NaN
-
 function figures (phase: string, latencies: number[], failures: number, seconds: number): PhaseFigures {
   const latency = latencySummary(latencies)
   // latencySummary sorted them: p90 read off the same order
-  return { phase, requests: latency.requests, failures, seconds: round(seconds, 1), p50: round(latency.p50), p90: round(quantile(latencies, 0.9)), p99: round(latency.p99), max: round(latency.max) }
+  return { phase, requests: latency.requests, failures, seconds: round(seconds, 1), p50: round(latency.p50, 2), p90: round(quantile(latencies, 0.9), 2), p99: round(latency.p99, 2), max: round(latency.max, 2) }
 }
 
 export default async function trainingLivenessBench (): Promise<BenchReport> {
@@ -166,23 +165,23 @@ export default async function trainingLivenessBench (): Promise<BenchReport> {
     const loadAfter = loadavg()[0]
 
     const eventLoop = {
-      p50: round(delay.percentile(50) / 1e6), p99: round(delay.percentile(99) / 1e6), max: round(delay.max / 1e6)
+      p50: round(delay.percentile(50) / 1e6, 2), p99: round(delay.percentile(99) / 1e6, 2), max: round(delay.max / 1e6, 2)
     }
     const p99Met = duringFigures.p99 < P99_GOAL_MS
     const timeMet = trainingSeconds <= TRAINING_GOAL_S
     const results = {
       backend: app.model.backend,
       cpus: cpus().length,
-      loadAverage1m: { before: round(loadBefore), after: round(loadAfter) },
+      loadAverage1m: { before: round(loadBefore, 2), after: round(loadAfter, 2) },
       rows,
       clientIntervalMs: intervalMs,
       options: (await (await fetch(`${base}/training/get/model/${version}/meta.json`)).json() as { meta: { options: object } }).meta.options,
       training: {
         version,
-        wallSeconds: round(trainingSeconds),
-        acceptedMs: round(acceptedMs),
-        workerStartSeconds: round(workerStartSeconds),
-        trainerSeconds: round(app.model.versions().find((v) => v.version === version)?.trainingSeconds ?? Number.NaN),
+        wallSeconds: round(trainingSeconds, 2),
+        acceptedMs: round(acceptedMs, 2),
+        workerStartSeconds: round(workerStartSeconds, 2),
+        trainerSeconds: round(app.model.versions().find((v) => v.version === version)?.trainingSeconds ?? Number.NaN, 2),
         accuracy: evaluation && round(evaluation.accuracy, 3)
       },
       latencyMs: { idle: idleFigures, duringTraining: duringFigures },
