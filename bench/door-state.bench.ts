@@ -61,6 +61,7 @@ import { DoorPredictor } from '../ml/door/predictor.js'
 import { DoorPipeline } from '../ml/door/pipeline.js'
 import { knnDistances } from '../ml/novelty.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
+import { batchStats } from './lib/batch-stats.js'
 import { round, verdict } from './lib/format.js'
 import { latencySummary, type LatencySummary } from './lib/latency.js'
 import { runLoad, type LoadOutcome } from './lib/load.js'
@@ -394,23 +395,6 @@ function standardised (meta: DoorModelMeta, windows: readonly Float32Array[]): F
   const x = new Float32Array(windows.length * width)
   windows.forEach((window, r) => { for (let c = 0; c < width; c++) x[r * width + c] = (window[c] - mean[c]) * inverse[c] })
   return x
-}
-
-/** Frames per model call of the micro-batcher, and frames still queued for it, from the app's own metrics. */
-async function batchStats (app: App): Promise<{ calls: number, frames: number, queued: number }> {
-  let response = await app.inject({ method: 'GET', url: '/metrics' })
-  // while the server sheds load (503 from under-pressure) /metrics is refused too: wait it out
-  for (let tries = 0; response.statusCode !== 200 && tries < 100; tries++) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-    response = await app.inject({ method: 'GET', url: '/metrics' })
-  }
-  if (response.statusCode !== 200) throw new Error(`/metrics answered ${response.statusCode}`)
-  const text = response.body
-  return {
-    calls: Number(/doorsense_inference_batch_frames_count (\d+)/.exec(text)?.[1] ?? 0),
-    frames: Number(/doorsense_inference_batch_frames_sum (\d+)/.exec(text)?.[1] ?? 0),
-    queued: Number(/doorsense_inference_queue_frames (\d+)/.exec(text)?.[1] ?? 0)
-  }
 }
 
 /**

@@ -28,6 +28,7 @@ import { loadConfig } from '../core/config.js'
 import { RECORDINGS_DIR } from '../core/project.js'
 import { readSessionCsv } from '../domain/session-csv.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
+import { batchStats } from './lib/batch-stats.js'
 import { round, verdict } from './lib/format.js'
 import { latencySummary, type LatencySummary } from './lib/latency.js'
 import { runLoad, type LoadOutcome } from './lib/load.js'
@@ -115,15 +116,6 @@ function predictRate (app: App, frames: Float32Array[], size: number, seconds: n
     elapsed = performance.now() - started
   }
   return { framesPerS: calls * size / (elapsed / 1000), msPerCall: elapsed / calls }
-}
-
-/** Mean frames per model call since `before`, from the app's own metrics. */
-async function batchStats (app: App): Promise<{ calls: number, frames: number }> {
-  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
-  return {
-    calls: Number(/doorsense_inference_batch_frames_count (\d+)/.exec(text)?.[1] ?? 0),
-    frames: Number(/doorsense_inference_batch_frames_sum (\d+)/.exec(text)?.[1] ?? 0)
-  }
 }
 
 /** A full garbage collection on demand (without --expose-gc on the command line), so RSS and heap are read settled. */
