@@ -27,9 +27,9 @@ import { blockedTails, replayTails, type DoorEvaluation, type SelfCheck, type Ta
 import type { DoorTrainingInput } from '../ml/door/model-types.js'
 import { trainDoorModel } from '../ml/door/train.js'
 import { DoorPredictor } from '../ml/door/predictor.js'
-import { loadSessionA } from './door-model.bench.js'
 import { twoDecimals } from './lib/format.js'
 import { mean, sampleSd } from './lib/mean.js'
+import { loadSessionA } from './lib/recordings.js'
 import type { BenchReport } from './lib/report.js'
 
 const ANGLES = [0, 15, 30, 45, 60, 75, 90]

@@ -21,34 +21,19 @@
  * the matching rows only.
  */
 import * as tf from '@tensorflow/tfjs'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { DEFAULT_HYSTERESIS, type HysteresisOptions } from '../domain/door-hysteresis.js'
 import { DOOR_FRAME_FEATURES, type DoorFrameFeatures } from '../domain/door-window.js'
-import { parseFrame } from '../domain/frames.js'
-import { readSessionCsv } from '../domain/session-csv.js'
 import { blockedTails, permuteSubcarriers, replayTails, scoreReplay, type DoorEvaluation, type ShiftedSet, type Tail } from '../ml/door/evaluation.js'
 import type { DoorTrainingInput } from '../ml/door/model-types.js'
 import { DEFAULT_DOOR_TRAINING, resolveDoorTraining, trainDoorModel } from '../ml/door/train.js'
 import { DoorPredictor } from '../ml/door/predictor.js'
 import { meanSd, twoDecimals } from './lib/format.js'
 import { mean, sampleSd } from './lib/mean.js'
+import { loadRpiFrames, loadSessionA } from './lib/recordings.js'
 import { printReport, resultsJson, type BenchReport } from './lib/report.js'
-
-const FIXTURES = new URL('../test/fixtures/csi/', import.meta.url)
-
-/** Session A as training input, in file order. */
-export function loadSessionA (): DoorTrainingInput {
-  const { rows, problems } = readSessionCsv(readFileSync(new URL('door-angles-session-a.csv', FIXTURES), 'utf8'))
-  if (problems.length) throw new Error(`session A: ${problems[0].reason} (line ${problems[0].line})`)
-  return { frames: rows.map((row) => row.features), angles: rows.map((row) => row.angle) }
-}
-
-/** rpi-raw-frames.txt decoded (one contiguous unlabelled recording). */
-export function loadRpiFrames (): Float32Array[] {
-  return readFileSync(new URL('rpi-raw-frames.txt', FIXTURES), 'utf8').split(/\r?\n/).filter((line) => line.trim() !== '').map((line) => parseFrame(line))
-}
 
 /** The shifted sets: another recording, and the test tails with permuted subcarriers. */
 export function shiftedSets (tails: readonly Tail[]): ShiftedSet[] {

@@ -51,10 +51,8 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildApp, type App } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
-import { RECORDINGS_DIR } from '../core/project.js'
 import { DOOR_FRAME_WIDTH, doorFrameFeaturesInto, FrameWindow } from '../domain/door-window.js'
 import { parseFrameWithEncoding } from '../domain/frames.js'
-import { readSessionCsv } from '../domain/session-csv.js'
 import type { ActiveDoorModel } from '../ml/door-models.js'
 import type { DoorModelMeta } from '../ml/door/model-types.js'
 import { DoorPredictor } from '../ml/door/predictor.js'
@@ -66,10 +64,9 @@ import { round, verdict } from './lib/format.js'
 import { latencySummary, type LatencySummary } from './lib/latency.js'
 import { runLoad, type LoadOutcome } from './lib/load.js'
 import { median } from './lib/quantile.js'
+import { rawPiLines, readSessionA, stringifiedPayloads } from './lib/recordings.js'
 import type { BenchReport } from './lib/report.js'
 
-const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
-const RPI_RAW = join(RECORDINGS_DIR, 'rpi-raw-frames.txt')
 const ROLE_ENV = 'DOORSENSE_BENCH_DOOR_STATE_CLIENT'
 /** The door calibrated with its own model (HTTP runs, app.doors.observe). */
 const OWN_DEVICE = 5
@@ -100,12 +97,11 @@ type LoadResult = Omit<LoadOutcome, 'times'> & LatencySummary
 function bodiesFor (spec: BodySpec): string[] {
   if (spec.kind === 'none') return []
   if (spec.kind === 'inference-string') {
-    const lines = readFileSync(SESSION_A, 'utf8').split(/\r?\n/).slice(1).filter((line) => line.trim() !== '')
+    const payloads = stringifiedPayloads()
     // the original Pi's stringified list, spread evenly over the session
-    return Array.from({ length: DISTINCT_BODIES }, (_, i) => lines[Math.floor(i * lines.length / DISTINCT_BODIES)])
-      .map((line) => JSON.stringify({ payload: `[${line.split(',').slice(1).join(', ')}]`, ID: spec.device }))
+    return Array.from({ length: DISTINCT_BODIES }, (_, i) => JSON.stringify({ payload: payloads[Math.floor(i * payloads.length / DISTINCT_BODIES)], ID: spec.device }))
   }
-  const frames = readFileSync(RPI_RAW, 'utf8').split('\n').filter((line) => line.trim() !== '')
+  const frames = rawPiLines()
   // consecutive recorded frames; the frames are JSON arrays as text already
   return Array.from({ length: DISTINCT_BODIES }, (_, b) => {
     const start = (b * spec.frames) % frames.length
@@ -425,7 +421,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
     const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
 
     // ---------------------------------------------------------------- the models, each trained once on session A
-    const { rows } = readSessionCsv(readFileSync(SESSION_A, 'utf8'))
+    const rows = readSessionA()
     const frames = rows.map((row) => row.features)
     const angles = rows.map((row) => row.angle)
     const trainingStarted = performance.now()
@@ -486,7 +482,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
       const push = new DoorPipeline(meta)
       const feed = rotating(frames, 256)
       timed.push({ part: '(a) window update', what: 'DoorPipeline.push (frame features + window + features())', batch: '', frames: 256, run: () => { let last; for (const frame of feed()) last = push.push(frame, 0); return last } })
-      const raw = rotating(readFileSync(RPI_RAW, 'utf8').split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as number[]), 256)
+      const raw = rotating(rawPiLines().map((line) => JSON.parse(line) as number[]), 256)
       timed.push({ part: '(a′) frames route', what: 'parseFrameWithEncoding of a raw Pi frame (decode, before any model)', batch: '', frames: 256, run: () => { let last; for (const frame of raw()) last = parseFrameWithEncoding(frame); return last } })
       const row = new Float64Array(DOOR_FRAME_WIDTH)
       timed.push({ part: '(a) window update', what: '… doorFrameFeaturesInto alone', batch: '', frames: 256, run: () => { for (const frame of feed()) doorFrameFeaturesInto(frame, meta.featureSet, row); return row } })

@@ -18,25 +18,21 @@
  * (default 60) the RSS run's. Request logging is off (LOG_LEVEL=warn), as
  * each logged request would cost more than its inference.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { buildApp, type App } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
-import { RECORDINGS_DIR } from '../core/project.js'
-import { readSessionCsv } from '../domain/session-csv.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
 import { batchStats } from './lib/batch-stats.js'
 import { round, verdict } from './lib/format.js'
 import { latencySummary, type LatencySummary } from './lib/latency.js'
 import { runLoad, type LoadOutcome } from './lib/load.js'
+import { rawPiLines, readSessionA, stringifiedPayloads } from './lib/recordings.js'
 import type { BenchReport } from './lib/report.js'
 
-const CSI_DIR = RECORDINGS_DIR
-const SESSION_A = join(CSI_DIR, 'door-angles-session-a.csv')
-const RPI_RAW = join(CSI_DIR, 'rpi-raw-frames.txt')
 const ROLE_ENV = 'DOORSENSE_BENCH_LOAD_CLIENT'
 const FRAMES_PER_BATCH = 256
 
@@ -55,18 +51,12 @@ type LoadResult = Omit<LoadOutcome, 'times'> & LatencySummary
 
 // ---------------------------------------------------------------- client side
 
-/** Session A's data lines, each as the original Pi's stringified list (its CSV text, unchanged). */
-function stringifiedPayloads (): string[] {
-  const lines = readFileSync(SESSION_A, 'utf8').split(/\r?\n/).slice(1).filter((line) => line.trim() !== '')
-  return lines.map((line) => `[${line.split(',').slice(1).join(', ')}]`)
-}
-
 function bodiesFor (kind: LoadJob['bodies']): string[] {
   if (kind === 'none') return []
   if (kind === 'inference-string') return stringifiedPayloads().map((payload) => JSON.stringify({ payload, ID: 1 }))
   const frames: string[] = kind === 'batch-features'
     ? stringifiedPayloads()
-    : readFileSync(RPI_RAW, 'utf8').split('\n').filter((line) => line.trim() !== '')
+    : rawPiLines()
   const bodies: string[] = []
   // 64 distinct request bodies, each of 256 consecutive recorded frames
   for (let b = 0; b < 64; b++) {
@@ -137,7 +127,7 @@ export default async function inferenceBench (): Promise<BenchReport> {
     const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
 
     // the model: session A, default training options, through app.model (the server's own code path)
-    const { rows } = readSessionCsv(readFileSync(SESSION_A, 'utf8'))
+    const rows = readSessionA()
     const trainingStarted = performance.now()
     await app.model.startTraining({ kind: 'csi', features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) })
     await app.model.waitForTraining()

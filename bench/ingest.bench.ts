@@ -43,12 +43,13 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PROJECT_ROOT } from '../core/project.js'
 import {
-  checkpointsOf, loopDelayOf, rawPiLines, scrapeMetrics, serverQuantileMs, startChildServer, trainedDataDir, type Checkpoints, type ChildServer
+  checkpointsOf, loopDelayOf, scrapeMetrics, serverQuantileMs, startChildServer, trainedDataDir, type Checkpoints, type ChildServer
 } from './child-server.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
 import { round } from './lib/format.js'
 import { latencySummary } from './lib/latency.js'
 import { quantile } from './lib/quantile.js'
+import { rawPiLines } from './lib/recordings.js'
 import type { BenchReport } from './lib/report.js'
 
 const ROLE_ENV = 'DOORSENSE_BENCH_INGEST_CLIENT'

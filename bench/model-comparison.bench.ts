@@ -23,12 +23,8 @@
  * configurations only.
  */
 import * as tf from '@tensorflow/tfjs'
-import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
-import { join } from 'node:path'
-import { RECORDINGS_DIR } from '../core/project.js'
 import { smoothedDoorState } from '../domain/evaluation.js'
-import { readSessionCsv } from '../domain/session-csv.js'
 import { DEFAULT_SMOOTHER_OPTIONS } from '../domain/smoother.js'
 import { contiguousRuns, evaluateDoorModel } from '../ml/door/evaluation.js'
 import type { DoorTrainingOptions } from '../ml/door/model-types.js'
@@ -39,9 +35,8 @@ import { type TrainingSet } from '../ml/training-set.js'
 import type { DoorStateEvaluation, TrainingOptions } from '../schemas/model.js'
 import { meanSd } from './lib/format.js'
 import { mean, sampleSd } from './lib/mean.js'
+import { readSessionA } from './lib/recordings.js'
 import type { BenchReport } from './lib/report.js'
-
-const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
 
 interface Config {
   name: string
@@ -150,8 +145,7 @@ async function runOnce (config: Config, input: TrainingSet, seed: number): Promi
 export default async function modelComparison (): Promise<BenchReport> {
   await tf.setBackend('cpu')
   tf.enableProdMode()
-  const { rows, problems } = readSessionCsv(readFileSync(SESSION_A, 'utf8'))
-  if (problems.length) throw new Error(`session A: ${problems[0].reason} (line ${problems[0].line})`)
+  const rows = readSessionA()
   const input: TrainingSet = { kind: 'csi', features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) }
   const only = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined
   const seedsOverride = process.env.BENCH_SEEDS ? Number(process.env.BENCH_SEEDS) : undefined

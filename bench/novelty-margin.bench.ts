@@ -27,9 +27,9 @@ import type { DoorTrainingInput } from '../ml/door/model-types.js'
 import { trainDoorModel } from '../ml/door/train.js'
 import { DoorPredictor } from '../ml/door/predictor.js'
 import { buildWindowNovelty, WindowNoveltyModel } from '../ml/novelty.js'
-import { loadRpiFrames, loadSessionA } from './door-model.bench.js'
 import { twoDecimals } from './lib/format.js'
 import { median } from './lib/quantile.js'
+import { loadRpiFrames, loadSessionA } from './lib/recordings.js'
 import type { BenchReport } from './lib/report.js'
 
 const MARGINS = [1, 1.25, 1.5, 2]

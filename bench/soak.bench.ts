@@ -40,7 +40,7 @@ import { Agent, get, type ClientRequest } from 'node:http'
 import { rmSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import {
-  checkpointsOf, loopDelayOf, rawPiLines, scrapeMetrics, startChildServer, stringifiedPayloads, trainedDataDir,
+  checkpointsOf, loopDelayOf, scrapeMetrics, startChildServer, trainedDataDir,
   type Checkpoints, type ChildServer, type LoopDelay, type ProcessSample
 } from './child-server.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
@@ -48,6 +48,7 @@ import { round, verdict } from './lib/format.js'
 import { latencySummary, type LatencySummary } from './lib/latency.js'
 import { runLoad, type LoadOutcome } from './lib/load.js'
 import { median } from './lib/quantile.js'
+import { rawPiLines, stringifiedPayloads } from './lib/recordings.js'
 import type { BenchReport } from './lib/report.js'
 
 const ROLE_ENV = 'DOORSENSE_BENCH_SOAK_CLIENT'

@@ -26,13 +26,12 @@ import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { buildApp } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
-import { RECORDINGS_DIR } from '../core/project.js'
 import { round } from './lib/format.js'
 import { latencySummary } from './lib/latency.js'
 import { quantile } from './lib/quantile.js'
+import { SESSION_A } from './lib/recordings.js'
 import type { BenchReport } from './lib/report.js'
 
-const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
 const ROLE_ENV = 'DOORSENSE_BENCH_LIVENESS_CLIENT'
 const ADMIN_TOKEN = 'bench-admin-token-0123456789'
 const P99_GOAL_MS = 20
