@@ -60,12 +60,12 @@ import { DoorPipeline } from '../ml/door/pipeline.js'
 import { knnDistances } from '../ml/novelty.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
 import { batchStats } from './lib/batch-stats.js'
+import type { BodySpec } from './lib/bodies.js'
 import { round, verdict } from './lib/format.js'
-import { latencySummary, type LatencySummary } from './lib/latency.js'
-import { runLoad, type LoadOutcome } from './lib/load.js'
 import { median } from './lib/quantile.js'
-import { rawPiLines, readSessionA, stringifiedPayloads } from './lib/recordings.js'
+import { rawPiLines, readSessionA } from './lib/recordings.js'
 import type { BenchReport } from './lib/report.js'
+import { performRouteLoad, type RouteLoadJob, type RouteLoadResult } from './lib/route-load.js'
 
 const ROLE_ENV = 'DOORSENSE_BENCH_DOOR_STATE_CLIENT'
 /** The door calibrated with its own model (HTTP runs, app.doors.observe). */
@@ -77,48 +77,13 @@ const WINDOWS_DEVICE = 105
 const LEGACY_DEVICE = 106
 const BATCHES = [1, 64, 256] as const
 const HTTP_FRAMES = [20, 256] as const
-const DISTINCT_BODIES = 64
 
 // ---------------------------------------------------------------- client side
 
-type BodySpec = { kind: 'none' } | { kind: 'inference-string', device: number } | { kind: 'raw-pi', device: number, frames: number }
-
-interface LoadJob {
-  url: string
-  path: string
-  body: BodySpec
-  connections: number
-  seconds: number
-}
-
-/** What the client reports back: autocannon's counts and the responses' latency summary. */
-type LoadResult = Omit<LoadOutcome, 'times'> & LatencySummary
-
-function bodiesFor (spec: BodySpec): string[] {
-  if (spec.kind === 'none') return []
-  if (spec.kind === 'inference-string') {
-    const payloads = stringifiedPayloads()
-    // the original Pi's stringified list, spread evenly over the session
-    return Array.from({ length: DISTINCT_BODIES }, (_, i) => JSON.stringify({ payload: payloads[Math.floor(i * payloads.length / DISTINCT_BODIES)], ID: spec.device }))
-  }
-  const frames = rawPiLines()
-  // consecutive recorded frames; the frames are JSON arrays as text already
-  return Array.from({ length: DISTINCT_BODIES }, (_, b) => {
-    const start = (b * spec.frames) % frames.length
-    const batch = Array.from({ length: spec.frames }, (_, i) => frames[(start + i) % frames.length])
-    return `{"ID":${spec.device},"frames":[${batch.join(',')}]}`
-  })
-}
-
-async function performLoad (job: LoadJob): Promise<LoadResult> {
-  const { times, ...counts } = await runLoad({ url: job.url, path: job.path, connections: job.connections, seconds: job.seconds, bodies: bodiesFor(job.body) })
-  return { ...counts, ...latencySummary(times) }
-}
-
-serveJobs<LoadJob, LoadResult>(ROLE_ENV, performLoad)
+serveJobs<RouteLoadJob, RouteLoadResult>(ROLE_ENV, performRouteLoad)
 
 /** The load client: this file forked. */
-class LoadClient extends ForkedClient<LoadJob, LoadResult> {
+class LoadClient extends ForkedClient<RouteLoadJob, RouteLoadResult> {
   constructor () {
     super(import.meta.url, ROLE_ENV, 'load client')
   }
@@ -520,7 +485,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
     const find = (what: string, batch: number | '') => measured.find((row) => row.what.startsWith(what) && row.batch === batch) as TimedResult
 
     // ---------------------------------------------------------------- over HTTP
-    const load = async (name: string, job: Omit<LoadJob, 'url' | 'seconds'>) => {
+    const load = async (name: string, job: Omit<RouteLoadJob, 'url' | 'seconds'>) => {
       console.error(`${name}: ${job.connections} connection(s), ${seconds} s …`)
       const before = await batchStats(app)
       const cpuBefore = process.cpuUsage()

@@ -27,67 +27,31 @@ import { buildApp, type App } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
 import { batchStats } from './lib/batch-stats.js'
+import type { BodySpec } from './lib/bodies.js'
 import { round, verdict } from './lib/format.js'
-import { latencySummary, type LatencySummary } from './lib/latency.js'
-import { runLoad, type LoadOutcome } from './lib/load.js'
-import { rawPiLines, readSessionA, stringifiedPayloads } from './lib/recordings.js'
+import { readSessionA } from './lib/recordings.js'
 import type { BenchReport } from './lib/report.js'
+import { performRouteLoad, type RouteLoadJob, type RouteLoadResult } from './lib/route-load.js'
 
 const ROLE_ENV = 'DOORSENSE_BENCH_LOAD_CLIENT'
 const FRAMES_PER_BATCH = 256
 
-/** A load run the client process performs. */
-interface LoadJob {
-  url: string
-  path: string
-  /** Which request bodies to send, built in the client from the real recordings. */
-  bodies: 'none' | 'inference-string' | 'batch-features' | 'batch-raw-pi'
-  connections: number
-  seconds: number
-}
-
-/** What the client reports back: autocannon's counts and the responses' latency summary. */
-type LoadResult = Omit<LoadOutcome, 'times'> & LatencySummary
-
 // ---------------------------------------------------------------- client side
 
-function bodiesFor (kind: LoadJob['bodies']): string[] {
-  if (kind === 'none') return []
-  if (kind === 'inference-string') return stringifiedPayloads().map((payload) => JSON.stringify({ payload, ID: 1 }))
-  const frames: string[] = kind === 'batch-features'
-    ? stringifiedPayloads()
-    : rawPiLines()
-  const bodies: string[] = []
-  // 64 distinct request bodies, each of 256 consecutive recorded frames
-  for (let b = 0; b < 64; b++) {
-    const start = (b * FRAMES_PER_BATCH) % frames.length
-    const batch = Array.from({ length: FRAMES_PER_BATCH }, (_, i) => frames[(start + i) % frames.length])
-    // the frames are already JSON arrays as text: splice them in rather than re-encode the numbers
-    bodies.push(`{"ID":2,"frames":[${batch.join(',')}]}`)
-  }
-  return bodies
-}
-
-/** Distinct request bodies a run cycles through. */
-const DISTINCT_BODIES = 64
-
-/** `count` items taken evenly across `items` (all of them when there are fewer). */
-function spread<T> (items: T[], count: number): T[] {
-  if (items.length <= count) return items
-  return Array.from({ length: count }, (_, i) => items[Math.floor(i * items.length / count)])
-}
-
-async function performLoad (job: LoadJob): Promise<LoadResult> {
-  const { times, ...counts } = await runLoad({ url: job.url, path: job.path, connections: job.connections, seconds: job.seconds, bodies: spread(bodiesFor(job.bodies), DISTINCT_BODIES) })
-  return { ...counts, ...latencySummary(times) }
-}
-
-serveJobs<LoadJob, LoadResult>(ROLE_ENV, performLoad)
+serveJobs<RouteLoadJob, RouteLoadResult>(ROLE_ENV, performRouteLoad)
 
 // ---------------------------------------------------------------- server side
 
+/** The bodies of each run: single frames of session A for the global model (ID 1), batches of 256 for ID 2. */
+const BODIES = {
+  none: { kind: 'none' },
+  inference: { kind: 'inference-string', device: 1 },
+  batchFeatures: { kind: 'features', device: 2, frames: FRAMES_PER_BATCH },
+  batchRawPi: { kind: 'raw-pi', device: 2, frames: FRAMES_PER_BATCH }
+} satisfies Record<string, BodySpec>
+
 /** The load client: this file forked. */
-class LoadClient extends ForkedClient<LoadJob, LoadResult> {
+class LoadClient extends ForkedClient<RouteLoadJob, RouteLoadResult> {
   constructor () {
     super(import.meta.url, ROLE_ENV, 'load client')
   }
@@ -136,7 +100,7 @@ export default async function inferenceBench (): Promise<BenchReport> {
     if (!model) throw new Error(`training failed: ${app.model.lastFailure?.message}`)
     console.error(`model ${model.version} trained on session A in ${trainingSeconds.toFixed(1)} s (accuracy ${model.accuracy}), backend ${app.model.backend.backend}`)
 
-    const load = async (name: string, job: Omit<LoadJob, 'url' | 'seconds'> & { seconds?: number }) => {
+    const load = async (name: string, job: Omit<RouteLoadJob, 'url' | 'seconds'> & { seconds?: number }) => {
       console.error(`${name}: ${job.connections} connection(s), ${job.seconds ?? seconds} s …`)
       const before = await batchStats(app)
       const cpuBefore = process.cpuUsage()
@@ -149,14 +113,14 @@ export default async function inferenceBench (): Promise<BenchReport> {
     }
 
     // warm-up: JIT the routes and the client
-    await client.run({ url, path: '/debug/get/exists', bodies: 'none', connections: 8, seconds: 2 })
-    await client.run({ url, path: '/ml/post/inference', bodies: 'inference-string', connections: 16, seconds: 2 })
+    await client.run({ url, path: '/debug/get/exists', body: BODIES.none, connections: 8, seconds: 2 })
+    await client.run({ url, path: '/ml/post/inference', body: BODIES.inference, connections: 16, seconds: 2 })
 
-    const exists = await load('exists', { path: '/debug/get/exists', bodies: 'none', connections: 64 })
+    const exists = await load('exists', { path: '/debug/get/exists', body: BODIES.none, connections: 64 })
     const inference: Record<number, Awaited<ReturnType<typeof load>>> = {}
-    for (const connections of [1, 16, 64]) inference[connections] = await load('inference', { path: '/ml/post/inference', bodies: 'inference-string', connections })
-    const batchFeatures = await load('batch (features)', { path: '/ml/post/batch', bodies: 'batch-features', connections: 8 })
-    const batchRawPi = await load('batch (raw Pi)', { path: '/ml/post/batch', bodies: 'batch-raw-pi', connections: 8 })
+    for (const connections of [1, 16, 64]) inference[connections] = await load('inference', { path: '/ml/post/inference', body: BODIES.inference, connections })
+    const batchFeatures = await load('batch (features)', { path: '/ml/post/batch', body: BODIES.batchFeatures, connections: 8 })
+    const batchRawPi = await load('batch (raw Pi)', { path: '/ml/post/batch', body: BODIES.batchRawPi, connections: 8 })
 
     const frames = rows.map((row) => row.features)
     const inProcess: Record<number, ReturnType<typeof predictRate>> = {}
@@ -177,7 +141,7 @@ export default async function inferenceBench (): Promise<BenchReport> {
       const memory = process.memoryUsage()
       rssSamples.push({ second: Math.round((performance.now() - soakStarted) / 1000), rssMiB: mib(memory.rss), heapUsedMiB: mib(memory.heapUsed) })
     }, 10_000)
-    const soak = await load('RSS soak', { path: '/ml/post/inference', bodies: 'inference-string', connections: 16, seconds: soakSeconds }).finally(() => clearInterval(sampler))
+    const soak = await load('RSS soak', { path: '/ml/post/inference', body: BODIES.inference, connections: 16, seconds: soakSeconds }).finally(() => clearInterval(sampler))
     const rssAfter = await settle()
 
     const ceiling = exists.reqPerS

@@ -22,6 +22,7 @@ import { Aedes } from 'aedes'
 import { connectAsync } from 'mqtt'
 import { buildApp } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
+import { keepAliveBody } from './lib/bodies.js'
 import { latencySummary } from './lib/latency.js'
 import { readSessionA } from './lib/recordings.js'
 import type { BenchReport } from './lib/report.js'
@@ -74,7 +75,7 @@ export default async function bench (): Promise<BenchReport> {
     const trainingSeconds = (Date.now() - trainingStarted) / 1000
 
     for (let device = 0; device < DEVICES; device++) {
-      const response = await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ NAME: `door-${device}`, ID: device }) })
+      const response = await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: keepAliveBody(device, `door-${device}`) })
       if (response.status !== 200) throw new Error(`keep-alive answered ${response.status}`)
     }
 
