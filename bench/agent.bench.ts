@@ -18,9 +18,9 @@ import { join } from 'node:path'
 import { buildApp } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
 import { PROJECT_ROOT, RECORDINGS_DIR } from '../core/project.js'
-import type { BenchReport } from './run.js'
+import { rawPiLines } from './lib/recordings.js'
+import type { BenchReport } from './lib/report.js'
 
-const CSI_DIR = RECORDINGS_DIR
 const LINES = Number(process.env.BENCH_AGENT_LINES ?? 50_000)
 
 interface AgentRun { seconds: number, peakRssMiB: number, exitCode: number | null, summary: string }
@@ -52,8 +52,8 @@ async function runAgent (args: string[], input: string): Promise<AgentRun> {
 
 export default async function bench (): Promise<BenchReport> {
   const recorded = [
-    ...readFileSync(join(CSI_DIR, 'rpi-raw-frames.txt'), 'utf8').split('\n'),
-    ...readFileSync(join(CSI_DIR, 'esp32-csi-tool-lines.csv'), 'utf8').split('\n')
+    ...rawPiLines(),
+    ...readFileSync(join(RECORDINGS_DIR, 'esp32-csi-tool-lines.csv'), 'utf8').split('\n')
   ].filter((line) => line.trim() !== '')
   const lines = Array.from({ length: LINES }, (_, i) => recorded[i % recorded.length])
   const input = lines.join('\n') + '\n'

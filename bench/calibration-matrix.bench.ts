@@ -27,8 +27,10 @@ import { blockedTails, replayTails, type DoorEvaluation, type SelfCheck, type Ta
 import type { DoorTrainingInput } from '../ml/door/model-types.js'
 import { trainDoorModel } from '../ml/door/train.js'
 import { DoorPredictor } from '../ml/door/predictor.js'
-import { loadSessionA } from './door-model.bench.js'
-import type { BenchReport } from './run.js'
+import { twoDecimals } from './lib/format.js'
+import { mean, sampleSd } from './lib/mean.js'
+import { loadSessionA } from './lib/recordings.js'
+import type { BenchReport } from './lib/report.js'
 
 const ANGLES = [0, 15, 30, 45, 60, 75, 90]
 const SUBSETS = [[0, 90], [0, 15, 90], [0, 45, 90], [0, 15, 45, 90], [0, 30, 60, 90], ANGLES]
@@ -109,19 +111,11 @@ async function runNow (train: DoorTrainingInput, tails: readonly Tail[], session
   }
 }
 
-const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / values.length
-const sd = (values: number[]): number => {
-  if (values.length < 2) return 0
-  const m = mean(values)
-  return Math.sqrt(values.reduce((a, b) => a + (b - m) ** 2, 0) / (values.length - 1))
-}
-const f2 = (x: number): string => x.toFixed(2).replace(/^0\./, '.').replace(/^1\.00$/, '1')
-
 /** "c/o/u" shares of one angle over seeds. */
 function cell (runs: readonly Run[], angle: number): string {
   const readings = runs.map((run) => run.readings.find((r) => r.angle === angle) as Reading)
   const mark = readings[0].calibrated ? '*' : ''
-  return `${mark}${f2(mean(readings.map((r) => r.closed)))}/${f2(mean(readings.map((r) => r.open)))}/${f2(mean(readings.map((r) => r.unknown)))}`
+  return `${mark}${twoDecimals(mean(readings.map((r) => r.closed)))}/${twoDecimals(mean(readings.map((r) => r.open)))}/${twoDecimals(mean(readings.map((r) => r.unknown)))}`
 }
 
 /** What the self-check and the gate said, over seeds. */
@@ -133,7 +127,7 @@ function verdictText (runs: readonly Run[]): string {
   for (const run of runs) for (const check of run.selfCheck?.checks ?? []) if (!check.passed) failing.set(check.angle, [...(failing.get(check.angle) ?? []), check.closedShare])
   const passed = runs.filter((run) => run.selfCheck?.passed).length
   const activated = runs.filter((run) => run.gate?.activate).length
-  const checks = [...failing].map(([angle, shares]) => `${angle}° ${f2(Math.min(...shares))}–${f2(Math.max(...shares))}`).join(', ')
+  const checks = [...failing].map(([angle, shares]) => `${angle}° ${twoDecimals(Math.min(...shares))}–${twoDecimals(Math.max(...shares))}`).join(', ')
   return `self-check ${passed}/${runs.length} pass${checks ? ` (read closed: ${checks})` : ''}; activated ${activated}/${runs.length}`
 }
 
@@ -173,7 +167,7 @@ export default async function calibrationMatrix (): Promise<BenchReport> {
     'cells: share of counted frames read closed/open/unknown (mean over seeds); * = a calibrated angle (its held-out tail), else the whole run of an angle the door was not calibrated at.',
     `before: margin 1, no swing windows, novelAfter ${BEFORE_NOVEL_AFTER}; now: margin 1.5, swing windows, novelAfter ${DEFAULT_HYSTERESIS.novelAfter}, the closed/ajar/open protocol, the ajar self-check (at most 10 % read closed) and the floor ${FLOOR}.`,
     'calibration time (train s): now = the door\'s model + the blocked evaluation + one left-out model per open angle but the smallest, in this process (the server runs it in its worker).',
-    `all seven, now, the calibration's own blocked evaluation (its captured rows' last 20 %): door-state balanced accuracy ${f2(mean(balanced))} ± ${f2(sd(balanced))}, closed F1 ${f2(mean(closedF1))} ± ${f2(sd(closedF1))} over ${seeds} seeds.`,
+    `all seven, now, the calibration's own blocked evaluation (its captured rows' last 20 %): door-state balanced accuracy ${twoDecimals(mean(balanced))} ± ${twoDecimals(sampleSd(balanced))}, closed F1 ${twoDecimals(mean(closedF1))} ± ${twoDecimals(sampleSd(closedF1))} over ${seeds} seeds.`,
     `${seeds} seeds; session A ${session.frames.length} frames; machine load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after; ${tf.getBackend()} backend.`
   ]
   return { name: 'calibration-matrix', table, results: { floor: FLOOR, seeds, runs, loadAverage: { before: loadBefore, after: loadAfter } }, notes }

@@ -12,10 +12,9 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PROJECT_ROOT, RECORDINGS_DIR } from '../core/project.js'
+import { PROJECT_ROOT } from '../core/project.js'
+import { SESSION_A } from './lib/recordings.js'
 
-export const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
-export const RPI_RAW = join(RECORDINGS_DIR, 'rpi-raw-frames.txt')
 export const ADMIN_TOKEN = 'bench-admin-token-0123456789'
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ: 100 on every Linux this runs on). */
@@ -177,19 +176,6 @@ export async function startChildServer (options: { seedDir?: string, env?: Recor
     }
   }
 }
-
-/** The raw Pi frames of the recording, each the JSON text of its 108-integer array. */
-export function rawPiLines (): string[] {
-  return readFileSync(RPI_RAW, 'utf8').split('\n').filter((line) => line.trim() !== '')
-}
-
-/** Session A's data lines as the original Pis post them: the stringified list of 106 numbers. */
-export function stringifiedPayloads (): string[] {
-  const lines = readFileSync(SESSION_A, 'utf8').split(/\r?\n/).slice(1).filter((line) => line.trim() !== '')
-  return lines.map((line) => `[${line.split(',').slice(1).join(', ')}]`)
-}
-
-export const round = (value: number, digits = 0): number => Number.isFinite(value) ? Number(value.toFixed(digits)) : Number.NaN
 
 /** The server's /metrics text (retried for up to 30 s while an overloaded server sheds load with 503). */
 export async function scrapeMetrics (url: string): Promise<string> {

@@ -21,32 +21,19 @@
  * the matching rows only.
  */
 import * as tf from '@tensorflow/tfjs'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { cpus, loadavg, totalmem } from 'node:os'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { DEFAULT_HYSTERESIS, type HysteresisOptions } from '../domain/door-hysteresis.js'
 import { DOOR_FRAME_FEATURES, type DoorFrameFeatures } from '../domain/door-window.js'
-import { parseFrame } from '../domain/frames.js'
-import { readSessionCsv } from '../domain/session-csv.js'
 import { blockedTails, permuteSubcarriers, replayTails, scoreReplay, type DoorEvaluation, type ShiftedSet, type Tail } from '../ml/door/evaluation.js'
 import type { DoorTrainingInput } from '../ml/door/model-types.js'
 import { DEFAULT_DOOR_TRAINING, resolveDoorTraining, trainDoorModel } from '../ml/door/train.js'
 import { DoorPredictor } from '../ml/door/predictor.js'
-import type { BenchReport } from './run.js'
-
-const FIXTURES = new URL('../test/fixtures/csi/', import.meta.url)
-
-/** Session A as training input, in file order. */
-export function loadSessionA (): DoorTrainingInput {
-  const { rows, problems } = readSessionCsv(readFileSync(new URL('door-angles-session-a.csv', FIXTURES), 'utf8'))
-  if (problems.length) throw new Error(`session A: ${problems[0].reason} (line ${problems[0].line})`)
-  return { frames: rows.map((row) => row.features), angles: rows.map((row) => row.angle) }
-}
-
-/** rpi-raw-frames.txt decoded (one contiguous unlabelled recording). */
-export function loadRpiFrames (): Float32Array[] {
-  return readFileSync(new URL('rpi-raw-frames.txt', FIXTURES), 'utf8').split(/\r?\n/).filter((line) => line.trim() !== '').map((line) => parseFrame(line))
-}
+import { meanSd, twoDecimals } from './lib/format.js'
+import { mean, sampleSd } from './lib/mean.js'
+import { loadRpiFrames, loadSessionA } from './lib/recordings.js'
+import { printReport, resultsJson, type BenchReport } from './lib/report.js'
 
 /** The shifted sets: another recording, and the test tails with permuted subcarriers. */
 export function shiftedSets (tails: readonly Tail[]): ShiftedSet[] {
@@ -70,20 +57,6 @@ async function runOnce (train: DoorTrainingInput, tails: readonly Tail[], shifte
   return figures
 }
 
-function mean (values: number[]): number {
-  return values.reduce((a, b) => a + b, 0) / values.length
-}
-
-/** Sample standard deviation (0 for one value). */
-function sd (values: number[]): number {
-  if (values.length < 2) return 0
-  const m = mean(values)
-  return Math.sqrt(values.reduce((a, b) => a + (b - m) ** 2, 0) / (values.length - 1))
-}
-
-const f2 = (x: number): string => x.toFixed(2).replace(/^0\./, '.').replace(/^1\.00$/, '1')
-const ms = (values: number[]): string => `${f2(mean(values))}±${f2(sd(values))}`
-
 /** The summary of a configuration's runs, as a table row and as JSON. */
 function summarise (name: string, runs: Figures[]): { row: Record<string, string | number>, summary: Record<string, number> } {
   const pick = (f: (r: Figures) => number): number[] => runs.map(f)
@@ -95,7 +68,7 @@ function summarise (name: string, runs: Figures[]): { row: Record<string, string
     doorAccuracy: mean(pick((r) => r.doorState.accuracy)),
     doorBalanced: mean(pick((r) => r.doorState.openClosed.balancedAccuracy)),
     doorClosedF1: mean(pick((r) => r.doorState.openClosed.closedF1)),
-    doorAccuracySd: sd(pick((r) => r.doorState.accuracy)),
+    doorAccuracySd: sampleSd(pick((r) => r.doorState.accuracy)),
     latencyFrames: Math.max(...pick((r) => r.doorState.latencyFrames)),
     aucRpi: mean(pick(novelty(0))),
     aucPermuted: mean(pick(novelty(1))),
@@ -106,16 +79,16 @@ function summarise (name: string, runs: Figures[]): { row: Record<string, string
     summary,
     row: {
       config: name,
-      '7-class/win': ms(pick((r) => r.accuracy)),
-      'bal/win': ms(pick((r) => r.openClosed.balancedAccuracy)),
-      'F1c/win': ms(pick((r) => r.openClosed.closedF1)),
-      '7-class/door': ms(pick((r) => r.doorState.accuracy)),
-      'bal/door': ms(pick((r) => r.doorState.openClosed.balancedAccuracy)),
-      'F1c/door': ms(pick((r) => r.doorState.openClosed.closedF1)),
+      '7-class/win': meanSd(pick((r) => r.accuracy)),
+      'bal/win': meanSd(pick((r) => r.openClosed.balancedAccuracy)),
+      'F1c/win': meanSd(pick((r) => r.openClosed.closedF1)),
+      '7-class/door': meanSd(pick((r) => r.doorState.accuracy)),
+      'bal/door': meanSd(pick((r) => r.doorState.openClosed.balancedAccuracy)),
+      'F1c/door': meanSd(pick((r) => r.doorState.openClosed.closedF1)),
       latency: summary.latencyFrames,
-      'AUC rpi': ms(pick(novelty(0))),
-      'AUC perm': ms(pick(novelty(1))),
-      'held-out novel': f2(summary.heldOutNovelShare),
+      'AUC rpi': meanSd(pick(novelty(0))),
+      'AUC perm': meanSd(pick(novelty(1))),
+      'held-out novel': twoDecimals(summary.heldOutNovelShare),
       'train s': Number(summary.trainingSeconds.toFixed(1))
     }
   }
@@ -155,7 +128,7 @@ export default async function doorModel (): Promise<BenchReport> {
       for (let seed = 1; seed <= seeds; seed++) {
         const figures = await runOnce(config.data ?? train, tails, shifted, { ...config.options, seed }, hystereses.map((h) => h.hysteresis))
         figures.forEach((f, i) => perHysteresis[i].push(f))
-        process.stderr.write(`  ${names[0]} seed ${seed}: door ${f2(figures[0].doorState.accuracy)}, bal ${f2(figures[0].doorState.openClosed.balancedAccuracy)} (${figures[0].trainingSeconds.toFixed(1)} s)\n`)
+        process.stderr.write(`  ${names[0]} seed ${seed}: door ${twoDecimals(figures[0].doorState.accuracy)}, bal ${twoDecimals(figures[0].doorState.openClosed.balancedAccuracy)} (${figures[0].trainingSeconds.toFixed(1)} s)\n`)
       }
       hystereses.forEach((h, i) => {
         const { row, summary } = summarise(names[i], perHysteresis[i])
@@ -235,10 +208,8 @@ export default async function doorModel (): Promise<BenchReport> {
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const started = Date.now()
   const report = await doorModel()
-  console.table(report.table)
-  for (const note of report.notes ?? []) console.log(note)
+  printReport(report)
   const results = new URL('results/', import.meta.url)
   mkdirSync(results, { recursive: true })
-  const machine = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 1024 ** 3) }
-  writeFileSync(new URL('door-model.json', results), JSON.stringify({ name: report.name, at: new Date().toISOString(), machine, seconds: (Date.now() - started) / 1000, results: report.results }, null, 2) + '\n')
+  writeFileSync(new URL('door-model.json', results), resultsJson(report, started))
 }

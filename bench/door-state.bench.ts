@@ -51,23 +51,22 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildApp, type App } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
-import { RECORDINGS_DIR } from '../core/project.js'
 import { DOOR_FRAME_WIDTH, doorFrameFeaturesInto, FrameWindow } from '../domain/door-window.js'
 import { parseFrameWithEncoding } from '../domain/frames.js'
-import { readSessionCsv } from '../domain/session-csv.js'
 import type { ActiveDoorModel } from '../ml/door-models.js'
 import type { DoorModelMeta } from '../ml/door/model-types.js'
 import { DoorPredictor } from '../ml/door/predictor.js'
 import { DoorPipeline } from '../ml/door/pipeline.js'
 import { knnDistances } from '../ml/novelty.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
-import { latencySummary, type LatencySummary } from './lib/latency.js'
-import { runLoad, type LoadOutcome } from './lib/load.js'
+import { batchStats } from './lib/batch-stats.js'
+import type { BodySpec } from './lib/bodies.js'
+import { round, verdict } from './lib/format.js'
 import { median } from './lib/quantile.js'
-import type { BenchReport } from './run.js'
+import { rawPiLines, readSessionA } from './lib/recordings.js'
+import type { BenchReport } from './lib/report.js'
+import { performRouteLoad, type RouteLoadJob, type RouteLoadResult } from './lib/route-load.js'
 
-const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
-const RPI_RAW = join(RECORDINGS_DIR, 'rpi-raw-frames.txt')
 const ROLE_ENV = 'DOORSENSE_BENCH_DOOR_STATE_CLIENT'
 /** The door calibrated with its own model (HTTP runs, app.doors.observe). */
 const OWN_DEVICE = 5
@@ -78,49 +77,13 @@ const WINDOWS_DEVICE = 105
 const LEGACY_DEVICE = 106
 const BATCHES = [1, 64, 256] as const
 const HTTP_FRAMES = [20, 256] as const
-const DISTINCT_BODIES = 64
 
 // ---------------------------------------------------------------- client side
 
-type BodySpec = { kind: 'none' } | { kind: 'inference-string', device: number } | { kind: 'raw-pi', device: number, frames: number }
-
-interface LoadJob {
-  url: string
-  path: string
-  body: BodySpec
-  connections: number
-  seconds: number
-}
-
-/** What the client reports back: autocannon's counts and the responses' latency summary. */
-type LoadResult = Omit<LoadOutcome, 'times'> & LatencySummary
-
-function bodiesFor (spec: BodySpec): string[] {
-  if (spec.kind === 'none') return []
-  if (spec.kind === 'inference-string') {
-    const lines = readFileSync(SESSION_A, 'utf8').split(/\r?\n/).slice(1).filter((line) => line.trim() !== '')
-    // the original Pi's stringified list, spread evenly over the session
-    return Array.from({ length: DISTINCT_BODIES }, (_, i) => lines[Math.floor(i * lines.length / DISTINCT_BODIES)])
-      .map((line) => JSON.stringify({ payload: `[${line.split(',').slice(1).join(', ')}]`, ID: spec.device }))
-  }
-  const frames = readFileSync(RPI_RAW, 'utf8').split('\n').filter((line) => line.trim() !== '')
-  // consecutive recorded frames; the frames are JSON arrays as text already
-  return Array.from({ length: DISTINCT_BODIES }, (_, b) => {
-    const start = (b * spec.frames) % frames.length
-    const batch = Array.from({ length: spec.frames }, (_, i) => frames[(start + i) % frames.length])
-    return `{"ID":${spec.device},"frames":[${batch.join(',')}]}`
-  })
-}
-
-async function performLoad (job: LoadJob): Promise<LoadResult> {
-  const { times, ...counts } = await runLoad({ url: job.url, path: job.path, connections: job.connections, seconds: job.seconds, bodies: bodiesFor(job.body) })
-  return { ...counts, ...latencySummary(times) }
-}
-
-serveJobs<LoadJob, LoadResult>(ROLE_ENV, performLoad)
+serveJobs<RouteLoadJob, RouteLoadResult>(ROLE_ENV, performRouteLoad)
 
 /** The load client: this file forked. */
-class LoadClient extends ForkedClient<LoadJob, LoadResult> {
+class LoadClient extends ForkedClient<RouteLoadJob, RouteLoadResult> {
   constructor () {
     super(import.meta.url, ROLE_ENV, 'load client')
   }
@@ -395,23 +358,6 @@ function standardised (meta: DoorModelMeta, windows: readonly Float32Array[]): F
   return x
 }
 
-/** Frames per model call of the micro-batcher, and frames still queued for it, from the app's own metrics. */
-async function batchStats (app: App): Promise<{ calls: number, frames: number, queued: number }> {
-  let response = await app.inject({ method: 'GET', url: '/metrics' })
-  // while the server sheds load (503 from under-pressure) /metrics is refused too: wait it out
-  for (let tries = 0; response.statusCode !== 200 && tries < 100; tries++) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-    response = await app.inject({ method: 'GET', url: '/metrics' })
-  }
-  if (response.statusCode !== 200) throw new Error(`/metrics answered ${response.statusCode}`)
-  const text = response.body
-  return {
-    calls: Number(/doorsense_inference_batch_frames_count (\d+)/.exec(text)?.[1] ?? 0),
-    frames: Number(/doorsense_inference_batch_frames_sum (\d+)/.exec(text)?.[1] ?? 0),
-    queued: Number(/doorsense_inference_queue_frames (\d+)/.exec(text)?.[1] ?? 0)
-  }
-}
-
 /**
  * Waits (up to 10 s) until the micro-batcher's queue is empty: frames of the
  * frames route are answered before the global model has read them, and their
@@ -424,7 +370,6 @@ async function drained (app: App): Promise<number> {
   return left
 }
 
-const round = (value: number, digits = 0) => Number.isFinite(value) ? Number(value.toFixed(digits)) : Number.NaN
 const sig = (value: number) => value >= 100 ? round(value) : value >= 10 ? round(value, 1) : value >= 1 ? round(value, 2) : round(value, 3)
 
 export default async function doorStateBench (): Promise<BenchReport> {
@@ -441,7 +386,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
     const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
 
     // ---------------------------------------------------------------- the models, each trained once on session A
-    const { rows } = readSessionCsv(readFileSync(SESSION_A, 'utf8'))
+    const rows = readSessionA()
     const frames = rows.map((row) => row.features)
     const angles = rows.map((row) => row.angle)
     const trainingStarted = performance.now()
@@ -502,7 +447,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
       const push = new DoorPipeline(meta)
       const feed = rotating(frames, 256)
       timed.push({ part: '(a) window update', what: 'DoorPipeline.push (frame features + window + features())', batch: '', frames: 256, run: () => { let last; for (const frame of feed()) last = push.push(frame, 0); return last } })
-      const raw = rotating(readFileSync(RPI_RAW, 'utf8').split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as number[]), 256)
+      const raw = rotating(rawPiLines().map((line) => JSON.parse(line) as number[]), 256)
       timed.push({ part: '(a′) frames route', what: 'parseFrameWithEncoding of a raw Pi frame (decode, before any model)', batch: '', frames: 256, run: () => { let last; for (const frame of raw()) last = parseFrameWithEncoding(frame); return last } })
       const row = new Float64Array(DOOR_FRAME_WIDTH)
       timed.push({ part: '(a) window update', what: '… doorFrameFeaturesInto alone', batch: '', frames: 256, run: () => { for (const frame of feed()) doorFrameFeaturesInto(frame, meta.featureSet, row); return row } })
@@ -540,7 +485,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
     const find = (what: string, batch: number | '') => measured.find((row) => row.what.startsWith(what) && row.batch === batch) as TimedResult
 
     // ---------------------------------------------------------------- over HTTP
-    const load = async (name: string, job: Omit<LoadJob, 'url' | 'seconds'>) => {
+    const load = async (name: string, job: Omit<RouteLoadJob, 'url' | 'seconds'>) => {
       console.error(`${name}: ${job.connections} connection(s), ${seconds} s …`)
       const before = await batchStats(app)
       const cpuBefore = process.cpuUsage()
@@ -599,7 +544,6 @@ export default async function doorStateBench (): Promise<BenchReport> {
       table.push({ run: `${p.name} (${p.connections} conn.)`, batch: p.framesPerRequest, 'µs/frame': round(p.route.cpuUsPerRequest / p.framesPerRequest, 1), 'min–max µs': '', 'wall µs/frame': '', 'frames/s': round(p.route.reqPerS * p.framesPerRequest), 'µs/call': '', 'req/s': round(p.route.reqPerS), 'vs echo': round(p.route.reqPerS / p.echo.reqPerS, 2), 'CPU µs/req': round(p.route.cpuUsPerRequest), 'p99 ms': round(p.route.p99, 2), errors: p.route.errors + p.route.non2xx })
     }
 
-    const verdict = (ok: boolean) => ok ? 'met' : 'MISSED'
     const speedup = (base: string, candidate: string, batch: number) => (find(base, batch).median / find(candidate, batch).median).toFixed(1)
     const framesCpu = (size: number, which: 'echo' | 'own' | 'global') => {
       const p = pairs.find((item) => item.framesPerRequest === size && item.name.startsWith('(f)') && (which === 'echo' || item.name.includes(which === 'own' ? 'own model' : 'global model'))) as Pair

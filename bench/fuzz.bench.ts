@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { buildApp } from '../core/app.js'
 import { testConfig } from '../test/helper.js'
 import { describeFailures, FUZZ_ENV, fuzzContract, fuzzSeed, prepareFuzzApp } from '../test/fixtures/fuzz.js'
-import type { BenchReport } from './run.js'
+import type { BenchReport } from './lib/report.js'
 
 export default async function fuzzBench (): Promise<BenchReport> {
   const runs = Number(process.env.FUZZ_RUNS ?? 500)

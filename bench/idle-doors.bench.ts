@@ -20,7 +20,7 @@ import { buildApp, type App } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
 import { rawPiFrames } from '../test/fixtures/frames.js'
 import { median } from './lib/quantile.js'
-import type { BenchReport } from './run.js'
+import type { BenchReport } from './lib/report.js'
 
 const SIZES = [10, 10_000]
 const STALE_AFTER_S = 2

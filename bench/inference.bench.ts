@@ -18,84 +18,40 @@
  * (default 60) the RSS run's. Request logging is off (LOG_LEVEL=warn), as
  * each logged request would cost more than its inference.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { buildApp, type App } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
-import { RECORDINGS_DIR } from '../core/project.js'
-import { readSessionCsv } from '../domain/session-csv.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
-import { latencySummary, type LatencySummary } from './lib/latency.js'
-import { runLoad, type LoadOutcome } from './lib/load.js'
-import type { BenchReport } from './run.js'
+import { batchStats } from './lib/batch-stats.js'
+import type { BodySpec } from './lib/bodies.js'
+import { round, verdict } from './lib/format.js'
+import { readSessionA } from './lib/recordings.js'
+import type { BenchReport } from './lib/report.js'
+import { performRouteLoad, type RouteLoadJob, type RouteLoadResult } from './lib/route-load.js'
 
-const CSI_DIR = RECORDINGS_DIR
-const SESSION_A = join(CSI_DIR, 'door-angles-session-a.csv')
-const RPI_RAW = join(CSI_DIR, 'rpi-raw-frames.txt')
 const ROLE_ENV = 'DOORSENSE_BENCH_LOAD_CLIENT'
 const FRAMES_PER_BATCH = 256
 
-/** A load run the client process performs. */
-interface LoadJob {
-  url: string
-  path: string
-  /** Which request bodies to send, built in the client from the real recordings. */
-  bodies: 'none' | 'inference-string' | 'batch-features' | 'batch-raw-pi'
-  connections: number
-  seconds: number
-}
-
-/** What the client reports back: autocannon's counts and the responses' latency summary. */
-type LoadResult = Omit<LoadOutcome, 'times'> & LatencySummary
-
 // ---------------------------------------------------------------- client side
 
-/** Session A's data lines, each as the original Pi's stringified list (its CSV text, unchanged). */
-function stringifiedPayloads (): string[] {
-  const lines = readFileSync(SESSION_A, 'utf8').split(/\r?\n/).slice(1).filter((line) => line.trim() !== '')
-  return lines.map((line) => `[${line.split(',').slice(1).join(', ')}]`)
-}
-
-function bodiesFor (kind: LoadJob['bodies']): string[] {
-  if (kind === 'none') return []
-  if (kind === 'inference-string') return stringifiedPayloads().map((payload) => JSON.stringify({ payload, ID: 1 }))
-  const frames: string[] = kind === 'batch-features'
-    ? stringifiedPayloads()
-    : readFileSync(RPI_RAW, 'utf8').split('\n').filter((line) => line.trim() !== '')
-  const bodies: string[] = []
-  // 64 distinct request bodies, each of 256 consecutive recorded frames
-  for (let b = 0; b < 64; b++) {
-    const start = (b * FRAMES_PER_BATCH) % frames.length
-    const batch = Array.from({ length: FRAMES_PER_BATCH }, (_, i) => frames[(start + i) % frames.length])
-    // the frames are already JSON arrays as text: splice them in rather than re-encode the numbers
-    bodies.push(`{"ID":2,"frames":[${batch.join(',')}]}`)
-  }
-  return bodies
-}
-
-/** Distinct request bodies a run cycles through. */
-const DISTINCT_BODIES = 64
-
-/** `count` items taken evenly across `items` (all of them when there are fewer). */
-function spread<T> (items: T[], count: number): T[] {
-  if (items.length <= count) return items
-  return Array.from({ length: count }, (_, i) => items[Math.floor(i * items.length / count)])
-}
-
-async function performLoad (job: LoadJob): Promise<LoadResult> {
-  const { times, ...counts } = await runLoad({ url: job.url, path: job.path, connections: job.connections, seconds: job.seconds, bodies: spread(bodiesFor(job.bodies), DISTINCT_BODIES) })
-  return { ...counts, ...latencySummary(times) }
-}
-
-serveJobs<LoadJob, LoadResult>(ROLE_ENV, performLoad)
+serveJobs<RouteLoadJob, RouteLoadResult>(ROLE_ENV, performRouteLoad)
 
 // ---------------------------------------------------------------- server side
 
+/** The bodies of each run: single frames of session A for the global model (ID 1), batches of 256 for ID 2. */
+const BODIES = {
+  none: { kind: 'none' },
+  inference: { kind: 'inference-string', device: 1 },
+  batchFeatures: { kind: 'features', device: 2, frames: FRAMES_PER_BATCH },
+  batchRawPi: { kind: 'raw-pi', device: 2, frames: FRAMES_PER_BATCH }
+} satisfies Record<string, BodySpec>
+
 /** The load client: this file forked. */
-class LoadClient extends ForkedClient<LoadJob, LoadResult> {
+class LoadClient extends ForkedClient<RouteLoadJob, RouteLoadResult> {
   constructor () {
     super(import.meta.url, ROLE_ENV, 'load client')
   }
@@ -116,22 +72,12 @@ function predictRate (app: App, frames: Float32Array[], size: number, seconds: n
   return { framesPerS: calls * size / (elapsed / 1000), msPerCall: elapsed / calls }
 }
 
-/** Mean frames per model call since `before`, from the app's own metrics. */
-async function batchStats (app: App): Promise<{ calls: number, frames: number }> {
-  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
-  return {
-    calls: Number(/doorsense_inference_batch_frames_count (\d+)/.exec(text)?.[1] ?? 0),
-    frames: Number(/doorsense_inference_batch_frames_sum (\d+)/.exec(text)?.[1] ?? 0)
-  }
-}
-
 /** A full garbage collection on demand (without --expose-gc on the command line), so RSS and heap are read settled. */
 function collectGarbage (): void {
   setFlagsFromString('--expose-gc')
   ;(runInNewContext('gc') as () => void)()
 }
 
-const round = (value: number, digits = 0) => Number.isFinite(value) ? Number(value.toFixed(digits)) : Number.NaN
 const mib = (bytes: number) => round(bytes / 1024 ** 2, 1)
 
 export default async function inferenceBench (): Promise<BenchReport> {
@@ -145,7 +91,7 @@ export default async function inferenceBench (): Promise<BenchReport> {
     const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
 
     // the model: session A, default training options, through app.model (the server's own code path)
-    const { rows } = readSessionCsv(readFileSync(SESSION_A, 'utf8'))
+    const rows = readSessionA()
     const trainingStarted = performance.now()
     await app.model.startTraining({ kind: 'csi', features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) })
     await app.model.waitForTraining()
@@ -154,7 +100,7 @@ export default async function inferenceBench (): Promise<BenchReport> {
     if (!model) throw new Error(`training failed: ${app.model.lastFailure?.message}`)
     console.error(`model ${model.version} trained on session A in ${trainingSeconds.toFixed(1)} s (accuracy ${model.accuracy}), backend ${app.model.backend.backend}`)
 
-    const load = async (name: string, job: Omit<LoadJob, 'url' | 'seconds'> & { seconds?: number }) => {
+    const load = async (name: string, job: Omit<RouteLoadJob, 'url' | 'seconds'> & { seconds?: number }) => {
       console.error(`${name}: ${job.connections} connection(s), ${job.seconds ?? seconds} s …`)
       const before = await batchStats(app)
       const cpuBefore = process.cpuUsage()
@@ -167,14 +113,14 @@ export default async function inferenceBench (): Promise<BenchReport> {
     }
 
     // warm-up: JIT the routes and the client
-    await client.run({ url, path: '/debug/get/exists', bodies: 'none', connections: 8, seconds: 2 })
-    await client.run({ url, path: '/ml/post/inference', bodies: 'inference-string', connections: 16, seconds: 2 })
+    await client.run({ url, path: '/debug/get/exists', body: BODIES.none, connections: 8, seconds: 2 })
+    await client.run({ url, path: '/ml/post/inference', body: BODIES.inference, connections: 16, seconds: 2 })
 
-    const exists = await load('exists', { path: '/debug/get/exists', bodies: 'none', connections: 64 })
+    const exists = await load('exists', { path: '/debug/get/exists', body: BODIES.none, connections: 64 })
     const inference: Record<number, Awaited<ReturnType<typeof load>>> = {}
-    for (const connections of [1, 16, 64]) inference[connections] = await load('inference', { path: '/ml/post/inference', bodies: 'inference-string', connections })
-    const batchFeatures = await load('batch (features)', { path: '/ml/post/batch', bodies: 'batch-features', connections: 8 })
-    const batchRawPi = await load('batch (raw Pi)', { path: '/ml/post/batch', bodies: 'batch-raw-pi', connections: 8 })
+    for (const connections of [1, 16, 64]) inference[connections] = await load('inference', { path: '/ml/post/inference', body: BODIES.inference, connections })
+    const batchFeatures = await load('batch (features)', { path: '/ml/post/batch', body: BODIES.batchFeatures, connections: 8 })
+    const batchRawPi = await load('batch (raw Pi)', { path: '/ml/post/batch', body: BODIES.batchRawPi, connections: 8 })
 
     const frames = rows.map((row) => row.features)
     const inProcess: Record<number, ReturnType<typeof predictRate>> = {}
@@ -195,7 +141,7 @@ export default async function inferenceBench (): Promise<BenchReport> {
       const memory = process.memoryUsage()
       rssSamples.push({ second: Math.round((performance.now() - soakStarted) / 1000), rssMiB: mib(memory.rss), heapUsedMiB: mib(memory.heapUsed) })
     }, 10_000)
-    const soak = await load('RSS soak', { path: '/ml/post/inference', bodies: 'inference-string', connections: 16, seconds: soakSeconds }).finally(() => clearInterval(sampler))
+    const soak = await load('RSS soak', { path: '/ml/post/inference', body: BODIES.inference, connections: 16, seconds: soakSeconds }).finally(() => clearInterval(sampler))
     const rssAfter = await settle()
 
     const ceiling = exists.reqPerS
@@ -217,7 +163,6 @@ export default async function inferenceBench (): Promise<BenchReport> {
 
     const at64 = inference[64]
     const batchBest = Math.max(batchFeatures.reqPerS, batchRawPi.reqPerS) * FRAMES_PER_BATCH
-    const verdict = (ok: boolean) => ok ? 'met' : 'MISSED'
     const notes = [
       `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores; the client runs on the same machine); model ${model.version}, ${app.model.backend.package} (${app.model.backend.backend}), trained in ${trainingSeconds.toFixed(1)} s`,
       `target (2): 64 connections >= 0.6 x (1): ${round(at64.reqPerS / ceiling, 2)} x -> ${verdict(at64.reqPerS >= 0.6 * ceiling)}; p99 <= 10 ms: ${round(at64.p99, 2)} ms -> ${verdict(at64.p99 <= 10)}; zero errors: ${at64.errors + at64.non2xx} -> ${verdict(at64.errors + at64.non2xx === 0)}`,

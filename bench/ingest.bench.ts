@@ -43,17 +43,18 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PROJECT_ROOT } from '../core/project.js'
 import {
-  checkpointsOf, loopDelayOf, rawPiLines, round, scrapeMetrics, serverQuantileMs, startChildServer, trainedDataDir, type Checkpoints, type ChildServer
+  checkpointsOf, loopDelayOf, scrapeMetrics, serverQuantileMs, startChildServer, trainedDataDir, type Checkpoints, type ChildServer
 } from './child-server.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
+import { DISTINCT_BODIES, frameBatches, framesBody, keepAliveBody } from './lib/bodies.js'
+import { round } from './lib/format.js'
 import { latencySummary } from './lib/latency.js'
 import { quantile } from './lib/quantile.js'
-import type { BenchReport } from './run.js'
+import { rawPiLines } from './lib/recordings.js'
+import type { BenchReport } from './lib/report.js'
 
 const ROLE_ENV = 'DOORSENSE_BENCH_INGEST_CLIENT'
 const FRAMES_PER_BATCH = 20
-/** Distinct batches cycled through (each device starts at its own). */
-const DISTINCT_BATCHES = 64
 const HOUR_MS = 3_600_000
 
 interface IngestJob {
@@ -127,7 +128,7 @@ async function runIngest (job: IngestJob): Promise<IngestResult> {
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
         else if (wait < -100) late++
         const sent = performance.now()
-        const body = `{"ID":${id},"frames":${job.batches[batch]}}`
+        const body = framesBody(id, job.batches[batch])
         batch = (batch + 1) % job.batches.length
         try {
           const { status, text } = await post(agent, body, job.idempotency ? randomUUID() : undefined)
@@ -185,20 +186,11 @@ class IngestClient extends ForkedClient<IngestJob, IngestResult> {
   }
 }
 
-/** The recording's raw Pi frames as DISTINCT_BATCHES frame arrays of 20 consecutive frames (JSON text, spliced, not re-encoded). */
-function frameBatches (): string[] {
-  const raw = rawPiLines()
-  return Array.from({ length: DISTINCT_BATCHES }, (_, b) => {
-    const start = (b * FRAMES_PER_BATCH) % raw.length
-    return `[${Array.from({ length: FRAMES_PER_BATCH }, (_, i) => raw[(start + i) % raw.length]).join(',')}]`
-  })
-}
-
 /** A keep-alive for each device, 32 at a time, so every device is known (a door) and live. */
 async function announce (url: string, devices: number[]): Promise<void> {
   for (let i = 0; i < devices.length; i += 32) {
     await Promise.all(devices.slice(i, i + 32).map(async (id) => {
-      const response = await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ NAME: `pi-${id}`, ID: id }) })
+      const response = await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: keepAliveBody(id) })
       if (!response.ok) throw new Error(`keep-alive of device ${id}: ${response.status} ${await response.text()}`)
     }))
   }
@@ -326,7 +318,8 @@ export default async function ingestBench (): Promise<BenchReport> {
   const devices = Array.from({ length: deviceCount }, (_, i) => i + 1)
   const periodMs = 1000 * FRAMES_PER_BATCH / fps
   const offered = deviceCount * fps
-  const batches = frameBatches()
+  // each device starts at its own batch of the cycle
+  const batches = frameBatches(rawPiLines(), FRAMES_PER_BATCH, DISTINCT_BODIES)
   // INGEST_PREVIOUS_DESIGN=1: every keep-alive written at once, WAL checkpoints inside commits (before issue 15)
   const previousDesign = process.env.INGEST_PREVIOUS_DESIGN === '1'
   const env: Record<string, string> = { FRAME_RETENTION_HOURS: String(retentionHours), ...(previousDesign ? { REGISTRY_FLUSH_MS: '0', WAL_CHECKPOINT_MS: '0' } : {}) }

@@ -23,12 +23,8 @@
  * configurations only.
  */
 import * as tf from '@tensorflow/tfjs'
-import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
-import { join } from 'node:path'
-import { RECORDINGS_DIR } from '../core/project.js'
 import { smoothedDoorState } from '../domain/evaluation.js'
-import { readSessionCsv } from '../domain/session-csv.js'
 import { DEFAULT_SMOOTHER_OPTIONS } from '../domain/smoother.js'
 import { contiguousRuns, evaluateDoorModel } from '../ml/door/evaluation.js'
 import type { DoorTrainingOptions } from '../ml/door/model-types.js'
@@ -37,9 +33,10 @@ import type { TrainedModel } from '../ml/model-types.js'
 import { DEFAULT_TRAINING_OPTIONS, trainModel } from '../ml/global/trainer.js'
 import { type TrainingSet } from '../ml/training-set.js'
 import type { DoorStateEvaluation, TrainingOptions } from '../schemas/model.js'
-import type { BenchReport } from './run.js'
-
-const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
+import { meanSd } from './lib/format.js'
+import { mean, sampleSd } from './lib/mean.js'
+import { readSessionA } from './lib/recordings.js'
+import type { BenchReport } from './lib/report.js'
 
 interface Config {
   name: string
@@ -92,26 +89,12 @@ interface Run {
   epochsTrained: number
 }
 
-function mean (values: number[]): number {
-  return values.reduce((a, b) => a + b, 0) / values.length
-}
-
-/** Sample standard deviation (0 for one value). */
-function sd (values: number[]): number {
-  if (values.length < 2) return 0
-  const m = mean(values)
-  return Math.sqrt(values.reduce((a, b) => a + (b - m) ** 2, 0) / (values.length - 1))
-}
-
 function cpuSecondsSince (before: NodeJS.CpuUsage): number {
   const used = process.cpuUsage(before)
   return (used.user + used.system) / 1e6
 }
 
 const f3 = (x: number): string => x.toFixed(3).replace(/^0\./, '.')
-const f2 = (x: number): string => x.toFixed(2).replace(/^0\./, '.').replace(/^1\.00$/, '1')
-/** mean ± sd of a figure over the runs. */
-const ms = (values: number[]): string => `${f2(mean(values))}±${f2(sd(values))}`
 
 /**
  * The per-frame model's door state: its hold-out predictions, each
@@ -162,8 +145,7 @@ async function runOnce (config: Config, input: TrainingSet, seed: number): Promi
 export default async function modelComparison (): Promise<BenchReport> {
   await tf.setBackend('cpu')
   tf.enableProdMode()
-  const { rows, problems } = readSessionCsv(readFileSync(SESSION_A, 'utf8'))
-  if (problems.length) throw new Error(`session A: ${problems[0].reason} (line ${problems[0].line})`)
+  const rows = readSessionA()
   const input: TrainingSet = { kind: 'csi', features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) }
   const only = process.env.BENCH_ONLY ? new RegExp(process.env.BENCH_ONLY) : undefined
   const seedsOverride = process.env.BENCH_SEEDS ? Number(process.env.BENCH_SEEDS) : undefined
@@ -201,14 +183,14 @@ export default async function modelComparison (): Promise<BenchReport> {
     results.push({ name: config.name, question: config.question, options: doorOptions ?? resolved, kind: doorOptions ? 'door' : 'per-frame', runs })
     table.push({
       config: config.name,
-      'accuracy mean±sd': `${f3(mean(accuracies))} ± ${f3(sd(accuracies))}`,
+      'accuracy mean±sd': `${f3(mean(accuracies))} ± ${f3(sampleSd(accuracies))}`,
       'min–max': `${f3(Math.min(...accuracies))}–${f3(Math.max(...accuracies))}`,
       'open/closed acc': f3(mean(runs.map((run) => run.openClosedAccuracy))),
-      'balanced acc': ms(runs.map((run) => run.balancedAccuracy)),
-      'closed F1': ms(runs.map((run) => run.closedF1)),
-      'door acc': ms(runs.map((run) => run.door.accuracy)),
-      'door balanced': ms(runs.map((run) => run.door.openClosed.balancedAccuracy)),
-      'door closed F1': ms(runs.map((run) => run.door.openClosed.closedF1)),
+      'balanced acc': meanSd(runs.map((run) => run.balancedAccuracy)),
+      'closed F1': meanSd(runs.map((run) => run.closedF1)),
+      'door acc': meanSd(runs.map((run) => run.door.accuracy)),
+      'door balanced': meanSd(runs.map((run) => run.door.openClosed.balancedAccuracy)),
+      'door closed F1': meanSd(runs.map((run) => run.door.openClosed.closedF1)),
       'door latency': Math.max(...runs.map((run) => run.door.latencyFrames)),
       'train s': Number(mean(runs.map((run) => run.seconds)).toFixed(1)),
       'CPU s': Number(mean(runs.map((run) => run.cpuSeconds)).toFixed(1)),

@@ -13,7 +13,7 @@
  * latency while it publishes. Loopback only, bounded in time (about
  * training + warm-up + BENCH_SECONDS).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -22,10 +22,10 @@ import { Aedes } from 'aedes'
 import { connectAsync } from 'mqtt'
 import { buildApp } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
-import { RECORDINGS_DIR } from '../core/project.js'
-import { readSessionCsv } from '../domain/session-csv.js'
+import { keepAliveBody } from './lib/bodies.js'
 import { latencySummary } from './lib/latency.js'
-import type { BenchReport } from './run.js'
+import { readSessionA } from './lib/recordings.js'
+import type { BenchReport } from './lib/report.js'
 
 const DEVICES = Number(process.env.BENCH_MQTT_DEVICES ?? 64)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 25)
@@ -43,7 +43,7 @@ async function publishedByKind (text: string): Promise<Record<string, number>> {
 }
 
 export default async function bench (): Promise<BenchReport> {
-  const { rows } = readSessionCsv(readFileSync(join(RECORDINGS_DIR, 'door-angles-session-a.csv'), 'utf8'))
+  const rows = readSessionA()
   const frames = rows.map((row) => Array.from(row.features, (value) => Math.round(value * 1e4) / 1e4))
 
   const aedes = await Aedes.createBroker()
@@ -75,7 +75,7 @@ export default async function bench (): Promise<BenchReport> {
     const trainingSeconds = (Date.now() - trainingStarted) / 1000
 
     for (let device = 0; device < DEVICES; device++) {
-      const response = await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ NAME: `door-${device}`, ID: device }) })
+      const response = await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: keepAliveBody(device, `door-${device}`) })
       if (response.status !== 200) throw new Error(`keep-alive answered ${response.status}`)
     }
 

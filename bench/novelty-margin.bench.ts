@@ -27,9 +27,10 @@ import type { DoorTrainingInput } from '../ml/door/model-types.js'
 import { trainDoorModel } from '../ml/door/train.js'
 import { DoorPredictor } from '../ml/door/predictor.js'
 import { buildWindowNovelty, WindowNoveltyModel } from '../ml/novelty.js'
-import { loadRpiFrames, loadSessionA } from './door-model.bench.js'
+import { twoDecimals } from './lib/format.js'
 import { median } from './lib/quantile.js'
-import type { BenchReport } from './run.js'
+import { loadRpiFrames, loadSessionA } from './lib/recordings.js'
+import type { BenchReport } from './lib/report.js'
 
 const MARGINS = [1, 1.25, 1.5, 2]
 
@@ -148,7 +149,6 @@ async function costs (train: DoorTrainingInput, session: DoorTrainingInput): Pro
 }
 
 const share = (scores: readonly number[], margin: number): number => scores.length ? scores.filter((s) => s / margin > 1).length / scores.length : 0
-const f2 = (x: number): string => x.toFixed(2).replace(/^0\./, '.').replace(/^1\.00$/, '1')
 
 export default async function noveltyMargin (): Promise<BenchReport> {
   await tf.setBackend('cpu')
@@ -173,7 +173,7 @@ export default async function noveltyMargin (): Promise<BenchReport> {
     const auc = { rpi: rocAuc(scores.own, scores.rpi), permuted: rocAuc(scores.own, scores.permuted) }
     const margins = MARGINS.map((margin) => {
       const figures = { margin, own: share(scores.own, margin), rpi: share(scores.rpi, margin), permuted: share(scores.permuted, margin), swing: share(scores.swing, margin) }
-      table.push({ model, margin, 'own flagged': f2(figures.own), 'rpi flagged': f2(figures.rpi), 'permuted flagged': f2(figures.permuted), 'swing flagged': f2(figures.swing), 'AUC rpi': f2(auc.rpi), 'AUC permuted': f2(auc.permuted) })
+      table.push({ model, margin, 'own flagged': twoDecimals(figures.own), 'rpi flagged': twoDecimals(figures.rpi), 'permuted flagged': twoDecimals(figures.permuted), 'swing flagged': twoDecimals(figures.swing), 'AUC rpi': twoDecimals(auc.rpi), 'AUC permuted': twoDecimals(auc.permuted) })
       return figures
     })
     return { model, windows: { own: scores.own.length, rpi: scores.rpi.length, permuted: scores.permuted.length, swing: scores.swing.length }, auc, margins }
@@ -184,7 +184,7 @@ export default async function noveltyMargin (): Promise<BenchReport> {
   const notes = [
     `session A blocked split: models on each angle's first 80 %; own = its ${models[0].scores.own.length} held-out windows (k 25); rpi-raw-frames.txt ${models[0].scores.rpi.length} windows; permuted = the tails with subcarriers permuted; swing = a clean swing closed → open → closed → ajar → open between positions a channel tells apart (session A runs, subcarriers permuted per position), its own calibration.`,
     'AUC does not depend on the margin (it ranks scores); the flagged shares do. A novelty summary depends on the frames only: one run per model, no seeds.',
-    `checked: a door model trained at margin 1.5 flags ${f2(trained15)} of rpi, margin 1's scores ÷ 1.5 ${f2(scaled)}.`,
+    `checked: a door model trained at margin 1.5 flags ${twoDecimals(trained15)} of rpi, margin 1's scores ÷ 1.5 ${twoDecimals(scaled)}.`,
     `defaults: door 1.5 (room for the door's own later frames: on a second recording margin 1 flagged about a fifth of them, 1.5 none), global 1.25; machine load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after.`
   ]
   notes.push(`cost: CPU µs per window (DoorPredictor.predict, batches of 64 windows of 45° frames, heads + novelty) or per frame (the global NoveltyStream.push of one frame: window update + scan), median of ${COST_REPS} repetitions of ${COST_MS} ms, interleaved; rows = summary rows (calibration windows + swings); the swing rows are scanned only for a window novel to the calibration windows.`)

@@ -40,19 +40,21 @@ import { Agent, get, type ClientRequest } from 'node:http'
 import { rmSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import {
-  checkpointsOf, loopDelayOf, rawPiLines, round, scrapeMetrics, startChildServer, stringifiedPayloads, trainedDataDir,
+  checkpointsOf, loopDelayOf, scrapeMetrics, startChildServer, trainedDataDir,
   type Checkpoints, type ChildServer, type LoopDelay, type ProcessSample
 } from './child-server.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
+import { DISTINCT_BODIES, frameBatches, framesBody, inferenceBodies, keepAliveBody } from './lib/bodies.js'
+import { round, verdict } from './lib/format.js'
 import { latencySummary, type LatencySummary } from './lib/latency.js'
 import { runLoad, type LoadOutcome } from './lib/load.js'
 import { median } from './lib/quantile.js'
-import type { BenchReport } from './run.js'
+import { rawPiLines } from './lib/recordings.js'
+import type { BenchReport } from './lib/report.js'
 
 const ROLE_ENV = 'DOORSENSE_BENCH_SOAK_CLIENT'
 const DEVICES = 16
 const FRAMES_PER_BATCH = 20
-const DISTINCT_BODIES = 64
 const RATIO_TARGET = 1.5
 /** The environment that brings back the design before issue 15: write-through registry, checkpoints inside commits, every frame gathered for a shared model call. */
 const PREVIOUS_DESIGN = { REGISTRY_FLUSH_MS: '0', WAL_CHECKPOINT_MS: '0', INFER_GATHER: 'always' }
@@ -118,17 +120,10 @@ class LoadClient extends ForkedClient<SoakJob, Record<string, RouteStats>> {
 
 /** The mix: 64 connections, each body set cycled by its route and by echo. */
 function soakRoutes (): RouteLoad[] {
-  const payloads = stringifiedPayloads()
-  const raw = rawPiLines()
   const device = (i: number) => 1 + (i % DEVICES)
-  const inference = Array.from({ length: DISTINCT_BODIES }, (_, i) =>
-    JSON.stringify({ payload: payloads[Math.floor(i * payloads.length / DISTINCT_BODIES)], ID: device(i) }))
-  const frames = Array.from({ length: DISTINCT_BODIES }, (_, i) => {
-    const start = (i * FRAMES_PER_BATCH) % raw.length
-    // the frames are JSON arrays as text already: spliced in, not re-encoded
-    return `{"ID":${device(i)},"frames":[${Array.from({ length: FRAMES_PER_BATCH }, (_, j) => raw[(start + j) % raw.length]).join(',')}]}`
-  })
-  const keepAlives = Array.from({ length: DEVICES }, (_, i) => JSON.stringify({ NAME: `pi-${device(i)}`, ID: device(i) }))
+  const inference = inferenceBodies(DISTINCT_BODIES, device)
+  const frames = frameBatches(rawPiLines(), FRAMES_PER_BATCH, DISTINCT_BODIES).map((batch, i) => framesBody(device(i), batch))
+  const keepAlives = Array.from({ length: DEVICES }, (_, i) => keepAliveBody(device(i)))
   return [
     { name: 'POST /ml/post/inference', path: '/ml/post/inference', connections: 12, bodies: inference, baseline: 'echo (inference body)' },
     { name: 'POST /server/post/frames', path: '/server/post/frames', connections: 10, bodies: frames, baseline: 'echo (frames body)' },
@@ -395,7 +390,6 @@ export default async function soakBench (): Promise<BenchReport> {
     const peakBefore = Math.max(...during.slice(0, cut).map((sample) => sample.rssMiB))
     const peakAfter = Math.max(...during.slice(cut).map((sample) => sample.rssMiB), 0)
     const rssGrowth = (peakAfter - peakBefore) / peakBefore
-    const verdict = (ok: boolean) => ok ? 'met' : 'MISSED'
     const cpu = (last.cpuSeconds - soak.samples[0].cpuSeconds) / soak.seconds
     const notes = [
       `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores shared; the load client runs on the same machine)`,

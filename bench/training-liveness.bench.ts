@@ -17,21 +17,20 @@
  * (default 0: a plain loop) paces the client (e.g. 10 for a 100 req/s probe that
  * leaves the CPUs to the training); TF_BACKEND is honoured.
  */
-import { fork } from 'node:child_process'
 import { Agent, request } from 'node:http'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import { fileURLToPath } from 'node:url'
 import { buildApp } from '../core/app.js'
 import { loadConfig } from '../core/config.js'
-import { RECORDINGS_DIR } from '../core/project.js'
+import { ForkedClient, serveJobs } from './forked-client.js'
+import { round } from './lib/format.js'
 import { latencySummary } from './lib/latency.js'
 import { quantile } from './lib/quantile.js'
-import type { BenchReport } from './run.js'
+import { SESSION_A } from './lib/recordings.js'
+import type { BenchReport } from './lib/report.js'
 
-const SESSION_A = join(RECORDINGS_DIR, 'door-angles-session-a.csv')
 const ROLE_ENV = 'DOORSENSE_BENCH_LIVENESS_CLIENT'
 const ADMIN_TOKEN = 'bench-admin-token-0123456789'
 const P99_GOAL_MS = 20
@@ -39,51 +38,68 @@ const TRAINING_GOAL_S = 60
 
 // ---------------------------------------------------------------- client side
 
-/**
- * GETs `url` one request after another (`intervalMs` apart) until told to
- * stop; answers every latency in ms.
- */
-function runClient (): void {
-  const state = { stop: false }
-  process.on('message', (message: { url?: string, intervalMs?: number, stop?: true }) => {
-    if (message.stop) {
-      state.stop = true
-      return
-    }
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
-    const latencies: number[] = []
-    let failures = 0
-    state.stop = false
-    const once = () => new Promise<void>((resolve) => {
-      const started = performance.now()
-      const req = request(message.url as string, { agent }, (response) => {
-        response.resume()
-        response.on('end', () => {
-          if (response.statusCode === 200) latencies.push(performance.now() - started)
-          else failures++
-          resolve()
-        })
+/** Starts a probe of `url` (answered, with nothing seen yet, once it runs), or stops the running one (answered with all it saw). */
+type ProbeJob = { start: { url: string, intervalMs: number } } | { stop: true }
+
+/** Every 200's latency (ms) and the requests that failed. */
+interface ProbeResult { latencies: number[], failures: number }
+
+/** The probe under way in this (client) process: the flag that ends it, and its end. */
+let running: { state: { stop: boolean }, done: Promise<ProbeResult> } | undefined
+
+/** GETs `url` one request after another (`intervalMs` apart) until `state.stop`. */
+async function probe (url: string, intervalMs: number, state: { stop: boolean }): Promise<ProbeResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  const latencies: number[] = []
+  let failures = 0
+  const once = () => new Promise<void>((resolve) => {
+    const started = performance.now()
+    const req = request(url, { agent }, (response) => {
+      response.resume()
+      response.on('end', () => {
+        if (response.statusCode === 200) latencies.push(performance.now() - started)
+        else failures++
+        resolve()
       })
-      req.on('error', () => { failures++; resolve() })
-      req.end()
     })
-    const loop = async () => {
-      while (!state.stop) {
-        await once()
-        if (message.intervalMs) await new Promise((resolve) => setTimeout(resolve, message.intervalMs))
-      }
-      agent.destroy()
-      process.send?.({ latencies, failures })
-    }
-    loop().catch((err: Error) => process.send?.({ latencies, failures, error: err.message }))
+    req.on('error', () => { failures++; resolve() })
+    req.end()
   })
-  process.on('disconnect', () => process.exit(0))
-  process.send?.({ ready: true })
+  while (!state.stop) {
+    await once()
+    if (intervalMs) await new Promise((resolve) => setTimeout(resolve, intervalMs))
+  }
+  agent.destroy()
+  return { latencies, failures }
 }
 
-if (process.env[ROLE_ENV] === '1' && process.send) runClient()
+serveJobs<ProbeJob, ProbeResult>(ROLE_ENV, async (job) => {
+  if ('start' in job) {
+    const state = { stop: false }
+    running = { state, done: probe(job.start.url, job.start.intervalMs, state) }
+    return { latencies: [], failures: 0 }
+  }
+  if (!running) throw new Error('no probe running')
+  running.state.stop = true
+  const result = await running.done
+  running = undefined
+  return result
+})
 
 // ---------------------------------------------------------------- server side
+
+/** The probe client: this file forked, one probe at a time. */
+class ProbeClient extends ForkedClient<ProbeJob, ProbeResult> {
+  constructor () {
+    super(import.meta.url, ROLE_ENV, 'probe client')
+  }
+
+  /** Starts probing `url`; resolves once the client runs (it may take seconds to boot on a busy machine), with its stop. */
+  async probe (url: string, intervalMs: number): Promise<{ stop: () => Promise<ProbeResult> }> {
+    await this.run({ start: { url, intervalMs } })
+    return { stop: async () => await this.run({ stop: true }) }
+  }
+}
 
 interface PhaseFigures {
   phase: string
@@ -96,12 +112,10 @@ interface PhaseFigures {
   max: number
 }
 
-const round = (value: number, digits = 2) => Number.isFinite(value) ? Number(value.toFixed(digits)) : Number.NaN
-
 function figures (phase: string, latencies: number[], failures: number, seconds: number): PhaseFigures {
   const latency = latencySummary(latencies)
   // latencySummary sorted them: p90 read off the same order
-  return { phase, requests: latency.requests, failures, seconds: round(seconds, 1), p50: round(latency.p50), p90: round(quantile(latencies, 0.9)), p99: round(latency.p99), max: round(latency.max) }
+  return { phase, requests: latency.requests, failures, seconds: round(seconds, 1), p50: round(latency.p50, 2), p90: round(quantile(latencies, 0.9), 2), p99: round(latency.p99, 2), max: round(latency.max, 2) }
 }
 
 export default async function trainingLivenessBench (): Promise<BenchReport> {
@@ -110,28 +124,17 @@ export default async function trainingLivenessBench (): Promise<BenchReport> {
   const app = await buildApp(loadConfig({
     DATA_DIR: dataDir, LOG_LEVEL: 'warn', LOG_TO_FILE: 'false', ADMIN_TOKEN, TF_BACKEND: process.env.TF_BACKEND ?? 'auto'
   }))
-  const client = fork(fileURLToPath(import.meta.url), [], {
-    execArgv: ['--import', 'tsx'],
-    env: { ...process.env, [ROLE_ENV]: '1' },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-  })
+  const client = new ProbeClient()
   const intervalMs = Number(process.env.BENCH_INTERVAL_MS ?? 0)
-  const measure = (url: string) => {
-    const result = new Promise<{ latencies: number[], failures: number }>((resolve) => client.once('message', resolve))
-    client.send({ url, intervalMs })
-    return { stop: () => { client.send({ stop: true }); return result } }
-  }
   try {
-    // the client (a second tsx process) may take seconds to boot on a busy machine
-    await new Promise((resolve) => client.once('message', resolve))
     await app.listen({ host: '127.0.0.1', port: 0 })
     const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
     const admin = { authorization: `Bearer ${ADMIN_TOKEN}` }
-    const loadBefore = loadavg()[0]
 
-    // 1. baseline
-    const idle = measure(`${base}/debug/get/exists`)
+    // 1. baseline, timed from the client's first request (it may take seconds to boot on a busy machine)
+    const idle = await client.probe(`${base}/debug/get/exists`, intervalMs)
     const idleStarted = performance.now()
+    const loadBefore = loadavg()[0]
     await new Promise((resolve) => setTimeout(resolve, idleSeconds * 1000))
     const idleResult = await idle.stop()
     const idleFigures = figures('idle', idleResult.latencies, idleResult.failures, (performance.now() - idleStarted) / 1000)
@@ -142,7 +145,7 @@ export default async function trainingLivenessBench (): Promise<BenchReport> {
     const { imported: rows } = await imported.json() as { imported: number }
 
     const delay = monitorEventLoopDelay({ resolution: 1 })
-    const during = measure(`${base}/debug/get/exists`)
+    const during = await client.probe(`${base}/debug/get/exists`, intervalMs)
     // let the client's first request land before the training starts
     await new Promise((resolve) => setTimeout(resolve, 200))
     delay.enable()
@@ -166,23 +169,23 @@ export default async function trainingLivenessBench (): Promise<BenchReport> {
     const loadAfter = loadavg()[0]
 
     const eventLoop = {
-      p50: round(delay.percentile(50) / 1e6), p99: round(delay.percentile(99) / 1e6), max: round(delay.max / 1e6)
+      p50: round(delay.percentile(50) / 1e6, 2), p99: round(delay.percentile(99) / 1e6, 2), max: round(delay.max / 1e6, 2)
     }
     const p99Met = duringFigures.p99 < P99_GOAL_MS
     const timeMet = trainingSeconds <= TRAINING_GOAL_S
     const results = {
       backend: app.model.backend,
       cpus: cpus().length,
-      loadAverage1m: { before: round(loadBefore), after: round(loadAfter) },
+      loadAverage1m: { before: round(loadBefore, 2), after: round(loadAfter, 2) },
       rows,
       clientIntervalMs: intervalMs,
       options: (await (await fetch(`${base}/training/get/model/${version}/meta.json`)).json() as { meta: { options: object } }).meta.options,
       training: {
         version,
-        wallSeconds: round(trainingSeconds),
-        acceptedMs: round(acceptedMs),
-        workerStartSeconds: round(workerStartSeconds),
-        trainerSeconds: round(app.model.versions().find((v) => v.version === version)?.trainingSeconds ?? Number.NaN),
+        wallSeconds: round(trainingSeconds, 2),
+        acceptedMs: round(acceptedMs, 2),
+        workerStartSeconds: round(workerStartSeconds, 2),
+        trainerSeconds: round(app.model.versions().find((v) => v.version === version)?.trainingSeconds ?? Number.NaN, 2),
         accuracy: evaluation && round(evaluation.accuracy, 3)
       },
       latencyMs: { idle: idleFigures, duringTraining: duringFigures },
@@ -207,7 +210,7 @@ export default async function trainingLivenessBench (): Promise<BenchReport> {
       ]
     }
   } finally {
-    if (client.connected) client.disconnect()
+    client.close()
     await app.close()
     rmSync(dataDir, { recursive: true, force: true })
   }

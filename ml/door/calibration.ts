@@ -17,7 +17,8 @@
  */
 import { angleCoverage, countByAngle, isClosed } from '../../domain/labels.js'
 import { DEFAULT_HYSTERESIS } from '../../domain/door-hysteresis.js'
-import type { DoorTrainingInput, Tf, TrainedDoorModel } from './model-types.js'
+import type { Tf } from '../model-types.js'
+import type { DoorTrainingInput, TrainedDoorModel } from './model-types.js'
 import { DEFAULT_DOOR_TRAINING, trainDoorModel } from './train.js'
 import { evaluateDoorModel, minimumFramesForEvaluation, type AngleReadings, type DoorEvaluation, type DoorEvaluationOptions } from './evaluation.js'
 import { ajarSelfCheck } from './self-check.js'

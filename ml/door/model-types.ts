@@ -12,8 +12,6 @@ import type { HysteresisOptions } from '../../domain/door-hysteresis.js'
 import type { Standardisation } from '../../domain/standardise.js'
 import type { NoveltyOptions, NoveltySummary } from '../novelty.js'
 
-export type Tf = typeof tfjs
-
 /** The meta format the trainer writes and the predictor reads. */
 export const DOOR_MODEL_FORMAT = 'doorsense-door-window/1'
 

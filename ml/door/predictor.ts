@@ -9,7 +9,8 @@ import { DOOR_FRAME_WIDTH } from '../../domain/door-window.js'
 import { checkHysteresis, type WindowObservation } from '../../domain/door-hysteresis.js'
 import { CLOSED_ANGLE } from '../../domain/labels.js'
 import { NoveltyScorer } from '../novelty.js'
-import { ANGLE_HEAD, CLOSED_HEAD, DOOR_MODEL_FORMAT, type DoorModelMeta, type Tf } from './model-types.js'
+import type { Tf } from '../model-types.js'
+import { ANGLE_HEAD, CLOSED_HEAD, DOOR_MODEL_FORMAT, type DoorModelMeta } from './model-types.js'
 
 /** One window's answer. */
 export interface DoorWindowPrediction extends WindowObservation {

@@ -21,7 +21,8 @@ import { isClosed } from '../../domain/labels.js'
 import { blockedTails, replayTails, type AjarCheck, type AngleReadings, type DoorEvaluation, type SelfCheck } from './evaluation.js'
 
 export type { AjarCheck, SelfCheck } from './evaluation.js'
-import type { DoorTrainingInput, Tf } from './model-types.js'
+import type { Tf } from '../model-types.js'
+import type { DoorTrainingInput } from './model-types.js'
 import { trainDoorModel } from './train.js'
 import { DoorPredictor } from './predictor.js'
 

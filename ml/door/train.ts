@@ -26,7 +26,8 @@ import { fitStandardisation } from '../../domain/standardise.js'
 import { checkNoveltyOptions, DEFAULT_NOVELTY, standardiseCopy, summariseWindows, type NoveltyOptions } from '../novelty.js'
 import { captureArtifacts } from '../artifacts.js'
 import { mulberry32, shuffled } from '../../domain/random.js'
-import { ANGLE_HEAD, CLOSED_HEAD, DOOR_MODEL_FORMAT, type DoorModelMeta, type DoorTrainingInput, type DoorTrainingOptions, type Tf, type TrainedDoorModel } from './model-types.js'
+import type { Tf } from '../model-types.js'
+import { ANGLE_HEAD, CLOSED_HEAD, DOOR_MODEL_FORMAT, type DoorModelMeta, type DoorTrainingInput, type DoorTrainingOptions, type TrainedDoorModel } from './model-types.js'
 
 /**
  * The defaults, measured with bench/door-model.bench.ts on session A's
