@@ -16,7 +16,6 @@ import {
   redactUrl,
   statusTopic,
   type DiscoveryOptions,
-  type DoorStatePayloads,
   type DoorStateTopics
 } from './discovery.js'
 import { limitIncomingPackets, type SkippedPacket } from './packet-limit.js'
@@ -158,10 +157,26 @@ interface TrackedDoor {
   timer?: NodeJS.Timeout
 }
 
-const ATTRIBUTE_TOPICS = ['angle', 'confidence', 'frameRate', 'recalibration'] as const satisfies ReadonlyArray<keyof DoorStateTopics>
-/** Every state topic of a door with the kind its publish is counted as. */
-const STATE_KINDS: ReadonlyArray<readonly [keyof DoorStateTopics, PublishKind]> = [['state', 'state'], ['availability', 'availability'], ...ATTRIBUTE_TOPICS.map((key) => [key, 'attribute'] as const)]
+/** One message on a door's state topics, with the kind its publish is counted as. */
+interface StateMessage {
+  topic: string
+  payload: string
+  kind: 'state' | 'availability' | 'attribute'
+}
+
+/** Every state topic of a door, in publishing order, with the kind its publish is counted as; the attributes are rate-limited. */
+const STATE_KINDS: ReadonlyArray<readonly [keyof DoorStateTopics, StateMessage['kind']]> = [
+  ['state', 'state'], ['availability', 'availability'],
+  ['angle', 'attribute'], ['confidence', 'attribute'], ['frameRate', 'attribute'], ['recalibration', 'attribute']
+]
 const LOG_EVERY_MS = 10_000
+
+/** What a door's state topics carry now: what a door change and a republish both publish. */
+function doorStateMessages (baseTopic: string, door: Door): StateMessage[] {
+  const topics = doorStateTopics(baseTopic, door.device)
+  const payloads = doorStatePayloads(door)
+  return STATE_KINDS.map(([key, kind]) => ({ topic: topics[key], payload: payloads[key], kind }))
+}
 
 /**
  * Publishes every door to Home Assistant through an MQTT broker, with MQTT
@@ -442,26 +457,28 @@ export class HomeAssistantBridge {
 
   private onDoor (door: Door): void {
     if (this.closing !== undefined) return
-    const id = door.device
-    this.removed.delete(id)
+    const { tracked, renamed } = this.track(door)
+    // the configs carry the device name: a renamed door gets them again
+    if (renamed) for (const config of doorConfigs(door, this.options)) this.send(config.topic, config.payload, 'config', door.device)
+    const messages = doorStateMessages(this.options.baseTopic, door)
+    for (const message of messages) if (message.kind !== 'attribute') this.sendIfChanged(message, door.device)
+    this.scheduleAttributes(tracked, messages)
+  }
+
+  /** Keeps the door as it is now; `renamed` when its configs must go out (a new door, or a new device name). */
+  private track (door: Door): { tracked: TrackedDoor, renamed: boolean } {
+    this.removed.delete(door.device)
     const name = doorDeviceName(door)
-    let tracked = this.doors.get(id)
-    if (tracked === undefined || tracked.configName !== name) {
-      // the configs carry the device name: a renamed door gets them again
-      for (const config of doorConfigs(door, this.options)) this.send(config.topic, config.payload, 'config', id)
-    }
+    const tracked = this.doors.get(door.device)
     if (tracked === undefined) {
-      tracked = { door, configName: name, lastAttributeAt: Number.NEGATIVE_INFINITY }
-      this.doors.set(id, tracked)
-    } else {
-      tracked.door = door
-      tracked.configName = name
+      const added = { door, configName: name, lastAttributeAt: Number.NEGATIVE_INFINITY }
+      this.doors.set(door.device, added)
+      return { tracked: added, renamed: true }
     }
-    const topics = doorStateTopics(this.options.baseTopic, id)
-    const payloads = doorStatePayloads(door)
-    this.sendIfChanged(topics.state, payloads.state, 'state', id)
-    this.sendIfChanged(topics.availability, payloads.availability, 'availability', id)
-    this.scheduleAttributes(tracked, topics, payloads)
+    const renamed = tracked.configName !== name
+    tracked.door = door
+    tracked.configName = name
+    return { tracked, renamed }
   }
 
   private onRemoved (device: number): void {
@@ -477,24 +494,24 @@ export class HomeAssistantBridge {
   }
 
   /** At most one attribute publish per door per interval; a trailing one makes sure the last value lands. */
-  private scheduleAttributes (tracked: TrackedDoor, topics: DoorStateTopics, payloads: DoorStatePayloads): void {
+  private scheduleAttributes (tracked: TrackedDoor, messages: StateMessage[]): void {
     if (tracked.timer !== undefined) return // the trailing publish reads the door as it is then
-    if (!ATTRIBUTE_TOPICS.some((key) => this.sent.get(topics[key]) !== payloads[key])) return
+    if (!messages.some((message) => message.kind === 'attribute' && this.sent.get(message.topic) !== message.payload)) return
     const waitMs = tracked.lastAttributeAt + this.attributeIntervalMs - this.now()
     if (waitMs <= 0) {
-      this.publishAttributes(tracked, topics, payloads)
+      this.publishAttributes(tracked, messages)
       return
     }
     tracked.timer = setTimeout(() => {
       tracked.timer = undefined
       if (this.closing !== undefined || this.doors.get(tracked.door.device) !== tracked) return
-      this.guard('attributes', () => this.publishAttributes(tracked, topics, doorStatePayloads(tracked.door)))
+      this.guard('attributes', () => this.publishAttributes(tracked, doorStateMessages(this.options.baseTopic, tracked.door)))
     }, waitMs).unref()
   }
 
-  private publishAttributes (tracked: TrackedDoor, topics: DoorStateTopics, payloads: DoorStatePayloads): void {
+  private publishAttributes (tracked: TrackedDoor, messages: StateMessage[]): void {
     let published = false
-    for (const key of ATTRIBUTE_TOPICS) published = this.sendIfChanged(topics[key], payloads[key], 'attribute', tracked.door.device) || published
+    for (const message of messages) if (message.kind === 'attribute') published = this.sendIfChanged(message, tracked.door.device) || published
     if (published) tracked.lastAttributeAt = this.now()
   }
 
@@ -523,14 +540,8 @@ export class HomeAssistantBridge {
       this.counters.listenerErrors++
       this.log.error({ error: errorMessage(error) }, 'home-assistant: listing the doors failed; publishing what waited only')
     }
-    for (const door of listed) {
-      const id = door.device
-      this.removed.delete(id)
-      const tracked = this.doors.get(id)
-      // configName as it will be published; lastAttributeAt is set when its turn comes
-      if (tracked === undefined) this.doors.set(id, { door, configName: doorDeviceName(door), lastAttributeAt: Number.NEGATIVE_INFINITY })
-      else Object.assign(tracked, { door, configName: doorDeviceName(door) })
-    }
+    // configName as it will be published; lastAttributeAt is set when its turn comes
+    for (const door of listed) this.track(door)
     const doors = listed.map((door) => door.device)
     const gone = run.removals ? [...this.removed] : []
     const startedAt = performance.now()
@@ -560,14 +571,10 @@ export class HomeAssistantBridge {
   private republishDoor (client: MqttClient, id: number): void {
     const tracked = this.doors.get(id)
     if (tracked === undefined || this.removed.has(id)) return
-    const { door } = tracked
-    for (const config of doorConfigs(door, this.options)) this.publish(client, config.topic, config.payload, 'config')
-    tracked.configName = doorDeviceName(door)
-    const topics = doorStateTopics(this.options.baseTopic, id)
-    const payloads = doorStatePayloads(door)
-    for (const [key, kind] of STATE_KINDS) {
-      this.sent.set(topics[key], payloads[key])
-      this.publish(client, topics[key], payloads[key], kind)
+    for (const config of doorConfigs(tracked.door, this.options)) this.publish(client, config.topic, config.payload, 'config')
+    for (const message of doorStateMessages(this.options.baseTopic, tracked.door)) {
+      this.sent.set(message.topic, message.payload)
+      this.publish(client, message.topic, message.payload, message.kind)
     }
     tracked.lastAttributeAt = this.now()
   }
@@ -595,10 +602,10 @@ export class HomeAssistantBridge {
     })
   }
 
-  private sendIfChanged (topic: string, payload: string, kind: PublishKind, device: number): boolean {
-    if (this.sent.get(topic) === payload) return false
-    this.sent.set(topic, payload)
-    this.send(topic, payload, kind, device)
+  private sendIfChanged (message: StateMessage, device: number): boolean {
+    if (this.sent.get(message.topic) === message.payload) return false
+    this.sent.set(message.topic, message.payload)
+    this.send(message.topic, message.payload, message.kind, device)
     return true
   }
 
