@@ -1,3 +1,4 @@
+import type { BackoffOptions } from '../../domain/backoff.js'
 import type { Door } from '../../schemas/doors.js'
 import { BrokerConnection, type BridgeLogger, type PublishKind } from './connection.js'
 import {
@@ -89,10 +90,10 @@ export interface HomeAssistantBridgeOptions extends DiscoveryOptions {
   onPublish?: (kind: PublishKind) => void
   /** Least milliseconds between two publishes of a door's angle/confidence/frame rate/recalibration. Default 1000. */
   attributeIntervalMs?: number
-  /** First reconnect delay, doubled on each failure. Default 1000. */
-  reconnectMinMs?: number
-  /** Longest reconnect delay. Default 30000. */
-  reconnectMaxMs?: number
+  /** Delays between reconnects. Default: 1 s doubling up to 30 s, each cut by up to half at random (connection.ts). */
+  reconnectBackoff?: BackoffOptions
+  /** Uniform numbers in [0, 1) for the reconnect jitter and the birth delay; tests pass their own. */
+  random?: () => number
   /** Longest wait for a CONNACK. Default 10000. */
   connectTimeoutMs?: number
   /** Longest `close()` waits for the broker (offline publish, then disconnect), each. Default 2000. */
@@ -165,7 +166,7 @@ function doorStateMessages (baseTopic: string, door: Door): StateMessage[] {
  * A broker that is down or goes away never blocks or fails the caller:
  * `start()` returns at once, the door listeners only compute payloads and
  * hand them to the connection (which, while disconnected, keeps the latest
- * payload per topic), and the connection is retried with a doubling, bounded delay.
+ * payload per topic), and the connection is retried with jittered backoff.
  * On every connect the full current picture is published again, so nothing
  * lost in a broken connection stays lost; so it is a few seconds after Home
  * Assistant's birth, once per burst of births. Such a republish goes out a
@@ -175,6 +176,7 @@ export class HomeAssistantBridge {
   private readonly options: HomeAssistantBridgeOptions
   private readonly log: BridgeLogger
   private readonly now: () => number
+  private readonly random: () => number
   private readonly attributeIntervalMs: number
   private readonly birthDelayMs: { min: number, max: number }
   private readonly republishDoorsPerTurn: number
@@ -203,6 +205,7 @@ export class HomeAssistantBridge {
     this.options = options
     this.log = options.log
     this.now = options.now ?? Date.now
+    this.random = options.random ?? Math.random
     this.attributeIntervalMs = options.attributeIntervalMs ?? 1000
     const birth = options.birthDelayMs ?? BIRTH_DELAY_MS
     this.birthDelayMs = { min: birth.min, max: Math.max(birth.min, birth.max) }
@@ -220,8 +223,8 @@ export class HomeAssistantBridge {
       // at QoS 0: a birth lost with the connection changes nothing, since every connect republishes everything
       subscriptions: [this.haStatus, framesFilter(options.baseTopic)],
       maxPacketBytes: this.maxPacketBytes,
-      reconnectMinMs: options.reconnectMinMs,
-      reconnectMaxMs: options.reconnectMaxMs,
+      reconnectBackoff: options.reconnectBackoff,
+      random: this.random,
       connectTimeoutMs: options.connectTimeoutMs,
       closeTimeoutMs: options.closeTimeoutMs,
       keepaliveSeconds: options.keepaliveSeconds,
@@ -336,7 +339,7 @@ export class HomeAssistantBridge {
     this.counters.births++
     if (this.birthTimer !== undefined) return
     const { min, max } = this.birthDelayMs
-    const delayMs = Math.round(min + Math.random() * (max - min))
+    const delayMs = Math.round(min + this.random() * (max - min))
     this.log.info({ delayMs }, 'home-assistant: Home Assistant came online; republishing every door shortly')
     this.birthTimer = setTimeout(() => {
       this.birthTimer = undefined

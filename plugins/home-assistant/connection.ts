@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { connect, type MqttClient } from 'mqtt'
+import { backoffDelay, type BackoffOptions } from '../../domain/backoff.js'
 import { redactUrl } from './discovery.js'
 import { limitIncomingPackets, type SkippedPacket } from './packet-limit.js'
 
@@ -15,6 +16,13 @@ export interface BridgeLogger {
 
 /** What a publish was, for a counter's label. */
 export type PublishKind = 'status' | 'config' | 'state' | 'availability' | 'attribute' | 'removal'
+
+/**
+ * 1 s, 2 s, 4 s, … up to 30 s, each reduced by up to half at random: after a
+ * broker restart, its clients (Home Assistant, doorsense, other bridges) do
+ * not all reconnect in the same instant.
+ */
+export const DEFAULT_RECONNECT_BACKOFF: Readonly<BackoffOptions> = Object.freeze({ initialMs: 1000, maxMs: 30_000, factor: 2, jitter: 0.5 })
 
 export interface BrokerConnectionOptions {
   /** `mqtt://host:1883` or `mqtts://…`. Never logged as given (it may hold credentials). */
@@ -30,10 +38,10 @@ export interface BrokerConnectionOptions {
   subscriptions: string[]
   /** Largest MQTT packet read from the broker, in bytes: a larger one is skipped as it arrives, never buffered. */
   maxPacketBytes: number
-  /** First reconnect delay, doubled on each failure. Default 1000. */
-  reconnectMinMs?: number
-  /** Longest reconnect delay. Default 30000. */
-  reconnectMaxMs?: number
+  /** Delays between reconnects, the first after a connection is lost. Default {@link DEFAULT_RECONNECT_BACKOFF}. */
+  reconnectBackoff?: BackoffOptions
+  /** Uniform numbers in [0, 1) for the reconnect jitter. */
+  random?: () => number
   /** Longest wait for a CONNACK. Default 10000. */
   connectTimeoutMs?: number
   /** Longest `close()` waits for the broker (offline publish, then disconnect), each. Default 2000. */
@@ -67,10 +75,11 @@ interface Waiting {
 
 /**
  * The MQTT connection of the Home Assistant bridge: connects, reconnects with
- * a doubling, bounded delay (MQTT.js's own reconnect would retry at a fixed
- * period), says `online`/`offline` on the status topic with a last will
- * for a crash, and keeps the latest payload per topic while disconnected. It
- * knows no door: `onUp` is where the caller publishes everything again.
+ * the jittered exponential backoff the Pi agent uses (MQTT.js's own reconnect
+ * would retry at a fixed period), says `online`/`offline` on the status topic
+ * with a last will for a crash, and keeps the latest payload per topic while
+ * disconnected. It knows no door: `onUp` is where the caller publishes
+ * everything again.
  */
 export class BrokerConnection {
   readonly clientId: string
@@ -78,8 +87,8 @@ export class BrokerConnection {
   readonly safeUrl: string
   private readonly options: BrokerConnectionOptions
   private readonly log: BridgeLogger
-  private readonly reconnectMinMs: number
-  private readonly reconnectMaxMs: number
+  private readonly reconnectBackoff: BackoffOptions
+  private readonly random: () => number
   private readonly closeTimeoutMs: number
 
   private client: MqttClient | undefined
@@ -87,7 +96,6 @@ export class BrokerConnection {
   private connects = 0
   private closing: Promise<void> | undefined
   private reconnectTimer: NodeJS.Timeout | undefined
-  private reconnectDelayMs: number
   /** Connections lost or refused since the last connect. */
   private failures = 0
   private lastError: string | undefined
@@ -99,9 +107,8 @@ export class BrokerConnection {
     this.log = options.log
     this.clientId = options.clientId ?? `doorsense-${randomBytes(4).toString('hex')}`
     this.safeUrl = redactUrl(options.url)
-    this.reconnectMinMs = options.reconnectMinMs ?? 1000
-    this.reconnectMaxMs = Math.max(this.reconnectMinMs, options.reconnectMaxMs ?? 30_000)
-    this.reconnectDelayMs = this.reconnectMinMs
+    this.reconnectBackoff = options.reconnectBackoff ?? DEFAULT_RECONNECT_BACKOFF
+    this.random = options.random ?? Math.random
     this.closeTimeoutMs = options.closeTimeoutMs ?? 2000
   }
 
@@ -132,7 +139,7 @@ export class BrokerConnection {
       resubscribe: false,
       keepalive: this.options.keepaliveSeconds ?? 30,
       connectTimeout: this.options.connectTimeoutMs ?? 10_000,
-      // reconnects are ours (doubling delay); MQTT.js would retry at a fixed period
+      // reconnects are ours (jittered backoff); MQTT.js would retry at a fixed period
       reconnectPeriod: 0,
       // nothing goes into MQTT.js's offline queue: we publish only while connected
       queueQoSZero: false,
@@ -233,7 +240,6 @@ export class BrokerConnection {
     clearTimeout(this.reconnectTimer)
     this.reconnectTimer = undefined
     this.failures = 0
-    this.reconnectDelayMs = this.reconnectMinMs
     this.connects++
     this.connected = true
     this.log.info({ url: this.safeUrl, clientId: this.clientId }, 'home-assistant: connected to the MQTT broker')
@@ -260,9 +266,8 @@ export class BrokerConnection {
     const wasConnected = this.connected
     this.down()
     if (this.closing !== undefined || this.reconnectTimer !== undefined) return
+    const delayMs = Math.round(backoffDelay(this.failures, this.reconnectBackoff, this.random))
     this.failures++
-    const delayMs = this.reconnectDelayMs
-    this.reconnectDelayMs = Math.min(this.reconnectMaxMs, delayMs * 2)
     const fields = { url: this.safeUrl, error: this.lastError, retryInMs: delayMs, failures: this.failures }
     if (wasConnected) this.log.warn(fields, 'home-assistant: lost the MQTT broker; reconnecting')
     else if (this.failures === 1) this.log.warn(fields, 'home-assistant: cannot reach the MQTT broker; retrying with backoff')
