@@ -14,9 +14,9 @@
  */
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from '../domain/backoff.js'
 import { parseFrame } from '../domain/frames.js'
 import { MAX_FRAMES_PER_REQUEST } from '../schemas/rpi-servers.js'
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js'
 import { FrameQueue } from './frame-queue.js'
 import type { AgentTransport, Delivery } from './transport.js'
 

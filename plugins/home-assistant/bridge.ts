@@ -1,8 +1,6 @@
-import { randomBytes } from 'node:crypto'
-import type { Duplex } from 'node:stream'
-import { setImmediate as nextTurn } from 'node:timers/promises'
-import { connect, type IPublishPacket, type MqttClient } from 'mqtt'
+import type { BackoffOptions } from '../../domain/backoff.js'
 import type { Door } from '../../schemas/doors.js'
+import { BrokerConnection, type BridgeLogger, type PublishKind } from './connection.js'
 import {
   bridgeConfig,
   doorConfigs,
@@ -13,13 +11,11 @@ import {
   framesFilter,
   homeAssistantStatusTopic,
   parseFramesTopic,
-  redactUrl,
   statusTopic,
   type DiscoveryOptions,
-  type DoorStatePayloads,
   type DoorStateTopics
 } from './discovery.js'
-import { limitIncomingPackets, type SkippedPacket } from './packet-limit.js'
+import type { SkippedPacket } from './packet-limit.js'
 import { RefusalLog, type RefusalSink } from './refusals.js'
 
 /**
@@ -34,17 +30,6 @@ export interface DoorSource {
   off (event: 'door', listener: (door: Door) => void): unknown
   off (event: 'removed', listener: (device: number) => void): unknown
 }
-
-/** A pino-style logger (`fastify.log.child(…)` fits). */
-export interface BridgeLogger {
-  info (obj: object, msg: string): void
-  warn (obj: object, msg: string): void
-  error (obj: object, msg: string): void
-  debug (obj: object, msg: string): void
-}
-
-/** What a publish was, for a counter's label. */
-export type PublishKind = 'status' | 'config' | 'state' | 'availability' | 'attribute' | 'removal'
 
 /**
  * How long after Home Assistant's birth (`<prefix>/status` = `online`) the
@@ -105,10 +90,10 @@ export interface HomeAssistantBridgeOptions extends DiscoveryOptions {
   onPublish?: (kind: PublishKind) => void
   /** Least milliseconds between two publishes of a door's angle/confidence/frame rate/recalibration. Default 1000. */
   attributeIntervalMs?: number
-  /** First reconnect delay, doubled on each failure. Default 1000. */
-  reconnectMinMs?: number
-  /** Longest reconnect delay. Default 30000. */
-  reconnectMaxMs?: number
+  /** Delays between reconnects. Default: 1 s doubling up to 30 s, each cut by up to half at random (connection.ts). */
+  reconnectBackoff?: BackoffOptions
+  /** Uniform numbers in [0, 1) for the reconnect jitter and the birth delay; tests pass their own. */
+  random?: () => number
   /** Longest wait for a CONNACK. Default 10000. */
   connectTimeoutMs?: number
   /** Longest `close()` waits for the broker (offline publish, then disconnect), each. Default 2000. */
@@ -141,13 +126,6 @@ export interface BridgeStats {
   listenerErrors: number
 }
 
-/** One message waiting for the broker while disconnected; `device` is the door it belongs to, if any. */
-interface Waiting {
-  payload: string
-  kind: PublishKind
-  device?: number
-}
-
 interface TrackedDoor {
   door: Door
   /** The device name the published configs carry; a change republishes them. */
@@ -158,20 +136,37 @@ interface TrackedDoor {
   timer?: NodeJS.Timeout
 }
 
-const ATTRIBUTE_TOPICS = ['angle', 'confidence', 'frameRate', 'recalibration'] as const satisfies ReadonlyArray<keyof DoorStateTopics>
-/** Every state topic of a door with the kind its publish is counted as. */
-const STATE_KINDS: ReadonlyArray<readonly [keyof DoorStateTopics, PublishKind]> = [['state', 'state'], ['availability', 'availability'], ...ATTRIBUTE_TOPICS.map((key) => [key, 'attribute'] as const)]
+/** One message on a door's state topics, with the kind its publish is counted as. */
+interface StateMessage {
+  topic: string
+  payload: string
+  kind: 'state' | 'availability' | 'attribute'
+}
+
+/** Every state topic of a door, in publishing order, with the kind its publish is counted as; the attributes are rate-limited. */
+const STATE_KINDS: ReadonlyArray<readonly [keyof DoorStateTopics, StateMessage['kind']]> = [
+  ['state', 'state'], ['availability', 'availability'],
+  ['angle', 'attribute'], ['confidence', 'attribute'], ['frameRate', 'attribute'], ['recalibration', 'attribute']
+]
 const LOG_EVERY_MS = 10_000
+
+/** What a door's state topics carry now: what a door change and a republish both publish. */
+function doorStateMessages (baseTopic: string, door: Door): StateMessage[] {
+  const topics = doorStateTopics(baseTopic, door.device)
+  const payloads = doorStatePayloads(door)
+  return STATE_KINDS.map(([key, kind]) => ({ topic: topics[key], payload: payloads[key], kind }))
+}
 
 /**
  * Publishes every door to Home Assistant through an MQTT broker, with MQTT
  * discovery, and routes frames published on `<base>/frames/<id>` to
- * `onFrames`. Knows nothing of Fastify.
+ * `onFrames`. Knows nothing of Fastify; the connection itself (reconnects,
+ * `online`/`offline`, what waits while disconnected) is a BrokerConnection.
  *
  * A broker that is down or goes away never blocks or fails the caller:
  * `start()` returns at once, the door listeners only compute payloads and
- * hand them to the client (or, while disconnected, keep the latest payload
- * per topic), and the connection is retried with a doubling, bounded delay.
+ * hand them to the connection (which, while disconnected, keeps the latest
+ * payload per topic), and the connection is retried with jittered backoff.
  * On every connect the full current picture is published again, so nothing
  * lost in a broken connection stays lost; so it is a few seconds after Home
  * Assistant's birth, once per burst of births. Such a republish goes out a
@@ -181,27 +176,19 @@ export class HomeAssistantBridge {
   private readonly options: HomeAssistantBridgeOptions
   private readonly log: BridgeLogger
   private readonly now: () => number
+  private readonly random: () => number
   private readonly attributeIntervalMs: number
-  private readonly reconnectMinMs: number
-  private readonly reconnectMaxMs: number
-  private readonly closeTimeoutMs: number
   private readonly birthDelayMs: { min: number, max: number }
   private readonly republishDoorsPerTurn: number
-  private readonly clientId: string
-  private readonly safeUrl: string
-  private readonly status: string
+  private readonly maxPacketBytes: number
   private readonly haStatus: string
   private readonly refusals: RefusalSink
   /** The RefusalLog made here when none was given: this bridge closes it. */
   private readonly ownRefusals: RefusalLog | undefined
+  private readonly connection: BrokerConnection
 
-  private client: MqttClient | undefined
-  private connected = false
+  private started = false
   private closing: Promise<void> | undefined
-  private reconnectTimer: NodeJS.Timeout | undefined
-  private reconnectDelayMs: number
-  private failures = 0
-  private lastError: string | undefined
   /** Set between a birth and the republish it asks for: later births of the burst are answered by that one. */
   private birthTimer: NodeJS.Timeout | undefined
   /** The republish under way; a newer one, a disconnect or close() stops it at its next turn. */
@@ -211,34 +198,49 @@ export class HomeAssistantBridge {
   private readonly removed = new Set<number>()
   /** The last payload handed over (published or queued) per state topic, so only changes go out. */
   private readonly sent = new Map<string, string>()
-  /** While disconnected: the latest payload per topic, bounded by the number of topics. */
-  private pending = new Map<string, Waiting>()
   private readonly lastLogged = new Map<string, { at: number, suppressed: number }>()
-  private readonly counters = { connects: 0, published: 0, framesRouted: 0, framesRefused: 0, framesRetained: 0, framesFailed: 0, packetsSkipped: 0, births: 0, republishes: 0, listenerErrors: 0 }
+  private readonly counters = { published: 0, framesRouted: 0, framesRefused: 0, framesRetained: 0, framesFailed: 0, packetsSkipped: 0, births: 0, republishes: 0, listenerErrors: 0 }
 
   constructor (options: HomeAssistantBridgeOptions) {
     this.options = options
     this.log = options.log
     this.now = options.now ?? Date.now
+    this.random = options.random ?? Math.random
     this.attributeIntervalMs = options.attributeIntervalMs ?? 1000
-    this.reconnectMinMs = options.reconnectMinMs ?? 1000
-    this.reconnectMaxMs = Math.max(this.reconnectMinMs, options.reconnectMaxMs ?? 30_000)
-    this.reconnectDelayMs = this.reconnectMinMs
-    this.closeTimeoutMs = options.closeTimeoutMs ?? 2000
     const birth = options.birthDelayMs ?? BIRTH_DELAY_MS
     this.birthDelayMs = { min: birth.min, max: Math.max(birth.min, birth.max) }
     this.republishDoorsPerTurn = Math.max(1, options.republishDoorsPerTurn ?? REPUBLISH_DOORS_PER_TURN)
-    this.clientId = options.clientId ?? `doorsense-${randomBytes(4).toString('hex')}`
-    this.safeUrl = redactUrl(options.url)
-    this.status = statusTopic(options.baseTopic)
+    this.maxPacketBytes = options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES
     this.haStatus = homeAssistantStatusTopic(options.discoveryPrefix)
     this.ownRefusals = options.refusals === undefined ? new RefusalLog({ log: options.log }) : undefined
     this.refusals = options.refusals ?? this.ownRefusals as RefusalLog
+    this.connection = new BrokerConnection({
+      url: options.url,
+      username: options.username,
+      password: options.password,
+      clientId: options.clientId,
+      statusTopic: statusTopic(options.baseTopic),
+      // at QoS 0: a birth lost with the connection changes nothing, since every connect republishes everything
+      subscriptions: [this.haStatus, framesFilter(options.baseTopic)],
+      maxPacketBytes: this.maxPacketBytes,
+      reconnectBackoff: options.reconnectBackoff,
+      random: this.random,
+      connectTimeoutMs: options.connectTimeoutMs,
+      closeTimeoutMs: options.closeTimeoutMs,
+      keepaliveSeconds: options.keepaliveSeconds,
+      log: options.log,
+      guard: (what, run) => this.guard(what, run),
+      onUp: () => this.onUp(),
+      onDown: () => this.onDown(),
+      onMessage: (topic, payload, retained) => this.onMessage(topic, payload, retained),
+      onSkipped: (packet) => this.onSkipped(packet),
+      onPublish: (kind) => this.countPublish(kind)
+    })
   }
 
   /** Whether the broker connection is up now. */
   get isConnected (): boolean {
-    return this.connected
+    return this.connection.isConnected
   }
 
   /**
@@ -247,34 +249,12 @@ export class HomeAssistantBridge {
    * cannot use at all (validated by the config before) throws here.
    */
   start (): void {
-    if (this.client !== undefined || this.closing !== undefined) return
-    const client = connect(this.options.url, {
-      clientId: this.clientId,
-      username: this.options.username,
-      password: this.options.password,
-      clean: true,
-      // we subscribe on every connect ourselves
-      resubscribe: false,
-      keepalive: this.options.keepaliveSeconds ?? 30,
-      connectTimeout: this.options.connectTimeoutMs ?? 10_000,
-      // reconnects are ours (doubling delay); MQTT.js would retry at a fixed period
-      reconnectPeriod: 0,
-      // nothing goes into MQTT.js's offline queue: we publish only while connected
-      queueQoSZero: false,
-      will: { topic: this.status, payload: Buffer.from('offline'), qos: 1, retain: true },
-      // the packet limit goes in before the first connection is made
-      manualConnect: true
-    })
-    limitIncomingPackets(client, this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES, (packet) => this.guard('skipped', () => this.onSkipped(packet)))
-    this.client = client
+    if (this.started || this.closing !== undefined) return
+    this.started = true
+    this.connection.start()
     this.options.source.on('door', this.handleDoor)
     this.options.source.on('removed', this.handleRemoved)
-    client.on('connect', () => this.guard('connect', () => this.onConnect()))
-    client.on('close', () => this.guard('close', () => this.onClose()))
-    client.on('error', (error) => { this.lastError = error.message })
-    client.on('message', (topic, payload, packet) => this.guard('message', () => this.onMessage(topic, payload, packet)))
-    client.connect()
-    this.log.info({ url: this.safeUrl, clientId: this.clientId, discoveryPrefix: this.options.discoveryPrefix, baseTopic: this.options.baseTopic },
+    this.log.info({ url: this.connection.safeUrl, clientId: this.connection.clientId, discoveryPrefix: this.options.discoveryPrefix, baseTopic: this.options.baseTopic },
       'home-assistant: connecting to the MQTT broker')
   }
 
@@ -290,99 +270,40 @@ export class HomeAssistantBridge {
 
   /** Counters since start. */
   stats (): BridgeStats {
-    return { connected: this.connected, pending: this.pending.size, ...this.counters }
+    return { ...this.connection.stats(), ...this.counters }
   }
 
   private async shutdown (): Promise<void> {
     this.options.source.off('door', this.handleDoor)
     this.options.source.off('removed', this.handleRemoved)
-    clearTimeout(this.reconnectTimer)
-    this.reconnectTimer = undefined
     clearTimeout(this.birthTimer)
     this.birthTimer = undefined
     this.republishing = undefined
     for (const tracked of this.doors.values()) clearTimeout(tracked.timer)
     this.ownRefusals?.close()
-    const client = this.client
-    if (client === undefined) return
-    let force = false
-    if (client.connected) {
-      try {
-        await withTimeout(client.publishAsync(this.status, 'offline', { qos: 1, retain: true }), this.closeTimeoutMs)
-        this.countPublish('status')
-      } catch (error) {
-        force = true
-        this.log.warn({ url: this.safeUrl, error: errorMessage(error) }, 'home-assistant: could not publish offline before disconnecting')
-      }
-    }
-    try {
-      await withTimeout(client.endAsync(force), this.closeTimeoutMs)
-    } catch {
-      client.end(true)
-    }
-    this.setConnected(false)
-    this.log.info({ url: this.safeUrl }, 'home-assistant: disconnected from the MQTT broker')
+    await this.connection.close()
   }
 
-  private onConnect (): void {
-    const client = this.client
-    if (client === undefined || this.closing !== undefined) return
-    clearTimeout(this.reconnectTimer)
-    this.reconnectTimer = undefined
-    this.failures = 0
-    this.reconnectDelayMs = this.reconnectMinMs
-    this.counters.connects++
-    this.setConnected(true)
-    this.log.info({ url: this.safeUrl, clientId: this.clientId }, 'home-assistant: connected to the MQTT broker')
-
-    const waiting = this.pending
-    this.pending = new Map()
-    this.publish(client, this.status, 'online', 'status')
-    // QoS 0 both: the broker then sends nothing at QoS 1 or 2, so a message over maxPacketBytes can always be
-    // skipped unread (one at QoS 1 would want an acknowledgement); a birth lost with the connection changes
-    // nothing, since every connect republishes everything
-    client.subscribe({ [this.haStatus]: { qos: 0 }, [framesFilter(this.options.baseTopic)]: { qos: 0 } }, (error) => {
-      if (error !== null && error !== undefined && this.closing === undefined) {
-        this.log.warn({ url: this.safeUrl, error: error.message }, 'home-assistant: subscribe failed')
-      }
-    })
+  /** Connected, `online` said and subscribed: everything goes out again. */
+  private onUp (): ReadonlySet<number> {
+    this.hook(() => this.options.onConnectedChange?.(true))
     // a birth waiting for its delay is answered by this republish
     clearTimeout(this.birthTimer)
     this.birthTimer = undefined
-    const covered = this.republish(client, true)
-    // what is left waited for a topic the republish does not cover
-    for (const [topic, { payload, kind, device }] of waiting) {
-      if (device === undefined || !covered.has(device)) this.publish(client, topic, payload, kind)
-    }
+    return this.republish(true)
   }
 
-  private onClose (): void {
-    const wasConnected = this.connected
-    this.setConnected(false)
+  private onDown (): void {
+    this.hook(() => this.options.onConnectedChange?.(false))
     // a republish under way stops; the next connect begins another, and a birth waiting is answered by it
     this.republishing = undefined
     clearTimeout(this.birthTimer)
     this.birthTimer = undefined
-    if (this.closing !== undefined || this.reconnectTimer !== undefined) return
-    this.failures++
-    const delayMs = this.reconnectDelayMs
-    this.reconnectDelayMs = Math.min(this.reconnectMaxMs, delayMs * 2)
-    const fields = { url: this.safeUrl, error: this.lastError, retryInMs: delayMs, failures: this.failures }
-    if (wasConnected) this.log.warn(fields, 'home-assistant: lost the MQTT broker; reconnecting')
-    else if (this.failures === 1) this.log.warn(fields, 'home-assistant: cannot reach the MQTT broker; retrying with backoff')
-    else this.log.debug(fields, 'home-assistant: MQTT broker still unreachable')
-    this.lastError = undefined
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = undefined
-      if (this.closing === undefined) this.guard('reconnect', () => this.client?.reconnect())
-    }, delayMs).unref()
   }
 
-  private onMessage (topic: string, payload: Buffer, packet: IPublishPacket): void {
-    const client = this.client
-    if (client === undefined || this.closing !== undefined) return
+  private onMessage (topic: string, payload: Buffer, retained: boolean): void {
     if (topic === this.haStatus) {
-      if (payload.toString() === 'online') this.onBirth(client, packet.retain)
+      if (payload.toString() === 'online') this.onBirth(retained)
       return
     }
     const device = parseFramesTopic(this.options.baseTopic, topic)
@@ -391,7 +312,7 @@ export class HomeAssistantBridge {
       this.refusals.refuse('topic', { topic })
       return
     }
-    if (packet.retain) {
+    if (retained) {
       // the broker held it and hands it over on every subscribe: it was taken in when it was published
       this.counters.framesRetained++
       this.refusals.refuse('retained', { device, topic })
@@ -413,23 +334,23 @@ export class HomeAssistantBridge {
    * every birth of a burst. A birth the broker held (retained) arrives right
    * after our subscribe, that is after a connect, which republishes anyway.
    */
-  private onBirth (client: MqttClient, retained: boolean): void {
+  private onBirth (retained: boolean): void {
     if (retained) return
     this.counters.births++
     if (this.birthTimer !== undefined) return
     const { min, max } = this.birthDelayMs
-    const delayMs = Math.round(min + Math.random() * (max - min))
+    const delayMs = Math.round(min + this.random() * (max - min))
     this.log.info({ delayMs }, 'home-assistant: Home Assistant came online; republishing every door shortly')
     this.birthTimer = setTimeout(() => {
       this.birthTimer = undefined
-      if (this.closing === undefined && this.connected) this.guard('birth', () => this.republish(client, false))
+      if (this.closing === undefined && this.connection.isConnected) this.guard('birth', () => this.republish(false))
     }, delayMs).unref()
   }
 
   /** Called by the packet limit for each message over maxPacketBytes, skipped as it arrived. */
   private onSkipped (packet: SkippedPacket): void {
     this.counters.packetsSkipped++
-    this.refusals.refuse('too_large', { error: `an MQTT message of ${packet.bytes} bytes${packet.retain ? ' (retained)' : ''} is larger than the ${this.options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES} bytes allowed (MQTT_MAX_PAYLOAD); skipped unread` })
+    this.refusals.refuse('too_large', { error: `an MQTT message of ${packet.bytes} bytes${packet.retain ? ' (retained)' : ''} is larger than the ${this.maxPacketBytes} bytes allowed (MQTT_MAX_PAYLOAD); skipped unread` })
   }
 
   private readonly handleDoor = (door: Door): void => {
@@ -442,26 +363,28 @@ export class HomeAssistantBridge {
 
   private onDoor (door: Door): void {
     if (this.closing !== undefined) return
-    const id = door.device
-    this.removed.delete(id)
+    const { tracked, renamed } = this.track(door)
+    // the configs carry the device name: a renamed door gets them again
+    if (renamed) for (const config of doorConfigs(door, this.options)) this.connection.send(config.topic, config.payload, 'config', door.device)
+    const messages = doorStateMessages(this.options.baseTopic, door)
+    for (const message of messages) if (message.kind !== 'attribute') this.sendIfChanged(message, door.device)
+    this.scheduleAttributes(tracked, messages)
+  }
+
+  /** Keeps the door as it is now; `renamed` when its configs must go out (a new door, or a new device name). */
+  private track (door: Door): { tracked: TrackedDoor, renamed: boolean } {
+    this.removed.delete(door.device)
     const name = doorDeviceName(door)
-    let tracked = this.doors.get(id)
-    if (tracked === undefined || tracked.configName !== name) {
-      // the configs carry the device name: a renamed door gets them again
-      for (const config of doorConfigs(door, this.options)) this.send(config.topic, config.payload, 'config', id)
-    }
+    const tracked = this.doors.get(door.device)
     if (tracked === undefined) {
-      tracked = { door, configName: name, lastAttributeAt: Number.NEGATIVE_INFINITY }
-      this.doors.set(id, tracked)
-    } else {
-      tracked.door = door
-      tracked.configName = name
+      const added = { door, configName: name, lastAttributeAt: Number.NEGATIVE_INFINITY }
+      this.doors.set(door.device, added)
+      return { tracked: added, renamed: true }
     }
-    const topics = doorStateTopics(this.options.baseTopic, id)
-    const payloads = doorStatePayloads(door)
-    this.sendIfChanged(topics.state, payloads.state, 'state', id)
-    this.sendIfChanged(topics.availability, payloads.availability, 'availability', id)
-    this.scheduleAttributes(tracked, topics, payloads)
+    const renamed = tracked.configName !== name
+    tracked.door = door
+    tracked.configName = name
+    return { tracked, renamed }
   }
 
   private onRemoved (device: number): void {
@@ -472,29 +395,29 @@ export class HomeAssistantBridge {
     this.removed.add(device)
     for (const message of doorRemoval(device, this.options)) {
       this.sent.delete(message.topic)
-      this.send(message.topic, message.payload, 'removal', device)
+      this.connection.send(message.topic, message.payload, 'removal', device)
     }
   }
 
   /** At most one attribute publish per door per interval; a trailing one makes sure the last value lands. */
-  private scheduleAttributes (tracked: TrackedDoor, topics: DoorStateTopics, payloads: DoorStatePayloads): void {
+  private scheduleAttributes (tracked: TrackedDoor, messages: StateMessage[]): void {
     if (tracked.timer !== undefined) return // the trailing publish reads the door as it is then
-    if (!ATTRIBUTE_TOPICS.some((key) => this.sent.get(topics[key]) !== payloads[key])) return
+    if (!messages.some((message) => message.kind === 'attribute' && this.sent.get(message.topic) !== message.payload)) return
     const waitMs = tracked.lastAttributeAt + this.attributeIntervalMs - this.now()
     if (waitMs <= 0) {
-      this.publishAttributes(tracked, topics, payloads)
+      this.publishAttributes(tracked, messages)
       return
     }
     tracked.timer = setTimeout(() => {
       tracked.timer = undefined
       if (this.closing !== undefined || this.doors.get(tracked.door.device) !== tracked) return
-      this.guard('attributes', () => this.publishAttributes(tracked, topics, doorStatePayloads(tracked.door)))
+      this.guard('attributes', () => this.publishAttributes(tracked, doorStateMessages(this.options.baseTopic, tracked.door)))
     }, waitMs).unref()
   }
 
-  private publishAttributes (tracked: TrackedDoor, topics: DoorStateTopics, payloads: DoorStatePayloads): void {
+  private publishAttributes (tracked: TrackedDoor, messages: StateMessage[]): void {
     let published = false
-    for (const key of ATTRIBUTE_TOPICS) published = this.sendIfChanged(topics[key], payloads[key], 'attribute', tracked.door.device) || published
+    for (const message of messages) if (message.kind === 'attribute') published = this.sendIfChanged(message, tracked.door.device) || published
     if (published) tracked.lastAttributeAt = this.now()
   }
 
@@ -508,13 +431,13 @@ export class HomeAssistantBridge {
    * value. A newer republish, a disconnect or close() stops this one.
    * @returns the doors it covers
    */
-  private republish (client: MqttClient, removals: boolean): Set<number> {
+  private republish (removals: boolean): Set<number> {
     // removals come last: a republish cut short by this one has not sent them yet
     const run = { removals: removals || this.republishing?.removals === true }
     this.republishing = run
     this.counters.republishes++
     const bridge = bridgeConfig(this.options)
-    this.publish(client, bridge.topic, bridge.payload, 'config')
+    this.connection.publish(bridge.topic, bridge.payload, 'config')
     let listed: Door[] = []
     try {
       listed = this.options.source.list()
@@ -523,14 +446,8 @@ export class HomeAssistantBridge {
       this.counters.listenerErrors++
       this.log.error({ error: errorMessage(error) }, 'home-assistant: listing the doors failed; publishing what waited only')
     }
-    for (const door of listed) {
-      const id = door.device
-      this.removed.delete(id)
-      const tracked = this.doors.get(id)
-      // configName as it will be published; lastAttributeAt is set when its turn comes
-      if (tracked === undefined) this.doors.set(id, { door, configName: doorDeviceName(door), lastAttributeAt: Number.NEGATIVE_INFINITY })
-      else Object.assign(tracked, { door, configName: doorDeviceName(door) })
-    }
+    // configName as it will be published; lastAttributeAt is set when its turn comes
+    for (const door of listed) this.track(door)
     const doors = listed.map((door) => door.device)
     const gone = run.removals ? [...this.removed] : []
     const startedAt = performance.now()
@@ -538,12 +455,12 @@ export class HomeAssistantBridge {
       const perTurn = this.republishDoorsPerTurn
       for (let start = 0; start < doors.length + gone.length; start += perTurn) {
         if (start > 0) {
-          await this.yieldTurn(client)
-          if (this.republishing !== run || !this.connected || this.closing !== undefined) return
+          await this.connection.yieldTurn()
+          if (this.republishing !== run || !this.connection.isConnected || this.closing !== undefined) return
         }
         for (let i = start; i < Math.min(start + perTurn, doors.length + gone.length); i++) {
-          if (i < doors.length) this.republishDoor(client, doors[i] as number)
-          else this.republishRemoval(client, gone[i - doors.length] as number)
+          if (i < doors.length) this.republishDoor(doors[i] as number)
+          else this.republishRemoval(gone[i - doors.length] as number)
         }
       }
       if (this.republishing === run) this.republishing = undefined
@@ -557,81 +474,33 @@ export class HomeAssistantBridge {
   }
 
   /** One door's configs and states, as the door is now (unless it was removed since the republish began). */
-  private republishDoor (client: MqttClient, id: number): void {
+  private republishDoor (id: number): void {
     const tracked = this.doors.get(id)
     if (tracked === undefined || this.removed.has(id)) return
-    const { door } = tracked
-    for (const config of doorConfigs(door, this.options)) this.publish(client, config.topic, config.payload, 'config')
-    tracked.configName = doorDeviceName(door)
-    const topics = doorStateTopics(this.options.baseTopic, id)
-    const payloads = doorStatePayloads(door)
-    for (const [key, kind] of STATE_KINDS) {
-      this.sent.set(topics[key], payloads[key])
-      this.publish(client, topics[key], payloads[key], kind)
+    for (const config of doorConfigs(tracked.door, this.options)) this.connection.publish(config.topic, config.payload, 'config')
+    for (const message of doorStateMessages(this.options.baseTopic, tracked.door)) {
+      this.sent.set(message.topic, message.payload)
+      this.connection.publish(message.topic, message.payload, message.kind)
     }
     tracked.lastAttributeAt = this.now()
   }
 
   /** A removed door's empty configs and states, unless it came back since the republish began. */
-  private republishRemoval (client: MqttClient, id: number): void {
+  private republishRemoval (id: number): void {
     if (!this.removed.has(id)) return
-    for (const message of doorRemoval(id, this.options)) this.publish(client, message.topic, message.payload, 'removal')
+    for (const message of doorRemoval(id, this.options)) this.connection.publish(message.topic, message.payload, 'removal')
   }
 
-  /** Lets the event loop run (I/O, timers, requests) and, when the connection holds too much already, waits for it to drain. */
-  private async yieldTurn (client: MqttClient): Promise<void> {
-    await nextTurn()
-    // on Node, MQTT.js's stream is a node:stream Duplex (ours: packet-limit.ts)
-    const stream = client.stream as Duplex | undefined
-    if (stream?.writableNeedDrain !== true) return
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        stream.off('drain', done)
-        stream.off('close', done)
-        resolve()
-      }
-      stream.once('drain', done)
-      stream.once('close', done)
-    })
-  }
-
-  private sendIfChanged (topic: string, payload: string, kind: PublishKind, device: number): boolean {
-    if (this.sent.get(topic) === payload) return false
-    this.sent.set(topic, payload)
-    this.send(topic, payload, kind, device)
+  private sendIfChanged (message: StateMessage, device: number): boolean {
+    if (this.sent.get(message.topic) === message.payload) return false
+    this.sent.set(message.topic, message.payload)
+    this.connection.send(message.topic, message.payload, message.kind, device)
     return true
-  }
-
-  /** Publishes now when connected, else keeps the latest payload for the topic until the next connect. */
-  private send (topic: string, payload: string, kind: PublishKind, device: number): void {
-    const client = this.client
-    if (client !== undefined && this.connected && client.connected) {
-      this.publish(client, topic, payload, kind)
-      return
-    }
-    this.pending.delete(topic)
-    this.pending.set(topic, { payload, kind, device })
-  }
-
-  private publish (client: MqttClient, topic: string, payload: string, kind: PublishKind): void {
-    // retained so Home Assistant gets the current value the moment it subscribes; QoS 1 so the broker has it
-    client.publish(topic, payload, { qos: 1, retain: true }, (error) => {
-      if (error !== undefined && error !== null && this.closing === undefined) {
-        this.log.debug({ topic, error: error.message }, 'home-assistant: publish not acknowledged (republished on the next connect)')
-      }
-    })
-    this.countPublish(kind)
   }
 
   private countPublish (kind: PublishKind): void {
     this.counters.published++
     this.hook(() => this.options.onPublish?.(kind))
-  }
-
-  private setConnected (connected: boolean): void {
-    if (this.connected === connected) return
-    this.connected = connected
-    this.hook(() => this.options.onConnectedChange?.(connected))
   }
 
   /** Runs a metrics hook; one that throws must not break the bridge. */
@@ -668,17 +537,4 @@ export class HomeAssistantBridge {
 
 function errorMessage (error: unknown): string {
   return error instanceof Error ? error.message : String(error)
-}
-
-/** `promise`, or a rejection after `ms`; the timer never outlives the race. */
-async function withTimeout<T> (promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms) })
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
 }

@@ -5,7 +5,9 @@ import { describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { connectAsync } from 'mqtt'
-import { HomeAssistantBridge, type HomeAssistantBridgeOptions, type PublishKind } from '../../../plugins/home-assistant/bridge.js'
+import type { BackoffOptions } from '../../../domain/backoff.js'
+import { HomeAssistantBridge, type HomeAssistantBridgeOptions } from '../../../plugins/home-assistant/bridge.js'
+import type { PublishKind } from '../../../plugins/home-assistant/connection.js'
 import type { Door } from '../../../schemas/doors.js'
 import { freePort, mosquittoPath, observe, startBroker, type Broker, type BrokerKind, type Observer } from '../../fixtures/mqtt-broker.js'
 import { expectedBridgeConfig, expectedDoorConfigs } from './contract.js'
@@ -16,6 +18,9 @@ import { streamPublish } from './raw-publisher.js'
 const SW_VERSION = '9.8.7'
 
 const PROJECT_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+
+/** Reconnects within a fraction of a second, so outages in tests stay short. */
+const FAST_RECONNECT: BackoffOptions = { initialMs: 50, maxMs: 200, factor: 2, jitter: 0.5 }
 
 /** Every discovery and doorsense topic. */
 const ALL = ['homeassistant/#', 'doorsense/#']
@@ -129,7 +134,8 @@ function suite (kind: BrokerKind): void {
     // back live: online again, the state only when it changes
     source.update(7, { live: true, state: 'closed', angle: 0, confidence: 0.9, needsRecalibration: false })
     await observer.waitFor((m) => m.topic === 'doorsense/doors/7/state' && m.payload === 'OFF')
-    assert.equal(observer.last('doorsense/doors/7/availability')?.payload, 'online')
+    // the availability follows the state in a packet of its own: it may be read a moment later
+    await until('availability online again', () => observer.last('doorsense/doors/7/availability')?.payload === 'online')
     assert.equal(bridge.stats().listenerErrors, 0)
   })
 
@@ -307,7 +313,7 @@ function suite (kind: BrokerKind): void {
   test('frames the broker holds (retained) are taken in when published, not again on each reconnect; logged once', async (t) => {
     const frames: string[] = []
     const clientId = 'doorsense-under-test'
-    const { broker, observer, bridge, logs } = await setup(t, kind, [door(7)], { clientId, reconnectMinMs: 50, reconnectMaxMs: 100, onFrames: (_device, payload) => frames.push(payload.toString()) })
+    const { broker, observer, bridge, logs } = await setup(t, kind, [door(7)], { clientId, reconnectBackoff: FAST_RECONNECT, onFrames: (_device, payload) => frames.push(payload.toString()) })
     await observer.client.publishAsync('doorsense/frames/7', 'held frame', { qos: 1, retain: true })
     await until('the live frame', () => frames.length === 1)
     for (let reconnect = 1; reconnect <= 2; reconnect++) {
@@ -403,7 +409,7 @@ function suite (kind: BrokerKind): void {
     const port = await freePort()
     const source = new MemoryDoors([door(7)])
     const logs: Logged[] = []
-    const bridge = new HomeAssistantBridge(bridgeOptions(`mqtt://127.0.0.1:${port}`, source, logs, { reconnectMinMs: 50, reconnectMaxMs: 200 }))
+    const bridge = new HomeAssistantBridge(bridgeOptions(`mqtt://127.0.0.1:${port}`, source, logs, { reconnectBackoff: FAST_RECONNECT }))
     const later: { broker?: Broker, observer?: Observer } = {}
     t.after(async () => {
       await bridge.close()
@@ -434,7 +440,7 @@ function suite (kind: BrokerKind): void {
   })
 
   test('a broker that goes away and comes back: reconnects and republishes; close() stays bounded when it is gone', async (t) => {
-    const { broker, source, bridge, connected } = await setup(t, kind, [door(7)], { reconnectMinMs: 50, reconnectMaxMs: 200, closeTimeoutMs: 300 })
+    const { broker, source, bridge, connected } = await setup(t, kind, [door(7)], { reconnectBackoff: FAST_RECONNECT, closeTimeoutMs: 300 })
     await broker.close()
     const deadline = Date.now() + 3000
     while (bridge.isConnected && Date.now() < deadline) await sleep(10)
@@ -449,6 +455,53 @@ function suite (kind: BrokerKind): void {
     const closingAt = performance.now()
     await bridge.close()
     assert.ok(performance.now() - closingAt < 1500, `close() took ${Math.round(performance.now() - closingAt)} ms with the broker gone`)
+  })
+
+  test('reconnects with jittered backoff: the delays grow from the first, each cut by the random draw; a connect starts them over; close() stops them', async (t) => {
+    // draws chosen so every delay is a whole number of ms: 40 × (1 − 0.5 × draw), doubling up to 160
+    const draws = [0, 0.5, 0.75, 0.25, 0.5]
+    const drawn: number[] = []
+    const random = (): number => {
+      const draw = draws[drawn.length % draws.length] as number
+      drawn.push(draw)
+      return draw
+    }
+    const { broker, bridge, logs, connected } = await setup(t, kind, [door(7)], { reconnectBackoff: { initialMs: 40, maxMs: 160, factor: 2, jitter: 0.5 }, random })
+    // every scheduled reconnect is logged with its delay and the failures so far
+    const retries = (): Array<{ retryInMs: number, failures: number }> => logs.flatMap(({ obj }) =>
+      'retryInMs' in obj && 'failures' in obj ? [{ retryInMs: obj.retryInMs as number, failures: obj.failures as number }] : [])
+
+    await broker.close()
+    await until('five failed reconnects', () => retries().length >= 5)
+    assert.deepEqual(retries().slice(0, 5), [
+      { retryInMs: 40, failures: 1 },
+      { retryInMs: 60, failures: 2 },
+      { retryInMs: 100, failures: 3 },
+      { retryInMs: 140, failures: 4 },
+      { retryInMs: 120, failures: 5 }
+    ])
+
+    // back up: it reconnects and publishes everything again
+    const again = await startBroker(kind, broker.port)
+    const observer = await observe(again.url, ALL)
+    t.after(async () => { await observer.close(); await again.close() })
+    await observer.waitFor((m) => m.topic === 'doorsense/doors/7/recalibration', { past: true, timeoutMs: 3000 })
+    assert.equal(bridge.isConnected, true)
+    assert.deepEqual(connected, [true, false, true])
+
+    // the next outage starts from the first delay again
+    const before = retries().length
+    await again.close()
+    await until('the first retry of the second outage', () => retries().length > before)
+    const first = retries()[before]
+    assert.equal(first?.failures, 1)
+    assert.equal(first?.retryInMs, 40 * (1 - 0.5 * (drawn[before] as number)))
+
+    // closed while the broker is down: no reconnect is tried after
+    await bridge.close()
+    const after = retries().length
+    await sleep(300)
+    assert.equal(retries().length, after, 'a reconnect was scheduled after close()')
   })
 
   test('close() publishes offline (retained) and disconnects', async (t) => {
@@ -469,8 +522,8 @@ function suite (kind: BrokerKind): void {
     const source = new MemoryDoors([door(7)])
     const logs: Logged[] = []
     // down first (warnings with errors), then up
-    const bridge = new HomeAssistantBridge(bridgeOptions(`mqtt://127.0.0.1:${port}`, source, logs, { username: 'doorsense', password: secret, reconnectMinMs: 50, reconnectMaxMs: 100 }))
-    const other = new HomeAssistantBridge(bridgeOptions(`mqtt://doorsense:${secret}@127.0.0.1:${port}`, source, logs, { reconnectMinMs: 50, reconnectMaxMs: 100, clientId: 'doorsense-other' }))
+    const bridge = new HomeAssistantBridge(bridgeOptions(`mqtt://127.0.0.1:${port}`, source, logs, { username: 'doorsense', password: secret, reconnectBackoff: FAST_RECONNECT }))
+    const other = new HomeAssistantBridge(bridgeOptions(`mqtt://doorsense:${secret}@127.0.0.1:${port}`, source, logs, { reconnectBackoff: FAST_RECONNECT, clientId: 'doorsense-other' }))
     const later: { broker?: Broker } = {}
     t.after(async () => { await bridge.close(); await other.close(); await later.broker?.close() })
     bridge.start()

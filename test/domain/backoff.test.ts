@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { backoffDelay, DEFAULT_BACKOFF, delayBounds, nominalDelay } from '../../agent/backoff.js'
+import { backoffDelay, DEFAULT_BACKOFF, delayBounds, nominalDelay } from '../../domain/backoff.js'
 
 test('the nominal delay doubles from the initial delay up to the cap', () => {
   const options = { initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5 }
@@ -22,7 +22,7 @@ test('jitter keeps each delay within [nominal × (1 − jitter), nominal]', () =
     const { min, max } = delayBounds(attempt, options)
     const delays = Array.from({ length: 200 }, () => backoffDelay(attempt, options))
     for (const delay of delays) assert.ok(delay > min - 1e-9 && delay <= max, `attempt ${attempt}: ${delay} outside [${min}, ${max}]`)
-    // the jitter really spreads the delays: two Pis rarely pick the same one
+    // the jitter really spreads the delays: two clients rarely pick the same one
     assert.ok(new Set(delays).size > 150, `attempt ${attempt}: only ${new Set(delays).size} distinct delays`)
   }
 })

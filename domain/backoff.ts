@@ -1,7 +1,8 @@
 /**
- * Retry delays for a Pi whose server is down: exponential, capped, with
- * jitter so that a room full of Pis does not hammer a restarting server in
- * lock-step.
+ * Retry delays for a client whose server is down (the Pi agent's doorsense
+ * server, the Home Assistant bridge's MQTT broker): exponential, capped, with
+ * jitter so that a room full of clients does not hammer a restarting server
+ * in lock-step.
  */
 
 /** How retry delays grow. */
@@ -14,13 +15,13 @@ export interface BackoffOptions {
   factor: number
   /**
    * Share of the nominal delay taken away at random, 0..1: the delay lies in
-   * [nominal × (1 − jitter), nominal]. 0.5 ("equal jitter") spreads the Pis out
+   * [nominal × (1 − jitter), nominal]. 0.5 ("equal jitter") spreads the clients out
    * while never retrying sooner than half the nominal delay.
    */
   jitter: number
 }
 
-/** 0.25 s, 0.5 s, 1 s, … up to 30 s, each reduced by up to half at random. */
+/** The Pi agent's delays: 0.25 s, 0.5 s, 1 s, … up to 30 s, each reduced by up to half at random. */
 export const DEFAULT_BACKOFF: Readonly<BackoffOptions> = Object.freeze({ initialMs: 250, maxMs: 30_000, factor: 2, jitter: 0.5 })
 
 /** The nominal (unjittered) delay before retry number `attempt` (0 = the first retry). */
