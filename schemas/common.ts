@@ -58,7 +58,11 @@ export function decimalInteger (range: { minimum: number, maximum: number }, des
 
 /** {@link decimalInteger}, or null. */
 export function nullableDecimalInteger (range: { minimum: number, maximum: number }, description: string): TUnsafe<number | null> {
-  return Type.Unsafe<number | null>({ [DECIMAL_INTEGER_KEYWORD]: { ...range, nullable: true }, allOf: [{ type: 'integer', nullable: true, ...range }], description })
+  return Type.Unsafe<number | null>({
+    [DECIMAL_INTEGER_KEYWORD]: { ...range, nullable: true },
+    allOf: [{ type: 'integer', nullable: true, ...range }],
+    description
+  })
 }
 
 /**
@@ -77,7 +81,11 @@ export function printableText (maxLength: number, description: string): TUnsafe<
 
 /** {@link printableText}, or null. */
 export function nullablePrintableText (maxLength: number, description: string): TUnsafe<string | null> {
-  return Type.Unsafe<string | null>({ [PRINTABLE_TEXT_KEYWORD]: { nullable: true }, allOf: [{ type: 'string', nullable: true, minLength: 1, maxLength }], description })
+  return Type.Unsafe<string | null>({
+    [PRINTABLE_TEXT_KEYWORD]: { nullable: true },
+    allOf: [{ type: 'string', nullable: true, minLength: 1, maxLength }],
+    description
+  })
 }
 
 const DEVICE_ID_RANGE = { minimum: 0, maximum: MAX_DEVICE_ID }

@@ -14,7 +14,8 @@ export const IdempotencyHeaders = Type.Object({
     pattern: IDEMPOTENCY_KEY_PATTERN,
     description: 'a key naming this request (1..128 visible ASCII characters, e.g. a random UUID), the same on every retry of it. ' +
       'A repeat within IDEMPOTENCY_WINDOW_HOURS (24) on the same route and device gets the first answer again (same status and body, ' +
-      'header `Idempotent-Replayed: true`) and stores nothing; the same key with a different request is a 422. Only a successful answer is recorded: after an error the key may be sent again.'
+      'header `Idempotent-Replayed: true`) and stores nothing; the same key with a different request is a 422. ' +
+      'Only a successful answer is recorded: after an error the key may be sent again.'
   }))
 })
 

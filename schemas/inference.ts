@@ -11,7 +11,10 @@ export const InferenceRequest = Type.Object({
     Type.String({ description: 'the original\'s stringified list "[n1, n2, …, n106]" (or a raw frame / CSI_DATA line)' }),
     // items unchecked here: the schema's number coercion would take "1.5" for 1.5, which the frame
     // decoder (one rule for every route) refuses with the position named
-    Type.Array(Type.Unknown(), { description: '106 features (53 magnitudes, 53 phases), or a raw Pi / ESP32 frame: JSON numbers (numeric strings are refused, as by POST /server/post/frames)' })
+    Type.Array(Type.Unknown(), {
+      description: '106 features (53 magnitudes, 53 phases), or a raw Pi / ESP32 frame: ' +
+        'JSON numbers (numeric strings are refused, as by POST /server/post/frames)'
+    })
   ], { description: 'one CSI frame in any accepted encoding' }),
   ID: Type.Optional(DeviceIdInput)
 }, { title: 'InferenceRequest' })
@@ -44,7 +47,9 @@ export type InferenceResult = Static<typeof InferenceResult>
 /** POST /ml/post/batch body: many frames of one device (or of none) at once. */
 export const BatchRequest = Type.Object({
   ID: Type.Optional(DeviceIdInput),
-  frames: Type.Array(Type.Unknown({ description: 'one frame in any accepted encoding: 106 numbers, a raw Pi (108) or ESP32 (128) frame, the stringified list, or a CSI_DATA line' }), {
+  frames: Type.Array(Type.Unknown({
+    description: 'one frame in any accepted encoding: 106 numbers, a raw Pi (108) or ESP32 (128) frame, the stringified list, or a CSI_DATA line'
+  }), {
     minItems: 1,
     maxItems: MAX_BATCH_FRAMES,
     description: `1..${MAX_BATCH_FRAMES} frames; a frame that cannot be read gets an error in its result, the others are still classified`
@@ -79,7 +84,10 @@ export type BatchResponse = Static<typeof BatchResponse>
 export const ReportedDoorState = Type.Unsafe<'open' | 'closed' | 'closedOrAjar' | 'unknown'>({
   type: 'string',
   enum: ['open', 'closed', 'closedOrAjar', 'unknown'],
-  description: 'closedOrAjar: closed, or open a little — the door\'s calibration cannot tell the two apart and was activated anyway (acceptAjarAsClosed); unknown before enough frames, after STALE_AFTER_S of silence, without a model, or while its frames look unlike anything its model learned (needsRecalibration)'
+  description: 'closedOrAjar: closed, or open a little — ' +
+    'the door\'s calibration cannot tell the two apart and was activated anyway (acceptAjarAsClosed); ' +
+    'unknown before enough frames, after STALE_AFTER_S of silence, without a model, ' +
+    'or while its frames look unlike anything its model learned (needsRecalibration)'
 })
 export type ReportedDoorState = Static<typeof ReportedDoorState>
 
@@ -106,3 +114,25 @@ export interface ClassifiedFrames extends Omit<PredictionBatch, 'predictions'> {
   /** When they were classified (ms since the epoch). */
   at: number
 }
+
+/**
+ * The longer `description`s of the /ml routes (plugins/inference/routes.ts, plugins/doors/door-state-routes.ts), kept
+ * beside the schemas they describe. Each is one paragraph of the OpenAPI document: the pieces join with nothing added.
+ */
+export const mlRouteDescriptions = {
+  /** POST /ml/post/inference */
+  inference: 'The original Pis\' route: one frame as `payload` (the stringified list they send, or a JSON array), optional `ID`. ' +
+    'Goes through the micro-batcher; 503 while no model is active.',
+  /** POST /ml/post/batch */
+  batch: `Up to ${MAX_BATCH_FRAMES} frames in any accepted encoding, one result per frame in order. ` +
+    'A frame that cannot be read gets `error` in its result and the others are still classified; 400 only when none can be read. ' +
+    'With an `Idempotency-Key` a retry gets the answer again, classified by the model active now ' +
+    '(the same answer while it is the same model: a batch\'s answer is not kept, only what was captured): ' +
+    'the frames neither move the door state nor are captured twice.',
+  /** GET /ml/get/door_state */
+  doorStates: 'One entry per device that has sent frames with an `ID`: angle, open/closed/unknown, confidence, since when, last frame. ' +
+    'A device silent for STALE_AFTER_S is `unknown`.',
+  /** GET /ml/get/door_state/stream */
+  doorStateStream: 'A text/event-stream: first one `door` event per known door, ' +
+    'then one per change of a door\'s state or angle (data = a DoorState as JSON). Ends when the server shuts down.'
+} as const

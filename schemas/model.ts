@@ -27,7 +27,9 @@ export const Architecture = Type.Union([
   Type.Literal('softmax'),
   Type.Literal('original'),
   Type.Literal('mlp')
-], { description: 'softmax = multinomial logistic regression; original = Dense 24 relu -> Dense n (the 2021 Keras model); mlp = wider MLP with L2 and dropout' })
+], {
+  description: 'softmax = multinomial logistic regression; original = Dense 24 relu -> Dense n (the 2021 Keras model); mlp = wider MLP with L2 and dropout'
+})
 export type Architecture = Static<typeof Architecture>
 
 /** Options of one training run; every field has a measured default. */
@@ -39,7 +41,11 @@ export const TrainingOptions = Type.Object({
   batchSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
   learningRate: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
   l2: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
-  holdout: Type.Optional(Type.Number({ minimum: 0, maximum: 0.5, description: 'share of each label\'s rows (its tail, in insertion order) held out for evaluation' })),
+  holdout: Type.Optional(Type.Number({
+    minimum: 0,
+    maximum: 0.5,
+    description: 'share of each label\'s rows (its tail, in insertion order) held out for evaluation'
+  })),
   earlyStopping: Type.Optional(Type.Boolean({ description: 'stop on a blocked validation slice of the train part (measured to hurt; off by default)' })),
   seed: Type.Optional(Type.Integer())
 }, { additionalProperties: false })
@@ -90,7 +96,9 @@ export const DoorStateEvaluation = Type.Object({
   }),
   window: Type.Integer({ minimum: 1, description: 'frames per window (k)' }),
   latencyFrames: Type.Integer({ minimum: 0, description: 'frames a fresh device needs before its first reported state; frames before it are not counted' }),
-  confusion: Type.Optional(Type.Array(Type.Array(Type.Integer({ minimum: 0 })), { description: 'closed/open: rows = true (closed, open), columns = reported (closed, open, unknown)' }))
+  confusion: Type.Optional(Type.Array(Type.Array(Type.Integer({ minimum: 0 })), {
+    description: 'closed/open: rows = true (closed, open), columns = reported (closed, open, unknown)'
+  }))
 })
 export type DoorStateEvaluation = Static<typeof DoorStateEvaluation>
 
@@ -102,7 +110,9 @@ export const Evaluation = Type.Object({
   confusion: Type.Array(Type.Array(Type.Integer()), { description: 'rows = true label, columns = predicted label, in the order of `labels`' }),
   openClosed: OpenClosedEvaluation,
   doorState: Type.Optional(DoorStateEvaluation),
-  novelty: Type.Optional(Type.Object({ auc: Type.Number({ minimum: 0, maximum: 1, description: 'how well the novelty score tells a shifted recording\'s windows from the held-out ones' }) })),
+  novelty: Type.Optional(Type.Object({
+    auc: Type.Number({ minimum: 0, maximum: 1, description: 'how well the novelty score tells a shifted recording\'s windows from the held-out ones' })
+  })),
   trainRows: Type.Integer(),
   testRows: Type.Integer()
 })
@@ -132,14 +142,32 @@ export const ModelVersionInfo = Type.Object({
   accuracy: Type.Optional(Type.Number()),
   trainingSeconds: Type.Number(),
   weightsSha256: Type.String(),
-  scope: Type.Unsafe<'global' | 'door'>({ type: 'string', enum: ['global', 'door'], description: 'global: the fallback (POST /training/post/train); door: one door\'s own model (its calibration)' }),
+  scope: Type.Unsafe<'global' | 'door'>({
+    type: 'string',
+    enum: ['global', 'door'],
+    description: 'global: the fallback (POST /training/post/train); door: one door\'s own model (its calibration)'
+  }),
   device: Type.Optional(Type.Integer({ minimum: 0, maximum: 32767, description: 'the door (device ID) a door-scope version belongs to' })),
   gate: Type.Optional(Type.Object({
-    passed: Type.Boolean({ description: 'whether its calibration gate (the ajar self-check and DOOR_CALIBRATION_FLOOR) let it take over its door; a refused version is activated only with force: true' }),
-    balancedAccuracy: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'the open/closed balanced accuracy the gate judged (closed-or-ajar against open when ajar was accepted as closed)' })),
-    refusedBy: Type.Optional(Type.Unsafe<'evaluation' | 'self-check' | 'floor'>({ type: 'string', enum: ['evaluation', 'self-check', 'floor'], description: 'what refused it: a calibration too short to evaluate, the ajar self-check (it cannot tell ajar from closed), or DOOR_CALIBRATION_FLOOR' }))
+    passed: Type.Boolean({
+      description: 'whether its calibration gate (the ajar self-check and DOOR_CALIBRATION_FLOOR) let it take over its door; ' +
+        'a refused version is activated only with force: true'
+    }),
+    balancedAccuracy: Type.Optional(Type.Number({
+      minimum: 0,
+      maximum: 1,
+      description: 'the open/closed balanced accuracy the gate judged (closed-or-ajar against open when ajar was accepted as closed)'
+    })),
+    refusedBy: Type.Optional(Type.Unsafe<'evaluation' | 'self-check' | 'floor'>({
+      type: 'string',
+      enum: ['evaluation', 'self-check', 'floor'],
+      description: 'what refused it: a calibration too short to evaluate, the ajar self-check (it cannot tell ajar from closed), ' +
+        'or DOOR_CALIBRATION_FLOOR'
+    }))
   }, { description: 'a door version\'s calibration verdict; absent for global versions and door versions made before verdicts were kept' })),
-  forced: Type.Optional(Type.Literal(true, { description: 'in an activation\'s answer: the version was refused by its calibration gate and activated with force: true' }))
+  forced: Type.Optional(Type.Literal(true, {
+    description: 'in an activation\'s answer: the version was refused by its calibration gate and activated with force: true'
+  }))
 })
 export type ModelVersionInfo = Static<typeof ModelVersionInfo>
 

@@ -12,7 +12,10 @@ export const MAX_FRAMES_PER_REQUEST = 4096
  * the route decodes such a string before validating it against this schema.
  */
 export const KeepAliveBody = Type.Object({
-  NAME: printableText(MAX_NAME_LENGTH, 'the Pi\'s name: printable text, trimmed, 1..64 characters (control, bidirectional-control and other invisible format characters are refused)'),
+  NAME: printableText(
+    MAX_NAME_LENGTH,
+    'the Pi\'s name: printable text, trimmed, 1..64 characters (control, bidirectional-control and other invisible format characters are refused)'
+  ),
   ID: DeviceIdInput
 }, { title: 'KeepAliveBody', description: '{NAME, ID}, or the same object JSON-encoded as a string' })
 export type KeepAliveBody = Static<typeof KeepAliveBody>
@@ -52,7 +55,8 @@ export type KnownDeviceList = Static<typeof KnownDeviceList>
  * request, and ajv's type coercion never turns a null into a 0.
  */
 export const EncodedFrame = Type.Unknown({
-  description: '"[n1, …, n106]" string, array of 106 numbers (53 magnitudes, 53 phases), raw Pi frame (108 ints), raw ESP32 buffer (128 ints) or a whole CSI_DATA line'
+  description: '"[n1, …, n106]" string, array of 106 numbers (53 magnitudes, 53 phases), raw Pi frame (108 ints), raw ESP32 buffer (128 ints) ' +
+    'or a whole CSI_DATA line'
 })
 
 /** POST /server/post/frames body. */
@@ -76,3 +80,13 @@ export const FramesReceipt = Type.Object({
   labelled: Type.Integer({ minimum: 0, description: 'of the accepted, how many an open capture session stored as labelled samples' })
 }, { title: 'FramesReceipt' })
 export type FramesReceipt = Static<typeof FramesReceipt>
+
+/**
+ * The longer `description`s of the Pi routes (plugins/rpi-servers/routes.ts), kept beside the schemas they
+ * describe. Each is one paragraph of the OpenAPI document: the pieces join with nothing added.
+ */
+export const rpiServerRouteDescriptions = {
+  /** POST /server/post/frames */
+  frames: 'With an `Idempotency-Key` header (the agent sends one per batch) ' +
+    'a retry of a batch whose answer was lost gets that answer again and stores nothing.'
+} as const

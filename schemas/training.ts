@@ -10,7 +10,10 @@ export const SampleSource = Type.Union([
   Type.Literal('samples'),
   Type.Literal('legacy-train'),
   Type.Literal('calibration')
-], { description: 'frames/inference = captured live from that route; import = CSV import; samples = POST /training/post/samples; legacy-train = the DATA of a legacy train request; calibration = captured by a door\'s calibration (POST /doors/{id}/calibration/capture)' })
+], {
+  description: 'frames/inference = captured live from that route; import = CSV import; samples = POST /training/post/samples; ' +
+    'legacy-train = the DATA of a legacy train request; calibration = captured by a door\'s calibration (POST /doors/{id}/calibration/capture)'
+})
 export type SampleSource = Static<typeof SampleSource>
 
 /** A door angle label in degrees. */
@@ -26,14 +29,20 @@ export const ImportResult = Type.Object({
   lines: Type.Integer({ minimum: 0, description: 'lines read, header included' }),
   labels: Type.Array(LabelCount, { description: 'samples stored per angle' }),
   importId: Type.Integer({ minimum: 1, description: 'this import\'s id (a 409 for the same content names it)' }),
-  contentSha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'sha256 of the CSV\'s lines, trimmed, blank lines left out: the same data is the same hash whatever its line endings' })
+  contentSha256: Type.String({
+    pattern: '^[0-9a-f]{64}$',
+    description: 'sha256 of the CSV\'s lines, trimmed, blank lines left out: the same data is the same hash whatever its line endings'
+  })
 })
 export type ImportResult = Static<typeof ImportResult>
 
 /** One labelled frame posted to /training/post/samples. */
 export const SampleInput = Type.Object({
   angle: Angle,
-  frame: Type.Unknown({ description: 'a frame in any accepted encoding: 106 features, the original "[n1, …]" string, a raw Pi frame (108 values) or a raw ESP32 buffer/CSI_DATA line (128 values)' }),
+  frame: Type.Unknown({
+    description: 'a frame in any accepted encoding: 106 features, the original "[n1, …]" string, a raw Pi frame (108 values) ' +
+      'or a raw ESP32 buffer/CSI_DATA line (128 values)'
+  }),
   ID: Type.Optional(DeviceIdInput)
 }, { additionalProperties: false })
 export type SampleInput = Static<typeof SampleInput>
@@ -58,7 +67,10 @@ export type SamplesResult = Static<typeof SamplesResult>
  */
 export const TrainBody = Type.Object({
   TYPE: Type.Optional(Type.Union([Type.Literal('CSI'), Type.Literal('RSSI')], { description: 'legacy: what DATA holds' })),
-  DATA: Type.Optional(Type.Unknown({ description: 'legacy: CSI = DATA[DATA_TYPE][DOOR_ANGLE][SUB_CARRIER][POINTS] (DATA_TYPE 0 = phase, 1 = amplitude; 53 subcarriers; angle index i = i × 15°); RSSI = DATA[DOOR_ANGLE][POINTS]' })),
+  DATA: Type.Optional(Type.Unknown({
+    description: 'legacy: CSI = DATA[DATA_TYPE][DOOR_ANGLE][SUB_CARRIER][POINTS] (DATA_TYPE 0 = phase, 1 = amplitude; 53 subcarriers; ' +
+      'angle index i = i × 15°); RSSI = DATA[DOOR_ANGLE][POINTS]'
+  })),
   ...TrainingOptions.properties
 }, { additionalProperties: false })
 export type TrainBody = Static<typeof TrainBody>
@@ -87,7 +99,10 @@ export const CaptureState = Type.Union([
   Type.Literal('finished'),
   Type.Literal('cancelled'),
   Type.Literal('interrupted')
-], { description: 'open = labelling frames now (also after a restart that resumed it); finished = its time ran out or its frames were stored; cancelled = ended early by a cancel; interrupted = the server was down when its time ran out (the frames stored until then are kept)' })
+], {
+  description: 'open = labelling frames now (also after a restart that resumed it); finished = its time ran out or its frames were stored; ' +
+    'cancelled = ended early by a cancel; interrupted = the server was down when its time ran out (the frames stored until then are kept)'
+})
 export type CaptureState = Static<typeof CaptureState>
 
 /** A capture session and how far it got. */
@@ -102,14 +117,20 @@ export const CaptureStatus = Type.Object({
   secondsLeft: Type.Number({ minimum: 0 }),
   startedAt: Timestamp,
   endsAt: Timestamp,
-  resumedAt: Type.Optional(Type.String({ format: 'date-time', description: 'when a restart resumed it (frames sent while the server was down were not captured)' }))
+  resumedAt: Type.Optional(Type.String({
+    format: 'date-time',
+    description: 'when a restart resumed it (frames sent while the server was down were not captured)'
+  }))
 })
 export type CaptureStatus = Static<typeof CaptureStatus>
 
 /** Body of POST /training/post/cancel_capture. */
 export const CancelCaptureBody = Type.Object({
   ID: DeviceIdInput,
-  keepFrames: Type.Optional(Type.Boolean({ default: true, description: 'keep the frames captured so far as samples (default), or false to delete them (a capture started by mistake)' }))
+  keepFrames: Type.Optional(Type.Boolean({
+    default: true,
+    description: 'keep the frames captured so far as samples (default), or false to delete them (a capture started by mistake)'
+  }))
 }, { additionalProperties: false })
 export type CancelCaptureBody = Static<typeof CancelCaptureBody>
 
@@ -162,7 +183,9 @@ export const VersionParams = Type.Object({ version: VersionName })
 /** Body of POST /training/post/activate. */
 export const ActivateBody = Type.Object({
   version: VersionName,
-  force: Type.Optional(Type.Boolean({ description: 'activate a door version its calibration gate refused (409 without it); the answer says `forced` and the log warns' }))
+  force: Type.Optional(Type.Boolean({
+    description: 'activate a door version its calibration gate refused (409 without it); the answer says `forced` and the log warns'
+  }))
 }, { additionalProperties: false })
 
 /** The stored model versions. */
@@ -181,3 +204,50 @@ export const EvaluationResponse = Type.Object({
   evaluation: Evaluation
 })
 export type EvaluationResponse = Static<typeof EvaluationResponse>
+
+/**
+ * The longer `description`s of the /training routes (plugins/training/routes.ts), kept beside the schemas they
+ * describe. Each is one paragraph of the OpenAPI document: the pieces join with nothing added.
+ */
+export const trainingRouteDescriptions = {
+  /** POST /training/post/import */
+  import: 'Body: `text/csv` in the layout of door-angles-session-a.csv (header `Label,CH6_mag,…,CH58_phase`, 107 columns), ' +
+    'up to IMPORT_BODY_LIMIT bytes. Any other Content-Type is a 415. ' +
+    'Read as a stream, stored in one transaction: any bad line is a 400 listing the line numbers, and nothing is stored. ' +
+    'The same content (sha256 of its trimmed non-blank lines) imported for the same device while the earlier import\'s samples are stored ' +
+    'is a 409 naming that import, unless `duplicate=allow`; a retry with the same `Idempotency-Key` gets the first answer instead.',
+  /** POST /training/post/samples */
+  samples: 'Each sample: `angle` (degrees) and `frame` in any encoding the frame parser accepts. ' +
+    'All or nothing: one bad frame is a 400 naming it. A retry with the same `Idempotency-Key` gets the first answer and stores nothing.',
+  /** POST /training/post/train */
+  train: 'Legacy body `{TYPE: "CSI" | "RSSI", DATA}` trains on exactly that data ' +
+    '(CSI: DATA[DATA_TYPE][DOOR_ANGLE][SUB_CARRIER][POINTS], DATA_TYPE 0 = phase, 1 = amplitude, 53 subcarriers, angle index i = i × 15°; ' +
+    'RSSI: DATA[DOOR_ANGLE][POINTS], a separate one-feature model), and stores it as samples. ' +
+    '`{}` or training options train on the stored samples; ' +
+    'an option it does not know is a 400 naming it (the legacy form ignores other fields, as the original did). ' +
+    '202 once the run has started; 409 while one runs.',
+  /** POST /training/post/activate */
+  activate: 'A door version its calibration gate refused (`gate.passed: false` in the list) is a 409 (DS_GATE_REFUSED) unless `force: true`; ' +
+    'then the answer carries `forced: true` and the log a warning.',
+  /** GET /training/get/model/{version}/model.json, weights.bin and meta.json */
+  modelFile: 'The header `x-weights-sha256` carries the hex SHA-256 of the version\'s weights.bin (also in GET /training/get/models); ' +
+    'model.json + weights.bin load with tf.loadLayersModel, meta.json holds the standardisation statistics and labels the model needs.',
+  /** POST /training/post/delete_samples */
+  deleteSamples: 'For a mislabelled capture or a bad import. ' +
+    'The filters combine; at least one of angle, source, device or `all: true` is required. ' +
+    'Answers how many were removed and the dataset left. A training already running keeps the samples it read; ' +
+    'a door\'s calibration frames while that calibration trains are a 409, as DELETE /doors/{id}/calibration is.',
+  /** POST /training/post/capture */
+  capture: 'While the session is open, frames the device posts to /server/post/frames or /ml/post/inference are also stored as samples at `angle`. ' +
+    '409 while the device\'s previous session is open (POST /training/post/cancel_capture ends it). ' +
+    'The session is kept in the database: a restart resumes it while its time is not up, ' +
+    'else GET /training/get/capture/{id} reports it `interrupted` with the frames it stored.',
+  /** POST /training/post/cancel_capture */
+  cancelCapture: 'Frames the device sends afterwards are no longer labelled. ' +
+    'The frames captured so far are kept as samples unless `keepFrames` is false, when they are deleted (`framesDropped` says how many). ' +
+    'Answers the session, `state: "cancelled"`. 409 when the device has no open session. ' +
+    'The same as DELETE /doors/{id}/calibration/capture for a door\'s calibration capture.',
+  /** GET /training/get/capture/{id} */
+  captureStatus: 'The open session, or the last one (kept across restarts): ' +
+    '`state` open, finished, cancelled or interrupted (the server was down when its time ran out). 404 when the device never had one.'
+} as const

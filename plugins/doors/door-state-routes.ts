@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { errorResponses } from '../../schemas/common.js'
-import { DoorStateList } from '../../schemas/inference.js'
+import { DoorStateList, mlRouteDescriptions } from '../../schemas/inference.js'
 import type { DoorStates } from './door-states.js'
 import type { DoorStreams } from './door-streams.js'
 
@@ -15,7 +15,7 @@ export const doorStateRoutes: FastifyPluginAsyncTypebox<DoorStateRouteOptions> =
   app.get('/ml/get/door_state', {
     schema: {
       summary: 'The smoothed state of every door',
-      description: 'One entry per device that has sent frames with an `ID`: angle, open/closed/unknown, confidence, since when, last frame. A device silent for STALE_AFTER_S is `unknown`.',
+      description: mlRouteDescriptions.doorStates,
       tags: ['ml'],
       response: { 200: DoorStateList, ...errorResponses }
     }
@@ -24,7 +24,7 @@ export const doorStateRoutes: FastifyPluginAsyncTypebox<DoorStateRouteOptions> =
   app.get('/ml/get/door_state/stream', {
     schema: {
       summary: 'Door-state changes as server-sent events',
-      description: 'A text/event-stream: first one `door` event per known door, then one per change of a door\'s state or angle (data = a DoorState as JSON). Ends when the server shuts down.',
+      description: mlRouteDescriptions.doorStateStream,
       tags: ['ml'],
       response: {
         200: {

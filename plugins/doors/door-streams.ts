@@ -52,6 +52,13 @@ export class DoorStreams {
 }
 
 function stateEvent (door: DoorSnapshot): string {
-  const legacy: DoorState = { device: door.device, angle: door.angle, state: door.state, confidence: door.confidence, since: door.since, lastFrameAt: door.lastFrameAt }
+  const legacy: DoorState = {
+    device: door.device,
+    angle: door.angle,
+    state: door.state,
+    confidence: door.confidence,
+    since: door.since,
+    lastFrameAt: door.lastFrameAt
+  }
   return sseEvent('door', legacy)
 }

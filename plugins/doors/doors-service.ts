@@ -67,7 +67,13 @@ export interface DoorsServiceOptions {
 const CALIBRATION = { source: 'calibration' } as const
 
 /** What every door's calibration must hold, as the API shows it. */
-const CALIBRATION_PROTOCOL = Object.freeze({ framesPerPosition: CALIBRATION_FRAMES_PER_ANGLE, defaultAjarAngle: DEFAULT_AJAR_ANGLE, maxAjarAngle: MAX_AJAR_ANGLE, openAngle: 90, ajarClosedLimit: AJAR_CLOSED_LIMIT })
+const CALIBRATION_PROTOCOL = Object.freeze({
+  framesPerPosition: CALIBRATION_FRAMES_PER_ANGLE,
+  defaultAjarAngle: DEFAULT_AJAR_ANGLE,
+  maxAjarAngle: MAX_AJAR_ANGLE,
+  openAngle: 90,
+  ajarClosedLimit: AJAR_CLOSED_LIMIT
+})
 
 /** A door's last calibration outcome; `beforeTraining` when finish refused it for what was recorded (the protocol). */
 type Outcome = CalibrationOutcome & { beforeTraining?: true }
@@ -200,7 +206,8 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
     this.#require(id)
     const training = this.#options.doorModels.training(id)
     if (training) throw new ConflictError(`door ${id}'s calibration is training (version ${training}); capture again once it has finished`)
-    this.#options.captures.start(id, request.angle, request.seconds ?? this.#options.defaultCaptureSeconds ?? 30, { frames: request.frames, source: 'calibration' })
+    const seconds = request.seconds ?? this.#options.defaultCaptureSeconds ?? 30
+    this.#options.captures.start(id, request.angle, seconds, { frames: request.frames, source: 'calibration' })
     return this.#view(id)
   }
 
@@ -231,7 +238,17 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
       // a refusal is the door's latest calibration result: show it on the door until what it asks for is captured
       const reasons = (err as { reasons?: string[] }).reasons
       if (reasons) {
-        this.#outcomes.set(id, { device: id, version: '', activated: false, floor: this.#options.floor, evaluation: undefined, reasons, failed: true, beforeTraining: true, at: new Date().toISOString() })
+        this.#outcomes.set(id, {
+          device: id,
+          version: '',
+          activated: false,
+          floor: this.#options.floor,
+          evaluation: undefined,
+          reasons,
+          failed: true,
+          beforeTraining: true,
+          at: new Date().toISOString()
+        })
         this.#announce(id)
       }
       throw err
@@ -364,7 +381,13 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
     }
     const status = captures.status(id)
     const capture = status?.active
-      ? { angle: status.angle, framesStored: status.framesStored, framesWanted: status.framesWanted ?? null, secondsLeft: status.secondsLeft, endsAt: status.endsAt }
+      ? {
+          angle: status.angle,
+          framesStored: status.framesStored,
+          framesWanted: status.framesWanted ?? null,
+          secondsLeft: status.secondsLeft,
+          endsAt: status.endsAt
+        }
       : null
     let outcome = this.#outcomes.get(id)
     if (outcome?.beforeTraining) {
@@ -400,7 +423,17 @@ function frameKey (door: Door): string {
 function activeOutcome (device: number, version: string, meta: { evaluation?: unknown, gate?: unknown }, floor: number): CalibrationOutcome | undefined {
   if (!meta.evaluation) return undefined
   const verdict = verdictOf(meta)
-  return { device, version, activated: true, floor: verdict?.floor ?? floor, evaluation: meta.evaluation as CalibrationOutcome['evaluation'], verdict, reasons: verdict?.reasons ?? [], failed: false, at: '' }
+  return {
+    device,
+    version,
+    activated: true,
+    floor: verdict?.floor ?? floor,
+    evaluation: meta.evaluation as CalibrationOutcome['evaluation'],
+    verdict,
+    reasons: verdict?.reasons ?? [],
+    failed: false,
+    at: ''
+  }
 }
 
 function resultOf (outcome: CalibrationOutcome | undefined): CalibrationResult | null {
@@ -421,7 +454,9 @@ function resultOf (outcome: CalibrationOutcome | undefined): CalibrationResult |
     selfCheck: selfCheck
       ? { ajarAngle: selfCheck.ajarAngle, limit: selfCheck.limit, passed: selfCheck.passed, checks: selfCheck.checks.map((c) => ({ ...c })) }
       : null,
-    gate: verdict ? { balancedAccuracy: verdict.balancedAccuracy, closedOrAjar: [...verdict.closedOrAjar], acceptAjarAsClosed: verdict.acceptAjarAsClosed } : null,
+    gate: verdict
+      ? { balancedAccuracy: verdict.balancedAccuracy, closedOrAjar: [...verdict.closedOrAjar], acceptAjarAsClosed: verdict.acceptAjarAsClosed }
+      : null,
     at: outcome.at || new Date(0).toISOString()
   }
 }
@@ -433,15 +468,30 @@ function angleList (angles: readonly number[]): string {
 
 /** Why a door reads as it does, in words with what to do; null when nothing limits it. */
 export function doorReason (model: Door['model'], unfamiliarTo: 'door' | 'global' | null, closedOrAjar: readonly number[]): DoorReason | null {
-  if (model === null) return { code: 'no-model', message: 'No model answers for this door yet: calibrate it (closed, ajar, fully open), or train the shared model.' }
+  if (model === null) {
+    return { code: 'no-model', message: 'No model answers for this door yet: calibrate it (closed, ajar, fully open), or train the shared model.' }
+  }
   if (unfamiliarTo === 'global') {
-    return { code: 'not-calibrated', message: 'Not calibrated for this room: this door\'s frames are unlike anything the shared model learned, so it cannot say open or closed. Calibrate this door.' }
+    return {
+      code: 'not-calibrated',
+      message: 'Not calibrated for this room: this door\'s frames are unlike anything the shared model learned, so it cannot say open or closed. ' +
+        'Calibrate this door.'
+    }
   }
   if (unfamiliarTo === 'door') {
-    return { code: 'unfamiliar', message: 'This door\'s recent frames look unlike its calibration (did a board or the furniture move?): it reads unknown until they look familiar again. Calibrate it again if this lasts.' }
+    return {
+      code: 'unfamiliar',
+      message: 'This door\'s recent frames look unlike its calibration (did a board or the furniture move?): ' +
+        'it reads unknown until they look familiar again. Calibrate it again if this lasts.'
+    }
   }
   if (closedOrAjar.length) {
-    return { code: 'closed-or-ajar', message: `This door's calibration cannot tell ajar from closed (${angleList(closedOrAjar)} may read closed) and was activated anyway: "closed" means closed or ajar. Move the receiver or the transmitter so that the door's edge crosses the line between the two boards as soon as it opens, then calibrate again.` }
+    return {
+      code: 'closed-or-ajar',
+      message: `This door's calibration cannot tell ajar from closed (${angleList(closedOrAjar)} may read closed) and was activated anyway: ` +
+        '"closed" means closed or ajar. Move the receiver or the transmitter so that the door\'s edge crosses the line between the two boards ' +
+        'as soon as it opens, then calibrate again.'
+    }
   }
   return null
 }

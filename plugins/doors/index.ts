@@ -37,7 +37,8 @@ export default fp(async (app) => {
   states.start()
   new Gauge({ // eslint-disable-line no-new
     name: 'doorsense_door_needs_recalibration',
-    help: '1 while a door\'s recent frames look unlike its calibration (its state is unknown then); device="other": how many of the doors past METRICS_MAX_DEVICES',
+    help: '1 while a door\'s recent frames look unlike its calibration (its state is unknown then); ' +
+      'device="other": how many of the doors past METRICS_MAX_DEVICES',
     labelNames: ['device'] as const,
     registers: [app.metrics],
     collect () {

@@ -2,7 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
 import { NotFoundError } from '../../core/errors.js'
 import { errorResponses } from '../../schemas/common.js'
-import { CaptureRequest, Door, DoorList, DoorListQuery, DoorParams, DoorUpdate, FinishAccepted, FinishRequest } from '../../schemas/doors.js'
+import {
+  CaptureRequest, Door, doorRouteDescriptions, DoorList, DoorListQuery, DoorParams, DoorUpdate, FinishAccepted, FinishRequest
+} from '../../schemas/doors.js'
 import type { DoorsService } from './doors-service.js'
 import type { DoorStreams } from './door-streams.js'
 
@@ -31,7 +33,7 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
     schema: {
       tags,
       summary: 'Door changes as server-sent events',
-      description: 'A text/event-stream: first one `door` event per known door, then one per change (state, angle, recalibration, calibration, liveness; frame rate at most once a second), each with a whole Door as `data`; `removed` with `{"device": n}` when a door is removed. Ends when the server shuts down; reconnect and you get a fresh snapshot.',
+      description: doorRouteDescriptions.stream,
       response: {
         200: {
           description: 'event stream of `door` and `removed` events',
@@ -58,7 +60,7 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
     schema: {
       tags,
       summary: 'Renames a door (admin)',
-      description: 'The door shows `name` from now on — on the dashboard, in GET /doors and in Home Assistant — whatever NAME its Pi reports; `null` goes back to the Pi\'s NAME. Kept across restarts; removing the door forgets it.',
+      description: doorRouteDescriptions.rename,
       security: admin,
       params: DoorParams,
       body: DoorUpdate,
@@ -71,7 +73,7 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
     schema: {
       tags,
       summary: 'Removes a door (admin)',
-      description: 'Forgets the door\'s calibration and model and removes its Pi from the known list; Home Assistant is told to drop its entities. A Pi that posts again comes back as a new door.',
+      description: doorRouteDescriptions.remove,
       security: admin,
       params: DoorParams,
       response: { 204: Type.Null(), ...errorResponses }
@@ -86,7 +88,7 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
     schema: {
       tags,
       summary: 'Records the door at one angle (admin)',
-      description: 'Labels this door\'s next frames with `angle` (0 = closed) until `frames` are stored or `seconds` pass (default 30), whichever comes first. 409 while a capture or a training runs for this door.',
+      description: doorRouteDescriptions.capture,
       security: admin,
       params: DoorParams,
       body: CaptureRequest,
@@ -113,7 +115,7 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
     schema: {
       tags,
       summary: 'Trains the door\'s own model on its calibration (admin, 202)',
-      description: 'Checks the calibration — closed (0°), ajar (the smallest open angle, at most 30°) and a wider open angle, at least 200 frames of each — trains the door\'s model in the background on this door\'s calibration frames only, judges it on the last part of each angle\'s recording, and runs the ajar self-check: a model trained on the rest replays the held-out end of the ajar angle, and for each other open angle a model trained without it replays that angle. If more than 10 % of those frames read closed the door cannot tell ajar from closed, and the calibration is refused — unless `acceptAjarAsClosed`, which activates it with closed reported as `closedOrAjar`. It takes over only when its open/closed balanced accuracy reaches DOOR_CALIBRATION_FLOOR; otherwise the door keeps what it had and `calibration.reasons` says why. 400 with the reasons when the calibration is not enough; 409 with Retry-After while a calibration trains (one door trains at a time).',
+      description: doorRouteDescriptions.finish,
       security: admin,
       params: DoorParams,
       body: FinishRequest,
@@ -126,7 +128,7 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
     schema: {
       tags,
       summary: 'Forgets the door\'s calibration and model (admin)',
-      description: 'Deletes this door\'s calibration frames and makes the door use the global model again (its earlier versions stay listed and can be activated with POST /training/post/activate).',
+      description: doorRouteDescriptions.forget,
       security: admin,
       params: DoorParams,
       response: { 200: Door, ...errorResponses }

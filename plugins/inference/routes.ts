@@ -2,13 +2,16 @@ import type { FastifyError } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { DEVICE_SECURITY } from '../../core/auth.js'
 import { BadFrameError, isStorageFull, NoModelError, NotFoundError } from '../../core/errors.js'
-import { checkIdempotencyKey, keyedRequestOf, replyFormat, sendReplay, type AnswerFormat, type KeyedRequest, type StoredAnswer } from '../../core/idempotency.js'
+import {
+  checkIdempotencyKey, keyedRequestOf, replyFormat, sendReplay,
+  type AnswerFormat, type KeyedRequest, type StoredAnswer
+} from '../../core/idempotency.js'
 import { FrameError, parseFrame } from '../../domain/frames.js'
 import { errorResponses } from '../../schemas/common.js'
 import { IdempotencyHeaders, idempotencyResponses } from '../../schemas/idempotency.js'
 import type { ClassifiedFrames } from '../../schemas/inference.js'
 import {
-  BatchRequest, BatchResponse, InferenceRequest, InferenceResult, MAX_BATCH_FRAMES,
+  BatchRequest, BatchResponse, InferenceRequest, InferenceResult, mlRouteDescriptions,
   type BatchFrameResult
 } from '../../schemas/inference.js'
 
@@ -77,7 +80,13 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox = async (app) => {
    * wrote but never answered (a crash, no model) is classified again without
    * capturing.
    */
-  async function classifyAndCaptureOnce<T> (keyed: KeyedRequest, format: AnswerFormat, frames: Float32Array[], device: number | undefined, answer: (classified: ClassifiedFrames, captured: number) => T): Promise<{ body: T } | { replay: StoredAnswer }> {
+  async function classifyAndCaptureOnce<T> (
+    keyed: KeyedRequest,
+    format: AnswerFormat,
+    frames: Float32Array[],
+    device: number | undefined,
+    answer: (classified: ClassifiedFrames, captured: number) => T
+  ): Promise<{ body: T } | { replay: StoredAnswer }> {
     const store = app.idempotency.store
     // the answer is the model's classification of the frames (up to ~1 MB for a full batch): only
     // what it cannot be computed again from is kept, the count captured
@@ -119,7 +128,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       summary: 'Classify one frame (legacy)',
       security: DEVICE_SECURITY,
-      description: 'The original Pis\' route: one frame as `payload` (the stringified list they send, or a JSON array), optional `ID`. Goes through the micro-batcher; 503 while no model is active.',
+      description: mlRouteDescriptions.inference,
       tags: ['ml'],
       body: InferenceRequest,
       response: { 200: InferenceResult, ...errorResponses }
@@ -156,8 +165,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox = async (app) => {
     schema: {
       summary: 'Classify many frames',
       security: DEVICE_SECURITY,
-      description: `Up to ${MAX_BATCH_FRAMES} frames in any accepted encoding, one result per frame in order. A frame that cannot be read gets \`error\` in its result and the others are still classified; 400 only when none can be read. ` +
-        'With an `Idempotency-Key` a retry gets the answer again, classified by the model active now (the same answer while it is the same model: a batch\'s answer is not kept, only what was captured): the frames neither move the door state nor are captured twice.',
+      description: mlRouteDescriptions.batch,
       tags: ['ml'],
       headers: IdempotencyHeaders,
       body: BatchRequest,

@@ -18,7 +18,13 @@ declare module 'fastify' {
 export default fp(async (app) => {
   const log = app.log.child({ area: 'model' })
   const backend = await chooseBackend(app.config.TF_BACKEND, log)
-  const handler = await ModelHandler.open({ storage: app.storage, dataDir: app.config.DATA_DIR, backend, log, doorTraining: { epochs: app.config.DOOR_EPOCHS } })
+  const handler = await ModelHandler.open({
+    storage: app.storage,
+    dataDir: app.config.DATA_DIR,
+    backend,
+    log,
+    doorTraining: { epochs: app.config.DOOR_EPOCHS }
+  })
   app.decorate('model', handler)
   app.addHook('onClose', async () => handler.close())
 

@@ -6,7 +6,7 @@ import { answerOnce, checkIdempotencyKey, keyedRequestOf } from '../../core/idem
 import { errorResponses } from '../../schemas/common.js'
 import { IdempotencyHeaders, idempotencyResponses } from '../../schemas/idempotency.js'
 import {
-  FramesBody, FramesReceipt, KeepAliveBody, KnownDeviceList, LiveDevice, LiveDeviceList
+  FramesBody, FramesReceipt, KeepAliveBody, KnownDeviceList, LiveDevice, LiveDeviceList, rpiServerRouteDescriptions
 } from '../../schemas/rpi-servers.js'
 import type { FrameIngest } from './ingest.js'
 import type { DeviceRegistry } from './registry.js'
@@ -85,7 +85,7 @@ export const rpiServerRoutes: FastifyPluginAsyncTypebox<RpiServerRouteOptions> =
       tags,
       summary: 'A batch of a Pi\'s frames, any accepted encoding; bad frames are rejected one by one',
       security: device,
-      description: 'With an `Idempotency-Key` header (the agent sends one per batch) a retry of a batch whose answer was lost gets that answer again and stores nothing.',
+      description: rpiServerRouteDescriptions.frames,
       headers: IdempotencyHeaders,
       body: FramesBody,
       response: { 200: FramesReceipt, ...errorResponses, ...idempotencyResponses }

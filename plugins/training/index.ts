@@ -53,11 +53,24 @@ export default fp(async (app) => {
   const captures = new CaptureSessions({
     storage: app.storage,
     samples,
-    onEnded: (status) => log.info({ device: status.ID, angle: status.angle, state: status.state, framesStored: status.framesStored, framesDropped: status.framesDropped }, 'capture session ended')
+    onEnded: (status) => log.info(
+      { device: status.ID, angle: status.angle, state: status.state, framesStored: status.framesStored, framesDropped: status.framesDropped },
+      'capture session ended'
+    )
   })
   const restored = captures.restore()
-  for (const status of restored.resumed) log.info({ device: status.ID, angle: status.angle, framesStored: status.framesStored, secondsLeft: status.secondsLeft }, 'capture session resumed after a restart')
-  for (const status of restored.interrupted) log.warn({ device: status.ID, angle: status.angle, framesStored: status.framesStored, endsAt: status.endsAt }, 'capture session interrupted: its time ran out while the server was down')
+  for (const status of restored.resumed) {
+    log.info(
+      { device: status.ID, angle: status.angle, framesStored: status.framesStored, secondsLeft: status.secondsLeft },
+      'capture session resumed after a restart'
+    )
+  }
+  for (const status of restored.interrupted) {
+    log.warn(
+      { device: status.ID, angle: status.angle, framesStored: status.framesStored, endsAt: status.endsAt },
+      'capture session interrupted: its time ran out while the server was down'
+    )
+  }
   const streams = new ProgressStreams(app.model)
   app.decorate('captures', captures)
   app.decorate('samples', samples)

@@ -30,7 +30,9 @@ export function legacyCsiRows (data: unknown): LegacyRow[] {
   if (types.length !== 2) throw new BadRequestError(`DATA must hold 2 data types (0 = phase, 1 = amplitude) as ${CSI_LAYOUT}, got ${types.length}`)
   const phases = listAt(types[0], 'DATA[0]', CSI_LAYOUT)
   const amplitudes = listAt(types[1], 'DATA[1]', CSI_LAYOUT)
-  if (phases.length !== amplitudes.length) throw new BadRequestError(`DATA[0] (phase) holds ${phases.length} door angles but DATA[1] (amplitude) holds ${amplitudes.length}`)
+  if (phases.length !== amplitudes.length) {
+    throw new BadRequestError(`DATA[0] (phase) holds ${phases.length} door angles but DATA[1] (amplitude) holds ${amplitudes.length}`)
+  }
   checkAngleCount(phases.length, 'DATA[0]')
   const rows: LegacyRow[] = []
   for (let a = 0; a < phases.length; a++) {
@@ -40,7 +42,8 @@ export function legacyCsiRows (data: unknown): LegacyRow[] {
     for (const [type, lists] of [[0, phase], [1, amplitude]] as const) {
       for (let k = 0; k < SUBCARRIERS; k++) {
         if (lists[k].length !== points) {
-          throw new BadRequestError(`DATA[${type}][${a}][${k}] holds ${lists[k].length} points but DATA[0][${a}][0] holds ${points}: every subcarrier of an angle needs the same number of points`)
+          throw new BadRequestError(`DATA[${type}][${a}][${k}] holds ${lists[k].length} points but DATA[0][${a}][0] holds ${points}: ` +
+            'every subcarrier of an angle needs the same number of points')
         }
       }
     }
@@ -77,7 +80,8 @@ export function legacyRssiRows (data: unknown): LegacyRow[] {
 function checkAngleCount (count: number, where: string): void {
   if (count === 0) throw new BadRequestError(`${where} holds no door angles`)
   if (count > MAX_LEGACY_ANGLES) {
-    throw new BadRequestError(`${where} holds ${count} door angles; index i means i × ${LEGACY_ANGLE_STEP}°, so at most ${MAX_LEGACY_ANGLES} (0° … ${MAX_ANGLE}°)`)
+    throw new BadRequestError(`${where} holds ${count} door angles; ` +
+      `index i means i × ${LEGACY_ANGLE_STEP}°, so at most ${MAX_LEGACY_ANGLES} (0° … ${MAX_ANGLE}°)`)
   }
 }
 
@@ -99,7 +103,8 @@ function listAt (value: unknown, where: string, layout: string): unknown[] {
 function finiteAt (value: unknown, where: string): number {
   const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value
   if (typeof number !== 'number' || !Number.isFinite(number)) {
-    throw new BadRequestError(`${where} must be a finite number, got ${Array.isArray(value) ? 'a list (wrong nesting?)' : JSON.stringify(value) ?? String(value)}`)
+    const got = Array.isArray(value) ? 'a list (wrong nesting?)' : JSON.stringify(value) ?? String(value)
+    throw new BadRequestError(`${where} must be a finite number, got ${got}`)
   }
   return number
 }

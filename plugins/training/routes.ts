@@ -11,8 +11,9 @@ import { DeviceIdInput, errorResponses } from '../../schemas/common.js'
 import { IdempotencyHeaders, idempotencyResponses } from '../../schemas/idempotency.js'
 import { ModelVersionInfo, TrainingProgress, type ModelKind } from '../../schemas/model.js'
 import {
-  ActivateBody, CancelCaptureBody, CaptureBody, CaptureStatus, DatasetSummary, DeleteSamplesBody, DeleteSamplesResult, DeviceParams, EvaluationQuery, EvaluationResponse, ImportResult,
-  KindQuery, ModelList, SamplesBody, SamplesResult, TrainAccepted, TrainBody, VersionParams
+  ActivateBody, CancelCaptureBody, CaptureBody, CaptureStatus, DatasetSummary, DeleteSamplesBody, DeleteSamplesResult, DeviceParams,
+  EvaluationQuery, EvaluationResponse, ImportResult, KindQuery, ModelList, SamplesBody, SamplesResult, TrainAccepted, TrainBody,
+  trainingRouteDescriptions, VersionParams
 } from '../../schemas/training.js'
 import type { CaptureSessions } from './capture-sessions.js'
 import { legacyCsiRows, legacyRssiRows } from './legacy-data.js'
@@ -31,7 +32,11 @@ const TEXT = 'text/plain; charset=utf-8'
 const tags = ['training']
 const admin = [{ admin: [] }]
 /** The files of a version that can be downloaded, and their types. */
-const MODEL_FILES = { 'model.json': 'application/json; charset=utf-8', 'weights.bin': 'application/octet-stream', 'meta.json': 'application/json; charset=utf-8' } as const
+const MODEL_FILES = {
+  'model.json': 'application/json; charset=utf-8',
+  'weights.bin': 'application/octet-stream',
+  'meta.json': 'application/json; charset=utf-8'
+} as const
 const ModelFile = Type.Unknown({ description: 'the file as stored' })
 const ModelWeights = Type.String({ format: 'binary', description: 'the weights as stored' })
 /** The import's body, for the document only: the CSV is streamed to the handler, never validated as a whole. */
@@ -70,14 +75,15 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     schema: {
       tags,
       summary: 'Imports labelled frames from a session CSV (admin)',
-      description: 'Body: `text/csv` in the layout of door-angles-session-a.csv (header `Label,CH6_mag,…,CH58_phase`, 107 columns), up to IMPORT_BODY_LIMIT bytes. Any other Content-Type is a 415. Read as a stream, stored in one transaction: any bad line is a 400 listing the line numbers, and nothing is stored. ' +
-        'The same content (sha256 of its trimmed non-blank lines) imported for the same device while the earlier import\'s samples are stored is a 409 naming that import, unless `duplicate=allow`; a retry with the same `Idempotency-Key` gets the first answer instead.',
+      description: trainingRouteDescriptions.import,
       security: admin,
       consumes: ['text/csv'],
       headers: IdempotencyHeaders,
       querystring: Type.Object({
         ID: Type.Optional(DeviceIdInput),
-        duplicate: Type.Optional(Type.Union([Type.Literal('refuse'), Type.Literal('allow')], { description: 'content already imported for this device: refuse (default, 409) or import it again' }))
+        duplicate: Type.Optional(Type.Union([Type.Literal('refuse'), Type.Literal('allow')], {
+          description: 'content already imported for this device: refuse (default, 409) or import it again'
+        }))
       }, { additionalProperties: false }),
       response: { 200: ImportResult, ...errorResponses, ...idempotencyResponses }
     }
@@ -105,7 +111,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     schema: {
       tags,
       summary: 'Stores labelled frames (admin)',
-      description: 'Each sample: `angle` (degrees) and `frame` in any encoding the frame parser accepts. All or nothing: one bad frame is a 400 naming it. A retry with the same `Idempotency-Key` gets the first answer and stores nothing.',
+      description: trainingRouteDescriptions.samples,
       security: admin,
       headers: IdempotencyHeaders,
       body: SamplesBody,
@@ -122,11 +128,17 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       }
       return { kind: 'csi', angle: sample.angle, features, device: sample.ID ?? request.body.ID ?? null, source: 'samples' }
     })
-    return answerOnce(reply, keyedRequestOf(request, request.body.ID), () => ({ stored: samples.insert(rows), labels: labelCounts(rows.map((row) => row.angle)) }))
+    return answerOnce(reply, keyedRequestOf(request, request.body.ID),
+      () => ({ stored: samples.insert(rows), labels: labelCounts(rows.map((row) => row.angle)) }))
   })
 
   app.post('/training/post/train', {
-    config: { errorHints: { DS_TOO_FEW_SAMPLES: 'samples are added with POST /training/post/import or /training/post/samples, removed with POST /training/post/delete_samples', DS_TRAINING_BUSY: WAIT_FOR_TRAINING } },
+    config: {
+      errorHints: {
+        DS_TOO_FEW_SAMPLES: 'samples are added with POST /training/post/import or /training/post/samples, removed with POST /training/post/delete_samples',
+        DS_TRAINING_BUSY: WAIT_FOR_TRAINING
+      }
+    },
     onRequest: app.requireAdmin,
     bodyLimit: importLimit,
     // the original clients may post no body at all: that means {}
@@ -141,7 +153,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     schema: {
       tags,
       summary: 'Starts a training (legacy, admin)',
-      description: 'Legacy body `{TYPE: "CSI" | "RSSI", DATA}` trains on exactly that data (CSI: DATA[DATA_TYPE][DOOR_ANGLE][SUB_CARRIER][POINTS], DATA_TYPE 0 = phase, 1 = amplitude, 53 subcarriers, angle index i = i × 15°; RSSI: DATA[DOOR_ANGLE][POINTS], a separate one-feature model), and stores it as samples. `{}` or training options train on the stored samples; an option it does not know is a 400 naming it (the legacy form ignores other fields, as the original did). 202 once the run has started; 409 while one runs.',
+      description: trainingRouteDescriptions.train,
       security: admin,
       body: TrainBody,
       response: { 202: TrainAccepted, ...errorResponses }
@@ -153,7 +165,10 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     let set: StoredTrainingSet | StoredSamples
     if (TYPE !== undefined || DATA !== undefined) {
       if (TYPE === undefined) throw new BadRequestError('DATA needs TYPE ("CSI" or "RSSI") saying what it holds')
-      if (DATA === undefined) throw new BadRequestError(`TYPE ${TYPE} needs DATA (${TYPE === 'CSI' ? 'DATA[DATA_TYPE][DOOR_ANGLE][SUB_CARRIER][POINTS]' : 'DATA[DOOR_ANGLE][POINTS]'})`)
+      if (DATA === undefined) {
+        const layout = TYPE === 'CSI' ? 'DATA[DATA_TYPE][DOOR_ANGLE][SUB_CARRIER][POINTS]' : 'DATA[DOOR_ANGLE][POINTS]'
+        throw new BadRequestError(`TYPE ${TYPE} needs DATA (${layout})`)
+      }
       const legacyKind: ModelKind = TYPE === 'CSI' ? 'csi' : 'rssi'
       if (options.kind !== undefined && options.kind !== legacyKind) throw new BadRequestError(`kind "${options.kind}" contradicts TYPE ${TYPE}`)
       kind = legacyKind
@@ -172,15 +187,29 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
   })
 
   app.get('/training/get/training_status', {
-    schema: { tags, summary: 'The model handler state as text (legacy)', produces: ['text/plain'], response: { 200: Type.String({ description: 'MODEL_DOESNT_EXIST, START_TRAINING, TRAINING_IN_PROGRESS, FINISHED_TRAINING or TRAINING_FAILED' }) } }
+    schema: {
+      tags,
+      summary: 'The model handler state as text (legacy)',
+      produces: ['text/plain'],
+      response: { 200: Type.String({ description: 'MODEL_DOESNT_EXIST, START_TRAINING, TRAINING_IN_PROGRESS, FINISHED_TRAINING or TRAINING_FAILED' }) }
+    }
   }, async (request, reply) => reply.type(TEXT).send(app.model.state))
 
   app.get('/training/get/training_time', {
-    schema: { tags, summary: 'Seconds the last finished training took, as text (legacy; 0 before the first)', produces: ['text/plain'], response: { 200: Type.String() } }
+    schema: {
+      tags,
+      summary: 'Seconds the last finished training took, as text (legacy; 0 before the first)',
+      produces: ['text/plain'],
+      response: { 200: Type.String() }
+    }
   }, async (request, reply) => reply.type(TEXT).send(String(Math.round((app.model.lastTrainingSeconds ?? 0) * 1000) / 1000)))
 
   app.get('/training/get/progress', {
-    schema: { tags, summary: 'Progress of the running (or the last) training: epoch, loss, accuracy, validation accuracy, ETA', response: { 200: TrainingProgress } }
+    schema: {
+      tags,
+      summary: 'Progress of the running (or the last) training: epoch, loss, accuracy, validation accuracy, ETA',
+      response: { 200: TrainingProgress }
+    }
   }, async () => currentProgress(app.model))
 
   app.get('/training/get/progress/stream', {
@@ -206,7 +235,11 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     const { version } = request.query
     if (version !== undefined && !app.model.versionDir(version)) throw new NotFoundError(`no model version ${version}`)
     const found = app.model.evaluation(version)
-    if (!found) throw new NotFoundError(version === undefined ? 'no model is active yet: nothing has been evaluated' : `model version ${version} has no evaluation (trained with holdout 0)`)
+    if (!found) {
+      throw new NotFoundError(version === undefined
+        ? 'no model is active yet: nothing has been evaluated'
+        : `model version ${version} has no evaluation (trained with holdout 0)`)
+    }
     return found
   })
 
@@ -224,7 +257,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     schema: {
       tags,
       summary: 'Makes a stored version the active one: roll back or forward (admin)',
-      description: 'A door version its calibration gate refused (`gate.passed: false` in the list) is a 409 (DS_GATE_REFUSED) unless `force: true`; then the answer carries `forced: true` and the log a warning.',
+      description: trainingRouteDescriptions.activate,
       security: admin,
       body: ActivateBody,
       response: { 200: ModelVersionInfo, ...errorResponses }
@@ -236,7 +269,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       schema: {
         tags,
         summary: `Downloads a version's ${file}`,
-        description: 'The header `x-weights-sha256` carries the hex SHA-256 of the version\'s weights.bin (also in GET /training/get/models); model.json + weights.bin load with tf.loadLayersModel, meta.json holds the standardisation statistics and labels the model needs.',
+        description: trainingRouteDescriptions.modelFile,
         params: VersionParams,
         // the file in its own type; the errors are JSON like every other route's
         response: {
@@ -260,7 +293,12 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
   }
 
   app.get('/training/get/dataset', {
-    schema: { tags, summary: 'What the stored dataset holds: counts per angle, source and device', querystring: KindQuery, response: { 200: DatasetSummary, ...errorResponses } }
+    schema: {
+      tags,
+      summary: 'What the stored dataset holds: counts per angle, source and device',
+      querystring: KindQuery,
+      response: { 200: DatasetSummary, ...errorResponses }
+    }
   }, async (request) => samples.summary(request.query.kind ?? 'csi'))
 
   app.post('/training/post/delete_samples', {
@@ -268,7 +306,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     schema: {
       tags,
       summary: 'Removes stored samples by angle, source and/or device (admin)',
-      description: 'For a mislabelled capture or a bad import. The filters combine; at least one of angle, source, device or `all: true` is required. Answers how many were removed and the dataset left. A training already running keeps the samples it read; a door\'s calibration frames while that calibration trains are a 409, as DELETE /doors/{id}/calibration is.',
+      description: trainingRouteDescriptions.deleteSamples,
       security: admin,
       body: DeleteSamplesBody,
       response: { 200: DeleteSamplesResult, ...errorResponses }
@@ -282,7 +320,8 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     const door = app.model.doorModels.trainingDevice
     if (door !== undefined && (filter.device === undefined || filter.device === door) && (filter.source === undefined || filter.source === 'calibration') &&
       samples.countWhere(kind, { ...filter, source: 'calibration', device: door }) > 0) {
-      throw new ConflictError(`door ${door}'s calibration is training (version ${app.model.doorModels.training(door)}) and these samples include its calibration frames; try again once it has finished`)
+      throw new ConflictError(`door ${door}'s calibration is training (version ${app.model.doorModels.training(door)}) ` +
+        'and these samples include its calibration frames; try again once it has finished')
     }
     const deleted = samples.delete(kind, filter)
     request.log.info({ kind, ...filter, all, deleted }, 'samples deleted')
@@ -294,7 +333,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     schema: {
       tags,
       summary: 'Labels a device\'s next frames with an angle for some seconds (admin)',
-      description: 'While the session is open, frames the device posts to /server/post/frames or /ml/post/inference are also stored as samples at `angle`. 409 while the device\'s previous session is open (POST /training/post/cancel_capture ends it). The session is kept in the database: a restart resumes it while its time is not up, else GET /training/get/capture/{id} reports it `interrupted` with the frames it stored.',
+      description: trainingRouteDescriptions.capture,
       security: admin,
       body: CaptureBody,
       response: { 200: CaptureStatus, ...errorResponses }
@@ -311,7 +350,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     schema: {
       tags,
       summary: 'Ends a device\'s open capture session now (admin)',
-      description: 'Frames the device sends afterwards are no longer labelled. The frames captured so far are kept as samples unless `keepFrames` is false, when they are deleted (`framesDropped` says how many). Answers the session, `state: "cancelled"`. 409 when the device has no open session. The same as DELETE /doors/{id}/calibration/capture for a door\'s calibration capture.',
+      description: trainingRouteDescriptions.cancelCapture,
       security: admin,
       body: CancelCaptureBody,
       response: { 200: CaptureStatus, ...errorResponses }
@@ -323,7 +362,10 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       const last = captures.status(ID)
       throw new ConflictError(last ? `device ${ID} has no open capture session (its last one is ${last.state})` : `device ${ID} has no open capture session`)
     }
-    request.log.info({ device: ID, angle: status.angle, keepFrames, framesStored: status.framesStored, framesDropped: status.framesDropped }, 'capture session cancelled')
+    request.log.info(
+      { device: ID, angle: status.angle, keepFrames, framesStored: status.framesStored, framesDropped: status.framesDropped },
+      'capture session cancelled'
+    )
     return status
   })
 
@@ -331,7 +373,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     schema: {
       tags,
       summary: 'A device\'s capture session: state, frames stored, seconds left',
-      description: 'The open session, or the last one (kept across restarts): `state` open, finished, cancelled or interrupted (the server was down when its time ran out). 404 when the device never had one.',
+      description: trainingRouteDescriptions.captureStatus,
       params: DeviceParams,
       response: { 200: CaptureStatus, ...errorResponses }
     }

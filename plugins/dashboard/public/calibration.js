@@ -34,7 +34,10 @@ export function openAngles (calibration) {
   return Object.keys(calibration.captured).map(Number).filter((angle) => angle > CLOSED_ANGLE).sort((a, b) => a - b)
 }
 
-/** The calibration was refused because the door cannot tell ajar from closed, and it was not asked to accept that yet. @param {CalibrationResult | null} result */
+/**
+ * The calibration was refused because the door cannot tell ajar from closed, and it was not asked to accept that yet.
+ * @param {CalibrationResult | null} result
+ */
 export function refusedBySelfCheck (result) {
   return result !== null && !result.activated && result.selfCheck?.passed === false && !result.gate?.acceptAjarAsClosed
 }
@@ -59,8 +62,12 @@ function figuresLine (result) {
   const selfCheck = result.selfCheck
   if (!selfCheck) return score
   const failed = selfCheck.checks.filter((check) => !check.passed)
-  if (failed.length === 0) return `${score} Ajar self-check passed (${selfCheck.checks.map((check) => `${check.angle}° read closed ${percent(check.closedShare)}`).join(', ')}).`
-  return `${score} Ajar self-check failed: ${failed.map((check) => `${check.angle}° read closed on ${percent(check.closedShare)} of its frames`).join(', ')} (at most ${percent(selfCheck.limit)}).`
+  if (failed.length === 0) {
+    const readings = selfCheck.checks.map((check) => `${check.angle}° read closed ${percent(check.closedShare)}`).join(', ')
+    return `${score} Ajar self-check passed (${readings}).`
+  }
+  const failures = failed.map((check) => `${check.angle}° read closed on ${percent(check.closedShare)} of its frames`).join(', ')
+  return `${score} Ajar self-check failed: ${failures} (at most ${percent(selfCheck.limit)}).`
 }
 
 /** What the tile says of the calibration in one line. @param {DoorCalibration} calibration */
@@ -72,7 +79,9 @@ function calibrationLine (calibration) {
   }
   if (status === 'training') return 'Calibrating: training its own model…'
   if (status === 'failed') return result ? 'Last calibration was not activated:' : 'Last calibration could not start:'
-  if (status === 'ready') return result?.gate?.acceptAjarAsClosed && result.gate.closedOrAjar.length > 0 ? 'Calibrated, accepted as “closed or ajar”:' : 'Calibrated'
+  if (status === 'ready') {
+    return result?.gate?.acceptAjarAsClosed && result.gate.closedOrAjar.length > 0 ? 'Calibrated, accepted as “closed or ajar”:' : 'Calibrated'
+  }
   const angles = Object.keys(captured).length
   return angles > 0 ? `Calibration started (${angles} angle${angles === 1 ? '' : 's'} recorded)` : 'No calibration recorded yet'
 }

@@ -52,7 +52,10 @@ export function DevicesSection () {
             </div>
             <p class=${`liveness ${live ? 'live' : 'stale'}`}>${live ? liveIcon() : staleIcon()} <strong>${live ? 'Live' : 'Stale'}</strong></p>
             <dl class="facts">
-              <div><dt>Last keep-alive</dt><dd><time datetime=${device.lastSeen} title=${clockTime(device.lastSeen)}>${ago(device.lastSeen, now)}</time></dd></div>
+              <div>
+                <dt>Last keep-alive</dt>
+                <dd><time datetime=${device.lastSeen} title=${clockTime(device.lastSeen)}>${ago(device.lastSeen, now)}</time></dd>
+              </div>
               <div><dt>Keep-alives</dt><dd>${device.keepAlives}</dd></div>
               <div><dt>Frames</dt><dd>${door ? `${door.frameRate.toFixed(1)}/s, last ${ago(door.lastFrameAt, now)}` : 'none yet'}</dd></div>
               <div><dt>Address</dt><dd><code>${device.addr}</code></dd></div>

@@ -128,7 +128,8 @@ function DoorTile ({ door, now, onCalibrate }) {
   const reason = door.reason
   const notCalibrated = reason?.code === 'not-calibrated'
   return html`
-    <article class=${`tile door state-${door.state}${reason ? ` reason-${reason.code}` : ''}`} data-device=${door.device} aria-labelledby=${`${id}-name`} aria-describedby=${reason ? `${id}-reason` : undefined}>
+    <article class=${`tile door state-${door.state}${reason ? ` reason-${reason.code}` : ''}`} data-device=${door.device}
+      aria-labelledby=${`${id}-name`} aria-describedby=${reason ? `${id}-reason` : undefined}>
       <header class="tile-head">
         <h3 id=${`${id}-name`}>${doorName(door)}</h3>
         <span class="device-id">ID ${door.device}</span>
@@ -143,12 +144,15 @@ function DoorTile ({ door, now, onCalibrate }) {
         <div><dt>Confidence</dt><dd>${door.state === 'unknown' ? '–' : percent(door.confidence)}</dd></div>
         <div><dt>Since</dt><dd><time datetime=${door.since} title=${clockTime(door.since)}>${ago(door.since, now)}</time></dd></div>
         <div><dt>Frame rate</dt><dd>${door.frameRate.toFixed(1)}/s</dd></div>
-        <div><dt>Last frame</dt><dd>${door.lastFrameAt ? html`<time datetime=${door.lastFrameAt} title=${clockTime(door.lastFrameAt)}>${ago(door.lastFrameAt, now)}</time>` : 'none yet'}</dd></div>
+        <div><dt>Last frame</dt><dd>${door.lastFrameAt
+          ? html`<time datetime=${door.lastFrameAt} title=${clockTime(door.lastFrameAt)}>${ago(door.lastFrameAt, now)}</time>`
+          : 'none yet'}</dd></div>
         <div><dt>Model</dt><dd>${modelLine(door)}</dd></div>
       </dl>
       <${CalibrationSummary} calibration=${door.calibration} />
       <div class="tile-actions">
-        <button type="button" class=${`calibrate${notCalibrated ? ' primary' : ''}`} onClick=${() => onCalibrate(door.device)} aria-label=${`Calibrate ${doorName(door)}`}>Calibrate…</button>
+        <button type="button" class=${`calibrate${notCalibrated ? ' primary' : ''}`} onClick=${() => onCalibrate(door.device)}
+          aria-label=${`Calibrate ${doorName(door)}`}>Calibrate…</button>
         <${RenameDoor} door=${door} />
         <${RemoveDoor} door=${door} />
       </div>

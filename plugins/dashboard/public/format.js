@@ -32,6 +32,11 @@ export function duration (seconds) {
   return s < 90 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`
 }
 
+/** Angles as a list, "15°, 30°". @param {readonly number[]} angles */
+export function degreeList (angles) {
+  return angles.map((angle) => `${angle}°`).join(', ')
+}
+
 /** @param {{ name: string, device: number }} door */
 export function doorName (door) {
   return door.name.trim() === '' ? `Door ${door.device}` : door.name

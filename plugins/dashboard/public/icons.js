@@ -4,7 +4,10 @@ import { html } from './html.js'
 
 /** @param {string} d @param {string} name */
 function icon (d, name) {
-  return html`<svg class=${`icon icon-${name}`} viewBox="0 0 24 24" width="24" height="24" aria-hidden="true" focusable="false"><path d=${d} fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" /></svg>`
+  return html`
+    <svg class=${`icon icon-${name}`} viewBox="0 0 24 24" width="24" height="24" aria-hidden="true" focusable="false">
+      <path d=${d} fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round" />
+    </svg>`
 }
 
 // a closed door: the leaf fills the frame, with its handle

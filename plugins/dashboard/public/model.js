@@ -23,10 +23,12 @@ function progressWords (progress) {
     case 'START_TRAINING': return `Starting to train ${progress.version ?? ''}…`
     case 'TRAINING_IN_PROGRESS': {
       const eta = progress.etaSeconds === undefined ? '' : `, about ${duration(progress.etaSeconds)} left`
-      const figures = progress.loss === undefined ? '' : `: loss ${progress.loss.toFixed(3)}${progress.accuracy === undefined ? '' : `, accuracy ${percent(progress.accuracy, 1)}`}`
+      const accuracy = progress.accuracy === undefined ? '' : `, accuracy ${percent(progress.accuracy, 1)}`
+      const figures = progress.loss === undefined ? '' : `: loss ${progress.loss.toFixed(3)}${accuracy}`
       return `Training ${progress.version ?? ''}: epoch ${progress.epoch} of ${progress.epochs}${figures}${eta}.`
     }
-    case 'FINISHED_TRAINING': return progress.version ? `The last training (${progress.version}) finished in ${duration(progress.elapsedSeconds)}.` : 'A model is ready.'
+    case 'FINISHED_TRAINING':
+      return progress.version ? `The last training (${progress.version}) finished in ${duration(progress.elapsedSeconds)}.` : 'A model is ready.'
     case 'TRAINING_FAILED': return `The last training${progress.version ? ` (${progress.version})` : ''} failed.`
   }
 }
@@ -49,11 +51,14 @@ function Evaluation ({ version }) {
   if (problem) return html`<p class="problem">No evaluation: ${problem}</p>`
   if (!answer) return html`<p class="muted">Reading the evaluation…</p>`
   const { evaluation } = answer
+  const openOrClosed = percent(evaluation.openClosed.accuracy)
+  const closedF1 = evaluation.openClosed.f1.toFixed(2)
   return html`
     <div class="evaluation">
       <p>On ${evaluation.testRows} held-out frames (the last part of each angle's recording; trained on ${evaluation.trainRows}):
-        the angle was right ${percent(evaluation.accuracy)} of the time, open or closed ${percent(evaluation.openClosed.accuracy)} (F1 of “closed”: ${evaluation.openClosed.f1.toFixed(2)}).</p>
-      <${ConfusionHeatmap} rows=${evaluation.labels.map((angle) => `${angle}°`)} columns=${evaluation.labels.map((angle) => `${angle}°`)} counts=${evaluation.confusion} caption="Angles: rows are what the door was, columns what the model said" />
+        the angle was right ${percent(evaluation.accuracy)} of the time, open or closed ${openOrClosed} (F1 of “closed”: ${closedF1}).</p>
+      <${ConfusionHeatmap} rows=${evaluation.labels.map((angle) => `${angle}°`)} columns=${evaluation.labels.map((angle) => `${angle}°`)}
+        counts=${evaluation.confusion} caption="Angles: rows are what the door was, columns what the model said" />
     </div>`
 }
 
@@ -75,11 +80,16 @@ function VersionRow ({ version, onActivate, busy }) {
         <div><dt>Made</dt><dd><time datetime=${version.createdAt}>${clockTime(version.createdAt)}</time></dd></div>
         <div><dt>Accuracy</dt><dd>${version.accuracy === undefined ? '–' : percent(version.accuracy)}</dd></div>
         <div><dt>Trained in</dt><dd>${duration(version.trainingSeconds)}</dd></div>
-        ${gate && html`<div><dt>Calibration gate</dt><dd>${gate.passed ? 'passed' : 'refused'}${gate.balancedAccuracy === undefined ? '' : `, ${percent(gate.balancedAccuracy)}`}</dd></div>`}
+        ${gate && html`
+          <div>
+            <dt>Calibration gate</dt>
+            <dd>${gate.passed ? 'passed' : 'refused'}${gate.balancedAccuracy === undefined ? '' : `, ${percent(gate.balancedAccuracy)}`}</dd>
+          </div>`}
       </dl>
       <div class="actions">
         <button type="button" aria-expanded=${open} onClick=${() => setOpen(!open)}>${open ? 'Hide evaluation' : 'Evaluation'}</button>
-        ${!version.active && !refused && html`<button type="button" disabled=${busy} onClick=${() => onActivate(version.version)} aria-label=${`Activate ${version.version}`}>Activate</button>`}
+        ${!version.active && !refused && html`
+          <button type="button" disabled=${busy} onClick=${() => onActivate(version.version)} aria-label=${`Activate ${version.version}`}>Activate</button>`}
         ${refused && html`<span class="gate-refused">${warningIcon()} Refused by its calibration gate (${score})</span>`}
       </div>
       ${open && html`<${Evaluation} version=${version.version} />`}
@@ -137,12 +147,15 @@ export function ModelSection () {
       </figure>
       <form class="train-form" onSubmit=${(/** @type {SubmitEvent} */ event) => { event.preventDefault(); train() }}>
         <label for="train-epochs">Epochs</label>
-        <input id="train-epochs" type="number" min="1" max="2000" value=${epochs} onInput=${(/** @type {InputEvent} */ event) => setEpochs(Number(/** @type {HTMLInputElement} */ (event.currentTarget).value))} />
+        <input id="train-epochs" type="number" min="1" max="2000" value=${epochs}
+          onInput=${(/** @type {InputEvent} */ event) => setEpochs(Number(/** @type {HTMLInputElement} */ (event.currentTarget).value))} />
         <button type="submit" disabled=${busy || running}>Train the global model</button>
       </form>
       ${problem && html`<p class="problem" role="alert">${problem}</p>`}
       <h3>Versions</h3>
-      ${versions === null ? html`<p class="muted">Reading the versions…</p>` : versions.length === 0 ? html`<p class="muted">No model yet: train the global model, or calibrate a door.</p>` : ''}
+      ${versions === null
+        ? html`<p class="muted">Reading the versions…</p>`
+        : versions.length === 0 ? html`<p class="muted">No model yet: train the global model, or calibrate a door.</p>` : ''}
       <ul class="versions">
         ${(versions ?? []).map((version) => html`<${VersionRow} key=${version.version} version=${version} busy=${busy} onActivate=${activate} />`)}
       </ul>

@@ -64,7 +64,8 @@ function putDoor (door) {
   freshSinceConnect.add(door.device)
   doorsStore.set({ ...state, doors, loaded: true })
   if (before && before.state !== door.state) announce(`${doorName(door)} is now ${stateWord(door.state).toLowerCase()}.`)
-  if (before && before.reason?.code !== 'not-calibrated' && door.reason?.code === 'not-calibrated') announce(`${doorName(door)} is not calibrated for its room: calibrate this door.`)
+  const newlyNotCalibrated = before && before.reason?.code !== 'not-calibrated' && door.reason?.code === 'not-calibrated'
+  if (newlyNotCalibrated) announce(`${doorName(door)} is not calibrated for its room: calibrate this door.`)
   else if (before && !before.needsRecalibration && door.needsRecalibration) announce(`${doorName(door)} needs recalibration.`)
 }
 

@@ -68,5 +68,6 @@ export function TokenDialog () {
 export function AdminButton () {
   const { signedIn } = useStore(admin)
   if (signedIn) return html`<button type="button" class="admin-button" onClick=${() => admin.forget()}>Sign out admin</button>`
-  return html`<button type="button" class="admin-button" onClick=${() => admin.ask('Sign in to calibrate doors and manage models.').catch(() => {})}>Sign in as admin</button>`
+  const signIn = () => admin.ask('Sign in to calibrate doors and manage models.').catch(() => {})
+  return html`<button type="button" class="admin-button" onClick=${signIn}>Sign in as admin</button>`
 }

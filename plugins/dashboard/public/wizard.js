@@ -15,7 +15,7 @@ import {
   ajarAngles, capturedAt, checkWords, CLOSED_ANGLE, gateScore, openAngles, refusedBySelfCheck
 } from './calibration.js'
 import { html } from './html.js'
-import { doorName, duration, percent } from './format.js'
+import { degreeList, doorName, duration, percent } from './format.js'
 import { ConfusionHeatmap } from './heatmap.js'
 import { doorsStore, progressStore } from './streams.js'
 import { announce, clock, useStore } from './store.js'
@@ -27,9 +27,17 @@ import { announce, clock, useStore } from './store.js'
 
 /** Optional angles between ajar and fully open. */
 const EXTRA_ANGLES = [20, 30, 45, 60, 75]
-const STEPS = /** @type {const} */ ([['closed', 'Closed'], ['ajar', 'Ajar'], ['open', 'Open'], ['more', 'Finish'], ['training', 'Training'], ['result', 'Result']])
+const STEPS = /** @type {const} */ ([
+  ['closed', 'Closed'], ['ajar', 'Ajar'], ['open', 'Open'], ['more', 'Finish'], ['training', 'Training'], ['result', 'Result']
+])
 /** The width of a common interior door, to say how far an angle opens it. */
 const DOOR_WIDTH_CM = 80
+/** What step 4 is for. */
+const MORE_ANGLES_WORDS = 'Optional: record angles between ajar and fully open, so that it reads the angle in between too. ' +
+  'Finishing trains the door\'s model and checks that ajar does not read closed.'
+/** What using a calibration that cannot tell ajar from closed means. */
+const ACCEPT_ANYWAY_WORDS = 'If the boards cannot be moved, this calibration can still be used: ' +
+  'where it would say closed it then says “closed or ajar”, and open stays open. Its tile keeps saying so until the door is calibrated again.'
 
 /** The ajar angle a wizard proposes: the smallest recorded opening the protocol takes as ajar, else its default. @param {DoorCalibration} calibration */
 function ajarAngleOf (calibration) {
@@ -77,7 +85,9 @@ function shares (result) {
 const shown = (share) => Number.isNaN(share) ? '–' : percent(share)
 
 /** @param {number} frames @param {number} need */
-const missingWords = (frames, need) => frames >= need ? '' : ` Record ${need - frames} more: each position needs at least ${need} frames (about ${Math.ceil(need / 20)} s at 20 frames/s).`
+const missingWords = (frames, need) => frames >= need
+  ? ''
+  : ` Record ${need - frames} more: each position needs at least ${need} frames (about ${Math.ceil(need / 20)} s at 20 frames/s).`
 
 /** @param {{ device: number, onClose: () => void }} props */
 export function CalibrationWizard ({ device, onClose }) {
@@ -128,8 +138,9 @@ export function CalibrationWizard ({ device, onClose }) {
     if ((sawTraining.current || ours) && (calibration.status === 'ready' || calibration.status === 'failed')) {
       setStep('result')
       const result = calibration.result
+      const closedOrAjarWords = (result?.gate?.closedOrAjar.length ?? 0) > 0 ? ', and it reads “closed or ajar” where it cannot tell the two apart' : ''
       say(result?.activated
-        ? `Calibration finished: the door's own model is now active${(result.gate?.closedOrAjar.length ?? 0) > 0 ? ', and it reads “closed or ajar” where it cannot tell the two apart' : ''}.`
+        ? `Calibration finished: the door's own model is now active${closedOrAjarWords}.`
         : result?.selfCheck?.passed === false
           ? 'Calibration refused: this door cannot tell ajar from closed. The reasons are listed.'
           : 'Calibration finished, but the model was not activated. The reasons are listed.')
@@ -181,7 +192,10 @@ export function CalibrationWizard ({ device, onClose }) {
       setStep('training')
       say(acceptAjarAsClosed ? 'Training this door\'s model again, to be used with ajar read as “closed or ajar”…' : 'Training this door\'s model…')
     } catch (err) {
-      if (err instanceof HttpError && err.status === 409) throw new HttpError(409, `This door is training already${err.retryAfterSeconds ? `; try again in ${duration(err.retryAfterSeconds)}` : ''}.`)
+      if (err instanceof HttpError && err.status === 409) {
+        const retry = err.retryAfterSeconds ? `; try again in ${duration(err.retryAfterSeconds)}` : ''
+        throw new HttpError(409, `This door is training already${retry}.`)
+      }
       throw err
     }
   })
@@ -228,19 +242,29 @@ export function CalibrationWizard ({ device, onClose }) {
   const recordStep = (angle, title, what, options = null) => {
     const recording = capture !== null && capture.angle === angle
     const have = capturedAt(calibration, angle)
+    // " of 300" when the recording also stops at a number of frames
+    const wantedWords = capture === null || capture.framesWanted === null ? '' : ` of ${capture.framesWanted}`
+    const haveWords = have > 0
+      ? `${have} frames recorded at ${angle}°.${missingWords(have, need)}`
+      : `Nothing recorded at ${angle}° yet: it needs at least ${need} frames.`
     return html`
       <h3>${title}</h3>
       <p>${what}</p>
       ${options}
       ${recording && capture
         ? html`
-          <p class="capture-status">Recording at ${angle}°: <strong class="frames-stored">${capture.framesStored}</strong>${capture.framesWanted === null ? '' : ` of ${capture.framesWanted}`} frames, <span class="seconds-left">${duration(secondsLeft)}</span> left.</p>
-          <progress max=${capture.framesWanted ?? 1} value=${capture.framesWanted === null ? undefined : capture.framesStored} aria-label="Frames recorded"></progress>
+          <p class="capture-status">
+            Recording at ${angle}°: <strong class="frames-stored">${capture.framesStored}</strong>
+            ${wantedWords} frames, <span class="seconds-left">${duration(secondsLeft)}</span> left.
+          </p>
+          <progress max=${capture.framesWanted ?? 1} value=${capture.framesWanted === null ? undefined : capture.framesStored}
+            aria-label="Frames recorded"></progress>
           <div class="actions"><button type="button" disabled=${busy} onClick=${stop}>Stop recording</button></div>`
         : html`
-          <p class=${`captured${have > 0 && have < need ? ' short' : ''}`}>${have > 0 ? `${have} frames recorded at ${angle}°.${missingWords(have, need)}` : `Nothing recorded at ${angle}° yet: it needs at least ${need} frames.`}</p>
+          <p class=${`captured${have > 0 && have < need ? ' short' : ''}`}>${haveWords}</p>
           <div class="actions">
-            <button type="button" class=${have >= need ? '' : 'primary'} disabled=${busy || capture !== null} onClick=${() => record(angle)}>${have > 0 ? 'Record more' : 'Record'}</button>
+            <button type="button" class=${have >= need ? '' : 'primary'} disabled=${busy || capture !== null}
+              onClick=${() => record(angle)}>${have > 0 ? 'Record more' : 'Record'}</button>
             ${capture !== null && html`<span class="muted">A recording at ${capture.angle}° is still running.</span>`}
           </div>`}`
   }
@@ -252,8 +276,14 @@ export function CalibrationWizard ({ device, onClose }) {
       <button type="button" class="primary" disabled=${!enough(angle) || capture !== null} onClick=${() => setStep(next)}>${label}</button>
     </div>`
 
+  /** One line of the list of what was recorded. @param {number} angle @param {string} name */
+  const recordedItem = (angle, name) => html`
+    <li class=${enough(angle) ? 'ok' : 'short'}>${name} (${angle}°): ${capturedAt(calibration, angle)} frames${enough(angle) ? '' : ` — needs ${need}`}</li>`
+
   const result = calibration.result
   const smallerOpen = openAngles(calibration).filter((angle) => angle < ajarAngle)
+  // how far the edge of the door stands from its frame at the ajar angle
+  const ajarGapCm = Math.round(DOOR_WIDTH_CM * Math.sin(ajarAngle * Math.PI / 180))
   const required = [
     { angle: CLOSED_ANGLE, name: 'closed' },
     { angle: ajarAngle, name: 'ajar' },
@@ -268,21 +298,26 @@ export function CalibrationWizard ({ device, onClose }) {
     <dialog ref=${dialog} class="wizard" aria-labelledby="wizard-title" onCancel=${onDialogCancel}>
       <h2 id="wizard-title">Calibrate ${doorName(door)} <span class="device-id">ID ${device}</span></h2>
       <ol class="steps">
-        ${STEPS.map(([name, label], i) => html`<li class=${i < stepIndex ? 'done' : i === stepIndex ? 'current' : ''} aria-current=${i === stepIndex ? 'step' : undefined}>${label}</li>`)}
+        ${STEPS.map(([name, label], i) => html`
+          <li class=${i < stepIndex ? 'done' : i === stepIndex ? 'current' : ''} aria-current=${i === stepIndex ? 'step' : undefined}>${label}</li>`)}
       </ol>
       <div class="step-body">
         ${step === 'closed' && html`
-          ${recordStep(CLOSED_ANGLE, 'Step 1: Close the door, then Record', `Shut the door fully and keep out of its way while it records (at least ${need} frames, about ${Math.ceil(need / 20)} s). The Pi beside it must be sending frames.`)}
+          ${recordStep(CLOSED_ANGLE, 'Step 1: Close the door, then Record',
+            `Shut the door fully and keep out of its way while it records (at least ${need} frames, about ${Math.ceil(need / 20)} s). ` +
+            'The Pi beside it must be sending frames.')}
           <details class="options">
             <summary>Recording options</summary>
             <div class="fields">
               <div class="field">
                 <label for="wizard-frames">Frames per recording</label>
-                <input id="wizard-frames" type="number" min="20" max="100000" value=${frames} onInput=${(/** @type {InputEvent} */ e) => setFrames(Number(/** @type {HTMLInputElement} */ (e.currentTarget).value))} />
+                <input id="wizard-frames" type="number" min="20" max="100000" value=${frames}
+                  onInput=${(/** @type {InputEvent} */ e) => setFrames(Number(/** @type {HTMLInputElement} */ (e.currentTarget).value))} />
               </div>
               <div class="field">
                 <label for="wizard-seconds">At most (seconds)</label>
-                <input id="wizard-seconds" type="number" min="5" max="3600" value=${seconds} onInput=${(/** @type {InputEvent} */ e) => setSeconds(Number(/** @type {HTMLInputElement} */ (e.currentTarget).value))} />
+                <input id="wizard-seconds" type="number" min="5" max="3600" value=${seconds}
+                  onInput=${(/** @type {InputEvent} */ e) => setSeconds(Number(/** @type {HTMLInputElement} */ (e.currentTarget).value))} />
               </div>
             </div>
             <p class="hint">Each position needs at least ${need} frames in all; a shorter recording can be topped up with Record more.</p>
@@ -290,15 +325,20 @@ export function CalibrationWizard ({ device, onClose }) {
           ${stepActions(CLOSED_ANGLE, 'closed', 'ajar', 'Next: open it a little')}`}
         ${step === 'ajar' && html`
           ${recordStep(ajarAngle, `Step 2: Open it a little (${ajarAngle}°), then Record`,
-            `Open the door to the smallest opening that must already count as open and hold it there while it records. At ${ajarAngle}° the edge of an ${DOOR_WIDTH_CM} cm door stands about ${Math.round(DOOR_WIDTH_CM * Math.sin(ajarAngle * Math.PI / 180))} cm from the frame. This is how the door learns that ajar is not closed.`,
+            'Open the door to the smallest opening that must already count as open and hold it there while it records. ' +
+            `At ${ajarAngle}° the edge of an ${DOOR_WIDTH_CM} cm door stands about ${ajarGapCm} cm from the frame. ` +
+            'This is how the door learns that ajar is not closed.',
             html`
               <div class="inline-form">
                 <label for="wizard-ajar">Ajar angle</label>
-                <select id="wizard-ajar" value=${ajarAngle} disabled=${capture !== null} onChange=${(/** @type {Event} */ e) => setAjarAngle(Number(/** @type {HTMLSelectElement} */ (e.currentTarget).value))}>
-                  ${ajarAngles(calibration.protocol).map((angle) => html`<option value=${angle}>${angle}°${angle === defaultAjarAngle ? ' (usual)' : ''}</option>`)}
+                <select id="wizard-ajar" value=${ajarAngle} disabled=${capture !== null}
+                  onChange=${(/** @type {Event} */ e) => setAjarAngle(Number(/** @type {HTMLSelectElement} */ (e.currentTarget).value))}>
+                  ${ajarAngles(calibration.protocol).map((angle) => html`
+                    <option value=${angle}>${angle}°${angle === defaultAjarAngle ? ' (usual)' : ''}</option>`)}
                 </select>
               </div>
-              ${smallerOpen.length > 0 && html`<p class="muted">Also recorded: ${smallerOpen.map((angle) => `${angle}°`).join(', ')}. The smallest recorded opening is the one checked as ajar.</p>`}`)}
+              ${smallerOpen.length > 0 && html`
+                <p class="muted">Also recorded: ${degreeList(smallerOpen)}. The smallest recorded opening is the one checked as ajar.</p>`}`)}
           ${stepActions(ajarAngle, 'closed', 'open', 'Next: open it fully')}`}
         ${step === 'open' && html`
           ${recordStep(openAngle, 'Step 3: Open it fully, then Record', 'Open the door as far as it goes (90°) and leave it there while it records.')}
@@ -306,17 +346,20 @@ export function CalibrationWizard ({ device, onClose }) {
         ${step === 'more' && html`
           <h3>Step 4: More angles (optional), then Finish</h3>
           <ul class="recorded">
-            ${required.map(({ angle, name }) => html`<li class=${enough(angle) ? 'ok' : 'short'}>${name} (${angle}°): ${capturedAt(calibration, angle)} frames${enough(angle) ? '' : ` — needs ${need}`}</li>`)}
-            ${openAngles(calibration).filter((angle) => angle !== ajarAngle && angle !== openAngle).map((angle) => html`<li class=${enough(angle) ? 'ok' : 'short'}>${angle < ajarAngle ? 'ajar, smaller' : 'also'} (${angle}°): ${capturedAt(calibration, angle)} frames${enough(angle) ? '' : ` — needs ${need}`}</li>`)}
+            ${required.map(({ angle, name }) => recordedItem(angle, name))}
+            ${openAngles(calibration).filter((angle) => angle !== ajarAngle && angle !== openAngle)
+              .map((angle) => recordedItem(angle, angle < ajarAngle ? 'ajar, smaller' : 'also'))}
           </ul>
           ${!ready && html`<p class="problem">Record each of closed, ajar and fully open for at least ${need} frames before finishing.</p>`}
-          ${shortExtras.length > 0 && html`<p class="problem">${shortExtras.map((angle) => `${angle}°`).join(', ')}: record up to ${need} frames, or the server refuses the calibration.</p>`}
-          <p>Optional: record angles between ajar and fully open, so that it reads the angle in between too. Finishing trains the door's model and checks that ajar does not read closed.</p>
+          ${shortExtras.length > 0 && html`
+            <p class="problem">${degreeList(shortExtras)}: record up to ${need} frames, or the server refuses the calibration.</p>`}
+          <p>${MORE_ANGLES_WORDS}</p>
           ${capture
             ? recordStep(capture.angle, `Recording at ${capture.angle}°`, 'Hold the door at that angle.')
             : extraAngles.length > 0 && html`<div class="inline-form">
                 <label for="wizard-angle">Angle</label>
-                <select id="wizard-angle" value=${chosenExtra} onChange=${(/** @type {Event} */ e) => setExtraAngle(Number(/** @type {HTMLSelectElement} */ (e.currentTarget).value))}>
+                <select id="wizard-angle" value=${chosenExtra}
+                  onChange=${(/** @type {Event} */ e) => setExtraAngle(Number(/** @type {HTMLSelectElement} */ (e.currentTarget).value))}>
                   ${extraAngles.map((angle) => html`<option value=${angle}>${angle}°</option>`)}
                 </select>
                 <button type="button" disabled=${busy} onClick=${() => record(chosenExtra)}>Record at ${chosenExtra}°</button>
@@ -328,16 +371,20 @@ export function CalibrationWizard ({ device, onClose }) {
         ${step === 'training' && html`
           <h3>Training this door's model</h3>
           ${progress && progress.version === finishVersion.current && progress.epochs > 0
-            ? html`<p>Epoch ${progress.epoch} of ${progress.epochs}${progress.etaSeconds === undefined ? '' : `, about ${duration(progress.etaSeconds)} left`}.</p>
+            ? html`
+              <p>Epoch ${progress.epoch} of ${progress.epochs}${progress.etaSeconds === undefined ? '' : `, about ${duration(progress.etaSeconds)} left`}.</p>
               <progress max=${progress.epochs} value=${progress.epoch} aria-label="Training progress"></progress>`
-            : html`<p>It trains, then checks itself on the end of each recording. This takes a few seconds to a minute.</p><progress aria-label="Training"></progress>`}`}
+            : html`
+              <p>It trains, then checks itself on the end of each recording. This takes a few seconds to a minute.</p>
+              <progress aria-label="Training"></progress>`}`}
         ${step === 'result' && html`<${ResultView} calibration=${calibration} busy=${busy} onAcceptAnyway=${() => finish(true)} />`}
       </div>
       ${problem && html`<p class="problem" role="alert">${problem}</p>`}
       <p class="wizard-status" role="status">${status}</p>
       <div class="actions wizard-actions">
         ${step === 'result' && activated && html`<button type="button" class="primary" onClick=${onClose}>Done</button>`}
-        ${step === 'result' && html`<button type="button" class=${activated ? '' : 'primary'} onClick=${again}>${activated ? 'Calibrate again' : 'Retry'}</button>`}
+        ${step === 'result' && html`
+          <button type="button" class=${activated ? '' : 'primary'} onClick=${again}>${activated ? 'Calibrate again' : 'Retry'}</button>`}
         ${(step === 'result' || (step === 'closed' && Object.keys(calibration.captured).length > 0 && !capture)) && (confirmForget
           ? html`<span>Forget every recorded frame and this door's model?</span>
               <button type="button" class="danger" disabled=${busy} onClick=${forget}>Yes, forget</button>
@@ -376,24 +423,35 @@ function ResultView ({ calibration, busy, onAcceptAnyway }) {
   const headline = activated
     ? closedOrAjar.length > 0 ? 'Active, as “closed or ajar”: this door now uses its own model' : 'Active: this door now uses its own model'
     : selfCheck?.passed === false ? 'Not activated: this door cannot tell ajar from closed' : 'Not activated'
+  // with ajar accepted as closed, the score the gate judged too
+  const gateWords = closedOrAjar.length > 0 && result.gate?.balancedAccuracy !== null
+    ? html`; counting ${degreeList(closedOrAjar)} as “closed or ajar”, <strong class="gate-score">${percent(gateScore(result))}</strong>`
+    : ''
+  const recognisedWords = 'On frames it had not seen (the end of each recording), ' +
+    `it recognised the closed door ${shown(closed)} of the time and the open door ${shown(open)} of the time` +
+    (undecided > 0 ? `; the rest of the time it said “unknown” (up to ${percent(undecided)}) or the other state` : '') +
+    `. 50% would be guessing; a model is used only from ${percent(result.floor)} up.`
   return html`
     <h3>${headline}</h3>
     ${reasonList}
     ${refusedBySelfCheck(result) && html`
       <div class="accept-anyway">
-        <p id="accept-anyway-what">If the boards cannot be moved, this calibration can still be used: where it would say closed it then says “closed or ajar”, and open stays open. Its tile keeps saying so until the door is calibrated again.</p>
-        <button type="button" class="accept" aria-describedby="accept-anyway-what" disabled=${busy} onClick=${onAcceptAnyway}>Use it anyway: closed will read “closed or ajar”</button>
+        <p id="accept-anyway-what">${ACCEPT_ANYWAY_WORDS}</p>
+        <button type="button" class="accept" aria-describedby="accept-anyway-what" disabled=${busy}
+          onClick=${onAcceptAnyway}>Use it anyway: closed will read “closed or ajar”</button>
       </div>`}
-    <p class="verdict">It tells open from closed right <strong class="balanced">${percent(balanced)}</strong> of the time (balanced accuracy)${closedOrAjar.length > 0 && result.gate?.balancedAccuracy !== null ? html`; counting ${closedOrAjar.map((angle) => `${angle}°`).join(', ')} as “closed or ajar”, <strong class="gate-score">${percent(gateScore(result))}</strong>` : ''}.</p>
-    <p>On frames it had not seen (the end of each recording), it recognised the closed door ${shown(closed)} of the time and the open door ${shown(open)} of the time${undecided > 0 ? html`; the rest of the time it said “unknown” (up to ${percent(undecided)}) or the other state` : ''}. 50% would be guessing; a model is used only from ${percent(result.floor)} up.</p>
+    <p class="verdict">It tells open from closed right <strong class="balanced">${percent(balanced)}</strong> of the time (balanced accuracy)${gateWords}.</p>
+    <p>${recognisedWords}</p>
     ${selfCheck && html`
       <div class="self-check">
         <h4>Ajar self-check: ${selfCheck.passed ? 'passed' : 'failed'}</h4>
-        <p>Can it tell the door at ${selfCheck.ajarAngle}° (ajar) from closed? At most ${percent(selfCheck.limit)} of an open angle's frames may read closed.</p>
+        <p>${`Can it tell the door at ${selfCheck.ajarAngle}° (ajar) from closed? ` +
+          `At most ${percent(selfCheck.limit)} of an open angle's frames may read closed.`}</p>
         <ul>
           ${selfCheck.checks.map((check) => html`
             <li class=${check.passed ? 'passed' : 'failed'} data-angle=${check.angle}>
-              <strong>${check.passed ? 'Passed' : 'Failed'}:</strong> ${checkWords(check, selfCheck.limit)}${check.unknownShare > 0 ? ` ${percent(check.unknownShare)} read unknown.` : ''}
+              <strong>${check.passed ? 'Passed' : 'Failed'}:</strong> ${checkWords(check, selfCheck.limit)}
+              ${check.unknownShare > 0 ? ` ${percent(check.unknownShare)} read unknown.` : ''}
             </li>`)}
         </ul>
       </div>`}
@@ -407,5 +465,6 @@ function ResultView ({ calibration, busy, onAcceptAnyway }) {
             return column === (angle === CLOSED_ANGLE || closedOrAjar.includes(angle) ? 0 : 1)
           }}
           caption="Each calibrated angle's held-out frames (rows) by what the model said (columns). Outlined cells are right." /></div>`
-      : html`<${ConfusionHeatmap} rows=${result.confusion.actual} columns=${result.confusion.reported} counts=${result.confusion.counts} caption="Rows: what the door was. Columns: what the model said. Matching names are right." />`}`
+      : html`<${ConfusionHeatmap} rows=${result.confusion.actual} columns=${result.confusion.reported} counts=${result.confusion.counts}
+          caption="Rows: what the door was. Columns: what the model said. Matching names are right." />`}`
 }
