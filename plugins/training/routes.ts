@@ -42,14 +42,14 @@ const ModelWeights = Type.String({ format: 'binary', description: 'the weights a
 /** The import's body, for the document only: the CSV is streamed to the handler, never validated as a whole. */
 const SessionCsvText = Type.String({ description: 'the session CSV: header `Label,CH6_mag,…,CH58_phase` (107 columns), one labelled frame a line' })
 
-/**
- * The training routes: samples in (CSV import, JSON samples, legacy DATA,
- * capture sessions), training and its progress, model versions and downloads.
- */
 /** What to do about a run in progress, and about an unknown version. */
 const WAIT_FOR_TRAINING = 'wait until GET /training/get/training_status says it ended'
 const LIST_VERSIONS = 'GET /training/get/models lists them'
 
+/**
+ * The training routes: samples in (CSV import, JSON samples, legacy DATA,
+ * capture sessions), training and its progress, model versions and downloads.
+ */
 export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = async (app, { samples, captures, streams }) => {
   const importLimit = app.config.IMPORT_BODY_LIMIT
   // the CSV reaches the handler as the raw stream: it is read line by line, never held whole
