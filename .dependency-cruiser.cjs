@@ -37,14 +37,16 @@ module.exports = {
     {
       name: 'plugins-meet-through-decorators',
       severity: 'error',
-      comment: 'a plugin reaches another area only through its decorators and events (declared beside `decorate`) and schemas/; logic two areas need goes to domain/ or ml/',
+      comment: 'a plugin reaches another area only through its decorators and events (declared beside `decorate`) and ' +
+        'schemas/; logic two areas need goes to domain/ or ml/',
       from: { path: '^plugins/([^/]+)/' },
       to: { path: '^plugins/', pathNot: '^plugins/$1/' }
     },
     {
       name: 'domain-is-pure',
       severity: 'error',
-      comment: 'domain/ is pure functions over plain values: it may use schemas/ and nothing else of the project, so the worker, the CLI and every plugin can share it',
+      comment: 'domain/ is pure functions over plain values: it may use schemas/ and nothing else of the project, so the ' +
+        'worker, the CLI and every plugin can share it',
       from: { path: '^domain/' },
       to: { path: '^(core|ml|plugins|bin|bench|test|agent|client)/' }
     },
@@ -72,28 +74,33 @@ module.exports = {
     {
       name: 'ml-models-are-computation',
       severity: 'error',
-      comment: 'ml/door/ and ml/global/ are the two models (train, predict, evaluate: computation over values, the tfjs module passed in): they know nothing of where versions and samples live (ml/store/), how a run is launched (ml/training/), the handlers, or each other; what both need sits at ml/\'s root',
+      comment: 'ml/door/ and ml/global/ are the two models (train, predict, evaluate: computation over values, the tfjs module ' +
+        'passed in): they know nothing of where versions and samples live (ml/store/), how a run is launched ' +
+        '(ml/training/), the handlers, or each other; what both need sits at ml/\'s root',
       from: { path: '^ml/(door|global)/' },
       to: { path: '^ml/(store/|training/|(door|global)/|model-handler\\.ts$|door-models\\.ts$)', pathNot: '^ml/$1/' }
     },
     {
       name: 'ml-store-launches-nothing',
       severity: 'error',
-      comment: 'ml/store/ keeps versions, samples and the training log behind plain interfaces (a second store slots in without touching the rest): it may read a model\'s meta, never launch a run or reach a handler',
+      comment: 'ml/store/ keeps versions, samples and the training log behind plain interfaces (a second store slots in ' +
+        'without touching the rest): it may read a model\'s meta, never launch a run or reach a handler',
       from: { path: '^ml/store/' },
       to: { path: '^ml/(training/|model-handler\\.ts$|door-models\\.ts$)' }
     },
     {
       name: 'ml-shared-modules-stay-below',
       severity: 'error',
-      comment: 'the modules at ml/\'s root besides the handlers (backend, artifacts, model-types, novelty, training-set) are what the models, the store and the runs share: they import no part above them (a door model\'s types excepted)',
+      comment: 'the modules at ml/\'s root besides the handlers (backend, artifacts, model-types, novelty, training-set) are ' +
+        'what the models, the store and the runs share: they import no part above them (a door model\'s types excepted)',
       from: { path: '^ml/[^/]+\\.ts$', pathNot: '^ml/(model-handler|door-models)\\.ts$' },
       to: { path: '^ml/(store/|training/|global/|door/(?!model-types\\.ts$)|model-handler\\.ts$|door-models\\.ts$)' }
     },
     {
       name: 'ml-handlers-are-the-top',
       severity: 'error',
-      comment: 'ml/model-handler.ts (fastify.model) and ml/door-models.ts (its doorModels) tie the models, the store and the runs together: nothing else in ml/ imports them (the model handler holds the door models)',
+      comment: 'ml/model-handler.ts (fastify.model) and ml/door-models.ts (its doorModels) tie the models, the store and the ' +
+        'runs together: nothing else in ml/ imports them (the model handler holds the door models)',
       from: { path: '^ml/', pathNot: '^ml/model-handler\\.ts$' },
       to: { path: '^ml/(model-handler|door-models)\\.ts$' }
     },
@@ -121,7 +128,8 @@ module.exports = {
     {
       name: 'tests-are-leaves',
       severity: 'error',
-      comment: 'test/ code (fixtures included) is for the tests: the service must never depend on it (a benchmark may share a fixture and test/helper.ts, e.g. the fuzz generator)',
+      comment: 'test/ code (fixtures included) is for the tests: the service must never depend on it (a benchmark may share a ' +
+        'fixture and test/helper.ts, e.g. the fuzz generator)',
       from: { pathNot: '^test/' },
       to: { path: '^test/', pathNot: '^test/(fixtures/[^/]+|helper)\\.ts$' }
     },

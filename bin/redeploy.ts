@@ -180,9 +180,10 @@ class Redeploy {
       return REDEPLOY_EXIT.USAGE
     }
     const url = healthUrl(serverConfig)
+    const environment = inherited === undefined ? 'this process\'s environment (the server\'s is unreadable)' : 'its environment'
     log.info(oldPid === undefined
       ? `no server is running (${this.pidFile} names no live doorsense process); the new one gets this environment`
-      : `server pid ${oldPid} is running; the new one gets ${inherited === undefined ? 'this process\'s environment (the server\'s is unreadable)' : 'its environment'}`)
+      : `server pid ${oldPid} is running; the new one gets ${environment}`)
 
     const pull = `git pull --ff-only ${options.remote} ${branch}`
     const prepare: Array<{ name: 'pull' | 'install' | 'build' | 'docs', command: string }> = [
@@ -273,8 +274,13 @@ class Redeploy {
   }
 
   /** Starts a server and waits for it; a failure's output is shown in the log. */
-  private async startAndWait (env: Record<string, string | undefined>, url: string, startStep: string, healthStep: string, timeoutMs = this.options.healthTimeoutMs):
-  Promise<{ healthy: true, server: StartedServer } | { healthy: false, server: StartedServer, problem: string }> {
+  private async startAndWait (
+    env: Record<string, string | undefined>,
+    url: string,
+    startStep: string,
+    healthStep: string,
+    timeoutMs = this.options.healthTimeoutMs
+  ): Promise<{ healthy: true, server: StartedServer } | { healthy: false, server: StartedServer, problem: string }> {
     const { log } = this
     const server = await log.step(startStep, `$ node --import tsx ${SERVER_ENTRY} (detached, output >> DATA_DIR/logs/server-output.log)`,
       async () => startServerDetached({ projectRoot: this.root, dataDir: this.dataDir, env }))
@@ -297,7 +303,8 @@ class Redeploy {
       const head = await this.git(['rev-parse', 'HEAD'])
       const moved = head !== this.fromCommit
       if (moved) {
-        await log.step('rollback checkout', `$ git reset --hard ${this.fromCommit}`, () => runCommand(`git reset --hard ${this.fromCommit}`, { cwd: this.root }))
+        const reset = `git reset --hard ${this.fromCommit}`
+        await log.step('rollback checkout', `$ ${reset}`, () => runCommand(reset, { cwd: this.root }))
       }
       if (this.installAttempted && (moved || this.installFailed) && options.installCmd !== SKIP) {
         await log.step('rollback install', `$ ${options.installCmd}`, () => runCommand(options.installCmd, { cwd: this.root }))

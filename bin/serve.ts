@@ -53,7 +53,10 @@ try {
   withoutPidFile = true
 }
 
-/** Claims the pid file (a live doorsense server's blocks the start, any other process's is replaced); on a full disk the reserve in DATA_DIR is given up for it. */
+/**
+ * Claims the pid file (a live doorsense server's blocks the start, any other
+ * process's is replaced); on a full disk the reserve in DATA_DIR is given up for it.
+ */
 async function claimPidFile (): Promise<number | undefined> {
   try {
     return acquirePidFile(pidFile, process.pid, { entry: SERVER_ENTRY }).stalePid
@@ -88,10 +91,12 @@ function describeListenError (err: unknown, { HOST: host, PORT: port }: Config):
   if (syscall !== 'listen' && syscall !== 'bind') return undefined
   switch (code) {
     case 'EADDRINUSE':
-      return `cannot start: port ${port} on ${host} is already in use (PORT=${port}); stop what listens there (ss -ltnp 'sport = :${port}' shows it) or set PORT to a free port`
+      return `cannot start: port ${port} on ${host} is already in use (PORT=${port}); ` +
+        `stop what listens there (ss -ltnp 'sport = :${port}' shows it) or set PORT to a free port`
     case 'EACCES':
     case 'EPERM':
-      return `cannot start: user ${userName()} may not listen on port ${port} (PORT=${port}; ports below 1024 need privileges); set PORT to 1024 or above (the default is ${ConfigSchema.properties.PORT.default})`
+      return `cannot start: user ${userName()} may not listen on port ${port} (PORT=${port}; ports below 1024 need privileges); ` +
+        `set PORT to 1024 or above (the default is ${ConfigSchema.properties.PORT.default})`
     case 'EADDRNOTAVAIL':
       return `cannot start: ${host} is not an address of this machine (HOST=${host}); set HOST to one of its addresses, 127.0.0.1, or 0.0.0.0 for all`
     default:
@@ -119,7 +124,8 @@ function describeStartError (err: unknown, dataDir: string, databaseFile: string
     }
     case 'EACCES':
     case 'EPERM':
-      return `cannot start: user ${userName()} may not write ${path} (DATA_DIR ${dataDir}); make DATA_DIR that user's (chown -R ${userName()} ${dataDir}) or set DATA_DIR to a folder it may write`
+      return `cannot start: user ${userName()} may not write ${path} (DATA_DIR ${dataDir}); ` +
+        `make DATA_DIR that user's (chown -R ${userName()} ${dataDir}) or set DATA_DIR to a folder it may write`
     case 'EROFS':
       return `cannot start: ${path} is on a read-only file system (DATA_DIR ${dataDir}); remount it read-write or set DATA_DIR to a folder on a writable disk`
     case 'EEXIST':
@@ -130,10 +136,13 @@ function describeStartError (err: unknown, dataDir: string, databaseFile: string
     case 'ENOSPC':
     case 'EDQUOT':
     case 'SQLITE_FULL':
-      return `cannot start: no space left on the disk holding DATA_DIR ${dataDir}${code === 'SQLITE_FULL' ? ` for the database ${databaseFile}` : ` (writing ${path})`}; free some space on it (df -h ${dataDir}) and start again`
+      return `cannot start: no space left on the disk holding DATA_DIR ${dataDir}` +
+        (code === 'SQLITE_FULL' ? ` for the database ${databaseFile}` : ` (writing ${path})`) +
+        `; free some space on it (df -h ${dataDir}) and start again`
     case 'SQLITE_CANTOPEN':
     case 'SQLITE_READONLY':
-      return `cannot start: the database ${databaseFile} cannot be opened for writing by user ${userName()}; make it (and DATA_DIR ${dataDir}) that user's, or set DATA_DIR to another folder`
+      return `cannot start: the database ${databaseFile} cannot be opened for writing by user ${userName()}; ` +
+        `make it (and DATA_DIR ${dataDir}) that user's, or set DATA_DIR to another folder`
     case 'SQLITE_NOTADB':
     case 'SQLITE_CORRUPT':
       return `cannot start: ${databaseFile} is not a doorsense database or is damaged; restore it from a backup, or move it away to start with an empty one`
@@ -203,7 +212,9 @@ try {
   if (app.storage.openedOnFullDisk || withoutPidFile) {
     app.log.warn({ dataDir: config.DATA_DIR, pidFile: withoutPidFile ? null : pidFile },
       `the disk holding DATA_DIR ${config.DATA_DIR} is full: started read-only — reads answer, writes answer 507 (storage full) until there is room` +
-      `${withoutPidFile ? `; no pid file could be written (${pidFile}), so the watchdog, redeploy and the CLI do not see this server (pid ${process.pid})` : ''}` +
+      (withoutPidFile
+        ? `; no pid file could be written (${pidFile}), so the watchdog, redeploy and the CLI do not see this server (pid ${process.pid})`
+        : '') +
       '; free some space on that disk and restart doorsense')
   }
   await app.listen({ port: config.PORT, host: config.HOST })

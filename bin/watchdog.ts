@@ -150,7 +150,8 @@ async function main (argv: string[]): Promise<number> {
     const failures = state.consecutiveFailures + 1
     if (failures < options.failures) {
       writeState(stateFile, { ...state, consecutiveFailures: failures, lastCheckAt: now, lastProblem: check.problem })
-      log.error(`unhealthy (${failures} of ${options.failures} checks in a row): pid ${pid}, GET ${url}: ${check.problem}; restarting it at ${options.failures}`)
+      log.error(`unhealthy (${failures} of ${options.failures} checks in a row): pid ${pid}, GET ${url}: ${check.problem}; ` +
+        `restarting it at ${options.failures}`)
       return EXIT.COUNTED
     }
     log.error(`unhealthy ${failures} checks in a row: pid ${pid}, GET ${url}: ${check.problem}; restarting it`)
@@ -184,7 +185,13 @@ async function main (argv: string[]): Promise<number> {
 }
 
 /** Starts the server (itself, or through --restart-cmd) and waits until it is healthy. */
-async function restart (options: WatchdogOptions, config: Config, url: string, pidFile: string, log: OpsLog): Promise<{ ok: boolean, pid?: number, problem?: string }> {
+async function restart (
+  options: WatchdogOptions,
+  config: Config,
+  url: string,
+  pidFile: string,
+  log: OpsLog
+): Promise<{ ok: boolean, pid?: number, problem?: string }> {
   if (options.restartCmd !== undefined) {
     const command = options.restartCmd
     try {

@@ -75,7 +75,8 @@ export const allowedHostsPlugin = fp<AllowedHostsOptions>(async (app, options) =
     for (const header of namedHosts(request, options.trustProxy)) {
       const host = hostOf(header)
       if (!isHostAllowed(host, allowed)) {
-        throw new HostNotAllowedError(`host ${describeValue(host, 80)} is not one of ALLOWED_HOSTS; reach this server by one of them, an IP address or localhost`)
+        throw new HostNotAllowedError(`host ${describeValue(host, 80)} is not one of ALLOWED_HOSTS; ` +
+          'reach this server by one of them, an IP address or localhost')
       }
     }
   })

@@ -69,7 +69,9 @@ export function resolveAdminToken (dataDir: string, configured?: string): Resolv
       tightenedFrom = mode
     }
     const stored = readFileSync(file, 'utf8').trim()
-    if (stored.length >= 16) return tightenedFrom === undefined ? { token: stored, source: 'file', file } : { token: stored, source: 'file', file, tightenedFrom }
+    if (stored.length >= 16) {
+      return tightenedFrom === undefined ? { token: stored, source: 'file', file } : { token: stored, source: 'file', file, tightenedFrom }
+    }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }
@@ -105,12 +107,16 @@ export const authPlugin = fp<AuthOptions>(async (app, options) => {
   if (admin.source === 'generated') app.log.info({ file: admin.file }, 'ADMIN_TOKEN is unset: generated an admin token into this file (mode 0600)')
   else if (admin.source === 'file') app.log.info({ file: admin.file }, 'ADMIN_TOKEN is unset: using the admin token stored in this file')
   if (admin.tightenedFrom !== undefined) {
-    app.log.warn({ file: admin.file, mode: modeText(admin.tightenedFrom), now: modeText(PRIVATE_FILE_MODE) }, 'the admin token file was readable by other users: its mode is now 0600 (change the token if they may have read it)')
+    app.log.warn({ file: admin.file, mode: modeText(admin.tightenedFrom), now: modeText(PRIVATE_FILE_MODE) },
+      'the admin token file was readable by other users: its mode is now 0600 (change the token if they may have read it)')
   }
   const deviceToken = options.deviceToken
   if (!deviceToken && options.host !== undefined && !isLoopbackHost(options.host)) {
-    app.log.warn({ host: options.host }, `HOST=${options.host} is not a loopback address and DEVICE_TOKEN is unset: the device routes (/ml/post/*, /server/post/*) are open to anyone on the network, ` +
-      'who can post frames and register Pis. Set DEVICE_TOKEN (8+ characters, e.g. DEVICE_TOKEN=$(openssl rand -base64 24)) in the server\'s environment and give the same value to each Pi (DEVICE_TOKEN or --token)')
+    app.log.warn({ host: options.host },
+      `HOST=${options.host} is not a loopback address and DEVICE_TOKEN is unset: ` +
+      'the device routes (/ml/post/*, /server/post/*) are open to anyone on the network, ' +
+      'who can post frames and register Pis. Set DEVICE_TOKEN (8+ characters, e.g. DEVICE_TOKEN=$(openssl rand -base64 24)) ' +
+      'in the server\'s environment and give the same value to each Pi (DEVICE_TOKEN or --token)')
   }
 
   app.decorate('requireAdmin', async function requireAdmin (request: FastifyRequest) {

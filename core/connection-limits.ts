@@ -78,10 +78,12 @@ export function connectionLimits (config: Pick<Config, 'MAX_CONNECTIONS' | 'MAX_
   const maxEventStreams = config.MAX_EVENT_STREAMS ?? Math.max(1, Math.min(DEFAULT_MAX_EVENT_STREAMS_CEILING, Math.floor(maxConnections / 2)))
   const warnings: string[] = []
   if (config.MAX_CONNECTIONS !== undefined && maxConnections > half) {
-    warnings.push(`MAX_CONNECTIONS=${maxConnections} is more than half the open-files limit (${openFiles}): a connection flood can leave the database and the logs without file descriptors`)
+    warnings.push(`MAX_CONNECTIONS=${maxConnections} is more than half the open-files limit (${openFiles}): ` +
+      'a connection flood can leave the database and the logs without file descriptors')
   }
   if (maxEventStreams >= maxConnections) {
-    warnings.push(`MAX_EVENT_STREAMS=${maxEventStreams} is not below the connection cap (${maxConnections}): event-stream subscribers can take every connection the Pis need`)
+    warnings.push(`MAX_EVENT_STREAMS=${maxEventStreams} is not below the connection cap (${maxConnections}): ` +
+      'event-stream subscribers can take every connection the Pis need')
   }
   return { maxConnections, maxEventStreams, openFiles, warnings }
 }
@@ -122,7 +124,8 @@ export function installConnectionLimits (app: FastifyInstance, limits: Connectio
     droppedSinceWarning++
     const now = performance.now()
     if (now - lastWarningAt < DROP_WARNING_INTERVAL_MS) return
-    app.log.warn({ dropped: droppedSinceWarning, maxConnections: limits.maxConnections }, `connection limit reached: dropped ${droppedSinceWarning} new connection(s) since the last warning (MAX_CONNECTIONS is ${limits.maxConnections})`)
+    app.log.warn({ dropped: droppedSinceWarning, maxConnections: limits.maxConnections },
+      `connection limit reached: dropped ${droppedSinceWarning} new connection(s) since the last warning (MAX_CONNECTIONS is ${limits.maxConnections})`)
     droppedSinceWarning = 0
     lastWarningAt = now
   })

@@ -38,7 +38,8 @@ export const UnderPressureError: FastifyErrorConstructor = createError('FST_UNDE
 
 /** What a 507 says: which limits can be full, that the write is gone, and what brings writing back. */
 export const STORAGE_FULL_MESSAGE = 'storage is full (the database reached STORAGE_MAX_MB or the disk has no room left): nothing of this request was stored; ' +
-  'reads still work, and writes resume once there is room (retention prunes old frames, POST /training/post/delete_samples removes samples, or raise STORAGE_MAX_MB)'
+  'reads still work, and writes resume once there is room ' +
+  '(retention prunes old frames, POST /training/post/delete_samples removes samples, or raise STORAGE_MAX_MB)'
 
 /**
  * Whether `err` is the database or the disk running out of room: better-sqlite3's
@@ -97,7 +98,9 @@ function clearerMessage (err: FastifyError, request: FastifyRequest): string | u
     const got = JSON.stringify(request.headers['content-type'] ?? '')
     // a route that says what it consumes (the CSV import) is named with it
     const consumes = (request.routeOptions.schema as { consumes?: unknown } | undefined)?.consumes
-    if (Array.isArray(consumes) && consumes.length > 0) return `unsupported Content-Type ${got}: ${request.method} ${request.routeOptions.url} takes ${consumes.join(' or ')}`
+    if (Array.isArray(consumes) && consumes.length > 0) {
+      return `unsupported Content-Type ${got}: ${request.method} ${request.routeOptions.url} takes ${consumes.join(' or ')}`
+    }
     return `unsupported Content-Type ${got} (JSON routes take application/json, the CSV import text/csv)`
   }
   return undefined

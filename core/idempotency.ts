@@ -54,7 +54,8 @@ export function idempotencyKeyOf (request: FastifyRequest): string | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'string' || !KEY_FORM.test(value)) {
     const shown = typeof value === 'string' ? JSON.stringify(value.length > 48 ? `${value.slice(0, 48)}…` : value) : `${value.length} values`
-    throw new BadRequestError(`headers/${IDEMPOTENCY_KEY_HEADER} must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters (no spaces; a random UUID is ideal), got ${shown}`)
+    throw new BadRequestError(`headers/${IDEMPOTENCY_KEY_HEADER} must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters ` +
+      `(no spaces; a random UUID is ideal), got ${shown}`)
   }
   return value
 }
@@ -150,7 +151,9 @@ export const idempotencyPlugin = fp<{ store: IdempotencyKeyStore }>(async (app, 
   timer.unref()
   // a write that passes IDEMPOTENCY_MAX_MB starts a pass after its answer, off its request
   app.addHook('onResponse', async () => {
-    if (store.overSize && !pass && !closed) setImmediate(() => { if (!closed) prune().catch((err: unknown) => app.log.warn({ err }, 'pruning Idempotency-Key records failed')) })
+    if (store.overSize && !pass && !closed) {
+      setImmediate(() => { if (!closed) prune().catch((err: unknown) => app.log.warn({ err }, 'pruning Idempotency-Key records failed')) })
+    }
   })
   app.addHook('onClose', async () => {
     closed = true

@@ -89,7 +89,8 @@ export const loadSheddingPlugin = fp<LoadSheddingOptions>(async (app, options) =
       throw new UnderPressureError(`the server is overloaded: its event loop lagged ${delay} (MAX_EVENT_LOOP_DELAY_MS is ${maxEventLoopDelayMs}); retry later`)
     }
     if (maxHeapUsedBytes > 0 && last.heapUsedBytes > maxHeapUsedBytes) {
-      throw new UnderPressureError(`the server is overloaded: ${mebibytes(last.heapUsedBytes)} of heap in use (limit ${mebibytes(maxHeapUsedBytes)}); retry later`)
+      throw new UnderPressureError(
+        `the server is overloaded: ${mebibytes(last.heapUsedBytes)} of heap in use (limit ${mebibytes(maxHeapUsedBytes)}); retry later`)
     }
   })
 }, { name: 'load-shedding', fastify: '5.x' })

@@ -50,7 +50,9 @@ export function pruneLogFiles (dir: string, retentionDays: number, now = new Dat
       unlinkSync(join(dir, name))
       deleted.push(name)
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') process.stderr.write(`doorsense: could not delete the old log file ${join(dir, name)}: ${(err as Error).message}\n`)
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        process.stderr.write(`doorsense: could not delete the old log file ${join(dir, name)}: ${(err as Error).message}\n`)
+      }
     }
   }
   return deleted

@@ -67,7 +67,8 @@ const EVERY_ROUTE_RESPONSES = {
  * replaced by one that says what they mean. Returns a new value.
  */
 export function withEveryRouteResponses<T> (document: T): T {
-  const copy = structuredClone(document) as { paths?: Record<string, Record<string, { responses?: Record<string, { description?: string, content?: unknown, headers?: unknown }> }>> }
+  type Operation = { responses?: Record<string, { description?: string, content?: unknown, headers?: unknown }> }
+  const copy = structuredClone(document) as { paths?: Record<string, Record<string, Operation>> }
   const errorContent = { 'application/json': { schema: JSON.parse(JSON.stringify(ErrorResponse)) as unknown } }
   for (const [path, item] of Object.entries(copy.paths ?? {})) {
     for (const [method, operation] of Object.entries(item)) {
@@ -97,7 +98,12 @@ export const openApiPlugin = fp<OpenApiOptions>(async (app, { version }) => {
       components: {
         securitySchemes: {
           admin: { type: 'http', scheme: 'bearer', description: 'ADMIN_TOKEN' },
-          device: { type: 'http', scheme: 'bearer', description: 'DEVICE_TOKEN: required on the device routes once it is configured (the admin token passes too); while it is unset they are open, which their `{}` security requirement says' }
+          device: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'DEVICE_TOKEN: required on the device routes once it is configured (the admin token passes too); ' +
+              'while it is unset they are open, which their `{}` security requirement says'
+          }
         }
       },
       tags: [

@@ -39,7 +39,12 @@ export function checkDecimalInteger (value: unknown, range: DecimalIntegerRange)
  * and scripts such as Persian and Devanagari need them. See
  * schemas/common.ts `printableText`.
  */
-const NOT_PRINTABLE = /[\p{Cc}\p{Bidi_Control}\p{Zl}\p{Zp}\p{Cs}]|(?![\u200C\u200D])\p{Cf}|(?<![\p{L}\p{M}\p{N}\p{S}\p{P}])[\u200C\u200D]|[\u200C\u200D](?![\p{L}\p{M}\p{N}\p{S}\p{P}])/u
+const NOT_PRINTABLE = new RegExp([
+  String.raw`[\p{Cc}\p{Bidi_Control}\p{Zl}\p{Zp}\p{Cs}]`,
+  String.raw`(?![\u200C\u200D])\p{Cf}`,
+  String.raw`(?<![\p{L}\p{M}\p{N}\p{S}\p{P}])[\u200C\u200D]`,
+  String.raw`[\u200C\u200D](?![\p{L}\p{M}\p{N}\p{S}\p{P}])`
+].join('|'), 'u')
 
 /** What a character refused by {@link NOT_PRINTABLE} is, in words. */
 function kindOf (character: string): string {
@@ -71,7 +76,12 @@ export function checkPrintableText (value: unknown, options?: { nullable: true }
 }
 
 /** An ajv keyword that runs `check` on the raw value, replaces it by the normalised one, or fails with the problem. */
-function keyword<S> (ajv: Parameters<Plugin<unknown>>[0], name: string, schemaType: 'object' | 'boolean' | Array<'object' | 'boolean'>, check: (value: unknown, schema: S) => Checked<unknown>): void {
+function keyword<S> (
+  ajv: Parameters<Plugin<unknown>>[0],
+  name: string,
+  schemaType: 'object' | 'boolean' | Array<'object' | 'boolean'>,
+  check: (value: unknown, schema: S) => Checked<unknown>
+): void {
   const validate: SchemaValidateFunction = (schema: S, data: unknown, _parentSchema, context) => {
     const checked = check(data, schema)
     if (!checked.ok) {
@@ -89,6 +99,7 @@ function keyword<S> (ajv: Parameters<Plugin<unknown>>[0], name: string, schemaTy
 /** The ajv plugin (Fastify's `ajv.plugins`) that defines both keywords. */
 export const strictInputKeywords: Plugin<unknown> = (ajv) => {
   keyword<DecimalIntegerRange>(ajv, DECIMAL_INTEGER_KEYWORD, 'object', checkDecimalInteger)
-  keyword<true | { nullable: true }>(ajv, PRINTABLE_TEXT_KEYWORD, ['boolean', 'object'], (value, schema) => schema === true ? checkPrintableText(value) : checkPrintableText(value, schema))
+  keyword<true | { nullable: true }>(ajv, PRINTABLE_TEXT_KEYWORD, ['boolean', 'object'],
+    (value, schema) => schema === true ? checkPrintableText(value) : checkPrintableText(value, schema))
   return ajv
 }

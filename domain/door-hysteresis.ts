@@ -136,7 +136,14 @@ export class DoorHysteresis {
 
   /** The reported state now (a fresh object). */
   get door (): HysteresisDoor {
-    return { state: this.state, angle: this.angle, confidence: this.confidence, needsRecalibration: this.needsRecalibration, since: this.since, lastWindowAt: this.lastWindowAt }
+    return {
+      state: this.state,
+      angle: this.angle,
+      confidence: this.confidence,
+      needsRecalibration: this.needsRecalibration,
+      since: this.since,
+      lastWindowAt: this.lastWindowAt
+    }
   }
 
   /**

@@ -109,7 +109,9 @@ export class FrameWindow {
    * @param width values per row
    */
   constructor (size: number, width: number) {
-    if (!Number.isInteger(size) || size < MIN_WINDOW || size > MAX_WINDOW) throw new RangeError(`window size must be an integer in ${MIN_WINDOW}..${MAX_WINDOW}, got ${size}`)
+    if (!Number.isInteger(size) || size < MIN_WINDOW || size > MAX_WINDOW) {
+      throw new RangeError(`window size must be an integer in ${MIN_WINDOW}..${MAX_WINDOW}, got ${size}`)
+    }
     if (!Number.isInteger(width) || width < 1) throw new RangeError(`window width must be a positive integer, got ${width}`)
     this.size = size
     this.width = width
@@ -292,7 +294,14 @@ export function runWindows (inputs: ReadonlyArray<ArrayLike<number>>, labels: Ar
  * @param firstRows rows of the first label per window, each in 1..size − 1
  * @throws RangeError on bad sizes
  */
-export function transitionWindows (inputs: ReadonlyArray<ArrayLike<number>>, labels: ArrayLike<number>, rows: readonly number[], size: number, pairs: ReadonlyArray<readonly [number, number]>, firstRows: readonly number[]): RunWindows {
+export function transitionWindows (
+  inputs: ReadonlyArray<ArrayLike<number>>,
+  labels: ArrayLike<number>,
+  rows: readonly number[],
+  size: number,
+  pairs: ReadonlyArray<readonly [number, number]>,
+  firstRows: readonly number[]
+): RunWindows {
   const byLabel = new Map<number, number[]>()
   for (const row of rows) {
     const list = byLabel.get(labels[row])

@@ -131,7 +131,11 @@ export function doorStateEvaluation (frames: readonly ReportedFrame[], window: n
  * @param states the reported door at each frame of one stream
  * @returns the counted frames and the (1-based) frame counting starts at
  */
-export function countedFrames (angle: number, states: ReadonlyArray<{ state: DoorStateName, angle: number | null }>, nominal: number): { frames: ReportedFrame[], from: number } {
+export function countedFrames (
+  angle: number,
+  states: ReadonlyArray<{ state: DoorStateName, angle: number | null }>,
+  nominal: number
+): { frames: ReportedFrame[], from: number } {
   const first = states.findIndex((door) => door.state !== 'unknown')
   const from = first >= 0 ? first : Math.min(Math.max(0, nominal - 1), states.length)
   const frames: ReportedFrame[] = []
@@ -149,7 +153,11 @@ export function countedFrames (angle: number, states: ReadonlyArray<{ state: Doo
  * `hold`).
  * @param labels the class angles, in the order of each row of probabilities
  */
-export function smoothedDoorState (sequences: readonly LabelledSequence[], labels: readonly number[], options: SmootherOptions): DoorStateEvaluation & { frames: number } {
+export function smoothedDoorState (
+  sequences: readonly LabelledSequence[],
+  labels: readonly number[],
+  options: SmootherOptions
+): DoorStateEvaluation & { frames: number } {
   const frames: ReportedFrame[] = []
   let latencyFrames = 0
   for (const sequence of sequences) {

@@ -80,7 +80,12 @@ export function extractFeatures (frame: ArrayLike<number>, set: FeatureSet): Flo
  * the frames (default: all).
  * @throws Error naming the first frame of the wrong length
  */
-export function inputMatrix (kind: ModelKind, set: FeatureSet, frames: ReadonlyArray<ArrayLike<number>>, rows?: ArrayLike<number>): { matrix: Float32Array, width: number, rows: number } {
+export function inputMatrix (
+  kind: ModelKind,
+  set: FeatureSet,
+  frames: ReadonlyArray<ArrayLike<number>>,
+  rows?: ArrayLike<number>
+): { matrix: Float32Array, width: number, rows: number } {
   const width = inputWidth(kind, set)
   const count = rows ? rows.length : frames.length
   const matrix = new Float32Array(count * width)

@@ -71,7 +71,9 @@ function decodeValues (values: ArrayLike<number>): Float32Array {
     case FEATURES: return checkedFeatures(values)
     case RAW_PI_VALUES: return fromPairs(checkedRaw(values, 'raw Pi'), 1)
     case RAW_ESP32_VALUES: return fromPairs(checkedRaw(values, 'raw ESP32'), FIRST_SUBCARRIER)
-    default: throw new FrameError(`frame must hold ${FEATURES} features, ${RAW_PI_VALUES} raw Pi values or ${RAW_ESP32_VALUES} raw ESP32 values, got ${values.length}`)
+    default:
+      throw new FrameError(`frame must hold ${FEATURES} features, ${RAW_PI_VALUES} raw Pi values or ${RAW_ESP32_VALUES} raw ESP32 values, ` +
+        `got ${values.length}`)
   }
 }
 
@@ -84,7 +86,8 @@ function checkedRaw (values: ArrayLike<number>, kind: string): ArrayLike<number>
   for (let i = 0; i < values.length; i++) {
     const value = values[i]
     if (!Number.isInteger(value) || value < RAW_MIN || value > RAW_MAX) {
-      throw new FrameError(`${kind} frame value ${i} is ${String(value)}: raw imaginary/real parts are integers in ${RAW_MIN}..${RAW_MAX} (signed 8-bit, as the ESP32 reports them)`)
+      throw new FrameError(`${kind} frame value ${i} is ${String(value)}: ` +
+        `raw imaginary/real parts are integers in ${RAW_MIN}..${RAW_MAX} (signed 8-bit, as the ESP32 reports them)`)
     }
   }
   return values
@@ -169,7 +172,8 @@ function checkedNumbers (values: ArrayLike<unknown>): ArrayLike<number> {
   for (let i = 0; i < values.length; i++) {
     const value = values[i]
     if (typeof value !== 'number' || !Number.isFinite(value)) {
-      throw new FrameError(`frame value ${i} is not a finite number (got ${typeof value === 'number' || value === undefined ? String(value) : describeValue(value)})`)
+      const shown = typeof value === 'number' || value === undefined ? String(value) : describeValue(value)
+      throw new FrameError(`frame value ${i} is not a finite number (got ${shown})`)
     }
   }
   return values as ArrayLike<number>

@@ -24,7 +24,9 @@ export function doorStateOf (angle: number): 'open' | 'closed' {
 /** Why `angle` is not a valid label, or undefined when it is one. */
 export function angleProblem (angle: unknown): string | undefined {
   // NaN and Infinity as themselves (JSON would say null)
-  if (typeof angle !== 'number' || !Number.isFinite(angle)) return `angle must be a finite number of degrees, got ${typeof angle === 'number' ? String(angle) : describeValue(angle)}`
+  if (typeof angle !== 'number' || !Number.isFinite(angle)) {
+    return `angle must be a finite number of degrees, got ${typeof angle === 'number' ? String(angle) : describeValue(angle)}`
+  }
   if (angle < CLOSED_ANGLE || angle > MAX_ANGLE) return `angle must lie in ${CLOSED_ANGLE}..${MAX_ANGLE} degrees, got ${angle}`
   return undefined
 }

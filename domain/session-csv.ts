@@ -27,7 +27,8 @@ export interface SessionCsvProblem {
 export function headerProblem (line: string): string | undefined {
   const columns = line.trim().replace(/^\uFEFF/, '').split(',').map((column) => column.trim())
   if (columns.length !== SESSION_CSV_COLUMNS.length) {
-    return `header must have ${SESSION_CSV_COLUMNS.length} columns (Label, CH6_mag … CH58_mag, CH6_phase … CH58_phase), got ${columns.length}: ${columnDifference(columns)}`
+    return `header must have ${SESSION_CSV_COLUMNS.length} columns (Label, CH6_mag … CH58_mag, CH6_phase … CH58_phase), ` +
+      `got ${columns.length}: ${columnDifference(columns)}`
   }
   const wrong = columns.findIndex((column, i) => column !== SESSION_CSV_COLUMNS[i])
   if (wrong >= 0) return `header column ${wrong + 1} must be ${SESSION_CSV_COLUMNS[wrong]}, got ${JSON.stringify(columns[wrong])}`

@@ -253,7 +253,11 @@ export function sequencesByLabel (angles: readonly number[], probabilities: Read
  * (each label's tail is its own stretch of recording) and scores the
  * reported state at every frame against the true label.
  */
-export function scoreSmoothed (sequences: readonly LabelledSequence[], labels: readonly number[], options: SmootherOptions = DEFAULT_SMOOTHER_OPTIONS): SmoothedScore {
+export function scoreSmoothed (
+  sequences: readonly LabelledSequence[],
+  labels: readonly number[],
+  options: SmootherOptions = DEFAULT_SMOOTHER_OPTIONS
+): SmoothedScore {
   let frames = 0
   let correct = 0
   let openClosedCorrect = 0
@@ -284,6 +288,11 @@ export function scoreSmoothed (sequences: readonly LabelledSequence[], labels: r
  * smoother. Pass the test rows' true angles and predicted probabilities (in
  * the order of `labels`, rows in file order).
  */
-export function smoothedAccuracy (angles: readonly number[], probabilities: ReadonlyArray<ArrayLike<number>>, labels: readonly number[], options: SmootherOptions = DEFAULT_SMOOTHER_OPTIONS): number {
+export function smoothedAccuracy (
+  angles: readonly number[],
+  probabilities: ReadonlyArray<ArrayLike<number>>,
+  labels: readonly number[],
+  options: SmootherOptions = DEFAULT_SMOOTHER_OPTIONS
+): number {
   return scoreSmoothed(sequencesByLabel(angles, probabilities), labels, options).accuracy
 }

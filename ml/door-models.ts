@@ -168,7 +168,8 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
     if (refused && !options.force) {
       const meta = this.#options.store.doorMeta(version)
       const reasons = meta ? verdictOf(meta)?.reasons ?? [] : []
-      throw new GateRefusedError(`door model version ${version} was refused by its calibration gate${reasons.length ? `: ${reasons[0]}` : ''} Activate it anyway with force: true.`)
+      const firstReason = reasons.length ? `: ${reasons[0]}` : ''
+      throw new GateRefusedError(`door model version ${version} was refused by its calibration gate${firstReason} Activate it anyway with force: true.`)
     }
     await this.#swapIn(info.device, version, refused)
     const activated = this.#options.store.info(version) as ModelVersionInfo
@@ -225,15 +226,40 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
       const { model } = await launched.outcome
       const evaluation = model.meta.evaluation as DoorEvaluation | undefined
       const verdict = verdictFor(model, gate)
-      outcome = { device, version: launched.version, activated: verdict.activate, floor, evaluation, verdict, reasons: verdict.reasons, failed: false, at: new Date().toISOString() }
+      outcome = {
+        device,
+        version: launched.version,
+        activated: verdict.activate,
+        floor,
+        evaluation,
+        verdict,
+        reasons: verdict.reasons,
+        failed: false,
+        at: new Date().toISOString()
+      }
     } catch (err) {
       const message = err instanceof TrainingRunError ? err.message : String(err)
-      outcome = { device, version: launched.version, activated: false, floor, evaluation: undefined, reasons: [`The door's model could not be trained: ${message}.`], failed: true, at: new Date().toISOString() }
+      outcome = {
+        device,
+        version: launched.version,
+        activated: false,
+        floor,
+        evaluation: undefined,
+        reasons: [`The door's model could not be trained: ${message}.`],
+        failed: true,
+        at: new Date().toISOString()
+      }
       this.#options.log.warn({ device, version: launched.version, err }, 'door calibration training failed')
     } finally {
       if (this.#running?.launched === launched) this.#running = undefined
     }
-    this.#options.log.info({ device, version: outcome.version, activated: outcome.activated, balancedAccuracy: outcome.verdict?.balancedAccuracy, selfCheck: outcome.evaluation?.selfCheck?.passed }, 'door calibration ended')
+    this.#options.log.info({
+      device,
+      version: outcome.version,
+      activated: outcome.activated,
+      balancedAccuracy: outcome.verdict?.balancedAccuracy,
+      selfCheck: outcome.evaluation?.selfCheck?.passed
+    }, 'door calibration ended')
     this.emit('calibrated', outcome)
   }
 }

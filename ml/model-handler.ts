@@ -61,7 +61,8 @@ export interface ModelService extends EventEmitter {
   /**
    * Makes a stored version the active one (roll back or forward). A door
    * version its calibration gate refused needs `force`.
-   * @throws NotFoundError (404) for an unknown version; TrainingBusyError (409) while a run or another activation is under way; GateRefusedError (409) for a refused door version without force
+   * @throws NotFoundError (404) for an unknown version; TrainingBusyError (409) while a run or
+   *   another activation is under way; GateRefusedError (409) for a refused door version without force
    */
   activate (version: string, options?: { force?: boolean }): Promise<ModelVersionInfo>
   /** Stored usable versions (CSI and RSSI), newest first. */
@@ -140,7 +141,13 @@ export class ModelHandler extends EventEmitter implements ModelService {
   #unloadable: string | undefined
   readonly #followTimer: NodeJS.Timeout
 
-  private constructor (options: ModelHandlerOptions, store: ModelStore, recovery: RecoveryReport, predictor: ActivePredictor | undefined, doorModels: DoorModels) {
+  private constructor (
+    options: ModelHandlerOptions,
+    store: ModelStore,
+    recovery: RecoveryReport,
+    predictor: ActivePredictor | undefined,
+    doorModels: DoorModels
+  ) {
     super()
     this.store = store
     this.doorModels = doorModels
@@ -253,7 +260,9 @@ export class ModelHandler extends EventEmitter implements ModelService {
           await this.#swapIn(written.version)
           this.store.activate(written.version)
           if (model.meta.kind === 'csi' && !model.meta.novelty) {
-            this.#log.warn({ version: written.version, reason: model.meta.noveltyProblem }, 'the new global model carries no window novelty: a door without a calibration of its own will show its answers even in a room it never saw; train it on longer runs of each angle')
+            this.#log.warn({ version: written.version, reason: model.meta.noveltyProblem },
+              'the new global model carries no window novelty: a door without a calibration of its own will show its answers ' +
+              'even in a room it never saw; train it on longer runs of each angle')
           }
         }
       })

@@ -20,7 +20,9 @@
  *
  * No I/O, no tfjs: plain typed-array loops.
  */
-import { DOOR_FRAME_WIDTH, doorFrameFeatures, doorFrameFeaturesInto, FrameWindow, runWindows, transitionWindows, type DoorFrameFeatures } from '../domain/door-window.js'
+import {
+  DOOR_FRAME_WIDTH, doorFrameFeatures, doorFrameFeaturesInto, FrameWindow, runWindows, transitionWindows, type DoorFrameFeatures
+} from '../domain/door-window.js'
 import { quantile } from '../domain/door-metrics.js'
 import { tailSize } from '../domain/split.js'
 import { fitStandardisation, type Standardisation } from '../domain/standardise.js'
@@ -47,7 +49,14 @@ export interface NoveltyOptions {
  * flags none of a door's own later windows and still 85–100 % of another
  * recording's; margin 1 flagged a fifth of a door's own later windows there.
  */
-export const DEFAULT_NOVELTY: Readonly<NoveltyOptions> = Object.freeze({ neighbours: 5, summaryRows: 64, quantile: 0.99, margin: 1.5, holdout: 0.2, transitions: true })
+export const DEFAULT_NOVELTY: Readonly<NoveltyOptions> = Object.freeze({
+  neighbours: 5,
+  summaryRows: 64,
+  quantile: 0.99,
+  margin: 1.5,
+  holdout: 0.2,
+  transitions: true
+})
 
 /** Held-out windows per label the threshold needs at least (when the label has rows enough). */
 const MIN_HELD_OUT_WINDOWS = 10
@@ -123,7 +132,8 @@ export interface WindowMatrix {
 export function noveltySplit (labels: readonly number[], window: number, holdout: number): { fitRows: number[], heldOutRows: number[] } {
   const counts = new Map<number, number>()
   for (const label of labels) counts.set(label, (counts.get(label) ?? 0) + 1)
-  const tails = new Map([...counts].map(([label, n]) => [label, Math.max(0, Math.min(n - window, Math.max(tailSize(n, holdout), window + MIN_HELD_OUT_WINDOWS - 1)))]))
+  const tailOf = (n: number): number => Math.max(0, Math.min(n - window, Math.max(tailSize(n, holdout), window + MIN_HELD_OUT_WINDOWS - 1)))
+  const tails = new Map([...counts].map(([label, n]) => [label, tailOf(n)]))
   const remaining = new Map(counts)
   const fitRows: number[] = []
   const heldOutRows: number[] = []
@@ -164,11 +174,19 @@ export function swingPairs (labels: readonly number[]): Array<[number, number]> 
  * @param standardise turns a matrix of window features into standardised ones (a copy)
  * @throws Error when the frames do not vary (a threshold of 0) or there is no held-out window
  */
-export function summariseWindows (inputs: ReadonlyArray<ArrayLike<number>>, labels: readonly number[], window: number, standardise: (matrix: Float32Array) => Float32Array, options: NoveltyOptions): NoveltySummary {
+export function summariseWindows (
+  inputs: ReadonlyArray<ArrayLike<number>>,
+  labels: readonly number[],
+  window: number,
+  standardise: (matrix: Float32Array) => Float32Array,
+  options: NoveltyOptions
+): NoveltySummary {
   const { fitRows, heldOutRows } = noveltySplit(labels, window, options.holdout)
   const fit = runWindows(inputs, labels, { size: window, rows: fitRows })
   const heldOut = runWindows(inputs, labels, { size: window, rows: heldOutRows })
-  if (fit.count === 0 || heldOut.count === 0) throw new Error(`novelty needs a window of ${window} frames of one label to learn from and one to check on: record longer runs`)
+  if (fit.count === 0 || heldOut.count === 0) {
+    throw new Error(`novelty needs a window of ${window} frames of one label to learn from and one to check on: record longer runs`)
+  }
   const width = fit.width
   const rows = Math.min(options.summaryRows, fit.count)
   const fitMatrix = standardise(fit.matrix)
@@ -202,7 +220,8 @@ export function summariseWindows (inputs: ReadonlyArray<ArrayLike<number>>, labe
     if (fitSwings.count > 0 && heldOutSwings.count > 0) {
       const swingRows = standardise(fitSwings.matrix)
       const swingNeighbours = Math.min(TRANSITION_NEIGHBOURS, fitSwings.count)
-      const swingThreshold = quantile(knnDistances(standardise(heldOutSwings.matrix), heldOutSwings.count, swingRows, fitSwings.count, width, swingNeighbours), options.quantile) * options.margin
+      const heldOutSwingDistances = knnDistances(standardise(heldOutSwings.matrix), heldOutSwings.count, swingRows, fitSwings.count, width, swingNeighbours)
+      const swingThreshold = quantile(heldOutSwingDistances, options.quantile) * options.margin
       if (swingThreshold > 0) {
         all = new Float32Array((rows + fitSwings.count) * width)
         all.set(sample)
@@ -231,7 +250,14 @@ const KNN_BLOCK = 16
  * per query (a row stops once it is farther than the current k-th nearest),
  * with a partial insertion sort of the few nearest.
  */
-export function knnDistances (queries: Float32Array, queryCount: number, reference: Float32Array, referenceCount: number, width: number, neighbours: number): Float64Array {
+export function knnDistances (
+  queries: Float32Array,
+  queryCount: number,
+  reference: Float32Array,
+  referenceCount: number,
+  width: number,
+  neighbours: number
+): Float64Array {
   const out = new Float64Array(queryCount)
   const nearest = new Float64Array(neighbours)
   for (let q = 0; q < queryCount; q++) {
@@ -276,7 +302,9 @@ export class NoveltyScorer {
     const buffer = Buffer.from(summary.float32Base64, 'base64')
     const all = new Float32Array(buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength))
     const swingRows = summary.transitions?.rows ?? 0
-    if (all.length !== (summary.rows + swingRows) * summary.width) throw new Error(`novelty summary holds ${all.length} values, meta says (${summary.rows} + ${swingRows}) × ${summary.width}`)
+    if (all.length !== (summary.rows + swingRows) * summary.width) {
+      throw new Error(`novelty summary holds ${all.length} values, meta says (${summary.rows} + ${swingRows}) × ${summary.width}`)
+    }
     if (!(summary.threshold > 0) || (summary.transitions && !(summary.transitions.threshold > 0))) throw new Error('novelty thresholds must be above 0')
     this.#rows = all.subarray(0, summary.rows * summary.width)
     this.#swings = all.subarray(summary.rows * summary.width)
@@ -343,7 +371,11 @@ export const GLOBAL_NOVELTY_MARGIN = 1.25
  * frames); over 25-frame windows it does (1.00).
  * @throws Error when the frames cannot make a summary (too short runs)
  */
-export function buildWindowNovelty (frames: ReadonlyArray<ArrayLike<number>>, labels: readonly number[], options: { window?: number, featureSet?: DoorFrameFeatures, novelty?: Partial<NoveltyOptions> } = {}): WindowNoveltyMeta {
+export function buildWindowNovelty (
+  frames: ReadonlyArray<ArrayLike<number>>,
+  labels: readonly number[],
+  options: { window?: number, featureSet?: DoorFrameFeatures, novelty?: Partial<NoveltyOptions> } = {}
+): WindowNoveltyMeta {
   const window = options.window ?? GLOBAL_NOVELTY_WINDOW
   const featureSet = options.featureSet ?? GLOBAL_NOVELTY_FEATURES
   const novelty = checkNoveltyOptions({ ...DEFAULT_NOVELTY, margin: GLOBAL_NOVELTY_MARGIN, ...options.novelty })
@@ -377,7 +409,10 @@ export class WindowNoveltyModel {
   constructor (meta: WindowNoveltyMeta) {
     if (meta.format !== WINDOW_NOVELTY_FORMAT) throw new Error(`not a window novelty model (format ${JSON.stringify(meta.format)})`)
     const width = 2 * DOOR_FRAME_WIDTH
-    if (meta.standardisation.mean.length !== width || meta.summary.width !== width) throw new Error(`window novelty meta does not fit: standardisation ${meta.standardisation.mean.length}, summary ${meta.summary.width}, expected ${width}`)
+    if (meta.standardisation.mean.length !== width || meta.summary.width !== width) {
+      throw new Error(`window novelty meta does not fit: standardisation ${meta.standardisation.mean.length}, ` +
+        `summary ${meta.summary.width}, expected ${width}`)
+    }
     this.meta = meta
     this.#scorer = new NoveltyScorer(meta.summary)
     this.#mean = Float32Array.from(meta.standardisation.mean)

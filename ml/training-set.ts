@@ -118,7 +118,8 @@ function checkLabelCounts (kind: ModelKind, counts: ReadonlyMap<number, number>)
   const scarce = labels.filter((angle) => (counts.get(angle) as number) < MIN_ROWS_PER_LABEL)
   if (scarce.length) {
     const more = scarce.map((angle) => `${MIN_ROWS_PER_LABEL - (counts.get(angle) as number)} more of ${angle}°`)
-    throw new TooFewSamplesError(`training needs at least ${MIN_ROWS_PER_LABEL} samples per door angle; too few for ${scarce.map((angle) => `${angle}° (${counts.get(angle)})`).join(', ')}: ` +
+    const tooFew = scarce.map((angle) => `${angle}° (${counts.get(angle)})`).join(', ')
+    throw new TooFewSamplesError(`training needs at least ${MIN_ROWS_PER_LABEL} samples per door angle; too few for ${tooFew}: ` +
       `add at least ${more.join(' and ')}, or remove ${scarce.length === 1 ? 'that angle\'s samples' : 'those angles\' samples'}`)
   }
   return labels

@@ -118,7 +118,9 @@ export function parseAgentArgs (argv: string[], env: Record<string, string | und
   } catch {
     throw new UsageError(`--server must be a URL such as http://192.168.1.10:20002, got ${JSON.stringify(values.server)}`)
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--server must be an http:// or https:// URL, got ${JSON.stringify(values.server)}`)
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--server must be an http:// or https:// URL, got ${JSON.stringify(values.server)}`)
+  }
   const name = values.name
   if (name === undefined) throw new UsageError('--name NAME is required')
   if (name.trim() === '' || name.length > MAX_NAME_LENGTH) throw new UsageError(`--name must be 1..${MAX_NAME_LENGTH} characters, got ${name.length}`)
@@ -230,7 +232,8 @@ export async function run (argv: string[]): Promise<number> {
   if (code === EXIT.rejected) log(`exit ${code}: the server rejected ${summary.rejected} frames`)
   if (code === EXIT.unsent) log(`exit ${code}: ${summary.dropped} frames were not delivered`)
   if (code === EXIT.noFrames) {
-    log(`exit ${code}: none of the ${summary.read} lines read was a frame, so nothing was sent; the agent forwards the ESP32's CSI_DATA lines or raw Pi frames ` +
+    log(`exit ${code}: none of the ${summary.read} lines read was a frame, so nothing was sent; ` +
+      'the agent forwards the ESP32\'s CSI_DATA lines or raw Pi frames ' +
       '(a session CSV is imported with doorsense import --data FILE, or POST /training/post/import)')
   }
   return code

@@ -77,7 +77,10 @@ export function serverRunningMessage (command: string, dataDir: string, owner: O
  * Epoch progress on stderr: a redrawn bar on a terminal, else a line per
  * tenth of the run (`epoch 5/50<separator><figures>`).
  */
-export function epochProgress (stderr: CommandIo['stderr'], separator = ' '): { show: (epoch: number, epochs: number, figures: string) => void, end: () => void } {
+export function epochProgress (
+  stderr: CommandIo['stderr'],
+  separator = ' '
+): { show: (epoch: number, epochs: number, figures: string) => void, end: () => void } {
   let drawn = false
   let last = 0
   return {

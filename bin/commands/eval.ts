@@ -128,7 +128,8 @@ export function parseEvalArgs (argv: string[]): EvalArgs | 'help' {
     resolveDoorTraining({ epochs: doorEpochs, seed: given.seed })
   } catch (err) {
     // "door training option epochs must …" → "--door-epochs must …"
-    throw new UsageError((err as Error).message.replace(/^door training option epochs/, '--door-epochs').replace(/^door training option seed/, '--seed (door model)'))
+    const message = (err as Error).message
+    throw new UsageError(message.replace(/^door training option epochs/, '--door-epochs').replace(/^door training option seed/, '--seed (door model)'))
   }
   const args: EvalArgs = { data: values.data, json: values.json ?? false, backend: backend as BackendRequest, options: given }
   if (values.shifted !== undefined) args.shifted = values.shifted
@@ -165,21 +166,32 @@ function doorLines (report: EvalReport): string[] {
   const setting = `k ${m.window}, ${m.features}, ${m.epochs} epochs, seed ${m.seed}, hysteresis enter ${m.hysteresis.enter} / leave ${m.hysteresis.leave}`
   if (!d || m.skipped !== undefined) return [`door state (windowed door model, ${setting}): not evaluated: ${m.skipped ?? 'no evaluation'}`]
   const lines = [
-    `door state (windowed door model as the server runs a calibrated door, ${setting}; each label's test tail replayed): accuracy ${f3(d.accuracy)}, openClosed: accuracy ${f3(d.openClosed.accuracy)}, balanced accuracy ${f3(d.openClosed.balancedAccuracy)}, closed F1 ${f3(d.openClosed.closedF1)}; latency ${d.latencyFrames} frames; ${m.frames ?? 0} frames counted, ${m.unknownFrames ?? 0} unknown`
+    `door state (windowed door model as the server runs a calibrated door, ${setting}; each label's test tail replayed): ` +
+      `accuracy ${f3(d.accuracy)}, openClosed: accuracy ${f3(d.openClosed.accuracy)}, balanced accuracy ${f3(d.openClosed.balancedAccuracy)}, ` +
+      `closed F1 ${f3(d.openClosed.closedF1)}; latency ${d.latencyFrames} frames; ${m.frames ?? 0} frames counted, ${m.unknownFrames ?? 0} unknown`
   ]
-  if (m.perWindow) lines.push(`  per window (${m.perWindow.windows} windows): accuracy ${f3(m.perWindow.accuracy)}, openClosed: accuracy ${f3(m.perWindow.openClosed.accuracy)}, balanced accuracy ${f3(m.perWindow.openClosed.balancedAccuracy)}, closed F1 ${f3(m.perWindow.openClosed.closedF1)}; trained in ${(m.trainingSeconds ?? 0).toFixed(1)} s`)
+  if (m.perWindow) {
+    lines.push(`  per window (${m.perWindow.windows} windows): accuracy ${f3(m.perWindow.accuracy)}, ` +
+      `openClosed: accuracy ${f3(m.perWindow.openClosed.accuracy)}, balanced accuracy ${f3(m.perWindow.openClosed.balancedAccuracy)}, ` +
+      `closed F1 ${f3(m.perWindow.openClosed.closedF1)}; trained in ${(m.trainingSeconds ?? 0).toFixed(1)} s`)
+  }
   if (d.confusion) {
     const [closedRow, openRow] = d.confusion
     lines.push(`  door state confusion (rows = true, columns = reported closed / open / unknown): closed ${closedRow.join(' / ')}; open ${openRow.join(' / ')}`)
   }
-  if (m.perAngle) lines.push(`  door state by angle (closed / open / unknown frames): ${m.perAngle.map((r) => `${r.angle}° ${r.closed}/${r.open}/${r.unknown}`).join(', ')}`)
+  if (m.perAngle) {
+    const byAngle = m.perAngle.map((r) => `${r.angle}° ${r.closed}/${r.open}/${r.unknown}`).join(', ')
+    lines.push(`  door state by angle (closed / open / unknown frames): ${byAngle}`)
+  }
   if (m.selfCheck) {
     const checks = m.selfCheck.checks.map((c) => `${c.angle}° ${c.model} read closed ${percent(c.closedShare)}${c.passed ? '' : ' (fails)'}`).join('; ')
-    lines.push(`ajar self-check (ajar ${m.selfCheck.ajarAngle}°, at most ${percent(m.selfCheck.limit)} may read closed): ${m.selfCheck.passed ? 'passes' : 'FAILS: this recording cannot tell ajar from closed'}: ${checks}`)
+    const verdict = m.selfCheck.passed ? 'passes' : 'FAILS: this recording cannot tell ajar from closed'
+    lines.push(`ajar self-check (ajar ${m.selfCheck.ajarAngle}°, at most ${percent(m.selfCheck.limit)} may read closed): ${verdict}: ${checks}`)
   }
   if (m.heldOutNovelShare !== undefined) lines.push(`novelty: the door's own held-out windows flagged ${percent(m.heldOutNovelShare)}`)
   if (report.novelty && m.novelty) {
-    lines.push(`novelty: AUC ${f3(report.novelty.auc)} (${m.novelty.shifted}: ${m.novelty.windows} windows, ${percent(m.novelty.novelShare)} flagged novel; held-out windows flagged ${percent(m.novelty.heldOutNovelShare)})`)
+    lines.push(`novelty: AUC ${f3(report.novelty.auc)} (${m.novelty.shifted}: ${m.novelty.windows} windows, ` +
+      `${percent(m.novelty.novelShare)} flagged novel; held-out windows flagged ${percent(m.novelty.heldOutNovelShare)})`)
   }
   return lines
 }
@@ -190,12 +202,16 @@ export function formatReport (report: EvalReport): string {
   const cells = (values: Array<string | number>, width: number) => values.map((value) => String(value).padStart(width)).join(' ')
   const angleWidth = Math.max(6, ...report.labels.map((label) => `${label}°`.length + 1))
   const lines = [
-    `data: ${report.data} — ${report.rows} rows, ${report.labels.length} labels; blocked hold-out ${o.holdout} of each label (${report.trainRows} train rows, ${report.testRows} test rows)`,
-    `model: ${o.architecture} on ${o.features}, ${report.epochsTrained}${o.earlyStopping ? ` of ${o.epochs} (early stopping)` : ''} epochs, batch ${o.batchSize}, learning rate ${o.learningRate}, L2 ${o.l2}, seed ${o.seed}; ${report.backend} backend, ${report.trainingSeconds.toFixed(1)} s`,
+    `data: ${report.data} — ${report.rows} rows, ${report.labels.length} labels; ` +
+      `blocked hold-out ${o.holdout} of each label (${report.trainRows} train rows, ${report.testRows} test rows)`,
+    `model: ${o.architecture} on ${o.features}, ${report.epochsTrained}${o.earlyStopping ? ` of ${o.epochs} (early stopping)` : ''} epochs, ` +
+      `batch ${o.batchSize}, learning rate ${o.learningRate}, L2 ${o.l2}, seed ${o.seed}; ${report.backend} backend, ${report.trainingSeconds.toFixed(1)} s`,
     '',
     `accuracy: ${f3(report.accuracy)} (${report.labels.length} classes)`,
-    `openClosed: accuracy ${f3(report.openClosed.accuracy)}, balanced accuracy ${f3(report.openClosed.balancedAccuracy)}, closed F1 ${f3(report.openClosed.closedF1)} (per frame)`,
-    `smoothed door state (window ${report.smoothed.window}, hold ${report.smoothed.hold}, the server's vote smoother for the global model): accuracy ${f3(report.smoothedAccuracy)}, open/closed ${f3(report.smoothed.openClosedAccuracy)}`,
+    `openClosed: accuracy ${f3(report.openClosed.accuracy)}, balanced accuracy ${f3(report.openClosed.balancedAccuracy)}, ` +
+      `closed F1 ${f3(report.openClosed.closedF1)} (per frame)`,
+    `smoothed door state (window ${report.smoothed.window}, hold ${report.smoothed.hold}, the server's vote smoother for the global model): ` +
+      `accuracy ${f3(report.smoothedAccuracy)}, open/closed ${f3(report.smoothed.openClosedAccuracy)}`,
     ...doorLines(report),
     '',
     `${'label'.padStart(angleWidth)} ${cells(['precision', 'recall', 'f1', 'support'], 9)}`,
@@ -215,7 +231,8 @@ function progressReporter (stderr: CommandIo['stderr'], earlyStopping: boolean):
   const watched = earlyStopping ? 'val acc' : 'held-out acc'
   return {
     onEpoch (report) {
-      bar.show(report.epoch, report.epochs, `loss ${report.loss.toFixed(3)} train acc ${f3(report.accuracy)}${report.validationAccuracy === undefined ? '' : ` ${watched} ${f3(report.validationAccuracy)}`}`)
+      const validation = report.validationAccuracy === undefined ? '' : ` ${watched} ${f3(report.validationAccuracy)}`
+      bar.show(report.epoch, report.epochs, `loss ${report.loss.toFixed(3)} train acc ${f3(report.accuracy)}${validation}`)
     },
     end: bar.end
   }
@@ -246,7 +263,8 @@ export async function run (argv: string[], io: CommandIo = processIo): Promise<n
   const { rows, problems } = readSessionCsv(text)
   if (problems.length > 0) {
     const shown = problems.slice(0, 5).map((problem) => `  line ${problem.line}: ${problem.reason}`)
-    io.stderr.write(`doorsense eval: ${args.data} is not a valid session CSV (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${shown.join('\n')}${problems.length > 5 ? '\n  …' : ''}\n`)
+    io.stderr.write(`doorsense eval: ${args.data} is not a valid session CSV (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
+      `${shown.join('\n')}${problems.length > 5 ? '\n  …' : ''}\n`)
     return 1
   }
   const input: TrainingSet = { kind: 'csi', features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) }
@@ -277,7 +295,15 @@ export async function run (argv: string[], io: CommandIo = processIo): Promise<n
   }
   let report: EvalReport
   try {
-    report = await evaluateSession(tf, input, { data: args.data, options: args.options, doorEpochs: args.doorEpochs, shifted, backend: info.backend, onEpoch: progress.onEpoch, say })
+    report = await evaluateSession(tf, input, {
+      data: args.data,
+      options: args.options,
+      doorEpochs: args.doorEpochs,
+      shifted,
+      backend: info.backend,
+      onEpoch: progress.onEpoch,
+      say
+    })
   } catch (err) {
     progress.end()
     io.stderr.write(`doorsense eval: training failed: ${(err as Error).message}\n`)

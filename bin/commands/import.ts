@@ -44,7 +44,14 @@ Exit codes: 0 ok, 1 bad arguments or file, content imported already, or the serv
 export async function run (argv: string[], io: CommandIo = processIo): Promise<number> {
   let values
   try {
-    values = parseOptions(argv, { data: { type: 'string' }, id: { type: 'string' }, 'allow-duplicate': { type: 'boolean' }, server: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } })
+    values = parseOptions(argv, {
+      data: { type: 'string' },
+      id: { type: 'string' },
+      'allow-duplicate': { type: 'boolean' },
+      server: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' }
+    })
   } catch (err) {
     io.stderr.write(`doorsense import: ${(err as Error).message}\n\n${USAGE}\n`)
     return 1
@@ -115,7 +122,9 @@ function failureMessage (err: unknown): string {
   const { message, code, status } = err as Error & { code?: unknown, status?: unknown }
   // through a server the refusal is its 409, which names the query parameter: the flag is what this user types
   const duplicate = code === 'DS_DUPLICATE_IMPORT' || (status === 409 && /imported .* already/.test(message))
-  return duplicate ? `${message.replace(/ \(to import the same content again on purpose, add \?duplicate=allow\)$/, '')}; pass --allow-duplicate to import it again` : message
+  return duplicate
+    ? `${message.replace(/ \(to import the same content again on purpose, add \?duplicate=allow\)$/, '')}; pass --allow-duplicate to import it again`
+    : message
 }
 
 /** The text summary of an import. */

@@ -47,7 +47,8 @@ export function serverConnection (server: string, env: Record<string, string | u
     try {
       token = readFileSync(file, 'utf8').trim()
     } catch (err) {
-      throw new UsageError(`--server needs the server's admin token: set ADMIN_TOKEN, or run where ${file} is readable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+      const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message
+      throw new UsageError(`--server needs the server's admin token: set ADMIN_TOKEN, or run where ${file} is readable (${reason})`)
     }
   }
   return { url: url.href.replace(/\/+$/, ''), token }
@@ -85,7 +86,12 @@ async function call<T> (server: ServerConnection, method: 'GET' | 'POST', path: 
 }
 
 /** `import` through the server: POST /training/post/import, the same all-or-nothing import. */
-export async function importThroughServer (server: ServerConnection, file: string, device: number | null, duplicate: 'refuse' | 'allow' = 'refuse'): Promise<ImportResult> {
+export async function importThroughServer (
+  server: ServerConnection,
+  file: string,
+  device: number | null,
+  duplicate: 'refuse' | 'allow' = 'refuse'
+): Promise<ImportResult> {
   const csv = await readFile(file)
   const query = new URLSearchParams()
   if (device !== null) query.set('ID', String(device))
@@ -114,7 +120,12 @@ const RUNNING = new Set(['START_TRAINING', 'TRAINING_IN_PROGRESS'])
  * every `pollMs` until the run has ended, then the version list and the
  * evaluation. `onProgress` hears the run's own progress.
  */
-export async function trainThroughServer (server: ServerConnection, options: TrainingOptions, onProgress: (progress: TrainingProgress) => void, pollMs = 250): Promise<ServerTraining> {
+export async function trainThroughServer (
+  server: ServerConnection,
+  options: TrainingOptions,
+  onProgress: (progress: TrainingProgress) => void,
+  pollMs = 250
+): Promise<ServerTraining> {
   const accepted = await call<TrainAccepted>(server, 'POST', '/training/post/train', { json: options })
   for (;;) {
     const progress = await call<TrainingProgress>(server, 'GET', '/training/get/progress')
@@ -130,10 +141,13 @@ export async function trainThroughServer (server: ServerConnection, options: Tra
   let failure: TrainingFailure | undefined
   let evaluation: EvaluationResponse | undefined
   if (active) {
-    evaluation = await call<EvaluationResponse>(server, 'GET', `/training/get/evaluation?version=${encodeURIComponent(accepted.version)}`).catch(() => undefined)
+    const evaluationPath = `/training/get/evaluation?version=${encodeURIComponent(accepted.version)}`
+    evaluation = await call<EvaluationResponse>(server, 'GET', evaluationPath).catch(() => undefined)
   } else {
     const last = await call<TrainingFailure & { failed?: boolean }>(server, 'GET', '/debug/get/training_failure')
-    failure = last.version === accepted.version ? last : { at: new Date().toISOString(), message: `version ${accepted.version} is not the active one after the run`, version: accepted.version }
+    failure = last.version === accepted.version
+      ? last
+      : { at: new Date().toISOString(), message: `version ${accepted.version} is not the active one after the run`, version: accepted.version }
   }
   const versionText = await call<string>(server, 'GET', '/debug/get/version/tensorflow')
   const backend = /backend (\S+?)[,)]/.exec(versionText)?.[1] ?? versionText

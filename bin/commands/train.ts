@@ -67,7 +67,13 @@ export async function run (argv: string[], io: CommandIo = processIo): Promise<n
   }
   let values
   try {
-    values = parseOptions(argv, { data: { type: 'string' }, epochs: { type: 'string' }, server: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } })
+    values = parseOptions(argv, {
+      data: { type: 'string' },
+      epochs: { type: 'string' },
+      server: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' }
+    })
   } catch (err) {
     return fail(1, `${(err as Error).message}\n\n${USAGE}`)
   }
@@ -220,7 +226,8 @@ export function formatSummary (summary: TrainSummary): string {
   ]
   const evaluation = summary.evaluation
   if (evaluation) {
-    lines.push(`blocked hold-out (${evaluation.testRows} rows): accuracy ${evaluation.accuracy.toFixed(3)}, open/closed accuracy ${evaluation.openClosed.accuracy.toFixed(3)}, F1 (closed) ${evaluation.openClosed.f1.toFixed(3)}`)
+    lines.push(`blocked hold-out (${evaluation.testRows} rows): accuracy ${evaluation.accuracy.toFixed(3)}, ` +
+      `open/closed accuracy ${evaluation.openClosed.accuracy.toFixed(3)}, F1 (closed) ${evaluation.openClosed.f1.toFixed(3)}`)
   }
   return lines.join('\n') + '\n'
 }
@@ -257,7 +264,8 @@ function progressReporter (stderr: CommandIo['stderr']): { onProgress: (progress
       if (progress.epoch <= shown || progress.loss === undefined) return
       shown = progress.epoch
       const eta = progress.etaSeconds === undefined ? '' : `, ETA ${Math.ceil(progress.etaSeconds)} s`
-      bar.show(progress.epoch, progress.epochs, `loss ${progress.loss.toFixed(3)}, accuracy ${progress.accuracy?.toFixed(3)}${progress.validationAccuracy === undefined ? '' : `, hold-out ${progress.validationAccuracy.toFixed(3)}`}${eta}`)
+      const holdOut = progress.validationAccuracy === undefined ? '' : `, hold-out ${progress.validationAccuracy.toFixed(3)}`
+      bar.show(progress.epoch, progress.epochs, `loss ${progress.loss.toFixed(3)}, accuracy ${progress.accuracy?.toFixed(3)}${holdOut}${eta}`)
     },
     end: bar.end
   }

@@ -194,7 +194,9 @@ export type HealthWait =
  * started server (so an answer from some other process does not count), the
  * server exits, or `timeoutMs` passes.
  */
-export async function waitUntilHealthy (options: { url: string, pidFile: string, server: StartedServer, timeoutMs: number, pollMs?: number }): Promise<HealthWait> {
+export async function waitUntilHealthy (
+  options: { url: string, pidFile: string, server: StartedServer, timeoutMs: number, pollMs?: number }
+): Promise<HealthWait> {
   const started = performance.now()
   const deadline = started + options.timeoutMs
   let last = 'not asked yet'

@@ -86,20 +86,28 @@ export function calibrationProblemsOfCounts (counts: ReadonlyMap<number, number>
   const reasons: string[] = []
   const need = CALIBRATION_FRAMES_PER_ANGLE
   const { hasClosed, openAngles, short } = angleCoverage(counts, need)
-  const howLong = (frames: number) => frameRate > 0 ? ` (about ${Math.ceil(frames / frameRate)} s at this door's ${frameRate.toFixed(0)} frames/s)` : ` (about ${Math.ceil(frames / 20)} s at 20 frames/s)`
+  const howLong = (frames: number) => frameRate > 0
+    ? ` (about ${Math.ceil(frames / frameRate)} s at this door's ${frameRate.toFixed(0)} frames/s)`
+    : ` (about ${Math.ceil(frames / 20)} s at 20 frames/s)`
   if (!hasClosed) reasons.push(`No frames of the closed door yet: close it and record the closed position (0°) for at least ${need} frames${howLong(need)}.`)
   const ajar = openAngles.find((angle) => angle <= MAX_AJAR_ANGLE)
   if (openAngles.length === 0) {
-    reasons.push(`No frames of the open door yet: record it ajar (${DEFAULT_AJAR_ANGLE}°, the smallest opening that must count as open) and fully open (90°), at least ${need} frames each${howLong(need)}.`)
+    reasons.push(`No frames of the open door yet: record it ajar (${DEFAULT_AJAR_ANGLE}°, the smallest opening that must count as open) ` +
+      `and fully open (90°), at least ${need} frames each${howLong(need)}.`)
   } else if (ajar === undefined) {
-    reasons.push(`No ajar position yet: record the door ajar — the smallest opening that must count as open, ${DEFAULT_AJAR_ANGLE}° unless you choose another of at most ${MAX_AJAR_ANGLE}° — for at least ${need} frames${howLong(need)}. A door calibrated only closed and ${openAngles.length === 1 ? `open at ${openAngles[0]}°` : 'wide open'} cannot tell ajar from closed: its boundary falls somewhere in between and nothing checks where.`)
+    const recorded = openAngles.length === 1 ? `open at ${openAngles[0]}°` : 'wide open'
+    reasons.push('No ajar position yet: record the door ajar — the smallest opening that must count as open, ' +
+      `${DEFAULT_AJAR_ANGLE}° unless you choose another of at most ${MAX_AJAR_ANGLE}° — for at least ${need} frames${howLong(need)}. ` +
+      `A door calibrated only closed and ${recorded} cannot tell ajar from closed: its boundary falls somewhere in between and nothing checks where.`)
   } else if (!openAngles.some((angle) => angle > ajar)) {
-    reasons.push(`No wider open position yet: record the door fully open (90°) for at least ${need} frames${howLong(need)}, so that the model learns open as well as ajar.`)
+    reasons.push(`No wider open position yet: record the door fully open (90°) for at least ${need} frames${howLong(need)}, ` +
+      'so that the model learns open as well as ajar.')
   }
   for (const angle of short) {
     const count = counts.get(angle) ?? 0
     const where = isClosed(angle) ? 'closed (0°)' : `open at ${angle}°`
-    reasons.push(`Only ${count} frames of the door ${where}: record ${need - count} more${howLong(need - count)}, so the model has enough to learn from and to be checked on.`)
+    reasons.push(`Only ${count} frames of the door ${where}: record ${need - count} more${howLong(need - count)}, ` +
+      'so the model has enough to learn from and to be checked on.')
   }
   return reasons
 }
@@ -132,24 +140,44 @@ function balancedWith (perAngle: readonly AngleReadings[], closedSide: ReadonlyS
  */
 export function calibrationVerdict (evaluation: DoorEvaluation | undefined, gate: CalibrationGate): CalibrationVerdict {
   const { floor, acceptAjarAsClosed } = gate
-  const refuse = (refusedBy: CalibrationVerdict['refusedBy'], reasons: string[], balancedAccuracy: number | null = null, closedOrAjar: number[] = []): CalibrationVerdict => ({ activate: false, floor, acceptAjarAsClosed, balancedAccuracy, closedOrAjar, reasons, refusedBy })
-  if (!evaluation) return refuse('evaluation', [`The calibration was too short to check the model on: record at least ${CALIBRATION_FRAMES_PER_ANGLE} frames of each position.`])
+  const refuse = (
+    refusedBy: CalibrationVerdict['refusedBy'],
+    reasons: string[],
+    balancedAccuracy: number | null = null,
+    closedOrAjar: number[] = []
+  ): CalibrationVerdict => ({ activate: false, floor, acceptAjarAsClosed, balancedAccuracy, closedOrAjar, reasons, refusedBy })
+  if (!evaluation) {
+    return refuse('evaluation', [
+      `The calibration was too short to check the model on: record at least ${CALIBRATION_FRAMES_PER_ANGLE} frames of each position.`
+    ])
+  }
   const selfCheck = evaluation.selfCheck
   const failing = selfCheck?.checks.filter((c) => !c.passed) ?? []
   const calibrated = evaluation.labels.filter((angle) => !isClosed(angle))
   // the open positions that may read closed: each failing check's angle
   const closedOrAjar = [...new Set(failing.map((c) => c.angle))].sort((a, b) => a - b)
   const checkReasons = failing.map((c) => c.model === 'held-out'
-    ? `${c.angle}° read closed on ${percent(c.closedShare)} of its held-out frames (the last part of its recording, replayed through a model trained on the rest; at most ${percent(selfCheck?.limit ?? 0.1)} may): this door cannot tell ajar from closed.`
-    : `A model calibrated without ${c.angle}° read the door at ${c.angle}° as closed on ${percent(c.closedShare)} of its frames: positions between the ones you recorded may read closed.`)
-  const advice = 'Move the receiver or the transmitter so that the door\'s edge crosses the straight line between the two boards as soon as the door opens a little, then record closed, ajar and open again.'
+    ? `${c.angle}° read closed on ${percent(c.closedShare)} of its held-out frames (the last part of its recording, ` +
+      `replayed through a model trained on the rest; at most ${percent(selfCheck?.limit ?? 0.1)} may): this door cannot tell ajar from closed.`
+    : `A model calibrated without ${c.angle}° read the door at ${c.angle}° as closed on ${percent(c.closedShare)} of its frames: ` +
+      'positions between the ones you recorded may read closed.')
+  const advice = 'Move the receiver or the transmitter so that the door\'s edge crosses the straight line between the two boards ' +
+    'as soon as the door opens a little, then record closed, ajar and open again.'
   if (failing.length && !acceptAjarAsClosed) {
-    return refuse('self-check', [...checkReasons, advice, 'To use this calibration anyway, finish with acceptAjarAsClosed: true — the door then reports "closed or ajar" (closedOrAjar) instead of closed.'], evaluation.doorState.openClosed.balancedAccuracy, closedOrAjar)
+    return refuse('self-check', [
+      ...checkReasons,
+      advice,
+      'To use this calibration anyway, finish with acceptAjarAsClosed: true — the door then reports "closed or ajar" (closedOrAjar) instead of closed.'
+    ], evaluation.doorState.openClosed.balancedAccuracy, closedOrAjar)
   }
   let balanced = evaluation.doorState.openClosed.balancedAccuracy
   if (closedOrAjar.length) {
     if (closedOrAjar.length === calibrated.length) {
-      return refuse('self-check', [...checkReasons, `Every open position you recorded (${angles(calibrated)}) may read closed, so this door cannot tell open from closed at all.`, advice], null, closedOrAjar)
+      return refuse('self-check', [
+        ...checkReasons,
+        `Every open position you recorded (${angles(calibrated)}) may read closed, so this door cannot tell open from closed at all.`,
+        advice
+      ], null, closedOrAjar)
     }
     balanced = balancedWith(evaluation.doorState.perAngle ?? [], new Set(closedOrAjar)) ?? balanced
   }
@@ -158,8 +186,10 @@ export function calibrationVerdict (evaluation: DoorEvaluation | undefined, gate
     : []
   if (balanced >= floor) return { activate: true, floor, acceptAjarAsClosed, balancedAccuracy: balanced, closedOrAjar, reasons: notes }
   return refuse('floor', [
-    `On the last part of each recording the model told ${closedOrAjar.length ? 'closed or ajar' : 'closed'} from open right ${percent(balanced)} of the time (balanced over both states); it needs ${percent(floor)} to take over this door, so the door keeps the model it had.`,
-    'Record again with the door held still at each position, the receiver where it will stay, and nobody walking through during the recording; a longer recording of each position helps.'
+    `On the last part of each recording the model told ${closedOrAjar.length ? 'closed or ajar' : 'closed'} from open right ${percent(balanced)} ` +
+      `of the time (balanced over both states); it needs ${percent(floor)} to take over this door, so the door keeps the model it had.`,
+    'Record again with the door held still at each position, the receiver where it will stay, and nobody walking through during the recording; ' +
+      'a longer recording of each position helps.'
   ], balanced, closedOrAjar)
 }
 
@@ -183,7 +213,12 @@ export interface CalibratedMeta {
  * {@link minimumFramesForEvaluation} frames for some angle) gets its model
  * without an evaluation (and a refusing verdict).
  */
-export async function calibrateDoorModel (tf: Tf, input: DoorTrainingInput, options: Parameters<typeof trainDoorModel>[2] = {}, calibration: DoorCalibrationOptions = {}): Promise<TrainedDoorModel> {
+export async function calibrateDoorModel (
+  tf: Tf,
+  input: DoorTrainingInput,
+  options: Parameters<typeof trainDoorModel>[2] = {},
+  calibration: DoorCalibrationOptions = {}
+): Promise<TrainedDoorModel> {
   const trained = await trainDoorModel(tf, input, options)
   const { window, hysteresis } = trained.meta
   const need = minimumFramesForEvaluation(window, hysteresis.enter, calibration.holdout ?? 0.2)

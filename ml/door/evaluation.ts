@@ -211,7 +211,11 @@ export function contiguousRuns (rows: readonly number[], angles: readonly number
 }
 
 /** Novelty scores of every window of some frame runs (each run its own stream). */
-export function windowNovelty (predictor: DoorPredictor, runs: ReadonlyArray<ReadonlyArray<ArrayLike<number>>>, hysteresis: HysteresisOptions = predictor.meta.hysteresis): { scores: number[], recalibrated: number } {
+export function windowNovelty (
+  predictor: DoorPredictor,
+  runs: ReadonlyArray<ReadonlyArray<ArrayLike<number>>>,
+  hysteresis: HysteresisOptions = predictor.meta.hysteresis
+): { scores: number[], recalibrated: number } {
   const scores: number[] = []
   let recalibrated = 0
   const row = new Float64Array(DOOR_FRAME_WIDTH)
@@ -274,7 +278,12 @@ export interface DoorEvaluationOptions {
 }
 
 /** Scores a replay and the novelty sets into the evaluation figures. */
-export function scoreReplay (predictor: DoorPredictor, replay: ReplayResult, shifted: readonly ShiftedSet[] = [], hysteresis: HysteresisOptions = predictor.meta.hysteresis): Omit<DoorEvaluation, 'holdout' | 'trainFrames' | 'testFrames' | 'tails' | 'trainingSeconds'> {
+export function scoreReplay (
+  predictor: DoorPredictor,
+  replay: ReplayResult,
+  shifted: readonly ShiftedSet[] = [],
+  hysteresis: HysteresisOptions = predictor.meta.hysteresis
+): Omit<DoorEvaluation, 'holdout' | 'trainFrames' | 'testFrames' | 'tails' | 'trainingSeconds'> {
   const labels = predictor.meta.labels
   const windows = replay.windows
   let right = 0
@@ -399,7 +408,12 @@ export function blockedTails (input: DoorTrainingInput, holdout: number): { trai
  * replays each test tail through a fresh pipeline, scores novelty against the
  * shifted sets. Returns the model trained on the train part too.
  */
-export async function evaluateDoorModel (tf: Tf, input: DoorTrainingInput, options: Parameters<typeof trainDoorModel>[2] = {}, evaluationOptions: DoorEvaluationOptions = {}): Promise<{ evaluation: DoorEvaluation, trained: TrainedDoorModel }> {
+export async function evaluateDoorModel (
+  tf: Tf,
+  input: DoorTrainingInput,
+  options: Parameters<typeof trainDoorModel>[2] = {},
+  evaluationOptions: DoorEvaluationOptions = {}
+): Promise<{ evaluation: DoorEvaluation, trained: TrainedDoorModel }> {
   const holdout = evaluationOptions.holdout ?? 0.2
   const { train, tails } = blockedTails(input, holdout)
   const trained = await trainDoorModel(tf, train, options)

@@ -65,7 +65,8 @@ export class DoorPredictor {
   static async load (tf: Tf, artifacts: tfjs.io.ModelArtifacts, meta: DoorModelMeta): Promise<DoorPredictor> {
     if (meta.format !== DOOR_MODEL_FORMAT) throw new Error(`not a door window model (format ${JSON.stringify(meta.format)}, expected ${DOOR_MODEL_FORMAT})`)
     if (meta.inputSize !== 2 * DOOR_FRAME_WIDTH || meta.standardisation.mean.length !== meta.inputSize || meta.novelty.width !== meta.inputSize) {
-      throw new Error(`door model meta does not fit: input ${meta.inputSize}, standardisation ${meta.standardisation.mean.length}, summary ${meta.novelty.width}`)
+      throw new Error(`door model meta does not fit: input ${meta.inputSize}, standardisation ${meta.standardisation.mean.length}, ` +
+        `summary ${meta.novelty.width}`)
     }
     if (!meta.labels.includes(CLOSED_ANGLE)) throw new Error('door model meta has no closed (0°) class')
     checkHysteresis(meta.hysteresis)

@@ -48,7 +48,12 @@ function check (angle: number, model: AjarCheck['model'], readings: Pick<AngleRe
  * @param options the door training options (the left-out models train as the door's does)
  * @returns undefined when the calibration has no open angle or the evaluation no per-angle figures
  */
-export async function ajarSelfCheck (tf: Tf, input: DoorTrainingInput, evaluation: DoorEvaluation, options: Parameters<typeof trainDoorModel>[2] = {}): Promise<SelfCheck | undefined> {
+export async function ajarSelfCheck (
+  tf: Tf,
+  input: DoorTrainingInput,
+  evaluation: DoorEvaluation,
+  options: Parameters<typeof trainDoorModel>[2] = {}
+): Promise<SelfCheck | undefined> {
   const started = performance.now()
   const openAngles = [...new Set(input.angles)].filter((angle) => !isClosed(angle)).sort((a, b) => a - b)
   const perAngle = evaluation.doorState.perAngle

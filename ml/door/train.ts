@@ -27,7 +27,9 @@ import { checkNoveltyOptions, DEFAULT_NOVELTY, standardiseCopy, summariseWindows
 import { captureArtifacts } from '../artifacts.js'
 import { mulberry32, shuffled } from '../../domain/random.js'
 import type { Tf } from '../model-types.js'
-import { ANGLE_HEAD, CLOSED_HEAD, DOOR_MODEL_FORMAT, type DoorModelMeta, type DoorTrainingInput, type DoorTrainingOptions, type TrainedDoorModel } from './model-types.js'
+import {
+  ANGLE_HEAD, CLOSED_HEAD, DOOR_MODEL_FORMAT, type DoorModelMeta, type DoorTrainingInput, type DoorTrainingOptions, type TrainedDoorModel
+} from './model-types.js'
 
 /**
  * The defaults, measured with bench/door-model.bench.ts on session A's
@@ -63,8 +65,11 @@ export const DEFAULT_DOOR_TRAINING: Readonly<DoorTrainingOptions> = Object.freez
 })
 
 /** Fills in defaults and checks values. @throws RangeError naming the bad option */
-export function resolveDoorTraining (options: Partial<Omit<DoorTrainingOptions, 'novelty' | 'hysteresis'>> & { novelty?: Partial<NoveltyOptions>, hysteresis?: Partial<HysteresisOptions> } = {}): DoorTrainingOptions {
-  const defined = <T extends object>(value: T | undefined): Partial<T> => Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>
+export function resolveDoorTraining (
+  options: Partial<Omit<DoorTrainingOptions, 'novelty' | 'hysteresis'>> & { novelty?: Partial<NoveltyOptions>, hysteresis?: Partial<HysteresisOptions> } = {}
+): DoorTrainingOptions {
+  const defined = <T extends object>(value: T | undefined): Partial<T> =>
+    Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>
   const resolved: DoorTrainingOptions = {
     ...DEFAULT_DOOR_TRAINING,
     ...defined(options),
@@ -72,10 +77,14 @@ export function resolveDoorTraining (options: Partial<Omit<DoorTrainingOptions, 
     novelty: { ...DEFAULT_DOOR_TRAINING.novelty, ...defined(options.novelty) }
   }
   const integer = (name: string, value: number, min: number, max: number): void => {
-    if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`door training option ${name} must be an integer in ${min}..${max}, got ${value}`)
+    if (!Number.isInteger(value) || value < min || value > max) {
+      throw new RangeError(`door training option ${name} must be an integer in ${min}..${max}, got ${value}`)
+    }
   }
   const real = (name: string, value: number, min: number, max: number): void => {
-    if (!Number.isFinite(value) || value < min || value > max) throw new RangeError(`door training option ${name} must be a number in ${min}..${max}, got ${value}`)
+    if (!Number.isFinite(value) || value < min || value > max) {
+      throw new RangeError(`door training option ${name} must be a number in ${min}..${max}, got ${value}`)
+    }
   }
   integer('window', resolved.window, MIN_WINDOW, MAX_WINDOW)
   integer('stride', resolved.stride, 1, 1000)
@@ -88,7 +97,10 @@ export function resolveDoorTraining (options: Partial<Omit<DoorTrainingOptions, 
   checkNoveltyOptions(resolved.novelty)
   checkHysteresis(resolved.hysteresis)
   // a swing fills a window with two positions; it must not count as novelty
-  if (resolved.hysteresis.novelAfter <= resolved.window) throw new RangeError(`door training option hysteresis.novelAfter must be longer than a window (${resolved.window} frames), got ${resolved.hysteresis.novelAfter}`)
+  if (resolved.hysteresis.novelAfter <= resolved.window) {
+    throw new RangeError(`door training option hysteresis.novelAfter must be longer than a window (${resolved.window} frames), ` +
+      `got ${resolved.hysteresis.novelAfter}`)
+  }
   if (!['magnitudes+phase-diff', 'log-magnitudes+phase-diff', 'centred-log-magnitudes+phase-diff'].includes(resolved.features)) {
     throw new RangeError(`door training option features: unknown frame feature set ${JSON.stringify(resolved.features)}`)
   }
@@ -171,9 +183,13 @@ function checkInput (input: DoorTrainingInput, window: number): number[] {
   const { hasClosed, openAngles, short } = angleCoverage(counts, need)
   const labels = [...counts.keys()].sort((a, b) => a - b)
   if (!hasClosed || openAngles.length === 0) {
-    throw new Error(`a door model needs frames of the closed door (0°) and of at least one open angle, got ${labels.length ? labels.map((a) => `${a}°`).join(', ') : 'no frames'}`)
+    const got = labels.length ? labels.map((a) => `${a}°`).join(', ') : 'no frames'
+    throw new Error(`a door model needs frames of the closed door (0°) and of at least one open angle, got ${got}`)
   }
-  if (short.length) throw new Error(`too few frames: each angle needs at least ${need} (two windows of ${window}), got ${short.map((a) => `${counts.get(a)} for ${a}°`).join(', ')}`)
+  if (short.length) {
+    const got = short.map((a) => `${counts.get(a)} for ${a}°`).join(', ')
+    throw new Error(`too few frames: each angle needs at least ${need} (two windows of ${window}), got ${got}`)
+  }
   return labels
 }
 
@@ -184,15 +200,24 @@ function checkInput (input: DoorTrainingInput, window: number): number[] {
  */
 export function buildDoorNetwork (tf: Tf, inputSize: number, classes: number, seed: number): tfjs.LayersModel {
   const input = tf.input({ shape: [inputSize], name: 'window' })
-  const angleLogits = tf.layers.dense({ units: classes, name: ANGLE_HEAD, kernelInitializer: tf.initializers.glorotUniform({ seed }) }).apply(input) as tfjs.SymbolicTensor
+  const angleHead = tf.layers.dense({ units: classes, name: ANGLE_HEAD, kernelInitializer: tf.initializers.glorotUniform({ seed }) })
+  const angleLogits = angleHead.apply(input) as tfjs.SymbolicTensor
   const angle = tf.layers.activation({ activation: 'softmax', name: 'angle_probabilities' }).apply(angleLogits) as tfjs.SymbolicTensor
-  const closedLogit = tf.layers.dense({ units: 1, name: CLOSED_HEAD, kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) }).apply(input) as tfjs.SymbolicTensor
+  const closedHead = tf.layers.dense({ units: 1, name: CLOSED_HEAD, kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) })
+  const closedLogit = closedHead.apply(input) as tfjs.SymbolicTensor
   const closed = tf.layers.activation({ activation: 'sigmoid', name: 'closed_probability' }).apply(closedLogit) as tfjs.SymbolicTensor
   return tf.model({ inputs: input, outputs: [angle, closed], name: 'door_window' })
 }
 
 /** Fits both heads with a plain seeded Adam loop (model.fit shuffles with an unseeded generator). */
-async function fitHeads (tf: Tf, matrix: Float32Array, width: number, classes: Int32Array, labels: readonly number[], o: DoorTrainingOptions): Promise<{ artifacts: tfjs.io.ModelArtifacts }> {
+async function fitHeads (
+  tf: Tf,
+  matrix: Float32Array,
+  width: number,
+  classes: Int32Array,
+  labels: readonly number[],
+  o: DoorTrainingOptions
+): Promise<{ artifacts: tfjs.io.ModelArtifacts }> {
   const count = classes.length
   const classCount = labels.length
   const closedIndex = labels.indexOf(CLOSED_ANGLE)

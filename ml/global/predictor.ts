@@ -134,7 +134,8 @@ export class Predictor {
     const outputWidth = model.outputs[0]?.shape[1]
     if (inputWidth !== meta.inputSize || outputWidth !== meta.labels.length || meta.standardisation.mean.length !== meta.inputSize) {
       model.dispose()
-      throw new Error(`model does not fit its meta: network ${inputWidth} inputs → ${outputWidth} classes, meta ${meta.inputSize} inputs (${meta.standardisation.mean.length} standardised) → ${meta.labels.length} labels`)
+      throw new Error(`model does not fit its meta: network ${inputWidth} inputs → ${outputWidth} classes, ` +
+        `meta ${meta.inputSize} inputs (${meta.standardisation.mean.length} standardised) → ${meta.labels.length} labels`)
     }
     try {
       return new Predictor(tf, model, meta)

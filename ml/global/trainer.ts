@@ -70,7 +70,8 @@ export function resolveTrainingOptions (options: TrainingOptions = {}): ModelMet
   const resolved: ModelMeta['options'] = { ...DEFAULT_TRAINING_OPTIONS, ...defined }
   if (resolved.kind === 'rssi') {
     if (defined.features !== undefined && defined.features !== 'raw') {
-      throw new Error(`training option features: "${defined.features}" needs CSI frames; an RSSI model reads its one value as it is (use "raw" or leave it out)`)
+      throw new Error(`training option features: "${defined.features}" needs CSI frames; ` +
+        'an RSSI model reads its one value as it is (use "raw" or leave it out)')
     }
     resolved.features = 'raw'
   }
@@ -86,7 +87,9 @@ export function resolveTrainingOptions (options: TrainingOptions = {}): ModelMet
  */
 export async function trainModel (tf: Tf, input: TrainingSet, options: TrainingOptions = {}, onEpoch?: (report: EpochReport) => void): Promise<TrainedModel> {
   const started = performance.now()
-  if (options.kind !== undefined && options.kind !== input.kind) throw new Error(`training option kind "${options.kind}" does not match the ${input.kind} rows given`)
+  if (options.kind !== undefined && options.kind !== input.kind) {
+    throw new Error(`training option kind "${options.kind}" does not match the ${input.kind} rows given`)
+  }
   const resolved = resolveTrainingOptions({ ...options, kind: input.kind })
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31)
   const runOptions: ModelMeta['options'] = { ...resolved, seed }
@@ -125,7 +128,9 @@ export async function trainModel (tf: Tf, input: TrainingSet, options: TrainingO
     for (let epoch = 1; epoch <= runOptions.epochs; epoch++) {
       const { loss, accuracy } = trainEpoch(tf, model, optimizer, variables, kernels, fit, width, labels.length, runOptions, random)
       epochsTrained = epoch
-      if (!Number.isFinite(loss)) throw new Error(`training diverged in epoch ${epoch} (loss ${loss}); try a lower learning rate than ${runOptions.learningRate}`)
+      if (!Number.isFinite(loss)) {
+        throw new Error(`training diverged in epoch ${epoch} (loss ${loss}); try a lower learning rate than ${runOptions.learningRate}`)
+      }
       const report: EpochReport = { epoch, epochs: runOptions.epochs, loss, accuracy }
       if (watched.count > 0) {
         const scored = score(tf, model, watched, width, labels.length)

@@ -66,7 +66,11 @@ export interface LaunchedTraining<M extends StorableModel = TrainedModel> {
  * Launches a run of `target` under a fresh version name. Validation of the
  * set and options is the caller's (it answers 400s before anything is recorded).
  */
-export function launchTraining<T extends TrainingTarget> (context: TrainingContext, target: T, handlers: TrainingHandlers<ModelOf<T>>): LaunchedTraining<ModelOf<T>> {
+export function launchTraining<T extends TrainingTarget> (
+  context: TrainingContext,
+  target: T,
+  handlers: TrainingHandlers<ModelOf<T>>
+): LaunchedTraining<ModelOf<T>> {
   const { store } = context
   const { set } = target
   const device = target.model === 'door' ? target.device : undefined

@@ -20,7 +20,9 @@ import { parseFrame } from '../../domain/frames.js'
 import { angleCoverage, countByAngle } from '../../domain/labels.js'
 import { headerProblem, readSessionCsv } from '../../domain/session-csv.js'
 import { DEFAULT_SMOOTHER_OPTIONS, scoreSmoothed, sequencesByLabel } from '../../domain/smoother.js'
-import { contiguousRuns, evaluateDoorModel, minimumFramesForEvaluation, type AngleReadings, type DoorEvaluation, type SelfCheck, type ShiftedSet } from '../door/evaluation.js'
+import {
+  contiguousRuns, evaluateDoorModel, minimumFramesForEvaluation, type AngleReadings, type DoorEvaluation, type SelfCheck, type ShiftedSet
+} from '../door/evaluation.js'
 import { ajarSelfCheck } from '../door/self-check.js'
 import type { DoorTrainingOptions } from '../door/model-types.js'
 import { DEFAULT_DOOR_TRAINING, resolveDoorTraining } from '../door/train.js'
@@ -93,9 +95,13 @@ export function doorStateProblem (angles: readonly number[], holdout: number, op
   const need = minimumFramesForEvaluation(options.window, options.hysteresis.enter, holdout)
   const { hasClosed, openAngles, short } = angleCoverage(counts, need)
   if (!hasClosed || openAngles.length === 0) {
-    return `a door model needs rows of the closed door (0°) and of at least one open angle, got ${[...counts.keys()].sort((a, b) => a - b).map((a) => `${a}°`).join(', ')}`
+    const got = [...counts.keys()].sort((a, b) => a - b).map((a) => `${a}°`).join(', ')
+    return `a door model needs rows of the closed door (0°) and of at least one open angle, got ${got}`
   }
-  if (short.length) return `each angle needs at least ${need} rows for a door model's blocked evaluation (windows of ${options.window}, holdout ${holdout}), got ${short.map((a) => `${counts.get(a)} for ${a}°`).join(', ')}`
+  if (short.length) {
+    const got = short.map((a) => `${counts.get(a)} for ${a}°`).join(', ')
+    return `each angle needs at least ${need} rows for a door model's blocked evaluation (windows of ${options.window}, holdout ${holdout}), got ${got}`
+  }
   return undefined
 }
 
@@ -129,7 +135,8 @@ export function shiftedSetOf (name: string, text: string, window: number): Shift
     runs = [frames]
   }
   if (problems.length) {
-    throw new Error(`${name} is neither a valid session CSV nor one frame per line (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.slice(0, 5).map((p) => `  ${p}`).join('\n')}${problems.length > 5 ? '\n  …' : ''}`)
+    const shown = problems.slice(0, 5).map((p) => `  ${p}`).join('\n') + (problems.length > 5 ? '\n  …' : '')
+    throw new Error(`${name} is neither a valid session CSV nor one frame per line (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${shown}`)
   }
   const longest = Math.max(0, ...runs.map((run) => run.length))
   if (longest < window) throw new Error(`${name} needs at least ${window} consecutive frames for one window, got ${longest}`)
@@ -192,7 +199,12 @@ export function evalReport (data: string, input: TrainingSet, trained: TrainedMo
     if (e.novelty && door.shifted !== undefined) {
       report.novelty = { auc: e.novelty.auc }
       const set = e.novelty.sets[0]
-      doorModel.novelty = { shifted: door.shifted, windows: set?.windows ?? 0, novelShare: set?.novelShare ?? 0, heldOutNovelShare: e.novelty.heldOutNovelShare }
+      doorModel.novelty = {
+        shifted: door.shifted,
+        windows: set?.windows ?? 0,
+        novelShare: set?.novelShare ?? 0,
+        heldOutNovelShare: e.novelty.heldOutNovelShare
+      }
     }
   }
   return report

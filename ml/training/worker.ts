@@ -50,7 +50,12 @@ export async function runJob (job: TrainingJob, send: (message: WorkerMessage) =
     send({ type: 'started', backend: tf.getBackend() })
     const model: StorableModel = job.model === 'door'
       ? await calibrateDoorModel(tf, frameSet(unpackTrainingSet(job.set)), job.options, { gate: job.gate })
-      : await trainModel(tf, 'source' in job ? readStoredSamples(job.source) : unpackTrainingSet(job.set), job.options, (report) => { send({ type: 'epoch', report }) })
+      : await trainModel(
+        tf,
+        'source' in job ? readStoredSamples(job.source) : unpackTrainingSet(job.set),
+        job.options,
+        (report) => { send({ type: 'epoch', report }) }
+      )
     // one plain ArrayBuffer crosses the thread/process boundary, whatever tfjs produced
     const weights = joinWeightData(model.artifacts.weightData)
     const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer

@@ -8,7 +8,7 @@ test('a known path called with the wrong method is a 405 whose Allow header list
   const app = await buildTestApp(t)
   const cases: Array<[HTTPMethods, string, string]> = [
     ['GET', '/server/post/frames', 'POST'],
-    ['PUT', '/doors/1', 'GET, HEAD, DELETE'],
+    ['PUT', '/doors/1', 'GET, HEAD, PATCH, DELETE'],
     ['POST', '/debug/get/exists?probe=1', 'GET, HEAD'],
     ['DELETE', '/training/post/train', 'POST'],
     ['GET', '/doors/1/calibration/capture', 'POST, DELETE'],
