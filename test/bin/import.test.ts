@@ -112,7 +112,10 @@ test('the same file twice for the same device is refused, naming the earlier imp
 
   const again = io({ DATA_DIR: dataDir })
   assert.equal(await run(['--data', file, '--id', '4'], again.io), 1)
-  assert.match(again.out.stderr, /^doorsense import: .*slice\.csv: this CSV \(sha256 [0-9a-f]{12}…\) was imported for device 4 already: import 1 at \d{4}-[^,]+, 14 rows; nothing imported; pass --allow-duplicate to import it again\n$/)
+  assert.match(again.out.stderr, new RegExp(
+    String.raw`^doorsense import: .*slice\.csv: this CSV \(sha256 [0-9a-f]{12}…\) was imported for device 4 already: import 1 at \d{4}-[^,]+, 14 rows; ` +
+    String.raw`nothing imported; pass --allow-duplicate to import it again\n$`
+  ))
   assert.equal(again.out.stdout, '')
   assert.equal(storedSamples(dataDir).length, 14)
 
@@ -132,7 +135,10 @@ test('train --data FILE does not import a file imported already: it says so and 
   assert.equal(await run(['--data', file], io({ DATA_DIR: dataDir }).io), 0)
   const { out, io: trainIo } = io({ DATA_DIR: dataDir, TF_BACKEND: 'cpu' })
   assert.equal(await train(['--data', file, '--epochs', '1'], trainIo), 1)
-  assert.match(out.stderr, /closed\.csv: this CSV \(sha256 [0-9a-f]{12}…\) was imported without a device already: import 1 at [^,]+, 2 rows; nothing imported: training on the stored samples\n/)
+  assert.match(out.stderr, new RegExp(
+    String.raw`closed\.csv: this CSV \(sha256 [0-9a-f]{12}…\) was imported without a device already: import 1 at [^,]+, 2 rows; ` +
+    String.raw`nothing imported: training on the stored samples\n`
+  ))
   assert.match(out.stderr, /training needs samples of at least 2 door angles/)
   assert.equal(storedSamples(dataDir).length, 2, 'not imported twice')
 })
@@ -146,7 +152,10 @@ test('through a server (--server) the duplicate is refused the same way, and --a
   assert.equal(await run(['--data', file, '--id', '6', '--server', url], io(env).io), 0)
   const again = io(env)
   assert.equal(await run(['--data', file, '--id', '6', '--server', url], again.io), 1)
-  assert.match(again.out.stderr, /409 this CSV \(sha256 [0-9a-f]{12}…\) was imported for device 6 already: import 1 at [^,]+, 7 rows; nothing imported; pass --allow-duplicate to import it again\n$/)
+  assert.match(again.out.stderr, new RegExp(
+    String.raw`409 this CSV \(sha256 [0-9a-f]{12}…\) was imported for device 6 already: import 1 at [^,]+, 7 rows; ` +
+    String.raw`nothing imported; pass --allow-duplicate to import it again\n$`
+  ))
   assert.equal(await run(['--data', file, '--id', '6', '--server', url, '--allow-duplicate'], io(env).io), 0)
   assert.equal((app.storage.db.prepare('SELECT COUNT(*) AS n FROM training_samples WHERE device = 6').get() as { n: number }).n, 14)
 })

@@ -72,7 +72,8 @@ test('serve: a DATA_DIR the user may not write is one line naming the user, the 
   const [code] = await once(child, 'close') as [number]
   assert.equal(code, 1, stderr)
   const user = root ? 'nobody' : (await import('node:os')).userInfo().username
-  assert.match(oneLine(stderr), new RegExp(`^doorsense: cannot start: user ${user} may not write ${dataDir}/doorsense\\.pid\\.\\d+\\.tmp \\(DATA_DIR ${dataDir}\\); ` +
+  assert.match(oneLine(stderr), new RegExp(
+    `^doorsense: cannot start: user ${user} may not write ${dataDir}/doorsense\\.pid\\.\\d+\\.tmp \\(DATA_DIR ${dataDir}\\); ` +
     `make DATA_DIR that user's \\(chown -R ${user} ${dataDir}\\) or set DATA_DIR to a folder it may write$`))
 })
 
@@ -100,7 +101,9 @@ test('serve: a HOST or PORT it cannot listen on is one line naming the setting, 
   const [code] = await once(child, 'close') as [number]
   assert.equal(code, 1, stderr)
   const user = root ? 'nobody' : (await import('node:os')).userInfo().username
-  assert.equal(oneLine(stderr), `doorsense: cannot start: user ${user} may not listen on port 80 (PORT=80; ports below 1024 need privileges); set PORT to 1024 or above (the default is 20002)`)
+  assert.equal(oneLine(stderr),
+    `doorsense: cannot start: user ${user} may not listen on port 80 (PORT=80; ports below 1024 need privileges); ` +
+    'set PORT to 1024 or above (the default is 20002)')
 })
 
 test('serve: DATA_DIR on a read-only file system is one line naming it and the fix', async (t) => {
@@ -113,11 +116,13 @@ test('serve: DATA_DIR on a read-only file system is one line naming it and the f
   mkdirSync(dataDir)
   remountReadOnly(disk.dir)
   assert.match(await failedStart(t, { DATA_DIR: dataDir }),
-    new RegExp(`^doorsense: cannot start: ${dataDir}/doorsense\\.pid\\.\\d+\\.tmp is on a read-only file system \\(DATA_DIR ${dataDir}\\); remount it read-write or set DATA_DIR to a folder on a writable disk$`))
+    new RegExp(`^doorsense: cannot start: ${dataDir}/doorsense\\.pid\\.\\d+\\.tmp is on a read-only file system \\(DATA_DIR ${dataDir}\\); ` +
+      'remount it read-write or set DATA_DIR to a folder on a writable disk$'))
   // a DATA_DIR still to be made there: the folder that cannot take it is named
   const missing = join(disk.dir, 'new', 'data')
   assert.equal(await failedStart(t, { DATA_DIR: missing }),
-    `doorsense: cannot start: ${disk.dir} is on a read-only file system (DATA_DIR ${missing}); remount it read-write or set DATA_DIR to a folder on a writable disk`)
+    `doorsense: cannot start: ${disk.dir} is on a read-only file system (DATA_DIR ${missing}); ` +
+    'remount it read-write or set DATA_DIR to a folder on a writable disk')
 })
 
 test('serve: a first start on a full disk (no room for the database) is one line saying so', async (t) => {
@@ -129,7 +134,8 @@ test('serve: a first start on a full disk (no room for the database) is one line
   fillDisk(disk.dir)
   const dataDir = join(disk.dir, 'data')
   assert.equal(await failedStart(t, { DATA_DIR: dataDir, ADMIN_TOKEN, STORAGE_RESERVE_MB: '0' }),
-    `doorsense: cannot start: no space left on the disk holding DATA_DIR ${dataDir} for the database ${join(dataDir, 'doorsense.sqlite')}; free some space on it (df -h ${dataDir}) and start again`)
+    `doorsense: cannot start: no space left on the disk holding DATA_DIR ${dataDir} for the database ${join(dataDir, 'doorsense.sqlite')}; ` +
+    `free some space on it (df -h ${dataDir}) and start again`)
 })
 
 test('serve: a restart on a full disk starts read-only, says so in one log line, answers reads, and refuses writes with 507', async (t) => {
@@ -141,7 +147,13 @@ test('serve: a restart on a full disk starts read-only, says so in one log line,
   const dataDir = join(disk.dir, 'data')
   // a first run stores samples and stops cleanly (its write-ahead log is then gone)
   const first = await buildTestApp(t, { STORAGE_RESERVE_MB: '0' }, { dataDir })
-  assert.equal((await first.inject({ method: 'POST', url: '/training/post/import', headers: { ...ADMIN, 'content-type': 'text/csv' }, payload: sessionCsv(sessionSlice(20)) })).statusCode, 200)
+  const imported = await first.inject({
+    method: 'POST',
+    url: '/training/post/import',
+    headers: { ...ADMIN, 'content-type': 'text/csv' },
+    payload: sessionCsv(sessionSlice(20))
+  })
+  assert.equal(imported.statusCode, 200)
   await first.close()
   // then the disk fills up to its last byte (no reserve left to give back)
   fillDisk(disk.dir)
@@ -151,8 +163,10 @@ test('serve: a restart on a full disk starts read-only, says so in one log line,
   const base = await listeningUrl(server)
   const said = server.logLines().filter((line) => /read-only/.test(String(line.msg)))
   assert.equal(said.length, 1, server.stdout())
-  assert.equal(said[0]?.msg, `the disk holding DATA_DIR ${dataDir} is full: started read-only — reads answer, writes answer 507 (storage full) until there is room; ` +
-    `no pid file could be written (${join(dataDir, PID_FILE)}), so the watchdog, redeploy and the CLI do not see this server (pid ${server.child.pid}); free some space on that disk and restart doorsense`)
+  assert.equal(said[0]?.msg,
+    `the disk holding DATA_DIR ${dataDir} is full: started read-only — reads answer, writes answer 507 (storage full) until there is room; ` +
+    `no pid file could be written (${join(dataDir, PID_FILE)}), so the watchdog, redeploy and the CLI do not see this server (pid ${server.child.pid}); ` +
+    'free some space on that disk and restart doorsense')
   assert.equal(server.stderr(), '', 'no stack')
 
   const dataset = await fetch(`${base}/training/get/dataset`)

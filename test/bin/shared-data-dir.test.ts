@@ -72,8 +72,10 @@ test('import and train refuse (exit 3) to write a DATA_DIR a live server owns, s
   assert.equal(await runImport(['--data', file], refused.io), 3, refused.out.stderr)
   assert.equal(refused.out.stdout, '')
   const pid = server.child.pid as number
-  assert.match(refused.out.stderr, new RegExp(`^doorsense import: refusing to write DATA_DIR ${dataDir}: the doorsense server with pid ${pid} owns it \\(${pidFilePath(dataDir)}\\)\\. ` +
-    'Either stop that server and run this again, or do it through the server: doorsense import --server URL --data \\S+slice\\.csv \\(admin token from ADMIN_TOKEN, else DATA_DIR/admin-token\\)'))
+  assert.match(refused.out.stderr, new RegExp(
+    `^doorsense import: refusing to write DATA_DIR ${dataDir}: the doorsense server with pid ${pid} owns it \\(${pidFilePath(dataDir)}\\)\\. ` +
+    'Either stop that server and run this again, or do it through the server: ' +
+    'doorsense import --server URL --data \\S+slice\\.csv \\(admin token from ADMIN_TOKEN, else DATA_DIR/admin-token\\)'))
 
   const train = io({ DATA_DIR: dataDir, TF_BACKEND: 'cpu' })
   assert.equal(await runTrain(['--data', file, '--epochs', '2'], train.io), 3, train.out.stderr)
@@ -131,7 +133,11 @@ test('a server\'s catalogue follows what another handle wrote to its DATA_DIR: t
   assert.equal(models.active, written)
   assert.deepEqual(models.versions.map((info) => [info.version, info.active]), [[written, true], [own, false]])
   assert.equal(app.model.active?.version, written, 'the server serves the version the database names active')
-  const batch = (await app.inject({ method: 'POST', url: '/ml/post/batch', payload: { ID: 3, frames: [stringified(sessionSlice(1)[0])] } })).json<BatchResponse>()
+  const batch = (await app.inject({
+    method: 'POST',
+    url: '/ml/post/batch',
+    payload: { ID: 3, frames: [stringified(sessionSlice(1)[0])] }
+  })).json<BatchResponse>()
   assert.equal(batch.version, written)
 
   const rolledBack = await app.inject({ method: 'POST', url: '/training/post/activate', headers: ADMIN, payload: { version: own } })

@@ -38,7 +38,10 @@ test('doorsense train --data imports, trains and activates (the real command lin
   assert.match(result.stderr, /epoch 5\/5: loss \d/)
 
   // the text form of the same summary
-  assert.match(formatSummary(summary), new RegExp(`^trained and activated ${summary.version} on 175 samples in [\\d.]+ s \\(cpu backend\\)\\nfiles: ${summary.dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\nblocked hold-out \\(35 rows\\): accuracy [\\d.]+, open/closed accuracy [\\d.]+, F1 \\(closed\\) [\\d.]+\\n$`))
+  assert.match(formatSummary(summary), new RegExp(
+    `^trained and activated ${summary.version} on 175 samples in [\\d.]+ s \\(cpu backend\\)\\n` +
+    `files: ${summary.dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n` +
+    'blocked hold-out \\(35 rows\\): accuracy [\\d.]+, open/closed accuracy [\\d.]+, F1 \\(closed\\) [\\d.]+\\n$'))
 
   // the server starts on the version the CLI activated
   const app = await buildTestApp(t, {}, { dataDir })

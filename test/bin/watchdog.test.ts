@@ -105,7 +105,8 @@ function sheddingServer (t: import('node:test').TestContext, port: number, shedd
       if (request.url !== '/debug/get/exists') { response.writeHead(404).end(); return }
       asked++
       console.log('asked ' + asked)
-      if (asked <= ${shedding}) response.writeHead(503, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"statusCode":503,"error":"Service Unavailable","message":"overloaded","code":"FST_UNDER_PRESSURE"}')
+      if (asked <= ${shedding}) response.writeHead(503, { 'retry-after': '1', 'content-type': 'application/json' })
+        .end('{"statusCode":503,"error":"Service Unavailable","message":"overloaded","code":"FST_UNDER_PRESSURE"}')
       else response.writeHead(200, { 'content-type': 'text/plain' }).end('Success')
     }).listen(${port}, '127.0.0.1', () => console.log('listening'))`
   const child = spawn(process.execPath, ['-e', script, `${PROJECT_ROOT}/bin/serve.ts`], { stdio: ['ignore', 'pipe', 'inherit'] })

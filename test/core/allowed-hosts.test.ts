@@ -16,7 +16,11 @@ test('ALLOWED_HOSTS: a Host that is not this server\'s gets 421 on the dashboard
   assert.equal(refused.json().code, 'DS_HOST_NOT_ALLOWED')
   assert.match(refused.json().message, /host "evil\.example" is not one of ALLOWED_HOSTS/)
   assert.equal(await status('evil.example', '/doors'), 421, 'the dashboard\'s API')
-  assert.equal(await status('evil.example', '/debug/post/enable_logging', { ...ADMIN, 'content-type': 'application/json' }, 'POST'), 421, 'an admin route, token or not')
+  assert.equal(
+    await status('evil.example', '/debug/post/enable_logging', { ...ADMIN, 'content-type': 'application/json' }, 'POST'),
+    421,
+    'an admin route, token or not'
+  )
   assert.equal(await status('evil.example', '/no/such/route'), 421)
   assert.equal(await status('evilhome.arpa'), 421, 'a suffix is not a subdomain')
   assert.equal(await status('doorsense.lan.evil.example'), 421)

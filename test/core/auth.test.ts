@@ -14,7 +14,10 @@ const ADMIN = 'admin-token-for-auth-tests-0001'
 const DEVICE = 'device-token-0002'
 
 /** A bare Fastify with the auth plugin and one admin and one device route. */
-async function guardedApp (t: import('node:test').TestContext, options: { adminToken?: string, deviceToken?: string } = { adminToken: ADMIN }): Promise<FastifyInstance> {
+async function guardedApp (
+  t: import('node:test').TestContext,
+  options: { adminToken?: string, deviceToken?: string } = { adminToken: ADMIN }
+): Promise<FastifyInstance> {
   const app = Fastify()
   t.after(() => app.close())
   installErrorHandlers(app)
@@ -93,7 +96,9 @@ test('HOST beyond loopback with DEVICE_TOKEN unset: a warning at start says the 
     t.after(() => app.close())
     await app.register(authPlugin, { dataDir: tempDir(t), adminToken: ADMIN, ...options })
     await app.ready()
-    return lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.level === 40 && /DEVICE_TOKEN is unset/.test(String(line.msg)))
+    return lines
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => line.level === 40 && /DEVICE_TOKEN is unset/.test(String(line.msg)))
   }
   for (const host of ['0.0.0.0', '::', '192.168.1.10', 'doorsense.lan']) {
     const [warning, ...more] = await warningsFor({ host })
@@ -211,7 +216,12 @@ test('serve without ADMIN_TOKEN logs where the token file is, never the token; e
   assert.equal(await exitWithin(server, 10_000), 0)
 
   // the umask (0022 here) would have left 0755 directories and 0644 files
-  const modes = [dataDir, join(dataDir, LOG_DIR), ...readdirSync(dataDir).map((name) => join(dataDir, name)), ...readdirSync(join(dataDir, LOG_DIR)).map((name) => join(dataDir, LOG_DIR, name))]
+  const modes = [
+    dataDir,
+    join(dataDir, LOG_DIR),
+    ...readdirSync(dataDir).map((name) => join(dataDir, name)),
+    ...readdirSync(join(dataDir, LOG_DIR)).map((name) => join(dataDir, LOG_DIR, name))
+  ]
     .filter((path) => !path.endsWith('/models') && !path.includes('/models/'))
     .map((path) => [path.slice(dataDir.length) || '/', (statSync(path).mode & 0o777).toString(8)])
   const expected = modes.map(([path]) => [path, path === '/' || path === `/${LOG_DIR}` ? '700' : '600'])

@@ -8,7 +8,13 @@ interface ListedPi { addr: string, id: number }
 test('TRUST_PROXY=true: a forwarded address that is not an IP address is not stored; the proxy\'s is', async (t) => {
   const app = await buildTestApp(t, { TRUST_PROXY: 'true' })
   const keepAlive = async (id: number, forwardedFor: string): Promise<void> => {
-    const response = await app.inject({ method: 'POST', url: '/server/post/keep_alive', remoteAddress: '10.0.0.2', headers: { 'x-forwarded-for': forwardedFor }, payload: { NAME: `pi-${id}`, ID: id } })
+    const response = await app.inject({
+      method: 'POST',
+      url: '/server/post/keep_alive',
+      remoteAddress: '10.0.0.2',
+      headers: { 'x-forwarded-for': forwardedFor },
+      payload: { NAME: `pi-${id}`, ID: id }
+    })
     assert.equal(response.statusCode, 200, response.body)
   }
   await keepAlive(1, '<script>alert(1)</script>')
@@ -31,7 +37,13 @@ test('TRUST_PROXY=true: a forwarded address that is not an IP address is not sto
 
 test('without TRUST_PROXY, X-Forwarded-For is ignored', async (t) => {
   const app = await buildTestApp(t)
-  await app.inject({ method: 'POST', url: '/server/post/keep_alive', remoteAddress: '10.0.0.3', headers: { 'x-forwarded-for': '192.0.2.7' }, payload: { NAME: 'pi', ID: 1 } })
+  await app.inject({
+    method: 'POST',
+    url: '/server/post/keep_alive',
+    remoteAddress: '10.0.0.3',
+    headers: { 'x-forwarded-for': '192.0.2.7' },
+    payload: { NAME: 'pi', ID: 1 }
+  })
   assert.deepEqual((await app.inject({ method: 'GET', url: '/app/get/list_of_servers' })).json<ListedPi[]>().map((pi) => pi.addr), ['10.0.0.3'])
 })
 

@@ -69,7 +69,9 @@ async function startLimitedServer (t: TestContext, env: Record<string, string>):
   })
   for (let waited = 0; ; waited += 50) {
     const listening = logLines().find((line) => String(line.msg).startsWith('Server listening at '))
-    if (listening) return { pid: child.pid as number, url: new URL(String(listening.msg).slice('Server listening at '.length)), logLines, exited: () => ended, exit }
+    if (listening) {
+      return { pid: child.pid as number, url: new URL(String(listening.msg).slice('Server listening at '.length)), logLines, exited: () => ended, exit }
+    }
     if (ended || waited > 90_000) throw new Error(`the server did not start:\n${stdout}\n${stderr}`)
     await delay(50)
   }
@@ -153,7 +155,10 @@ test('even with every descriptor taken (MAX_CONNECTIONS above the limit) no time
   const server = await startLimitedServer(t, { MAX_CONNECTIONS: '1000' })
   const fdsAtHeight = await survivesFlood(t, server)
   assert.ok(fdsAtHeight >= FD_LIMIT - 2, `the flood took every descriptor (${fdsAtHeight} of ${FD_LIMIT}): this is the exhaustion the server must survive`)
-  assert.ok(server.logLines().some((line) => line.level === 40 && /MAX_CONNECTIONS=1000 is more than half the open-files limit \(256\)/.test(String(line.msg))), 'a cap above half the limit is warned about')
+  assert.ok(
+    server.logLines().some((line) => line.level === 40 && /MAX_CONNECTIONS=1000 is more than half the open-files limit \(256\)/.test(String(line.msg))),
+    'a cap above half the limit is warned about'
+  )
 })
 
 test('the caps: half the open-files limit, at most 8192 connections; event streams half of those, at most 512; configured values win, with a warning when risky', () => {

@@ -86,7 +86,12 @@ test('a validation error is a 400 naming the field', async (t) => {
 
 test('malformed JSON, an empty JSON body and an unknown content-type are 4xx with the standard shape', async (t) => {
   const app = await bareApp(t)
-  const malformed = errorBody(await app.inject({ method: 'POST', url: '/devices', headers: { 'content-type': 'application/json' }, payload: '{"NAME": "pi", ' }), 400)
+  const malformed = errorBody(await app.inject({
+    method: 'POST',
+    url: '/devices',
+    headers: { 'content-type': 'application/json' },
+    payload: '{"NAME": "pi", '
+  }), 400)
   assert.match(malformed.message, /JSON/)
   const empty = errorBody(await app.inject({ method: 'POST', url: '/devices', headers: { 'content-type': 'application/json' }, payload: '' }), 400)
   assert.match(empty.message, /empty/)

@@ -32,7 +32,12 @@ test('a body nested thousands of levels deep is a 400 naming the problem on ever
   const legacy = await app.inject({ method: 'POST', url: '/debug/post/echo', payload: { DATA: [[[[1]]]] } })
   assert.equal(legacy.statusCode, 200)
   // and a frame nested just under the limit is a frame error that quotes it briefly
-  const shallow = await app.inject({ method: 'POST', url: '/server/post/frames', payload: `{"ID":1,"frames":[${nested(30)}]}`, headers: { 'content-type': 'application/json' } })
+  const shallow = await app.inject({
+    method: 'POST',
+    url: '/server/post/frames',
+    payload: `{"ID":1,"frames":[${nested(30)}]}`,
+    headers: { 'content-type': 'application/json' }
+  })
   assert.equal(shallow.statusCode, 400)
   assert.ok(shallow.json().message.length < 300, shallow.json().message)
 })

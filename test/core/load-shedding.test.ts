@@ -5,7 +5,11 @@ import { buildTestApp } from '../helper.js'
 
 test('no sampling timer throws when the process is out of file descriptors: process.memoryUsage() failing with EMFILE leaves the app serving', async (t) => {
   // what process.memoryUsage() throws once every descriptor is taken (it opens /proc/self/stat)
-  const emfile = Object.assign(new Error('EMFILE: too many open files, uv_resident_set_memory'), { code: 'EMFILE', errno: -24, syscall: 'uv_resident_set_memory' })
+  const emfile = Object.assign(new Error('EMFILE: too many open files, uv_resident_set_memory'), {
+    code: 'EMFILE',
+    errno: -24,
+    syscall: 'uv_resident_set_memory'
+  })
   t.mock.method(process, 'memoryUsage', () => { throw emfile })
   const uncaught: unknown[] = []
   // a throw from a timer is uncaught: caught here, so the test can say so rather than the runner dying

@@ -12,7 +12,10 @@ import { buildTestApp, tempDir } from '../helper.js'
 /** Every JSON line of every file in DATA_DIR/logs. */
 function fileLines (dataDir: string): Array<Record<string, unknown>> {
   const dir = join(dataDir, LOG_DIR)
-  return readdirSync(dir).flatMap((name) => readFileSync(join(dir, name), 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>))
+  return readdirSync(dir).flatMap((name) => readFileSync(join(dir, name), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, unknown>))
 }
 
 /** A local date `daysAgo` days before `from`, as pino-roll names its files (yyyy-MM-dd). */
@@ -59,7 +62,11 @@ test('request lines are at debug by default: an info log gets none, a debug log 
     const lines = fileLines(dataDir)
     const requestLines = lines.filter((line) => line.msg === 'incoming request' || line.msg === 'request completed')
     const rejected = lines.filter((line) => line.msg === 'request rejected')
-    return { requestLevels: [...new Set(requestLines.map((line) => line.level))], requestLines: requestLines.length, rejected: rejected.map((line) => [line.level, line.statusCode]) }
+    return {
+      requestLevels: [...new Set(requestLines.map((line) => line.level))],
+      requestLines: requestLines.length,
+      rejected: rejected.map((line) => [line.level, line.statusCode])
+    }
   }
   assert.deepEqual(await levels({ LOG_LEVEL: 'info' }), { requestLevels: [], requestLines: 0, rejected: [[30, 404]] })
   assert.deepEqual(await levels({ LOG_LEVEL: 'debug' }), { requestLevels: [20], requestLines: 8, rejected: [[30, 404]] })
@@ -73,8 +80,13 @@ test('pruneLogFiles deletes the daily files older than the retention, by calenda
   const daily = [0, 1, 29, 30, 31, 45, 400].flatMap((daysAgo) => [`doorsense.${dayBefore(now, daysAgo)}.1.log`, `doorsense.${dayBefore(now, daysAgo)}.2.log`])
   for (const name of [...others, ...daily]) writeFileSync(join(dir, name), 'x\n')
   const deleted = pruneLogFiles(dir, 30, now)
-  assert.deepEqual(deleted.sort(), [31, 45, 400].flatMap((daysAgo) => [`doorsense.${dayBefore(now, daysAgo)}.1.log`, `doorsense.${dayBefore(now, daysAgo)}.2.log`]).sort())
-  assert.deepEqual(readdirSync(dir).sort(), [...others, ...[0, 1, 29, 30].flatMap((daysAgo) => [`doorsense.${dayBefore(now, daysAgo)}.1.log`, `doorsense.${dayBefore(now, daysAgo)}.2.log`])].sort())
+  assert.deepEqual(deleted.sort(), [31, 45, 400]
+    .flatMap((daysAgo) => [`doorsense.${dayBefore(now, daysAgo)}.1.log`, `doorsense.${dayBefore(now, daysAgo)}.2.log`])
+    .sort())
+  assert.deepEqual(readdirSync(dir).sort(), [
+    ...others,
+    ...[0, 1, 29, 30].flatMap((daysAgo) => [`doorsense.${dayBefore(now, daysAgo)}.1.log`, `doorsense.${dayBefore(now, daysAgo)}.2.log`])
+  ].sort())
   // 0: today's only
   assert.deepEqual(pruneLogFiles(dir, 0, now).length, 6)
   assert.deepEqual(readdirSync(dir).filter((name) => name.includes(dayBefore(now, 0))).length, 2)
@@ -92,7 +104,12 @@ test('LOG_RETENTION_DAYS: a (re)start deletes the daily log files older than it,
   writeFileSync(join(dir, 'redeploy.log'), 'kept\n', { mode: 0o600 })
   const app = await buildTestApp(t, { LOG_LEVEL: 'info', LOG_TO_FILE: 'true', LOG_RETENTION_DAYS: '2' }, { dataDir })
   await app.close()
-  assert.deepEqual(readdirSync(dir).sort(), [`doorsense.${dayBefore(now, 2)}.1.log`, `doorsense.${dayBefore(now, 1)}.1.log`, `doorsense.${today()}.1.log`, 'redeploy.log'].sort())
+  assert.deepEqual(readdirSync(dir).sort(), [
+    `doorsense.${dayBefore(now, 2)}.1.log`,
+    `doorsense.${dayBefore(now, 1)}.1.log`,
+    `doorsense.${today()}.1.log`,
+    'redeploy.log'
+  ].sort())
 })
 
 test('LOG_TO_FILE=false writes no file', async (t) => {
@@ -196,7 +213,17 @@ test('bin/serve.ts on a terminal prints readable lines; the log file stays JSON'
   // script(1) gives the server a pseudo-terminal as stdout; -e passes its exit code on
   const child = spawn('script', ['-qec', `${process.execPath} --import tsx bin/serve.ts`, '/dev/null'], {
     cwd: PROJECT_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TERM: 'xterm', HOST: '127.0.0.1', PORT: '0', TF_BACKEND: 'cpu', DATA_DIR: dataDir, LOG_LEVEL: 'info', LOG_TO_FILE: 'true' },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      TERM: 'xterm',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      TF_BACKEND: 'cpu',
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'info',
+      LOG_TO_FILE: 'true'
+    },
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true // its own process group: the server under script(1) is stopped with it
   })

@@ -45,7 +45,12 @@ test('a known path called with the wrong method is a 405 whose Allow header list
 
 test('an unknown path stays a 404 "no route", and a route\'s own 404 stays its own', async (t) => {
   const app = await buildTestApp(t)
-  for (const [method, url] of [['GET', '/server/post/nothing'], ['POST', '/doors/1/nothing'], ['DELETE', '/no/such/route'], ['GET', '/server/post/frames/extra']] as const) {
+  for (const [method, url] of [
+    ['GET', '/server/post/nothing'],
+    ['POST', '/doors/1/nothing'],
+    ['DELETE', '/no/such/route'],
+    ['GET', '/server/post/frames/extra']
+  ] as const) {
     const response = await app.inject({ method, url })
     assert.equal(response.statusCode, 404, `${method} ${url}`)
     assert.equal(response.headers.allow, undefined)

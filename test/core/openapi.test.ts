@@ -77,7 +77,9 @@ test('the served document and the committed openapi.json are valid OpenAPI (the 
   assert.deepEqual(await openApiProblems(JSON.parse(readFileSync(OPENAPI_FILE, 'utf8'))), [])
   // and the validator does catch what 3.0 forbids: the draft-7 numeric exclusiveMinimum the schemas hold
   const draft7 = structuredClone(app.swagger()) as unknown as OpenApiDocument
-  const train = draft7.paths['/training/post/train'].post.requestBody as unknown as { content: Record<string, { schema: { properties: Record<string, unknown> } }> }
+  const train = draft7.paths['/training/post/train'].post.requestBody as unknown as {
+    content: Record<string, { schema: { properties: Record<string, unknown> } }>
+  }
   train.content['application/json'].schema.properties.learningRate = { type: 'number', exclusiveMinimum: 0 }
   const problems = await openApiProblems(draft7)
   assert.equal(problems.length, 1, problems.join('\n'))
@@ -91,7 +93,10 @@ test('exclusive bounds are written in the OpenAPI 3.0 form; a stricter inclusive
   assert.deepEqual(toOpenApi30Dialect({ minimum: -5, exclusiveMinimum: 0 }), { minimum: 0, exclusiveMinimum: true })
   // nested anywhere, arrays too; everything else untouched, the input left as it was
   const input = { paths: { a: [{ schema: { exclusiveMinimum: 1, description: 'x' } }] }, exclusiveMinimum: 'not a schema bound' }
-  assert.deepEqual(toOpenApi30Dialect(input), { paths: { a: [{ schema: { minimum: 1, exclusiveMinimum: true, description: 'x' } }] }, exclusiveMinimum: 'not a schema bound' })
+  assert.deepEqual(toOpenApi30Dialect(input), {
+    paths: { a: [{ schema: { minimum: 1, exclusiveMinimum: true, description: 'x' } }] },
+    exclusiveMinimum: 'not a schema bound'
+  })
   assert.deepEqual(input.paths.a[0].schema, { exclusiveMinimum: 1, description: 'x' })
   // the served document has no numeric exclusive bound left
   assert.doesNotMatch(readFileSync(OPENAPI_FILE, 'utf8'), /"exclusive(Minimum|Maximum)": -?\d/)
@@ -110,7 +115,12 @@ test('the contract says what the routes answer: model-file errors are JSON, the 
   // the import documents the CSV body it streams
   const importOperation = document.paths['/training/post/import'].post
   assert.equal(importOperation.requestBody?.content['text/csv'].schema.type, 'string')
-  const imported = await app.inject({ method: 'POST', url: '/training/post/import', headers: { ...ADMIN, 'content-type': 'text/csv' }, payload: 'Label,CH6_mag\n' })
+  const imported = await app.inject({
+    method: 'POST',
+    url: '/training/post/import',
+    headers: { ...ADMIN, 'content-type': 'text/csv' },
+    payload: 'Label,CH6_mag\n'
+  })
   assert.equal(imported.statusCode, 400, 'the CSV reached the importer (a bad header), not a 415')
   // the routes behind requireDevice list the device token, the admin token, or none while DEVICE_TOKEN is unset
   for (const path of ['/ml/post/inference', '/ml/post/batch', '/server/post/frames', '/server/post/keep_alive']) {
@@ -129,7 +139,11 @@ test('every operation lists what any route may answer before it runs: 503 (load 
     for (const [path, item] of Object.entries(document.paths)) {
       for (const [method, operation] of Object.entries(item)) {
         operations++
-        const responses = operation.responses as Record<string, { description?: string, headers?: Record<string, unknown>, content?: Record<string, { schema: { title?: string } }> }>
+        const responses = operation.responses as Record<string, {
+          description?: string,
+          headers?: Record<string, unknown>,
+          content?: Record<string, { schema: { title?: string } }>
+        }>
         const shed = responses['503']
         assert.ok(shed, `${method} ${path} lists no 503`)
         assert.match(shed.description ?? '', /shedding load/, `${method} ${path}`)

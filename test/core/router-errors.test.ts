@@ -10,7 +10,12 @@ test('a path parameter longer than the router takes is a 400 with the usual erro
     const response = await app.inject({ method: 'GET', url })
     assert.equal(response.statusCode, 400, url)
     assert.match(String(response.headers['content-type']), /^application\/json/)
-    assert.deepEqual(response.json(), { statusCode: 400, error: 'Bad Request', code: 'DS_BAD_REQUEST', message: `a path parameter is longer than ${MAX_PATH_PARAMETER_LENGTH} characters` })
+    assert.deepEqual(response.json(), {
+      statusCode: 400,
+      error: 'Bad Request',
+      code: 'DS_BAD_REQUEST',
+      message: `a path parameter is longer than ${MAX_PATH_PARAMETER_LENGTH} characters`
+    })
   }
   // one character less reaches the route, which names what is wrong with the value
   const atLimit = await app.inject({ method: 'GET', url: `/doors/${'x'.repeat(MAX_PATH_PARAMETER_LENGTH)}` })

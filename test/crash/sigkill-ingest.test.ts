@@ -67,7 +67,11 @@ async function streamUntilKilled (url: string, frames: readonly number[][], next
       const body = { ID: batch, frames: Array.from({ length: FRAMES_PER_BATCH }, (_, i) => frames[(batch * FRAMES_PER_BATCH + i) % frames.length]) }
       let status: number
       try {
-        const response = await fetch(`${url}/server/post/frames`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+        const response = await fetch(`${url}/server/post/frames`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body)
+        })
         status = response.status
         const receipt = await response.json() as { accepted: number }
         assert.equal(status, 200, JSON.stringify(receipt))
@@ -115,7 +119,11 @@ async function checkAfterRestart (url: string, dataDir: string, version: string,
 
   const models = await (await fetch(`${url}/training/get/models`)).json() as { versions: Array<{ version: string, active: boolean }> }
   assert.deepEqual(models.versions.filter((v) => v.active).map((v) => v.version), [version], 'the seeded version is still the active one')
-  const inference = await fetch(`${url}/ml/post/inference`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ payload: frame }) })
+  const inference = await fetch(`${url}/ml/post/inference`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ payload: frame })
+  })
   const answer = await inference.json() as { version?: string }
   assert.equal(inference.status, 200, JSON.stringify(answer))
   assert.equal(answer.version, version, 'the model loaded after the restart answers')
@@ -150,10 +158,12 @@ test(`SIGKILL mid-ingest, ${KILLS} times: every acknowledged frame is stored, th
     })
     clearTimeout(timer)
     assert.equal(await server.exited, 'SIGKILL', `run ${run} ended by the kill, not on its own:\n${server.stderr()}`)
-    t.diagnostic(`run ${run}: started in ${startMs} ms, killed ${killAfterMs} ms after its first acknowledgement; ${sent.acknowledged.size} batches acknowledged so far`)
+    t.diagnostic(`run ${run}: started in ${startMs} ms, killed ${killAfterMs} ms after its first acknowledgement; ` +
+      `${sent.acknowledged.size} batches acknowledged so far`)
   }
 
   const acknowledgedFrames = sent.acknowledged.size * FRAMES_PER_BATCH
   assert.ok(sent.acknowledged.size >= KILLS, `the clients got too few batches through (${sent.acknowledged.size}) for the kills to mean anything`)
-  t.diagnostic(`${acknowledgedFrames} acknowledged frames all stored; ${sent.unacknowledged.size} batches unanswered, ${extras} of them stored anyway (${extras * FRAMES_PER_BATCH} unacknowledged extra frames, at-least-once)`)
+  t.diagnostic(`${acknowledgedFrames} acknowledged frames all stored; ${sent.unacknowledged.size} batches unanswered, ` +
+    `${extras} of them stored anyway (${extras * FRAMES_PER_BATCH} unacknowledged extra frames, at-least-once)`)
 })

@@ -216,8 +216,13 @@ test('hadolint-style rules', () => {
 })
 
 test('.dockerignore keeps modules, data, generated files and secrets out of the context', () => {
-  const ignored = readFileSync(join(PROJECT_ROOT, '.dockerignore'), 'utf8').split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'))
-  for (const entry of ['.git', 'node_modules', 'data', 'docs-site', 'coverage', 'deploy/*.env']) assert.ok(ignored.includes(entry), `.dockerignore lists ${entry}`)
+  const ignored = readFileSync(join(PROJECT_ROOT, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'))
+  for (const entry of ['.git', 'node_modules', 'data', 'docs-site', 'coverage', 'deploy/*.env']) {
+    assert.ok(ignored.includes(entry), `.dockerignore lists ${entry}`)
+  }
   for (const needed of ['bin', 'core', 'plugins', 'schemas', 'domain', 'package.json', 'package-lock.json', 'README.md', 'docs', 'typedoc.json']) {
     assert.ok(!ignored.includes(needed), `${needed} stays in the build context`)
   }

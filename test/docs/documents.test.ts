@@ -80,7 +80,9 @@ test('docs/configuration.md has a row for every setting, with its default, and o
   for (const name of Object.keys(defaults)) {
     assert.ok(rows.has(name), `${name} is in the table`)
     const fallback = defaults[name]?.default
-    if (fallback !== undefined) assert.ok(rows.get(name)?.includes(String(fallback)), `${name}: the table's default "${rows.get(name) ?? ''}" says ${String(fallback)}`)
+    if (fallback !== undefined) {
+      assert.ok(rows.get(name)?.includes(String(fallback)), `${name}: the table's default "${rows.get(name) ?? ''}" says ${String(fallback)}`)
+    }
   }
   for (const name of rows.keys()) assert.ok(name in defaults, `${name} is a setting core/config.ts reads`)
 })

@@ -73,7 +73,10 @@ test('M consecutive novel windows set needsRecalibration and unknown; familiar w
 test('novel windows are no evidence: they neither count towards nor break a change', () => {
   const h = new DoorHysteresis({ enter: 1, leave: 3, novelAfter: 10, familiarAfter: 1 })
   h.push(closed, 0)
-  assert.deepEqual(states(h, [open(), { ...open(), novel: true }, open(), { ...novel, state: 'closed' }, open()], 1), ['closed', 'closed', 'closed', 'closed', 'open'])
+  assert.deepEqual(
+    states(h, [open(), { ...open(), novel: true }, open(), { ...novel, state: 'closed' }, open()], 1),
+    ['closed', 'closed', 'closed', 'closed', 'open']
+  )
 })
 
 test('silence makes the door unknown; latency helpers say k − 1 + enter frames', () => {

@@ -1,7 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Value } from '@sinclair/typebox/value'
-import { accuracy, countedFrames, doorStateConfusion, doorStateEvaluation, evaluate, openClosedEvaluation, smoothedDoorState, type ReportedFrame } from '../../domain/evaluation.js'
+import {
+  accuracy, countedFrames, doorStateConfusion, doorStateEvaluation, evaluate, openClosedEvaluation, smoothedDoorState, type ReportedFrame
+} from '../../domain/evaluation.js'
 import { DoorStateEvaluation, Evaluation } from '../../schemas/model.js'
 
 const close = (actual: number, expected: number, what: string) => assert.ok(Math.abs(actual - expected) < 1e-12, `${what}: ${actual} vs ${expected}`)
@@ -100,7 +102,10 @@ test('door-state figures of a replay: 2 × 3 confusion, reported angle accuracy,
 test('countedFrames starts at the first reported state; a stream that never reports counts from the nominal latency, all wrong', () => {
   const unknown = { state: 'unknown' as const, angle: null }
   const open = { state: 'open' as const, angle: 45 }
-  assert.deepEqual(countedFrames(45, [unknown, unknown, open, open], 5), { frames: [{ angle: 45, state: 'open', reportedAngle: 45 }, { angle: 45, state: 'open', reportedAngle: 45 }], from: 3 })
+  assert.deepEqual(countedFrames(45, [unknown, unknown, open, open], 5), {
+    frames: [{ angle: 45, state: 'open', reportedAngle: 45 }, { angle: 45, state: 'open', reportedAngle: 45 }],
+    from: 3
+  })
   const never = countedFrames(0, [unknown, unknown, unknown, unknown], 3)
   assert.equal(never.from, 3)
   assert.deepEqual(never.frames.map((f) => f.state), ['unknown', 'unknown'])

@@ -129,7 +129,8 @@ test('empty frames are refused', () => {
 
 test('a wrong count is refused, naming the count', () => {
   for (const count of [1, 105, 107, 127, 129, 212]) {
-    assertFrameError(() => parseFrame(Array.from({ length: count }, () => 1)), new RegExp(`must hold 106 features, 108 raw Pi values or 128 raw ESP32 values, got ${count}$`))
+    assertFrameError(() => parseFrame(Array.from({ length: count }, () => 1)),
+      new RegExp(`must hold 106 features, 108 raw Pi values or 128 raw ESP32 values, got ${count}$`))
   }
   assertFrameError(() => parseFrame(`[${sessionRow.slice(0, 104).join(', ')}]`), /got 104$/)
 })
@@ -151,7 +152,8 @@ test('NaN and Infinity are refused with their position, in arrays and in strings
 
 test('values outside what the hardware reports are refused, with the range in the message', () => {
   // the attack that was accepted with confidence 1: a raw Pi frame of 108 × 1e20
-  assertFrameError(() => parseFrame(Array(108).fill(1e20)), /^raw Pi frame value 0 is 100000000000000000000: raw imaginary\/real parts are integers in -128\.\.127/)
+  assertFrameError(() => parseFrame(Array(108).fill(1e20)),
+    /^raw Pi frame value 0 is 100000000000000000000: raw imaginary\/real parts are integers in -128\.\.127/)
   const rawPi = JSON.parse(piLines[0]) as number[]
   rawPi[2] = 128
   assertFrameError(() => parseFrame(rawPi), /^raw Pi frame value 2 is 128: .*-128\.\.127/)

@@ -5,7 +5,11 @@ import { blockedSplit, blockedSplitOf, tailSize } from '../../domain/split.js'
 import { SESSION_A_CSV } from '../helper.js'
 
 /** Session A's labels in file order, read without the project's parser. */
-const angles = readFileSync(SESSION_A_CSV, 'utf8').split('\n').slice(1).filter((line) => line.trim() !== '').map((line) => Number(line.slice(0, line.indexOf(','))))
+const angles = readFileSync(SESSION_A_CSV, 'utf8')
+  .split('\n')
+  .slice(1)
+  .filter((line) => line.trim() !== '')
+  .map((line) => Number(line.slice(0, line.indexOf(','))))
 
 /** Row indices of each label, in file order. */
 function rowsByLabel (labels: number[]): Map<number, number[]> {

@@ -7,7 +7,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ADMIN_TOKEN, buildTestApp } from '../helper.js'
-import { ContractChecker, describeFailures, FUZZ_ENV, fuzzContract, fuzzOperations, fuzzSeed, prepareFuzzApp, type FuzzOperation, type FuzzRequest } from '../fixtures/fuzz.js'
+import {
+  ContractChecker, describeFailures, FUZZ_ENV, fuzzContract, fuzzOperations, fuzzSeed, prepareFuzzApp, type FuzzOperation, type FuzzRequest
+} from '../fixtures/fuzz.js'
 
 /** Cases per operation: about 1,100 requests, ~6 s of CPU with the app, the model and one training the fuzz starts. */
 const RUNS = 25
@@ -19,7 +21,11 @@ test('the fuzz checker fails what breaks the contract', () => {
         post: {
           security: [{ admin: [] }],
           responses: {
-            200: { content: { 'application/json': { schema: { type: 'object', required: ['n'], properties: { n: { type: 'integer', minimum: 0, exclusiveMinimum: true } } } } } },
+            200: {
+              content: {
+                'application/json': { schema: { type: 'object', required: ['n'], properties: { n: { type: 'integer', minimum: 0, exclusiveMinimum: true } } } }
+              }
+            },
             400: { content: { 'application/json': { schema: { type: 'object', required: ['message'], properties: { message: { type: 'string' } } } } } },
             503: { content: { 'application/json': { schema: { type: 'object' } } } }
           }
@@ -46,7 +52,8 @@ test('the fuzz checker fails what breaks the contract', () => {
   assert.match(problems(adminRoute, 'none', 200, { n: 1 }).join(), /without a token the contract asks for/)
   assert.match(problems(adminRoute, 'admin', 200, { n: 1, leaked: ADMIN_TOKEN }).join(), /holds a token/)
   assert.match(problems(adminRoute, 'admin', 503, { code: 'DS_NO_MODEL' }).join(), /a server error/, 'a 503 without Retry-After is no deliberate refusal')
-  assert.deepEqual(problems(adminRoute, 'admin', 503, { code: 'DS_NO_MODEL' }, { ...json, 'retry-after': '1' }), [], 'a listed "come back later" 503 is allowed')
+  assert.deepEqual(problems(adminRoute, 'admin', 503, { code: 'DS_NO_MODEL' }, { ...json, 'retry-after': '1' }), [],
+    'a listed "come back later" 503 is allowed')
   assert.match(problems(openRoute, 'none', 401, 'no', { 'content-type': 'text/plain' }).join(), /asks for no token/)
   assert.deepEqual(problems(openRoute, 'wrong', 200, 'ok', { 'content-type': 'text/plain; charset=utf-8' }), [])
 })
@@ -65,5 +72,6 @@ test(`every operation keeps the contract under ${RUNS} generated requests (fast-
   const succeeded = report.operations.filter((operation) => Object.keys(operation.statuses).some((status) => status.startsWith('2')))
   const without = report.operations.filter((operation) => !succeeded.includes(operation)).map((operation) => operation.operation)
   t.diagnostic(`no 2xx for: ${without.join(', ') || 'none'}`)
-  assert.ok(succeeded.length >= operations.length * 0.8, `only ${succeeded.length} of ${operations.length} operations ever succeeded; none for ${without.join(', ')}`)
+  assert.ok(succeeded.length >= operations.length * 0.8,
+    `only ${succeeded.length} of ${operations.length} operations ever succeeded; none for ${without.join(', ')}`)
 })

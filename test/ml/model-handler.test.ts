@@ -39,7 +39,11 @@ test('a training set the trainer cannot learn from is a 400 and the state does n
   assert.equal(err.statusCode, 400)
   assert.match(err.message, /epochs/)
 
-  err = await codeOf(app.model.startTraining({ kind: 'rssi', features: sessionSlice(20).map((row) => row.features), angles: sessionSlice(20).map((row) => row.angle) }))
+  err = await codeOf(app.model.startTraining({
+    kind: 'rssi',
+    features: sessionSlice(20).map((row) => row.features),
+    angles: sessionSlice(20).map((row) => row.angle)
+  }))
   assert.equal(err.statusCode, 400)
   assert.match(err.message, /holds 106 values, a rssi model reads 1/)
 
@@ -123,7 +127,9 @@ test('closing the app mid-training stops the worker; the next start reports the 
   assert.equal(second.model.state, 'MODEL_DOESNT_EXIST')
   assert.equal(second.model.lastFailure?.version, version)
   assert.deepEqual(second.model.versions(), [])
-  second.storage.db.prepare("INSERT INTO model_trainings (version, kind, started_at, status) VALUES ('csi-crashed', 'csi', '2025-01-01T00:00:00.000Z', 'running')").run()
+  second.storage.db
+    .prepare("INSERT INTO model_trainings (version, kind, started_at, status) VALUES ('csi-crashed', 'csi', '2025-01-01T00:00:00.000Z', 'running')")
+    .run()
   await second.close()
   const third: App = await buildApp(testConfig(dataDir))
   t.after(() => third.close())

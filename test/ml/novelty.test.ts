@@ -39,7 +39,11 @@ test('the novelty gate: a model is trusted after enter familiar windows; novelAf
   const gate = new NoveltyGate({ enter: 2, novelAfter: 3, familiarAfter: 2 })
   assert.deepEqual([gate.push(false), gate.trusted], [false, false], 'one familiar window is not enough')
   assert.deepEqual([gate.push(false), gate.trusted], [true, true])
-  assert.deepEqual([true, true, false, true, true].map((novel) => gate.push(novel)), [false, false, false, false, false], 'a broken run of novel windows raises nothing')
+  assert.deepEqual(
+    [true, true, false, true, true].map((novel) => gate.push(novel)),
+    [false, false, false, false, false],
+    'a broken run of novel windows raises nothing'
+  )
   assert.equal(gate.push(true), true)
   assert.deepEqual([gate.flagged, gate.trusted], [true, false])
   assert.deepEqual([false, true, false].map((novel) => gate.push(novel)), [false, false, false])

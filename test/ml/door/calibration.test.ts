@@ -1,7 +1,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import * as tf from '@tensorflow/tfjs'
-import { CALIBRATION_FRAMES_PER_ANGLE, calibrateDoorModel, calibrationProblems, calibrationVerdict, closedOrAjarAngles, MAX_AJAR_ANGLE, verdictOf } from '../../../ml/door/calibration.js'
+import {
+  CALIBRATION_FRAMES_PER_ANGLE, calibrateDoorModel, calibrationProblems, calibrationVerdict, closedOrAjarAngles, MAX_AJAR_ANGLE, verdictOf
+} from '../../../ml/door/calibration.js'
 import { minimumFramesForEvaluation, permuteSubcarriers, type AjarCheck, type AngleReadings, type DoorEvaluation } from '../../../ml/door/evaluation.js'
 import { AJAR_CLOSED_LIMIT } from '../../../ml/door/self-check.js'
 import { sessionRows } from '../../fixtures/training.js'
@@ -20,17 +22,30 @@ test('the protocol is closed, ajar and fully open, ~10 s each; it says what to r
   // closed and fully open only: the wizard's old main path
   const wide = calibrationProblems({ angles: [...frames(0, enough), ...frames(90, enough)] }, 20)
   assert.equal(wide.length, 1)
-  assert.match(wide[0], /^No ajar position yet: record the door ajar — the smallest opening that must count as open, 15° unless you choose another of at most 30° — for at least 200 frames \(about 10 s at this door.s 20 frames\/s\)\. A door calibrated only closed and open at 90° cannot tell ajar from closed/)
-  assert.match(calibrationProblems({ angles: [...frames(0, enough), ...frames(45, enough), ...frames(90, enough)] })[0], /^No ajar position yet: .* only closed and wide open cannot tell ajar from closed/)
+  assert.match(wide[0], new RegExp(
+    String.raw`^No ajar position yet: record the door ajar — the smallest opening that must count as open, 15° unless you choose another of at most 30° — ` +
+    String.raw`for at least 200 frames \(about 10 s at this door.s 20 frames\/s\)\. ` +
+    String.raw`A door calibrated only closed and open at 90° cannot tell ajar from closed`
+  ))
+  assert.match(calibrationProblems({ angles: [...frames(0, enough), ...frames(45, enough), ...frames(90, enough)] })[0],
+    /^No ajar position yet: .* only closed and wide open cannot tell ajar from closed/)
   // ajar without a wider angle
-  assert.match(calibrationProblems({ angles: [...frames(0, enough), ...frames(15, enough)] })[0], /^No wider open position yet: record the door fully open \(90°\)/)
+  assert.match(calibrationProblems({ angles: [...frames(0, enough), ...frames(15, enough)] })[0],
+    /^No wider open position yet: record the door fully open \(90°\)/)
 
   const onlyClosed = calibrationProblems({ angles: frames(0, enough) }, 20)
   assert.equal(onlyClosed.length, 1)
-  assert.match(onlyClosed[0], /^No frames of the open door yet: record it ajar \(15°, the smallest opening that must count as open\) and fully open \(90°\), at least 200 frames each/)
-  assert.match(calibrationProblems({ angles: [...frames(15, enough), ...frames(90, enough)] })[0], /^No frames of the closed door yet: close it and record the closed position \(0°\)/)
+  assert.match(onlyClosed[0], new RegExp(
+    String.raw`^No frames of the open door yet: ` +
+    String.raw`record it ajar \(15°, the smallest opening that must count as open\) and fully open \(90°\), at least 200 frames each`
+  ))
+  assert.match(calibrationProblems({ angles: [...frames(15, enough), ...frames(90, enough)] })[0],
+    /^No frames of the closed door yet: close it and record the closed position \(0°\)/)
   const short = calibrationProblems({ angles: [...frames(0, 40), ...frames(15, enough), ...frames(90, enough)] }, 10)
-  assert.deepEqual(short, [`Only 40 frames of the door closed (0°): record ${enough - 40} more (about ${Math.ceil((enough - 40) / 10)} s at this door's 10 frames/s), so the model has enough to learn from and to be checked on.`])
+  assert.deepEqual(short, [
+    `Only 40 frames of the door closed (0°): record ${enough - 40} more (about ${Math.ceil((enough - 40) / 10)} s at this door's 10 frames/s), ` +
+    'so the model has enough to learn from and to be checked on.'
+  ])
   assert.equal(calibrationProblems({ angles: [] }).length, 2)
 })
 
@@ -45,18 +60,26 @@ function evaluation (perAngle: Array<[number, number, number]>, checks: Array<Pi
     labels: readings.map((r) => r.angle),
     holdout: 0.2,
     doorState: { openClosed: { balancedAccuracy: (closedRecall + openRecall) / 2 }, perAngle: readings },
-    selfCheck: checks.length ? { ajarAngle: checks[0].angle, limit: AJAR_CLOSED_LIMIT, passed: full.every((c) => c.passed), checks: full, seconds: 0 } : undefined
+    selfCheck: checks.length
+      ? { ajarAngle: checks[0].angle, limit: AJAR_CLOSED_LIMIT, passed: full.every((c) => c.passed), checks: full, seconds: 0 }
+      : undefined
   } as unknown as DoorEvaluation
 }
 
 test('the verdict: a failed self-check refuses with the angle, the share and what to try; accepted, ajar counts as closed', () => {
   const gate = { floor: 0.9, acceptAjarAsClosed: false }
   // separable: every check passes and the floor is met
-  const good = calibrationVerdict(evaluation([[0, 50, 0], [15, 0, 50], [90, 0, 50]], [{ angle: 15, model: 'held-out', closedShare: 0 }, { angle: 90, model: 'left-out', closedShare: 0 }]), gate)
+  const good = calibrationVerdict(evaluation(
+    [[0, 50, 0], [15, 0, 50], [90, 0, 50]],
+    [{ angle: 15, model: 'held-out', closedShare: 0 }, { angle: 90, model: 'left-out', closedShare: 0 }]
+  ), gate)
   assert.deepEqual(good, { activate: true, floor: 0.9, acceptAjarAsClosed: false, balancedAccuracy: 1, closedOrAjar: [], reasons: [] })
 
   // session A's kind: 15° reads closed on 62 % of its held-out frames
-  const ajarClosed = evaluation([[0, 50, 0], [15, 31, 19], [90, 0, 50]], [{ angle: 15, model: 'held-out', closedShare: 0.62 }, { angle: 90, model: 'left-out', closedShare: 0 }])
+  const ajarClosed = evaluation(
+    [[0, 50, 0], [15, 31, 19], [90, 0, 50]],
+    [{ angle: 15, model: 'held-out', closedShare: 0.62 }, { angle: 90, model: 'left-out', closedShare: 0 }]
+  )
   const refused = calibrationVerdict(ajarClosed, gate)
   assert.equal(refused.activate, false)
   assert.equal(refused.refusedBy, 'self-check')
@@ -73,12 +96,21 @@ test('the verdict: a failed self-check refuses with the angle, the share and wha
   assert.match(accepted.reasons[0], /^Accepted as "closed or ajar": this door reports closedOrAjar where it would say closed, since 15° may read closed\./)
 
   // a left-out angle that reads closed is one more position that may read closed
-  const leftOut = calibrationVerdict(evaluation([[0, 50, 0], [15, 0, 50], [45, 10, 40], [90, 0, 50]], [{ angle: 15, model: 'held-out', closedShare: 0 }, { angle: 45, model: 'left-out', closedShare: 0.4 }, { angle: 90, model: 'left-out', closedShare: 0 }]), gate)
+  const leftOut = calibrationVerdict(evaluation(
+    [[0, 50, 0], [15, 0, 50], [45, 10, 40], [90, 0, 50]],
+    [{ angle: 15, model: 'held-out', closedShare: 0 }, { angle: 45, model: 'left-out', closedShare: 0.4 }, { angle: 90, model: 'left-out', closedShare: 0 }]
+  ), gate)
   assert.deepEqual(leftOut.closedOrAjar, [45])
-  assert.match(leftOut.reasons[0], /^A model calibrated without 45° read the door at 45° as closed on 40 % of its frames: positions between the ones you recorded may read closed\.$/)
+  assert.match(leftOut.reasons[0], new RegExp(
+    String.raw`^A model calibrated without 45° read the door at 45° as closed on 40 % of its frames: ` +
+    String.raw`positions between the ones you recorded may read closed\.$`
+  ))
 
   // every open angle fails: nothing to accept
-  const hopeless = calibrationVerdict(evaluation([[0, 50, 0], [15, 50, 0], [90, 40, 10]], [{ angle: 15, model: 'held-out', closedShare: 1 }, { angle: 90, model: 'left-out', closedShare: 0.8 }]), { floor: 0.5, acceptAjarAsClosed: true })
+  const hopeless = calibrationVerdict(evaluation(
+    [[0, 50, 0], [15, 50, 0], [90, 40, 10]],
+    [{ angle: 15, model: 'held-out', closedShare: 1 }, { angle: 90, model: 'left-out', closedShare: 0.8 }]
+  ), { floor: 0.5, acceptAjarAsClosed: true })
   assert.equal(hopeless.activate, false)
   assert.match(hopeless.reasons.join(' '), /Every open position you recorded \(15° and 90°\) may read closed/)
 

@@ -5,7 +5,9 @@ import { Value } from '@sinclair/typebox/value'
 import { readFileSync } from 'node:fs'
 import { parseFrame } from '../../../domain/frames.js'
 import { readSessionCsv } from '../../../domain/session-csv.js'
-import { blockedTails, contiguousRuns, evaluateDoorModel, permuteSubcarriers, readingsByAngle, toEvaluation, type DoorEvaluation } from '../../../ml/door/evaluation.js'
+import {
+  blockedTails, contiguousRuns, evaluateDoorModel, permuteSubcarriers, readingsByAngle, toEvaluation, type DoorEvaluation
+} from '../../../ml/door/evaluation.js'
 import { Evaluation } from '../../../schemas/model.js'
 import { DEFAULT_DOOR_TRAINING } from '../../../ml/door/train.js'
 
@@ -40,12 +42,16 @@ test('session A, blocked split, replayed as the server runs it: the issue\'s flo
   const seconds = (performance.now() - started) / 1000
   const e: DoorEvaluation = evaluation
   const d = e.doorState
-  const say = `door ${d.accuracy.toFixed(3)}, balanced ${d.openClosed.balancedAccuracy.toFixed(3)}, closed F1 ${d.openClosed.closedF1.toFixed(3)}; per window ${e.accuracy.toFixed(3)} / ${e.openClosed.balancedAccuracy.toFixed(3)} (${seconds.toFixed(1)} s)`
+  const say = `door ${d.accuracy.toFixed(3)}, balanced ${d.openClosed.balancedAccuracy.toFixed(3)}, closed F1 ${d.openClosed.closedF1.toFixed(3)}; ` +
+    `per window ${e.accuracy.toFixed(3)} / ${e.openClosed.balancedAccuracy.toFixed(3)} (${seconds.toFixed(1)} s)`
   assert.ok(d.accuracy >= 0.5, `doorState.accuracy below .50: ${say}`)
   assert.ok(d.openClosed.balancedAccuracy >= 0.65, `doorState.openClosed.balancedAccuracy below .65: ${say}`)
   assert.equal(d.window, DEFAULT_DOOR_TRAINING.window)
   assert.ok(d.window <= 25)
-  assert.ok(d.latencyFrames >= d.window - 1 + DEFAULT_DOOR_TRAINING.hysteresis.enter && d.latencyFrames <= 25 + DEFAULT_DOOR_TRAINING.hysteresis.enter, `latencyFrames ${d.latencyFrames}`)
+  assert.ok(
+    d.latencyFrames >= d.window - 1 + DEFAULT_DOOR_TRAINING.hysteresis.enter && d.latencyFrames <= 25 + DEFAULT_DOOR_TRAINING.hysteresis.enter,
+    `latencyFrames ${d.latencyFrames}`
+  )
   assert.equal(e.tails, 7)
   assert.equal(e.testFrames, 570)
   assert.ok(d.frames <= e.testFrames - 7 * (d.window - 1 + DEFAULT_DOOR_TRAINING.hysteresis.enter - 1))
@@ -84,7 +90,13 @@ test('session A, blocked split, replayed as the server runs it: the issue\'s flo
   assert.ok(Value.Check(Evaluation, served), [...Value.Errors(Evaluation, served)].map((err) => `${err.path}: ${err.message}`).join('; '))
   assert.equal(served.accuracy, e.accuracy)
   assert.deepEqual(served.openClosed, { ...e.openClosed, f1: e.openClosed.closedF1 })
-  assert.deepEqual(served.doorState, { accuracy: d.accuracy, openClosed: d.openClosed, window: d.window, latencyFrames: d.latencyFrames, confusion: d.confusion })
+  assert.deepEqual(served.doorState, {
+    accuracy: d.accuracy,
+    openClosed: d.openClosed,
+    window: d.window,
+    latencyFrames: d.latencyFrames,
+    confusion: d.confusion
+  })
   assert.deepEqual(served.novelty, { auc: e.novelty.auc })
   assert.deepEqual(Object.keys(served).sort(), ['accuracy', 'confusion', 'doorState', 'labels', 'novelty', 'openClosed', 'perClass', 'testRows', 'trainRows'])
   assert.equal(toEvaluation({ ...e, novelty: undefined }).novelty, undefined)
@@ -101,6 +113,12 @@ test('the door state of each calibrated angle is counted: closed, open and unkno
   const open = perAngle.filter((r) => r.angle !== 0)
   assert.deepEqual(closedRow, [closed[0].closed, closed[0].open, closed[0].unknown])
   assert.deepEqual(openRow, [open.reduce((n, r) => n + r.closed, 0), open.reduce((n, r) => n + r.open, 0), open.reduce((n, r) => n + r.unknown, 0)])
-  assert.deepEqual(readingsByAngle([{ angle: 15, state: 'closed', reportedAngle: 0 }, { angle: 0, state: 'unknown', reportedAngle: null }, { angle: 15, state: 'open', reportedAngle: 30 }]),
-    [{ angle: 0, frames: 1, closed: 0, open: 0, unknown: 1 }, { angle: 15, frames: 2, closed: 1, open: 1, unknown: 0 }])
+  assert.deepEqual(
+    readingsByAngle([
+      { angle: 15, state: 'closed', reportedAngle: 0 },
+      { angle: 0, state: 'unknown', reportedAngle: null },
+      { angle: 15, state: 'open', reportedAngle: 30 }
+    ]),
+    [{ angle: 0, frames: 1, closed: 0, open: 0, unknown: 1 }, { angle: 15, frames: 2, closed: 1, open: 1, unknown: 0 }]
+  )
 })

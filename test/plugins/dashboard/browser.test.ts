@@ -77,7 +77,11 @@ async function postUntilState (page: Page, url: string, device: number, angle: n
  * hold runs of a window or more per angle (with 60 it carries none).
  */
 async function trainGlobalModel (url: string): Promise<void> {
-  const imported = await fetch(`${url}/training/post/import`, { method: 'POST', headers: { ...ADMIN, 'content-type': 'text/csv' }, body: sessionCsv(sessionSlice(150)) })
+  const imported = await fetch(`${url}/training/post/import`, {
+    method: 'POST',
+    headers: { ...ADMIN, 'content-type': 'text/csv' },
+    body: sessionCsv(sessionSlice(150))
+  })
   assert.equal(imported.status, 200, await imported.text())
   await post(url, '/training/post/train', { epochs: 5, seed: 1 }, ADMIN)
   for (let i = 0; i < 300; i++) {
@@ -126,7 +130,8 @@ async function assertNoHorizontalScroll (page: Page, what: string): Promise<void
 
 /** In the wizard's open Recording options, each input sits right under its own label (never alone on a line of its own); the fields' tops. */
 async function assertOptionFieldsKeepTheirLabels (page: Page, what: string): Promise<number[]> {
-  const fields = await inPage<Array<{ id: string, label: number[], input: number[] }>>(page, `[...document.querySelectorAll('dialog.wizard details.options[open] input')].map((input) => {
+  const fields = await inPage<Array<{ id: string, label: number[], input: number[] }>>(page,
+    `[...document.querySelectorAll('dialog.wizard details.options[open] input')].map((input) => {
     const box = (element) => { const r = element.getBoundingClientRect(); return [Math.round(r.left), Math.round(r.top), Math.round(r.bottom)] }
     return { id: input.id, label: box(input.labels[0]), input: box(input) }
   })`)
@@ -184,10 +189,14 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
       const body = await response.body()
       raw += body.length
       // what it weighs gzipped (the server sends the page's own files gzipped; JSON answers are counted the same way)
-      gzipped += response.headers()['content-encoding'] === 'gzip' ? Number(response.headers()['content-length'] ?? gzipSync(body).length) : gzipSync(body).length
+      gzipped += response.headers()['content-encoding'] === 'gzip'
+        ? Number(response.headers()['content-length'] ?? gzipSync(body).length)
+        : gzipSync(body).length
     }
-    const wire = await inPage<number>(main.page, "[...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')].reduce((sum, entry) => sum + entry.transferSize, 0)")
-    t.diagnostic(`first load: ${responses.length} responses, ${(raw / 1024).toFixed(1)} KiB raw, ${(gzipped / 1024).toFixed(1)} KiB gzipped, ${(wire / 1024).toFixed(1)} KiB on the wire (headers included); first door tile after ${firstTileMs.toFixed(0)} ms`)
+    const wire = await inPage<number>(main.page,
+      "[...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')].reduce((sum, entry) => sum + entry.transferSize, 0)")
+    t.diagnostic(`first load: ${responses.length} responses, ${(raw / 1024).toFixed(1)} KiB raw, ${(gzipped / 1024).toFixed(1)} KiB gzipped, ` +
+      `${(wire / 1024).toFixed(1)} KiB on the wire (headers included); first door tile after ${firstTileMs.toFixed(0)} ms`)
     assert.ok(gzipped <= 150 * 1024, `first load ${gzipped} bytes gzipped, over 150 KB`)
     assert.ok(responses.every((response) => response.url().startsWith(url)), 'every request goes to doorsense itself')
     await screenshot(main.page, '01-doors')
@@ -256,7 +265,8 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     await tokenDialog.waitFor()
     await screenshot(page, '06-token-prompt', false)
     // this server's token is its ADMIN_TOKEN setting (the tests set it): no file to point at
-    assert.equal(await tokenDialog.locator('.token-where').innerText(), 'It is the server\'s ADMIN_TOKEN setting. It is kept in this tab only, until you sign out or close it.')
+    assert.equal(await tokenDialog.locator('.token-where').innerText(),
+      'It is the server\'s ADMIN_TOKEN setting. It is kept in this tab only, until you sign out or close it.')
     const capturePath = new RegExp(`/doors/${BACK}/calibration/capture$`)
     main.expect({ status: 401, url: capturePath })
     await page.locator('#token-input').fill('not-the-admin-token-123')
@@ -318,7 +328,11 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     await wizard.getByText(`${CAPTURE_FRAMES} frames recorded at 90°.`, { exact: true }).waitFor()
     await wizard.getByRole('button', { name: 'Next', exact: true }).click()
     await wizard.getByRole('heading', { name: 'Step 4: More angles (optional), then Finish' }).waitFor()
-    assert.deepEqual(await wizard.locator('.recorded li').allInnerTexts(), [`closed (0°): ${CAPTURE_FRAMES} frames`, `ajar (${AJAR}°): ${CAPTURE_FRAMES} frames`, `fully open (90°): ${CAPTURE_FRAMES} frames`])
+    assert.deepEqual(await wizard.locator('.recorded li').allInnerTexts(), [
+      `closed (0°): ${CAPTURE_FRAMES} frames`,
+      `ajar (${AJAR}°): ${CAPTURE_FRAMES} frames`,
+      `fully open (90°): ${CAPTURE_FRAMES} frames`
+    ])
     await screenshot(page, '10-wizard-finish-step', false)
 
     const finishPath = new RegExp(`/doors/${BACK}/calibration/finish$`)
@@ -351,7 +365,8 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     const summary = tile.locator('.calibration')
     assert.match(await summary.locator('.calibration-line').innerText(), /Last calibration was not activated/)
     assert.equal(await summary.locator('.calibration-reason').innerText(), reasons[0])
-    assert.match(await summary.locator('.calibration-figures').innerText(), new RegExp(`Balanced accuracy \\d+%, needs 90%\\. Ajar self-check failed: ${AJAR}° read closed on \\d+% of its frames`))
+    assert.match(await summary.locator('.calibration-figures').innerText(),
+      new RegExp(`Balanced accuracy \\d+%, needs 90%\\. Ajar self-check failed: ${AJAR}° read closed on \\d+% of its frames`))
     assert.equal(await summary.locator('.more-reasons summary').innerText(), `${reasons.length - 1} more reasons`)
     assert.deepEqual(await summary.locator('.more-reasons li').allTextContents(), reasons.slice(1))
 
@@ -485,7 +500,16 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     }
     const unnamed = reached.filter((entry) => entry.endsWith(':'))
     assert.deepEqual(unnamed, [], 'every control has a name')
-    for (const wanted of ['a:Skip to the doors', 'a:Doors', 'button:Sign in as admin', 'button:Calibrate front-door', 'input:Epochs', 'button:Train the global model', 'button:Evaluation', 'button:Activate']) {
+    for (const wanted of [
+      'a:Skip to the doors',
+      'a:Doors',
+      'button:Sign in as admin',
+      'button:Calibrate front-door',
+      'input:Epochs',
+      'button:Train the global model',
+      'button:Evaluation',
+      'button:Activate'
+    ]) {
       assert.ok(reached.some((entry) => entry.startsWith(wanted)), `Tab never reaches ${wanted}; it reached ${reached.join(' | ')}`)
     }
     // the wizard opens with Enter, traps focus in its dialog, and Escape cancels it
@@ -502,7 +526,8 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
 
   await t.test('a favicon: the page\'s icons and /favicon.ico (asked for where a page names none) are images', async () => {
     const { page } = main
-    const icons = await inPage<Array<{ href: string, width: number }>>(page, `Promise.all([...document.querySelectorAll('link[rel=icon]'), { href: '/favicon.ico' }].map((link) => new Promise((resolve) => {
+    const icons = await inPage<Array<{ href: string, width: number }>>(page,
+      `Promise.all([...document.querySelectorAll('link[rel=icon]'), { href: '/favicon.ico' }].map((link) => new Promise((resolve) => {
       const image = new Image()
       image.onload = () => resolve({ href: link.href, width: image.naturalWidth })
       image.onerror = () => resolve({ href: link.href, width: 0 })
@@ -563,7 +588,8 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     const tile = page.locator(`.door[data-device="${SIDE}"]`)
     await tile.getByRole('button', { name: 'Remove side-door…' }).click()
     const confirm = tile.getByRole('group', { name: 'Remove side-door?' })
-    assert.match(await confirm.innerText(), /Its calibration and model are forgotten and its Pi leaves the known list; a Pi that still sends comes back as a new door/)
+    assert.match(await confirm.innerText(),
+      /Its calibration and model are forgotten and its Pi leaves the known list; a Pi that still sends comes back as a new door/)
     await screenshot(page, '20-door-remove-confirm')
     await confirm.getByRole('button', { name: 'Keep it' }).click()
     assert.equal(await tile.getByRole('group', { name: 'Remove side-door?' }).count(), 0)
@@ -596,7 +622,9 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
     })
     await page.locator(`.door[data-device="${FRONT}"]`).waitFor()
     await page.locator(`.door[data-device="${BACK}"]`).waitFor()
-    await page.waitForFunction("window.spoken.some((text) => text.startsWith('Lost the connection')) && window.spoken.some((text) => text.startsWith('Reconnected'))")
+    await page.waitForFunction(
+      "window.spoken.some((text) => text.startsWith('Lost the connection')) && window.spoken.some((text) => text.startsWith('Reconnected'))"
+    )
     // and it is live again: a new door appears without a reload
     await post(url, '/server/post/keep_alive', { NAME: 'garage', ID: 9 })
     await page.locator('.door[data-device="9"]').waitFor()

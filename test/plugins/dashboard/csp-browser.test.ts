@@ -45,10 +45,19 @@ async function generateDocsSite (t: TestContext): Promise<string> {
   const dir = tempDir(t, 'doorsense-csp-docs-')
   writeFileSync(join(dir, 'door.ts'), '/** Says whether the front door is open. */\nexport function frontDoorState (): string { return \'open\' }\n')
   // no lib.d.ts: the page does not need the types resolved, and parsing the lib alone takes seconds
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', types: [], noLib: true }, files: ['door.ts'] }))
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { strict: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', types: [], noLib: true },
+    files: ['door.ts']
+  }))
   const { Application, TSConfigReader } = await import('typedoc')
   const app = await Application.bootstrap({
-    entryPoints: [join(dir, 'door.ts')], tsconfig: join(dir, 'tsconfig.json'), name: 'doorsense', readme: 'none', disableSources: true, skipErrorChecking: true, logLevel: 'Warn'
+    entryPoints: [join(dir, 'door.ts')],
+    tsconfig: join(dir, 'tsconfig.json'),
+    name: 'doorsense',
+    readme: 'none',
+    disableSources: true,
+    skipErrorChecking: true,
+    logLevel: 'Warn'
   }, [new TSConfigReader()])
   const project = await app.convert()
   assert.ok(project, 'typedoc converted the fixture')
@@ -71,14 +80,20 @@ async function docsServer (t: TestContext): Promise<string> {
 test('under the security headers the dashboard, Swagger UI and the typedoc site work in Chromium, with no CSP violation', { skip: browserSkipReason(), timeout: 90_000 }, async (t) => {
   const started = Date.now()
   const [browser, { url }, docsUrl] = await Promise.all([launchBrowser(t), listen(t), docsServer(t)])
-  const keepAlive = await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ NAME: 'front-door', ID: FRONT }) })
+  const keepAlive = await fetch(`${url}/server/post/keep_alive`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ NAME: 'front-door', ID: FRONT })
+  })
   assert.equal(keepAlive.status, 200)
 
   await t.test('the violation watch itself sees a blocked inline script', async (t) => {
     const { page, problems } = await openPage(browser, t)
     await page.goto(`${url}/`)
     await page.locator(`.door[data-device="${FRONT}"]`).waitFor()
-    await page.evaluate('(() => { const script = document.createElement("script"); script.textContent = "window.injected = true"; document.body.append(script) })()')
+    await page.evaluate(
+      '(() => { const script = document.createElement("script"); script.textContent = "window.injected = true"; document.body.append(script) })()'
+    )
     await page.waitForFunction('window.__violations.length > 0')
     assert.equal(await page.evaluate('window.injected'), undefined, 'the inline script did not run')
     assert.match((await violations(page)).join('\n'), /script-src/)

@@ -79,8 +79,18 @@ test('echo refuses what is not a JSON body, saying why', async (t) => {
     { headers: { 'content-type': 'application/json' }, payload: '{"a": ', status: 400, message: /not valid JSON/ },
     { headers: { 'content-type': 'application/json' }, payload: '', status: 400, message: /Body cannot be empty/ },
     { status: 400, message: /echo needs a JSON body/ },
-    { headers: { 'content-type': 'text/plain' }, payload: 'hello', status: 415, message: /unsupported Content-Type "text\/plain" \(JSON routes take application\/json/ },
-    { headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ big: 'x'.repeat(2000) }), status: 413, message: /larger than this route.s limit of 1024 bytes/ }
+    {
+      headers: { 'content-type': 'text/plain' },
+      payload: 'hello',
+      status: 415,
+      message: /unsupported Content-Type "text\/plain" \(JSON routes take application\/json/
+    },
+    {
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify({ big: 'x'.repeat(2000) }),
+      status: 413,
+      message: /larger than this route.s limit of 1024 bytes/
+    }
   ]
   for (const { headers, payload, status, message } of cases) {
     const res = await app.inject({ method: 'POST', url: '/debug/post/echo', ...(headers ? { headers } : {}), ...(payload !== undefined ? { payload } : {}) })
@@ -173,7 +183,9 @@ test('enable_logging flips request logging with "True"/"False" or booleans (admi
 test('enable_logging refuses anything but "True"/"False"/booleans, naming ENABLED, and keeps the setting', async (t) => {
   const app = await buildTestApp(t)
   await app.inject({ method: 'POST', url: '/debug/post/enable_logging', headers: ADMIN, payload: { ENABLED: 'False' } })
-  for (const body of [{ ENABLED: 'true' }, { ENABLED: 'yes' }, { ENABLED: 1 }, { ENABLED: 0 }, { ENABLED: null }, { ENABLED: ['True'] }, {}, { enabled: true }]) {
+  for (const body of [
+    { ENABLED: 'true' }, { ENABLED: 'yes' }, { ENABLED: 1 }, { ENABLED: 0 }, { ENABLED: null }, { ENABLED: ['True'] }, {}, { enabled: true }
+  ]) {
     const res = await app.inject({ method: 'POST', url: '/debug/post/enable_logging', headers: ADMIN, payload: body })
     assert.equal(res.statusCode, 400, JSON.stringify(body))
     assert.match(res.json().message, /ENABLED/, JSON.stringify(body))
@@ -185,8 +197,16 @@ test('enable_logging refuses anything but "True"/"False"/booleans, naming ENABLE
 
 test('the debug routes are in the OpenAPI document, the text ones as text/plain', async (t) => {
   const app = await buildTestApp(t)
-  const doc = (await app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, unknown> }> }>> }
-  for (const path of ['/debug/get/exists', '/debug/get/time', '/debug/get/version/server', '/debug/get/version/tensorflow', '/debug/get/version/tf_model_handler']) {
+  const doc = (await app.inject({ url: '/openapi.json' })).json() as {
+    paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, unknown> }> }>>
+  }
+  for (const path of [
+    '/debug/get/exists',
+    '/debug/get/time',
+    '/debug/get/version/server',
+    '/debug/get/version/tensorflow',
+    '/debug/get/version/tf_model_handler'
+  ]) {
     assert.deepEqual(Object.keys(doc.paths[path]?.get?.responses['200']?.content ?? {}), ['text/plain'], path)
   }
   for (const path of ['/debug/post/echo', '/debug/post/redeploy', '/debug/post/enable_logging']) assert.ok(doc.paths[path]?.post, path)

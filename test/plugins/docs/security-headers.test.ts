@@ -59,7 +59,8 @@ test('a typedoc page may run exactly its own inline scripts, by hash, and inline
   const site = join(tempDir(t), 'site')
   mkdirSync(site)
   const inline = 'document.documentElement.dataset.theme = localStorage.getItem("tsd-theme") || "os"'
-  writeFileSync(join(site, 'index.html'), `<!doctype html><html><head><script defer src="main.js"></script></head><body><script>${inline}</script><script>${inline}</script></body></html>`)
+  writeFileSync(join(site, 'index.html'), '<!doctype html><html><head><script defer src="main.js"></script></head>' +
+    `<body><script>${inline}</script><script>${inline}</script></body></html>`)
   writeFileSync(join(site, 'main.js'), 'console.log("hi")')
   const app = Fastify()
   t.after(() => app.close())
@@ -70,7 +71,8 @@ test('a typedoc page may run exactly its own inline scripts, by hash, and inline
   assert.equal(index.statusCode, 200)
   const hash = `'sha256-${createHash('sha256').update(inline).digest('base64')}'`
   assert.deepEqual(directives(index.headers['content-security-policy']).get('script-src'), ["'self'", hash], 'the one inline script, once')
-  assert.deepEqual(directives(index.headers['content-security-policy']).get('style-src'), ["'self'", "'unsafe-inline'"], 'typedoc writes a stylesheet at run time')
+  assert.deepEqual(directives(index.headers['content-security-policy']).get('style-src'), ["'self'", "'unsafe-inline'"],
+    'typedoc writes a stylesheet at run time')
   assert.equal(index.headers['content-security-policy'], contentSecurityPolicy({ 'script-src': [hash], 'style-src': ["'unsafe-inline'"] }))
   assert.equal(index.headers['x-content-type-options'], 'nosniff')
   const script = await app.inject({ method: 'GET', url: '/docs/main.js' })
@@ -80,5 +82,6 @@ test('a typedoc page may run exactly its own inline scripts, by hash, and inline
   const changed = 'window.regenerated = true'
   writeFileSync(join(site, 'index.html'), `<!doctype html><html><body><script>${changed}</script></body></html>`)
   const after = await app.inject({ method: 'GET', url: '/docs/' })
-  assert.deepEqual(directives(after.headers['content-security-policy']).get('script-src'), ["'self'", `'sha256-${createHash('sha256').update(changed).digest('base64')}'`])
+  assert.deepEqual(directives(after.headers['content-security-policy']).get('script-src'),
+    ["'self'", `'sha256-${createHash('sha256').update(changed).digest('base64')}'`])
 })

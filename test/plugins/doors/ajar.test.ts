@@ -35,7 +35,10 @@ async function withBroker (t: TestContext, env: Record<string, string> = {}): Pr
 async function logLine (dataDir: string, match: (line: { msg?: string }) => boolean): Promise<Record<string, unknown>> {
   for (let i = 0; i < 50; i++) {
     const dir = join(dataDir, LOG_DIR)
-    const lines = readdirSync(dir).flatMap((file) => readFileSync(join(dir, file), 'utf8').split('\n')).filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as Record<string, unknown>)
+    const lines = readdirSync(dir)
+      .flatMap((file) => readFileSync(join(dir, file), 'utf8').split('\n'))
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
     const found = lines.find((line) => match(line as { msg?: string }))
     if (found) return found
     await new Promise((resolve) => setTimeout(resolve, 100))
@@ -61,7 +64,11 @@ test('session A through the protocol: 0/90 is refused for want of ajar, 0/15/90 
   const device = 5
   const byAngle = new Map(splitByAngle(sessionRows()).map((part) => [part.angle, part]))
   const part = (angle: number) => byAngle.get(angle) as ReturnType<typeof splitByAngle>[number]
-  await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ NAME: 'front door', ID: device }) })
+  await fetch(`${url}/server/post/keep_alive`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ NAME: 'front door', ID: device })
+  })
 
   // closed and fully open, the first 80 % of each: refused before training, saying what to record and why
   for (const angle of [0, 90]) await recordAngle(url, device, angle, features(part(angle).head))
@@ -98,13 +105,17 @@ test('session A through the protocol: 0/90 is refused for want of ajar, 0/15/90 
   const ajarCheck = result.selfCheck.checks[0]
   assert.deepEqual([ajarCheck.angle, ajarCheck.model, ajarCheck.passed], [15, 'held-out', false])
   assert.deepEqual(result.selfCheck.checks.slice(1).map((c) => [c.angle, c.model]), [[90, 'left-out']])
-  assert.match(refused.calibration.reasons[0], new RegExp(`^15° read closed on ${Math.round(ajarCheck.closedShare * 100)} % of its held-out frames .*: this door cannot tell ajar from closed\\.$`))
+  assert.match(refused.calibration.reasons[0],
+    new RegExp(`^15° read closed on ${Math.round(ajarCheck.closedShare * 100)} % of its held-out frames .*: this door cannot tell ajar from closed\\.$`))
   assert.match(refused.calibration.reasons.join(' '), /crosses the straight line between the two boards/)
   assert.deepEqual(result.perAngle.map((r) => r.angle), [0, 15, 90])
-  t.diagnostic(`0/15/90 self-check: ${result.selfCheck.checks.map((c) => `${c.angle}° ${c.model} read closed ${(c.closedShare * 100).toFixed(0)} %`).join(', ')}`)
+  t.diagnostic('0/15/90 self-check: ' +
+    result.selfCheck.checks.map((c) => `${c.angle}° ${c.model} read closed ${(c.closedShare * 100).toFixed(0)} %`).join(', '))
 
   // the refused version is listed as refused, and activating it takes force
-  const listed = (await (await fetch(`${url}/training/get/models`)).json() as { versions: Array<{ version: string, gate?: { passed: boolean, refusedBy?: string } }> }).versions
+  const listed = (await (await fetch(`${url}/training/get/models`)).json() as {
+    versions: Array<{ version: string, gate?: { passed: boolean, refusedBy?: string } }>
+  }).versions
   const gate = listed.find((v) => v.version === refusedVersion)?.gate
   assert.deepEqual([gate?.passed, gate?.refusedBy], [false, 'self-check'])
   const unforced = await admin(url, 'POST', '/training/post/activate', { version: refusedVersion })
@@ -127,7 +138,10 @@ test('session A through the protocol: 0/90 is refused for want of ajar, 0/15/90 
 
   // what the ajar and the uncalibrated angles read now: never a plain "closed"
   const reads: string[] = []
-  for (const [angle, frames] of [[15, features(part(15).tail)], ...[30, 45, 60].map((a) => [a, features(sessionRows().filter((row) => row.angle === a))] as const)] as const) {
+  for (const [angle, frames] of [
+    [15, features(part(15).tail)],
+    ...[30, 45, 60].map((a) => [a, features(sessionRows().filter((row) => row.angle === a))] as const)
+  ] as const) {
     const seen = await readAlong(url, device, frames)
     assert.ok(seen.every((d) => d.state !== 'closed'), `${angle}°: ${seen.map((d) => d.state).join(', ')}`)
     for (const d of seen.filter((d) => d.state === 'closedOrAjar')) assert.ok(d.confidence <= 0.5, `confidence capped: ${d.confidence}`)
@@ -141,13 +155,16 @@ test('session A through the protocol: 0/90 is refused for want of ajar, 0/15/90 
   const closedTail = features(part(0).tail)
   const openTail = features(part(90).tail)
   const statesBefore = observer.on(`doorsense/doors/${device}/state`).length
-  const swing = await readAlong(url, device, [...closedTail.slice(0, 60), ...passing, ...openTail.slice(0, 60), ...passing.slice().reverse(), ...closedTail.slice(60)], 0)
+  const swing = await readAlong(url, device, [
+    ...closedTail.slice(0, 60), ...passing, ...openTail.slice(0, 60), ...passing.slice().reverse(), ...closedTail.slice(60)
+  ], 0)
   const reported = swing.map((d) => d.state).filter((state, i, all) => i === 0 || state !== all[i - 1])
   const firstKnown = reported.findIndex((state) => state !== 'unknown')
   assert.ok(firstKnown >= 0, reported.join(' → '))
   assert.ok(reported.slice(firstKnown).every((state) => state !== 'unknown'), `no unknown once the door is known: ${reported.join(' → ')}`)
   assert.ok(swing.every((d) => !d.needsRecalibration), 'a swing raises no needsRecalibration')
-  assert.ok(reported.includes('open') && reported.slice(reported.indexOf('open')).includes('closedOrAjar'), `closed-or-ajar → open → closed-or-ajar: ${reported.join(' → ')}`)
+  assert.ok(reported.includes('open') && reported.slice(reported.indexOf('open')).includes('closedOrAjar'),
+    `closed-or-ajar → open → closed-or-ajar: ${reported.join(' → ')}`)
   // Home Assistant saw OFF and ON, and no None between them
   const payloads = observer.on(`doorsense/doors/${device}/state`).slice(statesBefore).map((m) => m.payload)
   const known = payloads.slice(payloads.findIndex((p) => p !== 'None'))
@@ -168,11 +185,17 @@ test('session A through the protocol: 0/90 is refused for want of ajar, 0/15/90 
 test('an uncalibrated door on a global model of session A reads another recording as unknown, "not calibrated for this room"', async (t) => {
   const { url, observer } = await withBroker(t)
   // the global model, trained the way an admin does: a CSV import, then train
-  const imported = await fetch(`${url}/training/post/import?ID=1`, { method: 'POST', headers: { ...ADMIN, 'content-type': 'text/csv' }, body: sessionCsv(sessionRows()) })
+  const imported = await fetch(`${url}/training/post/import?ID=1`, {
+    method: 'POST',
+    headers: { ...ADMIN, 'content-type': 'text/csv' },
+    body: sessionCsv(sessionRows())
+  })
   assert.equal(imported.status, 200, await imported.clone().text())
   const train = await admin(url, 'POST', '/training/post/train', { epochs: 20, seed: 1 })
   assert.equal(train.status, 202, await train.clone().text())
-  for (let i = 0; i < 600 && (await (await fetch(`${url}/training/get/training_status`)).text()) !== 'FINISHED_TRAINING'; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+  for (let i = 0; i < 600 && (await (await fetch(`${url}/training/get/training_status`)).text()) !== 'FINISHED_TRAINING'; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
 
   // a door of session A's room: its held-out ends read a state
   const home = 10
@@ -193,5 +216,6 @@ test('an uncalibrated door on a global model of session A reads another recordin
   assert.match(last.reason?.message ?? '', /^Not calibrated for this room: .* Calibrate this door\.$/)
   const payloads = observer.on(`doorsense/doors/${away}/state`).map((m) => m.payload)
   assert.equal(payloads[payloads.length - 1], 'None', `Home Assistant: ${payloads.join(' → ')}`)
-  t.diagnostic(`rpi-raw-frames.txt on the global model: ${seen.map((d) => d.state).filter((s, i, all) => i === 0 || s !== all[i - 1]).join(' → ')}; Home Assistant ${payloads.join(' → ')}`)
+  t.diagnostic(`rpi-raw-frames.txt on the global model: ${seen.map((d) => d.state).filter((s, i, all) => i === 0 || s !== all[i - 1]).join(' → ')}; ` +
+    `Home Assistant ${payloads.join(' → ')}`)
 })

@@ -16,7 +16,12 @@ test('a door\'s calibration counts follow samples deleted through /training/post
   }
   assert.deepEqual((await door()).calibration.captured, { 0: 12, 90: 12 })
 
-  const deleted = await app.inject({ method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { source: 'calibration', device: 5, angle: 90 } })
+  const deleted = await app.inject({
+    method: 'POST',
+    url: '/training/post/delete_samples',
+    headers: ADMIN,
+    payload: { source: 'calibration', device: 5, angle: 90 }
+  })
   assert.equal(deleted.json().deleted, 12)
   assert.deepEqual((await door()).calibration.captured, { 0: 12 }, 'the door no longer counts what was deleted')
 })

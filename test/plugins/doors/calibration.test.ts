@@ -8,7 +8,8 @@ import { listen } from '../../fixtures/live-server.js'
 import { sessionRows } from '../../fixtures/training.js'
 import { RPI_RAW_FRAMES } from '../../helper.js'
 
-const chunks = <T>(items: readonly T[], size: number): T[][] => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
+const chunks = <T>(items: readonly T[], size: number): T[][] =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size))
 
 /** Frames of another recording: another room as far as a door's model is concerned. */
 const otherRoom = () => readFileSync(RPI_RAW_FRAMES, 'utf8').trim().split('\n').map((line) => parseFrame(line))
@@ -24,7 +25,11 @@ test('all seven angles of session A, calibrated on the first 80 % of each: refus
   // a third of the default epochs: seven models train (the door's, the held-out one, five left out)
   const { url } = await listen(t, { DOOR_EPOCHS: '10' })
   const device = 5
-  await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ NAME: 'front door', ID: device }) })
+  await fetch(`${url}/server/post/keep_alive`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ NAME: 'front door', ID: device })
+  })
   assert.equal((await door(url, device)).model, null, 'no model answers yet')
   assert.equal((await door(url, device)).reason?.code, 'no-model')
 
@@ -49,12 +54,15 @@ test('all seven angles of session A, calibrated on the first 80 % of each: refus
   assert.ok(result?.selfCheck)
   assert.equal(result.activated, false)
   // the held-out 15°, then each other open angle through a model calibrated without it
-  assert.deepEqual(result.selfCheck.checks.map((c) => [c.angle, c.model]), [[15, 'held-out'], [30, 'left-out'], [45, 'left-out'], [60, 'left-out'], [75, 'left-out'], [90, 'left-out']])
+  assert.deepEqual(result.selfCheck.checks.map((c) => [c.angle, c.model]), [
+    [15, 'held-out'], [30, 'left-out'], [45, 'left-out'], [60, 'left-out'], [75, 'left-out'], [90, 'left-out']
+  ])
   assert.equal(result.selfCheck.checks[0].passed, false)
   assert.match(refused.calibration.reasons[0], /^15° read closed on \d+ % of its held-out frames/)
   assert.equal(result.confusion.counts.length, 2)
   assert.deepEqual(result.perAngle.map((r) => r.angle), [0, 15, 30, 45, 60, 75, 90])
-  t.diagnostic(`all seven: self-check ${result.selfCheck.checks.map((c) => `${c.angle}° ${(c.closedShare * 100).toFixed(0)} %`).join(', ')}; balanced ${result.doorState.openClosed.balancedAccuracy.toFixed(2)}`)
+  t.diagnostic(`all seven: self-check ${result.selfCheck.checks.map((c) => `${c.angle}° ${(c.closedShare * 100).toFixed(0)} %`).join(', ')}; ` +
+    `balanced ${result.doorState.openClosed.balancedAccuracy.toFixed(2)}`)
 
   // the admin insists
   const forced = await admin(url, 'POST', '/training/post/activate', { version: accepted.version, force: true })
@@ -108,9 +116,18 @@ test('all seven angles of session A, calibrated on the first 80 % of each: refus
   assert.equal(back.state, 'open')
 
   // the version is listed with its door and its refused gate, and its evaluation served in the schema's shape
-  const models = await (await fetch(`${url}/training/get/models`)).json() as { versions: Array<{ version: string, scope: string, device?: number, active: boolean, gate?: { passed: boolean } }> }
-  assert.deepEqual(models.versions.filter((v) => v.scope === 'door').map(({ version, device: d, active, gate }) => ({ version, device: d, active, passed: gate?.passed })), [{ version: accepted.version, device, active: true, passed: false }])
-  const evaluation = await (await fetch(`${url}/training/get/evaluation?version=${accepted.version}`)).json() as { evaluation: { doorState: { window: number } } }
+  const models = await (await fetch(`${url}/training/get/models`)).json() as {
+    versions: Array<{ version: string, scope: string, device?: number, active: boolean, gate?: { passed: boolean } }>
+  }
+  assert.deepEqual(
+    models.versions
+      .filter((v) => v.scope === 'door')
+      .map(({ version, device: d, active, gate }) => ({ version, device: d, active, passed: gate?.passed })),
+    [{ version: accepted.version, device, active: true, passed: false }]
+  )
+  const evaluation = await (await fetch(`${url}/training/get/evaluation?version=${accepted.version}`)).json() as {
+    evaluation: { doorState: { window: number } }
+  }
   assert.equal(evaluation.evaluation.doorState.window, 25)
 
   // forgetting the calibration: back to no model of its own, no calibration frames
@@ -147,7 +164,11 @@ test('captures: one at a time per door, a frame limit, cancel keeps what was sto
   const frames = sessionRows().slice(0, 40).map((row) => row.features)
   assert.equal((await admin(url, 'POST', `/doors/${device}/calibration/capture`, { angle: 0 })).status, 404, 'an unknown device is no door')
   await postFrames(url, device, frames.slice(0, 5))
-  assert.equal((await fetch(`${url}/doors/${device}/calibration/capture`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"angle":0}' })).status, 401, 'admin only')
+  assert.equal((await fetch(`${url}/doors/${device}/calibration/capture`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{"angle":0}'
+  })).status, 401, 'admin only')
   assert.equal((await admin(url, 'POST', `/doors/${device}/calibration/capture`, { angle: 91 })).status, 400)
   assert.equal((await admin(url, 'POST', `/doors/${device}/calibration/capture`, { angle: 0, frames: 10, seconds: 60 })).status, 202)
   assert.equal((await admin(url, 'POST', `/doors/${device}/calibration/capture`, { angle: 90 })).status, 409, 'one capture at a time')
@@ -170,14 +191,21 @@ test('captures: one at a time per door, a frame limit, cancel keeps what was sto
 test('delete_samples of a door\'s calibration while it trains is a 409, as DELETE /doors/{id}/calibration is; afterwards it deletes', async (t) => {
   const { url } = await listen(t, { DOOR_EPOCHS: '5' })
   const device = 6
-  await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ NAME: 'back door', ID: device }) })
-  for (const { angle, head } of splitByAngle(sessionRows()).filter((part) => [0, 15, 90].includes(part.angle))) await recordAngle(url, device, angle, head.slice(0, 200).map((row) => row.features))
+  await fetch(`${url}/server/post/keep_alive`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ NAME: 'back door', ID: device })
+  })
+  for (const { angle, head } of splitByAngle(sessionRows()).filter((part) => [0, 15, 90].includes(part.angle))) {
+    await recordAngle(url, device, angle, head.slice(0, 200).map((row) => row.features))
+  }
   assert.equal((await admin(url, 'POST', `/doors/${device}/calibration/finish`)).status, 202)
   const whileTraining = await admin(url, 'POST', '/training/post/delete_samples', { source: 'calibration', device })
   assert.equal(whileTraining.status, 409, await whileTraining.clone().text())
   assert.match((await whileTraining.json() as { message: string }).message, /^door 6's calibration is training/)
   assert.equal((await admin(url, 'POST', '/training/post/delete_samples', { all: true })).status, 409, 'every sample includes them too')
-  assert.equal((await admin(url, 'POST', '/training/post/delete_samples', { source: 'calibration', device: 7 })).status, 200, 'another door\'s are another matter')
+  assert.equal((await admin(url, 'POST', '/training/post/delete_samples', { source: 'calibration', device: 7 })).status, 200,
+    'another door\'s are another matter')
   assert.deepEqual((await door(url, device)).calibration.captured, { 0: 200, 15: 200, 90: 200 })
   await waitForDoor(url, device, (d) => d.calibration.status !== 'training')
   const after = await admin(url, 'POST', '/training/post/delete_samples', { source: 'calibration', device })

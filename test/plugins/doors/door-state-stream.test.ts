@@ -8,7 +8,12 @@ import { buildTestApp } from '../../helper.js'
 import { sessionSlice, trainThrough } from '../../fixtures/training.js'
 
 /** A real HTTP client reading `event: door` messages off the stream. */
-function openStream (port: number): Promise<{ response: IncomingMessage, events: DoorState[], next: (count: number) => Promise<DoorState[]>, ended: Promise<void> }> {
+function openStream (port: number): Promise<{
+  response: IncomingMessage,
+  events: DoorState[],
+  next: (count: number) => Promise<DoorState[]>,
+  ended: Promise<void>
+}> {
   return new Promise((resolve, reject) => {
     const request = httpRequest({ host: '127.0.0.1', port, path: '/ml/get/door_state/stream', headers: { accept: 'text/event-stream' } }, (response) => {
       const events: DoorState[] = []

@@ -84,7 +84,8 @@ test('rejects a non-positive staleAfterS and a bad window', () => {
 })
 
 /** Frames of session A at `angle`, from `from` on. */
-const framesAt = (angle: number, count: number, from = 0): Float32Array[] => sessionRows().filter((row) => row.angle === angle).slice(from, from + count).map((row) => row.features)
+const framesAt = (angle: number, count: number, from = 0): Float32Array[] =>
+  sessionRows().filter((row) => row.angle === angle).slice(from, from + count).map((row) => row.features)
 const rpiFrames = () => readFileSync(RPI_RAW_FRAMES, 'utf8').trim().split('\n').map((line) => parseFrame(line))
 
 test('a door on the global model shows its answer once its windows look familiar, and reads unknown (another room) once they do not', () => {

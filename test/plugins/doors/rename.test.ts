@@ -52,7 +52,9 @@ test('a rename that is not admin, not a name, or not a door is refused and chang
   await keepAlive(app, 4, 'pi-hall')
 
   assert.equal((await rename(app, 4, { name: 'Front door' }, {})).statusCode, 401)
-  for (const payload of [{}, { name: '' }, { name: '   ' }, { name: 'x'.repeat(65) }, { name: 'a\nb' }, { name: 'a\u0000' }, { name: 42 }, { name: 'ok', other: 1 }]) {
+  for (const payload of [
+    {}, { name: '' }, { name: '   ' }, { name: 'x'.repeat(65) }, { name: 'a\nb' }, { name: 'a\u0000' }, { name: 42 }, { name: 'ok', other: 1 }
+  ]) {
     const response = await rename(app, 4, payload)
     assert.equal(response.statusCode, 400, `${JSON.stringify(payload)}: ${response.body}`)
     assert.match(response.json<{ message: string }>().message, /name|other/, JSON.stringify(payload))

@@ -21,7 +21,11 @@ function smallCalibration () {
 const ACCEPT = { acceptAjarAsClosed: true }
 
 async function calibrate (url: string, device: number): Promise<void> {
-  await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ NAME: `door ${device}`, ID: device }) })
+  await fetch(`${url}/server/post/keep_alive`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ NAME: `door ${device}`, ID: device })
+  })
   for (const { angle, frames } of smallCalibration()) await recordAngle(url, device, angle, frames)
 }
 

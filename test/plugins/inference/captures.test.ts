@@ -29,7 +29,11 @@ test('frames from a device with an open capture session are also stored as label
   const before = await dataset()
   await trainThrough(app, 20, { epochs: 2 })
   // batch with a bad frame: only the readable ones are captured and classified
-  const batch = await app.inject({ method: 'POST', url: '/ml/post/batch', payload: { ID: 5, frames: [stringified(rows[1]), 'not a frame', Array.from(rows[2].features)] } })
+  const batch = await app.inject({
+    method: 'POST',
+    url: '/ml/post/batch',
+    payload: { ID: 5, frames: [stringified(rows[1]), 'not a frame', Array.from(rows[2].features)] }
+  })
   assert.equal(batch.statusCode, 200, batch.body)
   const body = batch.json<BatchResponse>()
   assert.deepEqual([body.accepted, body.rejected, body.captured], [2, 1, 2])

@@ -22,7 +22,13 @@ test('activating another version under concurrent load: no request fails, answer
       const startedAt = performance.now()
       const response = await app.inject({ method: 'POST', url: '/ml/post/inference', payload: { payload: payloads[(id + n) % payloads.length], ID: id } })
       const endedAt = performance.now()
-      answers.push({ status: response.statusCode, version: response.statusCode === 200 ? response.json<InferenceResult>().version : undefined, startedAt, endedAt, body: response.body })
+      answers.push({
+        status: response.statusCode,
+        version: response.statusCode === 200 ? response.json<InferenceResult>().version : undefined,
+        startedAt,
+        endedAt,
+        body: response.body
+      })
     }
   }
   const clients = Array.from({ length: 32 }, (_, id) => client(id))

@@ -44,7 +44,12 @@ test('device routes need the device token when one is set', async (t) => {
   assert.equal(response.statusCode, 401)
   const batch = await app.inject({ method: 'POST', url: '/ml/post/batch', payload: { frames: [stringified(row)] } })
   assert.equal(batch.statusCode, 401)
-  const allowed = await app.inject({ method: 'POST', url: '/ml/post/inference', headers: { authorization: 'Bearer pi-token-123' }, payload: { payload: stringified(row) } })
+  const allowed = await app.inject({
+    method: 'POST',
+    url: '/ml/post/inference',
+    headers: { authorization: 'Bearer pi-token-123' },
+    payload: { payload: stringified(row) }
+  })
   assert.equal(allowed.statusCode, 503, 'past the guard: no model yet')
 })
 
@@ -184,7 +189,11 @@ test('with a trained model', async (t) => {
     try {
       for (const [server, gathers] of [[app, false], [gathering, true]] as const) {
         const before = await batchStats(server)
-        const responses = await Promise.all(slice.map((row) => server.inject({ method: 'POST', url: '/ml/post/inference', payload: { payload: stringified(row) } })))
+        const responses = await Promise.all(slice.map((row) => server.inject({
+          method: 'POST',
+          url: '/ml/post/inference',
+          payload: { payload: stringified(row) }
+        })))
         responses.forEach((response, i) => {
           assert.equal(response.statusCode, 200, response.body)
           assert.ok(close(response.json().probabilities, expected[i].probabilities), `request ${i}`)

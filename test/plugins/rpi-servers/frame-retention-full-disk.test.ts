@@ -38,7 +38,13 @@ test('retention on a really full disk: the pass that finds no room releases the 
   assert.equal(freeBytes(disk.dir), 0)
 
   const errors: unknown[] = []
-  const retention = new FrameRetention(store, { hours: 24, perDevice: 0, now: () => now, onFull: () => storage.noticeFull(), onError: (err) => errors.push(err) })
+  const retention = new FrameRetention(store, {
+    hours: 24,
+    perDevice: 0,
+    now: () => now,
+    onFull: () => storage.noticeFull(),
+    onError: (err) => errors.push(err)
+  })
   let deleted = 0
   do deleted += retention.step(); while (retention.running)
   assert.deepEqual(errors, [])

@@ -21,7 +21,10 @@ test('retention deletes frames past the window and past the per-device cap in bo
   frames.insert(1, Array.from({ length: 30 }, (_, i) => frame(i)), now - 48 * HOUR, () => 0)
   frames.insert(1, Array.from({ length: 10 }, (_, i) => frame(i)), now - HOUR, () => 0)
   frames.insert(2, Array.from({ length: 25 }, (_, i) => frame(i)), now - HOUR, () => 0)
-  samples.insert(Array.from({ length: 12 }, () => ({ kind: 'csi' as const, angle: 0, features: new Float32Array(106), device: 1, source: 'frames' as const })), new Date(now - 72 * HOUR))
+  samples.insert(
+    Array.from({ length: 12 }, () => ({ kind: 'csi' as const, angle: 0, features: new Float32Array(106), device: 1, source: 'frames' as const })),
+    new Date(now - 72 * HOUR)
+  )
 
   const retention = new FrameRetention(frames, { hours: 24, perDevice: 20, batch: 7, minBatch: 7, maxBatch: 7, now: () => now })
   // one batch deletes at most its size, old frames first, so one never holds the database for long
@@ -55,11 +58,23 @@ test('a backlog of any size drains in one round, in batches held to a share of t
   const now = Date.UTC(2026, 0, 2)
   // 60 s of a 50-Pi building at 20 frames/s, all past the window: under the old pruner (20,000 rows per 30 s) three intervals' worth
   const BACKLOG = 60_000
-  for (let done = 0; done < BACKLOG; done += 5000) frames.insert(1 + (done / 5000) % 50, Array.from({ length: 5000 }, (_, i) => frame(i)), now - 48 * HOUR, () => 0)
+  for (let done = 0; done < BACKLOG; done += 5000) {
+    frames.insert(1 + (done / 5000) % 50, Array.from({ length: 5000 }, (_, i) => frame(i)), now - 48 * HOUR, () => 0)
+  }
   frames.insert(99, Array.from({ length: 100 }, (_, i) => frame(i)), now - HOUR, () => 0)
   // an interval far longer than the test: the whole backlog must go in the round start() begins
   const SHARE = 0.5
-  const retention = new FrameRetention(frames, { hours: 24, perDevice: 0, batch: 1000, minBatch: 500, maxBatch: 5000, batchBudgetMs: 2, share: SHARE, intervalMs: 3_600_000, now: () => now })
+  const retention = new FrameRetention(frames, {
+    hours: 24,
+    perDevice: 0,
+    batch: 1000,
+    minBatch: 500,
+    maxBatch: 5000,
+    batchBudgetMs: 2,
+    share: SHARE,
+    intervalMs: 3_600_000,
+    now: () => now
+  })
   t.after(() => retention.stop())
   let otherTurns = 0
   let ticking = true
@@ -92,7 +107,9 @@ test('retention in the server keeps up with a building of Pis: frames past the w
     const storage = new Storage(dataDir)
     storage.migrate(RPI_SERVERS_SCHEMA)
     const frames = new FrameStore(storage.db)
-    for (let done = 0; done < 40_000; done += 5000) frames.insert(1 + done / 5000, Array.from({ length: 5000 }, (_, i) => frame(i)), Date.now() - 48 * HOUR, () => 0)
+    for (let done = 0; done < 40_000; done += 5000) {
+      frames.insert(1 + done / 5000, Array.from({ length: 5000 }, (_, i) => frame(i)), Date.now() - 48 * HOUR, () => 0)
+    }
     storage.close()
   }
   const app = await buildTestApp(t, {}, { dataDir })

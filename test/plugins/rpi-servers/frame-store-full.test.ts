@@ -36,7 +36,12 @@ function samples (app: App): unknown[] {
 test('a full database drops the oldest unlabelled frames for new ones: a second Pi is accepted and its door moves, labelled samples all stay', async (t) => {
   const app = await buildTestApp(t, { STORAGE_MAX_MB: '1' })
   await trainThrough(app, 20) // a model, so that a door has a state to move
-  const imported = await app.inject({ method: 'POST', url: '/training/post/import', headers: { ...ADMIN, 'content-type': 'text/csv' }, payload: sessionCsv(sessionSlice(12)) })
+  const imported = await app.inject({
+    method: 'POST',
+    url: '/training/post/import',
+    headers: { ...ADMIN, 'content-type': 'text/csv' },
+    payload: sessionCsv(sessionSlice(12))
+  })
   assert.equal(imported.statusCode, 200, imported.body)
 
   // one Pi posts ~4 times what the cap holds
@@ -50,11 +55,17 @@ test('a full database drops the oldest unlabelled frames for new ones: a second 
   const stored = count(app, 'SELECT COUNT(*) AS n FROM rpi_frames')
   assert.ok(stored < 30 * BATCH / 2, `the cap holds ${stored} of the ${30 * BATCH} frames posted`)
   assert.ok(count(app, 'SELECT MIN(id) AS n FROM rpi_frames') > firstBatchLastId, 'the oldest frames went first')
-  assert.equal(count(app, `SELECT COUNT(*) AS n FROM rpi_frames WHERE id > (SELECT MAX(id) - ${BATCH} FROM rpi_frames)`), BATCH, 'the newest batch is all there')
+  assert.equal(count(app, `SELECT COUNT(*) AS n FROM rpi_frames WHERE id > (SELECT MAX(id) - ${BATCH} FROM rpi_frames)`), BATCH,
+    'the newest batch is all there')
   assert.match((await app.inject({ method: 'GET', url: '/metrics' })).body, /^doorsense_frames_dropped_total [1-9]\d*$/m)
 
   // a capture on the other Pi while it is full: its labelled copies are stored, and stay
-  assert.equal((await app.inject({ method: 'POST', url: '/training/post/capture', headers: ADMIN, payload: { ID: OTHER, angle: 90, seconds: 60 } })).statusCode, 200)
+  assert.equal((await app.inject({
+    method: 'POST',
+    url: '/training/post/capture',
+    headers: ADMIN,
+    payload: { ID: OTHER, angle: 90, seconds: 60 }
+  })).statusCode, 200)
   const open = sessionRows().filter((row) => row.angle === 90).map((row) => Array.from(row.features))
   const captured = await postFrames(app, OTHER, open.slice(0, 100))
   assert.equal(captured.statusCode, 200, captured.body)

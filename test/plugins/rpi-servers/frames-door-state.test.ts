@@ -29,7 +29,11 @@ test('a full inference queue answers 503 before anything is stored, so the retry
   const { app, url } = await listen(t, { INFER_MAX_QUEUE: '8' })
   await trainThrough(app, 20)
   const frames = sessionRows().slice(0, 12).map((row) => Array.from(row.features))
-  const refused = await fetch(`${url}/server/post/frames`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ID: 4, frames }) })
+  const refused = await fetch(`${url}/server/post/frames`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ID: 4, frames })
+  })
   assert.equal(refused.status, 503)
   assert.equal(refused.headers.get('retry-after'), '1')
   assert.equal(await framesReceived(url, 4), 0, 'nothing of a refused batch is stored')

@@ -28,7 +28,11 @@ function rowsOnDisk (dir: string): Row[] {
   }
 }
 
-function openRegistry (t: TestContext, dir: string, options: { flushMs: number, now?: () => number, onFlushError?: (err: unknown) => void }): { storage: Storage, registry: DeviceRegistry } {
+function openRegistry (
+  t: TestContext,
+  dir: string,
+  options: { flushMs: number, now?: () => number, onFlushError?: (err: unknown) => void }
+): { storage: Storage, registry: DeviceRegistry } {
   const storage = new Storage(dir)
   storage.migrate(RPI_SERVERS_SCHEMA)
   const registry = new DeviceRegistry(storage.db, { staleAfterMs: 30_000, ...options })
@@ -60,7 +64,10 @@ test('a new Pi and a new name or address are written at once; last-seen times an
   const { device } = registry.keepAlive({ id: 3, name: 'hall', addr: '10.0.0.3' })
   registry.touch(4, '10.0.0.4')
   assert.equal(device.lastSeen, new Date(clock.now).toISOString())
-  assert.deepEqual(registry.known().map((d) => [d.id, d.lastSeen, d.keepAlives]), [[3, new Date(clock.now).toISOString(), 2], [4, new Date(clock.now).toISOString(), 0]], 'memory is current')
+  assert.deepEqual(registry.known().map((d) => [d.id, d.lastSeen, d.keepAlives]), [
+    [3, new Date(clock.now).toISOString(), 2],
+    [4, new Date(clock.now).toISOString(), 0]
+  ], 'memory is current')
   assert.deepEqual(rowsOnDisk(dir).map((row) => [row.id, row.last_seen, row.keep_alives]), [[3, first, 1], [4, first, 0]], 'the disk waits for the flush')
   assert.equal(registry.unflushed, 2)
 
@@ -69,7 +76,8 @@ test('a new Pi and a new name or address are written at once; last-seen times an
 
   clock.now += 1000
   registry.keepAlive({ id: 3, name: 'front hall', addr: '10.0.0.33' })
-  assert.deepEqual(rowsOnDisk(dir)[0], { id: 3, name: 'front hall', addr: '10.0.0.33', last_seen: clock.now, keep_alives: 3 }, 'a rename is written at once, with its count')
+  assert.deepEqual(rowsOnDisk(dir)[0], { id: 3, name: 'front hall', addr: '10.0.0.33', last_seen: clock.now, keep_alives: 3 },
+    'a rename is written at once, with its count')
   assert.equal(registry.unflushed, 0)
 })
 
@@ -124,7 +132,9 @@ test('keep-alives show in list_of_servers at once, reach the disk within REGISTR
   assert.deepEqual(rowsOnDisk(dataDir).map((row) => [row.last_seen, row.keep_alives]), [[lastAnswer, 3]], 'written on close')
 
   const restarted = await buildTestApp(t, { REGISTRY_FLUSH_MS: '300' }, { dataDir })
-  const known = (await restarted.inject({ url: '/app/get/known_servers' })).json() as Array<{ id: number, name: string, lastSeen: string, keepAlives: number, live: boolean }>
+  const known = (await restarted.inject({ url: '/app/get/known_servers' })).json() as Array<{
+    id: number, name: string, lastSeen: string, keepAlives: number, live: boolean
+  }>
   assert.deepEqual(known.map((pi) => [pi.id, pi.name, Date.parse(pi.lastSeen), pi.keepAlives, pi.live]), [[7, 'kitchen', lastAnswer, 3, false]])
   assert.deepEqual((await restarted.inject({ url: '/app/get/list_of_servers' })).json(), [], 'none live after a restart')
 })

@@ -110,7 +110,12 @@ test('ingest stores good frames, reports bad ones by index, hands the good ones 
   const rejected = new Counter({ name: 'rejected', help: 'r', labelNames: ['device'] as const, registers: [registry] })
   const recorded: Array<{ device: number, frames: number, source: string }> = []
   // a capture session that labels every other frame it is given
-  const captures = { record: (device: number, frames: readonly Float32Array[], source: string) => { recorded.push({ device, frames: frames.length, source }); return Math.ceil(frames.length / 2) } }
+  const captures = {
+    record: (device: number, frames: readonly Float32Array[], source: string) => {
+      recorded.push({ device, frames: frames.length, source })
+      return Math.ceil(frames.length / 2)
+    }
+  }
   const fed: Array<{ device: number, frames: number }> = []
   const seen: string[] = []
   const ingest = new FrameIngest({

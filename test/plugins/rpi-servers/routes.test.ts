@@ -73,7 +73,12 @@ test('keep_alive refuses bad bodies with a 4xx naming the problem, and stores no
     { body: '{"NAME": "pi", "ID": 1', headers: json, status: 400, message: /not valid JSON/ },
     { body: '', headers: json, status: 400, message: /Body cannot be empty/ },
     { body: '{"NAME": "pi", "ID": 1}', headers: { 'content-type': 'text/plain' }, status: 415, message: /unsupported Content-Type "text\/plain"/ },
-    { body: 'NAME=pi&ID=1', headers: { 'content-type': 'application/x-www-form-urlencoded' }, status: 415, message: /unsupported Content-Type "application\/x-www-form-urlencoded"/ }
+    {
+      body: 'NAME=pi&ID=1',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      status: 415,
+      message: /unsupported Content-Type "application\/x-www-form-urlencoded"/
+    }
   ]
   for (const { body, headers, status, message } of cases) {
     const res = await keepAlive(app, body, headers)
@@ -170,7 +175,9 @@ test('frames in every encoding are stored as decoded features, bad ones are repo
   assert.match(receipt.rejected[1].reason, /missing/)
   assert.match(receipt.rejected[2].reason, /not a finite number \(got "hello"\)/)
 
-  const rows = app.storage.db.prepare('SELECT device, encoding, features FROM rpi_frames ORDER BY id').all() as Array<{ device: number, encoding: string, features: Buffer }>
+  const rows = app.storage.db
+    .prepare('SELECT device, encoding, features FROM rpi_frames ORDER BY id')
+    .all() as Array<{ device: number, encoding: string, features: Buffer }>
   assert.deepEqual(rows.map((r) => [r.device, r.encoding]), [[21, 'features'], [21, 'features'], [21, 'raw-pi'], [21, 'raw-esp32']])
   rows.forEach((row, i) => {
     assert.equal(row.features.length, 106 * 4)
@@ -195,7 +202,10 @@ test('a batch whose every frame is bad gets 400 DS_BAD_FRAME naming the problems
   assert.equal(res.statusCode, 400)
   const error = res.json() as { code: string, message: string }
   assert.equal(error.code, 'DS_BAD_FRAME')
-  assert.match(error.message, /^all 3 frames were rejected, nothing stored: frames\[0\]: .*got 2; frames\[1\]: .*"NaN".*; frames\[2\]: .*CH6_mag is 1\.79\d*e\+308: magnitudes lie in 0\.\.182$/)
+  assert.match(error.message, new RegExp(
+    String.raw`^all 3 frames were rejected, nothing stored: frames\[0\]: .*got 2; frames\[1\]: .*"NaN".*; ` +
+    String.raw`frames\[2\]: .*CH6_mag is 1\.79\d*e\+308: magnitudes lie in 0\.\.182$`
+  ))
   assert.deepEqual(stored(app), { devices: 0, frames: 0 })
   assert.doesNotMatch((await app.inject({ url: '/metrics' })).body, /^doorsense_frames_received_total\{/m)
 })
@@ -216,9 +226,19 @@ test('frames refuses bad request bodies with a 400 naming the field, and stores 
     assert.equal(res.statusCode, 400, res.body)
     assert.match(res.json().message, message)
   }
-  const malformed = await app.inject({ method: 'POST', url: '/server/post/frames', headers: { 'content-type': 'application/json' }, payload: '{"ID": 1, "frames": [[1,2' })
+  const malformed = await app.inject({
+    method: 'POST',
+    url: '/server/post/frames',
+    headers: { 'content-type': 'application/json' },
+    payload: '{"ID": 1, "frames": [[1,2'
+  })
   assert.equal(malformed.statusCode, 400)
-  const text = await app.inject({ method: 'POST', url: '/server/post/frames', headers: { 'content-type': 'text/plain' }, payload: JSON.stringify({ ID: 1, frames: [sessionRow] }) })
+  const text = await app.inject({
+    method: 'POST',
+    url: '/server/post/frames',
+    headers: { 'content-type': 'text/plain' },
+    payload: JSON.stringify({ ID: 1, frames: [sessionRow] })
+  })
   assert.equal(text.statusCode, 415)
   assert.deepEqual(stored(app), { devices: 0, frames: 0 })
 })
@@ -226,7 +246,12 @@ test('frames refuses bad request bodies with a 400 naming the field, and stores 
 test('the routes are in the OpenAPI document', async (t) => {
   const app = await buildTestApp(t)
   const doc = (await app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, Record<string, unknown>> }
-  for (const [path, method] of [['/server/post/keep_alive', 'post'], ['/server/post/frames', 'post'], ['/app/get/list_of_servers', 'get'], ['/app/get/known_servers', 'get']]) {
+  for (const [path, method] of [
+    ['/server/post/keep_alive', 'post'],
+    ['/server/post/frames', 'post'],
+    ['/app/get/list_of_servers', 'get'],
+    ['/app/get/known_servers', 'get']
+  ]) {
     assert.ok(doc.paths[path]?.[method], `${method} ${path}`)
   }
 })

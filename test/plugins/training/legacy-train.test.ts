@@ -27,7 +27,9 @@ test('the original {TYPE: "CSI", DATA} body trains on exactly that data and stor
   assert.deepEqual(app.model.active?.labels, [0, 15, 30, 45, 60, 75, 90])
 
   // converted frame by frame: point p of angle i is row p of that angle, magnitudes first
-  const stored = app.storage.db.prepare("SELECT angle, features, source FROM training_samples WHERE kind = 'csi' ORDER BY id").all() as Array<{ angle: number, features: Buffer, source: string }>
+  const stored = app.storage.db
+    .prepare("SELECT angle, features, source FROM training_samples WHERE kind = 'csi' ORDER BY id")
+    .all() as Array<{ angle: number, features: Buffer, source: string }>
   assert.equal(stored.length, 7 * perAngle)
   assert.ok(stored.every((row) => row.source === 'legacy-train'))
   assert.deepEqual(stored.map((row) => row.angle), slice.map((row) => row.angle))

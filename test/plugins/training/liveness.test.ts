@@ -24,7 +24,11 @@ test('a listening server answers /debug/get/exists while it trains, and streams 
   await app.listen({ port: 0, host: '127.0.0.1' })
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
 
-  const imported = await fetch(`${base}/training/post/import`, { method: 'POST', headers: { ...ADMIN, 'content-type': 'text/csv' }, body: sessionCsv(sessionSlice(60)) })
+  const imported = await fetch(`${base}/training/post/import`, {
+    method: 'POST',
+    headers: { ...ADMIN, 'content-type': 'text/csv' },
+    body: sessionCsv(sessionSlice(60))
+  })
   assert.equal(imported.status, 200)
 
   const stream = await fetch(`${base}/training/get/progress/stream`)
@@ -32,7 +36,11 @@ test('a listening server answers /debug/get/exists while it trains, and streams 
   assert.match(stream.headers.get('content-type') ?? '', /^text\/event-stream/)
   const events = collect(stream.body as ReadableStream<Uint8Array>)
 
-  const accepted = await fetch(`${base}/training/post/train`, { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: JSON.stringify({ epochs: 10 }) })
+  const accepted = await fetch(`${base}/training/post/train`, {
+    method: 'POST',
+    headers: { ...ADMIN, 'content-type': 'application/json' },
+    body: JSON.stringify({ epochs: 10 })
+  })
   assert.equal(accepted.status, 202)
   let answered = 0
   while (app.model.state === 'START_TRAINING' || app.model.state === 'TRAINING_IN_PROGRESS') {

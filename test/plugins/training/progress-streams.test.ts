@@ -65,7 +65,17 @@ test('a subscriber that never reads is cut off past MAX_BUFFERED_BYTES; the othe
   while (streams.size < 3) await nextTurn()
 
   // realistic progress events, ~190 bytes each, 500 per turn of the event loop (the readers drain in between)
-  const progress = (epoch: number): TrainingProgress => ({ state: 'TRAINING_IN_PROGRESS', version: 'csi-2026-12-01T22-00-00-000Z', epoch, epochs: 1_000_000, loss: 1.234567, accuracy: 0.456789, validationAccuracy: 0.345678, elapsedSeconds: epoch / 10, etaSeconds: 1000 })
+  const progress = (epoch: number): TrainingProgress => ({
+    state: 'TRAINING_IN_PROGRESS',
+    version: 'csi-2026-12-01T22-00-00-000Z',
+    epoch,
+    epochs: 1_000_000,
+    loss: 1.234567,
+    accuracy: 0.456789,
+    validationAccuracy: 0.345678,
+    elapsedSeconds: epoch / 10,
+    etaSeconds: 1000
+  })
   let epoch = 0
   let sentBytes = 0
   // the kernel's socket buffers take the first few MiB; past them the stream's own backlog grows to the cap

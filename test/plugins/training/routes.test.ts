@@ -54,7 +54,11 @@ test('a CSV with bad lines is rejected naming each line, and nothing of it is st
   assert.equal(response.statusCode, 400)
   const { message, code } = response.json<{ message: string, code: string }>()
   assert.equal(code, 'DS_BAD_REQUEST')
-  assert.match(message, /nothing imported: 4 bad lines: line 5: CH6_mag is not a finite number \(got "oops"\); line 10: expected 107 values, got 50; line 14: Label: angle must lie in 0\.\.90 degrees, got 120; line 17: CH58_phase is 100000000000000000000: phases lie in -3\.142\.\.3\.142 radians/)
+  assert.match(message, new RegExp(
+    String.raw`nothing imported: 4 bad lines: line 5: CH6_mag is not a finite number \(got "oops"\); line 10: expected 107 values, got 50; ` +
+    String.raw`line 14: Label: angle must lie in 0\.\.90 degrees, got 120; ` +
+    String.raw`line 17: CH58_phase is 100000000000000000000: phases lie in -3\.142\.\.3\.142 radians`
+  ))
   assert.equal((await dataset(app)).total, 0)
 
   const many = sessionCsv(sessionSlice(3)).split('\n').map((line, i) => i > 0 && line !== '' ? `x${line}` : line)
@@ -66,9 +70,19 @@ test('a CSV with bad lines is rejected naming each line, and nothing of it is st
   assert.match(header.json().message, /line 1: header must have 107 columns/)
   // a column dropped from the header is named
   const [head, ...body] = sessionCsv(sessionSlice(1)).split('\n')
-  const dropped = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: [head!.replace(',CH30_phase', ''), ...body].join('\n') })
+  const dropped = await app.inject({
+    method: 'POST',
+    url: '/training/post/import',
+    headers: CSV,
+    payload: [head!.replace(',CH30_phase', ''), ...body].join('\n')
+  })
   assert.match(dropped.json().message, /line 1: header must have 107 columns \(.*\), got 106: missing CH30_phase$/)
-  const label = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: [head, body[0]!.replace(/^\d+,/, 'closed,')].join('\n') })
+  const label = await app.inject({
+    method: 'POST',
+    url: '/training/post/import',
+    headers: CSV,
+    payload: [head, body[0]!.replace(/^\d+,/, 'closed,')].join('\n')
+  })
   assert.match(label.json().message, /line 2: Label must be the door angle in degrees \(0 = closed … 90 = wide open\), got "closed"$/)
   const empty = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: '' })
   assert.equal(empty.statusCode, 400)
@@ -83,7 +97,12 @@ test('the import wants text/csv, an admin token, and a body within IMPORT_BODY_L
   const tooLarge = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: csv })
   assert.equal(tooLarge.statusCode, 413)
   assert.match(tooLarge.json().message, /exceeds IMPORT_BODY_LIMIT \(20000 bytes\)/)
-  const tooLargeStreamed = await app.inject({ method: 'POST', url: '/training/post/import', headers: CSV, payload: Readable.from([csv.slice(0, 15000), csv.slice(15000)]) })
+  const tooLargeStreamed = await app.inject({
+    method: 'POST',
+    url: '/training/post/import',
+    headers: CSV,
+    payload: Readable.from([csv.slice(0, 15000), csv.slice(15000)])
+  })
   assert.equal(tooLargeStreamed.statusCode, 413)
   assert.equal((await dataset(app)).total, 0)
 
@@ -102,12 +121,25 @@ test('the import wants text/csv, an admin token, and a body within IMPORT_BODY_L
     const wrong = await app.inject({ method: 'POST', url: '/training/post/import', headers, payload })
     assert.equal(wrong.statusCode, 415, what)
     assert.equal(wrong.json().code, 'FST_ERR_CTP_INVALID_MEDIA_TYPE', what)
-    assert.match(wrong.json().message, /^unsupported Content-Type "(application\/json|text\/plain)": POST \/training\/post\/import takes text\/csv \(e\.g\. curl --data-binary @session\.csv -H 'content-type: text\/csv'\)$/, what)
+    assert.match(wrong.json().message, new RegExp(
+      String.raw`^unsupported Content-Type "(application\/json|text\/plain)": POST \/training\/post\/import takes text\/csv ` +
+      String.raw`\(e\.g\. curl --data-binary @session\.csv -H 'content-type: text\/csv'\)$`
+    ), what)
   }
   // the token is checked first
-  assert.equal((await app.inject({ method: 'POST', url: '/training/post/import', headers: { 'content-type': 'application/json' }, payload: small })).statusCode, 401)
+  assert.equal((await app.inject({
+    method: 'POST',
+    url: '/training/post/import',
+    headers: { 'content-type': 'application/json' },
+    payload: small
+  })).statusCode, 401)
   // text/csv with a charset is text/csv
-  const charset = await app.inject({ method: 'POST', url: '/training/post/import', headers: { ...ADMIN, 'content-type': 'text/csv; charset=utf-8' }, payload: small })
+  const charset = await app.inject({
+    method: 'POST',
+    url: '/training/post/import',
+    headers: { ...ADMIN, 'content-type': 'text/csv; charset=utf-8' },
+    payload: small
+  })
   assert.equal(charset.statusCode, 200, charset.body)
   assert.equal((await dataset(app)).total, charset.json().imported)
 })
@@ -144,7 +176,12 @@ test('POST /training/post/samples takes labelled frames in every encoding, all o
   assert.equal(bad.statusCode, 400)
   assert.equal(bad.json().code, 'DS_BAD_FRAME')
   assert.match(bad.json().message, /^samples\[1\]\.frame: frame must hold 106 features.*got 104/)
-  const badAngle = await app.inject({ method: 'POST', url: '/training/post/samples', headers: ADMIN, payload: { samples: [{ angle: 135, frame: Array.from(row.features) }] } })
+  const badAngle = await app.inject({
+    method: 'POST',
+    url: '/training/post/samples',
+    headers: ADMIN,
+    payload: { samples: [{ angle: 135, frame: Array.from(row.features) }] }
+  })
   assert.equal(badAngle.statusCode, 400)
   assert.match(badAngle.json().message, /angle/)
   assert.equal((await dataset(app)).total, 3)
@@ -170,7 +207,11 @@ test('a capture session labels one device\'s next frames until its time is up', 
   assert.equal(app.captures.record(5, frames, 'frames'), 7)
   assert.equal(app.captures.record(6, frames, 'frames'), 0, 'another device is not captured')
   // through the Pi's own route too
-  const posted = await app.inject({ method: 'POST', url: '/server/post/frames', payload: { ID: 5, frames: frames.slice(0, 2).map((frame) => Array.from(frame)) } })
+  const posted = await app.inject({
+    method: 'POST',
+    url: '/server/post/frames',
+    payload: { ID: 5, frames: frames.slice(0, 2).map((frame) => Array.from(frame)) }
+  })
   assert.equal(posted.statusCode, 200, posted.body)
   const progress = await app.inject({ method: 'GET', url: '/training/get/capture/5' })
   assert.equal(progress.json().framesStored, 9)
@@ -209,12 +250,14 @@ test('legacy DATA that breaks the layout is a 400 naming the spot, and nothing i
   const cases: Array<[string, (data: number[][][][]) => unknown, RegExp]> = [
     ['52 subcarriers', (data) => { data[1][2].pop(); return data }, /DATA\[1\]\[2\] must hold 53 subcarriers \(CH6 … CH58\), got 52/],
     ['one data type', (data) => [data[0]], /DATA must hold 2 data types \(0 = phase, 1 = amplitude\)/],
-    ['angles without subcarriers (one level missing)', (data) => [data[0].map((angle) => angle[0]), data[1].map((angle) => angle[0])], /DATA\[0\]\[0\] must hold 53 subcarriers/],
+    ['angles without subcarriers (one level missing)', (data) => [data[0].map((angle) => angle[0]), data[1].map((angle) => angle[0])],
+      /DATA\[0\]\[0\] must hold 53 subcarriers/],
     ['points as numbers (wrong nesting)', (data) => { (data[0][1] as unknown[])[4] = 1.5; return data }, /DATA\[0\]\[1\]\[4\] must be a list.*wrong nesting\?/],
     ['a NaN (null in JSON)', (data) => { (data[1][3][10] as unknown[])[2] = null; return data }, /DATA\[1\]\[3\]\[10\]\[2\] must be a finite number, got null/],
     ['a "NaN" string', (data) => { (data[0][0][0] as unknown[])[0] = 'NaN'; return data }, /DATA\[0\]\[0\]\[0\]\[0\] must be a finite number, got "NaN"/],
     ['ragged points', (data) => { data[0][5][7].pop(); return data }, /DATA\[0\]\[5\]\[7\] holds 11 points but DATA\[0\]\[5\]\[0\] holds 12/],
-    ['phase and amplitude of different lengths', (data) => { data[1].pop(); return data }, /DATA\[0\] \(phase\) holds 7 door angles but DATA\[1\] \(amplitude\) holds 6/],
+    ['phase and amplitude of different lengths', (data) => { data[1].pop(); return data },
+      /DATA\[0\] \(phase\) holds 7 door angles but DATA\[1\] \(amplitude\) holds 6/],
     ['8 angles', (data) => { data[0].push(data[0][0]); data[1].push(data[1][0]); return data }, /holds 8 door angles; index i means i × 15°, so at most 7/]
   ]
   for (const [name, breakIt, expected] of cases) {
@@ -234,7 +277,12 @@ test('legacy DATA that breaks the layout is a 400 naming the spot, and nothing i
   const contradiction = await train({ TYPE: 'RSSI', kind: 'csi', DATA: [[1]] })
   assert.match(contradiction.json().message, /kind "csi" contradicts TYPE RSSI/)
   // Python's json.dumps writes a bare NaN, which is not JSON
-  const bareNaN = await app.inject({ method: 'POST', url: '/training/post/train', headers: { ...ADMIN, 'content-type': 'application/json' }, payload: '{"TYPE": "RSSI", "DATA": [[NaN]]}' })
+  const bareNaN = await app.inject({
+    method: 'POST',
+    url: '/training/post/train',
+    headers: { ...ADMIN, 'content-type': 'application/json' },
+    payload: '{"TYPE": "RSSI", "DATA": [[NaN]]}'
+  })
   assert.equal(bareNaN.statusCode, 400)
   // too few points per angle: the layout is right, the dataset too small
   const tooFew = await train({ TYPE: 'CSI', DATA: legacyCsi(3) })
@@ -264,7 +312,8 @@ test('training on the stored dataset needs enough samples and an admin; status a
   assert.match(status.headers['content-type'] as string, /^text\/plain/)
   assert.equal(status.body, 'MODEL_DOESNT_EXIST')
   assert.equal((await app.inject({ method: 'GET', url: '/training/get/training_time' })).body, '0')
-  assert.deepEqual((await app.inject({ method: 'GET', url: '/training/get/progress' })).json(), { state: 'MODEL_DOESNT_EXIST', epoch: 0, epochs: 0, elapsedSeconds: 0 })
+  assert.deepEqual((await app.inject({ method: 'GET', url: '/training/get/progress' })).json(),
+    { state: 'MODEL_DOESNT_EXIST', epoch: 0, epochs: 0, elapsedSeconds: 0 })
   assert.deepEqual((await app.inject({ method: 'GET', url: '/training/get/models' })).json(), { active: null, versions: [] })
   const evaluation = await app.inject({ method: 'GET', url: '/training/get/evaluation' })
   assert.equal(evaluation.statusCode, 404)
@@ -284,12 +333,20 @@ test('a stray label blocks training until POST /training/post/delete_samples rem
   const imported = await app.inject({ method: 'POST', url: '/training/post/import?ID=3', headers: CSV, payload: sessionCsv(sessionSlice(12)) })
   assert.equal(imported.statusCode, 200, imported.body)
   const stray = sessionSlice(1)[0]
-  const posted = await app.inject({ method: 'POST', url: '/training/post/samples', headers: ADMIN, payload: { ID: 4, samples: [{ angle: 33, frame: Array.from(stray.features) }] } })
+  const posted = await app.inject({
+    method: 'POST',
+    url: '/training/post/samples',
+    headers: ADMIN,
+    payload: { ID: 4, samples: [{ angle: 33, frame: Array.from(stray.features) }] }
+  })
   assert.equal(posted.statusCode, 200, posted.body)
 
   const blocked = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN, payload: {} })
   assert.equal(blocked.statusCode, 400)
-  assert.match(blocked.json().message, /too few for 33° \(1\): add at least 9 more of 33°, or remove that angle's samples \(samples are added with POST \/training\/post\/import or \/training\/post\/samples, removed with POST \/training\/post\/delete_samples\)$/)
+  assert.match(blocked.json().message, new RegExp(
+    String.raw`too few for 33° \(1\): add at least 9 more of 33°, or remove that angle's samples ` +
+    String.raw`\(samples are added with POST \/training\/post\/import or \/training\/post\/samples, removed with POST \/training\/post\/delete_samples\)$`
+  ))
 
   const unauthorised = await app.inject({ method: 'POST', url: '/training/post/delete_samples', payload: { angle: 33 } })
   assert.equal(unauthorised.statusCode, 401)
@@ -308,7 +365,12 @@ test('a stray label blocks training until POST /training/post/delete_samples rem
   assert.equal(removed.json().deleted, 1)
   assert.deepEqual(removed.json<{ dataset: DatasetSummary }>().dataset.labels.map((label) => label.angle), [0, 15, 30, 45, 60, 75, 90])
 
-  const bySource = await app.inject({ method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { source: 'import', device: 3, angle: 90 } })
+  const bySource = await app.inject({
+    method: 'POST',
+    url: '/training/post/delete_samples',
+    headers: ADMIN,
+    payload: { source: 'import', device: 3, angle: 90 }
+  })
   assert.equal(bySource.json().deleted, 12)
   const everything = await app.inject({ method: 'POST', url: '/training/post/delete_samples', headers: ADMIN, payload: { all: true } })
   assert.equal(everything.json().deleted, 72)
@@ -317,7 +379,12 @@ test('a stray label blocks training until POST /training/post/delete_samples rem
 
 test('training on the stored dataset reads its samples in the run, not in the route: the answer counts them, the run reads what is there when it starts', async (t) => {
   const app = await buildTestApp(t)
-  const csv = (perLabel: number, skip: number) => app.inject({ method: 'POST', url: '/training/post/import', headers: { ...ADMIN, 'content-type': 'text/csv' }, payload: sessionCsv(sessionSlice(perLabel, skip)) })
+  const csv = (perLabel: number, skip: number) => app.inject({
+    method: 'POST',
+    url: '/training/post/import',
+    headers: { ...ADMIN, 'content-type': 'text/csv' },
+    payload: sessionCsv(sessionSlice(perLabel, skip))
+  })
   assert.equal((await csv(30, 0)).statusCode, 200)
   const train = await app.inject({ method: 'POST', url: '/training/post/train', headers: ADMIN, payload: { epochs: 2, seed: 1 } })
   assert.equal(train.statusCode, 202, train.body)

@@ -24,7 +24,10 @@ interface HttpAnswer {
  * One request over a real socket to the app's listening server (app.inject's
  * call shape): an object payload is sent as JSON, a string as it is.
  */
-async function inject (app: App, options: { method: 'GET' | 'POST', url: string, headers?: Record<string, string>, payload?: string | object }): Promise<HttpAnswer> {
+async function inject (
+  app: App,
+  options: { method: 'GET' | 'POST', url: string, headers?: Record<string, string>, payload?: string | object }
+): Promise<HttpAnswer> {
   const { port } = app.server.address() as AddressInfo
   const headers: Record<string, string> = { ...options.headers }
   let body: string | undefined
@@ -48,7 +51,12 @@ async function inject (app: App, options: { method: 'GET' | 'POST', url: string,
 test('end to end over HTTP on a listening server: import a slice of session A, train in the worker, download the version, classify frames', async (t) => {
   const app = await buildTestApp(t)
   await app.listen({ port: 0, host: '127.0.0.1' })
-  const imported = await inject(app, { method: 'POST', url: '/training/post/import', headers: { ...ADMIN, 'content-type': 'text/csv' }, payload: sessionCsv(sessionSlice(40)) })
+  const imported = await inject(app, {
+    method: 'POST',
+    url: '/training/post/import',
+    headers: { ...ADMIN, 'content-type': 'text/csv' },
+    payload: sessionCsv(sessionSlice(40))
+  })
   assert.equal(imported.statusCode, 200, imported.body)
   assert.equal(imported.json().imported, 280)
 
