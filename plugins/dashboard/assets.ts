@@ -119,7 +119,9 @@ function escapeAttribute (text: string): string {
 function vendorText (nodeModulesDir: string, vendor: VendorFile): string {
   let text = readFileSync(join(nodeModulesDir, vendor.source), 'utf8')
   for (const [from, to] of vendor.rewrite ?? []) {
-    if (!text.includes(from)) throw new Error(`dashboard: ${vendor.source} no longer contains ${JSON.stringify(from)}; update VENDOR_FILES in plugins/dashboard/assets.ts`)
+    if (!text.includes(from)) {
+      throw new Error(`dashboard: ${vendor.source} no longer contains ${JSON.stringify(from)}; update VENDOR_FILES in plugins/dashboard/assets.ts`)
+    }
     text = text.replaceAll(from, to)
   }
   // the maps are not served, so a browser's devtools must not ask for them
