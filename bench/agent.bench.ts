@@ -38,7 +38,11 @@ function peakRss (pid: number): number {
 /** Runs the agent CLI on `input`, polling its peak RSS until it exits. */
 async function runAgent (args: string[], input: string): Promise<AgentRun> {
   const started = process.hrtime.bigint()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/doorsense.ts', 'agent', ...args], { cwd: PROJECT_ROOT, stdio: ['pipe', 'ignore', 'pipe'], env: { ...process.env, DEVICE_TOKEN: '' } })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/doorsense.ts', 'agent', ...args], {
+    cwd: PROJECT_ROOT,
+    stdio: ['pipe', 'ignore', 'pipe'],
+    env: { ...process.env, DEVICE_TOKEN: '' }
+  })
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
   let peak = 0
@@ -47,7 +51,12 @@ async function runAgent (args: string[], input: string): Promise<AgentRun> {
   const exitCode = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   clearInterval(poll)
   const seconds = Number(process.hrtime.bigint() - started) / 1e9
-  return { seconds, peakRssMiB: Math.round(peak * 10) / 10, exitCode, summary: stderr.split('\n').find((line) => line.startsWith('agent: read')) ?? stderr.trim() }
+  return {
+    seconds,
+    peakRssMiB: Math.round(peak * 10) / 10,
+    exitCode,
+    summary: stderr.split('\n').find((line) => line.startsWith('agent: read')) ?? stderr.trim()
+  }
 }
 
 export default async function bench (): Promise<BenchReport> {
@@ -59,14 +68,22 @@ export default async function bench (): Promise<BenchReport> {
   const input = lines.join('\n') + '\n'
 
   const dataDir = mkdtempSync(join(tmpdir(), 'doorsense-bench-agent-'))
-  const app = await buildApp(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'warn', LOG_TO_FILE: 'false', ADMIN_TOKEN: 'bench-admin-token-0123456789', TF_BACKEND: 'cpu' }))
+  const app = await buildApp(loadConfig({
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'warn',
+    LOG_TO_FILE: 'false',
+    ADMIN_TOKEN: 'bench-admin-token-0123456789',
+    TF_BACKEND: 'cpu'
+  }))
   try {
     await app.listen({ host: '127.0.0.1', port: 0 })
     const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
     const base = ['--server', url, '--name', 'bench-pi', '--stdin']
 
     const idle = await runAgent([...base, '--id', '1'], '')
-    const table: BenchReport['table'] = [{ run: 'empty input (start-up)', lines: 0, seconds: idle.seconds.toFixed(2), 'lines/s': '-', 'peak RSS MiB': idle.peakRssMiB }]
+    const table: BenchReport['table'] = [
+      { run: 'empty input (start-up)', lines: 0, seconds: idle.seconds.toFixed(2), 'lines/s': '-', 'peak RSS MiB': idle.peakRssMiB }
+    ]
     const results: Record<string, unknown> = { lines: LINES, startup: idle }
     for (const batch of [100, 500]) {
       const run = await runAgent([...base, '--id', String(batch), '--batch', String(batch)], input)
@@ -78,7 +95,10 @@ export default async function bench (): Promise<BenchReport> {
     }
     // the queue's own cost: 10,000 frames held while the server is unreachable
     const held = lines.slice(0, 10_000).join('\n') + '\n'
-    const full = await runAgent(['--server', 'http://127.0.0.1:1', '--name', 'bench-pi', '--id', '9', '--stdin', '--queue', '10000', '--drain-ms', '1000'], held)
+    const full = await runAgent(
+      ['--server', 'http://127.0.0.1:1', '--name', 'bench-pi', '--id', '9', '--stdin', '--queue', '10000', '--drain-ms', '1000'],
+      held
+    )
     table.push({ run: 'server down, 10,000 frames queued', lines: 10_000, seconds: full.seconds.toFixed(2), 'lines/s': '-', 'peak RSS MiB': full.peakRssMiB })
     results.fullQueue = full
     return {
@@ -86,7 +106,8 @@ export default async function bench (): Promise<BenchReport> {
       table,
       results: { ...results, loadAverage: loadavg() },
       notes: [
-        `agent → local server, ${LINES} recorded lines per run; lines/s excludes the ${idle.seconds.toFixed(1)} s start-up; load average ${loadavg().map((load) => load.toFixed(1)).join(' ')}`
+        `agent → local server, ${LINES} recorded lines per run; lines/s excludes the ${idle.seconds.toFixed(1)} s start-up; ` +
+          `load average ${loadavg().map((load) => load.toFixed(1)).join(' ')}`
       ]
     }
   } finally {

@@ -73,19 +73,37 @@ function readAll (predictor: DoorPredictor, subset: readonly number[], tails: re
   })
 }
 
-async function runBefore (train: DoorTrainingInput, tails: readonly Tail[], session: DoorTrainingInput, subset: number[], seed: number): Promise<Run> {
+async function runBefore (
+  train: DoorTrainingInput,
+  tails: readonly Tail[],
+  session: DoorTrainingInput,
+  subset: number[],
+  seed: number
+): Promise<Run> {
   const started = performance.now()
   // novelAfter 20 is below today's floor (it must exceed k): trained with a legal value, replayed with 20
   const trained = await trainDoorModel(tf, select(train, subset), { ...BEFORE, seed, hysteresis: { novelAfter: 26 } })
   const predictor = await DoorPredictor.load(tf, trained.artifacts, trained.meta)
   try {
-    return { design: 'before', subset, seed, readings: readAll(predictor, subset, tails, session, BEFORE_NOVEL_AFTER), seconds: (performance.now() - started) / 1000 }
+    return {
+      design: 'before',
+      subset,
+      seed,
+      readings: readAll(predictor, subset, tails, session, BEFORE_NOVEL_AFTER),
+      seconds: (performance.now() - started) / 1000
+    }
   } finally {
     predictor.dispose()
   }
 }
 
-async function runNow (train: DoorTrainingInput, tails: readonly Tail[], session: DoorTrainingInput, subset: number[], seed: number): Promise<Run> {
+async function runNow (
+  train: DoorTrainingInput,
+  tails: readonly Tail[],
+  session: DoorTrainingInput,
+  subset: number[],
+  seed: number
+): Promise<Run> {
   const started = performance.now()
   const input = select(train, subset)
   const protocol = calibrationProblems(input)
@@ -115,7 +133,8 @@ async function runNow (train: DoorTrainingInput, tails: readonly Tail[], session
 function cell (runs: readonly Run[], angle: number): string {
   const readings = runs.map((run) => run.readings.find((r) => r.angle === angle) as Reading)
   const mark = readings[0].calibrated ? '*' : ''
-  return `${mark}${twoDecimals(mean(readings.map((r) => r.closed)))}/${twoDecimals(mean(readings.map((r) => r.open)))}/${twoDecimals(mean(readings.map((r) => r.unknown)))}`
+  return `${mark}${twoDecimals(mean(readings.map((r) => r.closed)))}/` +
+    `${twoDecimals(mean(readings.map((r) => r.open)))}/${twoDecimals(mean(readings.map((r) => r.unknown)))}`
 }
 
 /** What the self-check and the gate said, over seeds. */
@@ -124,7 +143,11 @@ function verdictText (runs: readonly Run[]): string {
   if (first.design === 'before') return 'no protocol, no self-check'
   if (first.protocol?.length) return `protocol refuses: ${first.protocol[0].replace(/:.*/, '')}`
   const failing = new Map<number, number[]>()
-  for (const run of runs) for (const check of run.selfCheck?.checks ?? []) if (!check.passed) failing.set(check.angle, [...(failing.get(check.angle) ?? []), check.closedShare])
+  for (const run of runs) {
+    for (const check of run.selfCheck?.checks ?? []) {
+      if (!check.passed) failing.set(check.angle, [...(failing.get(check.angle) ?? []), check.closedShare])
+    }
+  }
   const passed = runs.filter((run) => run.selfCheck?.passed).length
   const activated = runs.filter((run) => run.gate?.activate).length
   const checks = [...failing].map(([angle, shares]) => `${angle}° ${twoDecimals(Math.min(...shares))}–${twoDecimals(Math.max(...shares))}`).join(', ')
@@ -142,9 +165,14 @@ export default async function calibrationMatrix (): Promise<BenchReport> {
   for (const subset of SUBSETS) {
     for (let seed = 1; seed <= seeds; seed++) {
       for (const design of ['before', 'now'] as const) {
-        const run = design === 'before' ? await runBefore(train, tails, session, subset, seed) : await runNow(train, tails, session, subset, seed)
+        const run = design === 'before'
+          ? await runBefore(train, tails, session, subset, seed)
+          : await runNow(train, tails, session, subset, seed)
         runs.push(run)
-        process.stderr.write(`  {${subset.join(', ')}} ${design} seed ${seed}: ${run.seconds.toFixed(1)} s${run.selfCheck ? `, self-check ${run.selfCheck.passed ? 'passes' : 'fails'}` : ''}\n`)
+        process.stderr.write(
+          `  {${subset.join(', ')}} ${design} seed ${seed}: ${run.seconds.toFixed(1)} s` +
+            `${run.selfCheck ? `, self-check ${run.selfCheck.passed ? 'passes' : 'fails'}` : ''}\n`
+        )
       }
     }
   }
@@ -164,11 +192,18 @@ export default async function calibrationMatrix (): Promise<BenchReport> {
   const closedF1 = all.map((run) => run.doorState?.closedF1 ?? Number.NaN)
   const loadAfter = loadavg()[0]
   const notes = [
-    'cells: share of counted frames read closed/open/unknown (mean over seeds); * = a calibrated angle (its held-out tail), else the whole run of an angle the door was not calibrated at.',
-    `before: margin 1, no swing windows, novelAfter ${BEFORE_NOVEL_AFTER}; now: margin 1.5, swing windows, novelAfter ${DEFAULT_HYSTERESIS.novelAfter}, the closed/ajar/open protocol, the ajar self-check (at most 10 % read closed) and the floor ${FLOOR}.`,
-    'calibration time (train s): now = the door\'s model + the blocked evaluation + one left-out model per open angle but the smallest, in this process (the server runs it in its worker).',
-    `all seven, now, the calibration's own blocked evaluation (its captured rows' last 20 %): door-state balanced accuracy ${twoDecimals(mean(balanced))} ± ${twoDecimals(sampleSd(balanced))}, closed F1 ${twoDecimals(mean(closedF1))} ± ${twoDecimals(sampleSd(closedF1))} over ${seeds} seeds.`,
-    `${seeds} seeds; session A ${session.frames.length} frames; machine load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after; ${tf.getBackend()} backend.`
+    'cells: share of counted frames read closed/open/unknown (mean over seeds); ' +
+      '* = a calibrated angle (its held-out tail), else the whole run of an angle the door was not calibrated at.',
+    `before: margin 1, no swing windows, novelAfter ${BEFORE_NOVEL_AFTER}; ` +
+      `now: margin 1.5, swing windows, novelAfter ${DEFAULT_HYSTERESIS.novelAfter}, the closed/ajar/open protocol, ` +
+      `the ajar self-check (at most 10 % read closed) and the floor ${FLOOR}.`,
+    'calibration time (train s): now = the door\'s model + the blocked evaluation + one left-out model per open angle but the smallest, ' +
+      'in this process (the server runs it in its worker).',
+    "all seven, now, the calibration's own blocked evaluation (its captured rows' last 20 %): " +
+      `door-state balanced accuracy ${twoDecimals(mean(balanced))} ± ${twoDecimals(sampleSd(balanced))}, ` +
+      `closed F1 ${twoDecimals(mean(closedF1))} ± ${twoDecimals(sampleSd(closedF1))} over ${seeds} seeds.`,
+    `${seeds} seeds; session A ${session.frames.length} frames; ` +
+      `machine load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after; ${tf.getBackend()} backend.`
   ]
   return { name: 'calibration-matrix', table, results: { floor: FLOOR, seeds, runs, loadAverage: { before: loadBefore, after: loadAfter } }, notes }
 }

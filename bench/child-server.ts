@@ -220,7 +220,11 @@ export function checkpointsOf (metrics: string): Checkpoints {
  */
 export function serverQuantileMs (before: string, after: string, route: string, status: number, q: number): number {
   const buckets = (metrics: string) => {
-    const pattern = new RegExp(`^http_request_duration_seconds_bucket\\{(?=[^}]*le="([^"]+)")(?=[^}]*route="${route.replace(/[/]/g, '\\/')}")(?=[^}]*status_code="${status}")[^}]*\\} (\\d+)$`, 'gm')
+    const pattern = new RegExp(
+      '^http_request_duration_seconds_bucket\\{(?=[^}]*le="([^"]+)")' +
+        `(?=[^}]*route="${route.replace(/[/]/g, '\\/')}")(?=[^}]*status_code="${status}")[^}]*\\} (\\d+)$`,
+      'gm'
+    )
     return new Map([...metrics.matchAll(pattern)].map((match) => [match[1], Number(match[2])]))
   }
   const start = buckets(before)

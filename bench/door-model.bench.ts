@@ -47,11 +47,20 @@ type Options = Parameters<typeof trainDoorModel>[2]
 type Figures = Omit<DoorEvaluation, 'holdout' | 'trainFrames' | 'testFrames' | 'tails' | 'trainingSeconds'> & { trainingSeconds: number }
 
 /** One seed of one configuration, replayed under each hysteresis setting asked for. */
-async function runOnce (train: DoorTrainingInput, tails: readonly Tail[], shifted: readonly ShiftedSet[], options: Options, hystereses: readonly HysteresisOptions[]): Promise<Figures[]> {
+async function runOnce (
+  train: DoorTrainingInput,
+  tails: readonly Tail[],
+  shifted: readonly ShiftedSet[],
+  options: Options,
+  hystereses: readonly HysteresisOptions[]
+): Promise<Figures[]> {
   const before = tf.memory().numTensors
   const trained = await trainDoorModel(tf, train, options)
   const predictor = await DoorPredictor.load(tf, trained.artifacts, trained.meta)
-  const figures = hystereses.map((hysteresis) => ({ ...scoreReplay(predictor, replayTails(predictor, tails, hysteresis), shifted, hysteresis), trainingSeconds: trained.meta.trainingSeconds }))
+  const figures = hystereses.map((hysteresis) => ({
+    ...scoreReplay(predictor, replayTails(predictor, tails, hysteresis), shifted, hysteresis),
+    trainingSeconds: trained.meta.trainingSeconds
+  }))
   predictor.dispose()
   if (tf.memory().numTensors !== before) throw new Error(`leaked ${tf.memory().numTensors - before} tensors`)
   return figures
@@ -118,9 +127,20 @@ export default async function doorModel (): Promise<BenchReport> {
   const loadBefore = loadavg()[0]
   const D = DEFAULT_DOOR_TRAINING
   const table: BenchReport['table'] = []
-  const results: Array<{ section: string, name: string, options: unknown, hysteresis: HysteresisOptions, summary: Record<string, number>, runs: Figures[] }> = []
+  const results: Array<{
+    section: string
+    name: string
+    options: unknown
+    hysteresis: HysteresisOptions
+    summary: Record<string, number>
+    runs: Figures[]
+  }> = []
 
-  const run = async (section: string, configs: Array<{ name: string, options: Options, data?: DoorTrainingInput }>, hystereses: Array<{ name: string, hysteresis: HysteresisOptions }> = [{ name: '', hysteresis: D.hysteresis }]): Promise<void> => {
+  const run = async (
+    section: string,
+    configs: Array<{ name: string, options: Options, data?: DoorTrainingInput }>,
+    hystereses: Array<{ name: string, hysteresis: HysteresisOptions }> = [{ name: '', hysteresis: D.hysteresis }]
+  ): Promise<void> => {
     for (const config of configs) {
       const names = hystereses.map((h) => `${section}: ${config.name}${h.name ? `, ${h.name}` : ''}`)
       if (only && !names.some((name) => only.test(name))) continue
@@ -128,12 +148,22 @@ export default async function doorModel (): Promise<BenchReport> {
       for (let seed = 1; seed <= seeds; seed++) {
         const figures = await runOnce(config.data ?? train, tails, shifted, { ...config.options, seed }, hystereses.map((h) => h.hysteresis))
         figures.forEach((f, i) => perHysteresis[i].push(f))
-        process.stderr.write(`  ${names[0]} seed ${seed}: door ${twoDecimals(figures[0].doorState.accuracy)}, bal ${twoDecimals(figures[0].doorState.openClosed.balancedAccuracy)} (${figures[0].trainingSeconds.toFixed(1)} s)\n`)
+        process.stderr.write(
+          `  ${names[0]} seed ${seed}: door ${twoDecimals(figures[0].doorState.accuracy)}, ` +
+            `bal ${twoDecimals(figures[0].doorState.openClosed.balancedAccuracy)} (${figures[0].trainingSeconds.toFixed(1)} s)\n`
+        )
       }
       hystereses.forEach((h, i) => {
         const { row, summary } = summarise(names[i], perHysteresis[i])
         table.push(row)
-        results.push({ section, name: names[i], options: resolveDoorTraining({ ...config.options, hysteresis: h.hysteresis }), hysteresis: h.hysteresis, summary, runs: perHysteresis[i] })
+        results.push({
+          section,
+          name: names[i],
+          options: resolveDoorTraining({ ...config.options, hysteresis: h.hysteresis }),
+          hysteresis: h.hysteresis,
+          summary,
+          runs: perHysteresis[i]
+        })
       })
     }
   }
@@ -146,8 +176,10 @@ export default async function doorModel (): Promise<BenchReport> {
   await run('grid', grid)
 
   // 2. hysteresis on the chosen k and features: the same models replayed
-  const h = (enter: number, leave: number, novelAfter = D.hysteresis.novelAfter): { name: string, hysteresis: HysteresisOptions } =>
-    ({ name: `enter ${enter} leave ${leave}${novelAfter !== D.hysteresis.novelAfter ? ` M ${novelAfter}` : ''}`, hysteresis: { ...DEFAULT_HYSTERESIS, enter, leave, novelAfter } })
+  const h = (enter: number, leave: number, novelAfter = D.hysteresis.novelAfter): { name: string, hysteresis: HysteresisOptions } => ({
+    name: `enter ${enter} leave ${leave}${novelAfter !== D.hysteresis.novelAfter ? ` M ${novelAfter}` : ''}`,
+    hysteresis: { ...DEFAULT_HYSTERESIS, enter, leave, novelAfter }
+  })
   await run('hysteresis', [{ name: `k ${D.window}, ${D.features}`, options: {} }], [h(1, 1), h(2, 3), h(3, 5), h(5, 8), h(3, 15), h(8, 15), h(3, 5, 5)])
   await run('hysteresis', [{ name: `k 15, ${D.features}`, options: { window: 15 } }], [h(1, 1), h(3, 5), h(5, 8), h(8, 15)])
 
@@ -194,14 +226,24 @@ export default async function doorModel (): Promise<BenchReport> {
   const loadAfter = loadavg()[0]
 
   const notes = [
-    `session A: ${session.frames.length} frames; blocked split (20 % tail per angle), ${tails.length} tails, ${windows} test windows at k ${D.window}; ${seeds} seeds; mean±sd.`,
-    'columns: per window (= per frame once the window is full) 7-class accuracy, open/closed balanced accuracy, closed F1; the same for the reported door state',
-    '(frames from the first reported state on; unknown = wrong); latency = worst tail\'s first reporting frame; novelty AUC vs held-out windows; held-out novel = false-alarm share of single windows.',
+    `session A: ${session.frames.length} frames; blocked split (20 % tail per angle), ${tails.length} tails, ` +
+      `${windows} test windows at k ${D.window}; ${seeds} seeds; mean±sd.`,
+    'columns: per window (= per frame once the window is full) 7-class accuracy, open/closed balanced accuracy, closed F1; ' +
+      'the same for the reported door state',
+    '(frames from the first reported state on; unknown = wrong); latency = worst tail\'s first reporting frame; ' +
+      'novelty AUC vs held-out windows; held-out novel = false-alarm share of single windows.',
     `DEFAULT = ${JSON.stringify(D)}`,
-    `predict cost (default model, ${trained.meta.novelty.rows}-row novelty summary): ${batchMs.toFixed(2)} ms per 256 windows (${(batchMs / 256 * 1000).toFixed(1)} µs/window), ${singleMs.toFixed(3)} ms for 1 window; meta JSON ${(metaBytes / 1024).toFixed(0)} KiB.`,
+    `predict cost (default model, ${trained.meta.novelty.rows}-row novelty summary): ` +
+      `${batchMs.toFixed(2)} ms per 256 windows (${(batchMs / 256 * 1000).toFixed(1)} µs/window), ` +
+      `${singleMs.toFixed(3)} ms for 1 window; meta JSON ${(metaBytes / 1024).toFixed(0)} KiB.`,
     `machine load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after, on ${tf.getBackend()} (pure JS).`
   ]
-  return { name: 'door-model', table, results: { configs: results, predictCost: { batch256Ms: batchMs, singleMs }, metaBytes, loadAverage: { before: loadBefore, after: loadAfter } }, notes }
+  return {
+    name: 'door-model',
+    table,
+    results: { configs: results, predictCost: { batch256Ms: batchMs, singleMs }, metaBytes, loadAverage: { before: loadBefore, after: loadAfter } },
+    notes
+  }
 }
 
 // run by itself: print the table and write bench/results/door-model.json as bench/run.ts does

@@ -151,7 +151,20 @@ function timeAll (rows: readonly Timed[], reps: number, repMs: number): TimedRes
   }
   return rows.map((row, i) => {
     const m = median(cpu[i])
-    return { part: row.part, what: row.what, batch: row.batch, reps, cpuUsPerFrame: cpu[i], wallUsPerFrame: wall[i], median: m, min: Math.min(...cpu[i]), max: Math.max(...cpu[i]), wallMedian: median(wall[i]), framesPerS: 1e6 / m, usPerCall: m * row.frames }
+    return {
+      part: row.part,
+      what: row.what,
+      batch: row.batch,
+      reps,
+      cpuUsPerFrame: cpu[i],
+      wallUsPerFrame: wall[i],
+      median: m,
+      min: Math.min(...cpu[i]),
+      max: Math.max(...cpu[i]),
+      wallMedian: median(wall[i]),
+      framesPerS: 1e6 / m,
+      usPerCall: m * row.frames
+    }
   })
 }
 
@@ -181,7 +194,14 @@ function rotating<T> (items: readonly T[], size: number): () => T[] {
  * same answer bit for bit (only within one call: batch 1 gains nothing here,
  * the server would keep the start per door).
  */
-function knnEarlyExitSeeded (queries: Float32Array, queryCount: number, reference: Float32Array, referenceCount: number, width: number, neighbours: number): Float64Array {
+function knnEarlyExitSeeded (
+  queries: Float32Array,
+  queryCount: number,
+  reference: Float32Array,
+  referenceCount: number,
+  width: number,
+  neighbours: number
+): Float64Array {
   const out = new Float64Array(queryCount)
   const nearest = new Float64Array(neighbours)
   const CHUNK = 16
@@ -228,7 +248,15 @@ function knnEarlyExitSeeded (queries: Float32Array, queryCount: number, referenc
  * summation order: not bit-identical (checked for the largest relative
  * difference and novel/familiar flips).
  */
-function knnFourSums (queries: Float32Array, queryCount: number, reference: Float32Array, referenceCount: number, width: number, neighbours: number, early: boolean): Float64Array {
+function knnFourSums (
+  queries: Float32Array,
+  queryCount: number,
+  reference: Float32Array,
+  referenceCount: number,
+  width: number,
+  neighbours: number,
+  early: boolean
+): Float64Array {
   const out = new Float64Array(queryCount)
   const nearest = new Float64Array(neighbours)
   const CHUNK = 16
@@ -284,7 +312,14 @@ function knnFourSums (queries: Float32Array, queryCount: number, reference: Floa
 }
 
 /** The kNN distance as |q|² + |r|² − 2 q·r, the cross term in one tf.matMul (float32: not bit-identical). */
-function knnMatMul (referenceT: tf.Tensor2D, referenceNorms: Float32Array, queries: Float32Array, queryCount: number, width: number, neighbours: number): Float64Array {
+function knnMatMul (
+  referenceT: tf.Tensor2D,
+  referenceNorms: Float32Array,
+  queries: Float32Array,
+  queryCount: number,
+  width: number,
+  neighbours: number
+): Float64Array {
   const rows = referenceNorms.length
   const dots = tf.tidy(() => tf.matMul(tf.tensor2d(queries, [queryCount, width]), referenceT).dataSync() as Float32Array)
   const out = new Float64Array(queryCount)
@@ -317,7 +352,11 @@ function readArtifacts (app: App, version: string): tf.io.ModelArtifacts {
   const dir = app.model.versionDir(version)
   if (!dir) throw new Error(`no folder for version ${version}`)
   const file = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { weightsFile: string }
-  const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as { modelTopology: tf.io.ModelArtifacts['modelTopology'], weightsManifest: Array<{ weights: tf.io.WeightsManifestEntry[] }>, format?: string }
+  const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as {
+    modelTopology: tf.io.ModelArtifacts['modelTopology']
+    weightsManifest: Array<{ weights: tf.io.WeightsManifestEntry[] }>
+    format?: string
+  }
   const weights = readFileSync(join(dir, file.weightsFile))
   return {
     modelTopology: json.modelTopology,
@@ -339,7 +378,16 @@ function withSummaryRows (meta: DoorModelMeta, summary: Float32Array, rows: numb
     const source = Math.floor((r + 0.5) * meta.novelty.rows / rows)
     kept.set(summary.subarray(source * width, (source + 1) * width), r * width)
   }
-  return { ...meta, novelty: { ...meta.novelty, rows, neighbours: Math.min(meta.novelty.neighbours, rows), float32Base64: Buffer.from(kept.buffer).toString('base64'), transitions: undefined } }
+  return {
+    ...meta,
+    novelty: {
+      ...meta.novelty,
+      rows,
+      neighbours: Math.min(meta.novelty.neighbours, rows),
+      float32Base64: Buffer.from(kept.buffer).toString('base64'),
+      transitions: undefined
+    }
+  }
 }
 
 /** The summary's calibration windows (rows × width; the swing rows stored after them left out). */
@@ -377,7 +425,13 @@ export default async function doorStateBench (): Promise<BenchReport> {
   const reps = Number(process.env.BENCH_REPS ?? 11)
   const repMs = Number(process.env.BENCH_REP_MS ?? 120)
   const dataDir = mkdtempSync(join(tmpdir(), 'doorsense-bench-door-state-'))
-  const app = await buildApp(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'error', LOG_TO_FILE: 'false', ADMIN_TOKEN: 'bench-admin-token-0123456789', PORT: '0' }))
+  const app = await buildApp(loadConfig({
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'error',
+    LOG_TO_FILE: 'false',
+    ADMIN_TOKEN: 'bench-admin-token-0123456789',
+    PORT: '0'
+  }))
   const client = new LoadClient()
   const variants: DoorPredictor[] = []
   let referenceT: tf.Tensor2D | undefined
@@ -403,7 +457,11 @@ export default async function doorStateBench (): Promise<BenchReport> {
     const own: ActiveDoorModel | undefined = app.model.doorModels.get(OWN_DEVICE)
     if (!own) throw new Error(`door ${OWN_DEVICE}'s calibration was not activated: ${outcome.reasons.join(' ')}`)
     const meta = own.predictor.meta
-    console.error(`global model ${global.version} and door model ${own.version} (k ${meta.window}, ${meta.labels.length} angles, novelty ${meta.novelty.rows} rows × ${meta.novelty.width}, ${meta.novelty.neighbours}-NN) trained on session A in ${trainingSeconds.toFixed(1)} s, backend ${app.model.backend.backend}`)
+    console.error(
+      `global model ${global.version} and door model ${own.version} ` +
+        `(k ${meta.window}, ${meta.labels.length} angles, novelty ${meta.novelty.rows} rows × ${meta.novelty.width}, ${meta.novelty.neighbours}-NN) ` +
+        `trained on session A in ${trainingSeconds.toFixed(1)} s, backend ${app.model.backend.backend}`
+    )
 
     // ---------------------------------------------------------------- in process
     // session A's windows, as the server computes them
@@ -446,38 +504,124 @@ export default async function doorStateBench (): Promise<BenchReport> {
     {
       const push = new DoorPipeline(meta)
       const feed = rotating(frames, 256)
-      timed.push({ part: '(a) window update', what: 'DoorPipeline.push (frame features + window + features())', batch: '', frames: 256, run: () => { let last; for (const frame of feed()) last = push.push(frame, 0); return last } })
+      timed.push({
+        part: '(a) window update',
+        what: 'DoorPipeline.push (frame features + window + features())',
+        batch: '',
+        frames: 256,
+        run: () => { let last; for (const frame of feed()) last = push.push(frame, 0); return last }
+      })
       const raw = rotating(rawPiLines().map((line) => JSON.parse(line) as number[]), 256)
-      timed.push({ part: '(a′) frames route', what: 'parseFrameWithEncoding of a raw Pi frame (decode, before any model)', batch: '', frames: 256, run: () => { let last; for (const frame of raw()) last = parseFrameWithEncoding(frame); return last } })
+      timed.push({
+        part: '(a′) frames route',
+        what: 'parseFrameWithEncoding of a raw Pi frame (decode, before any model)',
+        batch: '',
+        frames: 256,
+        run: () => { let last; for (const frame of raw()) last = parseFrameWithEncoding(frame); return last }
+      })
       const row = new Float64Array(DOOR_FRAME_WIDTH)
-      timed.push({ part: '(a) window update', what: '… doorFrameFeaturesInto alone', batch: '', frames: 256, run: () => { for (const frame of feed()) doorFrameFeaturesInto(frame, meta.featureSet, row); return row } })
+      timed.push({
+        part: '(a) window update',
+        what: '… doorFrameFeaturesInto alone',
+        batch: '',
+        frames: 256,
+        run: () => { for (const frame of feed()) doorFrameFeaturesInto(frame, meta.featureSet, row); return row }
+      })
       const inputs = frames.map((frame) => { const out = new Float64Array(DOOR_FRAME_WIDTH); doorFrameFeaturesInto(frame, meta.featureSet, out); return out })
       const ring = new FrameWindow(meta.window, DOOR_FRAME_WIDTH)
       for (let i = 0; i < meta.window; i++) ring.push(inputs[i])
       const feedInputs = rotating(inputs, 256)
-      timed.push({ part: '(a) window update', what: '… FrameWindow.push + features() alone', batch: '', frames: 256, run: () => { let last; for (const input of feedInputs()) { ring.push(input); last = ring.features() } return last } })
+      timed.push({
+        part: '(a) window update',
+        what: '… FrameWindow.push + features() alone',
+        batch: '',
+        frames: 256,
+        run: () => { let last; for (const input of feedInputs()) { ring.push(input); last = ring.features() } return last }
+      })
     }
     for (const batch of BATCHES) {
       const feed = rotating(windows, batch)
-      const feedX = rotating(Array.from({ length: 32 }, (_, b) => standardised(meta, Array.from({ length: batch }, (_, i) => windows[(b * batch + i) % windows.length]))), 1)
-      timed.push({ part: '(b) predict', what: `DoorPredictor.predict (heads + ${neighbours}-NN over ${summaryRows} rows)`, batch, frames: batch, run: () => own.predictor.predict(feed()) })
+      const feedX = rotating(
+        Array.from({ length: 32 }, (_, b) => standardised(meta, Array.from({ length: batch }, (_, i) => windows[(b * batch + i) % windows.length]))),
+        1
+      )
+      timed.push({
+        part: '(b) predict',
+        what: `DoorPredictor.predict (heads + ${neighbours}-NN over ${summaryRows} rows)`,
+        batch,
+        frames: batch,
+        run: () => own.predictor.predict(feed())
+      })
       timed.push({ part: '(b) predict', what: '… heads alone (same model, 1-row summary)', batch, frames: batch, run: () => headsOnly.predict(feed()) })
-      timed.push({ part: '(b) predict', what: '… knnDistances alone (the novelty)', batch, frames: batch, run: () => knnDistances(feedX()[0], batch, summary, summaryRows, width, neighbours) })
-      timed.push({ part: '(b) candidate', what: 'kNN, early exit + scan from the previous nearest (bench-local)', batch, frames: batch, run: () => knnEarlyExitSeeded(feedX()[0], batch, summary, summaryRows, width, neighbours) })
+      timed.push({
+        part: '(b) predict',
+        what: '… knnDistances alone (the novelty)',
+        batch,
+        frames: batch,
+        run: () => knnDistances(feedX()[0], batch, summary, summaryRows, width, neighbours)
+      })
+      timed.push({
+        part: '(b) candidate',
+        what: 'kNN, early exit + scan from the previous nearest (bench-local)',
+        batch,
+        frames: batch,
+        run: () => knnEarlyExitSeeded(feedX()[0], batch, summary, summaryRows, width, neighbours)
+      })
       if (batch !== 64) {
-        timed.push({ part: '(b) candidate', what: 'kNN, 4 partial sums (bench-local)', batch, frames: batch, run: () => knnFourSums(feedX()[0], batch, summary, summaryRows, width, neighbours, false) })
-        timed.push({ part: '(b) candidate', what: 'kNN, 4 partial sums + early exit (bench-local)', batch, frames: batch, run: () => knnFourSums(feedX()[0], batch, summary, summaryRows, width, neighbours, true) })
+        timed.push({
+          part: '(b) candidate',
+          what: 'kNN, 4 partial sums (bench-local)',
+          batch,
+          frames: batch,
+          run: () => knnFourSums(feedX()[0], batch, summary, summaryRows, width, neighbours, false)
+        })
+        timed.push({
+          part: '(b) candidate',
+          what: 'kNN, 4 partial sums + early exit (bench-local)',
+          batch,
+          frames: batch,
+          run: () => knnFourSums(feedX()[0], batch, summary, summaryRows, width, neighbours, true)
+        })
       }
-      if (batch === 256) timed.push({ part: '(b) candidate', what: 'kNN through one tf.matMul (bench-local)', batch, frames: batch, run: () => knnMatMul(referenceT!, referenceNorms, feedX()[0], batch, width, neighbours) })
+      if (batch === 256) {
+        timed.push({
+          part: '(b) candidate',
+          what: 'kNN through one tf.matMul (bench-local)',
+          batch,
+          frames: batch,
+          run: () => knnMatMul(referenceT!, referenceNorms, feedX()[0], batch, width, neighbours)
+        })
+      }
     }
     for (const batch of BATCHES) {
       const feed = rotating(frames, batch)
-      timed.push({ part: '(c) door-state path', what: 'doors.observeWindows (push + predict + hysteresis)', batch, frames: batch, run: () => app.doors.states.observeWindows(WINDOWS_DEVICE, feed(), own) })
-      timed.push({ part: '(c) door-state path', what: 'doors.observe (frames route entry, own model)', batch, frames: batch, run: () => app.doors.observe(OWN_DEVICE, feed()) })
+      timed.push({
+        part: '(c) door-state path',
+        what: 'doors.observeWindows (push + predict + hysteresis)',
+        batch,
+        frames: batch,
+        run: () => app.doors.states.observeWindows(WINDOWS_DEVICE, feed(), own)
+      })
+      timed.push({
+        part: '(c) door-state path',
+        what: 'doors.observe (frames route entry, own model)',
+        batch,
+        frames: batch,
+        run: () => app.doors.observe(OWN_DEVICE, feed())
+      })
     }
     for (const batch of BATCHES) {
       const feed = rotating(frames, batch)
-      timed.push({ part: '(d) legacy path', what: 'app.model.predict + doors.observe (vote smoother)', batch, frames: batch, run: () => { const answer = app.model.predict(feed()); return app.doors.states.observe(LEGACY_DEVICE, answer.predictions, answer.labels, Date.now(), answer.version) } })
+      timed.push({
+        part: '(d) legacy path',
+        what: 'app.model.predict + doors.observe (vote smoother)',
+        batch,
+        frames: batch,
+        run: () => {
+          const answer = app.model.predict(feed())
+          return app.doors.states.observe(LEGACY_DEVICE, answer.predictions, answer.labels, Date.now(), answer.version)
+        }
+      })
       timed.push({ part: '(d) legacy path', what: '… app.model.predict alone', batch, frames: batch, run: () => app.model.predict(feed()) })
     }
     console.error(`in process: ${timed.length} rows × ${reps} repetitions of ${repMs} ms …`)
@@ -495,7 +639,12 @@ export default async function doorStateBench (): Promise<BenchReport> {
       const cpu = process.cpuUsage(cpuBefore)
       const after = await batchStats(app)
       const calls = after.calls - before.calls
-      return { ...result, queuedAtEnd, meanBatch: calls ? (after.frames - before.frames) / calls : 0, cpuUsPerRequest: (cpu.user + cpu.system) / Math.max(1, result.ok) }
+      return {
+        ...result,
+        queuedAtEnd,
+        meanBatch: calls ? (after.frames - before.frames) / calls : 0,
+        cpuUsPerRequest: (cpu.user + cpu.system) / Math.max(1, result.ok)
+      }
     }
     type Load = Awaited<ReturnType<typeof load>>
     await client.run({ url, path: '/debug/post/echo', body: { kind: 'inference-string', device: 1 }, connections: 16, seconds: 2 })
@@ -505,48 +654,152 @@ export default async function doorStateBench (): Promise<BenchReport> {
     const exists = await load('exists', { path: '/debug/get/exists', body: { kind: 'none' }, connections: 64 })
     interface Pair { name: string, framesPerRequest: number, connections: number, echo: Load, route: Load, target: boolean }
     const pairs: Pair[] = []
-    const pair = async (name: string, path: string, body: BodySpec, connections: number, framesPerRequest: number, target: boolean, echoBody: BodySpec = body) => {
+    const pair = async (
+      name: string,
+      path: string,
+      body: BodySpec,
+      connections: number,
+      framesPerRequest: number,
+      target: boolean,
+      echoBody: BodySpec = body
+    ) => {
       const echo = await load(`echo for ${name}`, { path: '/debug/post/echo', body: echoBody, connections })
       const route = await load(name, { path, body, connections })
       pairs.push({ name, framesPerRequest, connections, echo, route, target })
     }
-    await pair('(e) POST /ml/post/inference, stringified payload, ID 1 (global model)', '/ml/post/inference', { kind: 'inference-string', device: 1 }, 64, 1, true)
+    await pair(
+      '(e) POST /ml/post/inference, stringified payload, ID 1 (global model)',
+      '/ml/post/inference',
+      { kind: 'inference-string', device: 1 },
+      64,
+      1,
+      true
+    )
     {
       // the same bodies but for the ID's digit: compared with the echo just run
       const echo = pairs[pairs.length - 1].echo
       const route = await load('inference, own model', { path: '/ml/post/inference', body: { kind: 'inference-string', device: OWN_DEVICE }, connections: 64 })
-      pairs.push({ name: `(e) POST /ml/post/inference, stringified payload, ID ${OWN_DEVICE} (own model)`, framesPerRequest: 1, connections: 64, echo, route, target: false })
+      pairs.push({
+        name: `(e) POST /ml/post/inference, stringified payload, ID ${OWN_DEVICE} (own model)`,
+        framesPerRequest: 1,
+        connections: 64,
+        echo,
+        route,
+        target: false
+      })
     }
     // informative: an answer per frame, where echo only parses and re-sends
     await pair('(e) POST /ml/post/batch, 256 raw Pi frames', '/ml/post/batch', { kind: 'raw-pi', device: GLOBAL_DEVICE, frames: 256 }, 8, 256, false)
     for (const size of HTTP_FRAMES) {
       // one echo per body size: the two doors' bodies differ only in the ID's digit
-      const echo = await load(`echo, ${size} raw Pi frames`, { path: '/debug/post/echo', body: { kind: 'raw-pi', device: OWN_DEVICE, frames: size }, connections: 8 })
-      const ownRun = await load(`frames ${size}, door ${OWN_DEVICE} (own model)`, { path: '/server/post/frames', body: { kind: 'raw-pi', device: OWN_DEVICE, frames: size }, connections: 8 })
-      const globalRun = await load(`frames ${size}, door ${GLOBAL_DEVICE} (global model)`, { path: '/server/post/frames', body: { kind: 'raw-pi', device: GLOBAL_DEVICE, frames: size }, connections: 8 })
-      pairs.push({ name: `(f) POST /server/post/frames, ${size} raw Pi frames, door ${OWN_DEVICE} (own model)`, framesPerRequest: size, connections: 8, echo, route: ownRun, target: false })
-      pairs.push({ name: `(f) POST /server/post/frames, ${size} raw Pi frames, door ${GLOBAL_DEVICE} (global model)`, framesPerRequest: size, connections: 8, echo, route: globalRun, target: false })
+      const echo = await load(`echo, ${size} raw Pi frames`, {
+        path: '/debug/post/echo',
+        body: { kind: 'raw-pi', device: OWN_DEVICE, frames: size },
+        connections: 8
+      })
+      const ownRun = await load(`frames ${size}, door ${OWN_DEVICE} (own model)`, {
+        path: '/server/post/frames',
+        body: { kind: 'raw-pi', device: OWN_DEVICE, frames: size },
+        connections: 8
+      })
+      const globalRun = await load(`frames ${size}, door ${GLOBAL_DEVICE} (global model)`, {
+        path: '/server/post/frames',
+        body: { kind: 'raw-pi', device: GLOBAL_DEVICE, frames: size },
+        connections: 8
+      })
+      pairs.push({
+        name: `(f) POST /server/post/frames, ${size} raw Pi frames, door ${OWN_DEVICE} (own model)`,
+        framesPerRequest: size,
+        connections: 8,
+        echo,
+        route: ownRun,
+        target: false
+      })
+      pairs.push({
+        name: `(f) POST /server/post/frames, ${size} raw Pi frames, door ${GLOBAL_DEVICE} (global model)`,
+        framesPerRequest: size,
+        connections: 8,
+        echo,
+        route: globalRun,
+        target: false
+      })
     }
     const ownDoor = app.doors.states.get(OWN_DEVICE)
 
     // ---------------------------------------------------------------- the report
     const table: BenchReport['table'] = []
     for (const row of measured) {
-      table.push({ run: `${row.part}: ${row.what}`, batch: row.batch, 'µs/frame': sig(row.median), 'min–max µs': `${sig(row.min)}–${sig(row.max)}`, 'wall µs/frame': sig(row.wallMedian), 'frames/s': round(row.framesPerS), 'µs/call': sig(row.usPerCall), 'req/s': '', 'vs echo': '', 'CPU µs/req': '', 'p99 ms': '', errors: '' })
+      table.push({
+        run: `${row.part}: ${row.what}`,
+        batch: row.batch,
+        'µs/frame': sig(row.median),
+        'min–max µs': `${sig(row.min)}–${sig(row.max)}`,
+        'wall µs/frame': sig(row.wallMedian),
+        'frames/s': round(row.framesPerS),
+        'µs/call': sig(row.usPerCall),
+        'req/s': '',
+        'vs echo': '',
+        'CPU µs/req': '',
+        'p99 ms': '',
+        errors: ''
+      })
     }
-    table.push({ run: 'GET /debug/get/exists (bare-route ceiling)', batch: '', 'µs/frame': '', 'min–max µs': '', 'wall µs/frame': '', 'frames/s': '', 'µs/call': '', 'req/s': round(exists.reqPerS), 'vs echo': '', 'CPU µs/req': round(exists.cpuUsPerRequest), 'p99 ms': round(exists.p99, 2), errors: exists.errors + exists.non2xx })
+    table.push({
+      run: 'GET /debug/get/exists (bare-route ceiling)',
+      batch: '',
+      'µs/frame': '',
+      'min–max µs': '',
+      'wall µs/frame': '',
+      'frames/s': '',
+      'µs/call': '',
+      'req/s': round(exists.reqPerS),
+      'vs echo': '',
+      'CPU µs/req': round(exists.cpuUsPerRequest),
+      'p99 ms': round(exists.p99, 2),
+      errors: exists.errors + exists.non2xx
+    })
     const echoRowsShown = new Set<Load>()
     for (const p of pairs) {
       if (!echoRowsShown.has(p.echo)) {
         echoRowsShown.add(p.echo)
-        table.push({ run: `POST /debug/post/echo, same body (${p.framesPerRequest} frame${p.framesPerRequest > 1 ? 's' : ''}, ${p.connections} conn.)`, batch: p.framesPerRequest, 'µs/frame': '', 'min–max µs': '', 'wall µs/frame': '', 'frames/s': round(p.echo.reqPerS * p.framesPerRequest), 'µs/call': '', 'req/s': round(p.echo.reqPerS), 'vs echo': 1, 'CPU µs/req': round(p.echo.cpuUsPerRequest), 'p99 ms': round(p.echo.p99, 2), errors: p.echo.errors + p.echo.non2xx })
+        table.push({
+          run: `POST /debug/post/echo, same body (${p.framesPerRequest} frame${p.framesPerRequest > 1 ? 's' : ''}, ${p.connections} conn.)`,
+          batch: p.framesPerRequest,
+          'µs/frame': '',
+          'min–max µs': '',
+          'wall µs/frame': '',
+          'frames/s': round(p.echo.reqPerS * p.framesPerRequest),
+          'µs/call': '',
+          'req/s': round(p.echo.reqPerS),
+          'vs echo': 1,
+          'CPU µs/req': round(p.echo.cpuUsPerRequest),
+          'p99 ms': round(p.echo.p99, 2),
+          errors: p.echo.errors + p.echo.non2xx
+        })
       }
-      table.push({ run: `${p.name} (${p.connections} conn.)`, batch: p.framesPerRequest, 'µs/frame': round(p.route.cpuUsPerRequest / p.framesPerRequest, 1), 'min–max µs': '', 'wall µs/frame': '', 'frames/s': round(p.route.reqPerS * p.framesPerRequest), 'µs/call': '', 'req/s': round(p.route.reqPerS), 'vs echo': round(p.route.reqPerS / p.echo.reqPerS, 2), 'CPU µs/req': round(p.route.cpuUsPerRequest), 'p99 ms': round(p.route.p99, 2), errors: p.route.errors + p.route.non2xx })
+      table.push({
+        run: `${p.name} (${p.connections} conn.)`,
+        batch: p.framesPerRequest,
+        'µs/frame': round(p.route.cpuUsPerRequest / p.framesPerRequest, 1),
+        'min–max µs': '',
+        'wall µs/frame': '',
+        'frames/s': round(p.route.reqPerS * p.framesPerRequest),
+        'µs/call': '',
+        'req/s': round(p.route.reqPerS),
+        'vs echo': round(p.route.reqPerS / p.echo.reqPerS, 2),
+        'CPU µs/req': round(p.route.cpuUsPerRequest),
+        'p99 ms': round(p.route.p99, 2),
+        errors: p.route.errors + p.route.non2xx
+      })
     }
 
     const speedup = (base: string, candidate: string, batch: number) => (find(base, batch).median / find(candidate, batch).median).toFixed(1)
     const framesCpu = (size: number, which: 'echo' | 'own' | 'global') => {
-      const p = pairs.find((item) => item.framesPerRequest === size && item.name.startsWith('(f)') && (which === 'echo' || item.name.includes(which === 'own' ? 'own model' : 'global model'))) as Pair
+      const p = pairs.find((item) =>
+        item.framesPerRequest === size &&
+        item.name.startsWith('(f)') &&
+        (which === 'echo' || item.name.includes(which === 'own' ? 'own model' : 'global model'))
+      ) as Pair
       return (which === 'echo' ? p.echo : p.route).cpuUsPerRequest / size
     }
     const share = (batch: number) => {
@@ -554,15 +807,52 @@ export default async function doorStateBench (): Promise<BenchReport> {
       return { heads: 1 - find('… heads alone', batch).median / all, knn: find('… knnDistances alone', batch).median / all }
     }
     const notes = [
-      `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (the client runs on the same machine); ${app.model.backend.package} (${app.model.backend.backend}); models trained in ${trainingSeconds.toFixed(1)} s (global ${global.version}, door ${own.version}: k ${meta.window}, ${meta.labels.length} angles, ${meta.inputSize} window features, novelty ${neighbours}-NN over ${summaryRows} rows)`,
-      `in process: 'µs/frame' is the process's CPU time per frame (or per window), median and min–max of ${reps} interleaved repetitions of ${repMs} ms per row, frames/s = per core at that median; 'wall µs/frame' the wall-clock median; HTTP: one ${seconds} s run per row, each route right after echo of its own bodies (req/s and 'vs echo' in wall time, 2xx only); 'µs/frame' of an HTTP row is the server's CPU time per request / frames per request`,
-      `novelty share of DoorPredictor.predict (1 − heads-alone / predict; knnDistances alone / predict): ${BATCHES.map((b) => { const s = share(b); return `batch ${b}: ${(s.heads * 100).toFixed(0)} % / ${(s.knn * 100).toFixed(0)} %` }).join('; ')}`,
-      `window update vs predict per frame at batch 256: push ${sig(find('DoorPipeline.push', '').median)} µs, predict ${sig(find('DoorPredictor.predict', 256).median)} µs, observeWindows ${sig(find('doors.observeWindows', 256).median)} µs; legacy predict + smoother ${sig(find('app.model.predict + doors.observe', 256).median)} µs (own-model path ${(find('doors.observeWindows', 256).median / find('app.model.predict + doors.observe', 256).median).toFixed(1)} × the legacy per-frame cost)`,
-      `candidates (per window, vs knnDistances alone / vs predict): early exit + scan from the previous nearest ${speedup('… knnDistances alone', 'kNN, early exit + scan', 256)} × at 256 (${speedup('… knnDistances alone', 'kNN, early exit + scan', 64)} × at 64), bit-identical to knnDistances (itself an exact early exit) on all ${windows.length} session A windows (${seededExact ? 'checked' : 'NOT'}); 4 partial sums ${speedup('… knnDistances alone', 'kNN, 4 partial sums (', 256)} × at 256 (${speedup('… knnDistances alone', 'kNN, 4 partial sums (', 1)} × at 1), + early exit ${speedup('… knnDistances alone', 'kNN, 4 partial sums + early', 256)} × at 256 (max relative difference ${fourSums.maxRelativeError.toExponential(1)}, ${fourSums.flips} novel/familiar flips); tf.matMul kNN ${speedup('… knnDistances alone', 'kNN through one tf.matMul', 256)} × at 256 (max relative error ${matMulError.toExponential(1)}, ${matMulFlips} novel/familiar flips)`,
-      `frames route, door ${GLOBAL_DEVICE} (global), 20 frames: server CPU ${sig(framesCpu(20, 'global'))} µs/frame, of which echo's parse + send of the body ${sig(framesCpu(20, 'echo'))}, decode ${sig(find('parseFrameWithEncoding', '').median)} and predict + smoother at batch 64 ${sig(find('app.model.predict + doors.observe', 64).median)} (in process): the rest, ~${sig(framesCpu(20, 'global') - framesCpu(20, 'echo') - find('parseFrameWithEncoding', '').median - find('app.model.predict + doors.observe', 64).median)} µs/frame, is storage (one SQLite insert per frame), routing and the receipt`,
-      `capacity at 20 frames/s per door (the agent's 20-frame batches, server CPU per frame): own model ${sig(framesCpu(20, 'own'))} µs/frame = ${sig(framesCpu(20, 'own') * 20 / 1e4)} % of a core per door (~${round(1e6 / (20 * framesCpu(20, 'own')))} doors per core); global model ${sig(framesCpu(20, 'global'))} µs/frame = ${sig(framesCpu(20, 'global') * 20 / 1e4)} % (~${round(1e6 / (20 * framesCpu(20, 'global')))} doors per core)`,
-      ...pairs.filter((p) => p.target).map((p) => `target: ${p.name} >= 0.6 x echo of the same body: ${round(p.route.reqPerS / p.echo.reqPerS, 2)} x -> ${verdict(p.route.reqPerS >= 0.6 * p.echo.reqPerS)}; errors ${p.route.errors + p.route.non2xx}`),
-      ...pairs.filter((p) => !p.target).map((p) => `vs echo: ${p.name}: ${round(p.route.reqPerS / p.echo.reqPerS, 2)} x echo (${p.route.reqPerS / p.echo.reqPerS >= 0.6 ? '>=' : '<'} 0.6), ${round(p.route.reqPerS * p.framesPerRequest)} frames/s, mean micro-batch ${round(p.route.meanBatch, 1)}, ${p.route.queuedAtEnd} frames still queued at the end, status ${JSON.stringify(p.route.statusCodes)}`),
+      `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (the client runs on the same machine); ` +
+        `${app.model.backend.package} (${app.model.backend.backend}); models trained in ${trainingSeconds.toFixed(1)} s ` +
+        `(global ${global.version}, door ${own.version}: k ${meta.window}, ${meta.labels.length} angles, ${meta.inputSize} window features, ` +
+        `novelty ${neighbours}-NN over ${summaryRows} rows)`,
+      "in process: 'µs/frame' is the process's CPU time per frame (or per window), " +
+        `median and min–max of ${reps} interleaved repetitions of ${repMs} ms per row, frames/s = per core at that median; ` +
+        "'wall µs/frame' the wall-clock median; " +
+        `HTTP: one ${seconds} s run per row, each route right after echo of its own bodies (req/s and 'vs echo' in wall time, 2xx only); ` +
+        "'µs/frame' of an HTTP row is the server's CPU time per request / frames per request",
+      'novelty share of DoorPredictor.predict (1 − heads-alone / predict; knnDistances alone / predict): ' +
+        `${BATCHES.map((b) => { const s = share(b); return `batch ${b}: ${(s.heads * 100).toFixed(0)} % / ${(s.knn * 100).toFixed(0)} %` }).join('; ')}`,
+      `window update vs predict per frame at batch 256: push ${sig(find('DoorPipeline.push', '').median)} µs, ` +
+        `predict ${sig(find('DoorPredictor.predict', 256).median)} µs, observeWindows ${sig(find('doors.observeWindows', 256).median)} µs; ` +
+        `legacy predict + smoother ${sig(find('app.model.predict + doors.observe', 256).median)} µs ` +
+        `(own-model path ${(find('doors.observeWindows', 256).median / find('app.model.predict + doors.observe', 256).median).toFixed(1)} ` +
+        '× the legacy per-frame cost)',
+      'candidates (per window, vs knnDistances alone / vs predict): ' +
+        `early exit + scan from the previous nearest ${speedup('… knnDistances alone', 'kNN, early exit + scan', 256)} × at 256 ` +
+        `(${speedup('… knnDistances alone', 'kNN, early exit + scan', 64)} × at 64), ` +
+        'bit-identical to knnDistances (itself an exact early exit) ' +
+        `on all ${windows.length} session A windows (${seededExact ? 'checked' : 'NOT'}); ` +
+        `4 partial sums ${speedup('… knnDistances alone', 'kNN, 4 partial sums (', 256)} × at 256 ` +
+        `(${speedup('… knnDistances alone', 'kNN, 4 partial sums (', 1)} × at 1), ` +
+        `+ early exit ${speedup('… knnDistances alone', 'kNN, 4 partial sums + early', 256)} × at 256 ` +
+        `(max relative difference ${fourSums.maxRelativeError.toExponential(1)}, ${fourSums.flips} novel/familiar flips); ` +
+        `tf.matMul kNN ${speedup('… knnDistances alone', 'kNN through one tf.matMul', 256)} × at 256 ` +
+        `(max relative error ${matMulError.toExponential(1)}, ${matMulFlips} novel/familiar flips)`,
+      `frames route, door ${GLOBAL_DEVICE} (global), 20 frames: server CPU ${sig(framesCpu(20, 'global'))} µs/frame, ` +
+        `of which echo's parse + send of the body ${sig(framesCpu(20, 'echo'))}, decode ${sig(find('parseFrameWithEncoding', '').median)} ` +
+        `and predict + smoother at batch 64 ${sig(find('app.model.predict + doors.observe', 64).median)} (in process): ` +
+        `the rest, ~${sig(
+          framesCpu(20, 'global') - framesCpu(20, 'echo') - find('parseFrameWithEncoding', '').median - find('app.model.predict + doors.observe', 64).median
+        )} µs/frame, ` +
+        'is storage (one SQLite insert per frame), routing and the receipt',
+      "capacity at 20 frames/s per door (the agent's 20-frame batches, server CPU per frame): " +
+        `own model ${sig(framesCpu(20, 'own'))} µs/frame = ${sig(framesCpu(20, 'own') * 20 / 1e4)} % of a core per door ` +
+        `(~${round(1e6 / (20 * framesCpu(20, 'own')))} doors per core); ` +
+        `global model ${sig(framesCpu(20, 'global'))} µs/frame = ${sig(framesCpu(20, 'global') * 20 / 1e4)} % ` +
+        `(~${round(1e6 / (20 * framesCpu(20, 'global')))} doors per core)`,
+      ...pairs.filter((p) => p.target).map((p) =>
+        `target: ${p.name} >= 0.6 x echo of the same body: ${round(p.route.reqPerS / p.echo.reqPerS, 2)} x -> ` +
+          `${verdict(p.route.reqPerS >= 0.6 * p.echo.reqPerS)}; errors ${p.route.errors + p.route.non2xx}`),
+      ...pairs.filter((p) => !p.target).map((p) =>
+        `vs echo: ${p.name}: ${round(p.route.reqPerS / p.echo.reqPerS, 2)} x echo (${p.route.reqPerS / p.echo.reqPerS >= 0.6 ? '>=' : '<'} 0.6), ` +
+          `${round(p.route.reqPerS * p.framesPerRequest)} frames/s, mean micro-batch ${round(p.route.meanBatch, 1)}, ` +
+          `${p.route.queuedAtEnd} frames still queued at the end, status ${JSON.stringify(p.route.statusCodes)}`),
       `door ${OWN_DEVICE} after the raw Pi frames (another recording): state ${ownDoor?.state}, needsRecalibration ${ownDoor?.needsRecalibration}`
     ]
     return {
@@ -570,11 +860,31 @@ export default async function doorStateBench (): Promise<BenchReport> {
       table,
       notes,
       results: {
-        models: { trainingSeconds, global: global.version, door: own.version, window: meta.window, labels: meta.labels, inputSize: meta.inputSize, novelty: { rows: summaryRows, neighbours, width, threshold: meta.novelty.threshold }, backend: app.model.backend },
+        models: {
+          trainingSeconds,
+          global: global.version,
+          door: own.version,
+          window: meta.window,
+          labels: meta.labels,
+          inputSize: meta.inputSize,
+          novelty: { rows: summaryRows, neighbours, width, threshold: meta.novelty.threshold },
+          backend: app.model.backend
+        },
         settings: { reps, repMs, seconds },
         inProcess: measured,
         candidates: { seededScanExact: seededExact, fourSums, matMulMaxRelativeError: matMulError, matMulNoveltyFlips: matMulFlips, windows: windows.length },
-        http: { exists, pairs: pairs.map((p) => ({ name: p.name, framesPerRequest: p.framesPerRequest, connections: p.connections, echo: p.echo, route: p.route, ratio: p.route.reqPerS / p.echo.reqPerS, target: p.target })) },
+        http: {
+          exists,
+          pairs: pairs.map((p) => ({
+            name: p.name,
+            framesPerRequest: p.framesPerRequest,
+            connections: p.connections,
+            echo: p.echo,
+            route: p.route,
+            ratio: p.route.reqPerS / p.echo.reqPerS,
+            target: p.target
+          }))
+        },
         ownDoorAfter: ownDoor,
         loadavg: loadavg()
       }

@@ -32,7 +32,13 @@ export default async function fuzzBench (): Promise<BenchReport> {
       await app.ready()
       const hints = await prepareFuzzApp(app)
       const only = process.env.FUZZ_ONLY ? new RegExp(process.env.FUZZ_ONLY) : undefined
-      report = await fuzzContract(app, hints, { seed, runs, streamRuns: Math.min(runs, 50), keepFailures: 10, ...(only ? { only: (operation) => only.test(operation.id) } : {}) })
+      report = await fuzzContract(app, hints, {
+        seed,
+        runs,
+        streamRuns: Math.min(runs, 50),
+        keepFailures: 10,
+        ...(only ? { only: (operation) => only.test(operation.id) } : {})
+      })
     } finally {
       const closing = Date.now()
       await app.close()
@@ -42,16 +48,23 @@ export default async function fuzzBench (): Promise<BenchReport> {
       operation: operation.operation,
       cases: operation.cases,
       statuses: Object.entries(operation.statuses).map(([status, count]) => `${status}×${count}`).join(' '),
-      failures: operation.failures.filter((failure) => failure.status !== 0).length + Number(/^(\d+) more/.exec(operation.failures.find((failure) => failure.status === 0)?.problems[0] ?? '')?.[1] ?? 0),
+      failures: operation.failures.filter((failure) => failure.status !== 0).length +
+        Number(/^(\d+) more/.exec(operation.failures.find((failure) => failure.status === 0)?.problems[0] ?? '')?.[1] ?? 0),
       ms: operation.ms
     }))
     const failing = table.reduce((sum, row) => sum + row.failures, 0)
     const notes = [
-      `seed ${seed}: ${report.cases} cases over ${report.operations.length} operations in ${(report.ms / 1000).toFixed(1)} s (${(report.cases / (report.ms / 1000)).toFixed(0)} cases/s); ${failing} failing`,
+      `seed ${seed}: ${report.cases} cases over ${report.operations.length} operations in ${(report.ms / 1000).toFixed(1)} s ` +
+        `(${(report.cases / (report.ms / 1000)).toFixed(0)} cases/s); ${failing} failing`,
       `app.close() took ${closeMs} ms`
     ]
     if (report.failures.length) notes.push('failures (up to 10 kept per operation):', describeFailures(report.failures, 40))
-    return { name: 'fuzz', table, results: { seed, runs, cases: report.cases, seconds: report.ms / 1000, closeMs, failing, operations: report.operations }, notes }
+    return {
+      name: 'fuzz',
+      table,
+      results: { seed, runs, cases: report.cases, seconds: report.ms / 1000, closeMs, failing, operations: report.operations },
+      notes
+    }
   } finally {
     rmSync(dataDir, { recursive: true, force: true })
   }

@@ -39,7 +39,14 @@ async function measure (doors: number, idleSeconds: number, reps: number): Promi
   const dir = mkdtempSync(join(tmpdir(), 'doorsense-idle-'))
   let app: App | undefined
   try {
-    app = await buildApp(loadConfig({ DATA_DIR: dir, LOG_LEVEL: 'warn', LOG_TO_FILE: 'false', TF_BACKEND: 'cpu', STALE_AFTER_S: String(STALE_AFTER_S), MAX_EVENT_LOOP_DELAY_MS: '0' }))
+    app = await buildApp(loadConfig({
+      DATA_DIR: dir,
+      LOG_LEVEL: 'warn',
+      LOG_TO_FILE: 'false',
+      TF_BACKEND: 'cpu',
+      STALE_AFTER_S: String(STALE_AFTER_S),
+      MAX_EVENT_LOOP_DELAY_MS: '0'
+    }))
     await app.ready()
     const frames = rawPiFrames().slice(0, 3)
     const setupStarted = performance.now()
@@ -84,8 +91,10 @@ export default async function idleDoors (): Promise<BenchReport> {
     'GET /doors?limit=100 ms': Number(row.listPageMs.toFixed(2))
   }))
   const notes = [
-    `idle CPU: the process's CPU over ${idleSeconds} s with every door silent (past STALE_AFTER_S ${STALE_AFTER_S} s and the 5-s frame-rate window); it includes the runtime's own (GC, prom-client's default collectors are read only on a scrape).`,
-    'previous refresh: the once-a-second walk the doors service made before (a view of every door, DoorsService.list()); today it walks only doors that sent frames in the last few seconds, and the staleness check only doors not yet stale.',
+    `idle CPU: the process's CPU over ${idleSeconds} s with every door silent (past STALE_AFTER_S ${STALE_AFTER_S} s and the 5-s frame-rate window); ` +
+      "it includes the runtime's own (GC, prom-client's default collectors are read only on a scrape).",
+    'previous refresh: the once-a-second walk the doors service made before (a view of every door, DoorsService.list()); ' +
+      'today it walks only doors that sent frames in the last few seconds, and the staleness check only doors not yet stale.',
     `GET /doors: inject, median of ${reps}; the first list of a process reads every door's calibration counts in one query.`,
     `one run per size; machine load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after.`
   ]

@@ -98,7 +98,9 @@ export default async function inferenceBench (): Promise<BenchReport> {
     const trainingSeconds = (performance.now() - trainingStarted) / 1000
     const model = app.model.active
     if (!model) throw new Error(`training failed: ${app.model.lastFailure?.message}`)
-    console.error(`model ${model.version} trained on session A in ${trainingSeconds.toFixed(1)} s (accuracy ${model.accuracy}), backend ${app.model.backend.backend}`)
+    console.error(
+      `model ${model.version} trained on session A in ${trainingSeconds.toFixed(1)} s (accuracy ${model.accuracy}), backend ${app.model.backend.backend}`
+    )
 
     const load = async (name: string, job: Omit<RouteLoadJob, 'url' | 'seconds'> & { seconds?: number }) => {
       console.error(`${name}: ${job.connections} connection(s), ${job.seconds ?? seconds} s …`)
@@ -109,7 +111,11 @@ export default async function inferenceBench (): Promise<BenchReport> {
       const after = await batchStats(app)
       const calls = after.calls - before.calls
       // the server's own CPU time per answered request: comparable between runs even on a busy machine
-      return { ...result, meanBatch: calls ? (after.frames - before.frames) / calls : 0, cpuUsPerRequest: (cpu.user + cpu.system) / Math.max(1, result.ok) }
+      return {
+        ...result,
+        meanBatch: calls ? (after.frames - before.frames) / calls : 0,
+        cpuUsPerRequest: (cpu.user + cpu.system) / Math.max(1, result.ok)
+      }
     }
 
     // warm-up: JIT the routes and the client
@@ -141,34 +147,98 @@ export default async function inferenceBench (): Promise<BenchReport> {
       const memory = process.memoryUsage()
       rssSamples.push({ second: Math.round((performance.now() - soakStarted) / 1000), rssMiB: mib(memory.rss), heapUsedMiB: mib(memory.heapUsed) })
     }, 10_000)
-    const soak = await load('RSS soak', { path: '/ml/post/inference', body: BODIES.inference, connections: 16, seconds: soakSeconds }).finally(() => clearInterval(sampler))
+    const soak = await load('RSS soak', { path: '/ml/post/inference', body: BODIES.inference, connections: 16, seconds: soakSeconds })
+      .finally(() => clearInterval(sampler))
     const rssAfter = await settle()
 
     const ceiling = exists.reqPerS
     const table: BenchReport['table'] = [
-      { run: '(1) GET /debug/get/exists', connections: 64, 'req/s': round(exists.reqPerS), 'frames/s': '', 'p50 ms': round(exists.p50, 2), 'p99 ms': round(exists.p99, 2), 'vs (1)': 1, 'mean batch': '', 'server CPU µs/req': round(exists.cpuUsPerRequest), errors: exists.errors + exists.non2xx }
+      {
+        run: '(1) GET /debug/get/exists',
+        connections: 64,
+        'req/s': round(exists.reqPerS),
+        'frames/s': '',
+        'p50 ms': round(exists.p50, 2),
+        'p99 ms': round(exists.p99, 2),
+        'vs (1)': 1,
+        'mean batch': '',
+        'server CPU µs/req': round(exists.cpuUsPerRequest),
+        errors: exists.errors + exists.non2xx
+      }
     ]
     for (const connections of [1, 16, 64]) {
       const run = inference[connections]
-      table.push({ run: '(2) POST /ml/post/inference, stringified payload', connections, 'req/s': round(run.reqPerS), 'frames/s': round(run.reqPerS), 'p50 ms': round(run.p50, 2), 'p99 ms': round(run.p99, 2), 'vs (1)': round(run.reqPerS / ceiling, 2), 'mean batch': round(run.meanBatch, 1), 'server CPU µs/req': round(run.cpuUsPerRequest), errors: run.errors + run.non2xx })
+      table.push({
+        run: '(2) POST /ml/post/inference, stringified payload',
+        connections,
+        'req/s': round(run.reqPerS),
+        'frames/s': round(run.reqPerS),
+        'p50 ms': round(run.p50, 2),
+        'p99 ms': round(run.p99, 2),
+        'vs (1)': round(run.reqPerS / ceiling, 2),
+        'mean batch': round(run.meanBatch, 1),
+        'server CPU µs/req': round(run.cpuUsPerRequest),
+        errors: run.errors + run.non2xx
+      })
     }
-    for (const [name, run] of [['(3) POST /ml/post/batch, 256 feature arrays', batchFeatures], ['(3) POST /ml/post/batch, 256 raw Pi frames', batchRawPi]] as const) {
-      table.push({ run: name, connections: 8, 'req/s': round(run.reqPerS), 'frames/s': round(run.reqPerS * FRAMES_PER_BATCH), 'p50 ms': round(run.p50, 2), 'p99 ms': round(run.p99, 2), 'vs (1)': '', 'mean batch': round(run.meanBatch, 1), 'server CPU µs/req': round(run.cpuUsPerRequest), errors: run.errors + run.non2xx })
+    for (const [name, run] of [
+      ['(3) POST /ml/post/batch, 256 feature arrays', batchFeatures],
+      ['(3) POST /ml/post/batch, 256 raw Pi frames', batchRawPi]
+    ] as const) {
+      table.push({
+        run: name,
+        connections: 8,
+        'req/s': round(run.reqPerS),
+        'frames/s': round(run.reqPerS * FRAMES_PER_BATCH),
+        'p50 ms': round(run.p50, 2),
+        'p99 ms': round(run.p99, 2),
+        'vs (1)': '',
+        'mean batch': round(run.meanBatch, 1),
+        'server CPU µs/req': round(run.cpuUsPerRequest),
+        errors: run.errors + run.non2xx
+      })
     }
     for (const size of [1, 64, 256, 2048]) {
-      table.push({ run: `(4) app.model.predict, batch ${size}`, connections: '', 'req/s': round(1000 / inProcess[size].msPerCall), 'frames/s': round(inProcess[size].framesPerS), 'p50 ms': round(inProcess[size].msPerCall, 3), 'p99 ms': '', 'vs (1)': '', 'mean batch': size, 'server CPU µs/req': round(inProcess[size].msPerCall * 1000), errors: 0 })
+      table.push({
+        run: `(4) app.model.predict, batch ${size}`,
+        connections: '',
+        'req/s': round(1000 / inProcess[size].msPerCall),
+        'frames/s': round(inProcess[size].framesPerS),
+        'p50 ms': round(inProcess[size].msPerCall, 3),
+        'p99 ms': '',
+        'vs (1)': '',
+        'mean batch': size,
+        'server CPU µs/req': round(inProcess[size].msPerCall * 1000),
+        errors: 0
+      })
     }
     const rssGrowth = (rssAfter.rss - rssBefore.rss) / rssBefore.rss
-    table.push({ run: `(5) RSS MiB before → after ${soakSeconds} s of load`, connections: 16, 'req/s': round(soak.reqPerS), 'frames/s': `${mib(rssBefore.rss)} → ${mib(rssAfter.rss)}`, 'p50 ms': round(soak.p50, 2), 'p99 ms': round(soak.p99, 2), 'vs (1)': '', 'mean batch': round(soak.meanBatch, 1), 'server CPU µs/req': round(soak.cpuUsPerRequest), errors: soak.errors + soak.non2xx })
+    table.push({
+      run: `(5) RSS MiB before → after ${soakSeconds} s of load`,
+      connections: 16,
+      'req/s': round(soak.reqPerS),
+      'frames/s': `${mib(rssBefore.rss)} → ${mib(rssAfter.rss)}`,
+      'p50 ms': round(soak.p50, 2),
+      'p99 ms': round(soak.p99, 2),
+      'vs (1)': '',
+      'mean batch': round(soak.meanBatch, 1),
+      'server CPU µs/req': round(soak.cpuUsPerRequest),
+      errors: soak.errors + soak.non2xx
+    })
 
     const at64 = inference[64]
     const batchBest = Math.max(batchFeatures.reqPerS, batchRawPi.reqPerS) * FRAMES_PER_BATCH
     const notes = [
-      `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores; the client runs on the same machine); model ${model.version}, ${app.model.backend.package} (${app.model.backend.backend}), trained in ${trainingSeconds.toFixed(1)} s`,
-      `target (2): 64 connections >= 0.6 x (1): ${round(at64.reqPerS / ceiling, 2)} x -> ${verdict(at64.reqPerS >= 0.6 * ceiling)}; p99 <= 10 ms: ${round(at64.p99, 2)} ms -> ${verdict(at64.p99 <= 10)}; zero errors: ${at64.errors + at64.non2xx} -> ${verdict(at64.errors + at64.non2xx === 0)}`,
+      `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores; the client runs on the same machine); ` +
+        `model ${model.version}, ${app.model.backend.package} (${app.model.backend.backend}), trained in ${trainingSeconds.toFixed(1)} s`,
+      `target (2): 64 connections >= 0.6 x (1): ${round(at64.reqPerS / ceiling, 2)} x -> ${verdict(at64.reqPerS >= 0.6 * ceiling)}; ` +
+        `p99 <= 10 ms: ${round(at64.p99, 2)} ms -> ${verdict(at64.p99 <= 10)}; ` +
+        `zero errors: ${at64.errors + at64.non2xx} -> ${verdict(at64.errors + at64.non2xx === 0)}`,
       `target (3): >= 100,000 frames/s: ${round(batchBest)} -> ${verdict(batchBest >= 100_000)}`,
-      `target (5): RSS flat: ${mib(rssBefore.rss)} -> ${mib(rssAfter.rss)} MiB (${(rssGrowth * 100).toFixed(1)} %), heap used after GC ${mib(rssBefore.heapUsed)} -> ${mib(rssAfter.heapUsed)} MiB -> ${verdict(rssGrowth < 0.1)}`,
-      `RSS / heap used (MiB, after GC) during the soak: ${rssSamples.map((sample) => `${sample.second} s ${sample.rssMiB}/${sample.heapUsedMiB}`).join(', ')}`
+      `target (5): RSS flat: ${mib(rssBefore.rss)} -> ${mib(rssAfter.rss)} MiB (${(rssGrowth * 100).toFixed(1)} %), ` +
+        `heap used after GC ${mib(rssBefore.heapUsed)} -> ${mib(rssAfter.heapUsed)} MiB -> ${verdict(rssGrowth < 0.1)}`,
+      'RSS / heap used (MiB, after GC) during the soak: ' +
+        `${rssSamples.map((sample) => `${sample.second} s ${sample.rssMiB}/${sample.heapUsedMiB}`).join(', ')}`
     ]
     return {
       name: 'inference',

@@ -190,7 +190,11 @@ class IngestClient extends ForkedClient<IngestJob, IngestResult> {
 async function announce (url: string, devices: number[]): Promise<void> {
   for (let i = 0; i < devices.length; i += 32) {
     await Promise.all(devices.slice(i, i + 32).map(async (id) => {
-      const response = await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: keepAliveBody(id) })
+      const response = await fetch(`${url}/server/post/keep_alive`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: keepAliveBody(id)
+      })
       if (!response.ok) throw new Error(`keep-alive of device ${id}: ${response.status} ${await response.text()}`)
     }))
   }
@@ -231,14 +235,21 @@ async function backlogDataDir (seedDir: string, count: number, devices: number):
   return migrated.dataDir
 }
 
+interface DeletedSample { at: number, deleted: number, loopMaxMs: number, checkpoints: Checkpoints }
+
 /** The server's doorsense_frames_pruned_total and event-loop delay, once a second until `stop` resolves. */
-async function sampleDeleted (url: string, stop: Promise<unknown>): Promise<Array<{ at: number, deleted: number, loopMaxMs: number, checkpoints: Checkpoints }>> {
-  const samples: Array<{ at: number, deleted: number, loopMaxMs: number, checkpoints: Checkpoints }> = []
+async function sampleDeleted (url: string, stop: Promise<unknown>): Promise<DeletedSample[]> {
+  const samples: DeletedSample[] = []
   const state = { done: false }
   stop.finally(() => { state.done = true }).catch(() => {})
   while (!state.done) {
     const text = await scrapeMetrics(url)
-    samples.push({ at: performance.now(), deleted: Number(/^doorsense_frames_pruned_total (\d+)$/m.exec(text)?.[1] ?? Number.NaN), loopMaxMs: loopDelayOf(text).maxMs, checkpoints: checkpointsOf(text) })
+    samples.push({
+      at: performance.now(),
+      deleted: Number(/^doorsense_frames_pruned_total (\d+)$/m.exec(text)?.[1] ?? Number.NaN),
+      loopMaxMs: loopDelayOf(text).maxMs,
+      checkpoints: checkpointsOf(text)
+    })
     await new Promise((resolve) => setTimeout(resolve, 1000))
   }
   return samples
@@ -255,8 +266,14 @@ function tableRows (file: string, table: string): number {
   }
 }
 
+interface ProfileSummary {
+  totalMs: number
+  categories: Record<string, number>
+  top: Array<{ function: string, where: string, ms: number, share: number }>
+}
+
 /** Where a .cpuprofile's samples went: self time by category and the functions that took the most. */
-function summariseProfile (dir: string): { totalMs: number, categories: Record<string, number>, top: Array<{ function: string, where: string, ms: number, share: number }> } | undefined {
+function summariseProfile (dir: string): ProfileSummary | undefined {
   // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: the newest of the main thread (0), not the checkpoint or training workers'
   const file = readdirSync(dir).filter((name) => name.endsWith('.cpuprofile') && name.split('.')[4] === '0').sort().at(-1)
   if (!file) return undefined
@@ -283,22 +300,30 @@ function summariseProfile (dir: string): { totalMs: number, categories: Record<s
   }
   const top = [...byFunction.values()].sort((a, b) => b.us - a.us).slice(0, 15)
     .map((entry) => ({ function: entry.function, where: entry.where, ms: round(entry.us / 1000), share: round(entry.us / totalUs, 3) }))
-  return { totalMs: round(totalUs / 1000), categories: Object.fromEntries(Object.entries(categories).sort((a, b) => b[1] - a[1]).map(([name, us]) => [name, round(us / totalUs, 3)])), top }
+  return {
+    totalMs: round(totalUs / 1000),
+    categories: Object.fromEntries(Object.entries(categories).sort((a, b) => b[1] - a[1]).map(([name, us]) => [name, round(us / totalUs, 3)])),
+    top
+  }
 }
 
 /** A profile node's area, by where its code lives (native functions by name). */
 function categorise (name: string, url: string): string {
   if (name === '(idle)' || name === '(program)' || name === '(root)') return 'idle'
   if (name === '(garbage collector)') return 'garbage collection'
-  if (url.startsWith('node:internal/modules') || url.startsWith('node:internal/deps/cjs-module-lexer') || url.includes('/tsx/') || url.includes('esbuild')) return 'module loading (start-up)'
+  if (url.startsWith('node:internal/modules') || url.startsWith('node:internal/deps/cjs-module-lexer') ||
+    url.includes('/tsx/') || url.includes('esbuild')) return 'module loading (start-up)'
   if (url.includes('better-sqlite3') || (!url && ['run', 'get', 'all', 'exec', 'pragma', 'prepare'].includes(name))) return 'SQLite'
   if (url.includes('domain/frames') || url.includes('domain/csi')) return 'frame decoding'
-  if (url.includes('@tensorflow') || url.includes('/ml/') || url.includes('plugins/inference') || url.includes('domain/door') || url.includes('domain/smoother')) return 'door state (model, windows, smoother)'
+  if (url.includes('@tensorflow') || url.includes('/ml/') || url.includes('plugins/inference') ||
+    url.includes('domain/door') || url.includes('domain/smoother')) return 'door state (model, windows, smoother)'
   if ((!url && name === 'parse') || url.includes('json-body') || url.includes('secure-json-parse')) return 'JSON parsing'
   if (url.includes('fast-json-stringify') || (!url && name === 'stringify')) return 'JSON serialising'
   if (url.includes('idempotency') || (!url && ['update', 'digest', 'randomUUID'].includes(name))) return 'idempotency keys'
   if (url.includes('ajv') || url.includes('strict-input')) return 'validation'
-  if (url.includes('fastify') || url.includes('find-my-way') || url.includes('avvio') || url.startsWith('node:_http') || url.startsWith('node:net') || url.startsWith('node:internal/stream') || url.startsWith('node:internal/streams') || url.includes('light-my-request') || (!url && ['writev', 'writeUtf8String', 'writeBuffer'].includes(name))) return 'HTTP (Node, Fastify)'
+  if (url.includes('fastify') || url.includes('find-my-way') || url.includes('avvio') ||
+    url.startsWith('node:_http') || url.startsWith('node:net') || url.startsWith('node:internal/stream') || url.startsWith('node:internal/streams') ||
+    url.includes('light-my-request') || (!url && ['writev', 'writeUtf8String', 'writeBuffer'].includes(name))) return 'HTTP (Node, Fastify)'
   if (url.includes('plugins/doors') || url.includes('event-stream') || url.includes('home-assistant')) return 'doors, events'
   if (url.includes('plugins/rpi-servers') || url.includes('plugins/training')) return 'ingest (rpi-servers, captures)'
   if (url.includes('prom-client') || url.includes('core/metrics')) return 'metrics'
@@ -322,7 +347,10 @@ export default async function ingestBench (): Promise<BenchReport> {
   const batches = frameBatches(rawPiLines(), FRAMES_PER_BATCH, DISTINCT_BODIES)
   // INGEST_PREVIOUS_DESIGN=1: every keep-alive written at once, WAL checkpoints inside commits (before issue 15)
   const previousDesign = process.env.INGEST_PREVIOUS_DESIGN === '1'
-  const env: Record<string, string> = { FRAME_RETENTION_HOURS: String(retentionHours), ...(previousDesign ? { REGISTRY_FLUSH_MS: '0', WAL_CHECKPOINT_MS: '0' } : {}) }
+  const env: Record<string, string> = {
+    FRAME_RETENTION_HOURS: String(retentionHours),
+    ...(previousDesign ? { REGISTRY_FLUSH_MS: '0', WAL_CHECKPOINT_MS: '0' } : {})
+  }
   const seedDir = trainedDataDir()
   const seedBytes = statSync(join(seedDir, 'doorsense.sqlite')).size
   const client = new IngestClient()
@@ -334,7 +362,10 @@ export default async function ingestBench (): Promise<BenchReport> {
   try {
     server = await startChildServer({ seedDir, env, label: 'ingest' })
     await announce(server.url, devices)
-    console.error(`ingest: ${deviceCount} devices × ${fps} frames/s in batches of ${FRAMES_PER_BATCH} (${round(offered)} frames/s, ${round(deviceCount * 1000 / periodMs)} requests/s offered); warm-up ${warmupSeconds} s …`)
+    console.error(
+      `ingest: ${deviceCount} devices × ${fps} frames/s in batches of ${FRAMES_PER_BATCH} ` +
+        `(${round(offered)} frames/s, ${round(deviceCount * 1000 / periodMs)} requests/s offered); warm-up ${warmupSeconds} s …`
+    )
     if (warmupSeconds > 0) await client.run({ url: server.url, devices, seconds: warmupSeconds, periodMs, batches, idempotency })
     const metricsBefore = await scrapeMetrics(server.url)
     const before = server.sample()
@@ -427,16 +458,58 @@ export default async function ingestBench (): Promise<BenchReport> {
     const acceptedPerHour = accepted * 3600
     const gib = (bytes: number) => round(bytes / 1024 ** 3, 2)
     const table: BenchReport['table'] = [
-      { measure: 'frames/s offered', value: round(offered), note: `${deviceCount} devices × ${fps}/s, batches of ${FRAMES_PER_BATCH}, ${round(deviceCount * 1000 / periodMs)} requests/s` },
-      { measure: 'frames/s accepted (mean)', value: round(accepted), note: `${run.framesAccepted} answered in ${round(run.elapsedSeconds, 1)} s (the ${seconds} s window and the answers still owed at its end); ${run.framesRejected} rejected` },
-      { measure: 'frames/s accepted (worst second, median second)', value: `${round(sustained[0] ?? 0)} / ${round(quantile(sustained, 0.5))}`, note: 'per whole second of the run' },
-      { measure: 'requests: 200 / other / errors / late', value: `${run.ok} / ${run.requests - run.ok} / ${run.errors} / ${run.late}`, note: JSON.stringify(run.statusCodes) },
-      { measure: 'latency p50 / p99 / max, ms', value: `${round(run.p50, 1)} / ${round(run.p99, 1)} / ${round(run.max, 0)}`, note: `from the time each device meant to send; p99 from the time it sent: ${round(run.serviceP99, 1)} ms` },
-      { measure: 'inside the server p50 / p99, ms (bucket bounds)', value: `${round(serverP50, 1)} / ${round(serverP99, 1)}`, note: `its http_request_duration_seconds; event loop delay p99 ${round(loop.p99Ms, 0)} ms, max ${round(loop.maxMs, 0)} ms` },
-      { measure: 'server CPU per 1,000 frames, ms', value: round(cpuMsPer1k, 1), note: `${round(cpuSeconds / seconds, 2)} cores busy on average (/proc/<pid>/stat)` },
-      { measure: 'server RSS MiB, fds (start -> end)', value: `${before.rssMiB} -> ${after.rssMiB}, ${before.fds} -> ${after.fds}`, note: `${after.threads} threads` },
-      { measure: 'database bytes per stored frame', value: round(bytesPerFrame), note: `${framesStored} frames and ${keysStored} idempotency keys stored; file ${round(dbBytes / 1024 ** 2, 1)} MiB after a clean stop (exit ${exit})` },
-      { measure: 'database growth per hour at the accepted rate, GiB', value: gib(perHourBytes), note: `until the retention window (FRAME_RETENTION_HOURS=${retentionHours}) is full` },
+      {
+        measure: 'frames/s offered',
+        value: round(offered),
+        note: `${deviceCount} devices × ${fps}/s, batches of ${FRAMES_PER_BATCH}, ${round(deviceCount * 1000 / periodMs)} requests/s`
+      },
+      {
+        measure: 'frames/s accepted (mean)',
+        value: round(accepted),
+        note: `${run.framesAccepted} answered in ${round(run.elapsedSeconds, 1)} s ` +
+          `(the ${seconds} s window and the answers still owed at its end); ${run.framesRejected} rejected`
+      },
+      {
+        measure: 'frames/s accepted (worst second, median second)',
+        value: `${round(sustained[0] ?? 0)} / ${round(quantile(sustained, 0.5))}`,
+        note: 'per whole second of the run'
+      },
+      {
+        measure: 'requests: 200 / other / errors / late',
+        value: `${run.ok} / ${run.requests - run.ok} / ${run.errors} / ${run.late}`,
+        note: JSON.stringify(run.statusCodes)
+      },
+      {
+        measure: 'latency p50 / p99 / max, ms',
+        value: `${round(run.p50, 1)} / ${round(run.p99, 1)} / ${round(run.max, 0)}`,
+        note: `from the time each device meant to send; p99 from the time it sent: ${round(run.serviceP99, 1)} ms`
+      },
+      {
+        measure: 'inside the server p50 / p99, ms (bucket bounds)',
+        value: `${round(serverP50, 1)} / ${round(serverP99, 1)}`,
+        note: `its http_request_duration_seconds; event loop delay p99 ${round(loop.p99Ms, 0)} ms, max ${round(loop.maxMs, 0)} ms`
+      },
+      {
+        measure: 'server CPU per 1,000 frames, ms',
+        value: round(cpuMsPer1k, 1),
+        note: `${round(cpuSeconds / seconds, 2)} cores busy on average (/proc/<pid>/stat)`
+      },
+      {
+        measure: 'server RSS MiB, fds (start -> end)',
+        value: `${before.rssMiB} -> ${after.rssMiB}, ${before.fds} -> ${after.fds}`,
+        note: `${after.threads} threads`
+      },
+      {
+        measure: 'database bytes per stored frame',
+        value: round(bytesPerFrame),
+        note: `${framesStored} frames and ${keysStored} idempotency keys stored; ` +
+          `file ${round(dbBytes / 1024 ** 2, 1)} MiB after a clean stop (exit ${exit})`
+      },
+      {
+        measure: 'database growth per hour at the accepted rate, GiB',
+        value: gib(perHourBytes),
+        note: `until the retention window (FRAME_RETENTION_HOURS=${retentionHours}) is full`
+      },
       {
         measure: `steady state with ${retentionHours} h retention, GiB`,
         value: gib(steadyBytes),
@@ -448,23 +521,39 @@ export default async function ingestBench (): Promise<BenchReport> {
       }
     ]
     if (retention) {
+      const drainedNote = retention.drainedAfterS === undefined
+        ? ` (the ${retention.seconds} s window and its owed answers, ${round(retention.elapsedSeconds, 1)} s; not drained)`
+        : `, drained after ${round(retention.drainedAfterS, 1)} s`
       table.push({
         measure: 'retention under load: frames deleted / accepted per s',
         value: `${round(retention.deletedPerS)} / ${round(retention.acceptedPerS)}`,
-        note: `a backlog of ${retention.backlog} old frames under the same load: ${retention.deletedBeforeLoad} deleted before the load began, ${retention.deletedDuringLoad} during it${retention.drainedAfterS === undefined ? ` (the ${retention.seconds} s window and its owed answers, ${round(retention.elapsedSeconds, 1)} s; not drained)` : `, drained after ${round(retention.drainedAfterS, 1)} s`}; frames p99 meanwhile ${round(retention.p99, 1)} ms`
+        note: `a backlog of ${retention.backlog} old frames under the same load: ` +
+          `${retention.deletedBeforeLoad} deleted before the load began, ${retention.deletedDuringLoad} during it${drainedNote}; ` +
+          `frames p99 meanwhile ${round(retention.p99, 1)} ms`
       })
     }
     const notes = [
-      `${previousDesign ? 'PREVIOUS DESIGN (REGISTRY_FLUSH_MS=0 WAL_CHECKPOINT_MS=0); ' : ''}machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores shared; the client runs on the same machine)`,
+      `${previousDesign ? 'PREVIOUS DESIGN (REGISTRY_FLUSH_MS=0 WAL_CHECKPOINT_MS=0); ' : ''}` +
+        `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores shared; the client runs on the same machine)`,
       `database bytes per table/index after the run: ${Object.entries(tables).map(([name, bytes]) => `${name} ${round(bytes / 1024 ** 2, 1)} MiB`).join(', ')}`,
       `accepted frames per second of the run: ${run.perSecond.join(' ')}`,
-      `WAL checkpoints during the run and before: ${checkpoints.worker} on the checkpoint thread, ${checkpoints.main} remainders finished between requests (longest ${round(checkpoints.mainMaxMs, 1)} ms)`
+      `WAL checkpoints during the run and before: ${checkpoints.worker} on the checkpoint thread, ` +
+        `${checkpoints.main} remainders finished between requests (longest ${round(checkpoints.mainMaxMs, 1)} ms)`
     ]
     if (retention) {
-      notes.push(`retention under load, per second: frames accepted ${retention.perSecond.join(' ')}; frames deleted ${retention.samples.slice(1).map((sample, i) => sample.deleted - retention.samples[i].deleted).join(' ')}; event-loop max ms ${retention.samples.map((sample) => round(sample.loopMaxMs, 0)).join(' ')}; checkpoints at the end ${JSON.stringify(retention.samples.at(-1)?.checkpoints)}`)
+      notes.push(
+        `retention under load, per second: frames accepted ${retention.perSecond.join(' ')}; ` +
+          `frames deleted ${retention.samples.slice(1).map((sample, i) => sample.deleted - retention.samples[i].deleted).join(' ')}; ` +
+          `event-loop max ms ${retention.samples.map((sample) => round(sample.loopMaxMs, 0)).join(' ')}; ` +
+          `checkpoints at the end ${JSON.stringify(retention.samples.at(-1)?.checkpoints)}`
+      )
     }
     if (profile) {
-      notes.push(`profile (${profileSeconds} s and the start-up, ${profile.totalMs} ms of main-thread samples, idle left out; a sample lands where the thread was, on the CPU or blocked in a call), share by area: ${Object.entries(profile.categories).map(([name, share]) => `${name} ${(share * 100).toFixed(1)} %`).join(', ')}`)
+      notes.push(
+        `profile (${profileSeconds} s and the start-up, ${profile.totalMs} ms of main-thread samples, idle left out; ` +
+          'a sample lands where the thread was, on the CPU or blocked in a call), ' +
+          `share by area: ${Object.entries(profile.categories).map(([name, share]) => `${name} ${(share * 100).toFixed(1)} %`).join(', ')}`
+      )
       notes.push(`top functions (self time): ${profile.top.map((entry) => `${entry.function} ${entry.where} ${(entry.share * 100).toFixed(1)} %`).join('; ')}`)
     }
     return {

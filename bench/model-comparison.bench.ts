@@ -54,13 +54,43 @@ const D = DEFAULT_TRAINING_OPTIONS
 const COMMON: TrainingOptions = { epochs: 100, batchSize: 64, learningRate: 0.01, holdout: 0.2, earlyStopping: false }
 
 const CONFIGS: Config[] = [
-  { name: 'original Dense24→7, raw 106', question: 'the 2021 model (no L2)', options: { ...COMMON, architecture: 'original', features: 'raw', l2: 0 }, seeds: 5 },
-  { name: 'original Dense24→7, mag+phase-diff', question: 'the original net on better features', options: { ...COMMON, architecture: 'original', features: 'magnitudes+phase-diff', l2: 0 }, seeds: 5 },
-  { name: 'softmax, raw 106', question: 'linear on the original input', options: { ...COMMON, architecture: 'softmax', features: 'raw', l2: 2e-4 }, seeds: 5 },
-  { name: 'softmax, magnitudes', question: 'magnitudes only', options: { ...COMMON, architecture: 'softmax', features: 'magnitudes', l2: 2e-4 }, seeds: 5 },
-  { name: 'softmax, mag+phase-diff', question: 'magnitudes + phase differences', options: { ...COMMON, architecture: 'softmax', features: 'magnitudes+phase-diff', l2: 2e-4 }, seeds: 5 },
+  {
+    name: 'original Dense24→7, raw 106',
+    question: 'the 2021 model (no L2)',
+    options: { ...COMMON, architecture: 'original', features: 'raw', l2: 0 },
+    seeds: 5
+  },
+  {
+    name: 'original Dense24→7, mag+phase-diff',
+    question: 'the original net on better features',
+    options: { ...COMMON, architecture: 'original', features: 'magnitudes+phase-diff', l2: 0 },
+    seeds: 5
+  },
+  {
+    name: 'softmax, raw 106',
+    question: 'linear on the original input',
+    options: { ...COMMON, architecture: 'softmax', features: 'raw', l2: 2e-4 },
+    seeds: 5
+  },
+  {
+    name: 'softmax, magnitudes',
+    question: 'magnitudes only',
+    options: { ...COMMON, architecture: 'softmax', features: 'magnitudes', l2: 2e-4 },
+    seeds: 5
+  },
+  {
+    name: 'softmax, mag+phase-diff',
+    question: 'magnitudes + phase differences',
+    options: { ...COMMON, architecture: 'softmax', features: 'magnitudes+phase-diff', l2: 2e-4 },
+    seeds: 5
+  },
   // ~15× the cost of the softmax rows on the pure-JS backend, hence fewer seeds
-  { name: 'MLP 128-64 (L2, dropout .2), mag+phase-diff', question: 'a wider MLP', options: { ...COMMON, architecture: 'mlp', features: 'magnitudes+phase-diff', l2: 1e-3 }, seeds: 3 },
+  {
+    name: 'MLP 128-64 (L2, dropout .2), mag+phase-diff',
+    question: 'a wider MLP',
+    options: { ...COMMON, architecture: 'mlp', features: 'magnitudes+phase-diff', l2: 1e-3 },
+    seeds: 3
+  },
   // the chosen default and its neighbourhood: is it on a plateau or a lucky peak?
   { name: 'DEFAULT', question: 'the chosen default', options: {}, seeds: 5 },
   { name: 'DEFAULT + early stopping', question: 'early stopping on vs off', options: { earlyStopping: true }, seeds: 5 },
@@ -71,7 +101,13 @@ const CONFIGS: Config[] = [
   { name: 'DEFAULT, batch ×2', question: 'sensitivity: twice the batch', options: { batchSize: D.batchSize * 2 }, seeds: 5 },
   { name: 'DEFAULT, lr ÷10', question: 'sensitivity: a tenth of the learning rate', options: { learningRate: D.learningRate / 10 }, seeds: 5 },
   // the windowed heads against the per-frame model (DEFAULT's door state is its votes through the legacy smoother)
-  { name: 'door model (windowed heads, default)', question: 'issue 12: the per-door windowed engine against the per-frame model + vote smoother', options: {}, door: {}, seeds: 5 }
+  {
+    name: 'door model (windowed heads, default)',
+    question: 'issue 12: the per-door windowed engine against the per-frame model + vote smoother',
+    options: {},
+    door: {},
+    seeds: 5
+  }
 ]
 
 interface Run {
@@ -175,7 +211,11 @@ export default async function modelComparison (): Promise<BenchReport> {
       const cpuSeconds = cpuSecondsSince(cpuBefore)
       if (tf.memory().numTensors !== tensorsBefore) throw new Error(`${config.name}: training leaked ${tf.memory().numTensors - tensorsBefore} tensors`)
       runs.push({ ...result, seconds, cpuSeconds })
-      process.stderr.write(`  ${config.name} seed ${seed}: accuracy ${f3(result.accuracy)}, door ${f3(result.door.accuracy)} / balanced ${f3(result.door.openClosed.balancedAccuracy)} in ${seconds.toFixed(1)} s (${cpuSeconds.toFixed(1)} s CPU)\n`)
+      process.stderr.write(
+        `  ${config.name} seed ${seed}: accuracy ${f3(result.accuracy)}, ` +
+          `door ${f3(result.door.accuracy)} / balanced ${f3(result.door.openClosed.balancedAccuracy)} ` +
+          `in ${seconds.toFixed(1)} s (${cpuSeconds.toFixed(1)} s CPU)\n`
+      )
     }
     const accuracies = runs.map((run) => run.accuracy)
     const resolved = { ...DEFAULT_TRAINING_OPTIONS, ...config.options }
@@ -194,7 +234,11 @@ export default async function modelComparison (): Promise<BenchReport> {
       'door latency': Math.max(...runs.map((run) => run.door.latencyFrames)),
       'train s': Number(mean(runs.map((run) => run.seconds)).toFixed(1)),
       'CPU s': Number(mean(runs.map((run) => run.cpuSeconds)).toFixed(1)),
-      epochs: doorOptions ? String(doorOptions.epochs) : resolved.earlyStopping ? `${Math.min(...runs.map((r) => r.epochsTrained))}–${Math.max(...runs.map((r) => r.epochsTrained))}` : String(resolved.epochs),
+      epochs: doorOptions
+        ? String(doorOptions.epochs)
+        : resolved.earlyStopping
+          ? `${Math.min(...runs.map((r) => r.epochsTrained))}–${Math.max(...runs.map((r) => r.epochsTrained))}`
+          : String(resolved.epochs),
       seeds: runs.length
     })
   }
@@ -212,15 +256,32 @@ export default async function modelComparison (): Promise<BenchReport> {
   const loadAfter = loadavg()[0]
   const notes = [
     `session A: ${rows.length} rows; blocked split, 20 % tail of each label held out; differences under ~.03 are noise (570 test rows).`,
-    'Columns: accuracy, open/closed acc, balanced acc, closed F1 are per frame (per window for the door model); door * = each label\'s test tail replayed as a fresh device, counted from its first reported state on,',
-    `  per-frame rows through the legacy vote smoother (window ${DEFAULT_SMOOTHER_OPTIONS.window}, hold ${DEFAULT_SMOOTHER_OPTIONS.hold} = DOOR_WINDOW / DOOR_HOLD), the door model through its own pipeline (window, heads, hysteresis); door latency = frame that first reports, worst tail.`,
+    'Columns: accuracy, open/closed acc, balanced acc, closed F1 are per frame (per window for the door model); ' +
+      'door * = each label\'s test tail replayed as a fresh device, counted from its first reported state on,',
+    `  per-frame rows through the legacy vote smoother (window ${DEFAULT_SMOOTHER_OPTIONS.window}, hold ${DEFAULT_SMOOTHER_OPTIONS.hold} ` +
+      '= DOOR_WINDOW / DOOR_HOLD), the door model through its own pipeline (window, heads, hysteresis); ' +
+      'door latency = frame that first reports, worst tail.',
     '  The door state rests on 7 tails (one per label, 37–88 frames): differences under ~.1 are noise.',
     `DEFAULT = ${JSON.stringify(DEFAULT_TRAINING_OPTIONS)}`,
     'Why this default: phase differences are the one change worth more than noise, for every architecture; on them softmax regression is as good as the',
     'bigger nets at a fraction of the cost, is convex (little seed/epoch dependence) and has the fewest parameters to overfit a session; its',
     'neighbourhood is a plateau (2× epochs, 2× batch, no L2 score the same; ½ epochs, ÷10 lr, 10× L2 under-fit); early stopping hurts.',
-    fullSeconds === undefined ? 'full-session training not run (BENCH_ONLY)' : `full session-A training of the default (holdout 0): ${fullSeconds.toFixed(1)} s wall, ${fullCpuSeconds?.toFixed(1)} s CPU (budget 60 s): ${fullSeconds <= 60 ? 'met' : 'MISSED'}`,
-    `machine load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after, on ${tf.getBackend()} (pure JS); with other work on the machine the seconds are inflated.`
+    fullSeconds === undefined
+      ? 'full-session training not run (BENCH_ONLY)'
+      : `full session-A training of the default (holdout 0): ${fullSeconds.toFixed(1)} s wall, ${fullCpuSeconds?.toFixed(1)} s CPU (budget 60 s): ` +
+        `${fullSeconds <= 60 ? 'met' : 'MISSED'}`,
+    `machine load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after, on ${tf.getBackend()} (pure JS); ` +
+      'with other work on the machine the seconds are inflated.'
   ]
-  return { name: 'model-comparison', table, results: { configs: results, fullSessionSeconds: fullSeconds, fullSessionCpuSeconds: fullCpuSeconds, loadAverage: { before: loadBefore, after: loadAfter } }, notes }
+  return {
+    name: 'model-comparison',
+    table,
+    results: {
+      configs: results,
+      fullSessionSeconds: fullSeconds,
+      fullSessionCpuSeconds: fullCpuSeconds,
+      loadAverage: { before: loadBefore, after: loadAfter }
+    },
+    notes
+  }
 }

@@ -75,7 +75,11 @@ export default async function bench (): Promise<BenchReport> {
     const trainingSeconds = (Date.now() - trainingStarted) / 1000
 
     for (let device = 0; device < DEVICES; device++) {
-      const response = await fetch(`${url}/server/post/keep_alive`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: keepAliveBody(device, `door-${device}`) })
+      const response = await fetch(`${url}/server/post/keep_alive`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: keepAliveBody(device, `door-${device}`)
+      })
       if (response.status !== 200) throw new Error(`keep-alive answered ${response.status}`)
     }
 
@@ -106,7 +110,11 @@ export default async function bench (): Promise<BenchReport> {
         const batch = Array.from({ length: FRAMES_PER_BATCH }, (_, i) => frames[(start + i) % frames.length])
         const sentAt = performance.now()
         try {
-          const response = await fetch(`${url}/server/post/frames`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ID: device, frames: batch }) })
+          const response = await fetch(`${url}/server/post/frames`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ ID: device, frames: batch })
+          })
           await response.arrayBuffer()
           if (response.status !== 200) failures++
         } catch {
@@ -176,7 +184,8 @@ export default async function bench (): Promise<BenchReport> {
       table,
       results,
       notes: [
-        `${DEVICES} doors × ${FRAMES_PER_BATCH} frames/s over HTTP for ${measuredSeconds.toFixed(1)} s (after ${WARM_UP_S} s warm-up) → ${meanRate.toFixed(1)} MQTT messages/s at the subscriber ` +
+        `${DEVICES} doors × ${FRAMES_PER_BATCH} frames/s over HTTP for ${measuredSeconds.toFixed(1)} s (after ${WARM_UP_S} s warm-up) → ` +
+          `${meanRate.toFixed(1)} MQTT messages/s at the subscriber ` +
           `(${(meanRate / DEVICES).toFixed(2)} per door; the ceiling is 4 attribute topics per door per second plus state and availability changes); ` +
           `app, broker, subscriber and the ${DEVICES} Pis share this process; load average ${loadavg().map((load) => load.toFixed(1)).join(' ')}`
       ]

@@ -51,7 +51,14 @@ function separable (session: DoorTrainingInput): { calibration: DoorTrainingInpu
   return { calibration, swing: [...closed.slice(0, 50), ...open.slice(0, 50), ...closed.slice(50), ...ajar.slice(0, 50), ...open.slice(50)] }
 }
 
-async function doorScores (train: DoorTrainingInput, tails: readonly Tail[], rpi: Float32Array[], session: DoorTrainingInput, transitions: boolean, margin = 1): Promise<Scores> {
+async function doorScores (
+  train: DoorTrainingInput,
+  tails: readonly Tail[],
+  rpi: Float32Array[],
+  session: DoorTrainingInput,
+  transitions: boolean,
+  margin = 1
+): Promise<Scores> {
   const score = async (input: DoorTrainingInput, runs: Array<ArrayLike<number>[]>): Promise<number[]> => {
     const trained = await trainDoorModel(tf, input, { seed: 1, epochs: 1, novelty: { margin, transitions } })
     const predictor = await DoorPredictor.load(tf, trained.artifacts, trained.meta)
@@ -114,14 +121,20 @@ function timeAll (runs: Array<() => void>): number[] {
 }
 
 /** What the swing rows cost a door model per window, and the global novelty per frame. */
-async function costs (train: DoorTrainingInput, session: DoorTrainingInput): Promise<Array<{ what: string, unit: string, rows: number, microsPerUnit: number }>> {
+async function costs (
+  train: DoorTrainingInput,
+  session: DoorTrainingInput
+): Promise<Array<{ what: string, unit: string, rows: number, microsPerUnit: number }>> {
   const frames = runOf(session, 45).slice(0, 89).map((f) => Float32Array.from(f))
   const models: Array<{ what: string, predictor: DoorPredictor }> = []
   for (const angles of [[0, 15, 90], [0, 15, 30, 45, 60, 75, 90]]) {
     for (const transitions of [false, true]) {
       const input = { frames: train.frames.filter((_, i) => angles.includes(train.angles[i])), angles: train.angles.filter((a) => angles.includes(a)) }
       const trained = await trainDoorModel(tf, input, { seed: 1, epochs: 1, novelty: { transitions } })
-      models.push({ what: `door model, ${angles.length} angles, ${transitions ? 'with' : 'without'} swing rows`, predictor: await DoorPredictor.load(tf, trained.artifacts, trained.meta) })
+      models.push({
+        what: `door model, ${angles.length} angles, ${transitions ? 'with' : 'without'} swing rows`,
+        predictor: await DoorPredictor.load(tf, trained.artifacts, trained.meta)
+      })
     }
   }
   // 64 windows of 45° frames, as a micro-batch of many doors
@@ -142,8 +155,18 @@ async function costs (train: DoorTrainingInput, session: DoorTrainingInput): Pro
     ...models.map(({ predictor }) => () => { predictor.predict(windows) }),
     ...streams.map((s) => () => { s.stream.push([s.frames[s.next++ % s.frames.length]]) })
   ])
-  const out = models.map(({ what, predictor }, i) => ({ what, unit: 'window', rows: predictor.meta.novelty.rows + (predictor.meta.novelty.transitions?.rows ?? 0), microsPerUnit: timed[i] / windows.length }))
-  streams.forEach((s, i) => out.push({ what: `global novelty of an uncalibrated door: ${s.what}`, unit: 'frame', rows: global.meta.summary.rows + (global.meta.summary.transitions?.rows ?? 0), microsPerUnit: timed[models.length + i] }))
+  const out = models.map(({ what, predictor }, i) => ({
+    what,
+    unit: 'window',
+    rows: predictor.meta.novelty.rows + (predictor.meta.novelty.transitions?.rows ?? 0),
+    microsPerUnit: timed[i] / windows.length
+  }))
+  streams.forEach((s, i) => out.push({
+    what: `global novelty of an uncalibrated door: ${s.what}`,
+    unit: 'frame',
+    rows: global.meta.summary.rows + (global.meta.summary.transitions?.rows ?? 0),
+    microsPerUnit: timed[models.length + i]
+  }))
   for (const { predictor } of models) predictor.dispose()
   return out
 }
@@ -172,21 +195,56 @@ export default async function noveltyMargin (): Promise<BenchReport> {
   const results = models.map(({ model, scores }) => {
     const auc = { rpi: rocAuc(scores.own, scores.rpi), permuted: rocAuc(scores.own, scores.permuted) }
     const margins = MARGINS.map((margin) => {
-      const figures = { margin, own: share(scores.own, margin), rpi: share(scores.rpi, margin), permuted: share(scores.permuted, margin), swing: share(scores.swing, margin) }
-      table.push({ model, margin, 'own flagged': twoDecimals(figures.own), 'rpi flagged': twoDecimals(figures.rpi), 'permuted flagged': twoDecimals(figures.permuted), 'swing flagged': twoDecimals(figures.swing), 'AUC rpi': twoDecimals(auc.rpi), 'AUC permuted': twoDecimals(auc.permuted) })
+      const figures = {
+        margin,
+        own: share(scores.own, margin),
+        rpi: share(scores.rpi, margin),
+        permuted: share(scores.permuted, margin),
+        swing: share(scores.swing, margin)
+      }
+      table.push({
+        model,
+        margin,
+        'own flagged': twoDecimals(figures.own),
+        'rpi flagged': twoDecimals(figures.rpi),
+        'permuted flagged': twoDecimals(figures.permuted),
+        'swing flagged': twoDecimals(figures.swing),
+        'AUC rpi': twoDecimals(auc.rpi),
+        'AUC permuted': twoDecimals(auc.permuted)
+      })
       return figures
     })
     return { model, windows: { own: scores.own.length, rpi: scores.rpi.length, permuted: scores.permuted.length, swing: scores.swing.length }, auc, margins }
   })
   const cost = await costs(train, session)
-  for (const row of cost) table.push({ model: `cost: ${row.what}`, margin: '', 'own flagged': `${row.microsPerUnit.toFixed(1)} µs/${row.unit}`, 'rpi flagged': `${row.rows} rows`, 'permuted flagged': '', 'swing flagged': '', 'AUC rpi': '', 'AUC permuted': '' })
+  for (const row of cost) {
+    table.push({
+      model: `cost: ${row.what}`,
+      margin: '',
+      'own flagged': `${row.microsPerUnit.toFixed(1)} µs/${row.unit}`,
+      'rpi flagged': `${row.rows} rows`,
+      'permuted flagged': '',
+      'swing flagged': '',
+      'AUC rpi': '',
+      'AUC permuted': ''
+    })
+  }
   const loadAfter = loadavg()[0]
   const notes = [
-    `session A blocked split: models on each angle's first 80 %; own = its ${models[0].scores.own.length} held-out windows (k 25); rpi-raw-frames.txt ${models[0].scores.rpi.length} windows; permuted = the tails with subcarriers permuted; swing = a clean swing closed → open → closed → ajar → open between positions a channel tells apart (session A runs, subcarriers permuted per position), its own calibration.`,
+    `session A blocked split: models on each angle's first 80 %; own = its ${models[0].scores.own.length} held-out windows (k 25); ` +
+      `rpi-raw-frames.txt ${models[0].scores.rpi.length} windows; permuted = the tails with subcarriers permuted; ` +
+      'swing = a clean swing closed → open → closed → ajar → open between positions a channel tells apart ' +
+      '(session A runs, subcarriers permuted per position), its own calibration.',
     'AUC does not depend on the margin (it ranks scores); the flagged shares do. A novelty summary depends on the frames only: one run per model, no seeds.',
     `checked: a door model trained at margin 1.5 flags ${twoDecimals(trained15)} of rpi, margin 1's scores ÷ 1.5 ${twoDecimals(scaled)}.`,
-    `defaults: door 1.5 (room for the door's own later frames: on a second recording margin 1 flagged about a fifth of them, 1.5 none), global 1.25; machine load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after.`
+    "defaults: door 1.5 (room for the door's own later frames: on a second recording margin 1 flagged about a fifth of them, 1.5 none), global 1.25; " +
+      `machine load average ${loadBefore.toFixed(2)} before, ${loadAfter.toFixed(2)} after.`
   ]
-  notes.push(`cost: CPU µs per window (DoorPredictor.predict, batches of 64 windows of 45° frames, heads + novelty) or per frame (the global NoveltyStream.push of one frame: window update + scan), median of ${COST_REPS} repetitions of ${COST_MS} ms, interleaved; rows = summary rows (calibration windows + swings); the swing rows are scanned only for a window novel to the calibration windows.`)
+  notes.push(
+    'cost: CPU µs per window (DoorPredictor.predict, batches of 64 windows of 45° frames, heads + novelty) ' +
+      'or per frame (the global NoveltyStream.push of one frame: window update + scan), ' +
+      `median of ${COST_REPS} repetitions of ${COST_MS} ms, interleaved; rows = summary rows (calibration windows + swings); ` +
+      'the swing rows are scanned only for a window novel to the calibration windows.'
+  )
   return { name: 'novelty-margin', table, results: { margins: MARGINS, models: results, check: { scaled, trained15 }, cost }, notes }
 }

@@ -56,7 +56,10 @@ const ROLE_ENV = 'DOORSENSE_BENCH_SOAK_CLIENT'
 const DEVICES = 16
 const FRAMES_PER_BATCH = 20
 const RATIO_TARGET = 1.5
-/** The environment that brings back the design before issue 15: write-through registry, checkpoints inside commits, every frame gathered for a shared model call. */
+/**
+ * The environment that brings back the design before issue 15: write-through
+ * registry, checkpoints inside commits, every frame gathered for a shared model call.
+ */
 const PREVIOUS_DESIGN = { REGISTRY_FLUSH_MS: '0', WAL_CHECKPOINT_MS: '0', INFER_GATHER: 'always' }
 
 /** One route's share of the load. */
@@ -91,7 +94,13 @@ interface RouteStats extends Omit<LoadOutcome, 'times'>, LatencySummary {
  */
 async function runRoute (job: SoakJob, route: RouteLoad, started: number): Promise<() => RouteStats> {
   const minutes: number[][] = []
-  const { times, ...counts } = await runLoad({ url: job.url, path: route.path, connections: route.connections, seconds: job.seconds, bodies: route.bodies }, (ms) => {
+  const { times, ...counts } = await runLoad({
+    url: job.url,
+    path: route.path,
+    connections: route.connections,
+    seconds: job.seconds,
+    bodies: route.bodies
+  }, (ms) => {
     ;(minutes[Math.floor((performance.now() - started) / 60_000)] ??= []).push(ms)
   })
   return () => ({
@@ -230,7 +239,15 @@ async function prepare (client: LoadClient, server: ChildServer, routes: RouteLo
  * each; then each of PAIRED alone at 64 connections for `aloneSeconds`, right
  * after echo of exactly its bodies alone, on each.
  */
-async function compareDesigns (client: LoadClient, seedDir: string, designs: Array<{ label: string, env: Record<string, string> }>, mixSeconds: number, aloneSeconds: number, repeats: number, sseCount: number): Promise<DesignResult[]> {
+async function compareDesigns (
+  client: LoadClient,
+  seedDir: string,
+  designs: Array<{ label: string, env: Record<string, string> }>,
+  mixSeconds: number,
+  aloneSeconds: number,
+  repeats: number,
+  sseCount: number
+): Promise<DesignResult[]> {
   const servers: ChildServer[] = []
   const subscribers: Subscribers[] = []
   try {
@@ -313,7 +330,10 @@ async function runSoak (client: LoadClient, seedDir: string, seconds: number, ss
     const last = await sample('end of load')
     samples.push(last)
     // each sample's delay covers the minute before it (the metric resets when read)
-    const loop = { maxMs: Math.max(...samples.slice(1).map((taken) => taken.loop.maxMs)), p99Ms: Math.max(...samples.slice(1).map((taken) => taken.loop.p99Ms)) }
+    const loop = {
+      maxMs: Math.max(...samples.slice(1).map((taken) => taken.loop.maxMs)),
+      p99Ms: Math.max(...samples.slice(1).map((taken) => taken.loop.p99Ms))
+    }
     await new Promise((resolve) => setTimeout(resolve, 2000))
     samples.push(await sample('end'))
     const sse = { subscribers: subscribers.opened, events: subscribers.events, drops: subscribers.drops }
@@ -339,7 +359,15 @@ export default async function soakBench (): Promise<BenchReport> {
   const client = new LoadClient()
   try {
     const designs = compareSeconds > 0
-      ? await compareDesigns(client, seedDir, [{ label: 'previous design', env: PREVIOUS_DESIGN }, { label: 'this design', env: {} }], compareSeconds, aloneSeconds, compareRepeats, sseCount)
+      ? await compareDesigns(
+        client,
+        seedDir,
+        [{ label: 'previous design', env: PREVIOUS_DESIGN }, { label: 'this design', env: {} }],
+        compareSeconds,
+        aloneSeconds,
+        compareRepeats,
+        sseCount
+      )
       : []
     const soak = await runSoak(client, seedDir, Math.round(minutes * 60), sseCount)
 
@@ -363,16 +391,34 @@ export default async function soakBench (): Promise<BenchReport> {
     for (const design of designs) {
       for (const [index, run] of design.mixes.entries()) {
         for (const route of routes.filter((candidate) => PAIRED.includes(candidate.name))) {
-          table.push(row(`${design.label}, mix ${index + 1}`, route.name, route.connections, run.routes[route.name], compareSeconds, run.routes[route.baseline as string].p99, route === routes[0] ? run.loop.maxMs : undefined))
+          table.push(row(
+            `${design.label}, mix ${index + 1}`,
+            route.name,
+            route.connections,
+            run.routes[route.name],
+            compareSeconds,
+            run.routes[route.baseline as string].p99,
+            route === routes[0] ? run.loop.maxMs : undefined
+          ))
         }
       }
     }
     for (const design of designs) {
-      for (const pair of design.pairs) table.push(row(`${design.label}, alone`, pair.route, 64, pair.own.stats, aloneSeconds, pair.echo.stats.p99, pair.own.loop.maxMs))
+      for (const pair of design.pairs) {
+        table.push(row(`${design.label}, alone`, pair.route, 64, pair.own.stats, aloneSeconds, pair.echo.stats.p99, pair.own.loop.maxMs))
+      }
     }
     for (const route of routes) {
       const baseline = baselineOf(route.name)
-      table.push(row(`soak ${minutes} min`, route.name, route.connections, soak.routes[route.name], soak.seconds, baseline ? soak.routes[baseline].p99 : Number.NaN, route === routes[0] ? soak.loop.maxMs : undefined))
+      table.push(row(
+        `soak ${minutes} min`,
+        route.name,
+        route.connections,
+        soak.routes[route.name],
+        soak.seconds,
+        baseline ? soak.routes[baseline].p99 : Number.NaN,
+        route === routes[0] ? soak.loop.maxMs : undefined
+      ))
     }
 
     const ratio = (name: string) => {
@@ -381,6 +427,7 @@ export default async function soakBench (): Promise<BenchReport> {
     }
     const over = routes.filter((route) => ratio(route.name) > RATIO_TARGET).map((route) => `${route.name} ${round(ratio(route.name), 2)}×`)
     const errors = Object.values(soak.routes).reduce((sum, route) => sum + route.errors + route.timeouts + route.non2xx, 0)
+    const routeAnswers = Object.entries(soak.routes).map(([name, route]) => [name, { ...route.statusCodes, errors: route.errors, timeouts: route.timeouts }])
     const first = soak.samples.find((sample) => sample.at === 'minute 1') ?? soak.samples[0]
     const last = soak.samples.at(-1) as ProcessSample
     // RSS swings with the garbage collector (a sample can land on either side of a collection):
@@ -391,27 +438,50 @@ export default async function soakBench (): Promise<BenchReport> {
     const peakAfter = Math.max(...during.slice(cut).map((sample) => sample.rssMiB), 0)
     const rssGrowth = (peakAfter - peakBefore) / peakBefore
     const cpu = (last.cpuSeconds - soak.samples[0].cpuSeconds) / soak.seconds
+    const sampleFigures = (sample: SoakResult['samples'][number]) =>
+      `${sample.at} ${sample.rssMiB}/${sample.heapUsedMiB}/${sample.fds}/${sample.threads}/${round(sample.loop.maxMs, 0)}`
     const notes = [
       `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores shared; the load client runs on the same machine)`,
       ...designs.map((design) => {
         const mixRatio = (name: string) => round(median(design.mixes.map((run) => run.routes[name].p99 / run.routes[baselineOf(name) as string].p99)), 2)
         const mixP99 = (name: string) => design.mixes.map((run) => round(run.routes[name].p99, 0)).join('/')
-        const refused = design.mixes.reduce((sum, run) => sum + Object.values(run.routes).reduce((all, route) => all + route.non2xx + route.errors + route.timeouts, 0), 0)
-        const requests = design.mixes.reduce((sum, run) => sum + Object.values(run.routes).reduce((all, route) => all + route.requests, 0), 0)
-        return `${design.label} (${Object.entries(design.env).map(([key, value]) => `${key}=${value}`).join(' ') || 'defaults'}): the mix, median p99 / echo p99: ` +
+        const refused = design.mixes.reduce(
+          (sum, run) => sum + Object.values(run.routes).reduce((all, route) => all + route.non2xx + route.errors + route.timeouts, 0),
+          0
+        )
+        const requests = design.mixes.reduce(
+          (sum, run) => sum + Object.values(run.routes).reduce((all, route) => all + route.requests, 0),
+          0
+        )
+        return `${design.label} (${Object.entries(design.env).map(([key, value]) => `${key}=${value}`).join(' ') || 'defaults'}): ` +
+          'the mix, median p99 / echo p99: ' +
           PAIRED.map((name) => `${name} ${mixRatio(name)}× (p99 ${mixP99(name)} ms)`).join(', ') +
-          `, echo (keep-alive body) p99 ${mixP99('echo (keep-alive body)')} ms, liveness p99 ${mixP99('GET /debug/get/exists')} ms; ${requests} requests, ${refused} errors or non-2xx; ` +
-          `event loop max ${design.mixes.map((run) => round(run.loop.maxMs, 0)).join('/')} ms, p99 ${design.mixes.map((run) => round(run.loop.p99Ms, 0)).join('/')} ms; alone: ` +
-          design.pairs.map((pair) => `${pair.route} ${round(pair.ratio, 2)}× (max ${round(pair.own.stats.max, 0)} vs ${round(pair.echo.stats.max, 0)} ms, CPU ${round(pair.own.cpuUsPerRequest)} vs ${round(pair.echo.cpuUsPerRequest)} µs/req)`).join(', ') +
+          `, echo (keep-alive body) p99 ${mixP99('echo (keep-alive body)')} ms, liveness p99 ${mixP99('GET /debug/get/exists')} ms; ` +
+          `${requests} requests, ${refused} errors or non-2xx; ` +
+          `event loop max ${design.mixes.map((run) => round(run.loop.maxMs, 0)).join('/')} ms, ` +
+          `p99 ${design.mixes.map((run) => round(run.loop.p99Ms, 0)).join('/')} ms; alone: ` +
+          design.pairs.map((pair) =>
+            `${pair.route} ${round(pair.ratio, 2)}× (max ${round(pair.own.stats.max, 0)} vs ${round(pair.echo.stats.max, 0)} ms, ` +
+            `CPU ${round(pair.own.cpuUsPerRequest)} vs ${round(pair.echo.cpuUsPerRequest)} µs/req)`).join(', ') +
           `; WAL checkpoints off the request path ${design.checkpoints.worker}, remainders between requests ${design.checkpoints.main}`
       }),
-      `target (soak): no route's p99 above ${RATIO_TARGET}× echo of the same body (the GETs: /debug/get/exists) -> ${over.length ? `MISSED: ${over.join(', ')}` : 'met'}`,
-      `target (soak): zero errors and non-2xx -> ${errors} -> ${verdict(errors === 0)}${errors ? ` (${JSON.stringify(Object.fromEntries(Object.entries(soak.routes).map(([name, route]) => [name, { ...route.statusCodes, errors: route.errors, timeouts: route.timeouts }])))})` : ''}`,
-      `target (soak): RSS and descriptors flat: RSS peak ${peakBefore} MiB in the first two thirds, ${peakAfter} MiB in the last (${(rssGrowth * 100).toFixed(1)} %), fds ${first.fds} at minute 1 -> ${last.fds} at the end -> ${verdict(rssGrowth < 0.1 && last.fds <= first.fds + 8)}`,
-      `soak server (RSS MiB / heap used MiB / fds / threads / event-loop max ms in the minute before): ${soak.samples.map((sample) => `${sample.at} ${sample.rssMiB}/${sample.heapUsedMiB}/${sample.fds}/${sample.threads}/${round(sample.loop.maxMs, 0)}`).join(', ')}; CPU ${cpu.toFixed(2)} cores on average; event loop delay p99 ${round(soak.loop.p99Ms, 0)} ms, max ${round(soak.loop.maxMs, 0)} ms`,
-      `soak SSE: ${soak.sse.subscribers} subscriptions opened, ${soak.sse.events} events received, ${soak.sse.drops} dropped by the server; liveness (GET /debug/get/exists) p99 ${round(soak.routes['GET /debug/get/exists'].p99, 1)} ms`,
-      `soak p99 per minute, ms: ${routes.map((route) => `${route.name} ${soak.routes[route.name].perMinute.map((minute) => round(minute.p99, 0)).join('/')}`).join('; ')}`,
-      `soak: WAL checkpoints off the request path ${soak.checkpoints.worker}, remainders between requests ${soak.checkpoints.main} (longest ${round(soak.checkpoints.mainMaxMs, 1)} ms); server exit ${soak.exit}; database ${round(soak.databaseBytes / 1024 ** 2, 1)} MiB at the end`
+      `target (soak): no route's p99 above ${RATIO_TARGET}× echo of the same body (the GETs: /debug/get/exists) -> ` +
+        `${over.length ? `MISSED: ${over.join(', ')}` : 'met'}`,
+      `target (soak): zero errors and non-2xx -> ${errors} -> ${verdict(errors === 0)}` +
+        `${errors ? ` (${JSON.stringify(Object.fromEntries(routeAnswers))})` : ''}`,
+      `target (soak): RSS and descriptors flat: RSS peak ${peakBefore} MiB in the first two thirds, ` +
+        `${peakAfter} MiB in the last (${(rssGrowth * 100).toFixed(1)} %), ` +
+        `fds ${first.fds} at minute 1 -> ${last.fds} at the end -> ${verdict(rssGrowth < 0.1 && last.fds <= first.fds + 8)}`,
+      'soak server (RSS MiB / heap used MiB / fds / threads / event-loop max ms in the minute before): ' +
+        `${soak.samples.map(sampleFigures).join(', ')}; ` +
+        `CPU ${cpu.toFixed(2)} cores on average; event loop delay p99 ${round(soak.loop.p99Ms, 0)} ms, max ${round(soak.loop.maxMs, 0)} ms`,
+      `soak SSE: ${soak.sse.subscribers} subscriptions opened, ${soak.sse.events} events received, ${soak.sse.drops} dropped by the server; ` +
+        `liveness (GET /debug/get/exists) p99 ${round(soak.routes['GET /debug/get/exists'].p99, 1)} ms`,
+      'soak p99 per minute, ms: ' +
+        `${routes.map((route) => `${route.name} ${soak.routes[route.name].perMinute.map((minute) => round(minute.p99, 0)).join('/')}`).join('; ')}`,
+      `soak: WAL checkpoints off the request path ${soak.checkpoints.worker}, remainders between requests ${soak.checkpoints.main} ` +
+        `(longest ${round(soak.checkpoints.mainMaxMs, 1)} ms); server exit ${soak.exit}; ` +
+        `database ${round(soak.databaseBytes / 1024 ** 2, 1)} MiB at the end`
     ]
     return {
       name: 'soak',

@@ -115,7 +115,16 @@ interface PhaseFigures {
 function figures (phase: string, latencies: number[], failures: number, seconds: number): PhaseFigures {
   const latency = latencySummary(latencies)
   // latencySummary sorted them: p90 read off the same order
-  return { phase, requests: latency.requests, failures, seconds: round(seconds, 1), p50: round(latency.p50, 2), p90: round(quantile(latencies, 0.9), 2), p99: round(latency.p99, 2), max: round(latency.max, 2) }
+  return {
+    phase,
+    requests: latency.requests,
+    failures,
+    seconds: round(seconds, 1),
+    p50: round(latency.p50, 2),
+    p90: round(quantile(latencies, 0.9), 2),
+    p99: round(latency.p99, 2),
+    max: round(latency.max, 2)
+  }
 }
 
 export default async function trainingLivenessBench (): Promise<BenchReport> {
@@ -140,7 +149,11 @@ export default async function trainingLivenessBench (): Promise<BenchReport> {
     const idleFigures = figures('idle', idleResult.latencies, idleResult.failures, (performance.now() - idleStarted) / 1000)
 
     // 2. import session A, train with the defaults, and keep asking
-    const imported = await fetch(`${base}/training/post/import`, { method: 'POST', headers: { ...admin, 'content-type': 'text/csv' }, body: readFileSync(SESSION_A) })
+    const imported = await fetch(`${base}/training/post/import`, {
+      method: 'POST',
+      headers: { ...admin, 'content-type': 'text/csv' },
+      body: readFileSync(SESSION_A)
+    })
     if (imported.status !== 200) throw new Error(`import failed: ${imported.status} ${await imported.text()}`)
     const { imported: rows } = await imported.json() as { imported: number }
 
@@ -197,11 +210,22 @@ export default async function trainingLivenessBench (): Promise<BenchReport> {
       table: [
         { ...idleFigures },
         { ...duringFigures },
-        { phase: 'training', requests: rows, failures: 0, seconds: round(trainingSeconds, 1), p50: Number.NaN, p90: Number.NaN, p99: Number.NaN, max: Number.NaN }
+        {
+          phase: 'training',
+          requests: rows,
+          failures: 0,
+          seconds: round(trainingSeconds, 1),
+          p50: Number.NaN,
+          p90: Number.NaN,
+          p99: Number.NaN,
+          max: Number.NaN
+        }
       ],
       results,
       notes: [
-        `training: ${rows} rows, default options, ${app.model.backend.backend} backend; wall ${round(trainingSeconds, 1)} s (202 after ${round(acceptedMs, 0)} ms, worker started after ${round(workerStartSeconds, 1)} s, trainer ${results.training.trainerSeconds} s), hold-out accuracy ${results.training.accuracy}`,
+        `training: ${rows} rows, default options, ${app.model.backend.backend} backend; wall ${round(trainingSeconds, 1)} s ` +
+          `(202 after ${round(acceptedMs, 0)} ms, worker started after ${round(workerStartSeconds, 1)} s, trainer ${results.training.trainerSeconds} s), ` +
+          `hold-out accuracy ${results.training.accuracy}`,
         `event-loop delay of the server's main thread during training: p50 ${eventLoop.p50} ms, p99 ${eventLoop.p99} ms, max ${eventLoop.max} ms`,
         `client: one request at a time${intervalMs ? `, ${intervalMs} ms apart` : ', back to back (a plain loop)'}`,
         `load average (1 min) ${results.loadAverage1m.before} before, ${results.loadAverage1m.after} after, on ${results.cpus} CPUs`,

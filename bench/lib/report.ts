@@ -25,5 +25,11 @@ export function printReport (report: BenchReport): void {
 /** The text of bench/results/<name>.json for `report`, the run having started at `started` (Date.now()). */
 export function resultsJson (report: BenchReport, started: number): string {
   const machine = { node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 1024 ** 3) }
-  return JSON.stringify({ name: report.name, at: new Date().toISOString(), machine, seconds: (Date.now() - started) / 1000, results: report.results }, null, 2) + '\n'
+  return JSON.stringify({
+    name: report.name,
+    at: new Date().toISOString(),
+    machine,
+    seconds: (Date.now() - started) / 1000,
+    results: report.results
+  }, null, 2) + '\n'
 }
