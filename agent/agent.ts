@@ -266,7 +266,8 @@ export class Agent {
     this.counts.skipped++
     if (this.counts.skipped <= SKIPPED_LINES_LOGGED) {
       const quoted = line.length > 60 ? `${line.slice(0, 57)}…` : line
-      this.log(`line ${this.counts.read} skipped (${reason}): ${JSON.stringify(quoted)}${this.counts.skipped === SKIPPED_LINES_LOGGED ? '; further skipped lines are only counted' : ''}`)
+      const more = this.counts.skipped === SKIPPED_LINES_LOGGED ? '; further skipped lines are only counted' : ''
+      this.log(`line ${this.counts.read} skipped (${reason}): ${JSON.stringify(quoted)}${more}`)
     }
     if (this.skipReasons.has(reason) || this.skipReasons.size < SKIP_REASONS_KEPT) {
       this.skipReasons.set(reason, (this.skipReasons.get(reason) ?? 0) + 1)

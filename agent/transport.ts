@@ -99,7 +99,9 @@ export class HttpTransport implements AgentTransport {
       return { kind: 'stored', accepted: data.accepted, rejected: data.rejected }
     } catch (err) {
       // a 2xx whose body is not JSON: not a doorsense answer, and sending again could store twice
-      if (err instanceof SyntaxError) return { kind: 'refused', status: 0, reason: `the server answered with a body that is not JSON (${err.message}): is --server a doorsense server?` }
+      if (err instanceof SyntaxError) {
+        return { kind: 'refused', status: 0, reason: `the server answered with a body that is not JSON (${err.message}): is --server a doorsense server?` }
+      }
       // no answer at all: refused connection, reset, timeout. The batch may have been stored (the
       // answer lost on the way): the retry carries the same Idempotency-Key, so it is not stored twice.
       return { kind: 'retry', reason: describeNetworkError(err, this.options.timeoutMs) }

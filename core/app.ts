@@ -54,7 +54,12 @@ export function connectionsCheckingMs (requestTimeoutMs: number): number {
  * in order, so this one screen shows the whole service.
  */
 export async function buildApp (config: Config): Promise<App> {
-  const appLogger = await createLogger({ level: config.LOG_LEVEL, dataDir: config.DATA_DIR, toFile: config.LOG_TO_FILE, retentionDays: config.LOG_RETENTION_DAYS })
+  const appLogger = await createLogger({
+    level: config.LOG_LEVEL,
+    dataDir: config.DATA_DIR,
+    toFile: config.LOG_TO_FILE,
+    retentionDays: config.LOG_RETENTION_DAYS
+  })
   const requestLogging: RequestLogging = { enabled: true }
   const requestTimeoutMs = Math.max(1, Math.round(config.REQUEST_TIMEOUT_S * 1000))
 
@@ -81,7 +86,11 @@ export async function buildApp (config: Config): Promise<App> {
     // Node enforces requestTimeout only when it is given at creation with a headersTimeout no longer
     // than it (Fastify sets it afterwards, which alone does nothing), and checks only every
     // connectionsCheckingInterval (30 s by default: up to twice the limit)
-    http: { requestTimeout: requestTimeoutMs, headersTimeout: Math.min(60_000, requestTimeoutMs), connectionsCheckingInterval: connectionsCheckingMs(requestTimeoutMs) }
+    http: {
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: Math.min(60_000, requestTimeoutMs),
+      connectionsCheckingInterval: connectionsCheckingMs(requestTimeoutMs)
+    }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.decorate('config', config)
@@ -104,12 +113,20 @@ export async function buildApp (config: Config): Promise<App> {
     await app.register(clientAddressPlugin, { trustProxy: config.TRUST_PROXY })
     // the metrics registry first: the storage and every area after it add their own metrics to it
     await app.register(metricsPlugin, { maxDevices: config.METRICS_MAX_DEVICES })
-    await app.register(storagePlugin, { dataDir: config.DATA_DIR, maxMb: config.STORAGE_MAX_MB, reserveMb: config.STORAGE_RESERVE_MB, checkpointMs: config.WAL_CHECKPOINT_MS })
+    await app.register(storagePlugin, {
+      dataDir: config.DATA_DIR,
+      maxMb: config.STORAGE_MAX_MB,
+      reserveMb: config.STORAGE_RESERVE_MB,
+      checkpointMs: config.WAL_CHECKPOINT_MS
+    })
     await app.register(authPlugin, { dataDir: config.DATA_DIR, adminToken: config.ADMIN_TOKEN, deviceToken: config.DEVICE_TOKEN, host: config.HOST })
     // connections and event streams capped well below the open-files limit: a flood is turned away, not fatal
     installConnectionLimits(app, connectionLimits(config, openFilesLimit()?.soft))
     // the keys live in the app's SQLite database, in the same transactions as the data they guard
-    const idempotencyStore = sqliteIdempotencyStore(app.storage, { windowMs: config.IDEMPOTENCY_WINDOW_HOURS * 3_600_000, maxBytes: config.IDEMPOTENCY_MAX_MB * 1024 * 1024 })
+    const idempotencyStore = sqliteIdempotencyStore(app.storage, {
+      windowMs: config.IDEMPOTENCY_WINDOW_HOURS * 3_600_000,
+      maxBytes: config.IDEMPOTENCY_MAX_MB * 1024 * 1024
+    })
     await app.register(idempotencyPlugin, { store: idempotencyStore })
     await app.register(openApiPlugin, { version: APP_VERSION })
 

@@ -135,16 +135,20 @@ export class IdempotencyStore implements IdempotencyKeyStore {
     this.maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY
     this.#now = options.now ?? Date.now
     this.recount()
-    this.#select = db.prepare('SELECT fingerprint, created_at, status, answer, partial, derived FROM idempotency_keys WHERE scope = ? AND key = ? AND created_at > ?')
+    this.#select = db.prepare('SELECT fingerprint, created_at, status, answer, partial, derived FROM idempotency_keys ' +
+      'WHERE scope = ? AND key = ? AND created_at > ?')
     // an expired row is taken over in place: one statement, so two claimants cannot both win
     this.#claim = db.prepare(`INSERT INTO idempotency_keys (scope, key, fingerprint, created_at, partial) VALUES (?, ?, ?, ?, ?)
-      ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at, status = NULL, answer = NULL, bytes = 0, derived = 0, partial = excluded.partial
+      ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, created_at = excluded.created_at,` +
+      ` status = NULL, answer = NULL, bytes = 0, derived = 0, partial = excluded.partial
       WHERE idempotency_keys.created_at <= ?`)
     this.#complete = db.prepare('UPDATE idempotency_keys SET status = ?, answer = ?, bytes = ?, derived = ?, partial = NULL WHERE scope = ? AND key = ?')
     this.#release = db.prepare('DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND answer IS NULL')
-    this.#prune = db.prepare('DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at <= ? ORDER BY created_at LIMIT ?) RETURNING bytes')
+    this.#prune = db.prepare('DELETE FROM idempotency_keys ' +
+      'WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE created_at <= ? ORDER BY created_at LIMIT ?) RETURNING bytes')
     // a request under way (no answer yet) is never cut short: its retry would write again
-    this.#pruneOldest = db.prepare('DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE answer IS NOT NULL ORDER BY created_at LIMIT ?) RETURNING bytes')
+    this.#pruneOldest = db.prepare('DELETE FROM idempotency_keys ' +
+      'WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE answer IS NOT NULL ORDER BY created_at LIMIT ?) RETURNING bytes')
     this.#count = db.prepare('SELECT COUNT(*) AS count FROM idempotency_keys')
   }
 
@@ -156,7 +160,11 @@ export class IdempotencyStore implements IdempotencyKeyStore {
    * sent again.
    * @throws IdempotencyKeyReusedError (422) when the key came with another request
    */
-  once<T> (request: KeyedRequest | undefined, write: () => T, format: AnswerFormat = {}): { replayed: false, body: T } | { replayed: true, answer: StoredAnswer } {
+  once<T> (
+    request: KeyedRequest | undefined,
+    write: () => T,
+    format: AnswerFormat = {}
+  ): { replayed: false, body: T } | { replayed: true, answer: StoredAnswer } {
     if (!request) return { replayed: false, body: write() }
     const found = this.#found(request)
     if (found) return { replayed: true, answer: found }
@@ -287,7 +295,8 @@ export class IdempotencyStore implements IdempotencyKeyStore {
     if (!row) return undefined
     this.#checkFingerprint(request, row)
     if (row.status === null || row.answer === null) {
-      throw new ConflictError(`${IDEMPOTENCY_KEY_HEADER} ${quoteKey(request.key)} belongs to a request still under way on ${request.scope}: wait for its answer, or send the request again shortly`)
+      throw new ConflictError(`${IDEMPOTENCY_KEY_HEADER} ${quoteKey(request.key)} belongs to a request still under way on ${request.scope}: ` +
+        'wait for its answer, or send the request again shortly')
     }
     return { status: row.status, body: row.answer, derived: row.derived === 1 }
   }
@@ -299,13 +308,15 @@ export class IdempotencyStore implements IdempotencyKeyStore {
     // claimed by another connection between our look and our write: its answer (or a 409) stands
     const row = this.#select.get(request.scope, request.key, now - this.windowMs)
     if (row) this.#checkFingerprint(request, row)
-    throw new ConflictError(`${IDEMPOTENCY_KEY_HEADER} ${quoteKey(request.key)} was just taken by another request on ${request.scope}: send the request again to get its answer`)
+    throw new ConflictError(`${IDEMPOTENCY_KEY_HEADER} ${quoteKey(request.key)} was just taken by another request on ${request.scope}: ` +
+      'send the request again to get its answer')
   }
 
   #checkFingerprint (request: KeyedRequest, row: KeyRow): void {
     if (row.fingerprint === request.fingerprint) return
     const ago = Math.max(0, Math.round((this.#now() - row.created_at) / 1000))
-    throw new IdempotencyKeyReusedError(`${IDEMPOTENCY_KEY_HEADER} ${quoteKey(request.key)} was used ${ago} s ago for a different request on ${request.scope}: a key names one request, so send a new key with a new request`)
+    throw new IdempotencyKeyReusedError(`${IDEMPOTENCY_KEY_HEADER} ${quoteKey(request.key)} was used ${ago} s ago ` +
+      `for a different request on ${request.scope}: a key names one request, so send a new key with a new request`)
   }
 
   #track (id: string): void {

@@ -65,7 +65,8 @@ export function databaseRoomBytes (db: Database.Database): number {
   // asked before every stored batch: one statement prepared once per connection (~9 µs), not four pragmas compiled each time (~68 µs)
   let pages = pageStatements.get(db)
   if (pages === undefined) {
-    pages = db.prepare('SELECT page_size, page_count, freelist_count, max_page_count FROM pragma_page_size(), pragma_page_count(), pragma_freelist_count(), pragma_max_page_count()')
+    pages = db.prepare('SELECT page_size, page_count, freelist_count, max_page_count ' +
+      'FROM pragma_page_size(), pragma_page_count(), pragma_freelist_count(), pragma_max_page_count()')
     pageStatements.set(db, pages)
   }
   const { page_size: pageSize, page_count: pageCount, freelist_count: freePages, max_page_count: maxPages } = pages.get() as Record<string, number>
@@ -197,7 +198,8 @@ export class Storage {
     const { area, migrations } = schema
     const current = this.version(area)
     if (current > migrations.length) {
-      throw new Error(`database has ${area} schema version ${current}, this build knows only ${migrations.length}: refusing to run an older build on a newer database`)
+      throw new Error(`database has ${area} schema version ${current}, this build knows only ${migrations.length}: ` +
+        'refusing to run an older build on a newer database')
     }
     const applied: number[] = []
     const record = this.db.prepare('INSERT INTO schema_migrations (area, version) VALUES (?, ?)')
@@ -326,8 +328,9 @@ export class Storage {
     this.#checkpoint()
     if (quiet) return
     const freeBytes = this.#freeBytes()
+    const reserveReleased = released > 0 ? ` with the ${mib(released)} MiB reserve ${RESERVE_FILE} released` : ''
     this.#log?.warn({ dataDir: this.#dataDir, freeBytes, releasedBytes: released },
-      `the disk holding ${this.#dataDir} is full: ${mib(freeBytes)} MiB free${released > 0 ? ` with the ${mib(released)} MiB reserve ${RESERVE_FILE} released` : ''}; ` +
+      `the disk holding ${this.#dataDir} is full: ${mib(freeBytes)} MiB free${reserveReleased}; ` +
       `the database is held at its ${mib(this.#heldPages * this.#pageSize)} MiB, new frames replace the oldest unlabelled ones and deletes keep working ` +
       `(labelled samples are kept) until the disk has ${mib(this.#reserveBytes + 2 * this.#fullBelowBytes)} MiB free again`)
   }
@@ -336,7 +339,9 @@ export class Storage {
     if (!this.#writeReserve()) return
     this.#heldPages = undefined
     this.#applyMaxPages()
-    this.#log?.info({ dataDir: this.#dataDir, freeBytes }, `the disk holding ${this.#dataDir} has room again (${mib(freeBytes)} MiB free): the database may grow again${this.#reserveBytes > 0 ? ` and the ${mib(this.#reserveBytes)} MiB reserve is back` : ''}`)
+    const reserveBack = this.#reserveBytes > 0 ? ` and the ${mib(this.#reserveBytes)} MiB reserve is back` : ''
+    this.#log?.info({ dataDir: this.#dataDir, freeBytes },
+      `the disk holding ${this.#dataDir} has room again (${mib(freeBytes)} MiB free): the database may grow again${reserveBack}`)
   }
 
   /** Writes the reserve up to its size; false (and the file as it was) when the disk has no room for it. */

@@ -90,9 +90,15 @@ export class SampleStore extends EventEmitter<{ deleted: [SampleDeletion] }> {
    * same transaction, so two importers cannot both pass it).
    * @returns the new import's id, or the earlier import it duplicates (nothing stored then)
    */
-  insertImport (samples: readonly NewSample[], contentSha256: string, device: number | null, options: { allowDuplicate?: boolean, at?: Date } = {}): { importId: number } | { duplicateOf: ImportRecord } {
+  insertImport (
+    samples: readonly NewSample[],
+    contentSha256: string,
+    device: number | null,
+    options: { allowDuplicate?: boolean, at?: Date } = {}
+  ): { importId: number } | { duplicateOf: ImportRecord } {
     const importedAt = (options.at ?? new Date()).toISOString()
-    const statement = this.#db.prepare('INSERT INTO training_samples (kind, angle, features, device, source, recorded_at, import_id) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    const statement = this.#db.prepare('INSERT INTO training_samples (kind, angle, features, device, source, recorded_at, import_id) ' +
+      'VALUES (?, ?, ?, ?, ?, ?, ?)')
     // immediate: the duplicate check and the write see the same database
     return this.#db.transaction(() => {
       const earlier = options.allowDuplicate ? undefined : this.earlierImport(contentSha256, device)
@@ -132,7 +138,8 @@ export class SampleStore extends EventEmitter<{ deleted: [SampleDeletion] }> {
    * a count, not the rows (the run reads those itself, off the event loop).
    */
   labelCounts (kind: ModelKind): Map<number, number> {
-    const rows = this.#db.prepare('SELECT angle, COUNT(*) AS count FROM training_samples WHERE kind = ? GROUP BY angle').all(kind) as Array<{ angle: number, count: number }>
+    const rows = this.#db.prepare('SELECT angle, COUNT(*) AS count FROM training_samples WHERE kind = ? GROUP BY angle')
+      .all(kind) as Array<{ angle: number, count: number }>
     return new Map(rows.map((row) => [row.angle, row.count]))
   }
 
@@ -177,13 +184,15 @@ export class SampleStore extends EventEmitter<{ deleted: [SampleDeletion] }> {
 
   /** Counts per device and label of the samples of one source: every device's in one query. */
   countsByDeviceAndAngle (kind: ModelKind, source: string): Array<{ device: number, angle: number, count: number }> {
-    return this.#db.prepare('SELECT device, angle, COUNT(*) AS count FROM training_samples WHERE kind = ? AND source = ? AND device IS NOT NULL GROUP BY device, angle ORDER BY device, angle')
+    return this.#db.prepare('SELECT device, angle, COUNT(*) AS count FROM training_samples ' +
+      'WHERE kind = ? AND source = ? AND device IS NOT NULL GROUP BY device, angle ORDER BY device, angle')
       .all(kind, source) as Array<{ device: number, angle: number, count: number }>
   }
 
   /** Counts per label, source and device. */
   summary (kind: ModelKind): DatasetSummary {
-    const by = (column: string) => this.#db.prepare(`SELECT ${column} AS key, COUNT(*) AS count FROM training_samples WHERE kind = ? GROUP BY ${column} ORDER BY ${column}`)
+    const by = (column: string) => this.#db
+      .prepare(`SELECT ${column} AS key, COUNT(*) AS count FROM training_samples WHERE kind = ? GROUP BY ${column} ORDER BY ${column}`)
       .all(kind) as Array<{ key: number | string | null, count: number }>
     return {
       kind,

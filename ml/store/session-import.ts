@@ -94,7 +94,13 @@ export function storeSessionUpload (store: SampleStore, upload: SessionUpload, o
   const samples = upload.rows.map((row) => ({ kind: 'csi' as const, angle: row.angle, features: row.features, device, source }))
   const stored = store.insertImport(samples, upload.contentSha256, device, { allowDuplicate: options.duplicate === 'allow' })
   if ('duplicateOf' in stored) throw new DuplicateImportError(describeDuplicate(stored.duplicateOf))
-  return { imported: upload.rows.length, lines: upload.lines, labels: labelCounts(upload.rows.map((row) => row.angle)), importId: stored.importId, contentSha256: upload.contentSha256 }
+  return {
+    imported: upload.rows.length,
+    lines: upload.lines,
+    labels: labelCounts(upload.rows.map((row) => row.angle)),
+    importId: stored.importId,
+    contentSha256: upload.contentSha256
+  }
 }
 
 /**
@@ -110,5 +116,6 @@ export async function importSessionCsv (store: SampleStore, input: AsyncIterable
 /** "… was imported already: import 4 on …": what the 409 says. */
 export function describeDuplicate (earlier: ImportRecord): string {
   const device = earlier.device === null ? 'without a device' : `for device ${earlier.device}`
-  return `this CSV (sha256 ${earlier.contentSha256.slice(0, 12)}…) was imported ${device} already: import ${earlier.id} at ${earlier.importedAt}, ${earlier.rows} rows; nothing imported`
+  return `this CSV (sha256 ${earlier.contentSha256.slice(0, 12)}…) was imported ${device} already: ` +
+    `import ${earlier.id} at ${earlier.importedAt}, ${earlier.rows} rows; nothing imported`
 }

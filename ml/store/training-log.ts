@@ -50,7 +50,8 @@ export class TrainingLog {
 
   /** Seconds the latest finished training took. */
   lastTrainingSeconds (): number | undefined {
-    const row = this.#db.prepare("SELECT seconds FROM model_trainings WHERE status = 'finished' ORDER BY id DESC LIMIT 1").get() as { seconds: number } | undefined
+    const row = this.#db.prepare("SELECT seconds FROM model_trainings WHERE status = 'finished' ORDER BY id DESC LIMIT 1")
+      .get() as { seconds: number } | undefined
     return row?.seconds
   }
 

@@ -61,7 +61,8 @@ export class VersionCatalogue {
     // a door model's headline figure is its door-state accuracy, the one a user sees
     const accuracy = isDoorMeta(meta) ? (meta.evaluation as { doorState?: { accuracy?: number } } | undefined)?.doorState?.accuracy : meta.evaluation?.accuracy
     const gate = isDoorMeta(meta) ? verdictOf(meta) : undefined
-    this.#db.prepare(`INSERT INTO model_versions (version, kind, created_at, labels, accuracy, training_seconds, weights_sha256, device, gate_passed, gate_score, gate_refused_by)
+    this.#db.prepare('INSERT INTO model_versions (version, kind, created_at, labels, accuracy, training_seconds, weights_sha256, ' +
+      `device, gate_passed, gate_score, gate_refused_by)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
       file.version, file.kind, file.createdAt, JSON.stringify(meta.labels),
       accuracy ?? null, meta.trainingSeconds, file.weightsSha256, file.device ?? null,
@@ -88,8 +89,13 @@ export class VersionCatalogue {
     const device = this.deviceOf(version)
     this.#db.transaction(() => {
       this.#db.prepare('UPDATE model_versions SET activated_at = ? WHERE version = ?').run(new Date().toISOString(), version)
-      if (device === undefined) this.#db.prepare('INSERT INTO model_active (kind, version) VALUES (?, ?) ON CONFLICT (kind) DO UPDATE SET version = excluded.version').run(kind, version)
-      else this.#db.prepare('INSERT INTO door_model_active (device, version) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET version = excluded.version').run(device, version)
+      if (device === undefined) {
+        this.#db.prepare('INSERT INTO model_active (kind, version) VALUES (?, ?) ' +
+          'ON CONFLICT (kind) DO UPDATE SET version = excluded.version').run(kind, version)
+      } else {
+        this.#db.prepare('INSERT INTO door_model_active (device, version) VALUES (?, ?) ' +
+          'ON CONFLICT (device) DO UPDATE SET version = excluded.version').run(device, version)
+      }
     })()
   }
 

@@ -199,7 +199,17 @@ export class HomeAssistantBridge {
   /** The last payload handed over (published or queued) per state topic, so only changes go out. */
   private readonly sent = new Map<string, string>()
   private readonly lastLogged = new Map<string, { at: number, suppressed: number }>()
-  private readonly counters = { published: 0, framesRouted: 0, framesRefused: 0, framesRetained: 0, framesFailed: 0, packetsSkipped: 0, births: 0, republishes: 0, listenerErrors: 0 }
+  private readonly counters = {
+    published: 0,
+    framesRouted: 0,
+    framesRefused: 0,
+    framesRetained: 0,
+    framesFailed: 0,
+    packetsSkipped: 0,
+    births: 0,
+    republishes: 0,
+    listenerErrors: 0
+  }
 
   constructor (options: HomeAssistantBridgeOptions) {
     this.options = options
@@ -254,8 +264,12 @@ export class HomeAssistantBridge {
     this.connection.start()
     this.options.source.on('door', this.handleDoor)
     this.options.source.on('removed', this.handleRemoved)
-    this.log.info({ url: this.connection.safeUrl, clientId: this.connection.clientId, discoveryPrefix: this.options.discoveryPrefix, baseTopic: this.options.baseTopic },
-      'home-assistant: connecting to the MQTT broker')
+    this.log.info({
+      url: this.connection.safeUrl,
+      clientId: this.connection.clientId,
+      discoveryPrefix: this.options.discoveryPrefix,
+      baseTopic: this.options.baseTopic
+    }, 'home-assistant: connecting to the MQTT broker')
   }
 
   /**
@@ -350,7 +364,10 @@ export class HomeAssistantBridge {
   /** Called by the packet limit for each message over maxPacketBytes, skipped as it arrived. */
   private onSkipped (packet: SkippedPacket): void {
     this.counters.packetsSkipped++
-    this.refusals.refuse('too_large', { error: `an MQTT message of ${packet.bytes} bytes${packet.retain ? ' (retained)' : ''} is larger than the ${this.maxPacketBytes} bytes allowed (MQTT_MAX_PAYLOAD); skipped unread` })
+    const retained = packet.retain ? ' (retained)' : ''
+    this.refusals.refuse('too_large', {
+      error: `an MQTT message of ${packet.bytes} bytes${retained} is larger than the ${this.maxPacketBytes} bytes allowed (MQTT_MAX_PAYLOAD); skipped unread`
+    })
   }
 
   private readonly handleDoor = (door: Door): void => {

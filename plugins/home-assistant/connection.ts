@@ -222,7 +222,8 @@ export class BrokerConnection {
         this.options.onPublish('status')
       } catch (error) {
         force = true
-        this.log.warn({ url: this.safeUrl, error: error instanceof Error ? error.message : String(error) }, 'home-assistant: could not publish offline before disconnecting')
+        this.log.warn({ url: this.safeUrl, error: error instanceof Error ? error.message : String(error) },
+          'home-assistant: could not publish offline before disconnecting')
       }
     }
     try {

@@ -123,7 +123,10 @@ export function doorDeviceName (door: Pick<Door, 'device' | 'name'>): string {
  * device name ("Front door", not "Front door Door"), the others carry only
  * what they are ("Angle" → "Front door Angle").
  */
-export function doorConfigs (door: Pick<Door, 'device' | 'name'>, options: DiscoveryOptions): Array<RetainedMessage & { entity: DoorEntity, config: Record<string, unknown> }> {
+export function doorConfigs (
+  door: Pick<Door, 'device' | 'name'>,
+  options: DiscoveryOptions
+): Array<RetainedMessage & { entity: DoorEntity, config: Record<string, unknown> }> {
   const id = door.device
   const topics = doorStateTopics(options.baseTopic, id)
   const common = {

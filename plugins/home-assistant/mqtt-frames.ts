@@ -62,7 +62,8 @@ function framesOfText (text: string): unknown[] {
     const batch = parsed.length > 0 && parsed.every((item) => Array.isArray(item) || typeof item === 'string')
     return batch ? parsed : parsed.length === 0 ? [] : [parsed]
   }
-  throw new FramesPayloadError('undecodable', `payload must be a frame, a JSON array of frames or frames one per line, got JSON ${parsed === null ? 'null' : typeof parsed}`)
+  const got = parsed === null ? 'null' : typeof parsed
+  throw new FramesPayloadError('undecodable', `payload must be a frame, a JSON array of frames or frames one per line, got JSON ${got}`)
 }
 
 export interface MqttFrameIntakeOptions {

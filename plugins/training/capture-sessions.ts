@@ -152,7 +152,8 @@ export class CaptureSessions extends EventEmitter<{ changed: [CaptureStatus] }> 
   start (device: number, angle: number, seconds: number, options: CaptureOptions = {}): CaptureStatus {
     const open = this.#sessions.get(device)
     if (open && this.#isOpen(open)) {
-      throw new ConflictError(`device ${device} is already being captured at ${open.angle}° for ${secondsLeft(open, this.#now()).toFixed(1)} more seconds; cancel it with POST /training/post/cancel_capture`)
+      throw new ConflictError(`device ${device} is already being captured at ${open.angle}° for ${secondsLeft(open, this.#now()).toFixed(1)} more seconds; ` +
+        'cancel it with POST /training/post/cancel_capture')
     }
     if (open?.timer) clearTimeout(open.timer)
     const startedAt = this.#now()
@@ -171,7 +172,9 @@ export class CaptureSessions extends EventEmitter<{ changed: [CaptureStatus] }> 
       timer: undefined
     }
     this.#db.prepare(`INSERT OR REPLACE INTO capture_sessions (device, angle, started_at, ends_at, frames_wanted, source, after_sample, state)
-      VALUES (?, ?, ?, ?, ?, ?, ?, 'open')`).run(device, angle, session.startedAt, session.endsAt, session.framesWanted ?? null, session.source ?? null, session.afterSample)
+      VALUES (?, ?, ?, ?, ?, ?, ?, 'open')`).run(
+      device, angle, session.startedAt, session.endsAt, session.framesWanted ?? null, session.source ?? null, session.afterSample
+    )
     // record() checks the clock itself; the timer only reports the end
     session.timer = setTimeout(() => this.#end(session, 'finished'), seconds * 1000).unref()
     this.#sessions.set(device, session)
@@ -255,7 +258,12 @@ export class CaptureSessions extends EventEmitter<{ changed: [CaptureStatus] }> 
   }
 
   #ownSamples (session: Session) {
-    return { device: session.device, angle: session.angle, afterId: session.afterSample, sources: session.source === undefined ? CAPTURED_SOURCES : [session.source] }
+    return {
+      device: session.device,
+      angle: session.angle,
+      afterId: session.afterSample,
+      sources: session.source === undefined ? CAPTURED_SOURCES : [session.source]
+    }
   }
 
   #countStored (session: Session): number {

@@ -41,7 +41,13 @@ class ScriptedTransport implements AgentTransport {
 /** An agent on `transport` with quick retries, stopped after the test even when an assertion failed. */
 function agentWith (t: TestContext, transport: AgentTransport, options: Omit<AgentOptions, 'transport'> = {}): { agent: Agent, logs: string[] } {
   const logs: string[] = []
-  const agent = new Agent({ transport, keepAliveMs: 60_000, backoff: { initialMs: 5, maxMs: 20, factor: 2, jitter: 0.5 }, log: (line) => logs.push(line), ...options })
+  const agent = new Agent({
+    transport,
+    keepAliveMs: 60_000,
+    backoff: { initialMs: 5, maxMs: 20, factor: 2, jitter: 0.5 },
+    log: (line) => logs.push(line),
+    ...options
+  })
   t.after(() => agent.finish(0))
   return { agent, logs }
 }

@@ -92,7 +92,10 @@ test('serial lines: a port that does not exist is a clear error', async () => {
 test('a missing serialport package says how to install it', async () => {
   await assert.rejects(loadSerialPort('serialport-package-that-is-not-installed'), (err: Error) => {
     assert.ok(err instanceof SerialPortError)
-    assert.match(err.message, /needs the optional "serialport" package, which is not installed: install it with `npm install serialport`.*or pipe the lines in with --stdin/)
+    assert.match(err.message, new RegExp(
+      'needs the optional "serialport" package, which is not installed: ' +
+      'install it with `npm install serialport`.*or pipe the lines in with --stdin'
+    ))
     return true
   })
   // and the installed one loads

@@ -35,7 +35,13 @@ async function lossyProxy (t: TestContext, upstream: string, loseAnswer: (batch:
   const proxy = createServer((incoming, outgoing) => {
     const isBatch = incoming.method === 'POST' && incoming.url === '/server/post/frames'
     const drop = isBatch && loseAnswer(batches++)
-    const forwarded = httpRequest({ host: target.hostname, port: target.port, method: incoming.method, path: incoming.url, headers: incoming.headers as IncomingHttpHeaders }, (answer) => {
+    const forwarded = httpRequest({
+      host: target.hostname,
+      port: target.port,
+      method: incoming.method,
+      path: incoming.url,
+      headers: incoming.headers as IncomingHttpHeaders
+    }, (answer) => {
       const chunks: Buffer[] = []
       answer.on('data', (chunk: Buffer) => chunks.push(chunk))
       answer.on('end', () => {

@@ -54,7 +54,11 @@ test('HttpTransport reads each answer of the real routes', async (t) => {
   assert.deepEqual(live.map(({ id, name }) => ({ id, name })), [{ id: 11, name: 'pi-hall' }])
 
   const stored = await answered(() => pi.send([esp32Lines[0], piFrames[0], '[1, 2, 3]'], never))
-  assert.deepEqual(stored, { kind: 'stored', accepted: 2, rejected: [{ index: 2, reason: 'frame must hold 106 features, 108 raw Pi values or 128 raw ESP32 values, got 3' }] })
+  assert.deepEqual(stored, {
+    kind: 'stored',
+    accepted: 2,
+    rejected: [{ index: 2, reason: 'frame must hold 106 features, 108 raw Pi values or 128 raw ESP32 values, got 3' }]
+  })
   assert.equal(await framesReceived(url, 11), 2)
 
   const refused = await answered(() => pi.send(['[1, 2, 3]'], never))

@@ -39,7 +39,10 @@ test('arguments: defaults, DEVICE_TOKEN from the environment, the server URL nor
     timeoutMs: 10000,
     drainMs: 30000
   })
-  const serial = parseAgentArgs([...required, '--serial', '/dev/ttyUSB0', '--token', 'cli-token', '--infer', '--batch', '20', '--queue', '500'], { DEVICE_TOKEN: 'from-env-123' })
+  const serial = parseAgentArgs(
+    [...required, '--serial', '/dev/ttyUSB0', '--token', 'cli-token', '--infer', '--batch', '20', '--queue', '500'],
+    { DEVICE_TOKEN: 'from-env-123' }
+  )
   assert.deepEqual(serial.source, { kind: 'serial', path: '/dev/ttyUSB0', baudRate: 921600 })
   assert.equal(serial.token, 'cli-token')
   assert.equal(serial.infer, true)
@@ -75,7 +78,8 @@ test('arguments: each mistake is named', () => {
 test('the summary is one line, with the skip reasons', () => {
   const counts = { read: 10, sent: 6, rejected: 1, dropped: 2, skipped: 1, retries: 3, keepAlives: 2, keepAliveFailures: 1 }
   const line = formatSummary({ ...counts, abandoned: 2, skippedReasons: [{ reason: 'frame is empty', count: 1 }] })
-  assert.equal(line, 'agent: read 10, sent 6, rejected 1, dropped 2, skipped 1 (retries 3, keep-alives 2 ok / 1 failed); gave up on 2 queued frames at the end; skipped: 1× frame is empty')
+  assert.equal(line, 'agent: read 10, sent 6, rejected 1, dropped 2, skipped 1 (retries 3, keep-alives 2 ok / 1 failed); ' +
+    'gave up on 2 queued frames at the end; skipped: 1× frame is empty')
   assert.ok(!line.includes('\n'))
 })
 
@@ -90,7 +94,10 @@ test('CLI end to end: stdin to a real server exits 0 with one summary line; to n
   assert.equal(run.exitCode, 0, run.stderr)
   const summary = run.stderr.split('\n').filter((line) => line.startsWith('agent: read'))
   assert.equal(summary.length, 1)
-  assert.match(summary[0], /^agent: read 333, sent 332, rejected 0, dropped 0, skipped 1 \(retries \d+, keep-alives \d+ ok \/ \d+ failed\); skipped: 1× frame value 0 is not a finite number/)
+  assert.match(summary[0], new RegExp(
+    String.raw`^agent: read 333, sent 332, rejected 0, dropped 0, skipped 1 \(retries \d+, keep-alives \d+ ok \/ \d+ failed\); ` +
+    String.raw`skipped: 1× frame value 0 is not a finite number`
+  ))
   assert.equal(run.stdout, '')
   assert.equal(await framesReceived(url, 21), 332)
 
@@ -168,7 +175,10 @@ test('CLI: a session CSV piped in (no line a frame) exits 4 and says what to use
   const run = await agentProcess(['--server', url, '--name', 'pi-csv', '--id', '27', '--stdin'], { input: csv })
   assert.equal(run.exitCode, EXIT.noFrames, run.stderr)
   assert.match(run.stderr, /agent: read 50, sent 0, rejected 0, dropped 0, skipped 50 /)
-  assert.match(run.stderr, /agent: exit 4: none of the 50 lines read was a frame, so nothing was sent; .*a session CSV is imported with doorsense import --data FILE/)
+  assert.match(run.stderr, new RegExp(
+    'agent: exit 4: none of the 50 lines read was a frame, so nothing was sent; ' +
+    '.*a session CSV is imported with doorsense import --data FILE'
+  ))
   assert.equal(await framesReceived(url, 27), 0)
 })
 
@@ -196,5 +206,8 @@ test('CLI: frames the server rejects exit 2 — a wrong base path (sent 0, rejec
 test('CLI --help lists the exit codes', async () => {
   const help = await agentProcess(['--help'])
   assert.equal(help.exitCode, 0)
-  assert.match(help.stdout, /Exit status:\n {2}0 {2}input ended .* accepted every frame\n {2}1 {2}bad usage.*\n {2}2 {2}the server rejected frames.*\n {2}3 {2}frames were left unsent.*\n.*\n {2}4 {2}lines were read but none was a frame/)
+  assert.match(help.stdout, new RegExp(
+    String.raw`Exit status:\n {2}0 {2}input ended .* accepted every frame\n {2}1 {2}bad usage.*\n {2}2 {2}the server rejected frames.*\n` +
+    String.raw` {2}3 {2}frames were left unsent.*\n.*\n {2}4 {2}lines were read but none was a frame`
+  ))
 })

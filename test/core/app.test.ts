@@ -38,7 +38,10 @@ test('graceful stop leaves no timers: a process that builds, uses and closes the
   const code = await Promise.race([
     exited,
     new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`the process did not exit by itself within ${EXIT_AFTER_CLOSE_MS} ms of app.close():\n${stderr}`)), EXIT_AFTER_CLOSE_MS)
+      timer = setTimeout(
+        () => reject(new Error(`the process did not exit by itself within ${EXIT_AFTER_CLOSE_MS} ms of app.close():\n${stderr}`)),
+        EXIT_AFTER_CLOSE_MS
+      )
     })
   ]).finally(() => clearTimeout(timer))
   assert.equal(code, 0, stderr)

@@ -111,7 +111,11 @@ test('the store keeps its answers under maxBytes: the oldest answered keys go fi
   assert.equal(store.once({ scope: 'POST /big device 1', key: 'k-999', fingerprint: 'f' }, () => 'again').replayed, true, 'the newest is replayed')
   assert.equal(store.once({ scope: 'POST /big device 1', key: 'k-0', fingerprint: 'f' }, () => 'again').replayed, false, 'the oldest was forgotten')
   store.finish(underWay, 'done')
-  assert.deepEqual(store.begin(underWay, () => 'again'), { kind: 'replay', answer: { status: 200, body: '"done"', derived: false } }, 'the request under way was never cut short')
+  assert.deepEqual(
+    store.begin(underWay, () => 'again'),
+    { kind: 'replay', answer: { status: 200, body: '"done"', derived: false } },
+    'the request under way was never cut short'
+  )
   // a restarted store counts what the table holds
   store.recount()
   const before = store.bytes

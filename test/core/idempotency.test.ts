@@ -94,7 +94,12 @@ test('frames and samples: identical keyed requests at once store once', async (t
 
   const rows = sessionSlice(1)
   const samples = { ID: 4, samples: rows.map((row) => ({ angle: row.angle, frame: stringified(row) })) }
-  const post = (body: object, sampleKey: string) => app.inject({ method: 'POST', url: '/training/post/samples', payload: body, headers: { ...ADMIN, 'idempotency-key': sampleKey } })
+  const post = (body: object, sampleKey: string) => app.inject({
+    method: 'POST',
+    url: '/training/post/samples',
+    payload: body,
+    headers: { ...ADMIN, 'idempotency-key': sampleKey }
+  })
   const sampleKey = randomUUID()
   const stored = await Promise.all([post(samples, sampleKey), post(samples, sampleKey), post(samples, sampleKey)])
   assert.deepEqual(stored.map((answer) => answer.statusCode), [200, 200, 200])
@@ -126,7 +131,11 @@ test('import: a keyed retry replays; the same content again is a 409 naming the 
   const duplicate = await importCsv(app, windows, '?ID=3')
   assert.equal(duplicate.statusCode, 409)
   assert.equal(duplicate.json().code, 'DS_DUPLICATE_IMPORT')
-  assert.match(duplicate.json().message, new RegExp(`^this CSV \\(sha256 ${result.contentSha256.slice(0, 12)}…\\) was imported for device 3 already: import ${result.importId} at \\d{4}-\\d\\d-\\d\\dT[^,]+, 21 rows; nothing imported \\(to import the same content again on purpose, add \\?duplicate=allow\\)$`))
+  assert.match(duplicate.json().message, new RegExp(
+    `^this CSV \\(sha256 ${result.contentSha256.slice(0, 12)}…\\) was imported for device 3 already: ` +
+    `import ${result.importId} at \\d{4}-\\d\\d-\\d\\dT[^,]+, 21 rows; nothing imported ` +
+    '\\(to import the same content again on purpose, add \\?duplicate=allow\\)$'
+  ))
   assert.equal(count(app, 'training_samples'), 21)
   // another device, or no device, is another import
   assert.equal((await importCsv(app, csv)).statusCode, 200)
@@ -246,7 +255,12 @@ test('many keyed full batches keep the key table under IDEMPOTENCY_MAX_MB, and a
   // frames routes keep their answers: 300 keyed posts of 60 frames with rejected frames make large ones
   const bad = Array.from({ length: 60 }, (_, i) => `not a frame ${i}`.padEnd(200, 'x'))
   for (let i = 0; i < 300; i++) {
-    const answer = await app.inject({ method: 'POST', url: '/server/post/frames', payload: { ID: 4, frames: [...bad, rawPiFrames()[0]] }, headers: { 'idempotency-key': `frames-${i}` } })
+    const answer = await app.inject({
+      method: 'POST',
+      url: '/server/post/frames',
+      payload: { ID: 4, frames: [...bad, rawPiFrames()[0]] },
+      headers: { 'idempotency-key': `frames-${i}` }
+    })
     assert.equal(answer.statusCode, 200, answer.body)
   }
   await app.idempotency.prune()

@@ -30,7 +30,12 @@ test('a really full disk: frames keep coming, delete_samples answers, and the re
   writeFileSync(others, Buffer.alloc(8 * MIB))
   // checkpoints every 20 ms keep up with a Pi posting every 20 ms, as the default second keeps up with real Pis
   const app = await buildTestApp(t, { STORAGE_RESERVE_MB: '4', WAL_CHECKPOINT_MS: '20' }, { dataDir })
-  const imported = await app.inject({ method: 'POST', url: '/training/post/import', headers: { ...ADMIN, 'content-type': 'text/csv' }, payload: sessionCsv(sessionSlice(50)) })
+  const imported = await app.inject({
+    method: 'POST',
+    url: '/training/post/import',
+    headers: { ...ADMIN, 'content-type': 'text/csv' },
+    payload: sessionCsv(sessionSlice(50))
+  })
   assert.equal(imported.statusCode, 200, imported.body)
 
   // one Pi fills the disk (~20 MB of frames for the 12 MiB left), and goes on posting

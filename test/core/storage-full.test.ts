@@ -37,7 +37,12 @@ function postSamples (app: App, perLabel: number, skip: number) {
 }
 
 function postImport (app: App, perLabel: number, skip: number) {
-  return app.inject({ method: 'POST', url: '/training/post/import', headers: { ...ADMIN, 'content-type': 'text/csv' }, payload: sessionCsv(sessionSlice(perLabel, skip)) })
+  return app.inject({
+    method: 'POST',
+    url: '/training/post/import',
+    headers: { ...ADMIN, 'content-type': 'text/csv' },
+    payload: sessionCsv(sessionSlice(perLabel, skip))
+  })
 }
 
 function assertStorageFull (response: { statusCode: number, body: string, json: () => unknown }, what: string): void {
@@ -71,7 +76,8 @@ test('a full database: writes answer 507 and store nothing of their request, rea
   // no unlabelled frame to drop: frames are refused like any write (and their batch is rolled back whole)
   for (let i = 1; (await postSamples(app, 1, i)).statusCode === 200; i++) assert.ok(i < 100, 'the samples never filled the last room')
   // the log of past runs fills its last page too, so recording a new run needs a page the cap denies
-  const pastRun = app.storage.db.prepare("INSERT INTO model_trainings (version, kind, started_at, ended_at, status, seconds) VALUES (?, 'csi', ?, ?, 'finished', 1)")
+  const pastRun = app.storage.db.prepare('INSERT INTO model_trainings (version, kind, started_at, ended_at, status, seconds) ' +
+    "VALUES (?, 'csi', ?, ?, 'finished', 1)")
   for (let i = 0; ; i++) {
     assert.ok(i < 1000, 'the training log never filled its page')
     try {
@@ -82,7 +88,10 @@ test('a full database: writes answer 507 and store nothing of their request, rea
     }
   }
   const before = rowCounts(app)
-  const lastFrameAt = async () => (await app.inject({ method: 'GET', url: '/ml/get/door_state' })).json().doors.find((door: { device: number }) => door.device === DEVICE)?.lastFrameAt as string | undefined
+  const lastFrameAt = async () => {
+    const answer = await app.inject({ method: 'GET', url: '/ml/get/door_state' })
+    return answer.json().doors.find((door: { device: number }) => door.device === DEVICE)?.lastFrameAt as string | undefined
+  }
   const lastStored = await lastFrameAt()
   await new Promise((resolve) => setTimeout(resolve, 5))
 

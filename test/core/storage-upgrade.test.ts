@@ -63,7 +63,12 @@ test('a database doorsense 0.1.0 wrote opens with this build: no migration runs 
   const capture = (await app.inject({ url: '/training/get/capture/3' })).json<CaptureStatus>()
   assert.deepEqual([capture.state, capture.angle, capture.framesStored], ['cancelled', 45, 2])
   // the import recorded then still refuses the same file for the same device
-  const again = await app.inject({ method: 'POST', url: '/training/post/import?ID=4', headers: { ...ADMIN, 'content-type': 'text/csv' }, payload: sessionCsv(sessionSlice(1)) })
+  const again = await app.inject({
+    method: 'POST',
+    url: '/training/post/import?ID=4',
+    headers: { ...ADMIN, 'content-type': 'text/csv' },
+    payload: sessionCsv(sessionSlice(1))
+  })
   assert.equal(again.statusCode, 409, again.body)
   assert.equal(again.json().code, 'DS_DUPLICATE_IMPORT')
 

@@ -120,7 +120,8 @@ test('the app decorates storage and closes it on app.close()', async (t) => {
 
 test('the app refuses to start on a database newer than its build', async (t) => {
   const app = await buildTestApp(t)
-  const areas = app.storage.db.prepare('SELECT area, MAX(version) AS version FROM schema_migrations GROUP BY area').all() as Array<{ area: string, version: number }>
+  const areas = app.storage.db.prepare('SELECT area, MAX(version) AS version FROM schema_migrations GROUP BY area')
+    .all() as Array<{ area: string, version: number }>
   if (areas.length === 0) {
     t.skip('no area has migrations yet')
     return

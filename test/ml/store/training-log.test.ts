@@ -36,7 +36,9 @@ test('markRunningInterrupted ends every running training with a message and repo
 
   const interrupted = log.markRunningInterrupted()
   assert.deepEqual(interrupted.map((failure) => failure.version), ['csi-a', 'rssi-b'])
-  for (const failure of interrupted) assert.match(failure.message, /^training of \S+ \(started .+\) was interrupted: the server stopped or crashed while it ran$/)
+  for (const failure of interrupted) {
+    assert.match(failure.message, /^training of \S+ \(started .+\) was interrupted: the server stopped or crashed while it ran$/)
+  }
   assert.deepEqual(log.lastFailure(), interrupted[1])
   assert.equal(log.lastTrainingSeconds(), 4)
   assert.deepEqual(log.markRunningInterrupted(), [], 'nothing is left running')

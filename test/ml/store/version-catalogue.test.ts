@@ -22,7 +22,15 @@ test('an inserted version is listed, newest first, with its labels, accuracy and
     { version: 'rssi-x', weightsSha256: 'c'.repeat(64) }
   ])
   assert.deepEqual(catalogue.info('csi-new'), {
-    version: 'csi-new', kind: 'csi', createdAt: '2025-02-01T00:00:00.000Z', active: false, labels: [0, 90], accuracy: 0.75, trainingSeconds: 2, weightsSha256: 'b'.repeat(64), scope: 'global'
+    version: 'csi-new',
+    kind: 'csi',
+    createdAt: '2025-02-01T00:00:00.000Z',
+    active: false,
+    labels: [0, 90],
+    accuracy: 0.75,
+    trainingSeconds: 2,
+    weightsSha256: 'b'.repeat(64),
+    scope: 'global'
   })
   assert.equal('accuracy' in (catalogue.info('rssi-x') ?? {}), false, 'no evaluation, no accuracy key')
   assert.equal(catalogue.info('csi-none'), undefined)

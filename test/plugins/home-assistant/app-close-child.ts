@@ -19,7 +19,14 @@ if (url === undefined || dataDir === undefined) {
   process.exit(2)
 }
 
-const app = await buildApp(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'error', LOG_TO_FILE: 'false', TF_BACKEND: 'cpu', ADMIN_TOKEN: 'app-close-child-admin-token', MQTT_URL: url }))
+const app = await buildApp(loadConfig({
+  DATA_DIR: dataDir,
+  LOG_LEVEL: 'error',
+  LOG_TO_FILE: 'false',
+  TF_BACKEND: 'cpu',
+  ADMIN_TOKEN: 'app-close-child-admin-token',
+  MQTT_URL: url
+}))
 await app.ready()
 const deadline = Date.now() + 10_000
 while (!(await app.inject('/home-assistant/status')).json<{ connected: boolean }>().connected) {

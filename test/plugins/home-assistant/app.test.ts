@@ -111,7 +111,10 @@ async function retained (url: string, topics: string[], settleMs = 300): Promise
 /** Waits for a message on `topic` (received from index `from` on) whose payload parses to `config`. */
 async function configArrives (observer: Observer, topic: string, config: unknown, from = 0, timeoutMs = 5000): Promise<void> {
   const wanted = JSON.stringify(config)
-  await observer.waitFor((m) => m.topic === topic && observer.messages.indexOf(m) >= from && m.payload !== '' && JSON.stringify(JSON.parse(m.payload)) === wanted, { past: true, timeoutMs })
+  await observer.waitFor(
+    (m) => m.topic === topic && observer.messages.indexOf(m) >= from && m.payload !== '' && JSON.stringify(JSON.parse(m.payload)) === wanted,
+    { past: true, timeoutMs }
+  )
 }
 
 function suite (kind: BrokerKind): void {
@@ -149,7 +152,9 @@ function suite (kind: BrokerKind): void {
     // DELETE /doors/7: its entities go (empty retained configs), its states are cleared
     const removed = await app.inject({ method: 'DELETE', url: '/doors/7', headers: ADMIN })
     assert.equal(removed.statusCode, 204, removed.body)
-    for (const topic of Object.keys(expectedDoorConfigs(7, '', APP_VERSION))) await observer.waitFor((m) => m.topic === topic && m.payload === '', { past: true })
+    for (const topic of Object.keys(expectedDoorConfigs(7, '', APP_VERSION))) {
+      await observer.waitFor((m) => m.topic === topic && m.payload === '', { past: true })
+    }
     const after = await retained(broker.url, ALL_TOPICS)
     assert.deepEqual([...after.keys()].filter((topic) => topic.includes('doorsense_7') || topic.includes('/doors/7/')), [])
     assert.ok(after.has('homeassistant/binary_sensor/doorsense_bridge/connectivity/config'), 'the bridge stays')
@@ -159,7 +164,10 @@ function suite (kind: BrokerKind): void {
     const order: string[] = []
     const doors = app.doors
     const { off, stop } = doors
-    t.mock.method(doors, 'off', function (this: typeof doors, ...args: Parameters<typeof off>) { order.push(`off ${String(args[0])}`); return off.apply(this, args) })
+    t.mock.method(doors, 'off', function (this: typeof doors, ...args: Parameters<typeof off>) {
+      order.push(`off ${String(args[0])}`)
+      return off.apply(this, args)
+    })
     t.mock.method(doors, 'stop', function (this: typeof doors) { order.push('doors stop'); stop.apply(this) })
     await app.close()
     assert.deepEqual(order, ['off door', 'off removed', 'doors stop'])
@@ -194,7 +202,11 @@ function suite (kind: BrokerKind): void {
 
     // the Pi goes silent: after STALE_AFTER_S the door is unavailable and unknown
     await observer.waitFor((m) => m.topic === topics.availability && m.payload === 'offline', { past: true, timeoutMs: 4000 })
-    await observer.waitFor((m) => m.topic === topics.state && m.payload === 'None' && observer.messages.indexOf(m) > observer.messages.findIndex((o) => o.topic === topics.state && o.payload === 'ON'), { past: true, timeoutMs: 4000 })
+    const firstOnIndex = () => observer.messages.findIndex((o) => o.topic === topics.state && o.payload === 'ON')
+    await observer.waitFor(
+      (m) => m.topic === topics.state && m.payload === 'None' && observer.messages.indexOf(m) > firstOnIndex(),
+      { past: true, timeoutMs: 4000 }
+    )
     const states = observer.on(topics.state).map((m) => m.payload)
     assert.equal(states[0], 'None', 'unknown before any frame')
     assert.equal(states.at(-1), 'None')
@@ -227,13 +239,15 @@ function suite (kind: BrokerKind): void {
     const door = (await app.inject('/doors/21')).json<Door>()
     assert.equal(door.live, true)
     assert.equal(door.name, '')
-    await configArrives(observer, 'homeassistant/binary_sensor/doorsense_21/door/config', expectedDoorConfigs(21, 'Door 21', APP_VERSION)['homeassistant/binary_sensor/doorsense_21/door/config'])
+    const configTopic = 'homeassistant/binary_sensor/doorsense_21/door/config'
+    await configArrives(observer, configTopic, expectedDoorConfigs(21, 'Door 21', APP_VERSION)[configTopic])
     await observer.waitFor((m) => m.topic === doorTopics(21).availability && m.payload === 'online', { past: true })
 
     // malformed: each refused whole, counted, nothing stored, nothing new known
     const refusedBefore = sample(await metrics(app), 'doorsense_mqtt_frames_refused_total', 'reason="undecodable"')
     assert.equal(refusedBefore, 0)
-    for (const bad of ['garbage', '[1,2,3]', '{"ID":21,"frames":[]}', '', '[]', '\n\n', '[[1,2],[3]]', 'CSI_DATA,no,array']) await publish('doorsense/frames/21', bad)
+    const badPayloads = ['garbage', '[1,2,3]', '{"ID":21,"frames":[]}', '', '[]', '\n\n', '[[1,2],[3]]', 'CSI_DATA,no,array']
+    for (const bad of badPayloads) await publish('doorsense/frames/21', bad)
     const tooLarge = JSON.stringify(RPI_LINES.slice(0, 300))
     assert.ok(tooLarge.length > 65536)
     await publish('doorsense/frames/21', tooLarge) // > BODY_LIMIT (64 KiB)
@@ -242,7 +256,11 @@ function suite (kind: BrokerKind): void {
     for (const topic of ['doorsense/frames/abc', 'doorsense/frames/40000', 'doorsense/frames/007']) await publish(topic, RPI_LINES[0])
     // one publisher's messages arrive in order: once this frame is stored, every payload above was handled
     await publish('doorsense/frames/21', RPI_LINES[3])
-    await arrived(1).catch(async (err: unknown) => { throw new Error(`${String(err)}; ${JSON.stringify(await status(app))}; ${(await metrics(app)).split('\n').filter((line) => line.includes('mqtt') || line.includes('frames_')).join('\n')}`) })
+    await arrived(1).catch(async (err: unknown) => {
+      const bridgeStatus = JSON.stringify(await status(app))
+      const mqttMetrics = (await metrics(app)).split('\n').filter((line) => line.includes('mqtt') || line.includes('frames_')).join('\n')
+      throw new Error(`${String(err)}; ${bridgeStatus}; ${mqttMetrics}`)
+    })
     const text = await metrics(app)
     // by reason only (8 of device 21, 1 of device 22): no label grows with the devices or topics that publish
     assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'reason="undecodable"'), 9, text)
@@ -266,7 +284,10 @@ function suite (kind: BrokerKind): void {
     const refusedTotal = (text: string): number => refusedSeries(text).reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0)
     await until('10,000 refusals', async () => refusedTotal(await metrics(app)) === 10_000, 30_000)
     const text = await metrics(app)
-    assert.deepEqual(refusedSeries(text).map((line) => line.replace(/ \S+$/, '')).sort(), REFUSAL_REASONS.map((reason) => `doorsense_mqtt_frames_refused_total{reason="${reason}"}`).sort())
+    assert.deepEqual(
+      refusedSeries(text).map((line) => line.replace(/ \S+$/, '')).sort(),
+      REFUSAL_REASONS.map((reason) => `doorsense_mqtt_frames_refused_total{reason="${reason}"}`).sort()
+    )
     assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'reason="undecodable"'), 5000)
     assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'reason="topic"'), 5000)
     assert.equal((await status(app)).connected, true)
@@ -276,7 +297,8 @@ function suite (kind: BrokerKind): void {
     // 10,000 may take longer than one interval, which adds a line per interval, never one per message
     const intervals = Math.floor((performance.now() - startedAt) / 10_000)
     const refusalLines = logText(dataDir).split('\n').filter((line) => line.includes('frames from MQTT refused'))
-    assert.ok(refusalLines.length >= 1 && refusalLines.length <= 2 + intervals, `${refusalLines.length} log lines about refusals in ${intervals} whole 10 s intervals:\n${refusalLines.slice(0, 5).join('\n')}`)
+    assert.ok(refusalLines.length >= 1 && refusalLines.length <= 2 + intervals,
+      `${refusalLines.length} log lines about refusals in ${intervals} whole 10 s intervals:\n${refusalLines.slice(0, 5).join('\n')}`)
     const summarised = refusalLines.slice(1).reduce((sum, line) => sum + (JSON.parse(line) as { total: number }).total, 0)
     assert.equal(summarised, 9999, 'the summaries count every refusal after the first')
   })
@@ -298,7 +320,8 @@ function suite (kind: BrokerKind): void {
   test('a Pi renamed by its keep-alive: Home Assistant gets the door\'s configs again with the new name', async (t) => {
     const { observer, app } = await running(t, kind)
     await keepAlive(app, 7, 'front-door')
-    await configArrives(observer, 'homeassistant/binary_sensor/doorsense_7/door/config', expectedDoorConfigs(7, 'front-door', APP_VERSION)['homeassistant/binary_sensor/doorsense_7/door/config'])
+    const configTopic = 'homeassistant/binary_sensor/doorsense_7/door/config'
+    await configArrives(observer, configTopic, expectedDoorConfigs(7, 'front-door', APP_VERSION)[configTopic])
     const before = observer.messages.length
     await keepAlive(app, 7, 'back-door')
     for (const [topic, config] of Object.entries(expectedDoorConfigs(7, 'back-door', APP_VERSION))) await configArrives(observer, topic, config, before)
@@ -347,7 +370,8 @@ function suite (kind: BrokerKind): void {
     const broker = later.broker = await startBroker(kind, port)
     const observer = later.observer = await observe(broker.url, ALL_TOPICS)
     await observer.waitFor((m) => m.topic === 'doorsense/status' && m.payload === 'online', { past: true, timeoutMs: 8000 })
-    await configArrives(observer, 'homeassistant/binary_sensor/doorsense_5/door/config', expectedDoorConfigs(5, 'hall-door', APP_VERSION)['homeassistant/binary_sensor/doorsense_5/door/config'])
+    const configTopic = 'homeassistant/binary_sensor/doorsense_5/door/config'
+    await configArrives(observer, configTopic, expectedDoorConfigs(5, 'hall-door', APP_VERSION)[configTopic])
     await observer.waitFor((m) => m.topic === doorTopics(5).availability && m.payload === 'online', { past: true })
     assert.equal((await status(app)).connected, true)
     assert.equal(sample(await metrics(app), 'doorsense_mqtt_connected'), 1)

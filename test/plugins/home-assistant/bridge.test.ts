@@ -102,7 +102,11 @@ async function retained (url: string, topics: string[], settleMs = 300): Promise
 function suite (kind: BrokerKind): void {
   test('publishes status online, the bridge and every door config, field by field, retained', async (t) => {
     const { broker, observer } = await setup(t, kind, [door(3, { name: '' }), door(7, { name: 'Front door' })])
-    const expected = { ...expectedConfigs(3, 'Door 3'), ...expectedConfigs(7, 'Front door'), 'homeassistant/binary_sensor/doorsense_bridge/connectivity/config': BRIDGE_CONFIG }
+    const expected = {
+      ...expectedConfigs(3, 'Door 3'),
+      ...expectedConfigs(7, 'Front door'),
+      'homeassistant/binary_sensor/doorsense_bridge/connectivity/config': BRIDGE_CONFIG
+    }
     for (const [topic, config] of Object.entries(expected)) {
       const message = observer.last(topic)
       assert.ok(message !== undefined, `no config on ${topic}`)
@@ -244,7 +248,12 @@ function suite (kind: BrokerKind): void {
     // longer than another delay: a second republish would be under way by now
     await sleep(900)
     assert.equal(published.length - before, 1 + 11 * doors.length, `publishes after 11 births: ${published.length - before}`)
-    assert.deepEqual(countBy(published.slice(before)), { config: 1 + 5 * doors.length, state: doors.length, availability: doors.length, attribute: 4 * doors.length })
+    assert.deepEqual(countBy(published.slice(before)), {
+      config: 1 + 5 * doors.length,
+      state: doors.length,
+      availability: doors.length,
+      attribute: 4 * doors.length
+    })
     const stats = bridge.stats()
     assert.equal(stats.births, 11)
     assert.equal(stats.republishes, 2, 'one on connect, one for the burst')
@@ -261,7 +270,11 @@ function suite (kind: BrokerKind): void {
   test('a republish of 2,000 doors goes out a few doors per event-loop turn: timers stay on time', bridgeOnly, async (t) => {
     const doors = Array.from({ length: 2000 }, (_, i) => door(i))
     const publishedAt: number[] = []
-    const { observer, bridge } = await setup(t, kind, doors, { onPublish: () => publishedAt.push(performance.now()) }, ['doorsense/status', 'doorsense/doors/1999/recalibration'])
+    const { observer, bridge } = await setup(
+      t, kind, doors,
+      { onPublish: () => publishedAt.push(performance.now()) },
+      ['doorsense/status', 'doorsense/doors/1999/recalibration']
+    )
     const before = publishedAt.length
     const ticks: number[] = [performance.now()]
     const ticker = setInterval(() => ticks.push(performance.now()), 2)
@@ -281,7 +294,8 @@ function suite (kind: BrokerKind): void {
       if (gapEnd > first && gapStart < last) longestGapMs = Math.max(longestGapMs, gapEnd - gapStart)
     }
     const ticksDuring = ticks.filter((at) => at > first && at < last).length
-    t.diagnostic(`${kind}: ${publishedAt.length - before} publishes over ${Math.round(spanMs)} ms, ${ticksDuring} ticks of a 2 ms timer meanwhile, the longest gap ${Math.round(longestGapMs)} ms`)
+    t.diagnostic(`${kind}: ${publishedAt.length - before} publishes over ${Math.round(spanMs)} ms, ` +
+      `${ticksDuring} ticks of a 2 ms timer meanwhile, the longest gap ${Math.round(longestGapMs)} ms`)
     assert.ok(ticksDuring >= 5, `the republish ran in one go: ${ticksDuring} ticks of a 2 ms timer during it`)
     // relative, so a slow or busy machine (a stretch without CPU) does not fail it: in one go, the gap is the whole span
     assert.ok(longestGapMs < spanMs / 3, `the timer waited ${Math.round(longestGapMs)} ms at once during a republish of ${Math.round(spanMs)} ms`)
@@ -305,7 +319,8 @@ function suite (kind: BrokerKind): void {
     await observer.client.publishAsync('homeassistant/status', 'online', { qos: 1 })
     await observer.waitFor((m) => m.topic === 'doorsense/doors/999/recalibration' && observer.messages.indexOf(m) >= seen, { past: true, timeoutMs: 10_000 })
     assert.equal(bridge.stats().republishes, 2)
-    assert.deepEqual(observer.on('doorsense/doors/999/state').slice(-2).map((m) => m.payload), ['ON', 'ON'], 'the change, then the republish of the door as it is')
+    assert.deepEqual(observer.on('doorsense/doors/999/state').slice(-2).map((m) => m.payload), ['ON', 'ON'],
+      'the change, then the republish of the door as it is')
     assert.equal(observer.last('doorsense/doors/999/angle')?.payload, '90')
     assert.equal((await retained(broker.url, ['doorsense/doors/999/state'])).get('doorsense/doors/999/state'), 'ON')
   })
@@ -313,13 +328,18 @@ function suite (kind: BrokerKind): void {
   test('frames the broker holds (retained) are taken in when published, not again on each reconnect; logged once', async (t) => {
     const frames: string[] = []
     const clientId = 'doorsense-under-test'
-    const { broker, observer, bridge, logs } = await setup(t, kind, [door(7)], { clientId, reconnectBackoff: FAST_RECONNECT, onFrames: (_device, payload) => frames.push(payload.toString()) })
+    const { broker, observer, bridge, logs } = await setup(t, kind, [door(7)], {
+      clientId,
+      reconnectBackoff: FAST_RECONNECT,
+      onFrames: (_device, payload) => frames.push(payload.toString())
+    })
     await observer.client.publishAsync('doorsense/frames/7', 'held frame', { qos: 1, retain: true })
     await until('the live frame', () => frames.length === 1)
     for (let reconnect = 1; reconnect <= 2; reconnect++) {
       await kick(broker.url, clientId, bridge)
       // the broker hands the held frame over on the subscribe: taken in again (a second frame) or counted as refused
-      await until(`reconnect ${reconnect} and the held frame`, () => bridge.stats().connects === reconnect + 1 && (frames.length > reconnect || bridge.stats().framesRetained === reconnect))
+      await until(`reconnect ${reconnect} and the held frame`,
+        () => bridge.stats().connects === reconnect + 1 && (frames.length > reconnect || bridge.stats().framesRetained === reconnect))
     }
     await observer.client.publishAsync('doorsense/frames/7', 'live frame', { qos: 1 })
     await until('the next live frame', () => frames.includes('live frame'))
@@ -369,7 +389,8 @@ function suite (kind: BrokerKind): void {
   test('a removed door gets empty retained configs and its states cleared', async (t) => {
     const { broker, observer, source } = await setup(t, kind, [door(7), door(8)])
     source.remove(7)
-    const cleared = Object.keys(expectedConfigs(7, '')).concat(['state', 'availability', 'angle', 'confidence', 'frame_rate', 'recalibration'].map((topic) => `doorsense/doors/7/${topic}`))
+    const stateTopics = ['state', 'availability', 'angle', 'confidence', 'frame_rate', 'recalibration'].map((topic) => `doorsense/doors/7/${topic}`)
+    const cleared = Object.keys(expectedConfigs(7, '')).concat(stateTopics)
     for (const topic of cleared) await observer.waitFor((m) => m.topic === topic && m.payload === '', { past: true })
     const held = await retained(broker.url, ALL)
     assert.deepEqual([...held.keys()].filter((topic) => topic.includes('doorsense_7') || topic.includes('/doors/7/')), [])
@@ -466,7 +487,10 @@ function suite (kind: BrokerKind): void {
       drawn.push(draw)
       return draw
     }
-    const { broker, bridge, logs, connected } = await setup(t, kind, [door(7)], { reconnectBackoff: { initialMs: 40, maxMs: 160, factor: 2, jitter: 0.5 }, random })
+    const { broker, bridge, logs, connected } = await setup(t, kind, [door(7)], {
+      reconnectBackoff: { initialMs: 40, maxMs: 160, factor: 2, jitter: 0.5 },
+      random
+    })
     // every scheduled reconnect is logged with its delay and the failures so far
     const retries = (): Array<{ retryInMs: number, failures: number }> => logs.flatMap(({ obj }) =>
       'retryInMs' in obj && 'failures' in obj ? [{ retryInMs: obj.retryInMs as number, failures: obj.failures as number }] : [])
@@ -595,7 +619,12 @@ async function kick (url: string, clientId: string, bridge: HomeAssistantBridge)
 }
 
 /** The bridge in a child process (test/fixtures/home-assistant-bridge-child.ts), killed after the test if still running. */
-function runChild (t: TestContext, url: string, mode: 'kill' | 'close'): { process: ReturnType<typeof spawn>, printed: (line: string) => Promise<void>, exit: (timeoutMs: number) => Promise<number | string>, stderr: () => string } {
+function runChild (t: TestContext, url: string, mode: 'kill' | 'close'): {
+  process: ReturnType<typeof spawn>
+  printed: (line: string) => Promise<void>
+  exit: (timeoutMs: number) => Promise<number | string>
+  stderr: () => string
+} {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/home-assistant-bridge-child.ts', url, mode], {
     cwd: PROJECT_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' },

@@ -90,5 +90,12 @@ export function expectedBridgeConfig (swVersion: string): Record<string, Record<
 /** The state topics of door `id`. */
 export function doorTopics (id: number): { state: string, availability: string, angle: string, confidence: string, frameRate: string, recalibration: string } {
   const door = `doorsense/doors/${id}`
-  return { state: `${door}/state`, availability: `${door}/availability`, angle: `${door}/angle`, confidence: `${door}/confidence`, frameRate: `${door}/frame_rate`, recalibration: `${door}/recalibration` }
+  return {
+    state: `${door}/state`,
+    availability: `${door}/availability`,
+    angle: `${door}/angle`,
+    confidence: `${door}/confidence`,
+    frameRate: `${door}/frame_rate`,
+    recalibration: `${door}/recalibration`
+  }
 }

@@ -48,10 +48,12 @@ test('state payloads: ON/OFF/None, percent, one decimal, None while unknown', ()
     state: 'None', availability: 'offline', angle: 'None', confidence: 'None', frameRate: '0', recalibration: 'ON'
   })
   // closed or ajar, accepted by the user as closed; another room's door on the global model is None
-  assert.deepEqual(doorStatePayloads(door(1, { state: 'closedOrAjar', angle: 0, confidence: 0.5, frameRate: 20, reason: { code: 'closed-or-ajar', message: '…' } })), {
+  const closedOrAjar = door(1, { state: 'closedOrAjar', angle: 0, confidence: 0.5, frameRate: 20, reason: { code: 'closed-or-ajar', message: '…' } })
+  assert.deepEqual(doorStatePayloads(closedOrAjar), {
     state: 'OFF', availability: 'online', angle: '0', confidence: '50', frameRate: '20', recalibration: 'OFF'
   })
-  assert.equal(doorStatePayloads(door(1, { state: 'unknown', angle: null, confidence: 0, needsRecalibration: true, reason: { code: 'not-calibrated', message: '…' } })).state, 'None')
+  const notCalibrated = door(1, { state: 'unknown', angle: null, confidence: 0, needsRecalibration: true, reason: { code: 'not-calibrated', message: '…' } })
+  assert.equal(doorStatePayloads(notCalibrated).state, 'None')
 })
 
 test('removal clears every config and state topic of the door', () => {

@@ -16,7 +16,14 @@ export function door (device: number, fields: Partial<Door> = {}): Door {
     live: true,
     needsRecalibration: false,
     model: { version: 'csi-test', scope: 'global' },
-    calibration: { status: 'idle', protocol: { framesPerPosition: 200, defaultAjarAngle: 15, maxAjarAngle: 30, openAngle: 90, ajarClosedLimit: 0.1 }, captured: {}, capture: null, reasons: [], result: null },
+    calibration: {
+      status: 'idle',
+      protocol: { framesPerPosition: 200, defaultAjarAngle: 15, maxAjarAngle: 30, openAngle: 90, ajarClosedLimit: 0.1 },
+      captured: {},
+      capture: null,
+      reasons: [],
+      result: null
+    },
     ...fields
   }
 }

@@ -102,7 +102,11 @@ test('5,000 devices and 5,000 junk topics refused: two log lines (the first, the
     onRefused: (reason) => counter.inc({ reason }),
     logEveryMs: 100
   })
-  const intake = new MqttFrameIntake({ ingest: () => { throw new BadFrameError('the only frame was rejected, nothing stored: frame is empty') }, maxBytes: 4096, refusals })
+  const intake = new MqttFrameIntake({
+    ingest: () => { throw new BadFrameError('the only frame was rejected, nothing stored: frame is empty') },
+    maxBytes: 4096,
+    refusals
+  })
   for (let device = 100; device < 5100; device++) intake.handle(device, Buffer.from('junk'))
   for (let i = 0; i < 5000; i++) refusals.refuse('topic', { topic: `doorsense/frames/junk-${i}` })
   assert.equal(lines.length, 1, 'the first refusal is logged at once, the rest wait for the summary')
@@ -143,7 +147,11 @@ test('a counter or a sink that throws does not make the intake throw', () => {
     refusals: new RefusalLog({ log: { warn: () => {} }, onRefused: () => { throw new Error('counter broke') } })
   })
   assert.doesNotThrow(() => counted.handle(1, Buffer.from('x')))
-  const sunk = new MqttFrameIntake({ ingest: () => { throw new BadFrameError('bad') }, maxBytes: 100, refusals: { refuse: () => { throw new Error('sink broke') } } })
+  const sunk = new MqttFrameIntake({
+    ingest: () => { throw new BadFrameError('bad') },
+    maxBytes: 100,
+    refusals: { refuse: () => { throw new Error('sink broke') } }
+  })
   assert.doesNotThrow(() => sunk.handle(1, Buffer.from('x')))
 })
 

@@ -53,7 +53,14 @@ const bridge = new HomeAssistantBridge({
     if (payload.toString() !== 'after') return
     const stats = bridge.stats()
     // + 1: the bridge counts this frame once onFrames returns
-    report({ peakRssMB: megabytes(peak.rss), peakBuffersMB: megabytes(peak.buffers), framesRouted: stats.framesRouted + 1, packetsSkipped: stats.packetsSkipped, connects: stats.connects, connected: stats.connected })
+    report({
+      peakRssMB: megabytes(peak.rss),
+      peakBuffersMB: megabytes(peak.buffers),
+      framesRouted: stats.framesRouted + 1,
+      packetsSkipped: stats.packetsSkipped,
+      connects: stats.connects,
+      connected: stats.connected
+    })
   }
 })
 bridge.start()

@@ -36,7 +36,10 @@ test('packets within the limit pass unchanged, larger QoS 0 publishes are skippe
   const kinds = [PUBLISH_QOS0, PUBLISH_QOS0_RETAINED, PUBACK, SUBACK]
   fc.assert(fc.property(
     // bodies around the 1- and 2-byte length boundaries, and the limit between them
-    fc.array(fc.record({ first: fc.constantFrom(...kinds), body: fc.oneof(fc.integer({ min: 0, max: 130 }), fc.integer({ min: 16_370, max: 16_400 })) }), { minLength: 1, maxLength: 12 }),
+    fc.array(fc.record({
+      first: fc.constantFrom(...kinds),
+      body: fc.oneof(fc.integer({ min: 0, max: 130 }), fc.integer({ min: 16_370, max: 16_400 }))
+    }), { minLength: 1, maxLength: 12 }),
     fc.integer({ min: 5, max: 16_500 }),
     fc.array(fc.nat(), { maxLength: 20 }),
     (drawn, maxBytes, rawCuts) => {
@@ -45,7 +48,8 @@ test('packets within the limit pass unchanged, larger QoS 0 publishes are skippe
       const stream = Buffer.concat(packets)
       const { passed, skipped } = run(maxBytes, stream, rawCuts.map((cut) => cut % (stream.length + 1)))
       assert.deepEqual(passed, Buffer.concat(packets.filter((bytes) => bytes.length <= maxBytes)))
-      assert.deepEqual(skipped, packets.filter((bytes) => bytes.length > maxBytes).map((bytes) => ({ bytes: bytes.length, retain: bytes[0] === PUBLISH_QOS0_RETAINED })))
+      assert.deepEqual(skipped, packets.filter((bytes) => bytes.length > maxBytes)
+        .map((bytes) => ({ bytes: bytes.length, retain: bytes[0] === PUBLISH_QOS0_RETAINED })))
     }
   ), { seed: 20, numRuns: 300 })
 })
