@@ -60,7 +60,12 @@ test('a mistaken capture is cancelled by an admin: frames sent afterwards are no
   // the device is free at once; this time the frames are dropped, and only this capture's
   await startCapture(app, { ID: 5, angle: 33, seconds: 60 })
   assert.equal(await postFrames(app, 5), 7)
-  const byHand = await app.inject({ method: 'POST', url: '/training/post/samples', headers: ADMIN, payload: { ID: 5, samples: [{ angle: 33, frame: FRAMES[0] }] } })
+  const byHand = await app.inject({
+    method: 'POST',
+    url: '/training/post/samples',
+    headers: ADMIN,
+    payload: { ID: 5, samples: [{ angle: 33, frame: FRAMES[0] }] }
+  })
   assert.equal(byHand.statusCode, 200, byHand.body)
   assert.equal(await samplesAt(app, 33), 15)
   const dropped = await app.inject({ method: 'POST', url: '/training/post/cancel_capture', headers: ADMIN, payload: { ID: 5, keepFrames: false } })
