@@ -180,7 +180,7 @@ export default async function doorModel (): Promise<BenchReport> {
     name: `enter ${enter} leave ${leave}${novelAfter !== D.hysteresis.novelAfter ? ` M ${novelAfter}` : ''}`,
     hysteresis: { ...DEFAULT_HYSTERESIS, enter, leave, novelAfter }
   })
-  await run('hysteresis', [{ name: `k ${D.window}, ${D.features}`, options: {} }], [h(1, 1), h(2, 3), h(3, 5), h(5, 8), h(3, 15), h(8, 15), h(3, 5, 5)])
+  await run('hysteresis', [{ name: `k ${D.window}, ${D.features}`, options: {} }], [h(1, 1), h(2, 3), h(3, 5), h(5, 8), h(3, 15), h(8, 15), h(3, 5, 30)])
   await run('hysteresis', [{ name: `k 15, ${D.features}`, options: { window: 15 } }], [h(1, 1), h(3, 5), h(5, 8), h(8, 15)])
 
   // 3. trainer sensitivity around the default
