@@ -4,6 +4,9 @@
  * tab; never in a URL or a cookie), sent only in the Authorization header,
  * never shown. A 401 forgets it and asks again, saying why.
  */
+import { useState } from '../vendor/hooks.js'
+import { errorMessage } from './api.js'
+
 const KEY = 'doorsense.adminToken'
 
 /** The person closed the token prompt: the action does not happen. */
@@ -96,3 +99,27 @@ function readToken () {
 }
 
 export const admin = new AdminSession()
+
+/**
+ * An admin action's busy flag and problem: `act` runs one, shows its error as
+ * the problem (a closed token prompt is none) and returns the action's value,
+ * or undefined when it failed.
+ */
+export function useAdminAction () {
+  const [busy, setBusy] = useState(false)
+  const [problem, setProblem] = useState(/** @type {string | null} */ (null))
+  /** @template T @param {() => Promise<T>} action @returns {Promise<T | undefined>} */
+  const act = async (action) => {
+    setBusy(true)
+    setProblem(null)
+    try {
+      return await action()
+    } catch (err) {
+      if (!(err instanceof CancelledError)) setProblem(errorMessage(err))
+      return undefined
+    } finally {
+      setBusy(false)
+    }
+  }
+  return { busy, problem, setProblem, act }
+}

@@ -2,8 +2,8 @@
 /* global FormData */
 /** The Doors section: a tile per door, live from /doors/stream; a door can be renamed or removed from its tile (admin). */
 import { useState } from '../vendor/hooks.js'
-import { admin, CancelledError } from './admin.js'
-import { api, errorMessage, must } from './api.js'
+import { admin, useAdminAction } from './admin.js'
+import { api, must } from './api.js'
 import { html } from './html.js'
 import { CalibrationSummary } from './calibration.js'
 import { ago, clockTime, doorName, percent, stateWord } from './format.js'
@@ -45,21 +45,12 @@ function Headline ({ door }) {
  */
 function RemoveDoor ({ door }) {
   const [confirming, setConfirming] = useState(false)
-  const [busy, setBusy] = useState(false)
-  const [problem, setProblem] = useState(/** @type {string | null} */ (null))
+  const { busy, problem, setProblem, act } = useAdminAction()
   const name = doorName(door)
-  const remove = async () => {
-    setBusy(true)
-    setProblem(null)
-    try {
-      await must(admin.run((headers) => api.DELETE('/doors/{id}', { params: { path: { id: door.device } }, headers })))
-      announce(`${name} removed.`)
-    } catch (err) {
-      if (!(err instanceof CancelledError)) setProblem(errorMessage(err))
-    } finally {
-      setBusy(false)
-    }
-  }
+  const remove = () => act(async () => {
+    await must(admin.run((headers) => api.DELETE('/doors/{id}', { params: { path: { id: door.device } }, headers })))
+    announce(`${name} removed.`)
+  })
   if (!confirming) {
     return html`<button type="button" class="remove" onClick=${() => setConfirming(true)} aria-label=${`Remove ${name}…`}>Remove…</button>`
   }
@@ -82,29 +73,21 @@ function RemoveDoor ({ door }) {
  */
 function RenameDoor ({ door }) {
   const [editing, setEditing] = useState(false)
-  const [busy, setBusy] = useState(false)
-  const [problem, setProblem] = useState(/** @type {string | null} */ (null))
+  const { busy, problem, setProblem, act } = useAdminAction()
   const name = doorName(door)
   const inputId = `door-${door.device}-new-name`
   /** @param {string | null} newName */
-  const save = async (newName) => {
-    setBusy(true)
-    setProblem(null)
-    try {
-      const renamed = await must(admin.run((headers) => api.PATCH('/doors/{id}', { params: { path: { id: door.device } }, body: { name: newName }, headers })))
-      announce(`${name} is now called ${doorName(renamed)}.`)
-      setEditing(false)
-    } catch (err) {
-      if (!(err instanceof CancelledError)) setProblem(errorMessage(err))
-    } finally {
-      setBusy(false)
-    }
-  }
+  const save = (newName) => act(async () => {
+    const body = { name: newName }
+    const renamed = await must(admin.run((headers) => api.PATCH('/doors/{id}', { params: { path: { id: door.device } }, body, headers })))
+    announce(`${name} is now called ${doorName(renamed)}.`)
+    setEditing(false)
+  })
   /** @param {SubmitEvent} event */
   const submit = (event) => {
     event.preventDefault()
     const typed = String(new FormData(/** @type {HTMLFormElement} */ (event.currentTarget)).get('name') ?? '').trim()
-    save(typed === '' ? null : typed).catch(() => {}) // save() shows its own problems
+    save(typed === '' ? null : typed).catch(() => {}) // act() shows the problem; this only keeps the promise handled
   }
   if (!editing) {
     return html`<button type="button" class="rename" onClick=${() => setEditing(true)} aria-label=${`Rename ${name}…`}>Rename…</button>`

@@ -1,7 +1,7 @@
 // @ts-check
 /** The Model section: the live training curve, the versions (global and per door) with their evaluation, activate / roll back. */
 import { useEffect, useState } from '../vendor/hooks.js'
-import { admin, CancelledError } from './admin.js'
+import { admin, useAdminAction } from './admin.js'
 import { api, errorMessage, must } from './api.js'
 import { TrainingChart } from './chart.js'
 import { html } from './html.js'
@@ -99,8 +99,7 @@ function VersionRow ({ version, onActivate, busy }) {
 export function ModelSection () {
   const { progress, curve } = useStore(progressStore)
   const [versions, setVersions] = useState(/** @type {ModelVersion[] | null} */ (null))
-  const [problem, setProblem] = useState(/** @type {string | null} */ (null))
-  const [busy, setBusy] = useState(false)
+  const { busy, problem, setProblem, act } = useAdminAction()
   const [epochs, setEpochs] = useState(100)
   const trainingState = progress?.state
 
@@ -115,17 +114,7 @@ export function ModelSection () {
   useEffect(() => { readVersions() }, [trainingState])
 
   /** @param {() => Promise<string>} action @returns {Promise<void>} */
-  const adminAction = async (action) => {
-    setBusy(true)
-    setProblem(null)
-    try {
-      announce(await action())
-    } catch (err) {
-      if (!(err instanceof CancelledError)) setProblem(errorMessage(err))
-    } finally {
-      setBusy(false)
-    }
-  }
+  const adminAction = (action) => act(async () => announce(await action()))
   /** @param {string} version */
   const activate = (version) => adminAction(async () => {
     await must(admin.run((headers) => api.POST('/training/post/activate', { body: { version }, headers })))

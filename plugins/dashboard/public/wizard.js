@@ -9,8 +9,8 @@
  * time left, training, result); it only starts and stops things.
  */
 import { useEffect, useRef, useState } from '../vendor/hooks.js'
-import { admin, CancelledError } from './admin.js'
-import { api, errorMessage, HttpError, must } from './api.js'
+import { admin, useAdminAction } from './admin.js'
+import { api, HttpError, must } from './api.js'
 import {
   ajarAngles, capturedAt, checkWords, CLOSED_ANGLE, gateScore, openAngles, refusedBySelfCheck
 } from './calibration.js'
@@ -97,8 +97,7 @@ export function CalibrationWizard ({ device, onClose }) {
   const now = useStore(clock)
   const dialog = useRef(/** @type {HTMLDialogElement | null} */ (null))
   const [step, setStep] = useState(/** @type {Step} */ (door ? firstStep(door) : 'closed'))
-  const [busy, setBusy] = useState(false)
-  const [problem, setProblem] = useState(/** @type {string | null} */ (null))
+  const { busy, problem, setProblem, act } = useAdminAction()
   // 300 frames, 60 s: comfortably over the 200 a position needs at 20 frames/s
   const [frames, setFrames] = useState(300)
   const [seconds, setSeconds] = useState(60)
@@ -158,20 +157,6 @@ export function CalibrationWizard ({ device, onClose }) {
       say(`Recording at ${angle}° ended: ${have} frames kept for that angle.${missingWords(have, calibration.protocol.framesPerPosition)}`)
     }
   }, [capture === null])
-
-  /** @template T @param {() => Promise<T>} action */
-  const act = async (action) => {
-    setBusy(true)
-    setProblem(null)
-    try {
-      return await action()
-    } catch (err) {
-      if (!(err instanceof CancelledError)) setProblem(errorMessage(err))
-      return undefined
-    } finally {
-      setBusy(false)
-    }
-  }
 
   /** @param {number} angle */
   const record = (angle) => act(async () => {
