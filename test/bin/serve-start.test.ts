@@ -29,6 +29,33 @@ async function failedStart (t: import('node:test').TestContext, env: Record<stri
   return oneLine(server.stderr())
 }
 
+/**
+ * Starts serve as this user, or as nobody when this runs as root (every folder
+ * is writable to root), and waits for it to exit 1.
+ * @returns its stderr, and the user it ran as
+ */
+async function failedStartAsUser (
+  t: import('node:test').TestContext,
+  dataDir: string,
+  port: string,
+  root: boolean
+): Promise<{ stderr: string, user: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/serve.ts'], {
+    cwd: PROJECT_ROOT,
+    // NODE_V8_COVERAGE empty: Node hands c8's coverage folder to every child otherwise, and nobody may not write it
+    env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir, PORT: port, HOST: '127.0.0.1', TF_BACKEND: 'cpu', LOG_TO_FILE: 'false', NODE_V8_COVERAGE: '' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+    ...(root ? { uid: NOBODY, gid: NOBODY } : {})
+  })
+  t.after(() => { child.kill('SIGKILL') })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const [code] = await once(child, 'close') as [number]
+  assert.equal(code, 1, stderr)
+  const user = root ? 'nobody' : (await import('node:os')).userInfo().username
+  return { stderr, user }
+}
+
 function oneLine (stderr: string): string {
   const lines = stderr.split('\n').filter((line) => line !== '')
   assert.equal(lines.length, 1, `one line on stderr, not:\n${stderr}`)
@@ -59,19 +86,7 @@ test('serve: a DATA_DIR the user may not write is one line naming the user, the 
   const root = process.getuid?.() === 0
   if (!root) chmodSync(dataDir, 0o500)
   // as root every folder is writable: run the server as nobody (a root-owned 0755 folder is not theirs)
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/serve.ts'], {
-    cwd: PROJECT_ROOT,
-    // NODE_V8_COVERAGE empty: Node hands c8's coverage folder to every child otherwise, and nobody may not write it
-    env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', TF_BACKEND: 'cpu', LOG_TO_FILE: 'false', NODE_V8_COVERAGE: '' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-    ...(root ? { uid: NOBODY, gid: NOBODY } : {})
-  })
-  t.after(() => { child.kill('SIGKILL') })
-  let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-  const [code] = await once(child, 'close') as [number]
-  assert.equal(code, 1, stderr)
-  const user = root ? 'nobody' : (await import('node:os')).userInfo().username
+  const { stderr, user } = await failedStartAsUser(t, dataDir, '0', root)
   assert.match(oneLine(stderr), new RegExp(
     `^doorsense: cannot start: user ${user} may not write ${dataDir}/doorsense\\.pid\\.\\d+\\.tmp \\(DATA_DIR ${dataDir}\\); ` +
     `make DATA_DIR that user's \\(chown -R ${user} ${dataDir}\\) or set DATA_DIR to a folder it may write$`))
@@ -88,19 +103,7 @@ test('serve: a HOST or PORT it cannot listen on is one line naming the setting, 
   const dataDir = join(parent, 'data')
   mkdirSync(dataDir, { mode: 0o700 })
   if (root) chownSync(dataDir, NOBODY, NOBODY)
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/serve.ts'], {
-    cwd: PROJECT_ROOT,
-    // NODE_V8_COVERAGE empty: Node hands c8's coverage folder to every child otherwise, and nobody may not write it
-    env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir, PORT: '80', HOST: '127.0.0.1', TF_BACKEND: 'cpu', LOG_TO_FILE: 'false', NODE_V8_COVERAGE: '' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-    ...(root ? { uid: NOBODY, gid: NOBODY } : {})
-  })
-  t.after(() => { child.kill('SIGKILL') })
-  let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-  const [code] = await once(child, 'close') as [number]
-  assert.equal(code, 1, stderr)
-  const user = root ? 'nobody' : (await import('node:os')).userInfo().username
+  const { stderr, user } = await failedStartAsUser(t, dataDir, '80', root)
   assert.equal(oneLine(stderr),
     `doorsense: cannot start: user ${user} may not listen on port 80 (PORT=80; ports below 1024 need privileges); ` +
     'set PORT to 1024 or above (the default is 20002)')
