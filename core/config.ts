@@ -158,7 +158,42 @@ export const ConfigSchema = Type.Object({
     default: 1052672,
     description: 'largest MQTT message doorsense reads, in bytes (topic and header included); a larger one is skipped unread, never buffered'
   }),
-  MQTT_CLIENT_ID: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'MQTT client id; default doorsense-<random>' }))
+  MQTT_CLIENT_ID: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'MQTT client id; default doorsense-<random>' })),
+  // the cluster (docs/cluster.md): unset = the embedded default, one process on SQLite
+  DATABASE_URL: Type.Optional(Type.String({
+    pattern: '^postgres(ql)?://',
+    description: 'PostgreSQL for the stores that must be queried and kept (postgres://user@host:5432/db); unset = SQLite in DATA_DIR'
+  })),
+  NATS_URL: Type.Optional(Type.String({
+    pattern: '^(nats|tls)://[^\\s/]+',
+    description: 'NATS with JetStream (nats://host:4222): frames, partition ownership and door states shared by every instance; unset = one process'
+  })),
+  CLUSTER_NAME: Type.String({
+    pattern: '^[A-Za-z0-9_-]{1,32}$',
+    default: 'doorsense',
+    description: 'prefix of every stream, consumer, bucket and subject, so several installations share one NATS'
+  }),
+  CLUSTER_PARTITIONS: Type.Integer({
+    minimum: 1,
+    maximum: 1024,
+    default: 16,
+    description: 'partitions the doors are spread over (device ID modulo this); each is owned by one instance at a time. Same on every instance'
+  }),
+  OWNER_TAKEOVER_S: Type.Number({
+    minimum: 1,
+    maximum: 300,
+    default: 5,
+    description: 'longest a dead instance\'s partitions stay unowned before another instance takes them'
+  }),
+  FRAME_STREAM_MAX_MB: Type.Number({
+    minimum: 0,
+    default: 1024,
+    description: 'most MiB the cluster\'s frame stream keeps on the NATS server (oldest dropped first); 0 = bounded by FRAME_RETENTION_HOURS only'
+  }),
+  INSTANCE_URL: Type.Optional(Type.String({
+    pattern: '^https?://',
+    description: 'how other instances and GET /cluster name this instance (default http://HOST:PORT)'
+  }))
 })
 
 /** The validated, frozen settings object passed down to every part of the app. */

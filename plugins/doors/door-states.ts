@@ -83,6 +83,14 @@ class FrameRate {
   }
 }
 
+/** What a user sees of a door: a change event fires when one of these moves. */
+interface ReportedFields { state: string, angle: number | null, needsRecalibration: boolean }
+
+/** Whether two reports show a user the same door (state, angle, recalibration flag). */
+function sameReport (a: ReportedFields, b: ReportedFields): boolean {
+  return a.state === b.state && a.angle === b.angle && a.needsRecalibration === b.needsRecalibration
+}
+
 interface Door {
   device: number
   smoother: DoorSmoother
@@ -96,7 +104,7 @@ interface Door {
   rate: FrameRate
   lastFrameAt: number | null
   /** What was last reported (a change event fires when it moves). */
-  reported: { state: string, angle: number | null, needsRecalibration: boolean }
+  reported: ReportedFields
 }
 
 /**
@@ -109,6 +117,13 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
   private readonly ticking = new Set<Door>()
   /** When each door's last frames came, while its frame rate can still move (see {@link recentlyFramed}). */
   private readonly framedAt = new Map<number, number>()
+  /**
+   * Doors shown as another instance of a cluster reported them (plugins/cluster):
+   * owned elsewhere, or owned here and still rebuilding their window from the
+   * stream (`released`: owned here, no frame of its own yet). Frames still move
+   * a held door's local state, silently, so its release shows where it stands.
+   */
+  private readonly held = new Map<number, { snapshot: DoorSnapshot, released: boolean }>()
   private readonly options: Readonly<DoorStatesOptions>
   private readonly now: () => number
   private timer: NodeJS.Timeout | undefined
@@ -239,13 +254,53 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
 
   /** One door's state, or undefined for a device never seen. */
   get (device: number): DoorSnapshot | undefined {
+    const held = this.held.get(device)
+    if (held) return held.snapshot
     const door = this.doors.get(device)
     return door && this.#snapshot(door)
   }
 
   /** Every door, by device ID. */
   list (): DoorSnapshot[] {
-    return [...this.doors.values()].sort((a, b) => a.device - b.device).map((door) => this.#snapshot(door))
+    const devices = new Set([...this.doors.keys(), ...this.held.keys()])
+    return [...devices].sort((a, b) => a - b).map((device) => this.get(device) as DoorSnapshot)
+  }
+
+  /**
+   * Shows `snapshot` for its door instead of what this process computes (a
+   * cluster's door owned by another instance, or ours while its window is
+   * rebuilt). Emits `change` when what a user sees moved.
+   */
+  hold (snapshot: DoorSnapshot): void {
+    const before = this.get(snapshot.device)
+    this.held.set(snapshot.device, { snapshot, released: false })
+    if (!before || !sameReport(before, snapshot)) this.emit('change', snapshot)
+  }
+
+  /** Whether a door is shown as held (see {@link hold}). */
+  isHeld (device: number): boolean {
+    return this.held.get(device)?.released === false
+  }
+
+  /**
+   * Shows what this process computes for a held door again (this instance
+   * owns it now, its window rebuilt): `change` only when that differs from
+   * what was held, so a handover does not flap. A door with no frames here
+   * yet stays as held until its first change of its own, or until it goes
+   * stale (then unknown).
+   */
+  release (device: number): void {
+    const held = this.held.get(device)
+    if (!held) return
+    const door = this.doors.get(device)
+    if (!door || door.lastFrameAt === null) {
+      held.released = true
+      return
+    }
+    this.held.delete(device)
+    const now = this.#snapshot(door)
+    door.reported = { state: now.state, angle: now.angle, needsRecalibration: now.needsRecalibration }
+    if (!sameReport(held.snapshot, now)) this.emit('change', now)
   }
 
   /**
@@ -255,6 +310,15 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
   expireStale (now = this.now()): number {
     let expired = 0
     const staleMs = this.options.staleAfterS * 1000
+    // a door handed over without frames since: its old owner's last word, until it too is stale
+    for (const held of this.held.values()) {
+      const { snapshot } = held
+      const last = snapshot.lastFrameAt === null ? null : Date.parse(snapshot.lastFrameAt)
+      if (!held.released || snapshot.state === 'unknown' || (last !== null && now - last < staleMs)) continue
+      held.snapshot = { ...snapshot, state: 'unknown', angle: null, confidence: 0, since: new Date(now).toISOString(), frameRate: 0 }
+      this.emit('change', held.snapshot)
+      expired++
+    }
     // only doors with frames since they last went stale: a door silent for longer has nothing left to expire
     for (const door of this.ticking) {
       const moved = door.pipeline ? door.pipeline.expire(now, staleMs) : door.smoother.expire(now, staleMs)
@@ -311,9 +375,14 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
   /** Emits `change` when what a user sees moved. @returns whether it did */
   #report (door: Door): boolean {
     const now = this.#snapshot(door)
-    const before = door.reported
-    if (before.state === now.state && before.angle === now.angle && before.needsRecalibration === now.needsRecalibration) return false
+    const held = this.held.get(door.device)
+    const before = held?.released === true ? held.snapshot : door.reported
     door.reported = { state: now.state, angle: now.angle, needsRecalibration: now.needsRecalibration }
+    // held for another instance (or a window being rebuilt): moves silently, shown on release
+    if (held?.released === false) return false
+    // handed over without frames of its own until now: from here on what this process computes
+    if (held) this.held.delete(door.device)
+    if (sameReport(before, now)) return false
     this.emit('change', now)
     return true
   }
