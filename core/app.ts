@@ -28,6 +28,7 @@ import training from '../plugins/training/index.js'
 import inference from '../plugins/inference/index.js'
 import doors, { doorsApi } from '../plugins/doors/index.js'
 import homeAssistant from '../plugins/home-assistant/index.js'
+import cluster from '../plugins/cluster/index.js'
 import docs from '../plugins/docs/index.js'
 import dashboard from '../plugins/dashboard/index.js'
 
@@ -138,6 +139,8 @@ export async function buildApp (config: Config): Promise<App> {
     // the doors (live state, announcements, streams) before the ingest that feeds them frames,
     // their /doors API once the Pi registry (rpi-servers) it lists exists
     await app.register(doors)
+    // the cluster (NATS_URL) between the door states it feeds and shows and the ingest that publishes through it
+    await app.register(cluster)
     await app.register(rpiServers)
     await app.register(doorsApi)
     await app.register(homeAssistant)

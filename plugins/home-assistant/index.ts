@@ -74,7 +74,7 @@ export default fp(async (app) => {
 
     const refusals = new RefusalLog({ log, onRefused: (reason) => refused.inc({ reason }) })
     const intake = new MqttFrameIntake({
-      ingest: (device, frames) => app.frames.ingest(device, frames, 'mqtt'),
+      ingest: (device, frames) => app.frames.clustered ? app.frames.publish(device, frames, 'mqtt') : app.frames.ingest(device, frames, 'mqtt'),
       maxBytes: config.BODY_LIMIT,
       refusals
     })
@@ -87,7 +87,7 @@ export default fp(async (app) => {
       swVersion: APP_VERSION,
       source: app.doors,
       log,
-      onFrames: (device, payload) => { intake.handle(device, payload) },
+      onFrames: (device, payload) => { void intake.handle(device, payload) },
       refusals,
       maxPacketBytes: config.MQTT_MAX_PAYLOAD,
       onConnectedChange: (up) => connected.set(up ? 1 : 0),

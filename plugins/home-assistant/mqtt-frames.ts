@@ -67,8 +67,8 @@ function framesOfText (text: string): unknown[] {
 }
 
 export interface MqttFrameIntakeOptions {
-  /** `fastify.frames.ingest` bound to the address `mqtt`: throws BadFrameError (400) when no frame decodes, OverloadedError (503) on a full queue. */
-  ingest: (device: number, frames: unknown[]) => FramesReceipt
+  /** `fastify.frames.ingest` bound to the address `mqtt` (in a cluster `publish`, which resolves once JetStream has them): throws BadFrameError (400) when no frame decodes, OverloadedError (503) on a full queue. */
+  ingest: (device: number, frames: unknown[]) => FramesReceipt | Promise<FramesReceipt>
   /** Largest payload in bytes (BODY_LIMIT, as for HTTP). */
   maxBytes: number
   /** Most frames one payload may hold. Default MAX_FRAMES_PER_REQUEST, as for HTTP. */
@@ -88,18 +88,24 @@ export class MqttFrameIntake {
     this.options = options
   }
 
-  /** The receipt of the frames stored, or undefined when the payload was refused. */
-  handle (device: number, payload: Buffer): FramesReceipt | undefined {
+  /** The receipt of the frames stored (in a cluster, once JetStream has them), or undefined when the payload was refused. */
+  handle (device: number, payload: Buffer): FramesReceipt | Promise<FramesReceipt | undefined> | undefined {
     try {
-      return this.options.ingest(device, framesOfPayload(payload, this.options.maxBytes, this.options.maxFrames))
+      const receipt = this.options.ingest(device, framesOfPayload(payload, this.options.maxBytes, this.options.maxFrames))
+      if (receipt instanceof Promise) return receipt.catch((error: unknown) => this.#refuse(device, error))
+      return receipt
     } catch (error) {
-      try {
-        this.options.refusals.refuse(reasonOf(error), { device, error: error instanceof Error ? error.message : String(error) })
-      } catch {
-        // a sink that throws must not turn a refusal into a crash
-      }
-      return undefined
+      return this.#refuse(device, error)
     }
+  }
+
+  #refuse (device: number, error: unknown): undefined {
+    try {
+      this.options.refusals.refuse(reasonOf(error), { device, error: error instanceof Error ? error.message : String(error) })
+    } catch {
+      // a sink that throws must not turn a refusal into a crash
+    }
+    return undefined
   }
 }
 

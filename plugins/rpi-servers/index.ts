@@ -74,6 +74,8 @@ export default fp(async (app) => {
     rejected,
     deviceLabel: (device) => app.deviceLabels.of(device),
     doorState: (device, features) => { app.doors.observe(device, features) },
+    // in a cluster the frame stream keeps the batch and the door's owner reads it (plugins/cluster)
+    ...(app.cluster ? { publish: app.cluster.publish.bind(app.cluster) } : {}),
     seen: (device, addr) => {
       // the frames are committed by now: a full database must not turn their 200 into an
       // error the Pi would retry (storing them twice) just because last_seen could not be written
@@ -131,5 +133,5 @@ export default fp(async (app) => {
   name: 'rpi-servers',
   fastify: '5.x',
   dependencies: ['doors'],
-  decorators: { fastify: ['config', 'storage', 'metrics', 'deviceLabels', 'requireDevice', 'captures', 'doors'] }
+  decorators: { fastify: ['cluster', 'config', 'storage', 'metrics', 'deviceLabels', 'requireDevice', 'captures', 'doors'] }
 })

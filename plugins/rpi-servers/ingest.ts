@@ -50,6 +50,12 @@ export interface FrameIngestOptions {
   seen: (device: number, addr: string) => void
   /** Clock in epoch milliseconds. */
   now?: () => number
+  /**
+   * In a cluster (plugins/cluster): where a batch goes instead of SQLite and
+   * this process's door state — the JetStream frame stream, which resolves
+   * once it has the batch, stored once per `msgId`. Unset: embedded.
+   */
+  publish?: (device: number, features: Float32Array[], receivedAt: number, msgId?: string) => Promise<{ duplicate: boolean }>
 }
 
 /** Takes a Pi's batch of frames: decode, store the good ones, hand them to an open capture session. */
@@ -78,6 +84,34 @@ export class FrameIngest {
       return this.options.captures.record(device, features, 'frames')
     })
     this.options.received.inc(deviceLabel, decoded.length)
+    this.options.seen(device, addr)
+    return { accepted: decoded.length, rejected, labelled }
+  }
+
+  /** Whether batches go to a cluster's frame stream (see {@link FrameIngestOptions.publish}). */
+  get clustered (): boolean {
+    return this.options.publish !== undefined
+  }
+
+  /**
+   * The cluster's way for a batch: decoded here, stored by JetStream, read
+   * into its door's state by the instance that owns the door's partition.
+   * Answers once JetStream has it; a retry with the same `msgId` on any
+   * instance is stored once (and labels nothing again). Open captures on this
+   * instance label it.
+   * @throws BadFrameError (400) when no frame decodes; nothing is published then
+   */
+  async publish (device: number, frames: readonly unknown[], addr: string, msgId?: string): Promise<FramesReceipt> {
+    const publish = this.options.publish
+    if (!publish) throw new Error('this instance is not part of a cluster')
+    const { decoded, rejected } = decodeBatch(frames)
+    const deviceLabel = { device: this.options.deviceLabel?.(device) ?? String(device) }
+    if (rejected.length > 0) this.options.rejected.inc(deviceLabel, rejected.length)
+    if (decoded.length === 0) throw new BadFrameError(describeAllRejected(rejected))
+    const features = decoded.map((frame) => frame.features)
+    const { duplicate } = await publish(device, features, this.now(), msgId)
+    const labelled = duplicate ? 0 : this.options.captures.record(device, features, 'frames')
+    if (!duplicate) this.options.received.inc(deviceLabel, decoded.length)
     this.options.seen(device, addr)
     return { accepted: decoded.length, rejected, labelled }
   }

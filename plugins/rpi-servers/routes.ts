@@ -90,6 +90,12 @@ export const rpiServerRoutes: FastifyPluginAsyncTypebox<RpiServerRouteOptions> =
       body: FramesBody,
       response: { 200: FramesReceipt, ...errorResponses, ...idempotencyResponses }
     }
-  }, async (request, reply) => answerOnce(reply, keyedRequestOf(request, request.body.ID),
-    () => ingest.ingest(request.body.ID, request.body.frames, request.ip)))
+  }, async (request, reply) => {
+    const { ID: device, frames } = request.body
+    if (!ingest.clustered) return answerOnce(reply, keyedRequestOf(request, device), () => ingest.ingest(device, frames, request.ip))
+    // in a cluster JetStream stores a batch once per Nats-Msg-Id, whichever instance a retry reaches: the key and the
+    // body's digest, so a key reused with other frames stores them rather than dropping them as a repeat
+    const keyed = keyedRequestOf(request, device)
+    return ingest.publish(device, frames, request.ip, keyed && `${device}/${keyed.key}/${keyed.fingerprint}`)
+  })
 }

@@ -3,6 +3,7 @@
 import { render } from '../vendor/preact.js'
 import { useState } from '../vendor/hooks.js'
 import { html } from './html.js'
+import { ClusterFooter } from './cluster.js'
 import { DevicesSection } from './devices.js'
 import { DoorsSection } from './doors.js'
 import { HomeAssistantSection } from './home-assistant.js'
@@ -44,6 +45,7 @@ function App () {
       <${HomeAssistantSection} />
       <${ModelSection} />
     </main>
+    <${ClusterFooter} />
     ${wizardDevice !== null && html`<${CalibrationWizard} device=${wizardDevice} onClose=${() => setWizardDevice(null)} />`}
     <${TokenDialog} />
     <${Announcer} />`

@@ -18,6 +18,7 @@ export type PostJson<P extends keyof paths> = paths[P] extends { post: infer O }
 
 export type Door = GetJson<'/doors/{id}'>
 export type HomeAssistantStatus = GetJson<'/home-assistant/status'>
+export type ClusterStatus = GetJson<'/cluster'>
 
 export type DoorState = Door['state']
 export type DoorReason = NonNullable<Door['reason']>
