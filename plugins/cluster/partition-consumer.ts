@@ -52,7 +52,8 @@ export class PartitionConsumer {
     }
     if (!Number.isFinite(replayFromMs)) throw new RangeError(`partition consumer: replayFromMs ${replayFromMs} is not an epoch ms`)
     const onError = options.onError ?? (() => {})
-    // set before the first message can be read: up to it, a batch was in the stream before the consumer
+    // the stream's last seq once the consumer is made: up to it, a batch was there before the consumer; a batch
+    // delivered before it is read was there by then too
     let replayUntil = Infinity
     const consumer = new PartitionConsumer(partition)
     consumer.#reader = await StreamReader.start(conn, {
@@ -75,7 +76,12 @@ export class PartitionConsumer {
         onBatch({ ...batch, seq: message.seq, replayed: message.seq <= replayUntil })
       }
     })
-    replayUntil = (await stream.info()).lastSeq
+    try {
+      replayUntil = (await stream.info()).lastSeq
+    } catch (error) {
+      await consumer.stop()
+      throw error
+    }
     return consumer
   }
 
