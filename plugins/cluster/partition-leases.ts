@@ -58,7 +58,7 @@ interface Lease {
   partition: number
   /** The revision of our last write of the key. */
   revision: number
-  /** When our last write of the key was acknowledged (local clock). */
+  /** When our last acknowledged write of the key was sent (local clock): the lease lasts at least until renewedAt + ttl. */
   renewedAt: number
   state: 'acquiring' | 'owned' | 'releasing' | 'lost'
   /** onAcquired's completion (failures caught). */
@@ -240,6 +240,7 @@ export class PartitionLeases {
   /** Tries to take `partition`; true when this instance holds it now. */
   async #claim (partition: number): Promise<boolean> {
     let revision: number
+    const sentAt = Date.now()
     try {
       revision = await this.#kv.create(keyOf(partition), this.#id)
     } catch (error) {
@@ -250,7 +251,7 @@ export class PartitionLeases {
     const lease: Lease = {
       partition,
       revision,
-      renewedAt: Date.now(),
+      renewedAt: sentAt,
       state: 'acquiring',
       acquired: Promise.resolve(),
       writes: Promise.resolve()
@@ -272,7 +273,14 @@ export class PartitionLeases {
 
   /** Renews every lease held. */
   async #renewAll (): Promise<void> {
+    const now = Date.now()
     await Promise.all([...this.#leases.values()].map((lease) => {
+      if (now >= lease.renewedAt + this.#options.ttlMs) {
+        // not renewed for a ttl (the event loop was blocked, a write hung): it may be someone else's by now
+        this.#onError(new Error(`partition leases: the lease of partition ${lease.partition} went ${now - lease.renewedAt} ms without renewal`))
+        this.#lose(lease)
+        return undefined
+      }
       lease.writes = lease.writes.then(() => this.#renew(lease))
       return lease.writes
     }))
@@ -281,9 +289,11 @@ export class PartitionLeases {
   async #renew (lease: Lease): Promise<void> {
     // released or lost while this waited for the write before it
     if (this.#leases.get(lease.partition) !== lease) return
+    const sentAt = Date.now()
     try {
-      lease.revision = await this.#kv.update(keyOf(lease.partition), this.#id, lease.revision)
-      lease.renewedAt = Date.now()
+      // a write that hangs fails before the next renewal is due
+      lease.revision = await this.#kv.update(keyOf(lease.partition), this.#id, lease.revision, Math.max(100, this.#renewMs))
+      lease.renewedAt = sentAt
     } catch (error) {
       if (this.#leases.get(lease.partition) !== lease) return
       if (isApiError(error, JetStreamApiCodes.StreamWrongLastSequence)) {

@@ -191,6 +191,20 @@ test('a renewal that finds someone else\'s lease calls onLost at once; the parti
   assertOrdered(a)
 })
 
+test('an instance whose event loop stalled longer than the ttl gives its leases up (onLost), then takes them anew', { skip: reason }, async (t) => {
+  const cluster = await testCluster(t)
+  const a = await member(cluster, cluster.conn, 'a', 2, { partitions: 2 })
+  a.leases.start()
+  await until(() => a.log.filter((entry) => entry.step === 'acquired').length === 2, 5000, 'a holds both')
+  // a synchronous stall (a long computation, a GC pause): no renewal can run, the leases expire in NATS
+  const stalled = Date.now()
+  while (Date.now() - stalled < TTL_MS + 100) { /* stall */ }
+  await until(() => a.log.filter((entry) => entry.step === 'lost').length === 2, RENEW_MS + 500, 'onLost for both')
+  assert.match(String(a.errors[0]), /went \d+ ms without renewal/)
+  await until(() => a.log.filter((entry) => entry.step === 'acquired').length === 4, 3000, 'both taken again')
+  assertOrdered(a)
+})
+
 test('an onAcquired that throws is reported and the lease given back; options out of range are refused', { skip: reason }, async (t) => {
   const cluster = await testCluster(t)
   let failures = 1
