@@ -73,8 +73,8 @@ export class Postgres {
     } catch (err) {
       await pool.end().catch(() => {})
       // the cause is kept for its code, but the message is rebuilt: pg's own may quote the connection string
-      throw new Error(`could not connect to PostgreSQL ${target.where}${target.user}: ${scrub(reasonOf(err), target.password)}`,
-        { cause: scrubbedCause(err, target.password) })
+      throw new Error(`could not connect to PostgreSQL ${target.where}${target.user}: ${scrub(reasonOf(err), target.passwords)}`,
+        { cause: scrubbedCause(err, target.passwords) })
     }
     return new Postgres(pool, target.where)
   }
@@ -175,8 +175,8 @@ async function versionOf (db: Pick<Pool, 'query'>, area: string): Promise<number
   return rows[0].version ?? 0
 }
 
-/** What a message may say of a connection URL: where it points and as whom, never the password. */
-function describeUrl (url: string): { where: string, user: string, password: string } {
+/** What a message may say of a connection URL: where it points and as whom, never the password (as written, and decoded). */
+function describeUrl (url: string): { where: string, user: string, passwords: string[] } {
   let parsed: URL
   try {
     parsed = new URL(url)
@@ -194,7 +194,7 @@ function describeUrl (url: string): { where: string, user: string, password: str
   return {
     where: `at ${host}:${port}, database ${database}`,
     user: user === '' ? '' : ` as ${user}`,
-    password: decodeURIComponent(parsed.password)
+    passwords: [...new Set([parsed.password, decodeURIComponent(parsed.password)])].filter((password) => password !== '')
   }
 }
 
@@ -205,12 +205,12 @@ function reasonOf (err: unknown): string {
   return String(err)
 }
 
-function scrub (text: string, password: string): string {
-  return password === '' ? text : text.replaceAll(password, '***')
+function scrub (text: string, passwords: readonly string[]): string {
+  return passwords.reduce((scrubbed, password) => scrubbed.replaceAll(password, '***'), text)
 }
 
 /** The error as a cause that carries its code but no password, should pg's message have quoted one. */
-function scrubbedCause (err: unknown, password: string): unknown {
-  if (!(err instanceof Error) || password === '' || !`${err.message}${err.stack ?? ''}`.includes(password)) return err
-  return Object.assign(new Error(scrub(err.message, password)), { code: (err as { code?: unknown }).code })
+function scrubbedCause (err: unknown, passwords: readonly string[]): unknown {
+  if (!(err instanceof Error) || !passwords.some((password) => `${err.message}${err.stack ?? ''}`.includes(password))) return err
+  return Object.assign(new Error(scrub(err.message, passwords)), { code: (err as { code?: unknown }).code })
 }

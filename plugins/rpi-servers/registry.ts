@@ -1,7 +1,7 @@
 import type { Database } from 'better-sqlite3'
 import { EventEmitter } from 'node:events'
 import type { KnownDevice, LiveDevice } from '../../schemas/rpi-servers.js'
-import { SqliteDeviceRows, type DeviceRow, type DeviceRowStore } from './device-rows.js'
+import { SqliteDeviceRows, type DeviceRow, type DeviceRowStore, type DeviceSeen } from './device-rows.js'
 
 /** One keep-alive: who called, from where. */
 export interface KeepAlive {
@@ -273,7 +273,7 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
     this.#flushTimer = undefined
     const count = this.#dirty.size
     if (count === 0) return 0
-    const seen = []
+    const seen: DeviceSeen[] = []
     for (const id of this.#dirty) {
       const device = this.#devices.get(id)
       // values, not the records: an asynchronous store writes them after touch() moved lastSeen on

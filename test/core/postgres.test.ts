@@ -121,6 +121,12 @@ test('a server that does not answer fails open() with its host, port and databas
   assert.ok(err instanceof Error, 'open() failed')
   assert.match(err.message, /^could not connect to PostgreSQL at 127\.0\.0\.1:1, database fleet_db as doorsense: .*ECONNREFUSED/)
   assert.doesNotMatch(inspect(err, { depth: 5 }), /s3cret-Pa55/, 'not in the message, the stack or the cause')
+  // a password with characters a URL escapes: neither form shows
+  const escaped = await Postgres.open(`postgres://doorsense:${encodeURIComponent('p@ss:w/rd%x')}@127.0.0.1:1/fleet_db`)
+    .then(() => undefined, (failure: unknown) => failure as Error)
+  assert.ok(escaped instanceof Error)
+  assert.match(escaped.message, /at 127\.0\.0\.1:1, database fleet_db as doorsense/)
+  assert.doesNotMatch(inspect(escaped, { depth: 5 }), /p@ss:w\/rd%x|p%40ss%3Aw%2Frd%25x/)
 })
 
 test('a database that does not exist fails open() naming it; a URL that is not one is refused without being repeated', async (t) => {
