@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { isStorageFull } from '../../core/errors.js'
 import { Counter, Gauge } from 'prom-client'
+import { SqliteDeviceRows } from './device-rows.js'
 import { FrameRetention } from './frame-retention.js'
 import { FrameStore } from './frame-store.js'
 import { FrameIngest } from './ingest.js'
@@ -31,7 +32,7 @@ export function sweepIntervalMs (staleAfterMs: number): number {
  */
 export default fp(async (app) => {
   app.storage.migrate(RPI_SERVERS_SCHEMA)
-  const registry = new DeviceRegistry(app.storage.db, {
+  const registry = new DeviceRegistry(new SqliteDeviceRows(app.storage.db), {
     staleAfterMs: app.config.STALE_AFTER_S * 1000,
     flushMs: app.config.REGISTRY_FLUSH_MS,
     onFlushError: (err) => app.log.error({ err }, 'could not write the Pis\' last-seen times; the next flush tries again')
@@ -40,6 +41,8 @@ export default fp(async (app) => {
   app.addHook('onClose', async () => {
     try {
       registry.close()
+      // an asynchronous store (PostgreSQL) may still be writing what close() flushed; SQLite has written it
+      await registry.settled()
     } catch (err) {
       app.log.error({ err, devices: registry.unflushed }, 'could not write the Pis\' last-seen times on close')
     }

@@ -1,6 +1,7 @@
-import type { Database, Statement } from 'better-sqlite3'
+import type { Database } from 'better-sqlite3'
 import { EventEmitter } from 'node:events'
 import type { KnownDevice, LiveDevice } from '../../schemas/rpi-servers.js'
+import { SqliteDeviceRows, type DeviceRow, type DeviceRowStore, type DeviceSeen } from './device-rows.js'
 
 /** One keep-alive: who called, from where. */
 export interface KeepAlive {
@@ -19,34 +20,19 @@ export interface DeviceRegistryOptions {
    * every 10 s (the design before coalescing).
    */
   flushMs?: number
-  /** Hears of a flush that failed (e.g. a full disk); the rows stay dirty and the next flush tries again. */
+  /**
+   * Hears of a flush that failed (e.g. a full disk); the rows stay dirty and
+   * the next flush tries again. With an asynchronous store (PostgreSQL) it
+   * hears of any write that failed after its call returned; the store tries
+   * that write again.
+   */
   onFlushError?: (err: unknown) => void
   /** Clock in epoch milliseconds; tests inject their own. */
   now?: () => number
 }
 
 /** A Pi as remembered: the row of `rpi_devices`, possibly ahead of it by up to `flushMs`. */
-interface DeviceRecord {
-  id: number
-  /** The NAME its keep-alives carry. */
-  name: string
-  /** The name a user gave its door; null = `name`. */
-  displayName: string | null
-  addr: string
-  firstSeen: number
-  lastSeen: number
-  keepAlives: number
-}
-
-interface DeviceRow {
-  id: number
-  name: string
-  display_name: string | null
-  addr: string
-  first_seen: number
-  last_seen: number
-  keep_alives: number
-}
+type DeviceRecord = DeviceRow
 
 /** Without coalescing (flushMs 0): how often frames alone write a Pi's `last_seen`, as before. */
 const FRAME_TOUCH_WRITE_MS = 10_000
@@ -64,8 +50,8 @@ export interface DeviceEvents {
 
 /**
  * The Pis: which are live (heard from within `staleAfterMs` by this process)
- * and which were ever seen (kept in SQLite, so history survives a restart; a
- * restart starts with none live). A keep-alive or a batch of frames makes a
+ * and which were ever seen (kept in the database, so history survives a
+ * restart; a restart starts with none live). A keep-alive or a batch of frames makes a
  * Pi live.
  *
  * Every Pi is held in memory and read from there. What a Pi says often — it
@@ -74,14 +60,17 @@ export interface DeviceEvents {
  * costs no disk write on the request path, and a crash loses at most the last
  * `flushMs` of last-seen times and counts. What a Pi says rarely — that it
  * exists, its name, its address — is written before the request is answered,
- * so a device in an answer is never missing after a crash.
+ * so a device in an answer is never missing after a crash (with PostgreSQL:
+ * queued before the request is answered, see {@link settled}).
  *
- * Its table, `rpi_devices`, is `RPI_SERVERS_SCHEMA`'s (rpi-servers-schema.ts),
- * migrated by the area's plugin before it builds this.
+ * Its rows live in a {@link DeviceRowStore} (device-rows.ts): SQLite's
+ * `rpi_devices` of `RPI_SERVERS_SCHEMA` (rpi-servers-schema.ts), migrated by
+ * the area's plugin before it builds this, or PostgreSQL's of
+ * `RPI_SERVERS_PG_SCHEMA`.
  */
 export class DeviceRegistry extends EventEmitter<DeviceEvents> {
   readonly staleAfterMs: number
-  readonly #db: Database
+  readonly #rows: DeviceRowStore
   readonly #now: () => number
   readonly #flushMs: number
   readonly #onFlushError: (err: unknown) => void
@@ -95,44 +84,21 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
   readonly #touchWritten = new Map<number, number>()
   #flushTimer: NodeJS.Timeout | undefined
   #closed = false
-  readonly #writeRow: Statement<[number, string, string, number, number, number]>
-  readonly #writeSeen: Statement<[number, number, number]>
-  readonly #deleteRow: Statement<[number]>
-  readonly #writeDisplayName: Statement<[string | null, number]>
-  readonly #flushDirty: () => void
 
-  constructor (db: Database, options: DeviceRegistryOptions) {
+  /**
+   * @param rows where the rows live; a SQLite connection stands for
+   *   `new SqliteDeviceRows(db)` (an asynchronous store, PostgreSQL, is opened
+   *   first: `await PostgresDeviceRows.open(pg)`)
+   */
+  constructor (rows: DeviceRowStore | Database, options: DeviceRegistryOptions) {
     super()
-    this.#db = db
+    this.#rows = isSqlite(rows) ? new SqliteDeviceRows(rows) : rows
     this.staleAfterMs = options.staleAfterMs
     this.#now = options.now ?? Date.now
     this.#flushMs = options.flushMs ?? 1000
     this.#onFlushError = options.onFlushError ?? (() => {})
-    // absolute values from memory, the row's first_seen kept; last_seen never goes back
-    this.#writeRow = db.prepare(`INSERT INTO rpi_devices (id, name, addr, first_seen, last_seen, keep_alives) VALUES (?, ?, ?, ?, ?, ?)
-      ON CONFLICT (id) DO UPDATE SET name = excluded.name, addr = excluded.addr,
-        last_seen = MAX(last_seen, excluded.last_seen), keep_alives = excluded.keep_alives`)
-    this.#writeSeen = db.prepare('UPDATE rpi_devices SET last_seen = MAX(last_seen, ?), keep_alives = ? WHERE id = ?')
-    this.#deleteRow = db.prepare('DELETE FROM rpi_devices WHERE id = ?')
-    this.#writeDisplayName = db.prepare('UPDATE rpi_devices SET display_name = ? WHERE id = ?')
-    this.#flushDirty = db.transaction(() => {
-      for (const id of this.#dirty) {
-        const device = this.#devices.get(id)
-        if (device) this.#writeSeen.run(device.lastSeen, device.keepAlives, id)
-      }
-    })
-    const rows = db.prepare('SELECT id, name, display_name, addr, first_seen, last_seen, keep_alives FROM rpi_devices').all() as DeviceRow[]
-    for (const row of rows) {
-      this.#devices.set(row.id, {
-        id: row.id,
-        name: row.name,
-        displayName: row.display_name,
-        addr: row.addr,
-        firstSeen: row.first_seen,
-        lastSeen: row.last_seen,
-        keepAlives: row.keep_alives
-      })
-    }
+    this.#rows.onWriteError((err) => { this.#onFlushError(err) })
+    for (const row of this.#rows.load()) this.#devices.set(row.id, row)
   }
 
   /** Whether a Pi was ever heard from. */
@@ -207,7 +173,7 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
    * @returns whether it was known
    */
   forget (id: number): boolean {
-    this.#deleteRow.run(id)
+    this.#rows.delete(id)
     const known = this.#devices.delete(id)
     this.#heardAt.delete(id)
     this.#dirty.delete(id)
@@ -231,7 +197,7 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
     const device = this.#devices.get(id)
     if (!device) return false
     const shownBefore = this.nameOf(id)
-    this.#writeDisplayName.run(displayName, id)
+    this.#rows.setDisplayName(id, displayName)
     device.displayName = displayName
     if (this.nameOf(id) !== shownBefore) this.emit('renamed', id)
     return true
@@ -291,13 +257,14 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
     return dropped
   }
 
-  /** Pis whose last_seen or count has not reached the disk yet. */
+  /** Pis whose last_seen or count has not reached the disk yet (an asynchronous store: its queue yet; see {@link settled}). */
   get unflushed (): number {
     return this.#dirty.size
   }
 
   /**
-   * Writes every dirty Pi's last_seen and count, in one transaction.
+   * Writes every dirty Pi's last_seen and count, in one transaction (an
+   * asynchronous store: queues them so).
    * @returns how many rows it wrote
    * @throws what SQLite throws (the rows stay dirty)
    */
@@ -306,19 +273,39 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
     this.#flushTimer = undefined
     const count = this.#dirty.size
     if (count === 0) return 0
-    this.#flushDirty()
+    const seen: DeviceSeen[] = []
+    for (const id of this.#dirty) {
+      const device = this.#devices.get(id)
+      // values, not the records: an asynchronous store writes them after touch() moved lastSeen on
+      if (device) seen.push({ id, lastSeen: device.lastSeen, keepAlives: device.keepAlives })
+    }
+    this.#rows.writeSeen(seen)
     this.#dirty.clear()
     return count
   }
 
-  /** Flushes and stops the flush timer (before the database closes); a Pi heard from after this is written at once. */
+  /**
+   * Flushes and stops the flush timer (before the database closes); a Pi
+   * heard from after this is written at once. An asynchronous store may
+   * still be writing: await {@link settled} before its database closes.
+   */
   close (): void {
     this.#closed = true
     this.flush()
   }
 
+  /**
+   * Resolves once every row write made so far has reached the database: at
+   * once with SQLite (written in the call); with PostgreSQL when its queue
+   * has caught up, retrying while the database refuses.
+   * @throws when the database closed before some writes could be made
+   */
+  async settled (): Promise<void> {
+    await this.#rows.settled()
+  }
+
   #write (device: DeviceRecord): void {
-    this.#writeRow.run(device.id, device.name, device.addr, device.firstSeen, device.lastSeen, device.keepAlives)
+    this.#rows.upsert(device)
     this.#dirty.delete(device.id)
   }
 
@@ -326,14 +313,14 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
   #markDirty (id: number): void {
     this.#dirty.add(id)
     if (!this.#closed) this.#scheduleFlush()
-    else if (this.#db.open) this.flush()
+    else if (this.#rows.open) this.flush()
   }
 
   #scheduleFlush (): void {
     if (this.#flushTimer) return
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined
-      if (!this.#db.open) return
+      if (!this.#rows.open) return
       try {
         this.flush()
       } catch (err) {
@@ -351,4 +338,9 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
 
 function toLiveDevice (device: DeviceRecord, lastSeen: number): LiveDevice {
   return { addr: device.addr, name: device.name, id: device.id, lastSeen: new Date(lastSeen).toISOString() }
+}
+
+/** A better-sqlite3 connection rather than a store (its `prepare`): what callers before the stores passed. */
+function isSqlite (rows: DeviceRowStore | Database): rows is Database {
+  return typeof (rows as Partial<Database>).prepare === 'function'
 }

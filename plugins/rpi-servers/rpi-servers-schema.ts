@@ -1,3 +1,4 @@
+import type { PgAreaSchema } from '../../core/postgres.js'
 import type { AreaSchema } from '../../core/storage.js'
 
 /**
@@ -29,5 +30,26 @@ export const RPI_SERVERS_SCHEMA: AreaSchema = {
     'CREATE INDEX rpi_frames_received ON rpi_frames (received_at)',
     // the name a user gave the door (PATCH /doors/{id}); NULL = the Pi's own NAME, which keep-alives keep overwriting
     'ALTER TABLE rpi_devices ADD COLUMN display_name TEXT'
+  ]
+}
+
+/**
+ * The same area's tables in PostgreSQL (a cluster's `DATABASE_URL`), so far
+ * the Pis only: the columns of `rpi_devices` above, as they are after its
+ * last migration. Migrated by device-rows.ts (`PostgresDeviceRows.open`).
+ */
+export const RPI_SERVERS_PG_SCHEMA: PgAreaSchema = {
+  area: 'rpi-servers',
+  migrations: [
+    // every Pi ever heard from; times are epoch milliseconds (bigint: they overflow integer); keep_alives bigint as SQLite's INTEGER
+    `CREATE TABLE rpi_devices (
+    id integer PRIMARY KEY CHECK (id BETWEEN 0 AND 32767),
+    name text NOT NULL,
+    addr text NOT NULL,
+    first_seen bigint NOT NULL,
+    last_seen bigint NOT NULL,
+    keep_alives bigint NOT NULL DEFAULT 1,
+    display_name text
+  )`
   ]
 }
