@@ -47,6 +47,17 @@ export function newInstanceId (port: number): string {
 }
 
 /**
+ * How long a partition lease, and an instance's directory entry, outlives its
+ * last renewal: half OWNER_TAKEOVER_S, so a contender (polling every 500 ms)
+ * takes a dead instance's partitions and rebuilds their windows within it.
+ * The directory forgets the dead instance as soon, so the survivors' fair
+ * shares grow to cover its partitions.
+ */
+export function leaseTtlMs (takeoverMs: number): number {
+  return Math.max(600, Math.round(takeoverMs * 0.5))
+}
+
+/**
  * How many partitions `self` should own among the live `instances`: an even
  * split, the remainder to the first instances by ID, so the shares add up to
  * every partition (a ceiling for all would leave a newcomer none to take).
@@ -112,8 +123,7 @@ export class ClusterService {
     this.#leases = await PartitionLeases.open(conn, {
       partitions,
       instanceId,
-      // a lease lapses at half OWNER_TAKEOVER_S: a contender (polling every 500 ms) takes it and rebuilds the windows within it
-      ttlMs: Math.max(600, Math.round(takeoverMs * 0.5)),
+      ttlMs: leaseTtlMs(takeoverMs),
       fairShare: () => fairShare(partitions, directory.list().map((instance) => instance.id), instanceId),
       onAcquired: async (partition) => this.#acquire(partition),
       onReleasing: async (partition) => this.#release(partition),

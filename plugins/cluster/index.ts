@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { Gauge } from 'prom-client'
-import { ClusterService, newInstanceId } from './cluster-service.js'
+import { ClusterService, leaseTtlMs, newInstanceId } from './cluster-service.js'
 import { connectCluster } from './connection.js'
 import { DoorBoard } from './door-board.js'
 import { FrameStream } from './frame-stream.js'
@@ -46,7 +46,7 @@ export default fp(async (app) => {
     const board = await DoorBoard.open(conn)
     const directory = await InstanceDirectory.open(conn, {
       self: { id: instanceId, url: config.INSTANCE_URL ?? `http://${config.HOST}:${config.PORT}`, startedAt },
-      ttlMs: takeoverMs
+      ttlMs: leaseTtlMs(takeoverMs)
     })
     service = new ClusterService({
       conn,

@@ -21,10 +21,12 @@ export interface InstanceInfo {
   owned: number[]
   /** When it wrote this entry, epoch ms (its own clock: compare with care). */
   heartbeatAt: number
+  /** Frame batches not yet read, by owned partition (its consumers' lag at the heartbeat). */
+  lag: Record<string, number>
 }
 
 export interface InstanceDirectoryOptions {
-  self: Omit<InstanceInfo, 'heartbeatAt' | 'owned'>
+  self: Omit<InstanceInfo, 'heartbeatAt' | 'owned' | 'lag'>
   /** An entry not written again within this is gone: how long a dead instance stays listed, at most (plus a heartbeat). */
   ttlMs: number
   /** Between two writes of its own entry and reads of the bucket. Default ttlMs / 3. */
@@ -46,19 +48,21 @@ function sameView (a: InstanceInfo[], b: InstanceInfo[]): boolean {
 /** A value read from the bucket, if it is an instance entry. */
 function parseInfo (key: string, value: unknown): InstanceInfo | undefined {
   if (typeof value !== 'object' || value === null) return undefined
-  const { url, startedAt, owned, heartbeatAt } = value as Record<string, unknown>
+  const { url, startedAt, owned, heartbeatAt, lag } = value as Record<string, unknown>
   if (typeof url !== 'string' || typeof startedAt !== 'number' || typeof heartbeatAt !== 'number') return undefined
   if (!Array.isArray(owned) || !owned.every((partition) => Number.isInteger(partition))) return undefined
-  return { id: key, url, startedAt, owned: owned as number[], heartbeatAt }
+  const lags = typeof lag === 'object' && lag !== null ? Object.fromEntries(Object.entries(lag).filter(([, n]) => Number.isInteger(n))) as Record<string, number> : {}
+  return { id: key, url, startedAt, owned: owned as number[], heartbeatAt, lag: lags }
 }
 
 /** See the module's doc. `changed` is emitted when the list differs from the last one (heartbeat times aside). */
 export class InstanceDirectory extends EventEmitter<{ changed: [] }> {
   readonly #kv: KV
-  readonly #self: Omit<InstanceInfo, 'heartbeatAt' | 'owned'>
+  readonly #self: Omit<InstanceInfo, 'heartbeatAt' | 'owned' | 'lag'>
   readonly #heartbeatMs: number
   readonly #onError: (err: unknown) => void
   #owned: number[] = []
+  #lag: Record<string, number> = {}
   #view: InstanceInfo[] = []
   #timer: NodeJS.Timeout | undefined
   #beating: Promise<void> | undefined
@@ -101,8 +105,9 @@ export class InstanceDirectory extends EventEmitter<{ changed: [] }> {
     this.#schedule()
   }
 
-  /** The partitions this instance holds, written with its next heartbeat (one is brought forward). */
-  setOwned (partitions: number[]): void {
+  /** The partitions this instance holds, written with its next heartbeat (one is brought forward); `lag` rides along with the next one. */
+  setOwned (partitions: number[], lag: Record<string, number> = {}): void {
+    this.#lag = lag
     const owned = [...partitions].sort((a, b) => a - b)
     if (owned.join() === this.#owned.join()) return
     this.#owned = owned
@@ -111,7 +116,7 @@ export class InstanceDirectory extends EventEmitter<{ changed: [] }> {
 
   /** The instances as read at the last heartbeat, sorted by id. */
   list (): InstanceInfo[] {
-    return this.#view.map((info) => ({ ...info, owned: [...info.owned] }))
+    return this.#view.map((info) => ({ ...info, owned: [...info.owned], lag: { ...info.lag } }))
   }
 
   /** Stops the heartbeats and deletes this instance's entry, so the others drop it at their next heartbeat. */
@@ -149,7 +154,7 @@ export class InstanceDirectory extends EventEmitter<{ changed: [] }> {
 
   /** Writes this instance's entry, then reads every entry. */
   async #beat (): Promise<void> {
-    const info: InstanceInfo = { ...this.#self, owned: this.#owned, heartbeatAt: Date.now() }
+    const info: InstanceInfo = { ...this.#self, owned: this.#owned, heartbeatAt: Date.now(), lag: this.#lag }
     await this.#kv.put(this.#self.id, JSON.stringify(info))
     const keys: string[] = []
     for await (const key of await this.#kv.keys()) keys.push(key)
