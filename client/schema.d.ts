@@ -170,6 +170,259 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/cluster": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The instances of the cluster, the partitions each owns and each consumer's lag
+         * @description Embedded (NATS_URL unset): one instance owning every door. In a cluster: every instance with a heartbeat within OWNER_TAKEOVER_S, every partition with its owner (null during a takeover) and the batches its owner has not read yet, and the frame stream's size on the NATS server. Any instance answers the same, up to a heartbeat's age.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description CLUSTER_NAME in a cluster, null embedded */
+                            cluster: string | null;
+                            /** @description the ID of the instance that answered */
+                            instance: string;
+                            instances: {
+                                /**
+                                 * Format: date-time
+                                 * @description its last heartbeat; an instance silent for OWNER_TAKEOVER_S drops out
+                                 */
+                                heartbeatAt: string;
+                                /** @description the instance's ID (host name, port and a random part, new at each start) */
+                                id: string;
+                                /** @description frame batches in its partitions not yet read, summed over its consumers */
+                                lag: number;
+                                /** @description the partitions it owns */
+                                owned: number[];
+                                /** @description whether this is the instance that answered */
+                                self: boolean;
+                                /** Format: date-time */
+                                startedAt: string;
+                                /** @description its INSTANCE_URL */
+                                url: string;
+                            }[];
+                            /** @description embedded: one process on SQLite (NATS_URL unset) */
+                            mode: "embedded" | "cluster";
+                            owners: {
+                                /** @description batches its owner has not read yet (null: unowned) */
+                                lag: number | null;
+                                /** @description the owning instance's ID; null while unowned (a takeover under way) */
+                                owner: string | null;
+                                partition: number;
+                            }[];
+                            /** @description CLUSTER_PARTITIONS (1 embedded: the process owns every door) */
+                            partitions: number;
+                            /** @description the frame stream on the NATS server */
+                            stream: {
+                                bytes: number;
+                                firstSeq: number;
+                                lastSeq: number;
+                                messages: number;
+                            } | null;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Misdirected Request (DS_HOST_NOT_ALLOWED): ALLOWED_HOSTS is set and the Host header names none of its hosts, an IP address or localhost */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Service Unavailable: the server is shedding load (its event loop lags more than MAX_EVENT_LOOP_DELAY_MS), or this route cannot serve now (no model yet, a full queue, too many event streams); nothing was done, retry after Retry-After seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait before trying again */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description a stable error code such as DS_BAD_FRAME */
+                            code?: string;
+                            /** @description the HTTP status text */
+                            error: string;
+                            /** @description what was wrong, naming the field or value */
+                            message: string;
+                            statusCode: number;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/debug/get/exists": {
         parameters: {
             query?: never;

@@ -10,6 +10,7 @@ import { installJsonBodyParser } from './json-body.js'
 import { answerRouterRefusal, MAX_PATH_PARAMETER_LENGTH } from './router-errors.js'
 import { strictInputKeywords } from './strict-input.js'
 import { storagePlugin } from './storage-plugin.js'
+import { postgresPlugin } from './postgres-plugin.js'
 import { authPlugin } from './auth.js'
 import { metricsPlugin } from './metrics.js'
 import { idempotencyPlugin } from './idempotency.js'
@@ -120,6 +121,8 @@ export async function buildApp (config: Config): Promise<App> {
       reserveMb: config.STORAGE_RESERVE_MB,
       checkpointMs: config.WAL_CHECKPOINT_MS
     })
+    // DATABASE_URL: the stores that must be shared by a cluster's instances (docs/cluster.md); closes after them
+    await app.register(postgresPlugin, { url: config.DATABASE_URL })
     await app.register(authPlugin, { dataDir: config.DATA_DIR, adminToken: config.ADMIN_TOKEN, deviceToken: config.DEVICE_TOKEN, host: config.HOST })
     // connections and event streams capped well below the open-files limit: a flood is turned away, not fatal
     installConnectionLimits(app, connectionLimits(config, openFilesLimit()?.soft))

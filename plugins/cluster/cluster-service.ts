@@ -9,8 +9,7 @@
  */
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import type { FastifyBaseLogger } from 'fastify'
-import type { DoorSnapshot, DoorStates } from '../doors/door-states.js'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { ClusterStatus } from '../../schemas/cluster.js'
 import { partitionOf } from './names.js'
 import type { ClusterConnection } from './connection.js'
@@ -19,6 +18,10 @@ import type { DoorBoard } from './door-board.js'
 import type { InstanceDirectory } from './instances.js'
 import { PartitionLeases } from './partition-leases.js'
 import { PartitionConsumer } from './partition-consumer.js'
+
+/** The doors area's live states (`app.doors.states`), reached through its decorator. */
+type DoorStates = FastifyInstance['doors']['states']
+type DoorSnapshot = NonNullable<ReturnType<DoorStates['get']>>
 
 /** Seconds of frames before a takeover that a new owner reads again: a door window (25 frames) and its hysteresis many times over. */
 const REBUILD_S = 10
@@ -127,7 +130,9 @@ export class ClusterService {
       fairShare: () => fairShare(partitions, directory.list().map((instance) => instance.id), instanceId),
       onAcquired: async (partition) => this.#acquire(partition),
       onReleasing: async (partition) => this.#release(partition),
-      onLost: (partition) => { void this.#lose(partition) },
+      onLost: (partition) => {
+        this.#lose(partition).catch((err: unknown) => this.#options.log.error({ err, partition }, 'cluster: could not stop a lost partition'))
+      },
       onError: (err) => this.#options.log.warn({ err }, 'cluster: a partition lease could not be renewed or taken; trying again')
     })
     this.#leases.start()

@@ -51,7 +51,8 @@ function parseInfo (key: string, value: unknown): InstanceInfo | undefined {
   const { url, startedAt, owned, heartbeatAt, lag } = value as Record<string, unknown>
   if (typeof url !== 'string' || typeof startedAt !== 'number' || typeof heartbeatAt !== 'number') return undefined
   if (!Array.isArray(owned) || !owned.every((partition) => Number.isInteger(partition))) return undefined
-  const lags = typeof lag === 'object' && lag !== null ? Object.fromEntries(Object.entries(lag).filter(([, n]) => Number.isInteger(n))) as Record<string, number> : {}
+  const entries = typeof lag === 'object' && lag !== null ? Object.entries(lag).filter(([, n]) => Number.isInteger(n)) : []
+  const lags = Object.fromEntries(entries) as Record<string, number>
   return { id: key, url, startedAt, owned: owned as number[], heartbeatAt, lag: lags }
 }
 

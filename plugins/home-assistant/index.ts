@@ -87,7 +87,8 @@ export default fp(async (app) => {
       swVersion: APP_VERSION,
       source: app.doors,
       log,
-      onFrames: (device, payload) => { void intake.handle(device, payload) },
+      // in a cluster the receipt comes once JetStream has the frames; a refusal is logged by the intake either way
+      onFrames: (device, payload) => { intake.handle(device, payload) },
       refusals,
       maxPacketBytes: config.MQTT_MAX_PAYLOAD,
       onConnectedChange: (up) => connected.set(up ? 1 : 0),

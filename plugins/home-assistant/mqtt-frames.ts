@@ -67,7 +67,10 @@ function framesOfText (text: string): unknown[] {
 }
 
 export interface MqttFrameIntakeOptions {
-  /** `fastify.frames.ingest` bound to the address `mqtt` (in a cluster `publish`, which resolves once JetStream has them): throws BadFrameError (400) when no frame decodes, OverloadedError (503) on a full queue. */
+  /**
+   * `fastify.frames.ingest` bound to the address `mqtt` (in a cluster `publish`, which resolves once JetStream has
+   * them): throws BadFrameError (400) when no frame decodes, OverloadedError (503) on a full queue.
+   */
   ingest: (device: number, frames: unknown[]) => FramesReceipt | Promise<FramesReceipt>
   /** Largest payload in bytes (BODY_LIMIT, as for HTTP). */
   maxBytes: number

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { isStorageFull } from '../../core/errors.js'
 import { Counter, Gauge } from 'prom-client'
-import { SqliteDeviceRows } from './device-rows.js'
+import { PostgresDeviceRows, SqliteDeviceRows } from './device-rows.js'
 import { FrameRetention } from './frame-retention.js'
 import { FrameStore } from './frame-store.js'
 import { FrameIngest } from './ingest.js'
@@ -32,7 +32,9 @@ export function sweepIntervalMs (staleAfterMs: number): number {
  */
 export default fp(async (app) => {
   app.storage.migrate(RPI_SERVERS_SCHEMA)
-  const registry = new DeviceRegistry(new SqliteDeviceRows(app.storage.db), {
+  // DATABASE_URL: the Pis and their names are shared by every instance of a cluster
+  const rows = app.postgres ? await PostgresDeviceRows.open(app.postgres) : new SqliteDeviceRows(app.storage.db)
+  const registry = new DeviceRegistry(rows, {
     staleAfterMs: app.config.STALE_AFTER_S * 1000,
     flushMs: app.config.REGISTRY_FLUSH_MS,
     onFlushError: (err) => app.log.error({ err }, 'could not write the Pis\' last-seen times; the next flush tries again')
@@ -136,5 +138,5 @@ export default fp(async (app) => {
   name: 'rpi-servers',
   fastify: '5.x',
   dependencies: ['doors'],
-  decorators: { fastify: ['cluster', 'config', 'storage', 'metrics', 'deviceLabels', 'requireDevice', 'captures', 'doors'] }
+  decorators: { fastify: ['cluster', 'postgres', 'config', 'storage', 'metrics', 'deviceLabels', 'requireDevice', 'captures', 'doors'] }
 })

@@ -3,8 +3,9 @@
  * stream and bucket names), real frames from session A posted round-robin by
  * eight "Pis" with Idempotency-Keys (some retried on another instance), then
  * `kill -9` of the instance that owns a door while frames flow, then a restart
- * of it. Needs the NATS server this machine runs (skipped with the reason
- * outside CI when it is not there; under CI=true it must run).
+ * of it; the Pis registry shared in one fresh PostgreSQL database. Needs the
+ * NATS and PostgreSQL servers this machine runs (skipped with the reason
+ * outside CI when one is not there; under CI=true it must run).
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -15,11 +16,12 @@ import type { Door } from '../../schemas/doors.js'
 import type { ClusterStatus } from '../../schemas/cluster.js'
 import { engineUnavailable, randomPrefix, TEST_NATS_URL } from '../fixtures/engines.js'
 import { freePort } from '../fixtures/live-server.js'
+import { testDatabase } from '../fixtures/postgres.js'
 import { listeningUrl, spawnServe, type ServeProcess } from '../fixtures/serve-process.js'
 import { sessionSlice, trainThrough } from '../fixtures/training.js'
 import { ADMIN_TOKEN, buildTestApp, tempDir } from '../helper.js'
 
-const skip = await engineUnavailable('nats')
+const skip = await engineUnavailable('nats') ?? await engineUnavailable('postgres')
 const DEVICES = [1, 2, 3, 4, 5, 6, 7, 8]
 const PARTITIONS = 4
 const TAKEOVER_S = 5
@@ -32,7 +34,7 @@ interface Instance { server: ServeProcess, url: string, port: number, dataDir: s
 function watchDoors (url: string): { events: Array<{ at: number, door: Door }>, close: () => void } {
   const events: Array<{ at: number, door: Door }> = []
   const controller = new AbortController()
-  void (async () => {
+  ;(async () => {
     const response = await fetch(`${url}/doors/stream`, { signal: controller.signal })
     const decoder = new TextDecoder()
     let buffer = ''
@@ -72,6 +74,8 @@ async function until<T> (what: string, check: () => Promise<T | undefined>, time
 
 test('three instances on one JetStream: frames stored once, a killed owner\'s doors resume elsewhere within OWNER_TAKEOVER_S without a flap, a restarted instance rejoins', { skip, timeout: 240_000 }, async (t) => {
   const cluster = randomPrefix('failover')
+  const database = await testDatabase(t)
+  assert.ok('url' in database, 'skip' in database ? database.skip : '')
   // one trained global model, copied into every instance's DATA_DIR: every instance reads frames with the same model
   const seedDir = tempDir(t)
   const seed = await buildTestApp(t, {}, { dataDir: seedDir })
@@ -85,6 +89,7 @@ test('three instances on one JetStream: frames stored once, a killed owner\'s do
     LOG_LEVEL: 'info',
     LOG_TO_FILE: 'false',
     NATS_URL: TEST_NATS_URL,
+    DATABASE_URL: database.url,
     CLUSTER_NAME: cluster,
     CLUSTER_PARTITIONS: String(PARTITIONS),
     OWNER_TAKEOVER_S: String(TAKEOVER_S)
@@ -124,13 +129,13 @@ test('three instances on one JetStream: frames stored once, a killed owner\'s do
   const acknowledged = new Set<string>()
   let retried = 0
   let sent = 0
-  let flowing = true
+  const flow = { on: true }
   const pis = DEVICES.map(async (device) => {
     const frames = device % 2 === 0 ? closed : open
     await fetch(`${targets[device % targets.length]}/server/post/keep_alive`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ID: device, NAME: `pi-${device}`, ADDR: '127.0.0.1' })
     })
-    for (let batch = 0; flowing; batch++) {
+    for (let batch = 0; flow.on; batch++) {
       const offset = (batch * FRAMES_PER_BATCH) % (frames.length - FRAMES_PER_BATCH)
       const body = JSON.stringify({ ID: device, frames: frames.slice(offset, offset + FRAMES_PER_BATCH).map((row) => Array.from(row.features)) })
       const key = `pi${device}-batch${batch}`
@@ -167,8 +172,12 @@ test('three instances on one JetStream: frames stored once, a killed owner\'s do
     return true
   }, 60_000)
 
-  // the door to kill: device 1's owner
-  const before = await clusterOf(instances[0].url)
+  // the door to kill: device 1's owner, once the partitions are settled (2, 1 and 1 of the four)
+  const before = await until('the partitions settled over the three', async () => {
+    const status = await clusterOf(instances[0].url)
+    const counts = status.instances.map((instance) => status.owners.filter((owner) => owner.owner === instance.id).length).sort()
+    return counts.join() === '1,1,2' ? status : undefined
+  })
   const partitionOfDoor = 1 % PARTITIONS
   const ownerId = before.owners[partitionOfDoor].owner
   const victim = instances.find((instance) => before.instances.find((entry) => entry.id === ownerId)?.url.endsWith(`:${instance.port}`))
@@ -211,11 +220,12 @@ test('three instances on one JetStream: frames stored once, a killed owner\'s do
   const rejoined = await until('the restarted instance owns partitions again', async () => {
     const status = await clusterOf(restarted.url)
     const self = status.instances.find((instance) => instance.self)
-    return status.instances.length === 3 && self !== undefined && self.owned.length > 0 && !status.owners.some((owner) => owner.owner === null) ? status : undefined
+    const everyPartitionOwned = !status.owners.some((owner) => owner.owner === null)
+    return status.instances.length === 3 && self !== undefined && self.owned.length > 0 && everyPartitionOwned ? status : undefined
   }, 30_000)
   t.diagnostic(`rejoined: owners ${JSON.stringify(rejoined.instances.map((instance) => [instance.self ? 'restarted' : 'survivor', instance.owned]))}`)
   await new Promise((resolve) => setTimeout(resolve, 2000))
-  flowing = false
+  flow.on = false
   await Promise.all(pis)
 
   for (const watcher of watchers) {
