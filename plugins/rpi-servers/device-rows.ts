@@ -209,13 +209,15 @@ export class PostgresDeviceRows implements DeviceRowStore {
   /** Migrates the area's tables on `pg` and reads every row, before the registry is built over them. */
   static async open (pg: Postgres, options: PostgresDeviceRowsOptions = {}): Promise<PostgresDeviceRows> {
     await pg.migrate(RPI_SERVERS_PG_SCHEMA)
-    const { rows } = await pg.query<PgRow>(`SELECT ${COLUMNS} FROM rpi_devices`)
-    return new PostgresDeviceRows(pg, rows.map((row) => fromRow({
-      ...row,
-      first_seen: Number(row.first_seen),
-      last_seen: Number(row.last_seen),
-      keep_alives: Number(row.keep_alives)
-    })), options)
+    return new PostgresDeviceRows(pg, await readRows(pg), options)
+  }
+
+  /**
+   * Every row as the database holds it now, with what other instances of a
+   * cluster wrote since this one opened (new Pis, names given to doors).
+   */
+  async readAll (): Promise<DeviceRow[]> {
+    return readRows(this.#pg)
   }
 
   get open (): boolean {
@@ -379,4 +381,10 @@ function fromRow (row: SqliteRow): DeviceRow {
     lastSeen: row.last_seen,
     keepAlives: row.keep_alives
   }
+}
+
+/** Every row of `rpi_devices` (the bigint columns as numbers: epoch ms and counts fit a double). */
+async function readRows (pg: Postgres): Promise<DeviceRow[]> {
+  const { rows } = await pg.query<PgRow>(`SELECT ${COLUMNS} FROM rpi_devices`)
+  return rows.map((row) => fromRow({ ...row, first_seen: Number(row.first_seen), last_seen: Number(row.last_seen), keep_alives: Number(row.keep_alives) }))
 }

@@ -18,6 +18,9 @@ declare module 'fastify' {
   }
 }
 
+/** How often an instance sharing PostgreSQL reads the Pis other instances recorded. */
+const DEVICE_REFRESH_MS = 2000
+
 /** Frames deleted per turn of the event loop when a door is removed. */
 const FORGET_BATCH = 5000
 
@@ -49,6 +52,21 @@ export default fp(async (app) => {
       app.log.error({ err, devices: registry.unflushed }, 'could not write the Pis\' last-seen times on close')
     }
   })
+  // a cluster's instances share the Pis: new ones and new door names recorded by another instance show here within a refresh
+  if (rows instanceof PostgresDeviceRows) {
+    let refreshing: Promise<void> | undefined
+    const refresh = setInterval(() => {
+      refreshing ??= rows.readAll().then((all) => { registry.adopt(all) })
+        .catch((err: unknown) => app.log.warn({ err }, 'could not read the Pis other instances recorded; the next refresh tries again'))
+        .finally(() => { refreshing = undefined })
+    }, DEVICE_REFRESH_MS)
+    refresh.unref()
+    // the pool closes after this area: no read left running into it
+    app.addHook('preClose', async () => {
+      clearInterval(refresh)
+      await refreshing
+    })
+  }
   // a full database drops the oldest unlabelled frames rather than refuse the Pis (labelled samples stay)
   const store = new FrameStore(app.storage.db, { checkDisk: () => app.storage.checkDisk(), onFull: () => app.storage.noticeFull() })
   app.storage.onFull(() => { store.makeRoom() })

@@ -182,6 +182,27 @@ export class DeviceRegistry extends EventEmitter<DeviceEvents> {
     return known
   }
 
+  /**
+   * Takes in what other instances of a cluster wrote to the shared database:
+   * Pis this one never heard from become known, and a door's name changed
+   * elsewhere is shown here too (`known` / `renamed` events). What this
+   * instance holds of its own Pis (times, counts, live) stays as it is.
+   */
+  adopt (rows: readonly DeviceRow[]): void {
+    for (const row of rows) {
+      const device = this.#devices.get(row.id)
+      if (!device) {
+        this.#devices.set(row.id, { ...row })
+        this.emit('known', row.id)
+        continue
+      }
+      const shownBefore = this.nameOf(row.id)
+      device.displayName = row.displayName
+      if (device.name === '' && row.name !== '') device.name = row.name
+      if (this.nameOf(row.id) !== shownBefore) this.emit('renamed', row.id)
+    }
+  }
+
   /** The name a known Pi's door shows: the one a user gave it, else the Pi's NAME ('' when it never sent a keep-alive). */
   nameOf (id: number): string {
     const device = this.#devices.get(id)
