@@ -36,7 +36,9 @@ async function twoInstances (t: import('node:test').TestContext): Promise<[App, 
   const cluster = await testCluster(t)
   const database = await testDatabase(t)
   assert.ok('url' in database)
-  const env = { NATS_URL: TEST_NATS_URL, CLUSTER_NAME: cluster.clusterName, CLUSTER_PARTITIONS: String(PARTITIONS), OWNER_TAKEOVER_S: '2', DATABASE_URL: database.url }
+  const env = {
+    NATS_URL: TEST_NATS_URL, CLUSTER_NAME: cluster.clusterName, CLUSTER_PARTITIONS: String(PARTITIONS), OWNER_TAKEOVER_S: '2', DATABASE_URL: database.url
+  }
   const a = await buildTestApp(t, env)
   const b = await buildTestApp(t, env)
   // the apps close before the cluster's stream and buckets go
