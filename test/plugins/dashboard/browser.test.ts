@@ -199,6 +199,9 @@ test('the dashboard in Chromium', { skip: browserSkipReason(), timeout: 300_000 
       `${(wire / 1024).toFixed(1)} KiB on the wire (headers included); first door tile after ${firstTileMs.toFixed(0)} ms`)
     assert.ok(gzipped <= 150 * 1024, `first load ${gzipped} bytes gzipped, over 150 KB`)
     assert.ok(responses.every((response) => response.url().startsWith(url)), 'every request goes to doorsense itself')
+    // the footer names the instance that answered (GET /cluster): one, on the embedded default
+    const footer = await main.page.locator('footer.cluster').innerText()
+    assert.match(footer, /^One instance \(embedded\) · \S+-\d+-[0-9a-f]{6}$/)
     await screenshot(main.page, '01-doors')
     main.assertClean()
   })
