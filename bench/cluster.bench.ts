@@ -6,7 +6,10 @@
  * Every configuration gets the same offered load: CLUSTER_BENCH_DEVICES
  * (default 200) simulated Pis, each posting 20 frames/s in batches of 20 (one
  * POST /server/post/frames a second, its own Idempotency-Key, as the agent
- * sends it), open-loop from a forked client process (so the load's CPU is not
+ * sends it; the frames are session A's rows, which the model learned, so
+ * the doors read open and closed as in the failover test;
+ * CLUSTER_BENCH_FRAMES=raw: the raw Pi recording, another room, as the ingest
+ * bench posts), open-loop from a forked client process (so the load's CPU is not
  * the servers'), each batch to the next instance's URL in turn (round-robin,
  * as a proxy in front of the instances would). After a warm-up
  * (CLUSTER_BENCH_WARMUP_SECONDS, 10) the measured run lasts
@@ -31,7 +34,10 @@
  * speed-up from a third instance); the frames route's p50/p99 (client, from
  * the time each batch was sent, and inside the servers); door states kept
  * current (GET /doors on the first instance once a second: the age of each
- * loaded door's lastFrameAt); the consumers' lag at the end; the whole
+ * loaded door's lastFrameAt, and the states read); each instance's CPU idle
+ * before the load (CLUSTER_BENCH_IDLE_SECONDS, 5) and a fit of the doorsense
+ * cores against the instance count (what one more instance costs at the same
+ * load); the consumers' lag at the end; the whole
  * machine's busy cores (/proc/stat) and load average, to show what else ran.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
@@ -46,8 +52,9 @@ import { ForkedClient, serveJobs } from './forked-client.js'
 import { DISTINCT_BODIES, frameBatches, framesBody, keepAliveBody } from './lib/bodies.js'
 import { round } from './lib/format.js'
 import { latencySummary } from './lib/latency.js'
+import { mean } from './lib/mean.js'
 import { quantile } from './lib/quantile.js'
-import { rawPiLines } from './lib/recordings.js'
+import { rawPiLines, stringifiedPayloads } from './lib/recordings.js'
 import type { BenchReport } from './lib/report.js'
 
 const ROLE_ENV = 'DOORSENSE_BENCH_CLUSTER_CLIENT'
@@ -362,7 +369,7 @@ async function sampleDoors (url: string, devices: readonly number[], stop: Promi
   while (!state.done) {
     const asked = performance.now()
     try {
-      type DoorView = { device: number, state: string, reason: string | null, lastFrameAt: string | null }
+      type DoorView = { device: number, state: string, reason: { code: string } | null, lastFrameAt: string | null }
       const { doors } = await (await fetch(`${url}/doors`)).json() as { doors: DoorView[] }
       const now = Date.now()
       result.maxFetchMs = Math.max(result.maxFetchMs, performance.now() - asked)
@@ -373,7 +380,7 @@ async function sampleDoors (url: string, devices: readonly number[], stop: Promi
         seen.add(door.device)
         if (door.lastFrameAt === null) result.missing++
         else result.ages.push(now - Date.parse(door.lastFrameAt))
-        const state = door.reason ? `${door.state}: ${door.reason}` : door.state
+        const state = door.reason ? `${door.state}: ${door.reason.code}` : door.state
         result.states[state] = (result.states[state] ?? 0) + 1
       }
       result.missing += loaded.size - seen.size
@@ -396,7 +403,7 @@ interface ConfigurationResult {
   run: LoadResult
   acceptedPerS: number
   wallSeconds: number
-  cpu: { doorsense: number, doorsenseByInstance: number[], nats: number, postgres: number, client: number }
+  cpu: { doorsense: number, doorsenseByInstance: number[], nats: number, postgres: number, client: number, idleCoresPerInstance: number }
   machine: { busyCores: number, otherCores: number, loadavgBefore: number[], loadavgAfter: number[] }
   msPer1k: { doorsense: number, system: number }
   framesPerCoreSecond: { doorsense: number, system: number }
@@ -415,6 +422,7 @@ interface Setup {
   periodMs: number
   warmupSeconds: number
   seconds: number
+  idleSeconds: number
   natsUrl: string
   adminUrl: string
   client: LoadClient
@@ -436,6 +444,12 @@ async function measure (setup: Setup, count: number): Promise<ConfigurationResul
     if (failed) throw failed.reason
     const urls = servers.map((server) => server.url)
     if (count > 0) await settled(urls[0], count)
+    // what an instance costs with no frames (heartbeats, leases, timers): to tell it from following every door on every instance
+    const idleStart = performance.now()
+    const idleBefore = servers.map((server) => server.sample().cpuSeconds)
+    await new Promise((resolve) => setTimeout(resolve, setup.idleSeconds * 1000))
+    const idleCores = servers.reduce((sum, server, i) => sum + server.sample().cpuSeconds - idleBefore[i], 0) /
+      ((performance.now() - idleStart) / 1000) / servers.length
     await announce(urls, setup.devices)
     const offered = setup.devices.length * FPS
     console.error(`cluster bench: ${label}: ${setup.devices.length} devices, ${offered} frames/s offered; warm-up ${setup.warmupSeconds} s …`)
@@ -476,7 +490,7 @@ async function measure (setup: Setup, count: number): Promise<ConfigurationResul
       run,
       acceptedPerS: run.framesAccepted / run.elapsedSeconds,
       wallSeconds,
-      cpu: { doorsense, doorsenseByInstance, nats, postgres, client: run.clientCpuSeconds },
+      cpu: { doorsense, doorsenseByInstance, nats, postgres, client: run.clientCpuSeconds, idleCoresPerInstance: idleCores },
       machine: {
         busyCores,
         // what ran besides the servers, the engines and the load client (this process's sampling, other users' work)
@@ -511,6 +525,19 @@ async function measure (setup: Setup, count: number): Promise<ConfigurationResul
 
 // ---------------------------------------------------------------- the report
 
+/** Least squares of doorsense cores busy against the instance count: what one more instance adds at the same load. */
+function perInstanceFit (clusters: readonly ConfigurationResult[]): { intercept: number, slope: number } | undefined {
+  if (clusters.length < 2) return undefined
+  const xs = clusters.map((result) => result.instances)
+  const ys = clusters.map((result) => result.cpu.doorsense / result.wallSeconds)
+  const mx = mean(xs)
+  const my = mean(ys)
+  const sxx = xs.reduce((sum, x) => sum + (x - mx) ** 2, 0)
+  if (sxx === 0) return undefined
+  const slope = xs.reduce((sum, x, i) => sum + (x - mx) * (ys[i] - my), 0) / sxx
+  return { intercept: my - slope * mx, slope }
+}
+
 /** Runs every configuration in turn and reports them side by side. */
 export default async function clusterBench (): Promise<BenchReport> {
   const quick = process.env.CLUSTER_BENCH_QUICK === '1'
@@ -521,15 +548,17 @@ export default async function clusterBench (): Promise<BenchReport> {
   if (sizes.some((size) => !Number.isInteger(size) || size < 1)) throw new Error('CLUSTER_BENCH_INSTANCES: a list of instance counts ≥ 1, e.g. 1,2,3')
   const natsUrl = loopbackUrl(process.env.CLUSTER_BENCH_NATS_URL ?? 'nats://127.0.0.1:4222', 'NATS')
   const adminUrl = loopbackUrl(process.env.CLUSTER_BENCH_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', 'PostgreSQL')
+  const rawFrames = process.env.CLUSTER_BENCH_FRAMES === 'raw'
   if (pidsNamed('nats-server').length !== 1) throw new Error('cluster bench: expected one nats-server process on this machine (its CPU is reported)')
   const setup: Setup = {
     seedDir: trainedDataDir(),
     devices: Array.from({ length: deviceCount }, (_, i) => i + 1),
     // each device starts at its own batch of the cycle
-    batches: frameBatches(rawPiLines(), FRAMES_PER_BATCH, DISTINCT_BODIES),
+    batches: frameBatches(rawFrames ? rawPiLines() : stringifiedPayloads(), FRAMES_PER_BATCH, DISTINCT_BODIES),
     periodMs: 1000 * FRAMES_PER_BATCH / FPS,
     warmupSeconds,
     seconds,
+    idleSeconds: Number(process.env.CLUSTER_BENCH_IDLE_SECONDS ?? (quick ? 2 : 5)),
     natsUrl,
     adminUrl,
     client: new LoadClient()
@@ -559,7 +588,9 @@ export default async function clusterBench (): Promise<BenchReport> {
 
   const notes = [
     `offered: ${deviceCount} devices × ${FPS} frames/s in batches of ${FRAMES_PER_BATCH} (one request a second each, an Idempotency-Key each), ` +
-      `round-robin over the instances; warm-up ${warmupSeconds} s, measured ${seconds} s per configuration; one run of each, in this order` +
+      'round-robin over the instances; frames: ' +
+      `${rawFrames ? 'the raw Pi recording (another room: doors read unknown, not-calibrated)' : 'session A\'s rows, which the model learned'}; ` +
+      `warm-up ${warmupSeconds} s, measured ${seconds} s per configuration; one run of each, in this order` +
       `${quick ? ' (QUICK mode: short durations, figures for iterating only)' : ''}`,
     `machine: 2 cores shared (other engineers' work included); load average ${loadAtStart.map((value) => value.toFixed(2)).join(' ')} at the start, ` +
       `${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end`,
@@ -568,6 +599,15 @@ export default async function clusterBench (): Promise<BenchReport> {
     'door age: now − lastFrameAt of each loaded door in GET /doors on the first instance, sampled once a second ' +
       '(a Pi sends once a second; a cluster\'s owner writes a door\'s rate and last frame to the bucket once a second)'
   ]
+  const fit = perInstanceFit(results.filter((result) => result.instances > 0))
+  if (fit) {
+    const idle = mean(results.filter((result) => result.instances > 0).map((result) => result.cpu.idleCoresPerInstance))
+    notes.push(
+      `doorsense cores busy ≈ ${round(fit.intercept, 3)} + ${round(fit.slope, 3)} × instances (least squares over the clusters): each instance beyond ` +
+        `the first costs ${round(fit.slope, 3)} cores at this load, of which ${round(idle, 3)} it costs idle (no frames: heartbeats, leases); ` +
+        `the rest is mostly following every door's state on every instance (${deviceCount} doors' updates a second each)`
+    )
+  }
   for (const result of results) {
     notes.push(
       `${result.label}: acked ${result.run.framesAccepted} frames in ${round(result.run.elapsedSeconds, 1)} s ` +
@@ -576,6 +616,7 @@ export default async function clusterBench (): Promise<BenchReport> {
         `p99 from the intended send ${round(result.run.p99, 1)} ms, ` +
         `inside the servers p50 / p99 ${round(result.server.p50Ms, 1)} / ${round(result.server.p99Ms, 1)} ms; ` +
         `doorsense CPU s by instance ${result.cpu.doorsenseByInstance.map((cpu) => round(cpu, 1)).join(' ')}; ` +
+        `idle ${round(result.cpu.idleCoresPerInstance, 3)} cores per instance before the load; ` +
         `load client ${round(result.cpu.client / result.wallSeconds, 2)} cores; machine busy ${round(result.machine.busyCores, 2)} of 2 cores ` +
         `(${round(result.machine.otherCores, 2)} besides these); load average ${result.machine.loadavgAfter.map((value) => value.toFixed(2)).join(' ')}; ` +
         `door age max ${round(result.freshness.maxMs / 1000, 2)} s, ${round(result.freshness.within2s * 100, 1)} % within 2 s ` +
@@ -592,6 +633,7 @@ export default async function clusterBench (): Promise<BenchReport> {
       deviceCount,
       fps: FPS,
       framesPerBatch: FRAMES_PER_BATCH,
+      frames: rawFrames ? 'raw Pi recording' : 'session A',
       partitions: PARTITIONS,
       seconds,
       warmupSeconds,
