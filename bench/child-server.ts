@@ -216,9 +216,10 @@ export function checkpointsOf (metrics: string): Checkpoints {
  * The `q`-quantile (ms) of the server's own http_request_duration_seconds for
  * `route` and `status` between two scrapes: the upper bound of the bucket it
  * falls in (the time inside the server, from its first byte read to its last
- * written; no client or kernel queue).
+ * written; no client or kernel queue). Given one scrape per instance of a
+ * cluster (same order before and after), the instances' buckets are summed.
  */
-export function serverQuantileMs (before: string, after: string, route: string, status: number, q: number): number {
+export function serverQuantileMs (before: string | readonly string[], after: string | readonly string[], route: string, status: number, q: number): number {
   const buckets = (metrics: string) => {
     const pattern = new RegExp(
       '^http_request_duration_seconds_bucket\\{(?=[^}]*le="([^"]+)")' +
@@ -227,8 +228,14 @@ export function serverQuantileMs (before: string, after: string, route: string, 
     )
     return new Map([...metrics.matchAll(pattern)].map((match) => [match[1], Number(match[2])]))
   }
-  const start = buckets(before)
-  const end = [...buckets(after)].map(([le, count]) => ({ le: le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le), count: count - (start.get(le) ?? 0) }))
+  const befores = typeof before === 'string' ? [before] : before
+  const afters = typeof after === 'string' ? [after] : after
+  const counts = new Map<string, number>()
+  afters.forEach((text, i) => {
+    const start = buckets(befores[i] ?? '')
+    for (const [le, count] of buckets(text)) counts.set(le, (counts.get(le) ?? 0) + count - (start.get(le) ?? 0))
+  })
+  const end = [...counts].map(([le, count]) => ({ le: le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le), count }))
     .sort((a, b) => a.le - b.le)
   const total = end.at(-1)?.count ?? 0
   if (total === 0) return Number.NaN
