@@ -179,7 +179,7 @@ export interface paths {
         };
         /**
          * The instances of the cluster, the partitions each owns and each consumer's lag
-         * @description Embedded (NATS_URL unset): one instance owning every door. In a cluster: every instance with a heartbeat within OWNER_TAKEOVER_S, every partition with its owner (null during a takeover) and the batches its owner has not read yet, and the frame stream's size on the NATS server. Any instance answers the same, up to a heartbeat's age.
+         * @description Embedded (NATS_URL unset): one instance owning every door. In a cluster: every instance with a heartbeat within OWNER_TAKEOVER_S, every partition with its owner (null during a takeover) and the batches its owner has not read yet, and the frame stream's size on the NATS server; the cluster's active model version per scope and the trainings running (who trains which version, how far). Any instance answers the same, up to a heartbeat's age.
          */
         get: {
             parameters: {
@@ -222,6 +222,34 @@ export interface paths {
                             }[];
                             /** @description embedded: one process on SQLite (NATS_URL unset) */
                             mode: "embedded" | "cluster";
+                            /** @description in a cluster: the models every instance serves, and the trainings running */
+                            models?: {
+                                /** @description the active version per scope: `global`, `global.rssi`, `door.<device>` */
+                                active: {
+                                    [key: string]: string;
+                                };
+                                trainings: {
+                                    /** @description the ID of the instance that trains */
+                                    holder: string;
+                                    /** @description as of the holder's last renewal (every second) */
+                                    progress?: {
+                                        accuracy?: number;
+                                        elapsedSeconds: number;
+                                        epoch: number;
+                                        epochs: number;
+                                        etaSeconds?: number;
+                                        loss?: number;
+                                        validationAccuracy?: number;
+                                        version?: string;
+                                    };
+                                    /** @description `global` or `door.<device>` */
+                                    scope: string;
+                                    /** @description when it took the scope, epoch ms */
+                                    since: number;
+                                    /** @description the version the run will write */
+                                    version?: string;
+                                }[];
+                            };
                             owners: {
                                 /** @description batches its owner has not read yet (null: unowned) */
                                 lag: number | null;

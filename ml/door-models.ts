@@ -18,6 +18,7 @@ import { launchTraining, TrainingRunError, type LaunchedTraining } from './train
 import type { RunnerMode } from './training/runner.js'
 import type { DoorTrainingRequest } from './training/worker.js'
 import type { TrainedDoorModel } from './door/model-types.js'
+import type { TrainingLease, TrainingLock } from './training-lock.js'
 
 /** A door's active model, ready to predict. */
 export interface ActiveDoorModel {
@@ -75,6 +76,9 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
   readonly #active = new Map<number, ActiveDoorModel>()
   #running: { device: number, launched: LaunchedTraining<TrainedDoorModel>, done: Promise<void> } | undefined
   #closed = false
+  #trainingLock: TrainingLock | null = null
+  /** Doors whose lease is being taken: a second start meanwhile is as busy as one that trains. */
+  #starting: number | undefined
 
   private constructor (options: DoorModelsOptions) {
     super()
@@ -117,37 +121,70 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
 
   /**
    * Trains the door's model on its calibration frames (recording order) in
-   * the worker; resolves once launched. The outcome comes as a `calibrated` event.
+   * the worker; resolves once launched (after the training lock, when one is
+   * set, gave the door's scope). The outcome comes as a `calibrated` event.
    * @throws CalibrationRefusedError (400) with the reasons when the frames cannot make a model;
-   *   CalibrationBusyError (409, retryAfterSeconds) while a calibration trains
+   *   CalibrationBusyError (409, retryAfterSeconds) while a calibration trains, here or (with a lock) on another instance
    */
-  start (device: number, frames: readonly Float32Array[], angles: readonly number[], gate: CalibrationGate, frameRate = 0): { version: string } {
-    if (this.#closed) throw new UnavailableError('the model handler is shutting down')
-    if (this.#running) {
-      const err = new CalibrationBusyError(this.#running.device === device
-        ? `door ${device}'s calibration is training already (version ${this.#running.launched.version})`
-        : `door ${this.#running.device}'s calibration is training; one door trains at a time`)
-      Object.assign(err, { retryAfterSeconds: CALIBRATION_RETRY_AFTER_S })
-      throw err
-    }
+  async start (device: number, frames: readonly Float32Array[], angles: readonly number[], gate: CalibrationGate, frameRate = 0): Promise<{ version: string }> {
+    this.#assertCanStart(device)
     const reasons = calibrationProblems({ angles }, frameRate)
     if (reasons.length > 0) throw Object.assign(new CalibrationRefusedError(reasons.join(' ')), { reasons })
 
-    const launched = launchTraining(
-      { store: this.#options.store, backend: this.#options.backend, runnerMode: this.#options.runnerMode },
-      { model: 'door', device, set: { kind: 'csi', features: frames, angles }, options: this.#options.training, gate },
-      {
-        accept: async (written, model) => {
-          if (verdictFor(model, gate).activate) await this.#swapIn(device, written.version)
-        }
+    let lease: TrainingLease | undefined
+    if (this.#trainingLock !== null) {
+      this.#starting = device
+      try {
+        lease = await this.#trainingLock({ kind: 'door', device })
+      } finally {
+        this.#starting = undefined
       }
-    )
+      try {
+        this.#assertCanStart(device)
+      } catch (err) {
+        await lease.release()
+        throw err
+      }
+    }
+    let launched: LaunchedTraining<TrainedDoorModel>
+    try {
+      launched = launchTraining(
+        { store: this.#options.store, backend: this.#options.backend, runnerMode: this.#options.runnerMode },
+        { model: 'door', device, set: { kind: 'csi', features: frames, angles }, options: this.#options.training, gate },
+        {
+          onProgress: (progress) => lease?.update({ progress }),
+          accept: async (written, model) => {
+            if (verdictFor(model, gate).activate) await this.#swapIn(device, written.version)
+          }
+        }
+      )
+    } catch (err) {
+      await lease?.release()
+      throw err
+    }
+    lease?.update({ version: launched.version })
     const running = { device, launched, done: Promise.resolve() }
-    running.done = this.#settle(running, gate)
+    running.done = this.#settle(running, gate).finally(() => lease?.release())
     this.#running = running
     this.#options.log.info({ device, version: launched.version, frames: frames.length }, 'door calibration training started')
     this.emit('training', { device, version: launched.version })
     return { version: launched.version }
+  }
+
+  /** Sets the lock each calibration's training takes before it starts (see ModelService.setTrainingLock). */
+  setTrainingLock (lock: TrainingLock | null): void {
+    this.#trainingLock = lock
+  }
+
+  #assertCanStart (device: number): void {
+    if (this.#closed) throw new UnavailableError('the model handler is shutting down')
+    const busy = this.#running?.device ?? this.#starting
+    if (busy === undefined) return
+    const err = new CalibrationBusyError(busy === device
+      ? `door ${device}'s calibration is training already${this.#running ? ` (version ${this.#running.launched.version})` : ''}`
+      : `door ${busy}'s calibration is training; one door trains at a time`)
+    Object.assign(err, { retryAfterSeconds: CALIBRATION_RETRY_AFTER_S })
+    throw err
   }
 
   /** Resolves when the running calibration (if any) has ended. */

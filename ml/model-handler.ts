@@ -24,6 +24,8 @@ import { toEvaluation, type DoorEvaluation } from './door/evaluation.js'
 import { DoorModels } from './door-models.js'
 import type { DoorTrainingRequest } from './training/worker.js'
 import type { WindowNoveltyModel } from './novelty.js'
+import type { TrainingLease, TrainingLock } from './training-lock.js'
+import type { VersionBundle } from './store/version-files.js'
 
 /**
  * `fastify.model`: the one model handler of the process. Events:
@@ -82,6 +84,18 @@ export interface ModelService extends EventEmitter {
   evaluation (version?: string): { version: string, evaluation: Evaluation } | undefined
   /** Each door's own model: calibration training, activation, fallback. */
   readonly doorModels: DoorModels
+  /**
+   * Sets the lock every training (global and door) takes before it starts
+   * (the cluster's, one run per scope cluster-wide); null, the default, for none.
+   */
+  setTrainingLock (lock: TrainingLock | null): void
+  /** A usable version's files (meta.json, model.json, weights), for another instance. @throws for an unknown version */
+  exportVersion (version: string): Promise<VersionBundle>
+  /**
+   * Records a version another instance made, from its files: written as a
+   * trained one is (crash-safe, listed), not active. @throws when the files are not whole or the name is taken
+   */
+  importVersion (version: string, bundle: VersionBundle): Promise<ModelVersionInfo>
 }
 
 /** Version of the model handler (legacy /debug/get/version/tf_model_handler). */
@@ -135,6 +149,7 @@ export class ModelHandler extends EventEmitter implements ModelService {
   #lastTrainingSeconds: number | undefined
   #activating = false
   #closed = false
+  #trainingLock: TrainingLock | null = null
   /** A load of the version another process activated, while one runs. */
   #following: Promise<void> | undefined
   /** The recorded active version that could not be loaded: not tried again until the record changes. */
@@ -250,12 +265,16 @@ export class ModelHandler extends EventEmitter implements ModelService {
     if (isStoredSamples(set)) checkStoredSamples(set)
     else checkTrainingSet(set)
 
+    const lease = await this.#takeLock()
     this.#fire('start')
     let launched: LaunchedTraining
     try {
       launched = launchTraining({ store: this.store, backend: this.#backend, runnerMode: this.#runnerMode }, { model: 'frame', set, options: resolved }, {
         onStarted: () => this.#fire('run'),
-        onProgress: (progress) => this.#setProgress({ ...progress, state: this.state }),
+        onProgress: (progress) => {
+          this.#setProgress({ ...progress, state: this.state })
+          lease?.update({ progress: this.#progress })
+        },
         accept: async (written, model) => {
           await this.#swapIn(written.version)
           this.store.activate(written.version)
@@ -271,10 +290,13 @@ export class ModelHandler extends EventEmitter implements ModelService {
       // request fails, and the machine must not stay in START_TRAINING, refusing every later one
       this.#lastFailure = { at: new Date().toISOString(), message: `training could not start: ${(err as Error).message}` }
       this.#fire('fail')
+      await lease?.release()
       throw err
     }
+    lease?.update({ version: launched.version })
     const current: CurrentRun = { launched, done: Promise.resolve() }
-    current.done = this.#settle(current)
+    // the lease is given back once the outcome is recorded (a new version active, or the failure)
+    current.done = this.#settle(current).finally(() => lease?.release())
     this.#current = current
     this.#log.info({ version: launched.version, kind: set.kind, rows: rowsOf(set), mode: this.#runnerMode, options: resolved }, 'training started')
     // not awaiting the worker's start: loading tfjs in it takes seconds, and the
@@ -307,6 +329,19 @@ export class ModelHandler extends EventEmitter implements ModelService {
 
   versions (): ModelVersionInfo[] {
     return this.store.list()
+  }
+
+  setTrainingLock (lock: TrainingLock | null): void {
+    this.#trainingLock = lock
+    this.doorModels.setTrainingLock(lock)
+  }
+
+  exportVersion (version: string): Promise<VersionBundle> {
+    return this.store.exportVersion(version)
+  }
+
+  importVersion (version: string, bundle: VersionBundle): Promise<ModelVersionInfo> {
+    return this.store.importVersion(version, bundle)
   }
 
   followCatalogue (): Promise<void> {
@@ -375,6 +410,23 @@ export class ModelHandler extends EventEmitter implements ModelService {
       throw new TrainingBusyError(`a training is in progress (version ${this.#current?.launched.version}, state ${this.state})`)
     }
     if (this.#activating) throw new TrainingBusyError('a model version is being activated; try again in a moment')
+  }
+
+  /**
+   * Takes the global scope's lease when a lock is set. The wait lets another
+   * start of this process in: it is checked again, and the lease given back if it won.
+   */
+  async #takeLock (): Promise<TrainingLease | undefined> {
+    if (this.#trainingLock === null) return undefined
+    const lease = await this.#trainingLock({ kind: 'global' })
+    try {
+      if (this.#closed) throw new UnavailableError('the model handler is shutting down')
+      this.#assertIdle()
+    } catch (err) {
+      await lease.release()
+      throw err
+    }
+    return lease
   }
 
   #fire (event: TrainingEvent): void {

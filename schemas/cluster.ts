@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
+import { TrainingProgress } from './model.js'
 
 /** One doorsense instance of a cluster, as GET /cluster lists it. */
 export const ClusterInstance = Type.Object({
@@ -18,6 +19,15 @@ export const ClusterPartition = Type.Object({
   lag: Type.Union([Type.Integer({ minimum: 0 }), Type.Null()], { description: 'batches its owner has not read yet (null: unowned)' })
 }, { additionalProperties: false })
 
+/** A training running in the cluster: the lease its instance holds on the scope. */
+export const ClusterTraining = Type.Object({
+  scope: Type.String({ description: '`global` or `door.<device>`' }),
+  holder: Type.String({ description: 'the ID of the instance that trains' }),
+  since: Type.Integer({ description: 'when it took the scope, epoch ms' }),
+  version: Type.Optional(Type.String({ description: 'the version the run will write' })),
+  progress: Type.Optional(Type.Omit(TrainingProgress, ['state'], { description: 'as of the holder\'s last renewal (every second)' }))
+}, { additionalProperties: false })
+
 /** GET /cluster: the embedded default, or the instances of a cluster and what each owns. */
 export const ClusterStatus = Type.Object({
   mode: Type.Union([Type.Literal('embedded'), Type.Literal('cluster')], { description: 'embedded: one process on SQLite (NATS_URL unset)' }),
@@ -34,6 +44,10 @@ export const ClusterStatus = Type.Object({
       lastSeq: Type.Integer({ minimum: 0 })
     }, { additionalProperties: false, description: 'the frame stream on the NATS server' }),
     Type.Null()
-  ])
+  ]),
+  models: Type.Optional(Type.Object({
+    active: Type.Record(Type.String(), Type.String(), { description: 'the active version per scope: `global`, `global.rssi`, `door.<device>`' }),
+    trainings: Type.Array(ClusterTraining)
+  }, { additionalProperties: false, description: 'in a cluster: the models every instance serves, and the trainings running' }))
 }, { additionalProperties: false })
 export type ClusterStatus = Static<typeof ClusterStatus>

@@ -30,12 +30,12 @@ import { isDoorMeta, type ModelMeta, type StorableModel, type StoredMeta } from 
 import { MODEL_SCHEMA } from './model-schema.js'
 import { TrainingLog } from './training-log.js'
 import { VersionCatalogue } from './version-catalogue.js'
-import { checkVersionName, MODELS_DIR, VersionFiles, type StagedVersion, type VersionMetaFile } from './version-files.js'
+import { checkVersionName, fromBundle, MODELS_DIR, VersionFiles, type StagedVersion, type VersionBundle, type VersionMetaFile } from './version-files.js'
 import { recoverVersions, type RecoveryReport } from './version-recovery.js'
 
 export {
   joinWeightData, META_FILE, MODEL_FILE, MODELS_DIR, sha256, TEMP_PREFIX, VERSION_PATTERN, WEIGHTS_FILE,
-  type StagedVersion, type VersionMetaFile
+  type StagedVersion, type VersionBundle, type VersionMetaFile
 } from './version-files.js'
 export type { RecoveryReport } from './version-recovery.js'
 
@@ -119,6 +119,29 @@ export class ModelStore {
     this.#catalogue.insert(file)
     this.#metas.set(file.version, file)
     return this.info(file.version) as ModelVersionInfo
+  }
+
+  /** A usable version's files as bytes, for another instance (see {@link importVersion}). */
+  async exportVersion (version: string): Promise<VersionBundle> {
+    this.#sync()
+    const file = this.#metas.get(version)
+    if (!file) throw new Error(`no usable model version ${version}`)
+    return this.#files.read(file)
+  }
+
+  /**
+   * Writes a version another instance made, from its files ({@link exportVersion}
+   * there), through the same crash-safe write as a trained one: not active;
+   * the weights are checked against the hash its meta.json carries.
+   * @throws when the bundle is not whole, or the name is taken
+   */
+  async importVersion (version: string, bundle: VersionBundle): Promise<ModelVersionInfo> {
+    const { file, model } = fromBundle(version, bundle)
+    const info = await this.write(version, model, new Date(file.createdAt), file.device)
+    if (info.weightsSha256 !== file.weightsSha256) {
+      throw new Error(`model version ${version}: written weights SHA-256 ${info.weightsSha256} differ from ${file.weightsSha256}`)
+    }
+    return info
   }
 
   /** Each door's active version (usable ones only). */

@@ -167,18 +167,61 @@ export class VersionFiles {
     const weights = await readFile(join(dir, file.weightsFile))
     const hash = sha256(weights)
     if (hash !== file.weightsSha256) throw new Error(`model version ${file.version}: weights SHA-256 is ${hash}, meta.json says ${file.weightsSha256}`)
-    const json = JSON.parse(await readFile(join(dir, MODEL_FILE), 'utf8')) as ModelJson
-    const artifacts: tfjs.io.ModelArtifacts = {
-      modelTopology: json.modelTopology,
-      weightSpecs: json.weightsManifest.flatMap((group) => group.weights),
-      weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
-      format: json.format,
-      generatedBy: json.generatedBy,
-      convertedBy: json.convertedBy
-    }
-    if (json.trainingConfig) artifacts.trainingConfig = json.trainingConfig
-    return artifacts
+    return artifactsOf(JSON.parse(await readFile(join(dir, MODEL_FILE), 'utf8')) as ModelJson, weights)
   }
+
+  /**
+   * A verified version's three files as they lie on disk (what another
+   * instance needs to write the same version), the weights checked again.
+   */
+  async read (file: VersionMetaFile): Promise<VersionBundle> {
+    const dir = this.dir(file.version)
+    const [meta, model, weights] = await Promise.all([
+      readFile(join(dir, META_FILE)), readFile(join(dir, MODEL_FILE)), readFile(join(dir, file.weightsFile))
+    ])
+    const hash = sha256(weights)
+    if (hash !== file.weightsSha256) throw new Error(`model version ${file.version}: weights SHA-256 is ${hash}, meta.json says ${file.weightsSha256}`)
+    return { meta, model, weights }
+  }
+}
+
+/** A version's files as bytes: `meta.json`, `model.json` and the weights. */
+export interface VersionBundle {
+  meta: Uint8Array
+  model: Uint8Array
+  weights: Uint8Array
+}
+
+/**
+ * Parses a bundle of version `version` (read by {@link VersionFiles.read}
+ * elsewhere) back into its meta file and model, checking the name and the
+ * weights' hash, so a bundle from anywhere is written only when it is whole.
+ * @throws when a file is not JSON, names another version, or the weights do not match
+ */
+export function fromBundle (version: string, bundle: VersionBundle): { file: VersionMetaFile, model: StorableModel } {
+  checkVersionName(version)
+  const decoder = new TextDecoder()
+  const file = JSON.parse(decoder.decode(bundle.meta)) as VersionMetaFile
+  if (file.version !== version) throw new Error(`model version ${version}: meta.json names version ${JSON.stringify(file.version)}`)
+  const weights = Buffer.from(bundle.weights)
+  const hash = sha256(weights)
+  if (hash !== file.weightsSha256) throw new Error(`model version ${version}: weights SHA-256 is ${hash}, meta.json says ${file.weightsSha256}`)
+  const artifacts = artifactsOf(JSON.parse(decoder.decode(bundle.model)) as ModelJson, weights)
+  return { file, model: { artifacts, meta: file.meta } }
+}
+
+/** tfjs artifacts from a `model.json` and the weight bytes it describes. */
+function artifactsOf (json: ModelJson, weights: Buffer<ArrayBuffer>): tfjs.io.ModelArtifacts {
+  const artifacts: tfjs.io.ModelArtifacts = {
+    modelTopology: json.modelTopology,
+    weightSpecs: json.weightsManifest.flatMap((group) => group.weights),
+    weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
+    format: json.format,
+    generatedBy: json.generatedBy,
+    convertedBy: json.convertedBy
+  }
+  if (json.trainingConfig) artifacts.trainingConfig = json.trainingConfig
+  return artifacts
 }
 
 /** The tfjs `model.json` layout (what tf.loadLayersModel reads over HTTP). */

@@ -121,17 +121,21 @@ async function deleteStream (jsm: JetStreamManager, name: string): Promise<boole
 }
 
 /**
- * Deletes the cluster's frame stream and its three buckets, whichever exist:
- * buffered frames, door states, leases and the instance directory are gone.
+ * Deletes the cluster's frame stream and its buckets, whichever exist:
+ * buffered frames, door states, leases, the instance directory, the models'
+ * files, active versions and training locks are gone.
  * For tests and for an operator retiring a cluster; never while instances run.
  */
 export async function destroyCluster (conn: ClusterConnection): Promise<void> {
   const { names, jsm } = conn
-  // a KV bucket is the stream KV_<bucket>
+  // a KV bucket is the stream KV_<bucket>, an Object Store bucket OBJ_<bucket>
   await Promise.all([
     deleteStream(jsm, names.frameStream),
     deleteStream(jsm, `KV_${names.doorsBucket}`),
     deleteStream(jsm, `KV_${names.ownersBucket}`),
-    deleteStream(jsm, `KV_${names.instancesBucket}`)
+    deleteStream(jsm, `KV_${names.instancesBucket}`),
+    deleteStream(jsm, `OBJ_${names.modelsBucket}`),
+    deleteStream(jsm, `KV_${names.activeBucket}`),
+    deleteStream(jsm, `KV_${names.locksBucket}`)
   ])
 }

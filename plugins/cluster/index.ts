@@ -5,6 +5,7 @@ import { connectCluster } from './connection.js'
 import { DoorBoard } from './door-board.js'
 import { FrameStream } from './frame-stream.js'
 import { InstanceDirectory } from './instances.js'
+import { ModelSync } from './model-sync.js'
 import { clusterRoutes } from './routes.js'
 
 declare module 'fastify' {
@@ -17,7 +18,9 @@ declare module 'fastify' {
 /**
  * The cluster area (docs/cluster.md): with NATS_URL set, frames go through a
  * JetStream stream, partitions of the doors are owned by one instance at a
- * time, and door states are shared in a KV bucket. Without it, nothing
+ * time, door states are shared in a KV bucket, and so are the models (their
+ * files in an Object Store bucket, the active version per scope in KV, one
+ * training per scope at a time: model-sync.ts). Without it, nothing
  * changes: `app.cluster` is null and GET /cluster says `embedded`.
  * Registered after the doors (whose states it feeds and shows) and before the
  * ingest of frames (which publishes through it).
@@ -28,11 +31,12 @@ export default fp(async (app) => {
   const startedAt = Date.now()
   if (config.NATS_URL === undefined) {
     app.decorate('cluster', null)
-    await app.register(clusterRoutes, { cluster: null, instanceId, startedAt })
+    await app.register(clusterRoutes, { cluster: null, models: null, instanceId, startedAt })
     return
   }
   const conn = await connectCluster({ url: config.NATS_URL, clusterName: config.CLUSTER_NAME, instanceId })
   let service: ClusterService
+  let models: ModelSync
   try {
     const takeoverMs = config.OWNER_TAKEOVER_S * 1000
     const retentionMs = Math.max(60_000, config.FRAME_RETENTION_HOURS * 3_600_000)
@@ -60,15 +64,22 @@ export default fp(async (app) => {
       takeoverMs,
       log: app.log
     })
+    models = await ModelSync.open(conn, { model: app.model, instanceId, log: app.log.child({ area: 'cluster-models' }) })
   } catch (err) {
     await conn.close().catch(() => {})
     throw err
   }
   app.decorate('cluster', service)
-  // the partitions are taken once the whole app (the ingest, the models) is built
-  app.addHook('onReady', async () => service.start())
-  // before the doors stop: the partitions are handed over with where each door stands
+  // the partitions are taken once the whole app (the ingest, the models) is built; the cluster's
+  // model versions are loaded before the instance serves (a new instance starts on the cluster's models)
+  app.addHook('onReady', async () => {
+    await models.start()
+    await service.start()
+  })
+  // before the doors and the model handler stop: the partitions are handed over with where each door
+  // stands, the training leases given back
   app.addHook('preClose', async () => {
+    await models.stop()
     await service.stop()
     await conn.close()
   })
@@ -95,10 +106,10 @@ export default fp(async (app) => {
     registers: [app.metrics],
     async collect () { this.set((await service.status()).instances.length) }
   })
-  await app.register(clusterRoutes, { cluster: service, instanceId, startedAt })
+  await app.register(clusterRoutes, { cluster: service, models, instanceId, startedAt })
 }, {
   name: 'cluster',
   fastify: '5.x',
-  dependencies: ['doors'],
-  decorators: { fastify: ['config', 'metrics', 'doors'] }
+  dependencies: ['doors', 'model'],
+  decorators: { fastify: ['config', 'metrics', 'doors', 'model'] }
 })

@@ -1,7 +1,8 @@
 /**
- * The names a cluster's instances agree on in NATS: one stream of frames and
- * three KV buckets, all derived from the cluster name, so several clusters
- * (or test runs) share one NATS server without meeting.
+ * The names a cluster's instances agree on in NATS: one stream of frames,
+ * the KV buckets and the models' Object Store bucket, all derived from the
+ * cluster name, so several clusters (or test runs) share one NATS server
+ * without meeting.
  */
 
 /** A cluster name: a stream, bucket and subject token all at once, so only letters, digits, `_` and `-`. */
@@ -26,6 +27,12 @@ export interface ClusterNames {
   ownersBucket: string
   /** `<c>_instances`: the live instances (heartbeats, bucket ttl). */
   instancesBucket: string
+  /** `<c>_models`: Object Store bucket of the model versions' files, `<version>/<file>` (no ttl). */
+  modelsBucket: string
+  /** `<c>_active`: the active version per scope, key `global`, `global.rssi` or `door.<device>` (no ttl). */
+  activeBucket: string
+  /** `<c>_locks`: one training per scope, key `train.global` or `train.door.<device>` (leases, bucket ttl). */
+  locksBucket: string
 }
 
 const CLUSTER_NAME = new RegExp(CLUSTER_NAME_PATTERN)
@@ -44,7 +51,10 @@ export function clusterNames (clusterName: string): ClusterNames {
     frameSubjects: `${clusterName}.frames.*.*`,
     doorsBucket: `${clusterName}_doors`,
     ownersBucket: `${clusterName}_owners`,
-    instancesBucket: `${clusterName}_instances`
+    instancesBucket: `${clusterName}_instances`,
+    modelsBucket: `${clusterName}_models`,
+    activeBucket: `${clusterName}_active`,
+    locksBucket: `${clusterName}_locks`
   }
 }
 

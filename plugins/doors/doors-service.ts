@@ -224,14 +224,14 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
    * @throws NotFoundError; ConflictError while a capture runs; CalibrationRefusedError (400, the reasons) when
    *   the calibration is not enough; CalibrationBusyError (409 + Retry-After) while a calibration trains
    */
-  finish (id: number, request: FinishRequest = {}): FinishAccepted {
+  async finish (id: number, request: FinishRequest = {}): Promise<FinishAccepted> {
     this.#require(id)
     if (this.#options.captures.status(id)?.active) throw new ConflictError(`door ${id} is still capturing: wait for the capture to end, or cancel it`)
     const set = this.#options.samples.trainingSet('csi', { device: id, ...CALIBRATION })
     const frameRate = this.#options.states.get(id)?.frameRate ?? 0
     try {
       const gate = { floor: this.#options.floor, acceptAjarAsClosed: request.acceptAjarAsClosed ?? false }
-      const { version } = this.#options.doorModels.start(id, set.features, set.angles, gate, frameRate)
+      const { version } = await this.#options.doorModels.start(id, set.features, set.angles, gate, frameRate)
       this.#outcomes.delete(id)
       return { device: id, version, status: 'training' }
     } catch (err) {

@@ -121,7 +121,7 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
       body: FinishRequest,
       response: { 202: FinishAccepted, ...errorResponses }
     }
-  }, async (request, reply) => reply.code(202).send(doors.finish(request.params.id, request.body)))
+  }, async (request, reply) => reply.code(202).send(await doors.finish(request.params.id, request.body)))
 
   app.delete('/doors/:id/calibration', {
     onRequest: app.requireAdmin,

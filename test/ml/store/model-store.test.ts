@@ -206,3 +206,30 @@ test('kill -9 at any moment of a stream of writes leaves only complete versions 
   }
   assert.ok(written >= rounds.length)
 })
+
+test('a version exported on one store imports into another byte for byte (listed, loadable); a bundle that is not whole is refused', async (t) => {
+  const source = openStore(tempDir(t))
+  const target = openStore(tempDir(t))
+  t.after(() => { source.close(); target.close() })
+  source.store.recover()
+  target.store.recover()
+  const version = source.store.newVersionName('csi')
+  const written = await source.store.write(version, await model(), new Date('2025-11-25T18:37:00.000Z'))
+  const bundle = await source.store.exportVersion(version)
+
+  const tampered = Uint8Array.from(bundle.weights)
+  tampered[0] ^= 1
+  await assert.rejects(target.store.importVersion(version, { ...bundle, weights: tampered }), /weights SHA-256/)
+  await assert.rejects(target.store.importVersion('csi-other', bundle), /names version/)
+  assert.deepEqual(target.store.list(), [], 'nothing half-imported is listed')
+
+  const imported = await target.store.importVersion(version, bundle)
+  assert.equal(imported.weightsSha256, written.weightsSha256)
+  assert.equal(imported.createdAt, written.createdAt)
+  assert.equal(imported.active, false, 'imported, not activated')
+  for (const file of [MODEL_FILE, WEIGHTS_FILE, META_FILE]) {
+    assert.deepEqual(readFileSync(join(target.store.modelsDir, version, file)), readFileSync(join(source.store.modelsDir, version, file)), file)
+  }
+  assert.equal((await target.store.load(version)).info.version, version)
+  await assert.rejects(target.store.importVersion(version, bundle), /exists already/)
+})

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { test } from 'node:test'
+import { Objm } from '@nats-io/obj'
 import { connectCluster, destroyCluster, redactNatsUrl } from '../../../plugins/cluster/connection.js'
 import { FrameStream } from '../../../plugins/cluster/frame-stream.js'
 import { engineUnavailable } from '../../fixtures/engines.js'
@@ -39,16 +40,20 @@ test('connectCluster: a server without JetStream is an Error saying so', { skip:
   await once(server, 'exit')
 })
 
-test('destroyCluster removes the stream and the three buckets, and does not mind them missing', { skip: reason }, async (t) => {
+test('destroyCluster removes the stream and the buckets, the models\' Object Store included, and does not mind them missing', { skip: reason }, async (t) => {
   const { conn } = await testCluster(t)
   await FrameStream.open(conn, { partitions: 2, maxAgeMs: 60_000, maxBytes: -1, duplicateWindowMs: 1000 })
-  for (const bucket of [conn.names.doorsBucket, conn.names.ownersBucket, conn.names.instancesBucket]) await conn.kvm.create(bucket, { history: 1 })
+  const { names } = conn
+  for (const bucket of [names.doorsBucket, names.ownersBucket, names.instancesBucket, names.activeBucket, names.locksBucket]) {
+    await conn.kvm.create(bucket, { history: 1 })
+  }
+  await new Objm(conn.js).create(names.modelsBucket)
   const streams = async (): Promise<string[]> => {
     const names: string[] = []
     for await (const name of conn.jsm.streams.names()) if (name.includes(conn.names.cluster)) names.push(name)
     return names.sort()
   }
-  assert.equal((await streams()).length, 4)
+  assert.equal((await streams()).length, 7)
   await destroyCluster(conn)
   assert.deepEqual(await streams(), [])
   await destroyCluster(conn)

@@ -73,7 +73,10 @@ test('names: a cluster\'s stream, subjects and buckets; the default name gives d
     frameSubjects: 'doorsense.frames.*.*',
     doorsBucket: 'doorsense_doors',
     ownersBucket: 'doorsense_owners',
-    instancesBucket: 'doorsense_instances'
+    instancesBucket: 'doorsense_instances',
+    modelsBucket: 'doorsense_models',
+    activeBucket: 'doorsense_active',
+    locksBucket: 'doorsense_locks'
   })
   assert.equal(frameSubject(names, 3, 1203), 'doorsense.frames.3.1203')
   assert.equal(partitionFilter(names, 3), 'doorsense.frames.3.*')
