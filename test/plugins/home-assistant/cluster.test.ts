@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { connect } from '@nats-io/transport-node'
 import { jetstreamManager } from '@nats-io/jetstream'
 import type { ClusterStatus } from '../../../schemas/cluster.js'
-import { instanceStatusTopic } from '../../../plugins/home-assistant/discovery.js'
+import { bridgeConfig, doorConfigs, instanceStatusTopic, isInstanceStatusTopic } from '../../../plugins/home-assistant/discovery.js'
 import { engineUnavailable, randomPrefix, TEST_NATS_URL } from '../../fixtures/engines.js'
 import { freePort, mosquittoPath, observe, startBroker, type Broker, type BrokerKind, type Observed, type Observer } from '../../fixtures/mqtt-broker.js'
 import { listeningUrl, spawnServe, type ServeProcess } from '../../fixtures/serve-process.js'
@@ -222,10 +222,12 @@ function suite (kind: BrokerKind): void {
         { past: true, timeoutMs: 10_000 })
       const online = (device: number): boolean => haView(observer.messages, device).available
       await until('the victim\'s doors online again', () => victimDoors.every(online) ? true : undefined, 20_000)
+      // until the broker notices the death (its will), Home Assistant cannot know: from the will on, it must
+      const willIndex = observer.messages.indexOf(will)
       const resumed = new Map<number, number>()
       for (const device of victimDoors) {
-        // Home Assistant's view message by message since the kill: the first moment the door is available again
-        for (let i = killedFrom + 1; i <= observer.messages.length; i++) {
+        // Home Assistant's view message by message since the will: the first moment the door is available again
+        for (let i = willIndex + 1; i <= observer.messages.length; i++) {
           const view = haView(observer.messages, device, i)
           if (!view.available) continue
           const at = (observer.messages[i - 1] as Observed).at
@@ -242,7 +244,6 @@ function suite (kind: BrokerKind): void {
       }
 
       // every door of the victim was unavailable from the will until the survivor's republish
-      const willIndex = observer.messages.indexOf(will)
       for (const device of victimDoors) {
         assert.equal(haView(observer.messages, device, willIndex + 1).available, false, `door ${device} unavailable after the will`)
       }
@@ -305,6 +306,19 @@ function suite (kind: BrokerKind): void {
       }
     })
 }
+
+test('an instance\'s status topic: one topic level whatever its ID holds; the configs list it with the door\'s own availability', () => {
+  assert.equal(instanceStatusTopic('doorsense', 'host/a+b#c-20002-0a1b2c'), 'doorsense/instances/host_a_b_c-20002-0a1b2c/status')
+  assert.ok(isInstanceStatusTopic('doorsense', 'doorsense/instances/vm-20002-0a1b2c/status'))
+  assert.ok(!isInstanceStatusTopic('doorsense', 'doorsense/instances/a/b/status'))
+  assert.ok(!isInstanceStatusTopic('doorsense', 'doorsense/status'))
+  const options = { discoveryPrefix: 'homeassistant', baseTopic: 'doorsense', swVersion: '1', statusTopic: 'doorsense/instances/i1/status' }
+  for (const { config } of doorConfigs({ device: 7, name: 'Front' }, options)) {
+    assert.deepEqual(config.availability, [{ topic: 'doorsense/instances/i1/status' }, { topic: 'doorsense/doors/7/availability' }])
+    assert.equal(config.availability_mode, 'all')
+  }
+  assert.equal(bridgeConfig(options).config.state_topic, 'doorsense/instances/i1/status')
+})
 
 describe('Home Assistant in a cluster: each door from its owner, availability per door and per instance', () => {
   suite('aedes')
