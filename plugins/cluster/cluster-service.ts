@@ -7,6 +7,7 @@
  * owner rebuilds each window from the stream's recent frames before its doors
  * are shown from here, so a handover does not flap.
  */
+import { EventEmitter } from 'node:events'
 import { hostname } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
@@ -71,6 +72,17 @@ export function fairShare (partitions: number, instances: readonly string[], sel
   return base + (ids.indexOf(self) < partitions % ids.length ? 1 : 0)
 }
 
+/**
+ * What a ClusterService tells of its doors: `owned` when doors go live here
+ * (their partition taken and their windows rebuilt: `ownsLive` is true for
+ * them from then on), `disowned` when their partition is handed over or lost
+ * (this instance publishes nothing more for them).
+ */
+export interface ClusterServiceEvents {
+  owned: [devices: number[]]
+  disowned: [devices: number[]]
+}
+
 interface Owned {
   consumer: PartitionConsumer | undefined
   acquiredAt: number
@@ -78,7 +90,7 @@ interface Owned {
   rebuilding: boolean
 }
 
-export class ClusterService {
+export class ClusterService extends EventEmitter<ClusterServiceEvents> {
   readonly #options: ClusterServiceOptions
   readonly #owned = new Map<number, Owned>()
   #leases: PartitionLeases | undefined
@@ -90,6 +102,7 @@ export class ClusterService {
   readonly #written = new Map<number, string>()
 
   constructor (options: ClusterServiceOptions) {
+    super()
     this.#options = options
   }
 
@@ -207,6 +220,7 @@ export class ClusterService {
         // a live batch comes after every replayed one of its partition: that door's window is rebuilt
         if (!batch.replayed && states.isHeld(batch.device)) {
           states.release(batch.device)
+          this.emit('owned', [batch.device])
           // where the door stands now, from here: every instance sees the handover done at once
           const snapshot = states.get(batch.device)
           if (snapshot && this.ownsLive(batch.device)) this.#write(snapshot)
@@ -228,6 +242,7 @@ export class ClusterService {
     await Promise.allSettled([...this.#writes])
     this.#owned.delete(partition)
     for (const door of doors) this.#options.states.hold(door)
+    this.emit('disowned', doors.map((door) => door.device))
     this.#syncDirectory()
     this.#options.log.info({ partition }, 'cluster: handed a partition over')
   }
@@ -237,7 +252,9 @@ export class ClusterService {
     const owned = this.#owned.get(partition)
     if (!owned) return
     this.#owned.delete(partition)
-    for (const door of this.#doorsOf(partition)) this.#options.states.hold(door)
+    const doors = this.#doorsOf(partition)
+    for (const door of doors) this.#options.states.hold(door)
+    this.emit('disowned', doors.map((door) => door.device))
     this.#syncDirectory()
     this.#options.log.warn({ partition }, 'cluster: lost a partition to another instance')
     await owned.consumer?.stop().catch(() => {})
@@ -251,7 +268,9 @@ export class ClusterService {
       if (!owned.rebuilding || !owned.consumer || owned.consumer.pending() > 0 || Date.now() - owned.acquiredAt < REFRESH_MS) continue
       owned.rebuilding = false
       // doors with no live frame since the takeover: shown as their old owner left them, until they send or go stale
-      for (const door of this.#doorsOf(partition)) if (states.isHeld(door.device)) states.release(door.device)
+      const released = this.#doorsOf(partition).filter((door) => states.isHeld(door.device)).map((door) => door.device)
+      for (const device of released) states.release(device)
+      if (released.length > 0) this.emit('owned', released)
     }
     for (const device of states.recentlyFramed()) {
       const snapshot = states.get(device)

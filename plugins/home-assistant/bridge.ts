@@ -10,6 +10,9 @@ import {
   doorStateTopics,
   framesFilter,
   homeAssistantStatusTopic,
+  instanceStatusFilter,
+  instanceStatusTopic,
+  isInstanceStatusTopic,
   parseFramesTopic,
   statusTopic,
   type DiscoveryOptions,
@@ -25,10 +28,24 @@ import { RefusalLog, type RefusalSink } from './refusals.js'
  */
 export interface DoorSource {
   list (): Door[]
+  /** One door as it is now; read when a cluster's door comes to this instance. */
+  get? (device: number): Door | undefined
   on (event: 'door', listener: (door: Door) => void): unknown
   on (event: 'removed', listener: (device: number) => void): unknown
   off (event: 'door', listener: (door: Door) => void): unknown
   off (event: 'removed', listener: (device: number) => void): unknown
+}
+
+/**
+ * Which doors this instance publishes in a cluster (the ClusterService fits
+ * as is): the doors it owns and computes (`ownsLive`), told when doors come
+ * (`owned`) and go (`disowned`).
+ */
+export interface DoorOwnership {
+  readonly instanceId: string
+  ownsLive (device: number): boolean
+  on (event: 'owned' | 'disowned', listener: (devices: number[]) => void): unknown
+  off (event: 'owned' | 'disowned', listener: (devices: number[]) => void): unknown
 }
 
 /**
@@ -59,6 +76,13 @@ export interface HomeAssistantBridgeOptions extends DiscoveryOptions {
   /** Default `doorsense-<8 random hex digits>`. */
   clientId?: string
   source: DoorSource
+  /**
+   * In a cluster: publish only the doors this instance owns, its `online` and
+   * last will on its own `<base>/instances/<id>/status`, which every config
+   * it publishes lists for availability (docs/home-assistant.md, *In a
+   * cluster*). Default: every door, on `<base>/status`.
+   */
+  ownership?: DoorOwnership
   /**
    * A message on `<base>/frames/<id>`: the device id (0..32767) and the raw
    * payload, to decode and ingest. Topics with any other id, messages the
@@ -171,6 +195,11 @@ function doorStateMessages (baseTopic: string, door: Door): StateMessage[] {
  * lost in a broken connection stays lost; so it is a few seconds after Home
  * Assistant's birth, once per burst of births. Such a republish goes out a
  * few doors per event-loop turn, so thousands of doors never stall the process.
+ *
+ * In a cluster (`ownership`), each instance publishes only the doors it owns
+ * and computes, and says `online` (with its last will) on a status topic of
+ * its own that those doors' configs list: an instance's death makes its
+ * doors unavailable until their new owner publishes them again.
  */
 export class HomeAssistantBridge {
   private readonly options: HomeAssistantBridgeOptions
@@ -186,6 +215,11 @@ export class HomeAssistantBridge {
   /** The RefusalLog made here when none was given: this bridge closes it. */
   private readonly ownRefusals: RefusalLog | undefined
   private readonly connection: BrokerConnection
+  /** The options the configs are built from: in a cluster, with this instance's status topic. */
+  private readonly discovery: HomeAssistantBridgeOptions
+  private readonly ownership: DoorOwnership | undefined
+  /** In a cluster: the doors this instance publishes now (it owns them, and has published their full set). */
+  private readonly publishing = new Set<number>()
 
   private started = false
   private closing: Promise<void> | undefined
@@ -222,6 +256,10 @@ export class HomeAssistantBridge {
     this.republishDoorsPerTurn = Math.max(1, options.republishDoorsPerTurn ?? REPUBLISH_DOORS_PER_TURN)
     this.maxPacketBytes = options.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES
     this.haStatus = homeAssistantStatusTopic(options.discoveryPrefix)
+    this.ownership = options.ownership
+    const ownStatus = this.ownership === undefined ? statusTopic(options.baseTopic) : instanceStatusTopic(options.baseTopic, this.ownership.instanceId)
+    // the embedded default's configs stay exactly as they were: no statusTopic given
+    this.discovery = this.ownership === undefined ? options : { ...options, statusTopic: ownStatus }
     this.ownRefusals = options.refusals === undefined ? new RefusalLog({ log: options.log }) : undefined
     this.refusals = options.refusals ?? this.ownRefusals as RefusalLog
     this.connection = new BrokerConnection({
@@ -229,9 +267,9 @@ export class HomeAssistantBridge {
       username: options.username,
       password: options.password,
       clientId: options.clientId,
-      statusTopic: statusTopic(options.baseTopic),
+      statusTopic: ownStatus,
       // at QoS 0: a birth lost with the connection changes nothing, since every connect republishes everything
-      subscriptions: [this.haStatus, framesFilter(options.baseTopic)],
+      subscriptions: [this.haStatus, framesFilter(options.baseTopic), ...this.ownership === undefined ? [] : [instanceStatusFilter(options.baseTopic)]],
       maxPacketBytes: this.maxPacketBytes,
       reconnectBackoff: options.reconnectBackoff,
       random: this.random,
@@ -264,6 +302,8 @@ export class HomeAssistantBridge {
     this.connection.start()
     this.options.source.on('door', this.handleDoor)
     this.options.source.on('removed', this.handleRemoved)
+    this.ownership?.on('owned', this.handleOwned)
+    this.ownership?.on('disowned', this.handleDisowned)
     this.log.info({
       url: this.connection.safeUrl,
       clientId: this.connection.clientId,
@@ -290,6 +330,8 @@ export class HomeAssistantBridge {
   private async shutdown (): Promise<void> {
     this.options.source.off('door', this.handleDoor)
     this.options.source.off('removed', this.handleRemoved)
+    this.ownership?.off('owned', this.handleOwned)
+    this.ownership?.off('disowned', this.handleDisowned)
     clearTimeout(this.birthTimer)
     this.birthTimer = undefined
     this.republishing = undefined
@@ -318,6 +360,10 @@ export class HomeAssistantBridge {
   private onMessage (topic: string, payload: Buffer, retained: boolean): void {
     if (topic === this.haStatus) {
       if (payload.toString() === 'online') this.onBirth(retained)
+      return
+    }
+    if (this.ownership !== undefined && isInstanceStatusTopic(this.options.baseTopic, topic)) {
+      this.onInstanceStatus(topic, payload.toString())
       return
     }
     const device = parseFramesTopic(this.options.baseTopic, topic)
@@ -381,11 +427,82 @@ export class HomeAssistantBridge {
   private onDoor (door: Door): void {
     if (this.closing !== undefined) return
     const { tracked, renamed } = this.track(door)
+    if (this.ownership !== undefined && !this.publishing.has(door.device)) {
+      // another instance's door, or ours while its window is rebuilt: its owner publishes it until it is live here
+      if (this.ownership.ownsLive(door.device)) this.gain(door.device)
+      return
+    }
+    if (this.ownership !== undefined && !this.ownership.ownsLive(door.device)) {
+      this.drop(door.device)
+      return
+    }
     // the configs carry the device name: a renamed door gets them again
-    if (renamed) for (const config of doorConfigs(door, this.options)) this.connection.send(config.topic, config.payload, 'config', door.device)
+    if (renamed) for (const config of doorConfigs(door, this.discovery)) this.connection.send(config.topic, config.payload, 'config', door.device)
     const messages = doorStateMessages(this.options.baseTopic, door)
     for (const message of messages) if (message.kind !== 'attribute') this.sendIfChanged(message, door.device)
     this.scheduleAttributes(tracked, messages)
+  }
+
+  private readonly handleOwned = (devices: number[]): void => {
+    this.guard('owned', () => {
+      if (this.closing !== undefined) return
+      for (const device of devices) if (!this.publishing.has(device) && this.ownership?.ownsLive(device) === true) this.gain(device)
+    })
+  }
+
+  private readonly handleDisowned = (devices: number[]): void => {
+    this.guard('disowned', () => {
+      for (const device of devices) this.drop(device)
+      // doors of the partition the event did not list (known here, no state yet)
+      for (const device of [...this.publishing]) if (this.ownership?.ownsLive(device) !== true) this.drop(device)
+    })
+  }
+
+  /**
+   * A cluster's door comes to this instance: its full set goes out, the
+   * states first and the configs last. Until the configs name this
+   * instance's status topic, Home Assistant still reads the old owner's (which
+   * says `offline` once that owner is gone), so the door never shows `online`
+   * with the old owner's last state.
+   */
+  private gain (device: number): void {
+    const door = this.options.source.get?.(device) ?? this.doors.get(device)?.door
+    if (door === undefined) return
+    const { tracked } = this.track(door)
+    this.publishing.add(device)
+    for (const message of doorStateMessages(this.options.baseTopic, door)) {
+      this.sent.set(message.topic, message.payload)
+      this.connection.send(message.topic, message.payload, message.kind, device)
+    }
+    tracked.lastAttributeAt = this.now()
+    for (const config of doorConfigs(door, this.discovery)) this.connection.send(config.topic, config.payload, 'config', device)
+  }
+
+  /** A cluster's door goes to another instance: nothing more goes out for it from here, not even what waits. */
+  private drop (device: number): void {
+    if (!this.publishing.delete(device)) return
+    const tracked = this.doors.get(device)
+    if (tracked !== undefined) {
+      clearTimeout(tracked.timer)
+      tracked.timer = undefined
+    }
+    this.connection.forget(device)
+    for (const topic of Object.values(doorStateTopics(this.options.baseTopic, device))) this.sent.delete(topic)
+  }
+
+  /**
+   * Another instance's status (a cluster): when it says `offline` (its last
+   * will, or a clean stop), this instance points the bridge's sensor at its
+   * own status, and clears the retained `offline`: an instance ID is new at
+   * every start, so that topic is never used again, and a door config that
+   * still lists it shows the door unavailable all the same (no `online` on it
+   * ever again) until the door's new owner republishes the config.
+   */
+  private onInstanceStatus (topic: string, payload: string): void {
+    if (payload !== 'offline' || topic === this.discovery.statusTopic || !this.connection.isConnected) return
+    const bridge = bridgeConfig(this.discovery)
+    this.connection.publish(bridge.topic, bridge.payload, 'config')
+    this.connection.publish(topic, '', 'status')
   }
 
   /** Keeps the door as it is now; `renamed` when its configs must go out (a new door, or a new device name). */
@@ -409,6 +526,7 @@ export class HomeAssistantBridge {
     const tracked = this.doors.get(device)
     clearTimeout(tracked?.timer)
     this.doors.delete(device)
+    this.publishing.delete(device)
     this.removed.add(device)
     for (const message of doorRemoval(device, this.options)) {
       this.sent.delete(message.topic)
@@ -428,6 +546,7 @@ export class HomeAssistantBridge {
     tracked.timer = setTimeout(() => {
       tracked.timer = undefined
       if (this.closing !== undefined || this.doors.get(tracked.door.device) !== tracked) return
+      if (this.ownership !== undefined && !this.publishing.has(tracked.door.device)) return
       this.guard('attributes', () => this.publishAttributes(tracked, doorStateMessages(this.options.baseTopic, tracked.door)))
     }, waitMs).unref()
   }
@@ -453,7 +572,7 @@ export class HomeAssistantBridge {
     const run = { removals: removals || this.republishing?.removals === true }
     this.republishing = run
     this.counters.republishes++
-    const bridge = bridgeConfig(this.options)
+    const bridge = bridgeConfig(this.discovery)
     this.connection.publish(bridge.topic, bridge.payload, 'config')
     let listed: Door[] = []
     try {
@@ -465,7 +584,14 @@ export class HomeAssistantBridge {
     }
     // configName as it will be published; lastAttributeAt is set when its turn comes
     for (const door of listed) this.track(door)
-    const doors = listed.map((door) => door.device)
+    // in a cluster, the doors this instance owns: the others are their owners' to publish
+    const ownership = this.ownership
+    const doors = listed.map((door) => door.device).filter((device) => ownership === undefined || ownership.ownsLive(device))
+    if (ownership !== undefined) {
+      const owned = new Set(doors)
+      for (const device of [...this.publishing]) if (!owned.has(device)) this.drop(device)
+      for (const device of doors) this.publishing.add(device)
+    }
     const gone = run.removals ? [...this.removed] : []
     const startedAt = performance.now()
     const publishAll = async (): Promise<void> => {
@@ -494,11 +620,18 @@ export class HomeAssistantBridge {
   private republishDoor (id: number): void {
     const tracked = this.doors.get(id)
     if (tracked === undefined || this.removed.has(id)) return
-    for (const config of doorConfigs(tracked.door, this.options)) this.connection.publish(config.topic, config.payload, 'config')
+    // a cluster's door handed over since the republish began is its new owner's
+    if (this.ownership !== undefined && !this.publishing.has(id)) return
+    const configs = (): void => {
+      for (const config of doorConfigs(tracked.door, this.discovery)) this.connection.publish(config.topic, config.payload, 'config')
+    }
+    // in a cluster the configs go last, as when a door comes here (see gain)
+    if (this.ownership === undefined) configs()
     for (const message of doorStateMessages(this.options.baseTopic, tracked.door)) {
       this.sent.set(message.topic, message.payload)
       this.connection.publish(message.topic, message.payload, message.kind)
     }
+    if (this.ownership !== undefined) configs()
     tracked.lastAttributeAt = this.now()
   }
 

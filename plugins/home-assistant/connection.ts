@@ -180,6 +180,11 @@ export class BrokerConnection {
     this.pending.set(topic, { payload, kind, device })
   }
 
+  /** Drops what waits for the broker for `device` (a cluster's door another instance now publishes). */
+  forget (device: number): void {
+    for (const [topic, waiting] of this.pending) if (waiting.device === device) this.pending.delete(topic)
+  }
+
   /** Publishes now, retained at QoS 1; for a caller that knows the connection is up (a republish). */
   publish (topic: string, payload: string, kind: PublishKind): void {
     const client = this.client

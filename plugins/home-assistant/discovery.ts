@@ -21,6 +21,13 @@ export interface TopicOptions {
 export interface DiscoveryOptions extends TopicOptions {
   /** doorsense's version (package.json), reported as `origin.sw_version` and the bridge's `sw_version`. */
   swVersion: string
+  /**
+   * The status topic that carries the publisher's `online` and its last will:
+   * what every door config lists for availability and the bridge's sensor
+   * reads. Default `<base>/status`; in a cluster, the instance's own
+   * {@link instanceStatusTopic}.
+   */
+  statusTopic?: string
 }
 
 /** The Home Assistant device that stands for doorsense itself; every door's `via_device`. */
@@ -55,6 +62,28 @@ export interface RetainedMessage {
 /** `<base>/status`: `online` while doorsense is connected, `offline` (last will, clean stop). */
 export function statusTopic (baseTopic: string): string {
   return `${baseTopic}/status`
+}
+
+/**
+ * `<base>/instances/<id>/status`: one cluster instance's `online`, and its
+ * last will. Characters MQTT reserves (`/`, `+`, `#`) and any other outside
+ * `[A-Za-z0-9_.-]` in the ID become `_`.
+ */
+export function instanceStatusTopic (baseTopic: string, instanceId: string): string {
+  return `${baseTopic}/instances/${instanceId.replace(/[^A-Za-z0-9_.-]/g, '_')}/status`
+}
+
+/** `<base>/instances/+/status`: every cluster instance's status. */
+export function instanceStatusFilter (baseTopic: string): string {
+  return `${baseTopic}/instances/+/status`
+}
+
+/** Whether `topic` is a cluster instance's status topic under `baseTopic`. */
+export function isInstanceStatusTopic (baseTopic: string, topic: string): boolean {
+  const prefix = `${baseTopic}/instances/`
+  if (!topic.startsWith(prefix) || !topic.endsWith('/status')) return false
+  const id = topic.slice(prefix.length, -'/status'.length)
+  return /^[A-Za-z0-9_.-]+$/.test(id)
 }
 
 /** `<prefix>/status`: Home Assistant's birth (`online`) and last will (`offline`). */
@@ -138,7 +167,7 @@ export function doorConfigs (
       via_device: BRIDGE_IDENTIFIER
     },
     origin: { name: 'doorsense', sw_version: options.swVersion },
-    availability: [{ topic: statusTopic(options.baseTopic) }, { topic: topics.availability }],
+    availability: [{ topic: options.statusTopic ?? statusTopic(options.baseTopic) }, { topic: topics.availability }],
     availability_mode: 'all'
   }
   const configs: Record<DoorEntity, Record<string, unknown>> = {
@@ -204,13 +233,15 @@ export function doorConfigs (
  * `via_device` names a real device) with one diagnostic connectivity sensor
  * reading `<base>/status`. It has no availability of its own on purpose: it
  * must show "Disconnected", not "Unavailable", when the last will fires.
+ * In a cluster it reads the status of the instance that published it last;
+ * the others point it at their own when that instance goes offline.
  */
 export function bridgeConfig (options: DiscoveryOptions): RetainedMessage & { config: Record<string, unknown> } {
   const config = {
     name: 'Connectivity',
     unique_id: `${BRIDGE_IDENTIFIER}_connectivity`,
     device_class: 'connectivity',
-    state_topic: statusTopic(options.baseTopic),
+    state_topic: options.statusTopic ?? statusTopic(options.baseTopic),
     payload_on: 'online',
     payload_off: 'offline',
     entity_category: 'diagnostic',

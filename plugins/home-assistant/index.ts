@@ -86,6 +86,8 @@ export default fp(async (app) => {
       ...settings,
       swVersion: APP_VERSION,
       source: app.doors,
+      // in a cluster, each door is published by its owner only (docs/home-assistant.md, In a cluster)
+      ownership: app.cluster ?? undefined,
       log,
       // in a cluster the receipt comes once JetStream has the frames; a refusal is logged by the intake either way
       onFrames: (device, payload) => { intake.handle(device, payload) },
@@ -109,6 +111,6 @@ export default fp(async (app) => {
 }, {
   name: 'home-assistant',
   fastify: '5.x',
-  dependencies: ['doors', 'rpi-servers'],
-  decorators: { fastify: ['config', 'metrics', 'doors', 'frames'] }
+  dependencies: ['doors', 'rpi-servers', 'cluster'],
+  decorators: { fastify: ['config', 'metrics', 'doors', 'frames', 'cluster'] }
 })
