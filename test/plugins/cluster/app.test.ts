@@ -121,3 +121,20 @@ test('the Pis are shared through PostgreSQL: a Pi heard by one instance, and a n
   await a.inject({ method: 'POST', url: '/server/post/keep_alive', payload: { ID: 12, NAME: 'pi-hall-2' } })
   assert.equal((await a.inject('/doors/12')).json<Door>().name, 'Hall door')
 })
+
+test('a door that falls silent shows a frame rate of 0 on every instance, not its last rate', { skip, timeout: 60_000 }, async (t) => {
+  const [a, b] = await twoInstances(t)
+  await waitFor('every partition owned', async () => (await status(a)).owners.every((owner) => owner.owner !== null) ? true : undefined)
+  const rateOn = async (app: App): Promise<number | undefined> => {
+    const response = await app.inject('/doors/21')
+    return response.statusCode === 200 ? response.json<Door>().frameRate : undefined
+  }
+  // three seconds of frames posted to both instances, whichever owns the door
+  for (let second = 0; second < 3; second++) {
+    for (const app of [a, b]) assert.equal((await app.inject({ method: 'POST', url: '/server/post/frames', payload: framesBody(21) })).statusCode, 200)
+    await sleep(1000)
+  }
+  await waitFor('a frame rate above 0 on both', async () => ((await rateOn(a)) ?? 0) > 0 && ((await rateOn(b)) ?? 0) > 0 ? true : undefined)
+  // silent from here: the rate falls to 0 within its 5 s span, on the owner and on the other alike
+  await waitFor('a frame rate of 0 on both', async () => (await rateOn(a)) === 0 && (await rateOn(b)) === 0 ? true : undefined, 20_000)
+})
