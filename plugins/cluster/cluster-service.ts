@@ -98,6 +98,12 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
   #stopping = false
   /** Board writes in flight: awaited before a partition is handed over and at close. */
   #writes = new Set<Promise<void>>()
+  /**
+   * Owned doors last written with a frame rate above 0: refreshed until a write
+   * shows 0. `states.recentlyFramed()` hands a door that fell silent out once,
+   * to whichever caller asks first (the doors area asks too), so this keeps its own.
+   */
+  readonly #framing = new Set<number>()
   /** What this instance last wrote for each door, so a refresh writes only what moved. */
   readonly #written = new Map<number, string>()
 
@@ -272,9 +278,15 @@ export class ClusterService extends EventEmitter<ClusterServiceEvents> {
       for (const device of released) states.release(device)
       if (released.length > 0) this.emit('owned', released)
     }
-    for (const device of states.recentlyFramed()) {
+    for (const device of new Set([...states.recentlyFramed(), ...this.#framing])) {
       const snapshot = states.get(device)
-      if (snapshot && this.ownsLive(device)) this.#write(snapshot)
+      if (!snapshot || !this.ownsLive(device)) {
+        this.#framing.delete(device)
+        continue
+      }
+      this.#write(snapshot)
+      if (snapshot.frameRate > 0) this.#framing.add(device)
+      else this.#framing.delete(device)
     }
     this.#syncDirectory()
   }
