@@ -122,7 +122,8 @@ test('one training per scope in the cluster: a start on A while B trains answers
   const bId = (await clusterStatus(b)).instance
   const set = trainingSet(sessionSlice(40))
 
-  const { version } = await b.model.startTraining(set, { epochs: 40, seed: 1 })
+  // long enough (a few seconds) that its progress, renewed with the lease every second, shows on A before it ends
+  const { version } = await b.model.startTraining(set, { epochs: 400, seed: 1 })
   await assert.rejects(a.model.startTraining(set, { epochs: 5, seed: 1 }), (err: Error & { statusCode?: number, code?: string }) => {
     assert.equal(err.statusCode, 409)
     assert.equal(err.code, 'DS_TRAINING_BUSY')
