@@ -27,7 +27,7 @@ import { ADMIN_TOKEN, buildTestApp, tempDir } from '../../helper.js'
 const skip = await engineUnavailable('nats')
 const DEVICES = [1, 2, 3, 4]
 const PARTITIONS = 2
-const TAKEOVER_S = 2
+const TAKEOVER_S = 3
 const BATCH_EVERY_MS = 200
 const FRAMES_PER_BATCH = 5
 
