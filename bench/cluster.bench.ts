@@ -40,18 +40,17 @@
  * load); the consumers' lag at the end; the whole
  * machine's busy cores (/proc/stat) and load average, to show what else ran.
  */
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { readdirSync, readFileSync, rmSync } from 'node:fs'
-import { Agent, request } from 'node:http'
 import { cpus, loadavg } from 'node:os'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { connect } from '@nats-io/transport-node'
 import pg from 'pg'
 import { cpuSeconds, scrapeMetrics, serverQuantileMs, startChildServer, trainedDataDir, type ChildServer } from './child-server.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
-import { DISTINCT_BODIES, frameBatches, framesBody, keepAliveBody } from './lib/bodies.js'
+import { DISTINCT_BODIES, frameBatches, keepAliveBody } from './lib/bodies.js'
 import { round } from './lib/format.js'
-import { latencySummary } from './lib/latency.js'
+import { runPacedFrames, type PacedFramesJob, type PacedFramesResult } from './lib/paced-frames.js'
 import { mean } from './lib/mean.js'
 import { quantile } from './lib/quantile.js'
 import { rawPiLines, stringifiedPayloads } from './lib/recordings.js'
@@ -63,136 +62,12 @@ const FPS = 20
 const PARTITIONS = 16
 const FRAMES_ROUTE = '/server/post/frames'
 
-interface LoadJob {
-  urls: string[]
-  devices: number[]
-  seconds: number
-  /** ms between a device's batches. */
-  periodMs: number
-  /** JSON text of each batch's frame array. */
-  batches: string[]
-}
-
-interface LoadResult {
-  requests: number
-  ok: number
-  statusCodes: Record<string, number>
-  errors: number
-  late: number
-  framesAccepted: number
-  framesRejected: number
-  /** From the first send to the last answer: the window, plus the answers still owed at its end. */
-  elapsedSeconds: number
-  /** Accepted frames per whole second of the run. */
-  perSecond: number[]
-  /** Latency from the time the device meant to send, ms. */
-  p50: number
-  p99: number
-  max: number
-  /** Latency from the time it did send, ms. */
-  serviceP50: number
-  serviceP99: number
-  /** The client process's own CPU over the run (it shares the machine's two cores). */
-  clientCpuSeconds: number
-}
-
 // ---------------------------------------------------------------- client side
 
-function post (url: URL, agent: Agent, body: string): Promise<{ status: number, text: string }> {
-  return new Promise((resolve, reject) => {
-    const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'idempotency-key': randomUUID() }
-    const req = request(url, { method: 'POST', agent, headers }, (response) => {
-      let text = ''
-      response.setEncoding('utf8')
-      response.on('data', (chunk: string) => { text += chunk })
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, text }))
-      response.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
-}
-
-/** The Pis, open-loop: each sends at its time (one request in flight, as the agent), its batches round-robin over the URLs. */
-async function runLoad (job: LoadJob): Promise<LoadResult> {
-  const cpuBefore = process.cpuUsage()
-  const latencies: number[] = []
-  const service: number[] = []
-  const statusCodes: Record<string, number> = {}
-  const perSecond: number[] = []
-  let errors = 0
-  let late = 0
-  let framesAccepted = 0
-  let framesRejected = 0
-  const urls = job.urls.map((url) => new URL(FRAMES_ROUTE, url))
-  const started = performance.now() + 200
-  const end = started + job.seconds * 1000
-
-  const device = async (id: number, index: number): Promise<void> => {
-    // one keep-alive socket per instance, as a Pi behind a proxy that spreads requests
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
-    let next = started + Math.random() * job.periodMs
-    let sentBatches = 0
-    try {
-      while (next < end) {
-        const wait = next - performance.now()
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
-        else if (wait < -100) late++
-        const sent = performance.now()
-        const body = framesBody(id, job.batches[(index + sentBatches) % job.batches.length])
-        const url = urls[(index + sentBatches) % urls.length]
-        sentBatches++
-        try {
-          const { status, text } = await post(url, agent, body)
-          const done = performance.now()
-          statusCodes[status] = (statusCodes[status] ?? 0) + 1
-          latencies.push(done - next)
-          service.push(done - sent)
-          if (status === 200) {
-            const receipt = JSON.parse(text) as { accepted: number, rejected: unknown[] }
-            framesAccepted += receipt.accepted
-            framesRejected += receipt.rejected.length
-            const second = Math.floor((done - started) / 1000)
-            if (second >= 0 && second < job.seconds) perSecond[second] = (perSecond[second] ?? 0) + receipt.accepted
-          }
-        } catch {
-          errors++
-        }
-        next += job.periodMs
-      }
-    } finally {
-      agent.destroy()
-    }
-  }
-
-  await Promise.all(job.devices.map((id, index) => device(id, index)))
-  const elapsedSeconds = (performance.now() - started) / 1000
-  const latency = latencySummary(latencies)
-  service.sort((a, b) => a - b)
-  const cpu = process.cpuUsage(cpuBefore)
-  return {
-    requests: latency.requests,
-    ok: statusCodes[200] ?? 0,
-    statusCodes,
-    errors,
-    late,
-    framesAccepted,
-    framesRejected,
-    elapsedSeconds,
-    perSecond: Array.from({ length: job.seconds }, (_, second) => perSecond[second] ?? 0),
-    p50: latency.p50,
-    p99: latency.p99,
-    max: latency.max,
-    serviceP50: quantile(service, 0.5),
-    serviceP99: quantile(service, 0.99),
-    clientCpuSeconds: (cpu.user + cpu.system) / 1e6
-  }
-}
-
-serveJobs<LoadJob, LoadResult>(ROLE_ENV, runLoad)
+serveJobs<PacedFramesJob, PacedFramesResult>(ROLE_ENV, runPacedFrames)
 
 /** The load client: this file forked. */
-class LoadClient extends ForkedClient<LoadJob, LoadResult> {
+class LoadClient extends ForkedClient<PacedFramesJob, PacedFramesResult> {
   constructor () {
     super(import.meta.url, ROLE_ENV, 'cluster load client')
   }
@@ -400,7 +275,7 @@ interface ConfigurationResult {
   instances: number
   cluster: string | null
   offered: number
-  run: LoadResult
+  run: PacedFramesResult
   acceptedPerS: number
   wallSeconds: number
   cpu: { doorsense: number, doorsenseByInstance: number[], nats: number, postgres: number, client: number, idleCoresPerInstance: number }
@@ -453,7 +328,8 @@ async function measure (setup: Setup, count: number): Promise<ConfigurationResul
     await announce(urls, setup.devices)
     const offered = setup.devices.length * FPS
     console.error(`cluster bench: ${label}: ${setup.devices.length} devices, ${offered} frames/s offered; warm-up ${setup.warmupSeconds} s …`)
-    const job = { urls, devices: setup.devices, seconds: setup.warmupSeconds, periodMs: setup.periodMs, batches: setup.batches }
+    // an Idempotency-Key on every batch, as the agent sends them
+    const job = { urls, devices: setup.devices, seconds: setup.warmupSeconds, periodMs: setup.periodMs, batches: setup.batches, idempotency: true }
     if (setup.warmupSeconds > 0) await setup.client.run(job)
 
     const metricsBefore = await Promise.all(urls.map((url) => scrapeMetrics(url)))

@@ -36,9 +36,7 @@
  * of test/fixtures/csi/rpi-raw-frames.txt.
  */
 import Database from 'better-sqlite3'
-import { randomUUID } from 'node:crypto'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
-import { Agent, request } from 'node:http'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PROJECT_ROOT } from '../core/project.js'
@@ -46,9 +44,9 @@ import {
   checkpointsOf, loopDelayOf, scrapeMetrics, serverQuantileMs, startChildServer, trainedDataDir, type Checkpoints, type ChildServer
 } from './child-server.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
-import { DISTINCT_BODIES, frameBatches, framesBody, keepAliveBody } from './lib/bodies.js'
+import { DISTINCT_BODIES, frameBatches, keepAliveBody } from './lib/bodies.js'
 import { round } from './lib/format.js'
-import { latencySummary } from './lib/latency.js'
+import { runPacedFrames, type PacedFramesJob, type PacedFramesResult } from './lib/paced-frames.js'
 import { quantile } from './lib/quantile.js'
 import { rawPiLines } from './lib/recordings.js'
 import type { BenchReport } from './lib/report.js'
@@ -57,130 +55,19 @@ const ROLE_ENV = 'DOORSENSE_BENCH_INGEST_CLIENT'
 const FRAMES_PER_BATCH = 20
 const HOUR_MS = 3_600_000
 
-interface IngestJob {
-  url: string
-  devices: number[]
-  seconds: number
-  /** ms between a device's batches. */
-  periodMs: number
-  /** JSON text of each batch's frame array. */
-  batches: string[]
-  idempotency: boolean
-}
-
-interface IngestResult {
-  seconds: number
-  requests: number
-  ok: number
-  statusCodes: Record<string, number>
-  errors: number
-  late: number
-  framesAccepted: number
-  /** From the first send to the last answer: the window, plus the answers still owed at its end. */
-  elapsedSeconds: number
-  framesRejected: number
-  /** Accepted frames per whole second of the run. */
-  perSecond: number[]
-  /** Latency from the time the device meant to send, ms. */
-  p50: number
-  p99: number
-  max: number
-  /** Latency from the time it did send, ms. */
-  serviceP99: number
-}
-
 // ---------------------------------------------------------------- client side
 
-async function runIngest (job: IngestJob): Promise<IngestResult> {
-  const latencies: number[] = []
-  const service: number[] = []
-  const statusCodes: Record<string, number> = {}
-  const perSecond: number[] = []
-  let errors = 0
-  let late = 0
-  let framesAccepted = 0
-  let framesRejected = 0
-  const url = new URL('/server/post/frames', job.url)
-  const started = performance.now() + 200
-  const end = started + job.seconds * 1000
-
-  const post = (agent: Agent, body: string, key: string | undefined): Promise<{ status: number, text: string }> => new Promise((resolve, reject) => {
-    const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
-    if (key) headers['idempotency-key'] = key
-    const req = request(url, { method: 'POST', agent, headers }, (response) => {
-      let text = ''
-      response.setEncoding('utf8')
-      response.on('data', (chunk: string) => { text += chunk })
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, text }))
-      response.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
-
-  const device = async (id: number, index: number): Promise<void> => {
-    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
-    let next = started + Math.random() * job.periodMs
-    let batch = index % job.batches.length
-    try {
-      while (next < end) {
-        const wait = next - performance.now()
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
-        else if (wait < -100) late++
-        const sent = performance.now()
-        const body = framesBody(id, job.batches[batch])
-        batch = (batch + 1) % job.batches.length
-        try {
-          const { status, text } = await post(agent, body, job.idempotency ? randomUUID() : undefined)
-          const done = performance.now()
-          statusCodes[status] = (statusCodes[status] ?? 0) + 1
-          latencies.push(done - next)
-          service.push(done - sent)
-          if (status === 200) {
-            const receipt = JSON.parse(text) as { accepted: number, rejected: unknown[] }
-            framesAccepted += receipt.accepted
-            framesRejected += receipt.rejected.length
-            const second = Math.floor((done - started) / 1000)
-            if (second >= 0 && second < job.seconds) perSecond[second] = (perSecond[second] ?? 0) + receipt.accepted
-          }
-        } catch {
-          errors++
-        }
-        next += job.periodMs
-      }
-    } finally {
-      agent.destroy()
-    }
-  }
-
-  await Promise.all(job.devices.map((id, index) => device(id, index)))
-  const elapsedSeconds = (performance.now() - started) / 1000
-  const latency = latencySummary(latencies)
-  service.sort((a, b) => a - b)
-  return {
-    seconds: job.seconds,
-    requests: latency.requests,
-    ok: statusCodes[200] ?? 0,
-    statusCodes,
-    errors,
-    late,
-    framesAccepted,
-    elapsedSeconds,
-    framesRejected,
-    perSecond: Array.from({ length: job.seconds }, (_, second) => perSecond[second] ?? 0),
-    p50: latency.p50,
-    p99: latency.p99,
-    max: latency.max,
-    serviceP99: quantile(service, 0.99)
-  }
+/** One server's frames route under the paced Pis (bench/lib/paced-frames.ts), and the window's length. */
+async function runIngest (job: PacedFramesJob): Promise<PacedFramesResult & { seconds: number }> {
+  return { seconds: job.seconds, ...await runPacedFrames(job) }
 }
 
-serveJobs<IngestJob, IngestResult>(ROLE_ENV, runIngest)
+serveJobs<PacedFramesJob, PacedFramesResult & { seconds: number }>(ROLE_ENV, runIngest)
 
 // ---------------------------------------------------------------- server side
 
 /** The load client: this file forked. */
-class IngestClient extends ForkedClient<IngestJob, IngestResult> {
+class IngestClient extends ForkedClient<PacedFramesJob, PacedFramesResult & { seconds: number }> {
   constructor () {
     super(import.meta.url, ROLE_ENV, 'ingest client')
   }
@@ -366,11 +253,11 @@ export default async function ingestBench (): Promise<BenchReport> {
       `ingest: ${deviceCount} devices × ${fps} frames/s in batches of ${FRAMES_PER_BATCH} ` +
         `(${round(offered)} frames/s, ${round(deviceCount * 1000 / periodMs)} requests/s offered); warm-up ${warmupSeconds} s …`
     )
-    if (warmupSeconds > 0) await client.run({ url: server.url, devices, seconds: warmupSeconds, periodMs, batches, idempotency })
+    if (warmupSeconds > 0) await client.run({ urls: [server.url], devices, seconds: warmupSeconds, periodMs, batches, idempotency })
     const metricsBefore = await scrapeMetrics(server.url)
     const before = server.sample()
     console.error(`ingest: measuring ${seconds} s …`)
-    const run = await client.run({ url: server.url, devices, seconds, periodMs, batches, idempotency })
+    const run = await client.run({ urls: [server.url], devices, seconds, periodMs, batches, idempotency })
     const after = server.sample()
     const metricsAfter = await scrapeMetrics(server.url)
     const loop = loopDelayOf(metricsAfter)
@@ -392,7 +279,7 @@ export default async function ingestBench (): Promise<BenchReport> {
       server = await startChildServer({ seedDir, env, label: 'ingest-profile', nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] })
       await announce(server.url, devices)
       console.error(`ingest: the same load on a fresh server under --cpu-prof, ${profileSeconds} s …`)
-      await client.run({ url: server.url, devices, seconds: profileSeconds, periodMs, batches, idempotency })
+      await client.run({ urls: [server.url], devices, seconds: profileSeconds, periodMs, batches, idempotency })
       await server.dispose()
       server = undefined
       profile = summariseProfile(profileDir)
@@ -421,7 +308,7 @@ export default async function ingestBench (): Promise<BenchReport> {
         rmSync(backlogDir, { recursive: true, force: true })
       }
       await announce(server.url, devices)
-      const load = client.run({ url: server.url, devices, seconds: retentionSeconds, periodMs, batches, idempotency })
+      const load = client.run({ urls: [server.url], devices, seconds: retentionSeconds, periodMs, batches, idempotency })
       const samples = await sampleDeleted(server.url, load)
       const loaded = await load
       await server.dispose()
