@@ -16,6 +16,7 @@
  * which the plugin is given.
  */
 import fp from 'fastify-plugin'
+import { isPromise, SQLITE_TRANSACTION, type MaybePromise, type StoreTransaction } from './store-transaction.js'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { createHash } from 'node:crypto'
 import { Counter } from 'prom-client'
@@ -167,8 +168,12 @@ export const idempotencyPlugin = fp<{ store: IdempotencyKeyStore }>(async (app, 
  * when `keyed` was seen before, else `write`'s value (recorded with the key
  * when there is one).
  */
-export function answerOnce<T> (reply: FastifyReply, keyed: KeyedRequest | undefined, write: () => T): T | FastifyReply {
-  const outcome = reply.server.idempotency.store.once(keyed, write, replyFormat(reply))
+export async function answerOnce<T> (reply: FastifyReply, keyed: KeyedRequest | undefined, write: (tx: StoreTransaction) => MaybePromise<T>): Promise<T | FastifyReply> {
+  const outcome = reply.server.idempotency.store.once(keyed, () => {
+    const body = write(SQLITE_TRANSACTION)
+    if (isPromise(body)) throw new Error('a keyed write on SQLite must be synchronous')
+    return body
+  }, replyFormat(reply))
   return outcome.replayed ? sendReplay(reply, outcome.answer) : outcome.body
 }
 

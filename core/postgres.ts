@@ -1,4 +1,4 @@
-import { Pool, type PoolClient, type QueryResult, type QueryResultRow } from 'pg'
+import pg, { Pool, type PoolClient, type QueryResult, type QueryResultRow } from 'pg'
 
 /**
  * An area's PostgreSQL tables: its name and its migrations in order
@@ -10,6 +10,14 @@ import { Pool, type PoolClient, type QueryResult, type QueryResultRow } from 'pg
 export interface PgAreaSchema {
   readonly area: string
   readonly migrations: readonly string[]
+}
+
+/** Hears a channel's notifications ({@link Postgres.listen}). */
+export interface ChannelListener {
+  /** A `NOTIFY` on the channel, with its payload ('' without one). */
+  notified (payload: string): void
+  /** The listening connection broke and is back: notifications sent meanwhile were missed. */
+  reconnected?: () => void
 }
 
 /** How {@link Postgres.open} connects. */
@@ -43,12 +51,23 @@ export class Postgres {
   readonly #pool: Pool
   /** Where it connects, for messages: host:port and database, never the password. */
   readonly where: string
+  readonly #url: string
   readonly #closing = new AbortController()
   #closed = false
+  /** LISTEN's own connection (a pooled one would hold a slot, and the pool's end waits for it), opened by the first {@link listen}. */
+  #listener: pg.Client | undefined
+  #listening: Promise<void> | undefined
+  readonly #channels = new Map<string, Set<ChannelListener>>()
 
-  private constructor (pool: Pool, where: string) {
+  private constructor (pool: Pool, where: string, url: string) {
     this.#pool = pool
     this.where = where
+    this.#url = url
+  }
+
+  /** The URL it was opened on, password included: for a training run's worker thread, which opens its own connection. Never log it. */
+  get connectionString (): string {
+    return this.#url
   }
 
   /**
@@ -76,7 +95,7 @@ export class Postgres {
       throw new Error(`could not connect to PostgreSQL ${target.where}${target.user}: ${scrub(reasonOf(err), target.passwords)}`,
         { cause: scrubbedCause(err, target.passwords) })
     }
-    return new Postgres(pool, target.where)
+    return new Postgres(pool, target.where, url)
   }
 
   /** Whether {@link close} was called: no query is taken after that. */
@@ -161,12 +180,64 @@ export class Postgres {
     return versionOf(this.#pool, area)
   }
 
+  /**
+   * Hears `NOTIFY channel` from every connection to the database, this
+   * process's included, on one connection of its own. When that connection
+   * breaks, it reconnects (every second until it can) and calls each
+   * listener's `reconnected`, since what was notified meanwhile is lost: the
+   * listener reads again what it keeps.
+   * @returns a function that stops this listener
+   */
+  async listen (channel: string, listener: ChannelListener): Promise<() => void> {
+    let listeners = this.#channels.get(channel)
+    if (!listeners) {
+      listeners = new Set()
+      this.#channels.set(channel, listeners)
+      await this.#connectListener()
+      await this.#listener?.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
+    }
+    listeners.add(listener)
+    return () => { listeners.delete(listener) }
+  }
+
+  async #connectListener (): Promise<void> {
+    if (this.#listener) return
+    this.#listening ??= (async () => {
+      const client = new pg.Client({ connectionString: this.#url, application_name: 'doorsense listen' })
+      client.on('notification', ({ channel, payload }) => {
+        for (const listener of this.#channels.get(channel) ?? []) listener.notified(payload ?? '')
+      })
+      client.on('error', () => { this.#lostListener(client) })
+      client.on('end', () => { this.#lostListener(client) })
+      await client.connect()
+      for (const channel of this.#channels.keys()) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
+      this.#listener = client
+    })().finally(() => { this.#listening = undefined })
+    await this.#listening
+  }
+
+  #lostListener (client: pg.Client): void {
+    if (this.#listener !== client) return
+    this.#listener = undefined
+    client.end().catch(() => {})
+    if (this.#closed) return
+    const retry = (): void => {
+      if (this.#closed) return
+      this.#connectListener().then(() => {
+        for (const listeners of this.#channels.values()) for (const listener of listeners) listener.reconnected?.()
+      }, () => { setTimeout(retry, 1000).unref() })
+    }
+    setTimeout(retry, 1000).unref()
+  }
+
   /** Closes every connection, once the queries under way have finished; twice is harmless. */
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     this.#closing.abort()
-    await this.#pool.end()
+    const listener = this.#listener
+    this.#listener = undefined
+    await Promise.all([this.#pool.end(), listener?.end().catch(() => {})])
   }
 }
 

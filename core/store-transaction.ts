@@ -27,7 +27,24 @@ export interface StoreTransaction {
 /** SQLite's: the app connection's transaction is ambient. */
 export const SQLITE_TRANSACTION: StoreTransaction = Object.freeze({ client: null })
 
+/** No caller's transaction: each store call commits on its own (on SQLite, inside whatever transaction is ambient). */
+export const OWN_TRANSACTION: StoreTransaction = SQLITE_TRANSACTION
+
 /** Whether a keyed write's value is still to come (PostgreSQL) rather than ready (SQLite). */
 export function isPromise<T> (value: MaybePromise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function'
+}
+
+/** `fn` of a value that may still be coming: at once on SQLite, once it comes on PostgreSQL. */
+export function thenMaybe<T, U> (value: MaybePromise<T>, fn: (value: T) => U): MaybePromise<U> {
+  return isPromise(value) ? value.then(fn) : fn(value)
+}
+
+/**
+ * The value of a call made inside a SQLite transaction, which cannot wait:
+ * @throws when it is a promise (a store on PostgreSQL handed where only SQLite's may be)
+ */
+export function valueNow<T> (value: MaybePromise<T>, what: string): T {
+  if (isPromise(value)) throw new Error(`${what} must be synchronous here (a SQLite store inside a SQLite transaction)`)
+  return value
 }

@@ -11,7 +11,7 @@
 import { createReadStream } from 'node:fs'
 import { loadConfig, type Config } from '../../core/config.js'
 import { Storage } from '../../core/storage.js'
-import { SampleStore } from '../../ml/store/sample-store.js'
+import { SqliteSampleStore } from '../../ml/store/sample-store.js'
 import { importSessionCsv } from '../../ml/store/session-import.js'
 import type { ImportResult } from '../../schemas/training.js'
 import { EXIT_SERVER_RUNNING, owningServer, parseOptions, processIo, serverRunningMessage, type CommandIo } from './command-line.js'
@@ -108,7 +108,7 @@ export async function run (argv: string[], io: CommandIo = processIo): Promise<n
     return 1
   }
   try {
-    return report(await importSessionCsv(new SampleStore(storage), createReadStream(values.data), { source: 'import', device, duplicate }))
+    return report(await importSessionCsv(new SqliteSampleStore(storage), createReadStream(values.data), { source: 'import', device, duplicate }))
   } catch (err) {
     io.stderr.write(`doorsense import: ${values.data}: ${failureMessage(err)}\n`)
     return 1

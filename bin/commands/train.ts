@@ -17,7 +17,7 @@ import { Storage } from '../../core/storage.js'
 import { chooseBackend } from '../../ml/backend.js'
 import type { ServiceLog } from '../../core/logger.js'
 import { ModelHandler } from '../../ml/model-handler.js'
-import { SampleStore } from '../../ml/store/sample-store.js'
+import { SqliteSampleStore } from '../../ml/store/sample-store.js'
 import { importSessionCsv } from '../../ml/store/session-import.js'
 import type { Evaluation, TrainingOptions, TrainingProgress } from '../../schemas/model.js'
 import { epochProgress, EXIT_SERVER_RUNNING, owningServer, parseOptions, processIo, serverRunningMessage, type CommandIo } from './command-line.js'
@@ -115,7 +115,7 @@ export async function run (argv: string[], io: CommandIo = processIo): Promise<n
   }
   let handler: ModelHandler | undefined
   try {
-    const samples = new SampleStore(storage)
+    const samples = new SqliteSampleStore(storage)
     let imported: number | undefined
     if (values.data !== undefined) {
       try {
@@ -138,7 +138,7 @@ export async function run (argv: string[], io: CommandIo = processIo): Promise<n
     const progress = progressReporter(io.stderr)
     handler.on('progress', progress.onProgress)
 
-    const set = samples.trainingSet('csi')
+    const set = await samples.trainingSet('csi')
     io.stderr.write(`training on ${set.features.length} samples (${backend.info.backend} backend)…\n`)
     let version: string
     try {

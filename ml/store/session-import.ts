@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto'
 import { StringDecoder } from 'node:string_decoder'
 import { BadRequestError, DuplicateImportError, PayloadTooLargeError } from '../../core/errors.js'
 import { SessionCsvReader, type SessionRow } from '../../domain/session-csv.js'
+import { OWN_TRANSACTION, thenMaybe, type MaybePromise, type StoreTransaction } from '../../core/store-transaction.js'
 import type { ImportResult, SampleSource } from '../../schemas/training.js'
 import { labelCounts, type ImportRecord, type SampleStore } from './sample-store.js'
 
@@ -85,22 +86,29 @@ export async function readSessionUpload (input: AsyncIterable<Buffer | string>, 
 }
 
 /**
- * Stores a read upload in one transaction, with a record of the import.
+ * Stores a read upload in the transaction `tx` (core/store-transaction.ts),
+ * with a record of the import.
  * @throws DuplicateImportError (409) when the same content is stored for the same device already, unless `duplicate` is `allow`
  */
-export function storeSessionUpload (store: SampleStore, upload: SessionUpload, options: Omit<ImportOptions, 'byteLimit'> = {}): ImportResult {
+export function storeSessionUploadWithin (
+  tx: StoreTransaction,
+  store: SampleStore,
+  upload: SessionUpload,
+  options: Omit<ImportOptions, 'byteLimit'> = {}
+): MaybePromise<ImportResult> {
   const device = options.device ?? null
   const source = options.source ?? 'import'
   const samples = upload.rows.map((row) => ({ kind: 'csi' as const, angle: row.angle, features: row.features, device, source }))
-  const stored = store.insertImport(samples, upload.contentSha256, device, { allowDuplicate: options.duplicate === 'allow' })
-  if ('duplicateOf' in stored) throw new DuplicateImportError(describeDuplicate(stored.duplicateOf))
-  return {
-    imported: upload.rows.length,
-    lines: upload.lines,
-    labels: labelCounts(upload.rows.map((row) => row.angle)),
-    importId: stored.importId,
-    contentSha256: upload.contentSha256
-  }
+  return thenMaybe(store.insertImportWithin(tx, samples, upload.contentSha256, device, { allowDuplicate: options.duplicate === 'allow' }), (stored) => {
+    if ('duplicateOf' in stored) throw new DuplicateImportError(describeDuplicate(stored.duplicateOf))
+    return {
+      imported: upload.rows.length,
+      lines: upload.lines,
+      labels: labelCounts(upload.rows.map((row) => row.angle)),
+      importId: stored.importId,
+      contentSha256: upload.contentSha256
+    }
+  })
 }
 
 /**
@@ -110,7 +118,8 @@ export function storeSessionUpload (store: SampleStore, upload: SessionUpload, o
  * @throws DuplicateImportError (409) for content already imported for the device (nothing stored)
  */
 export async function importSessionCsv (store: SampleStore, input: AsyncIterable<Buffer | string>, options: ImportOptions = {}): Promise<ImportResult> {
-  return storeSessionUpload(store, await readSessionUpload(input, options), options)
+  const upload = await readSessionUpload(input, options)
+  return storeSessionUploadWithin(OWN_TRANSACTION, store, upload, options)
 }
 
 /** "… was imported already: import 4 on …": what the 409 says. */

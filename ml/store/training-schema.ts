@@ -1,3 +1,4 @@
+import type { PgAreaSchema } from '../../core/postgres.js'
 import type { AreaSchema } from '../../core/storage.js'
 
 /** The training area's tables: the labelled samples and the CSV imports, migrated by SampleStore. */
@@ -26,6 +27,39 @@ export const TRAINING_SCHEMA: AreaSchema = {
   );
   CREATE INDEX training_imports_by_content ON training_imports (content_sha256, device);
   ALTER TABLE training_samples ADD COLUMN import_id INTEGER;
+  CREATE INDEX training_samples_by_import ON training_samples (import_id) WHERE import_id IS NOT NULL;`
+  ]
+}
+
+/**
+ * The same tables on PostgreSQL (the cluster's shared samples): one
+ * migration with the shape the SQLite ones reached, ids from identity
+ * columns (their order is the insertion order the blocked split relies on),
+ * features as bytea.
+ */
+export const TRAINING_PG_SCHEMA: PgAreaSchema = {
+  area: 'training',
+  migrations: [
+    `CREATE TABLE training_imports (
+    id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    device integer,
+    content_sha256 text NOT NULL,
+    rows integer NOT NULL,
+    imported_at text NOT NULL
+  );
+  CREATE INDEX training_imports_by_content ON training_imports (content_sha256, device);
+  CREATE TABLE training_samples (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind text NOT NULL CHECK (kind IN ('csi', 'rssi')),
+    angle double precision NOT NULL,
+    features bytea NOT NULL,
+    device integer,
+    source text NOT NULL,
+    recorded_at text NOT NULL,
+    import_id integer
+  );
+  CREATE INDEX training_samples_by_kind ON training_samples (kind, id);
+  CREATE INDEX training_samples_by_device ON training_samples (device, source, kind, angle);
   CREATE INDEX training_samples_by_import ON training_samples (import_id) WHERE import_id IS NOT NULL;`
   ]
 }

@@ -14,7 +14,9 @@ import { trainModel } from '../global/trainer.js'
 import type { EpochReport, StorableModel } from '../model-types.js'
 import { calibrateDoorModel, type CalibrationGate } from '../door/calibration.js'
 import Database from 'better-sqlite3'
-import { readTrainingSet } from '../store/sample-store.js'
+import pg from 'pg'
+import { readSqliteTrainingSet } from '../store/sample-store.js'
+import { readPostgresTrainingSet } from '../store/sample-store-postgres.js'
 import { unpackTrainingSet, type PackedTrainingSet, type TrainingSet } from '../training-set.js'
 
 /** argv flag that makes a child process run a job (so importing this file elsewhere does nothing). */
@@ -52,7 +54,7 @@ export async function runJob (job: TrainingJob, send: (message: WorkerMessage) =
       ? await calibrateDoorModel(tf, frameSet(unpackTrainingSet(job.set)), job.options, { gate: job.gate })
       : await trainModel(
         tf,
-        'source' in job ? readStoredSamples(job.source) : unpackTrainingSet(job.set),
+        'source' in job ? await readStoredSamples(job.source) : unpackTrainingSet(job.set),
         job.options,
         (report) => { send({ type: 'epoch', report }) }
       )
@@ -70,11 +72,24 @@ function frameSet (set: TrainingSet): { frames: TrainingSet['features'], angles:
   return { frames: set.features, angles: set.angles }
 }
 
-/** The stored samples of a kind, read on a connection of the run's own (read-only), off the server's event loop. */
-function readStoredSamples (source: { kind: ModelKind, database: string }): TrainingSet {
+/**
+ * The stored samples of a kind, read on a connection of the run's own, off
+ * the server's event loop: `database` is the SQLite file (opened read-only)
+ * or, in a cluster, the PostgreSQL URL.
+ */
+async function readStoredSamples (source: { kind: ModelKind, database: string }): Promise<TrainingSet> {
+  if (/^postgres(ql)?:/.test(source.database)) {
+    const client = new pg.Client({ connectionString: source.database, application_name: 'doorsense training' })
+    await client.connect()
+    try {
+      return await readPostgresTrainingSet(client, source.kind)
+    } finally {
+      await client.end()
+    }
+  }
   const db = new Database(source.database, { readonly: true, fileMustExist: true })
   try {
-    return readTrainingSet(db, source.kind)
+    return readSqliteTrainingSet(db, source.kind)
   } finally {
     db.close()
   }

@@ -40,8 +40,8 @@ export interface FrameSink {
 
 /** What the service uses of the capture sessions (`fastify.captures`). */
 export interface CaptureSource {
-  start (device: number, angle: number, seconds: number, options?: { frames?: number, source?: 'calibration' }): CaptureStatus
-  cancel (device: number): CaptureStatus | undefined
+  start (device: number, angle: number, seconds: number, options?: { frames?: number, source?: 'calibration' }): Promise<CaptureStatus>
+  cancel (device: number): Promise<CaptureStatus | undefined>
   status (device: number): CaptureStatus | undefined
   on (event: 'changed', listener: (status: CaptureStatus) => void): unknown
 }
@@ -84,8 +84,12 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
   #registry: DeviceSource | undefined
   /** The last calibration outcome of each door (this process's; after a restart it is read from the active version). */
   readonly #outcomes = new Map<number, Outcome>()
-  /** Calibration frames per angle of each door, read from the database once and again only when a capture of that door moves. */
+  /** Calibration frames per angle of each door (none: no entry), read at start, after a delete, and when a capture of that door moves. */
   readonly #captured = new Map<number, Record<string, number>>()
+  /** Per door, bumped by each count read or write of it: a read that finishes after a newer one is dropped. */
+  readonly #countsOf = new Map<number, number>()
+  /** Bumped by each read of every door's counts. */
+  #countsOfAll = 0
   /** What each door's last `door` event said of its frames, to re-announce only doors that moved. */
   readonly #announced = new Map<number, string>()
   #ticker: NodeJS.Timeout | undefined
@@ -106,11 +110,11 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
       announce(door.device)
     })
     options.captures.on('changed', (status) => {
-      this.#captured.delete(status.ID)
+      this.#countCalibration(status.ID)
       announce(status.ID)
     })
-    // a delete of samples anywhere (delete_samples, a cancelled capture, a door's own) empties the cache of calibration counts
-    options.samples.on('deleted', () => this.#captured.clear())
+    // a delete of samples anywhere (delete_samples, a cancelled capture, a door's own; in a cluster, on any instance) counts them all again
+    options.samples.on('deleted', () => { this.#countCalibrations() })
     options.doorModels.on('training', ({ device }) => announce(device))
     options.doorModels.on('changed', ({ device }) => announce(device))
     options.doorModels.on('calibrated', (outcome) => {
@@ -187,7 +191,6 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
     const after = page.after ?? -1
     const ids = this.#ids().filter((id) => id > after)
     const shown = page.limit === undefined ? ids : ids.slice(0, page.limit)
-    this.#prefetchCalibrations()
     const doors = shown.map((id) => this.#view(id))
     if (!withNext) return doors
     return { doors, next: shown.length < ids.length ? shown[shown.length - 1] : null }
@@ -202,19 +205,19 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
    * Labels the door's next frames with `angle` until `frames` are stored or
    * `seconds` pass. @throws NotFoundError, ConflictError (a capture or a training runs for this door)
    */
-  capture (id: number, request: CaptureRequest): Door {
+  async capture (id: number, request: CaptureRequest): Promise<Door> {
     this.#require(id)
     const training = this.#options.doorModels.training(id)
     if (training) throw new ConflictError(`door ${id}'s calibration is training (version ${training}); capture again once it has finished`)
     const seconds = request.seconds ?? this.#options.defaultCaptureSeconds ?? 30
-    this.#options.captures.start(id, request.angle, seconds, { frames: request.frames, source: 'calibration' })
+    await this.#options.captures.start(id, request.angle, seconds, { frames: request.frames, source: 'calibration' })
     return this.#view(id)
   }
 
   /** Ends the door's capture now; the frames it stored stay. @throws NotFoundError, ConflictError when none runs */
-  cancelCapture (id: number): Door {
+  async cancelCapture (id: number): Promise<Door> {
     this.#require(id)
-    if (!this.#options.captures.cancel(id)) throw new ConflictError(`no capture is running for door ${id}`)
+    if (!await this.#options.captures.cancel(id)) throw new ConflictError(`no capture is running for door ${id}`)
     return this.#view(id)
   }
 
@@ -227,7 +230,7 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
   async finish (id: number, request: FinishRequest = {}): Promise<FinishAccepted> {
     this.#require(id)
     if (this.#options.captures.status(id)?.active) throw new ConflictError(`door ${id} is still capturing: wait for the capture to end, or cancel it`)
-    const set = this.#options.samples.trainingSet('csi', { device: id, ...CALIBRATION })
+    const set = await this.#options.samples.trainingSet('csi', { device: id, ...CALIBRATION })
     const frameRate = this.#options.states.get(id)?.frameRate ?? 0
     try {
       const gate = { floor: this.#options.floor, acceptAjarAsClosed: request.acceptAjarAsClosed ?? false }
@@ -256,13 +259,13 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
   }
 
   /** The door forgets its model and its calibration frames and falls back to the global model. @throws NotFoundError, ConflictError while it trains */
-  forget (id: number): Door {
+  async forget (id: number): Promise<Door> {
     this.#require(id)
     const training = this.#options.doorModels.training(id)
     if (training) throw new ConflictError(`door ${id}'s calibration is training (version ${training}); try again once it has finished`)
-    this.#options.captures.cancel(id)
-    this.#options.samples.delete('csi', { device: id, ...CALIBRATION })
-    this.#captured.delete(id)
+    await this.#options.captures.cancel(id)
+    await this.#options.samples.delete('csi', { device: id, ...CALIBRATION })
+    this.#setCalibrationCounts(id, {})
     this.#outcomes.delete(id)
     this.#options.doorModels.deactivate(id)
     const door = this.#view(id)
@@ -283,8 +286,8 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
   }
 
   /** Removes the door altogether: its calibration, and the device from the registry (a Pi that posts again comes back). */
-  remove (id: number): void {
-    this.forget(id)
+  async remove (id: number): Promise<void> {
+    await this.forget(id)
     this.#devices.forget(id)
     this.#announced.delete(id)
     this.emit('removed', id)
@@ -359,26 +362,61 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
     }
   }
 
-  /** Every door's calibration counts in one query when the cache is cold (a list of 10,000 doors would otherwise run 10,000). */
-  #prefetchCalibrations (): void {
-    if (this.#captured.size > 0) return
-    for (const { device, angle, count } of this.#options.samples.countsByDeviceAndAngle('csi', CALIBRATION.source)) {
-      const captured = this.#captured.get(device) ?? {}
+  /**
+   * Reads every door's calibration counts (one query), and again after any
+   * delete of samples: what a door shows as captured comes from here, so a
+   * list of 10,000 doors costs no query. Awaited once at start-up.
+   */
+  async loadCalibrationCounts (): Promise<void> {
+    const generation = ++this.#countsOfAll
+    const devicesBefore = new Map(this.#countsOf)
+    const counts = new Map<number, Record<string, number>>()
+    for (const { device, angle, count } of await this.#options.samples.countsByDeviceAndAngle('csi', CALIBRATION.source)) {
+      const captured = counts.get(device) ?? {}
       captured[String(angle)] = count
-      this.#captured.set(device, captured)
+      counts.set(device, captured)
     }
-    // the doors without calibration frames have none: known as such, not asked for one by one
-    for (const id of this.#ids()) if (!this.#captured.has(id)) this.#captured.set(id, {})
+    if (generation !== this.#countsOfAll) return
+    for (const device of new Set([...this.#captured.keys(), ...counts.keys()])) {
+      // a door counted since this read began has a newer count than this one
+      if (this.#countsOf.get(device) !== devicesBefore.get(device)) continue
+      const captured = counts.get(device) ?? {}
+      if (JSON.stringify(this.#captured.get(device) ?? {}) === JSON.stringify(captured)) continue
+      this.#setCalibrationCounts(device, captured)
+      this.#announce(device)
+    }
+  }
+
+  #countCalibrations (): void {
+    this.loadCalibrationCounts().catch(() => {})
+  }
+
+  /** Counts one door's calibration frames again (a capture moved), then shows the door. */
+  #countCalibration (id: number): void {
+    const generation = this.#bumpCounts(id)
+    this.#options.samples.countsByAngle('csi', { device: id, ...CALIBRATION }).then((counts) => {
+      if (generation !== this.#countsOf.get(id)) return
+      this.#setCalibrationCounts(id, Object.fromEntries(counts.map(({ angle, count }) => [String(angle), count])))
+      this.#announce(id)
+    }, () => {})
+  }
+
+  #bumpCounts (id: number): number {
+    const generation = (this.#countsOf.get(id) ?? 0) + 1
+    this.#countsOf.set(id, generation)
+    return generation
+  }
+
+  #setCalibrationCounts (id: number, captured: Record<string, number>): void {
+    // a count read before this one must not overwrite it
+    this.#bumpCounts(id)
+    if (Object.keys(captured).length === 0) this.#captured.delete(id)
+    else this.#captured.set(id, captured)
   }
 
   #calibration (id: number, frameRate: number): DoorCalibration {
-    const { captures, samples, doorModels } = this.#options
-    let captured = this.#captured.get(id)
-    if (!captured) {
-      captured = {}
-      for (const { angle, count } of samples.countsByAngle('csi', { device: id, ...CALIBRATION })) captured[String(angle)] = count
-      this.#captured.set(id, captured)
-    }
+    const { captures, doorModels } = this.#options
+    const captured = this.#captured.get(id) ?? {}
     const status = captures.status(id)
     const capture = status?.active
       ? {

@@ -82,6 +82,7 @@ export default fp(async (app) => {
     globalModel: () => app.model.active,
     floor: config.DOOR_CALIBRATION_FLOOR
   })
+  await doors.loadCalibrationCounts()
   const streams = new DoorStreams(states, doors)
   app.decorate('doors', doors)
   streamsOf.set(app, streams)

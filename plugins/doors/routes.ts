@@ -79,7 +79,7 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
       response: { 204: Type.Null(), ...errorResponses }
     }
   }, async (request, reply) => {
-    doors.remove(request.params.id)
+    await doors.remove(request.params.id)
     return reply.code(204).send(null)
   })
 
@@ -94,7 +94,7 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
       body: CaptureRequest,
       response: { 202: Door, ...errorResponses }
     }
-  }, async (request, reply) => reply.code(202).send(doors.capture(request.params.id, request.body)))
+  }, async (request, reply) => reply.code(202).send(await doors.capture(request.params.id, request.body)))
 
   app.delete('/doors/:id/calibration/capture', {
     onRequest: app.requireAdmin,
@@ -106,7 +106,7 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
       params: DoorParams,
       response: { 200: Door, ...errorResponses }
     }
-  }, async (request) => doors.cancelCapture(request.params.id))
+  }, async (request) => await doors.cancelCapture(request.params.id))
 
   app.post('/doors/:id/calibration/finish', {
     onRequest: app.requireAdmin,
@@ -133,5 +133,5 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
       params: DoorParams,
       response: { 200: Door, ...errorResponses }
     }
-  }, async (request) => doors.forget(request.params.id))
+  }, async (request) => await doors.forget(request.params.id))
 }

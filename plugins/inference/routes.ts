@@ -9,6 +9,7 @@ import {
 import { FrameError, parseFrame } from '../../domain/frames.js'
 import { errorResponses } from '../../schemas/common.js'
 import { IdempotencyHeaders, idempotencyResponses } from '../../schemas/idempotency.js'
+import { OWN_TRANSACTION, SQLITE_TRANSACTION, valueNow } from '../../core/store-transaction.js'
 import type { ClassifiedFrames } from '../../schemas/inference.js'
 import {
   BatchRequest, BatchResponse, InferenceRequest, InferenceResult, mlRouteDescriptions,
@@ -31,15 +32,9 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox = async (app) => {
    */
   async function classifyAndCapture (frames: Float32Array[], device: number | undefined): Promise<{ classified: ClassifiedFrames, captured: number }> {
     const pending = app.inference.classify(frames, device)
-    let captured = 0
-    if (device !== undefined) {
-      try {
-        captured = app.captures.record(device, frames, 'inference')
-      } catch (err) {
-        pending.catch(() => {}) // answered by the thrown error instead
-        throw err
-      }
-    }
+    // awaited below, or answered by the capture's error instead; handled now, since the capture may await
+    pending.catch(() => {})
+    const captured = device === undefined ? 0 : await app.captures.recordWithin(OWN_TRANSACTION, device, frames, 'inference')
     try {
       return { classified: await pending, captured }
     } catch (err) {
@@ -101,7 +96,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const begun = store.begin(keyed, () => {
         pending = app.inference.classify(frames, device)
         pending.catch(() => {}) // awaited below, or answered by the error that rolls the claim back
-        return { captured: device === undefined ? 0 : app.captures.record(device, frames, 'inference') }
+        return { captured: device === undefined ? 0 : valueNow(app.captures.recordWithin(SQLITE_TRANSACTION, device, frames, 'inference'), 'labelling frames') }
       })
       if (begun.kind === 'replay') return { replay: rebuild(begun.answer) }
       if (begun.kind === 'wait') {

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Counter } from 'prom-client'
 import { BadFrameError } from '../../core/errors.js'
+import { OWN_TRANSACTION, thenMaybe, type MaybePromise, type StoreTransaction } from '../../core/store-transaction.js'
 import { FrameError, parseFrameWithEncoding } from '../../domain/frames.js'
 import type { FramesReceipt, RejectedFrame } from '../../schemas/rpi-servers.js'
 import type { DecodedFrame, FrameStore } from './frame-store.js'
@@ -32,7 +33,7 @@ export function decodeBatch (frames: readonly unknown[]): DecodedBatch {
 export interface FrameIngestOptions {
   store: FrameStore
   /** The training area's capture sessions (`fastify.captures`). */
-  captures: Pick<FastifyInstance['captures'], 'record'>
+  captures: Pick<FastifyInstance['captures'], 'recordWithin' | 'dedupesBatches'>
   /** Frames stored, by device. */
   received: Counter<'device'>
   /** Frames refused, by device. */
@@ -73,19 +74,20 @@ export class FrameIngest {
    * any labelled samples an open capture session makes of them).
    * @throws BadFrameError (400) when no frame decodes; nothing is stored then
    */
-  ingest (device: number, frames: readonly unknown[], addr: string): FramesReceipt {
+  ingest (device: number, frames: readonly unknown[], addr: string, tx: StoreTransaction = OWN_TRANSACTION): MaybePromise<FramesReceipt> {
     const { decoded, rejected } = decodeBatch(frames)
     const deviceLabel = { device: this.options.deviceLabel?.(device) ?? String(device) }
     if (rejected.length > 0) this.options.rejected.inc(deviceLabel, rejected.length)
     if (decoded.length === 0) throw new BadFrameError(describeAllRejected(rejected))
     const features = decoded.map((frame) => frame.features)
+    // captures on SQLite label inside the frames' transaction; on PostgreSQL (DATABASE_URL) in the key's, or their own
     const labelled = this.options.store.insert(device, decoded, this.now(), () => {
       this.options.doorState(device, features)
-      return this.options.captures.record(device, features, 'frames')
+      return this.options.captures.recordWithin(tx, device, features, 'frames')
     })
     this.options.received.inc(deviceLabel, decoded.length)
     this.options.seen(device, addr)
-    return { accepted: decoded.length, rejected, labelled }
+    return thenMaybe(labelled, (count) => ({ accepted: decoded.length, rejected, labelled: count }))
   }
 
   /** Whether batches go to a cluster's frame stream (see {@link FrameIngestOptions.publish}). */
@@ -97,8 +99,9 @@ export class FrameIngest {
    * The cluster's way for a batch: decoded here, stored by JetStream, read
    * into its door's state by the instance that owns the door's partition.
    * Answers once JetStream has it; a retry with the same `msgId` on any
-   * instance is stored once (and labels nothing again). Open captures on this
-   * instance label it.
+   * instance is stored once. An open capture of the device labels it (once
+   * per `msgId` where the captures can tell: on PostgreSQL, shared by every
+   * instance), after JetStream has it and before the answer.
    * @throws BadFrameError (400) when no frame decodes; nothing is published then
    */
   async publish (device: number, frames: readonly unknown[], addr: string, msgId?: string): Promise<FramesReceipt> {
@@ -110,7 +113,8 @@ export class FrameIngest {
     if (decoded.length === 0) throw new BadFrameError(describeAllRejected(rejected))
     const features = decoded.map((frame) => frame.features)
     const { duplicate } = await publish(device, features, this.now(), msgId)
-    const labelled = duplicate ? 0 : this.options.captures.record(device, features, 'frames')
+    const { captures } = this.options
+    const labelled = duplicate && !captures.dedupesBatches ? 0 : await captures.recordWithin(OWN_TRANSACTION, device, features, 'frames', msgId)
     if (!duplicate) this.options.received.inc(deviceLabel, decoded.length)
     this.options.seen(device, addr)
     return { accepted: decoded.length, rejected, labelled }

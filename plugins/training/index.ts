@@ -1,42 +1,20 @@
 import fp from 'fastify-plugin'
 import type { SampleSource as SampleSourceSchema } from '../../schemas/training.js'
 import type { CaptureStatus } from '../../schemas/training.js'
-import { CaptureSessions, type CancelOptions, type CaptureOptions } from './capture-sessions.js'
+import { SqliteCaptureSessions, type CaptureSessions } from './capture-sessions.js'
+import { PostgresCaptureSessions } from './capture-sessions-postgres.js'
 import { ProgressStreams } from './progress-streams.js'
 import { trainingRoutes } from './routes.js'
-import { SampleStore } from '../../ml/store/sample-store.js'
+import { SqliteSampleStore, type SampleStore } from '../../ml/store/sample-store.js'
+import { PostgresSampleStore } from '../../ml/store/sample-store-postgres.js'
 
 /** Where a labelled frame came from. */
 export type SampleSource = SampleSourceSchema
 
-/** `fastify.captures`: the capture sessions that turn a device's live frames into labelled samples. */
-export interface CaptureService {
-  /**
-   * Stores `frames` (106 features each) as labelled samples when a capture
-   * session is open for `device`.
-   * @returns how many were stored (0 when no session is open)
-   */
-  record (device: number, frames: readonly Float32Array[], source: SampleSource): number
-  /**
-   * Opens a session: the device's next frames are stored labelled `angle`
-   * until `seconds` pass or `options.frames` are stored.
-   * @throws ConflictError (409) while that device's session is open
-   */
-  start (device: number, angle: number, seconds: number, options?: CaptureOptions): CaptureStatus
-  /**
-   * Ends the device's open session now; the frames stored so far stay unless
-   * `options.keepFrames` is false. @returns its final status, or undefined when none was open
-   */
-  cancel (device: number, options?: CancelOptions): CaptureStatus | undefined
-  /** The device's open session, or its last one. */
-  status (device: number): CaptureStatus | undefined
-  /** `changed` fires when a session opens, stores frames or ends. */
-  on (event: 'changed', listener: (status: CaptureStatus) => void): this
-}
-
 declare module 'fastify' {
   interface FastifyInstance {
-    captures: CaptureService
+    /** The capture sessions that turn a device's live frames into labelled samples. */
+    captures: CaptureSessions
     /** The one store of labelled samples; event `deleted` (kind, filter, removed) on every delete, whichever area ran it. */
     samples: SampleStore
   }
@@ -49,16 +27,23 @@ declare module 'fastify' {
  */
 export default fp(async (app) => {
   const log = app.log.child({ area: 'training' })
-  const samples = new SampleStore(app.storage)
-  const captures = new CaptureSessions({
-    storage: app.storage,
-    samples,
-    onEnded: (status) => log.info(
-      { device: status.ID, angle: status.angle, state: status.state, framesStored: status.framesStored, framesDropped: status.framesDropped },
-      'capture session ended'
-    )
-  })
-  const restored = captures.restore()
+  const onEnded = (status: CaptureStatus): void => log.info(
+    { device: status.ID, angle: status.angle, state: status.state, framesStored: status.framesStored, framesDropped: status.framesDropped },
+    'capture session ended'
+  )
+  let samples: SampleStore
+  let captures: CaptureSessions
+  if (app.postgres) {
+    // a cluster's instances share them (docs/cluster.md)
+    const shared = await PostgresSampleStore.open(app.postgres)
+    samples = shared
+    captures = await PostgresCaptureSessions.open({ db: app.postgres, samples: shared, onEnded })
+  } else {
+    const local = new SqliteSampleStore(app.storage)
+    samples = local
+    captures = new SqliteCaptureSessions({ storage: app.storage, samples: local, onEnded })
+  }
+  const restored = await captures.restore()
   for (const status of restored.resumed) {
     log.info(
       { device: status.ID, angle: status.angle, framesStored: status.framesStored, secondsLeft: status.secondsLeft },
@@ -77,7 +62,8 @@ export default fp(async (app) => {
   // preClose: an open event stream would otherwise keep the server from closing
   app.addHook('preClose', async () => streams.closeAll())
   app.addHook('onClose', async () => {
-    captures.close()
+    await captures.close()
+    await samples.close()
     captures.removeAllListeners()
     samples.removeAllListeners()
   })
@@ -86,6 +72,6 @@ export default fp(async (app) => {
 }, {
   name: 'training',
   fastify: '5.x',
-  dependencies: ['storage', 'model'],
+  dependencies: ['storage', 'postgres', 'model'],
   decorators: { fastify: ['config', 'requireAdmin'] }
 })

@@ -20,7 +20,8 @@ import { legacyCsiRows, legacyRssiRows } from './legacy-data.js'
 import { currentProgress, type ProgressStreams } from './progress-streams.js'
 import { labelCounts, type NewSample, type SampleStore, type StoredTrainingSet } from '../../ml/store/sample-store.js'
 import { rowsOf, type StoredSamples } from '../../ml/training-set.js'
-import { readSessionUpload, storeSessionUpload } from '../../ml/store/session-import.js'
+import { readSessionUpload, storeSessionUploadWithin } from '../../ml/store/session-import.js'
+import { thenMaybe } from '../../core/store-transaction.js'
 
 export interface TrainingRouteOptions {
   samples: SampleStore
@@ -97,11 +98,11 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     const upload = await readSessionUpload(body, { byteLimit: importLimit })
     const device = request.query.ID ?? null
     const duplicate = request.query.duplicate ?? 'refuse'
-    return answerOnce(reply, keyedRequestOf(request, device, upload.contentSha256, duplicate), () => {
-      const result = storeSessionUpload(samples, upload, { source: 'import', device, duplicate })
-      request.log.info({ imported: result.imported, importId: result.importId }, 'session CSV imported')
-      return result
-    })
+    return answerOnce(reply, keyedRequestOf(request, device, upload.contentSha256, duplicate), (tx) =>
+      thenMaybe(storeSessionUploadWithin(tx, samples, upload, { source: 'import', device, duplicate }), (result) => {
+        request.log.info({ imported: result.imported, importId: result.importId }, 'session CSV imported')
+        return result
+      }))
   })
 
   app.post('/training/post/samples', {
@@ -128,8 +129,8 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       }
       return { kind: 'csi', angle: sample.angle, features, device: sample.ID ?? request.body.ID ?? null, source: 'samples' }
     })
-    return answerOnce(reply, keyedRequestOf(request, request.body.ID),
-      () => ({ stored: samples.insert(rows), labels: labelCounts(rows.map((row) => row.angle)) }))
+    const labels = labelCounts(rows.map((row) => row.angle))
+    return answerOnce(reply, keyedRequestOf(request, request.body.ID), (tx) => thenMaybe(samples.insertWithin(tx, rows), (stored) => ({ stored, labels })))
   })
 
   app.post('/training/post/train', {
@@ -177,11 +178,11 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       set = { kind, features: rows.map((row) => row.features), angles: rows.map((row) => row.angle) }
     } else {
       // counted here, read by the run itself: a large dataset held the event loop for seconds
-      set = { kind, database: samples.file, labelCounts: samples.labelCounts(kind) }
+      set = { kind, database: samples.location, labelCounts: await samples.labelCounts(kind) }
     }
     const { version } = await app.model.startTraining(set, { ...options, kind })
     // stored only once the run was accepted: a 400 or 409 leaves the dataset as it was
-    if (legacyRows) samples.insert(legacyRows)
+    if (legacyRows) await samples.insert(legacyRows)
     const accepted: TrainAccepted = { accepted: true, version, kind, samples: rowsOf(set), state: app.model.state }
     return reply.code(202).send(accepted)
   })
@@ -299,7 +300,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       querystring: KindQuery,
       response: { 200: DatasetSummary, ...errorResponses }
     }
-  }, async (request) => samples.summary(request.query.kind ?? 'csi'))
+  }, async (request) => await samples.summary(request.query.kind ?? 'csi'))
 
   app.post('/training/post/delete_samples', {
     onRequest: app.requireAdmin,
@@ -319,13 +320,13 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     // a door's calibration that is training is read by its run: the same 409 as DELETE /doors/{id}/calibration
     const door = app.model.doorModels.trainingDevice
     if (door !== undefined && (filter.device === undefined || filter.device === door) && (filter.source === undefined || filter.source === 'calibration') &&
-      samples.countWhere(kind, { ...filter, source: 'calibration', device: door }) > 0) {
+      await samples.countWhere(kind, { ...filter, source: 'calibration', device: door }) > 0) {
       throw new ConflictError(`door ${door}'s calibration is training (version ${app.model.doorModels.training(door)}) ` +
         'and these samples include its calibration frames; try again once it has finished')
     }
-    const deleted = samples.delete(kind, filter)
+    const deleted = await samples.delete(kind, filter)
     request.log.info({ kind, ...filter, all, deleted }, 'samples deleted')
-    return { deleted, dataset: samples.summary(kind) }
+    return { deleted, dataset: await samples.summary(kind) }
   })
 
   app.post('/training/post/capture', {
@@ -340,7 +341,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     }
   }, async (request) => {
     const { ID, angle, seconds } = request.body
-    const status = captures.start(ID, angle, seconds)
+    const status = await captures.start(ID, angle, seconds)
     request.log.info({ device: ID, angle, seconds }, 'capture session opened')
     return status
   })
@@ -357,7 +358,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     }
   }, async (request) => {
     const { ID, keepFrames = true } = request.body
-    const status = captures.cancel(ID, { keepFrames })
+    const status = await captures.cancel(ID, { keepFrames })
     if (!status) {
       const last = captures.status(ID)
       throw new ConflictError(last ? `device ${ID} has no open capture session (its last one is ${last.state})` : `device ${ID} has no open capture session`)

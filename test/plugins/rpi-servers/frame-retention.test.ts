@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Storage } from '../../../core/storage.js'
-import { SampleStore } from '../../../ml/store/sample-store.js'
+import { SqliteSampleStore } from '../../../ml/store/sample-store.js'
 import { FrameRetention, batchRows, pauseAfterMs } from '../../../plugins/rpi-servers/frame-retention.js'
 import { FrameStore, type DecodedFrame } from '../../../plugins/rpi-servers/frame-store.js'
 import { RPI_SERVERS_SCHEMA } from '../../../plugins/rpi-servers/rpi-servers-schema.js'
@@ -10,18 +10,18 @@ import { ADMIN, buildTestApp, tempDir } from '../../helper.js'
 const HOUR = 3_600_000
 const frame = (value: number): DecodedFrame => ({ features: new Float32Array(106).fill(value), encoding: 'features' })
 
-test('retention deletes frames past the window and past the per-device cap in bounded batches; labelled samples stay', (t) => {
+test('retention deletes frames past the window and past the per-device cap in bounded batches; labelled samples stay', async (t) => {
   const storage = new Storage(tempDir(t))
   t.after(() => storage.close())
   storage.migrate(RPI_SERVERS_SCHEMA)
   const frames = new FrameStore(storage.db)
-  const samples = new SampleStore(storage)
+  const samples = new SqliteSampleStore(storage)
   const now = Date.UTC(2026, 0, 2)
   // device 1: 30 frames two days old, 10 fresh; device 2: 25 fresh
   frames.insert(1, Array.from({ length: 30 }, (_, i) => frame(i)), now - 48 * HOUR, () => 0)
   frames.insert(1, Array.from({ length: 10 }, (_, i) => frame(i)), now - HOUR, () => 0)
   frames.insert(2, Array.from({ length: 25 }, (_, i) => frame(i)), now - HOUR, () => 0)
-  samples.insert(
+  await samples.insert(
     Array.from({ length: 12 }, () => ({ kind: 'csi' as const, angle: 0, features: new Float32Array(106), device: 1, source: 'frames' as const })),
     new Date(now - 72 * HOUR)
   )
@@ -37,7 +37,7 @@ test('retention deletes frames past the window and past the per-device cap in bo
   assert.equal(frames.count(2), 20, 'device 2 is cut to its cap, oldest first')
   assert.deepEqual(frames.list(2).map((row) => row.features[0]), Array.from({ length: 20 }, (_, i) => i + 5))
   assert.equal(retention.deleted, 35)
-  assert.equal(samples.count('csi'), 12, 'labelled samples are never pruned, however old')
+  assert.equal(await samples.count('csi'), 12, 'labelled samples are never pruned, however old')
 })
 
 test('the database size is a gauge, and FRAME_RETENTION_HOURS is validated with the rest of the config', async (t) => {

@@ -111,7 +111,8 @@ test('ingest stores good frames, reports bad ones by index, hands the good ones 
   const recorded: Array<{ device: number, frames: number, source: string }> = []
   // a capture session that labels every other frame it is given
   const captures = {
-    record: (device: number, frames: readonly Float32Array[], source: string) => {
+    dedupesBatches: false,
+    recordWithin: (_tx: unknown, device: number, frames: readonly Float32Array[], source: string) => {
       recorded.push({ device, frames: frames.length, source })
       return Math.ceil(frames.length / 2)
     }
@@ -128,7 +129,7 @@ test('ingest stores good frames, reports bad ones by index, hands the good ones 
     now: () => 99
   })
   const good = Array.from({ length: 106 }, (_, i) => (i < 53 ? i : (i - 79) / 10)) // magnitudes 0..52, phases -2.6..2.6
-  const receipt = ingest.ingest(12, [good, 'nope', good, [1, 2, 3]], '10.0.0.9')
+  const receipt = await ingest.ingest(12, [good, 'nope', good, [1, 2, 3]], '10.0.0.9')
   assert.deepEqual(fed, [{ device: 12, frames: 2 }], 'the good frames go to the door state')
   assert.deepEqual(seen, ['12@10.0.0.9'], 'frames imply a keep-alive')
   assert.deepEqual(receipt.accepted, 2)

@@ -6,6 +6,7 @@ import type { App } from '../../../core/app.js'
 import type { DatasetSummary } from '../../../schemas/training.js'
 import { ADMIN, buildTestApp, RPI_RAW_FRAMES, SESSION_A_CSV } from '../../helper.js'
 import { sessionCsv, sessionSlice } from '../../fixtures/training.js'
+import { OWN_TRANSACTION } from '../../../core/store-transaction.js'
 
 const CSV = { ...ADMIN, 'content-type': 'text/csv' }
 
@@ -190,7 +191,7 @@ test('POST /training/post/samples takes labelled frames in every encoding, all o
 test('a capture session labels one device\'s next frames until its time is up', async (t) => {
   const app = await buildTestApp(t)
   const frames = sessionSlice(1, 80).map((row) => row.features)
-  assert.equal(app.captures.record(5, frames, 'frames'), 0, 'no session: nothing stored')
+  assert.equal(await app.captures.recordWithin(OWN_TRANSACTION, 5, frames, 'frames'), 0, 'no session: nothing stored')
   const missing = await app.inject({ method: 'GET', url: '/training/get/capture/5' })
   assert.equal(missing.statusCode, 404)
 
@@ -204,8 +205,8 @@ test('a capture session labels one device\'s next frames until its time is up', 
   assert.equal(again.statusCode, 409)
   assert.match(again.json().message, /device 5 is already being captured at 45°/)
 
-  assert.equal(app.captures.record(5, frames, 'frames'), 7)
-  assert.equal(app.captures.record(6, frames, 'frames'), 0, 'another device is not captured')
+  assert.equal(await app.captures.recordWithin(OWN_TRANSACTION, 5, frames, 'frames'), 7)
+  assert.equal(await app.captures.recordWithin(OWN_TRANSACTION, 6, frames, 'frames'), 0, 'another device is not captured')
   // through the Pi's own route too
   const posted = await app.inject({
     method: 'POST',
@@ -218,7 +219,7 @@ test('a capture session labels one device\'s next frames until its time is up', 
   assert.ok(progress.json().secondsLeft > 0 && progress.json().secondsLeft <= 0.6)
 
   await new Promise((resolve) => setTimeout(resolve, 700))
-  assert.equal(app.captures.record(5, frames, 'frames'), 0, 'the session is over')
+  assert.equal(await app.captures.recordWithin(OWN_TRANSACTION, 5, frames, 'frames'), 0, 'the session is over')
   const ended = (await app.inject({ method: 'GET', url: '/training/get/capture/5' })).json()
   assert.equal(ended.active, false)
   assert.equal(ended.secondsLeft, 0)
