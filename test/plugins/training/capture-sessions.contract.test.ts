@@ -172,7 +172,8 @@ test('postgres: two instances share the sessions: labels from both, counted acro
   await a.captures.start(5, 15, 30, { frames: 40 })
   await until('B to know A\'s session', () => b.captures.status(5)?.active === true, 2000)
   // both instances label at once: never more than the session wants
-  const stored = await Promise.all(Array.from({ length: 12 }, async (_, i) => (i % 2 === 0 ? a : b).captures.recordWithin(OWN_TRANSACTION, 5, frames(5), 'frames')))
+  const labelling = Array.from({ length: 12 }, async (_, i) => (i % 2 === 0 ? a : b).captures.recordWithin(OWN_TRANSACTION, 5, frames(5), 'frames'))
+  const stored = await Promise.all(labelling)
   assert.equal(stored.reduce((sum, n) => sum + n, 0), 40)
   assert.equal(await a.samples.countWhere('csi', { device: 5, angle: 15 }), 40)
   await until('both to see it finished', () => a.captures.status(5)?.state === 'finished' && b.captures.status(5)?.state === 'finished')
