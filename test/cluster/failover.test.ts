@@ -3,7 +3,11 @@
  * stream and bucket names), real frames from session A posted round-robin by
  * eight "Pis" with Idempotency-Keys (some retried on another instance), then
  * `kill -9` of the instance that owns a door while frames flow, then a restart
- * of it; the Pis registry shared in one fresh PostgreSQL database. Needs the
+ * of it. Before the Pis start, a door is calibrated through the cluster: its
+ * captures started on one instance, its frames posted to all three, its
+ * calibration finished on another; its own model then reads it on every
+ * instance, through the kill too. The stores (Pis, samples, captures) are
+ * shared in one fresh PostgreSQL database. Needs the
  * NATS and PostgreSQL servers this machine runs (skipped with the reason
  * outside CI when one is not there; under CI=true it must run).
  */
@@ -14,6 +18,7 @@ import { connect } from '@nats-io/transport-node'
 import { jetstreamManager, AckPolicy, DeliverPolicy, jetstream } from '@nats-io/jetstream'
 import type { Door } from '../../schemas/doors.js'
 import type { ClusterStatus } from '../../schemas/cluster.js'
+import { admin } from '../fixtures/doors.js'
 import { engineUnavailable, randomPrefix, TEST_NATS_URL } from '../fixtures/engines.js'
 import { freePort } from '../fixtures/live-server.js'
 import { testDatabase } from '../fixtures/postgres.js'
@@ -22,7 +27,9 @@ import { sessionSlice, trainThrough } from '../fixtures/training.js'
 import { ADMIN_TOKEN, buildTestApp, tempDir } from '../helper.js'
 
 const skip = await engineUnavailable('nats') ?? await engineUnavailable('postgres')
-const DEVICES = [1, 2, 3, 4, 5, 6, 7, 8]
+/** The door calibrated through the cluster: one of the Pis, in device 1's partition, so it is handed over with it. */
+const CALIBRATED = 9
+const DEVICES = [1, 2, 3, 4, 5, 6, 7, 8, CALIBRATED]
 const PARTITIONS = 4
 const TAKEOVER_S = 5
 const FRAMES_PER_BATCH = 5
@@ -72,7 +79,56 @@ async function until<T> (what: string, check: () => Promise<T | undefined>, time
   }
 }
 
-test('three instances on one JetStream: frames stored once, a killed owner\'s doors resume elsewhere within OWNER_TAKEOVER_S without a flap, a restarted instance rejoins', { skip, timeout: 240_000 }, async (t) => {
+/**
+ * Calibrates door {@link CALIBRATED} as a user going from one instance to
+ * another would: each angle's capture started on the first instance, its
+ * frames posted round-robin to all three (one batch retried on another
+ * instance), the calibration finished on the second.
+ * @returns the version of the door's own model, once every instance reads the door with it
+ */
+async function calibrateThroughTheCluster (urls: readonly string[]): Promise<string> {
+  await fetch(`${urls[0]}/server/post/keep_alive`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ID: CALIBRATED, NAME: 'calibrated', ADDR: '127.0.0.1' })
+  })
+  await until('every instance knows the door', async () => (await Promise.all(urls.map(async (url) => (await fetch(`${url}/doors/${CALIBRATED}`)).status)))
+    .every((status) => status === 200) || undefined)
+  const perAngle = 200
+  const rows = sessionSlice(perAngle)
+  for (const angle of [0, 15, 90]) {
+    const frames = rows.filter((row) => row.angle === angle).map((row) => Array.from(row.features))
+    const started = await admin(urls[0], 'POST', `/doors/${CALIBRATED}/calibration/capture`, { angle, frames: frames.length, seconds: 600 })
+    assert.equal(started.status, 202, await started.text())
+    await until(`every instance knows the ${angle}° capture`, async () => (await Promise.all(urls.map(async (url) => await doorOf(url, CALIBRATED))))
+      .every((door) => door.calibration.capture?.angle === angle) || undefined, 5000)
+    for (let batch = 0; batch * 25 < frames.length; batch++) {
+      const body = JSON.stringify({ ID: CALIBRATED, frames: frames.slice(batch * 25, (batch + 1) * 25) })
+      const headers = { 'content-type': 'application/json', 'idempotency-key': `calibration-${angle}-${batch}` }
+      const targets = batch === 0 ? [urls[0], urls[1]] : [urls[batch % urls.length]]
+      for (const url of targets) {
+        const response = await fetch(`${url}/server/post/frames`, { method: 'POST', headers, body })
+        assert.equal(response.status, 200, await response.text())
+      }
+    }
+    const captured = await until(`the ${angle}° capture ends with its frames, seen from the third instance`, async () => {
+      const door = await doorOf(urls[2], CALIBRATED)
+      return door.calibration.capture === null && door.calibration.captured[String(angle)] === perAngle ? door : undefined
+    }, 10_000)
+    assert.deepEqual(captured.calibration.captured[String(angle)], perAngle, 'every frame labelled once, whichever instance took it')
+  }
+  const finished = await admin(urls[1], 'POST', `/doors/${CALIBRATED}/calibration/finish`, { acceptAjarAsClosed: true })
+  assert.equal(finished.status, 202, await finished.clone().text())
+  const { version } = await finished.json() as { version: string }
+  await until('every instance reads the door with its own model', async () => (await Promise.all(urls.map(async (url) => await doorOf(url, CALIBRATED))))
+    .every((door) => door.model?.scope === 'door' && door.model.version === version) || undefined, 120_000)
+  return version
+}
+
+async function doorOf (url: string, device: number): Promise<Door> {
+  return await (await fetch(`${url}/doors/${device}`)).json() as Door
+}
+
+test('three instances on one JetStream: a door calibrated across them, frames stored once, a killed owner\'s doors resume elsewhere within ' +
+  'OWNER_TAKEOVER_S without a flap, a restarted instance rejoins', { skip, timeout: 360_000 }, async (t) => {
   const cluster = randomPrefix('failover')
   const database = await testDatabase(t)
   assert.ok('url' in database, 'skip' in database ? database.skip : '')
@@ -92,7 +148,10 @@ test('three instances on one JetStream: frames stored once, a killed owner\'s do
     DATABASE_URL: database.url,
     CLUSTER_NAME: cluster,
     CLUSTER_PARTITIONS: String(PARTITIONS),
-    OWNER_TAKEOVER_S: String(TAKEOVER_S)
+    OWNER_TAKEOVER_S: String(TAKEOVER_S),
+    // a calibration that trains in seconds, and is activated whatever its figures: where it goes is the point here
+    DOOR_EPOCHS: '5',
+    DOOR_CALIBRATION_FLOOR: '0'
   })
   const start = async (port: number, dataDir: string): Promise<Instance> => {
     const server = spawnServe(t, env(port, dataDir))
@@ -119,6 +178,9 @@ test('three instances on one JetStream: frames stored once, a killed owner\'s do
     return status.instances.length === 3 && !owners.has(null) && owners.size >= 2 ? status : undefined
   })
   assert.equal(spread.mode, 'cluster')
+
+  const doorVersion = await calibrateThroughTheCluster(instances.map((instance) => instance.url))
+  t.diagnostic(`calibrated door ${CALIBRATED}: captures started on instance 1, frames posted to all three, finished on instance 2: ${doorVersion}`)
 
   // the Pis: closed frames for even devices, open for odd ones, round-robin over the live instances
   // the rows the model learned: what it reads of them is settled, so any change a watcher sees is the cluster's doing
@@ -231,12 +293,17 @@ test('three instances on one JetStream: frames stored once, a killed owner\'s do
   for (const watcher of watchers) {
     for (const { door } of watcher.events) assert.equal(door.state, expected(door.device), `door ${door.device} never flapped (saw ${door.state})`)
   }
-  // the instances agree on every door
+  // the instances agree on every door, and the calibrated door is read by its own model on each of them
   const views = await Promise.all([...survivors.map((survivor) => survivor.url), restarted.url].map(doorsOf))
   const summary = (doors: Door[]) => doors.filter((door) => DEVICES.includes(door.device)).map((door) => [door.device, door.state, door.angle])
-  assert.deepEqual(summary(views[0]), DEVICES.map((device) => [device, expected(device), device % 2 === 0 ? 0 : 90]))
+  assert.deepEqual(summary(views[0]).filter(([device]) => device !== CALIBRATED),
+    DEVICES.filter((device) => device !== CALIBRATED).map((device) => [device, expected(device), device % 2 === 0 ? 0 : 90]))
   for (const view of views.slice(1)) assert.deepEqual(summary(view), summary(views[0]))
-  for (const view of views) assert.ok(view.filter((door) => DEVICES.includes(door.device)).every((door) => door.model?.version === version))
+  for (const view of views) {
+    for (const door of view.filter((entry) => DEVICES.includes(entry.device))) {
+      assert.deepEqual(door.model, door.device === CALIBRATED ? { version: doorVersion, scope: 'door' } : { version, scope: 'global' })
+    }
+  }
 
   // every acknowledged batch is in the stream exactly once
   const js = jetstream(nc)
