@@ -98,7 +98,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     for (;;) {
       let pending: Promise<ClassifiedFrames> | undefined
-      const begun = store.begin(keyed, () => {
+      const begun = await store.begin(keyed, (tx) => {
         pending = app.inference.classify(frames, device)
         pending.catch(() => {}) // awaited below, or answered by the error that rolls the claim back
         return { captured: device === undefined ? 0 : app.captures.record(device, frames, 'inference') }
@@ -112,11 +112,11 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox = async (app) => {
       try {
         const classified = await (begun.resumed ? app.inference.classify(frames, device) : pending as Promise<ClassifiedFrames>)
         const body = answer(classified, captured)
-        store.finish(keyed, body, format, { captured })
+        await store.finish(keyed, body, format, { captured })
         return { body }
       } catch (err) {
         // nothing captured: forget the key, so a retry starts afresh (a capture may have opened since)
-        store.abandon(keyed, captured === 0)
+        await store.abandon(keyed, captured === 0)
         throw sayWhatWasCaptured(err, captured)
       }
     }

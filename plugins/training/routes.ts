@@ -97,7 +97,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     const upload = await readSessionUpload(body, { byteLimit: importLimit })
     const device = request.query.ID ?? null
     const duplicate = request.query.duplicate ?? 'refuse'
-    return answerOnce(reply, keyedRequestOf(request, device, upload.contentSha256, duplicate), () => {
+    return await answerOnce(reply, keyedRequestOf(request, device, upload.contentSha256, duplicate), (tx) => {
       const result = storeSessionUpload(samples, upload, { source: 'import', device, duplicate })
       request.log.info({ imported: result.imported, importId: result.importId }, 'session CSV imported')
       return result
@@ -128,8 +128,8 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       }
       return { kind: 'csi', angle: sample.angle, features, device: sample.ID ?? request.body.ID ?? null, source: 'samples' }
     })
-    return answerOnce(reply, keyedRequestOf(request, request.body.ID),
-      () => ({ stored: samples.insert(rows), labels: labelCounts(rows.map((row) => row.angle)) }))
+    return await answerOnce(reply, keyedRequestOf(request, request.body.ID),
+      (tx) => ({ stored: samples.insert(rows), labels: labelCounts(rows.map((row) => row.angle)) }))
   })
 
   app.post('/training/post/train', {
