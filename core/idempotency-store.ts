@@ -380,7 +380,7 @@ export function idOf (request: KeyedRequest): string {
 }
 
 /** The key as an error message quotes it (it is visible ASCII once checked; cut to stay short). */
-function quoteKey (key: string): string {
+export function quoteKey (key: string): string {
   return JSON.stringify(key.length > 48 ? `${key.slice(0, 48)}…` : key)
 }
 
