@@ -27,6 +27,13 @@
  * nothing, as SQLite's store resumes a row with no answer after a restart;
  * unlike SQLite, an instance restarted within the lease answers 409 too
  * until it lapses. Resuming is a conditional UPDATE, so only one instance resumes.
+ * Times (`created_at`, the window, the lease) are the instances' own clocks,
+ * as on SQLite: hosts whose clocks disagree shift a key's expiry and a
+ * lease by as much (NTP keeps that to milliseconds).
+ *
+ * A keyed write holds one pooled connection from BEGIN to COMMIT, and so
+ * does a repeat waiting on its row lock; a write must run its statements on
+ * `tx.client`, never on the pool, or a full pool could wait on itself.
  *
  * While a route's own stores still write to SQLite (samples, frames,
  * captures: the keyed write ignores `tx.client`), its data commits when it is
