@@ -15,6 +15,7 @@ import { authPlugin } from './auth.js'
 import { metricsPlugin } from './metrics.js'
 import { idempotencyPlugin } from './idempotency.js'
 import { sqliteIdempotencyStore } from './idempotency-store.js'
+import { PostgresIdempotencyStore } from './idempotency-store-postgres.js'
 import { openApiPlugin } from './openapi.js'
 import { securityHeadersPlugin } from './security-headers.js'
 import { loadSheddingPlugin } from './load-shedding.js'
@@ -126,11 +127,12 @@ export async function buildApp (config: Config): Promise<App> {
     await app.register(authPlugin, { dataDir: config.DATA_DIR, adminToken: config.ADMIN_TOKEN, deviceToken: config.DEVICE_TOKEN, host: config.HOST })
     // connections and event streams capped well below the open-files limit: a flood is turned away, not fatal
     installConnectionLimits(app, connectionLimits(config, openFilesLimit()?.soft))
-    // the keys live in the app's SQLite database, in the same transactions as the data they guard
-    const idempotencyStore = sqliteIdempotencyStore(app.storage, {
-      windowMs: config.IDEMPOTENCY_WINDOW_HOURS * 3_600_000,
-      maxBytes: config.IDEMPOTENCY_MAX_MB * 1024 * 1024
-    })
+    // the keys live in the app's SQLite database, in the same transactions as the data they guard; with
+    // DATABASE_URL in PostgreSQL, shared by every instance (core/idempotency-store-postgres.ts)
+    const idempotencyOptions = { windowMs: config.IDEMPOTENCY_WINDOW_HOURS * 3_600_000, maxBytes: config.IDEMPOTENCY_MAX_MB * 1024 * 1024 }
+    const idempotencyStore = app.postgres
+      ? await PostgresIdempotencyStore.open(app.postgres, idempotencyOptions)
+      : sqliteIdempotencyStore(app.storage, idempotencyOptions)
     await app.register(idempotencyPlugin, { store: idempotencyStore })
     await app.register(openApiPlugin, { version: APP_VERSION })
 

@@ -4,8 +4,9 @@
  * request again with the same key and gets the first answer back instead of
  * storing everything twice.
  *
- * A key is recorded in the same SQLite transaction as the data the request
- * wrote, together with the answer, so no crash can leave data stored under a
+ * A key is recorded in the same transaction as the data the request wrote
+ * (SQLite's, or with DATABASE_URL PostgreSQL's: core/store-transaction.ts),
+ * together with the answer, so no crash can leave data stored under a
  * key that is not recorded (a retry would store it again) nor a key recorded
  * for data that was rolled back. Keys are scoped per route and device, kept
  * for IDEMPOTENCY_WINDOW_HOURS and pruned off the request path.
@@ -16,16 +17,17 @@
  * which the plugin is given.
  */
 import fp from 'fastify-plugin'
-import { isPromise, SQLITE_TRANSACTION, type MaybePromise, type StoreTransaction } from './store-transaction.js'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { createHash } from 'node:crypto'
 import { Counter } from 'prom-client'
 import { BadRequestError } from './errors.js'
-import { IDEMPOTENCY_KEY_HEADER, type AnswerFormat, type IdempotencyKeyStore, type KeyedRequest, type StoredAnswer } from './idempotency-store.js'
+import {
+  IDEMPOTENCY_KEY_HEADER, type AnswerFormat, type IdempotencyKeyStore, type KeyedRequest, type KeyedWrite, type StoredAnswer
+} from './idempotency-store.js'
 import { IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH } from '../schemas/idempotency.js'
 
 export { IDEMPOTENCY_KEY_HEADER }
-export type { AnswerFormat, KeyedRequest, StoredAnswer }
+export type { AnswerFormat, KeyedRequest, KeyedWrite, StoredAnswer }
 
 /** Set to `true` on an answer that is the replay of an earlier one. */
 export const IDEMPOTENT_REPLAYED_HEADER = 'Idempotent-Replayed'
@@ -106,7 +108,7 @@ declare module 'fastify' {
 
 /**
  * Decorates `fastify.idempotency` over the key store it is given (core/app.ts
- * gives it the SQLite one, core/idempotency-store.ts), prunes expired keys
+ * gives it the SQLite one, or with DATABASE_URL the PostgreSQL one), prunes expired keys
  * every minute and oversize ones as they pass the bound (unref'd, stopped on close).
  */
 export const idempotencyPlugin = fp<{ store: IdempotencyKeyStore }>(async (app, { store }) => {
@@ -122,7 +124,7 @@ export const idempotencyPlugin = fp<{ store: IdempotencyKeyStore }>(async (app, 
   const runPass = async (): Promise<number> => {
     let deleted = 0
     for (;;) {
-      const step = store.prune(PRUNE_BATCH)
+      const step = await store.prune(PRUNE_BATCH)
       deleted += step
       if (step < PRUNE_BATCH || closed) break
       await turn()
@@ -130,12 +132,12 @@ export const idempotencyPlugin = fp<{ store: IdempotencyKeyStore }>(async (app, 
     for (;;) {
       // closing (another turn's doing) ends the pass too
       if (closed || !store.overSize) break
-      const step = store.pruneOverSize(PRUNE_BATCH)
+      const step = await store.pruneOverSize(PRUNE_BATCH)
       deleted += step
       if (step === 0) break
       await turn()
     }
-    store.recount()
+    await store.recount()
     return deleted
   }
   // one pass at a time: a write that passes the bound while one runs is served by it
@@ -166,14 +168,11 @@ export const idempotencyPlugin = fp<{ store: IdempotencyKeyStore }>(async (app, 
 /**
  * A route's answer through {@link IdempotencyKeyStore.once}: the recorded answer
  * when `keyed` was seen before, else `write`'s value (recorded with the key
- * when there is one).
+ * when there is one). `write` gets the transaction the key is claimed in
+ * (core/store-transaction.ts) for its stores to write in.
  */
-export async function answerOnce<T> (reply: FastifyReply, keyed: KeyedRequest | undefined, write: (tx: StoreTransaction) => MaybePromise<T>): Promise<T | FastifyReply> {
-  const outcome = reply.server.idempotency.store.once(keyed, () => {
-    const body = write(SQLITE_TRANSACTION)
-    if (isPromise(body)) throw new Error('a keyed write on SQLite must be synchronous')
-    return body
-  }, replyFormat(reply))
+export async function answerOnce<T> (reply: FastifyReply, keyed: KeyedRequest | undefined, write: KeyedWrite<T>): Promise<T | FastifyReply> {
+  const outcome = await reply.server.idempotency.store.once(keyed, write, replyFormat(reply))
   return outcome.replayed ? sendReplay(reply, outcome.answer) : outcome.body
 }
 

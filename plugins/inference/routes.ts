@@ -9,7 +9,7 @@ import {
 import { FrameError, parseFrame } from '../../domain/frames.js'
 import { errorResponses } from '../../schemas/common.js'
 import { IdempotencyHeaders, idempotencyResponses } from '../../schemas/idempotency.js'
-import { OWN_TRANSACTION, SQLITE_TRANSACTION, valueNow } from '../../core/store-transaction.js'
+import { OWN_TRANSACTION, thenMaybe } from '../../core/store-transaction.js'
 import type { ClassifiedFrames } from '../../schemas/inference.js'
 import {
   BatchRequest, BatchResponse, InferenceRequest, InferenceResult, mlRouteDescriptions,
@@ -93,10 +93,10 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox = async (app) => {
     }
     for (;;) {
       let pending: Promise<ClassifiedFrames> | undefined
-      const begun = store.begin(keyed, () => {
+      const begun = await store.begin(keyed, (tx) => {
         pending = app.inference.classify(frames, device)
         pending.catch(() => {}) // awaited below, or answered by the error that rolls the claim back
-        return { captured: device === undefined ? 0 : valueNow(app.captures.recordWithin(SQLITE_TRANSACTION, device, frames, 'inference'), 'labelling frames') }
+        return device === undefined ? { captured: 0 } : thenMaybe(app.captures.recordWithin(tx, device, frames, 'inference'), (captured) => ({ captured }))
       })
       if (begun.kind === 'replay') return { replay: rebuild(begun.answer) }
       if (begun.kind === 'wait') {
@@ -107,11 +107,11 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox = async (app) => {
       try {
         const classified = await (begun.resumed ? app.inference.classify(frames, device) : pending as Promise<ClassifiedFrames>)
         const body = answer(classified, captured)
-        store.finish(keyed, body, format, { captured })
+        await store.finish(keyed, body, format, { captured })
         return { body }
       } catch (err) {
         // nothing captured: forget the key, so a retry starts afresh (a capture may have opened since)
-        store.abandon(keyed, captured === 0)
+        await store.abandon(keyed, captured === 0)
         throw sayWhatWasCaptured(err, captured)
       }
     }

@@ -92,7 +92,7 @@ export const rpiServerRoutes: FastifyPluginAsyncTypebox<RpiServerRouteOptions> =
     }
   }, async (request, reply) => {
     const { ID: device, frames } = request.body
-    if (!ingest.clustered) return answerOnce(reply, keyedRequestOf(request, device), (tx) => ingest.ingest(device, frames, request.ip, tx))
+    if (!ingest.clustered) return await answerOnce(reply, keyedRequestOf(request, device), (tx) => ingest.ingest(device, frames, request.ip, tx))
     // in a cluster JetStream stores a batch once per Nats-Msg-Id, whichever instance a retry reaches: the key and the
     // body's digest, so a key reused with other frames stores them rather than dropping them as a repeat
     const keyed = keyedRequestOf(request, device)

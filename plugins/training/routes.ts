@@ -98,7 +98,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     const upload = await readSessionUpload(body, { byteLimit: importLimit })
     const device = request.query.ID ?? null
     const duplicate = request.query.duplicate ?? 'refuse'
-    return answerOnce(reply, keyedRequestOf(request, device, upload.contentSha256, duplicate), (tx) =>
+    return await answerOnce(reply, keyedRequestOf(request, device, upload.contentSha256, duplicate), (tx) =>
       thenMaybe(storeSessionUploadWithin(tx, samples, upload, { source: 'import', device, duplicate }), (result) => {
         request.log.info({ imported: result.imported, importId: result.importId }, 'session CSV imported')
         return result
@@ -130,7 +130,8 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       return { kind: 'csi', angle: sample.angle, features, device: sample.ID ?? request.body.ID ?? null, source: 'samples' }
     })
     const labels = labelCounts(rows.map((row) => row.angle))
-    return answerOnce(reply, keyedRequestOf(request, request.body.ID), (tx) => thenMaybe(samples.insertWithin(tx, rows), (stored) => ({ stored, labels })))
+    return await answerOnce(reply, keyedRequestOf(request, request.body.ID), (tx) =>
+      thenMaybe(samples.insertWithin(tx, rows), (stored) => ({ stored, labels })))
   })
 
   app.post('/training/post/train', {
