@@ -256,7 +256,7 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
   }
 
   /** The door forgets its model and its calibration frames and falls back to the global model. @throws NotFoundError, ConflictError while it trains */
-  forget (id: number): Door {
+  async forget (id: number): Promise<Door> {
     this.#require(id)
     const training = this.#options.doorModels.training(id)
     if (training) throw new ConflictError(`door ${id}'s calibration is training (version ${training}); try again once it has finished`)
@@ -264,7 +264,7 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
     this.#options.samples.delete('csi', { device: id, ...CALIBRATION })
     this.#captured.delete(id)
     this.#outcomes.delete(id)
-    this.#options.doorModels.deactivate(id)
+    await this.#options.doorModels.deactivate(id)
     const door = this.#view(id)
     this.#emit(door)
     return door
@@ -283,8 +283,8 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
   }
 
   /** Removes the door altogether: its calibration, and the device from the registry (a Pi that posts again comes back). */
-  remove (id: number): void {
-    this.forget(id)
+  async remove (id: number): Promise<void> {
+    await this.forget(id)
     this.#devices.forget(id)
     this.#announced.delete(id)
     this.emit('removed', id)

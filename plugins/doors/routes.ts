@@ -79,7 +79,7 @@ export const doorRoutes: FastifyPluginAsyncTypebox<DoorRouteOptions> = async (ap
       response: { 204: Type.Null(), ...errorResponses }
     }
   }, async (request, reply) => {
-    doors.remove(request.params.id)
+    await doors.remove(request.params.id)
     return reply.code(204).send(null)
   })
 
