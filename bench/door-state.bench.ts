@@ -348,8 +348,8 @@ function knnMatMul (
 // ---------------------------------------------------------------- server side
 
 /** The artifacts of a stored version, read back as the model store does (for variants of the door model). */
-function readArtifacts (app: App, version: string): tf.io.ModelArtifacts {
-  const dir = app.model.versionDir(version)
+async function readArtifacts (app: App, version: string): Promise<tf.io.ModelArtifacts> {
+  const dir = await app.model.versionDir(version)
   if (!dir) throw new Error(`no folder for version ${version}`)
   const file = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { weightsFile: string }
   const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as {
@@ -472,7 +472,7 @@ export default async function doorStateBench (): Promise<BenchReport> {
       if (features) windows.push(features)
     }
     const summary = decodeSummary(meta)
-    const artifacts = readArtifacts(app, own.version)
+    const artifacts = await readArtifacts(app, own.version)
     const headsOnly = await DoorPredictor.load(tf, artifacts, withSummaryRows(meta, summary, 1))
     variants.push(headsOnly)
     const width = meta.novelty.width

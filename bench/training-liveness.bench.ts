@@ -177,7 +177,7 @@ export default async function trainingLivenessBench (): Promise<BenchReport> {
     const duringResult = await during.stop()
     const duringFigures = figures('during training', duringResult.latencies, duringResult.failures, trainingSeconds)
     if (app.model.active?.version !== version) throw new Error(`training did not finish: ${app.model.state} ${app.model.lastFailure?.message}`)
-    const evaluation = app.model.evaluation(version)?.evaluation
+    const evaluation = (await app.model.evaluation(version))?.evaluation
     const workerStartSeconds = inProgressAt === undefined ? Number.NaN : (inProgressAt - trainingStarted) / 1000
     const loadAfter = loadavg()[0]
 
@@ -198,7 +198,7 @@ export default async function trainingLivenessBench (): Promise<BenchReport> {
         wallSeconds: round(trainingSeconds, 2),
         acceptedMs: round(acceptedMs, 2),
         workerStartSeconds: round(workerStartSeconds, 2),
-        trainerSeconds: round(app.model.versions().find((v) => v.version === version)?.trainingSeconds ?? Number.NaN, 2),
+        trainerSeconds: round((await app.model.versions()).find((v) => v.version === version)?.trainingSeconds ?? Number.NaN, 2),
         accuracy: evaluation && round(evaluation.accuracy, 3)
       },
       latencyMs: { idle: idleFigures, duringTraining: duringFigures },

@@ -77,8 +77,10 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
   #running: { device: number, launched: LaunchedTraining<TrainedDoorModel>, done: Promise<void> } | undefined
   #closed = false
   #trainingLock: TrainingLock | null = null
-  /** Doors whose lease is being taken: a second start meanwhile is as busy as one that trains. */
+  /** The door whose lease is being taken, or whose run is being recorded and launched: a second start meanwhile is as busy as one that trains. */
   #starting: number | undefined
+  /** That start, until its run is launched (or failed to): close waits for it. */
+  #launching: Promise<void> | undefined
 
   private constructor (options: DoorModelsOptions) {
     super()
@@ -88,7 +90,7 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
   /** Loads each door's active version; a door whose version cannot load falls back to the global model (logged). */
   static async open (options: DoorModelsOptions): Promise<DoorModels> {
     const models = new DoorModels(options)
-    for (const [device, version] of options.store.activeDoorVersions()) {
+    for (const [device, version] of await options.store.activeDoorVersions()) {
       try {
         const predictor = await models.#load(version)
         models.#active.set(device, { version, predictor, closedOrAjar: closedOrAjarAngles(predictor.meta) })
@@ -146,9 +148,24 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
         throw err
       }
     }
+    this.#starting = device
+    const launching = this.#launch(device, frames, angles, gate, lease)
+    this.#launching = launching.then(() => {}, () => {})
+    try {
+      return await launching
+    } finally {
+      this.#starting = undefined
+      this.#launching = undefined
+    }
+  }
+
+  /** The part of {@link start} past the lease: records and launches the run, and sets it running. */
+  async #launch (
+    device: number, frames: readonly Float32Array[], angles: readonly number[], gate: CalibrationGate, lease: TrainingLease | undefined
+  ): Promise<{ version: string }> {
     let launched: LaunchedTraining<TrainedDoorModel>
     try {
-      launched = launchTraining(
+      launched = await launchTraining(
         { store: this.#options.store, backend: this.#options.backend, runnerMode: this.#options.runnerMode },
         { model: 'door', device, set: { kind: 'csi', features: frames, angles }, options: this.#options.training, gate },
         {
@@ -199,23 +216,23 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
    * @throws NotFoundError for a version that is not a door's; GateRefusedError (409) for a refused one without force
    */
   async activate (version: string, options: { force?: boolean } = {}): Promise<ModelVersionInfo & { forced?: true }> {
-    const info = this.#options.store.info(version)
+    const info = await this.#options.store.info(version)
     if (info?.device === undefined) throw new NotFoundError(`no door model version ${JSON.stringify(version)}`)
     const refused = info.gate?.passed === false
     if (refused && !options.force) {
-      const meta = this.#options.store.doorMeta(version)
+      const meta = await this.#options.store.doorMeta(version)
       const reasons = meta ? verdictOf(meta)?.reasons ?? [] : []
       const firstReason = reasons.length ? `: ${reasons[0]}` : ''
       throw new GateRefusedError(`door model version ${version} was refused by its calibration gate${firstReason} Activate it anyway with force: true.`)
     }
     await this.#swapIn(info.device, version, refused)
-    const activated = this.#options.store.info(version) as ModelVersionInfo
+    const activated = await this.#options.store.info(version) as ModelVersionInfo
     return refused ? { ...activated, forced: true } : activated
   }
 
   /** The door forgets its model and uses the global one again (its versions stay listed). */
-  deactivate (device: number): void {
-    this.#options.store.deactivateDoor(device)
+  async deactivate (device: number): Promise<void> {
+    await this.#options.store.deactivateDoor(device)
     const previous = this.#active.get(device)
     this.#active.delete(device)
     previous?.predictor.dispose()
@@ -226,6 +243,8 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    // a calibration being launched is stopped like one that trains
+    await this.#launching
     const running = this.#running
     if (running) {
       await running.launched.stop()
@@ -238,7 +257,7 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
 
   async #load (version: string): Promise<DoorPredictor> {
     const loaded = await this.#options.store.load(version)
-    const meta = this.#options.store.doorMeta(version)
+    const meta = await this.#options.store.doorMeta(version)
     if (!meta) throw new Error(`version ${version} is not a door model`)
     return DoorPredictor.load(this.#options.backend.tf, loaded.artifacts, meta)
   }
@@ -246,7 +265,7 @@ export class DoorModels extends EventEmitter<DoorModelEvents> {
   /** Loads a version and swaps it in for its door; the door's previous predictor is disposed. */
   async #swapIn (device: number, version: string, forced = false): Promise<void> {
     const predictor = await this.#load(version)
-    this.#options.store.activate(version)
+    await this.#options.store.activate(version)
     const previous = this.#active.get(device)
     this.#active.set(device, { version, predictor, closedOrAjar: closedOrAjarAngles(predictor.meta) })
     previous?.predictor.dispose()

@@ -5,6 +5,7 @@
  * HTTP: its errors carry codes, and the routes add what to do about them.
  */
 import { EventEmitter } from 'node:events'
+import type { Postgres } from '../core/postgres.js'
 import type { Storage } from '../core/storage.js'
 import type { ServiceLog } from '../core/logger.js'
 import { BadFrameError, BadRequestError, NoModelError, NotFoundError, TrainingBusyError, UnavailableError } from '../core/errors.js'
@@ -68,20 +69,21 @@ export interface ModelService extends EventEmitter {
    */
   activate (version: string, options?: { force?: boolean }): Promise<ModelVersionInfo>
   /** Stored usable versions (CSI and RSSI), newest first. */
-  versions (): ModelVersionInfo[]
+  versions (): Promise<ModelVersionInfo[]>
   /**
    * Serves the version the database records as active when another process
-   * on the same DATA_DIR changed it, so that what this server predicts with
-   * is what it lists and what a restart would load (checked every
-   * {@link FOLLOW_CATALOGUE_MS}; await it before answering with `active`).
-   * Never during a training or an activation of its own.
+   * on the same DATA_DIR changed it (or, on a cluster's PostgreSQL, another
+   * instance, once this one has the version's folder), so that what this
+   * server predicts with is what it lists and what a restart would load
+   * (checked every {@link FOLLOW_CATALOGUE_MS}; await it before answering
+   * with `active`). Never during a training or an activation of its own.
    * @returns settles once the swap (if one was needed) is done; never rejects
    */
   followCatalogue (): Promise<void>
   /** Folder of a stored version (for downloads); undefined if unknown. */
-  versionDir (version: string): string | undefined
+  versionDir (version: string): Promise<string | undefined>
   /** The blocked hold-out evaluation of a version (default: the active CSI one); undefined if none. */
-  evaluation (version?: string): { version: string, evaluation: Evaluation } | undefined
+  evaluation (version?: string): Promise<{ version: string, evaluation: Evaluation } | undefined>
   /** Each door's own model: calibration training, activation, fallback. */
   readonly doorModels: DoorModels
   /**
@@ -111,6 +113,10 @@ export const FOLLOW_CATALOGUE_MS = 5_000
 export interface ModelHandlerOptions {
   storage: Storage
   dataDir: string
+  /** PostgreSQL (`DATABASE_URL`): the versions' rows and the training log are the cluster's, there (see ModelStore.open); null or absent: SQLite. */
+  postgres?: Postgres | null
+  /** This instance, as the cluster's training log names its runs (PostgreSQL only; see ModelStoreOptions.instance). */
+  instance?: string
   backend: ChosenBackend
   log: ServiceLog
   /** Where runs execute; default: a worker thread for the pure-JS backend, a child process for a native one. */
@@ -123,6 +129,19 @@ export interface ModelHandlerOptions {
 interface ActivePredictor {
   version: string
   predictor: Predictor
+  /** Its row, as read when it was swapped in and again once its activation is recorded. */
+  info: ModelVersionInfo
+}
+
+/** What the store said at start, before the handler was built. */
+interface StartState {
+  recovery: RecoveryReport
+  predictor: ActivePredictor | undefined
+  /** The CSI version recorded active (usable), whether or not it loaded. */
+  recordedActive: string | undefined
+  anyRssiActive: boolean
+  lastFailure: TrainingFailure | undefined
+  lastTrainingSeconds: number | undefined
 }
 
 interface CurrentRun {
@@ -149,6 +168,8 @@ export class ModelHandler extends EventEmitter implements ModelService {
   #lastTrainingSeconds: number | undefined
   #activating = false
   #closed = false
+  /** A start of a training past its lock, until its run is launched (or failed to): close waits for it. */
+  #starting: Promise<void> | undefined
   #trainingLock: TrainingLock | null = null
   /** A load of the version another process activated, while one runs. */
   #following: Promise<void> | undefined
@@ -156,27 +177,20 @@ export class ModelHandler extends EventEmitter implements ModelService {
   #unloadable: string | undefined
   readonly #followTimer: NodeJS.Timeout
 
-  private constructor (
-    options: ModelHandlerOptions,
-    store: ModelStore,
-    recovery: RecoveryReport,
-    predictor: ActivePredictor | undefined,
-    doorModels: DoorModels
-  ) {
+  private constructor (options: ModelHandlerOptions, store: ModelStore, start: StartState, doorModels: DoorModels) {
     super()
     this.store = store
     this.doorModels = doorModels
-    this.recovery = recovery
+    this.recovery = start.recovery
     this.#backend = options.backend
     this.#log = options.log
     this.#runnerMode = options.runnerMode ?? (options.backend.native ? 'process' : 'thread')
-    this.#predictor = predictor
-    const anyActive = predictor !== undefined || store.activeVersion('rssi') !== undefined
+    this.#predictor = start.predictor
+    const anyActive = start.predictor !== undefined || start.anyRssiActive
     this.#fsm = new TrainingFsm(anyActive ? 'FINISHED_TRAINING' : 'MODEL_DOESNT_EXIST')
-    this.#lastFailure = store.lastFailure()
-    this.#lastTrainingSeconds = store.lastTrainingSeconds()
-    const recorded = store.activeVersion('csi')
-    if (recorded !== predictor?.version) this.#unloadable = recorded
+    this.#lastFailure = start.lastFailure
+    this.#lastTrainingSeconds = start.lastTrainingSeconds
+    if (start.recordedActive !== start.predictor?.version) this.#unloadable = start.recordedActive
     this.#followTimer = setInterval(() => { this.followCatalogue().catch(() => {}) }, FOLLOW_CATALOGUE_MS).unref()
   }
 
@@ -185,23 +199,24 @@ export class ModelHandler extends EventEmitter implements ModelService {
    * version, if a good one exists.
    */
   static async open (options: ModelHandlerOptions): Promise<ModelHandler> {
-    const store = new ModelStore(options.storage, options.dataDir)
-    const recovery = store.recover()
+    const store = await ModelStore.open({ storage: options.storage, dataDir: options.dataDir, postgres: options.postgres, instance: options.instance })
+    const recovery = await store.recover()
     const { log } = options
     if (recovery.removedTemp.length) log.warn({ folders: recovery.removedTemp }, 'removed model folders left half-written by an interrupted write')
     if (recovery.adopted.length) log.warn({ versions: recovery.adopted }, 'listed complete model versions written just before a crash (not activated)')
     for (const broken of recovery.broken) log.warn(broken, 'ignoring an unusable model version')
     for (const fallback of recovery.fellBack) log.warn(fallback, 'the active model version is unusable: fell back to the last good one')
     for (const failure of recovery.interrupted) log.warn(failure, 'a training was interrupted by a crash')
+    if (recovery.seeded?.length) log.warn({ versions: recovery.seeded }, 'a new cluster\'s model catalogue: activated the versions this DATA_DIR had active')
 
     let predictor: ActivePredictor | undefined
-    const active = store.activeVersion('csi')
+    const active = await store.activeVersion('csi')
     if (active !== undefined) {
       try {
         const loaded = await store.load(active)
-        const meta = store.meta(active)
+        const meta = await store.meta(active)
         if (!meta) throw new Error(`version ${active} is not a global model`)
-        predictor = { version: active, predictor: await Predictor.load(options.backend.tf, loaded.artifacts, meta) }
+        predictor = { version: active, predictor: await Predictor.load(options.backend.tf, loaded.artifacts, meta), info: loaded.info }
         log.info({ version: active }, 'loaded the active model version')
       } catch (err) {
         log.error({ err, version: active }, 'could not load the active model version; no model is active')
@@ -209,7 +224,14 @@ export class ModelHandler extends EventEmitter implements ModelService {
     }
     const runnerMode = options.runnerMode ?? (options.backend.native ? 'process' : 'thread')
     const doorModels = await DoorModels.open({ store, backend: options.backend, runnerMode, log, training: options.doorTraining })
-    return new ModelHandler(options, store, recovery, predictor, doorModels)
+    return new ModelHandler(options, store, {
+      recovery,
+      predictor,
+      recordedActive: active,
+      anyRssiActive: await store.activeVersion('rssi') !== undefined,
+      lastFailure: await store.lastFailure(),
+      lastTrainingSeconds: await store.lastTrainingSeconds()
+    }, doorModels)
   }
 
   get state (): TrainingState {
@@ -220,8 +242,13 @@ export class ModelHandler extends EventEmitter implements ModelService {
     return this.#backend.info
   }
 
+  /**
+   * The served version's row: as read when it was swapped in, updated when
+   * its activation is recorded (it is not read again on every call: this
+   * getter serves every door view).
+   */
   get active (): ModelVersionInfo | undefined {
-    return this.#predictor && this.store.info(this.#predictor.version)
+    return this.#predictor?.info
   }
 
   get novelty (): { version: string, model: WindowNoveltyModel } | undefined {
@@ -266,10 +293,25 @@ export class ModelHandler extends EventEmitter implements ModelService {
     else checkTrainingSet(set)
 
     const lease = await this.#takeLock()
+    if (this.#closed) {
+      await lease?.release()
+      throw new UnavailableError('the model handler is shutting down')
+    }
+    const starting = this.#launch(set, resolved, lease)
+    this.#starting = starting.then(() => {}, () => {})
+    try {
+      return await starting
+    } finally {
+      this.#starting = undefined
+    }
+  }
+
+  /** The part of {@link startTraining} past its lock: records and launches the run, and sets it current. */
+  async #launch (set: TrainingSet | StoredSamples, resolved: ModelMeta['options'], lease: TrainingLease | undefined): Promise<{ version: string }> {
     this.#fire('start')
     let launched: LaunchedTraining
     try {
-      launched = launchTraining({ store: this.store, backend: this.#backend, runnerMode: this.#runnerMode }, { model: 'frame', set, options: resolved }, {
+      launched = await launchTraining({ store: this.store, backend: this.#backend, runnerMode: this.#runnerMode }, { model: 'frame', set, options: resolved }, {
         onStarted: () => this.#fire('run'),
         onProgress: (progress) => {
           this.#setProgress({ ...progress, state: this.state })
@@ -277,7 +319,7 @@ export class ModelHandler extends EventEmitter implements ModelService {
         },
         accept: async (written, model) => {
           await this.#swapIn(written.version)
-          this.store.activate(written.version)
+          this.#noteActivated(await this.store.activate(written.version))
           if (model.meta.kind === 'csi' && !model.meta.novelty) {
             this.#log.warn({ version: written.version, reason: model.meta.noveltyProblem },
               'the new global model carries no window novelty: a door without a calibration of its own will show its answers ' +
@@ -309,7 +351,7 @@ export class ModelHandler extends EventEmitter implements ModelService {
   }
 
   async activate (version: string, options: { force?: boolean } = {}): Promise<ModelVersionInfo> {
-    const info = this.store.info(version)
+    const info = await this.store.info(version)
     // a door's version swaps for that door alone: the global model's training does not hold it up
     if (info?.scope === 'door') return this.doorModels.activate(version, options)
     this.#assertIdle()
@@ -317,7 +359,8 @@ export class ModelHandler extends EventEmitter implements ModelService {
     this.#activating = true
     try {
       await this.#swapIn(version)
-      const activated = this.store.activate(version)
+      const activated = await this.store.activate(version)
+      this.#noteActivated(activated)
       this.#fire('activate')
       this.#log.info({ version }, 'model version activated')
       this.emit('activated', activated)
@@ -327,7 +370,7 @@ export class ModelHandler extends EventEmitter implements ModelService {
     }
   }
 
-  versions (): ModelVersionInfo[] {
+  versions (): Promise<ModelVersionInfo[]> {
     return this.store.list()
   }
 
@@ -347,44 +390,53 @@ export class ModelHandler extends EventEmitter implements ModelService {
   followCatalogue (): Promise<void> {
     if (this.#following) return this.#following
     if (this.#closed || this.#fsm.training || this.#activating) return Promise.resolve()
-    let recorded: string | undefined
-    try {
-      recorded = this.store.activeVersion('csi')
-    } catch (err) {
-      // the database closing under a timer's check (app close) is no reason to crash
-      this.#log.warn({ err }, 'could not read the active model version')
-      return Promise.resolve()
-    }
-    if (recorded === undefined || recorded === this.#predictor?.version || recorded === this.#unloadable) return Promise.resolve()
-    this.#activating = true
-    this.#following = (async () => {
-      try {
-        await this.#swapIn(recorded)
-        if (this.#fsm.can('activate')) this.#fire('activate')
-        this.#log.warn({ version: recorded }, 'another process activated a model version on this DATA_DIR; serving it now')
-        const info = this.store.info(recorded)
-        if (info) this.emit('activated', info)
-      } catch (err) {
-        this.#unloadable = recorded
-        this.#log.error({ err, version: recorded }, 'could not load the model version another process activated; keeping the one loaded')
-      } finally {
-        this.#activating = false
-        this.#following = undefined
-      }
-    })()
+    this.#following = this.#follow().finally(() => { this.#following = undefined })
     return this.#following
   }
 
-  versionDir (version: string): string | undefined {
+  /** {@link followCatalogue}'s look and, when the record moved, swap; never rejects. */
+  async #follow (): Promise<void> {
+    let recorded: string | undefined
+    try {
+      recorded = await this.store.activeVersion('csi')
+    } catch (err) {
+      // the database closing under a timer's check (app close) is no reason to crash
+      this.#log.warn({ err }, 'could not read the active model version')
+      return
+    }
+    if (recorded === undefined || recorded === this.#predictor?.version || recorded === this.#unloadable) return
+    // a training or an activation of its own may have begun while the record was read
+    if (this.#closed || this.#fsm.training || this.#activating) return
+    this.#activating = true
+    try {
+      await this.#swapIn(recorded)
+      if (this.#fsm.can('activate')) this.#fire('activate')
+      this.#log.warn({ version: recorded }, this.store.shared
+        ? 'another instance activated a model version in the cluster\'s catalogue; serving it now'
+        : 'another process activated a model version on this DATA_DIR; serving it now')
+      const info = await this.store.info(recorded)
+      if (info) {
+        this.#noteActivated(info)
+        this.emit('activated', info)
+      }
+    } catch (err) {
+      this.#unloadable = recorded
+      this.#log.error({ err, version: recorded }, 'could not load the model version another process activated; keeping the one loaded')
+    } finally {
+      this.#activating = false
+    }
+  }
+
+  versionDir (version: string): Promise<string | undefined> {
     return this.store.versionDir(version)
   }
 
   /** The blocked hold-out evaluation of a version (default: the active CSI one). */
-  evaluation (version?: string): { version: string, evaluation: Evaluation } | undefined {
+  async evaluation (version?: string): Promise<{ version: string, evaluation: Evaluation } | undefined> {
     const name = version ?? this.#predictor?.version
     if (name === undefined) return undefined
-    const doorEvaluation = this.store.doorMeta(name)?.evaluation as DoorEvaluation | undefined
-    const evaluation = doorEvaluation ? toEvaluation(doorEvaluation) : this.store.meta(name)?.evaluation
+    const doorEvaluation = (await this.store.doorMeta(name))?.evaluation as DoorEvaluation | undefined
+    const evaluation = doorEvaluation ? toEvaluation(doorEvaluation) : (await this.store.meta(name))?.evaluation
     return evaluation ? { version: name, evaluation } : undefined
   }
 
@@ -394,6 +446,8 @@ export class ModelHandler extends EventEmitter implements ModelService {
     this.#closed = true
     clearInterval(this.#followTimer)
     await this.#following
+    // a run being launched is stopped like one that runs
+    await this.#starting
     const current = this.#current
     if (current) {
       await current.launched.stop()
@@ -443,12 +497,17 @@ export class ModelHandler extends EventEmitter implements ModelService {
   /** Loads a stored version's predictor (CSI) and swaps it in; the old one is disposed. */
   async #swapIn (version: string): Promise<void> {
     const loaded = await this.store.load(version)
-    const meta = this.store.meta(version)
+    const meta = await this.store.meta(version)
     if (meta?.kind !== 'csi') return
     const predictor = await Predictor.load(this.#backend.tf, loaded.artifacts, meta)
     const previous = this.#predictor
-    this.#predictor = { version, predictor }
+    this.#predictor = { version, predictor, info: loaded.info }
     previous?.predictor.dispose()
+  }
+
+  /** A version's row as its activation left it: {@link active}'s, if it is the one served. */
+  #noteActivated (info: ModelVersionInfo): void {
+    if (this.#predictor?.version === info.version) this.#predictor.info = info
   }
 
   /** Waits for the run's outcome: a new active version, or a failure. */
@@ -456,6 +515,7 @@ export class ModelHandler extends EventEmitter implements ModelService {
     const { version } = current.launched
     try {
       const { info, seconds, model } = await current.launched.outcome
+      this.#noteActivated(info)
       this.#lastTrainingSeconds = seconds
       this.#fire('finish')
       this.#setProgress({ ...this.#progress!, state: this.state, elapsedSeconds: seconds, etaSeconds: 0 })

@@ -154,13 +154,13 @@ export async function run (argv: string[], io: CommandIo = processIo): Promise<n
     }
     const summary: TrainSummary = {
       version,
-      dir: handler.versionDir(version) as string,
+      dir: await handler.versionDir(version) as string,
       samples: set.features.length,
       backend: backend.info.backend,
       trainingSeconds: Math.round((handler.lastTrainingSeconds ?? 0) * 1000) / 1000
     }
     if (imported !== undefined) summary.imported = imported
-    const evaluation = handler.evaluation(version)?.evaluation
+    const evaluation = (await handler.evaluation(version))?.evaluation
     if (evaluation) summary.evaluation = evaluation
     io.stdout.write(values.json ? JSON.stringify(summary) + '\n' : formatSummary(summary))
     return 0

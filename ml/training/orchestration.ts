@@ -63,19 +63,21 @@ export interface LaunchedTraining<M extends StorableModel = TrainedModel> {
 }
 
 /**
- * Launches a run of `target` under a fresh version name. Validation of the
+ * Launches a run of `target` under a fresh version name; resolves once the
+ * run is recorded and its worker launched (not loaded). Validation of the
  * set and options is the caller's (it answers 400s before anything is recorded).
+ * @throws when the run cannot be recorded (nothing was launched then)
  */
-export function launchTraining<T extends TrainingTarget> (
+export async function launchTraining<T extends TrainingTarget> (
   context: TrainingContext,
   target: T,
   handlers: TrainingHandlers<ModelOf<T>>
-): LaunchedTraining<ModelOf<T>> {
+): Promise<LaunchedTraining<ModelOf<T>>> {
   const { store } = context
   const { set } = target
   const device = target.model === 'door' ? target.device : undefined
-  const version = store.newVersionName(device === undefined ? set.kind : `door${device}`)
-  const runId = store.beginTraining(version, set.kind)
+  const version = await store.newVersionName(device === undefined ? set.kind : `door${device}`)
+  const runId = await store.beginTraining(version, set.kind)
   const requestedAt = performance.now()
   let startedAt = requestedAt
   const seconds = () => (performance.now() - requestedAt) / 1000
@@ -113,13 +115,13 @@ export function launchTraining<T extends TrainingTarget> (
       const info = await store.write(version, model, new Date(), device)
       await handlers.accept(info, model)
       const took = seconds()
-      store.endTraining(runId, 'finished', took)
-      return { info: store.info(version) ?? info, seconds: took, model }
+      await store.endTraining(runId, 'finished', took)
+      return { info: await store.info(version) ?? info, seconds: took, model }
     } catch (err) {
       const stopped = err instanceof TrainingStoppedError
       const message = stopped ? (err as Error).message : `training of ${version} failed: ${(err as Error).message}`
       try {
-        store.endTraining(runId, stopped ? 'interrupted' : 'failed', seconds(), message)
+        await store.endTraining(runId, stopped ? 'interrupted' : 'failed', seconds(), message)
       } catch {
         // the outcome still reaches the caller; the log row is what start-up recovery repairs
       }

@@ -80,6 +80,8 @@ export class ModelSync {
   #publishes: Promise<void> = Promise.resolve()
   #reconciling: Promise<void> | undefined
   #again = false
+  /** The last pass could not read this instance's versions (logged once until one can). */
+  #localFailed = false
   #reader: StreamReader | undefined
   #timer: NodeJS.Timeout | undefined
   #stopped = false
@@ -139,7 +141,7 @@ export class ModelSync {
       }
     })
     await this.#reader.initialRead
-    for (const [scope, version] of this.#localScopes()) {
+    for (const [scope, version] of await this.#localScopes()) {
       if (!this.#desired.has(scope)) this.#publish(scope, version)
     }
     await this.#publishes
@@ -169,10 +171,10 @@ export class ModelSync {
   }
 
   /** This instance's active version per scope. */
-  #localScopes (): Map<string, string> {
+  async #localScopes (): Promise<Map<string, string>> {
     const { model } = this.#options
     const scopes = new Map<string, string>()
-    for (const info of model.versions()) {
+    for (const info of await model.versions()) {
       if (info.active && info.scope !== 'door') scopes.set(globalScope(info), info.version)
     }
     // the predictor that serves, rather than the row: the same unless a load failed
@@ -243,7 +245,16 @@ export class ModelSync {
     this.#reconciling = (async () => {
       do {
         this.#again = false
-        const local = this.#localScopes()
+        let local: Map<string, string>
+        try {
+          local = await this.#localScopes()
+          this.#localFailed = false
+        } catch (err) {
+          // the catalogue out of reach for a moment (PostgreSQL restarting): the timer tries again, logged once
+          if (!this.#localFailed) this.#options.log.warn({ err }, 'cluster: could not read this instance\'s model versions; retrying')
+          this.#localFailed = true
+          return
+        }
         for (const [scope, version] of [...this.#desired]) {
           if (this.#stopped) return
           if (this.#publishing.has(scope) || (local.get(scope) ?? null) === version) continue
@@ -271,16 +282,16 @@ export class ModelSync {
     try {
       if (version === null) {
         // a global model is never deactivated: only a door goes back to the global one
-        if (device !== undefined) model.doorModels.deactivate(device)
+        if (device !== undefined) await model.doorModels.deactivate(device)
         return
       }
-      if (model.versionDir(version) === undefined) {
+      if (await model.versionDir(version) === undefined) {
         const started = Date.now()
         await model.importVersion(version, await this.#download(version))
         log.info({ scope, version, ms: Date.now() - started }, 'cluster: downloaded a model version')
       }
       // activated on another instance, gate or not: the cluster serves one version per scope
-      const refused = model.versions().find((info) => info.version === version)?.gate?.passed === false
+      const refused = (await model.versions()).find((info) => info.version === version)?.gate?.passed === false
       await model.activate(version, { force: refused })
       log.info({ scope, version }, 'cluster: following the cluster\'s active model version')
     } finally {

@@ -267,7 +267,7 @@ export class DoorsService extends EventEmitter<{ state: [DoorSnapshot], door: [D
     await this.#options.samples.delete('csi', { device: id, ...CALIBRATION })
     this.#setCalibrationCounts(id, {})
     this.#outcomes.delete(id)
-    this.#options.doorModels.deactivate(id)
+    await this.#options.doorModels.deactivate(id)
     const door = this.#view(id)
     this.#emit(door)
     return door

@@ -14,6 +14,9 @@ declare module 'fastify' {
  * The model area: picks the TensorFlow.js backend (TF_BACKEND), opens the
  * version store (cleaning up after a crash), loads the active version and
  * decorates `fastify.model`. Closing the app stops a running training.
+ * With DATABASE_URL (`app.postgres`) the versions' rows, the active ones and
+ * the training log are the cluster's, in PostgreSQL (migrated on open); the
+ * version folders stay in DATA_DIR.
  */
 export default fp(async (app) => {
   const log = app.log.child({ area: 'model' })
@@ -21,6 +24,9 @@ export default fp(async (app) => {
   const handler = await ModelHandler.open({
     storage: app.storage,
     dataDir: app.config.DATA_DIR,
+    postgres: app.postgres,
+    // the name the cluster knows this instance by names its runs in the shared log (default: host name and DATA_DIR)
+    instance: app.config.INSTANCE_URL,
     backend,
     log,
     doorTraining: { epochs: app.config.DOOR_EPOCHS }
@@ -52,4 +58,4 @@ export default fp(async (app) => {
   }
   onState(handler.state)
   handler.on('state', onState)
-}, { name: 'model', fastify: '5.x', dependencies: ['storage'] })
+}, { name: 'model', fastify: '5.x', dependencies: ['storage', 'postgres'] })

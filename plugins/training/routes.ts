@@ -235,8 +235,8 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
     }
   }, async (request) => {
     const { version } = request.query
-    if (version !== undefined && !app.model.versionDir(version)) throw new NotFoundError(`no model version ${version}`)
-    const found = app.model.evaluation(version)
+    if (version !== undefined && await app.model.versionDir(version) === undefined) throw new NotFoundError(`no model version ${version}`)
+    const found = await app.model.evaluation(version)
     if (!found) {
       throw new NotFoundError(version === undefined
         ? 'no model is active yet: nothing has been evaluated'
@@ -250,7 +250,7 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
   }, async () => {
     // a version another process activated on this DATA_DIR is loaded first, so `active` and the flags agree
     await app.model.followCatalogue()
-    return { active: app.model.active?.version ?? null, versions: app.model.versions() }
+    return { active: app.model.active?.version ?? null, versions: await app.model.versions() }
   })
 
   app.post('/training/post/activate', {
@@ -281,8 +281,8 @@ export const trainingRoutes: FastifyPluginAsyncTypebox<TrainingRouteOptions> = a
       }
     }, async (request, reply) => {
       const { version } = request.params
-      const dir = app.model.versionDir(version)
-      const info = app.model.versions().find((candidate) => candidate.version === version)
+      const dir = await app.model.versionDir(version)
+      const info = (await app.model.versions()).find((candidate) => candidate.version === version)
       if (!dir || !info) throw new NotFoundError(`no model version ${version} (GET /training/get/models lists them)`)
       const path = join(dir, file)
       const { size } = await stat(path)

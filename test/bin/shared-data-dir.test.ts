@@ -44,10 +44,10 @@ async function writeVersion (t: TestContext, dataDir: string, model: TrainedMode
   const storage = new Storage(dataDir)
   t.after(() => storage.close())
   const store = new ModelStore(storage, dataDir)
-  store.recover()
-  const version = store.newVersionName('csi')
+  await store.recover()
+  const version = await store.newVersionName('csi')
   await store.write(version, model)
-  store.activate(version)
+  await store.activate(version)
   return version
 }
 

@@ -47,7 +47,7 @@ test('doorsense train --data imports, trains and activates (the real command lin
   const app = await buildTestApp(t, {}, { dataDir })
   assert.equal(app.model.state, 'FINISHED_TRAINING')
   assert.equal(app.model.active?.version, summary.version)
-  assert.deepEqual(app.model.versions().map((v) => v.version), [summary.version])
+  assert.deepEqual((await app.model.versions()).map((v) => v.version), [summary.version])
   assert.equal(app.model.predict(sessionSlice(1, 100).map((row) => row.features)).predictions.length, 7)
 })
 

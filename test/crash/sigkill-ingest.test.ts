@@ -38,10 +38,10 @@ async function seedActiveModel (dataDir: string): Promise<string> {
   const storage = new Storage(dataDir)
   try {
     const store = new ModelStore(storage, dataDir)
-    store.recover()
-    const version = store.newVersionName('csi')
+    await store.recover()
+    const version = await store.newVersionName('csi')
     await store.write(version, await trainSmall(10))
-    store.activate(version)
+    await store.activate(version)
     return version
   } finally {
     storage.close()

@@ -12,7 +12,7 @@ test('activate rolls back and forward, swaps the predictor without leaking tenso
   const older = await trainThrough(first, 20, { epochs: 4, seed: 1 })
   const newer = await trainThrough(first, 25, { epochs: 4, seed: 2 })
   assert.equal(first.model.active?.version, newer)
-  assert.deepEqual(first.model.versions().map((v) => [v.version, v.active]), [[newer, true], [older, false]])
+  assert.deepEqual((await first.model.versions()).map((v) => [v.version, v.active]), [[newer, true], [older, false]])
 
   const activated: ModelVersionInfo[] = []
   first.model.on('activated', (info: ModelVersionInfo) => activated.push(info))
@@ -23,7 +23,7 @@ test('activate rolls back and forward, swaps the predictor without leaking tenso
   assert.equal(rolledBack.active, true)
   assert.equal(first.model.active?.version, older)
   assert.equal(first.model.predict(frames).version, older)
-  assert.deepEqual(first.model.versions().map((v) => [v.version, v.active]), [[newer, false], [older, true]])
+  assert.deepEqual((await first.model.versions()).map((v) => [v.version, v.active]), [[newer, false], [older, true]])
   await first.model.activate(newer)
   assert.equal(first.model.predict(frames).version, newer)
   await first.model.activate(older)
@@ -39,6 +39,6 @@ test('activate rolls back and forward, swaps the predictor without leaking tenso
   const second = await buildTestApp(t, {}, { dataDir })
   assert.equal(second.model.active?.version, older, 'the rolled-back version is still active after a restart')
   assert.equal(second.model.predict(frames).version, older)
-  assert.equal(second.model.evaluation()?.version, older)
-  assert.equal(second.model.evaluation(newer)?.version, newer)
+  assert.equal((await second.model.evaluation())?.version, older)
+  assert.equal((await second.model.evaluation(newer))?.version, newer)
 })

@@ -126,7 +126,7 @@ test('closing the app mid-training stops the worker; the next start reports the 
   await second.ready()
   assert.equal(second.model.state, 'MODEL_DOESNT_EXIST')
   assert.equal(second.model.lastFailure?.version, version)
-  assert.deepEqual(second.model.versions(), [])
+  assert.deepEqual(await second.model.versions(), [])
   second.storage.db
     .prepare("INSERT INTO model_trainings (version, kind, started_at, status) VALUES ('csi-crashed', 'csi', '2025-01-01T00:00:00.000Z', 'running')")
     .run()

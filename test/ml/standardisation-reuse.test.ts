@@ -31,7 +31,7 @@ test('the standardisation statistics are stored with the version and reused afte
   const first = await buildTestApp(t, {}, { dataDir })
   const version = await trainThrough(first, 30, { epochs: 4, seed: 11 })
   const before = first.model.predict(frames)
-  const dir = first.model.versionDir(version) as string
+  const dir = await first.model.versionDir(version) as string
   await first.close()
 
   const { meta, artifacts } = readVersion(dir)

@@ -26,10 +26,10 @@ function openStore (dataDir: string): { store: ModelStore, close: () => void } {
 /** A store holding one written and activated version, as before a crash. */
 async function storeWithActiveVersion (dataDir: string): Promise<{ first: ReturnType<typeof openStore>, old: string }> {
   const first = openStore(dataDir)
-  first.store.recover()
-  const old = first.store.newVersionName('csi')
+  await first.store.recover()
+  const old = await first.store.newVersionName('csi')
   await first.store.write(old, await model())
-  first.store.activate(old)
+  await first.store.activate(old)
   return { first, old }
 }
 
@@ -37,9 +37,9 @@ test('a version is a folder with model.json, weights.bin and meta.json (stats, l
   const dataDir = tempDir(t)
   const { store, close } = openStore(dataDir)
   t.after(close)
-  store.recover()
+  await store.recover()
   const trainedModel = await model()
-  const version = store.newVersionName('csi', new Date('2025-11-25T18:37:00.123Z'))
+  const version = await store.newVersionName('csi', new Date('2025-11-25T18:37:00.123Z'))
   assert.equal(version, 'csi-20251125-183700-123')
   const info = await store.write(version, trainedModel)
 
@@ -60,24 +60,24 @@ test('a version is a folder with model.json, weights.bin and meta.json (stats, l
 
   // written, listed, not yet active
   assert.equal(info.active, false)
-  assert.equal(store.activeVersion('csi'), undefined)
-  assert.deepEqual(store.list().map((v) => v.version), [version])
-  assert.equal(store.activate(version).active, true)
-  assert.equal(store.activeVersion('csi'), version)
+  assert.equal(await store.activeVersion('csi'), undefined)
+  assert.deepEqual((await store.list()).map((v) => v.version), [version])
+  assert.equal((await store.activate(version)).active, true)
+  assert.equal(await store.activeVersion('csi'), version)
 
   const loaded = await store.load(version)
   assert.deepEqual(Buffer.from(loaded.artifacts.weightData as ArrayBuffer), weights)
   assert.deepEqual(loaded.artifacts.weightSpecs, trainedModel.artifacts.weightSpecs)
   assert.deepEqual(loaded.meta.standardisation, meta.meta.standardisation)
-  assert.equal(store.versionDir(version), dir)
-  assert.equal(store.versionDir('csi-unknown'), undefined)
+  assert.equal(await store.versionDir(version), dir)
+  assert.equal(await store.versionDir('csi-unknown'), undefined)
 })
 
 test('a crash between writing and renaming leaves the old version active; start-up removes the temp folder and ignores a half-written one', async (t) => {
   const dataDir = tempDir(t)
   const { first, old } = await storeWithActiveVersion(dataDir)
   // the crash: the next version is complete in its temp folder, never renamed
-  const staged = await first.store.stage(first.store.newVersionName('csi', new Date(Date.now() + 1000)), await model())
+  const staged = await first.store.stage(await first.store.newVersionName('csi', new Date(Date.now() + 1000)), await model())
   assert.ok(staged.tempDir.includes(TEMP_PREFIX))
   first.close()
   // and debris no write of ours can make, but a disk can: a version folder with one file
@@ -87,30 +87,30 @@ test('a crash between writing and renaming leaves the old version active; start-
 
   const second = openStore(dataDir)
   t.after(second.close)
-  const report = second.store.recover()
+  const report = await second.store.recover()
   assert.deepEqual(report.removedTemp, [staged.tempDir.split('/').pop()])
   assert.equal(existsSync(staged.tempDir), false)
   assert.deepEqual(report.broken.map((entry) => entry.version), ['csi-20990101-000000-000'])
   assert.deepEqual(report.adopted, [])
-  assert.equal(second.store.activeVersion('csi'), old)
-  assert.deepEqual(second.store.list().map((v) => v.version), [old])
-  assert.equal(second.store.versionDir('csi-20990101-000000-000'), undefined)
+  assert.equal(await second.store.activeVersion('csi'), old)
+  assert.deepEqual((await second.store.list()).map((v) => v.version), [old])
+  assert.equal(await second.store.versionDir('csi-20990101-000000-000'), undefined)
   await second.store.load(old)
 })
 
 test('a crash after the rename but before the row: start-up lists the complete version, the old one stays active', async (t) => {
   const dataDir = tempDir(t)
   const { first, old } = await storeWithActiveVersion(dataDir)
-  const staged = await first.store.stage(first.store.newVersionName('csi', new Date(Date.now() + 1000)), await model())
+  const staged = await first.store.stage(await first.store.newVersionName('csi', new Date(Date.now() + 1000)), await model())
   renameSync(staged.tempDir, join(dataDir, 'models', staged.file.version))
   first.close()
 
   const second = openStore(dataDir)
   t.after(second.close)
-  const report = second.store.recover()
+  const report = await second.store.recover()
   assert.deepEqual(report.adopted, [staged.file.version])
-  assert.equal(second.store.activeVersion('csi'), old)
-  assert.deepEqual(second.store.list().map((v) => [v.version, v.active]), [[staged.file.version, false], [old, true]])
+  assert.equal(await second.store.activeVersion('csi'), old)
+  assert.deepEqual((await second.store.list()).map((v) => [v.version, v.active]), [[staged.file.version, false], [old, true]])
   const loaded = await second.store.load(staged.file.version)
   assert.equal(loaded.info.weightsSha256, staged.file.weightsSha256)
 })
@@ -118,14 +118,14 @@ test('a crash after the rename but before the row: start-up lists the complete v
 test('an active version whose weights no longer match their hash is ignored: the last good active version takes over', async (t) => {
   const dataDir = tempDir(t)
   const first = openStore(dataDir)
-  first.store.recover()
-  const good = first.store.newVersionName('csi')
+  await first.store.recover()
+  const good = await first.store.newVersionName('csi')
   await first.store.write(good, await model())
-  first.store.activate(good)
-  const damaged = first.store.newVersionName('csi', new Date(Date.now() + 1000))
+  await first.store.activate(good)
+  const damaged = await first.store.newVersionName('csi', new Date(Date.now() + 1000))
   await first.store.write(damaged, await model())
-  first.store.activate(damaged)
-  assert.throws(() => first.store.activate('csi-nonexistent'), /no usable model version csi-nonexistent/)
+  await first.store.activate(damaged)
+  await assert.rejects(first.store.activate('csi-nonexistent'), /no usable model version csi-nonexistent/)
   first.close()
   const weights = join(dataDir, 'models', damaged, WEIGHTS_FILE)
   const bytes = readFileSync(weights)
@@ -134,36 +134,36 @@ test('an active version whose weights no longer match their hash is ignored: the
 
   const second = openStore(dataDir)
   t.after(second.close)
-  const report = second.store.recover()
+  const report = await second.store.recover()
   assert.deepEqual(report.broken.map((entry) => entry.version), [damaged])
   assert.match(report.broken[0].reason, /SHA-256/)
   assert.deepEqual(report.fellBack, [{ kind: 'csi', from: damaged, to: good }])
-  assert.equal(second.store.activeVersion('csi'), good)
-  assert.deepEqual(second.store.list().map((v) => v.version), [good])
+  assert.equal(await second.store.activeVersion('csi'), good)
+  assert.deepEqual((await second.store.list()).map((v) => v.version), [good])
 })
 
-test('a training left "running" by a crash is reported as interrupted at the next start', (t) => {
+test('a training left "running" by a crash is reported as interrupted at the next start', async (t) => {
   const dataDir = tempDir(t)
   const first = openStore(dataDir)
-  first.store.recover()
-  const finished = first.store.beginTraining('csi-a', 'csi')
-  first.store.endTraining(finished, 'finished', 12.5)
-  first.store.beginTraining('csi-b', 'csi')
-  assert.equal(first.store.lastFailure(), undefined)
+  await first.store.recover()
+  const finished = await first.store.beginTraining('csi-a', 'csi')
+  await first.store.endTraining(finished, 'finished', 12.5)
+  await first.store.beginTraining('csi-b', 'csi')
+  assert.equal(await first.store.lastFailure(), undefined)
   first.close()
 
   const second = openStore(dataDir)
   t.after(second.close)
-  const report = second.store.recover()
+  const report = await second.store.recover()
   assert.equal(report.interrupted.length, 1)
   assert.equal(report.interrupted[0].version, 'csi-b')
   assert.match(report.interrupted[0].message, /interrupted/)
-  assert.deepEqual(second.store.lastFailure(), report.interrupted[0])
-  assert.equal(second.store.lastTrainingSeconds(), 12.5)
+  assert.deepEqual(await second.store.lastFailure(), report.interrupted[0])
+  assert.equal(await second.store.lastTrainingSeconds(), 12.5)
   // a later successful run clears the failure
-  second.store.endTraining(second.store.beginTraining('csi-c', 'csi'), 'finished', 3)
-  assert.equal(second.store.lastFailure(), undefined)
-  assert.equal(second.store.lastTrainingSeconds(), 3)
+  await second.store.endTraining(await second.store.beginTraining('csi-c', 'csi'), 'finished', 3)
+  assert.equal(await second.store.lastFailure(), undefined)
+  assert.equal(await second.store.lastTrainingSeconds(), 3)
 })
 
 test('kill -9 at any moment of a stream of writes leaves only complete versions and a good active one', async (t) => {
@@ -192,13 +192,13 @@ test('kill -9 at any moment of a stream of writes leaves only complete versions 
 
     const { store, close } = openStore(dataDir)
     try {
-      const report = store.recover()
+      const report = await store.recover()
       t.diagnostic(`round ${round}: ${report.removedTemp.length} temp folder(s) of an interrupted write removed, ${report.adopted.length} adopted`)
       assert.deepEqual(report.broken, [], `round ${round}: no version may be broken`)
-      const versions = store.list()
+      const versions = await store.list()
       assert.ok(versions.length >= round + 1)
       for (const version of versions) await store.load(version.version)
-      assert.ok(store.activeVersion('csi'), 'a version is active')
+      assert.ok(await store.activeVersion('csi'), 'a version is active')
       assert.deepEqual(readdirSync(join(dataDir, 'models')).filter((name) => name.startsWith(TEMP_PREFIX)), [])
     } finally {
       close()
@@ -211,9 +211,9 @@ test('a version exported on one store imports into another byte for byte (listed
   const source = openStore(tempDir(t))
   const target = openStore(tempDir(t))
   t.after(() => { source.close(); target.close() })
-  source.store.recover()
-  target.store.recover()
-  const version = source.store.newVersionName('csi')
+  await source.store.recover()
+  await target.store.recover()
+  const version = await source.store.newVersionName('csi')
   const written = await source.store.write(version, await model(), new Date('2025-11-25T18:37:00.000Z'))
   const bundle = await source.store.exportVersion(version)
 
@@ -221,7 +221,7 @@ test('a version exported on one store imports into another byte for byte (listed
   tampered[0] ^= 1
   await assert.rejects(target.store.importVersion(version, { ...bundle, weights: tampered }), /weights SHA-256/)
   await assert.rejects(target.store.importVersion('csi-other', bundle), /names version/)
-  assert.deepEqual(target.store.list(), [], 'nothing half-imported is listed')
+  assert.deepEqual(await target.store.list(), [], 'nothing half-imported is listed')
 
   const imported = await target.store.importVersion(version, bundle)
   assert.equal(imported.weightsSha256, written.weightsSha256)

@@ -66,8 +66,8 @@ test('a version trained on A is served by B within 2 s and predicts the same; a 
   const globalMs = Date.now() - at
   t.diagnostic(`global version ${version}: B served it ${globalMs} ms after A activated it (upload, KV, download, write, load)`)
   assert.ok(globalMs <= SYNC_MS, `B served it after ${globalMs} ms`)
-  const onA = a.model.versions().find((info) => info.version === version)
-  const onB = b.model.versions().find((info) => info.version === version)
+  const onA = (await a.model.versions()).find((info) => info.version === version)
+  const onB = (await b.model.versions()).find((info) => info.version === version)
   assert.equal(onB?.weightsSha256, onA?.weightsSha256, 'B wrote the same weights, and lists the version')
   assert.equal(onB?.active, true)
   const frames = sessionSlice(5, 200).map((row) => row.features)
@@ -88,7 +88,7 @@ test('a version trained on A is served by B within 2 s and predicts the same; a 
   const doorMs = Date.now() - doorAt
   t.diagnostic(`door ${device}'s version ${outcome.version} (activated on A ${outcome.activated ? 'by its gate' : 'by force'}): on B ${doorMs} ms later`)
   assert.ok(doorMs <= SYNC_MS, `B's door followed after ${doorMs} ms`)
-  assert.equal(b.model.versions().find((info) => info.version === outcome.version)?.device, device)
+  assert.equal((await b.model.versions()).find((info) => info.version === outcome.version)?.device, device)
   assert.equal(b.model.active?.version, version, 'the global model stays')
 
   // an instance that joins now starts on the cluster's versions, before it serves
@@ -101,7 +101,7 @@ test('a version trained on A is served by B within 2 s and predicts the same; a 
 
   // the door goes back to the global model on A: on every instance
   const removedAt = Date.now()
-  a.model.doorModels.deactivate(device)
+  await a.model.doorModels.deactivate(device)
   await until(() => b.model.doorModels.get(device) === undefined && c.model.doorModels.get(device) === undefined, 10_000, 'the door forgot its model')
   t.diagnostic(`door ${device} back on the global model on B and C ${Date.now() - removedAt} ms after A`)
   assert.equal(a.model.doorModels.get(device), undefined, 'A did not take it back from the bucket')

@@ -394,7 +394,7 @@ test('training on the stored dataset reads its samples in the run, not in the ro
   assert.equal((await csv(10, 100)).statusCode, 200)
   await app.model.waitForTraining()
   assert.equal(app.model.state, 'FINISHED_TRAINING', app.model.lastFailure?.message)
-  const evaluation = app.model.evaluation()?.evaluation
+  const evaluation = (await app.model.evaluation())?.evaluation
   assert.ok(evaluation)
   assert.equal(evaluation.trainRows + evaluation.testRows, 7 * 40, 'the run read the rows itself, when it started')
 })
