@@ -33,7 +33,7 @@ import type { Storage } from '../../core/storage.js'
 import type { ModelKind, ModelVersionInfo, TrainingFailure } from '../../schemas/model.js'
 import type { DoorModelMeta } from '../door/model-types.js'
 import { isDoorMeta, type ModelMeta, type StorableModel, type StoredMeta } from '../model-types.js'
-import { MODEL_SCHEMA } from './model-schema.js'
+import { MODEL_PG_SCHEMA, MODEL_SCHEMA } from './model-schema.js'
 import { PostgresTrainingLog, SqliteTrainingLog, type TrainingEnd, type TrainingLog } from './training-log.js'
 import { PostgresVersionCatalogue, SqliteVersionCatalogue, type VersionCatalogue } from './version-catalogue.js'
 import { checkVersionName, fromBundle, MODELS_DIR, VersionFiles, type StagedVersion, type VersionBundle, type VersionMetaFile } from './version-files.js'
@@ -110,9 +110,14 @@ export class ModelStore {
   static async open (options: ModelStoreOptions): Promise<ModelStore> {
     const { storage, dataDir, postgres } = options
     if (!postgres) return new ModelStore(storage, dataDir)
-    const catalogue = await PostgresVersionCatalogue.open(postgres)
-    const trainings = await PostgresTrainingLog.open(postgres, options.instance ?? `${hostname()}:${dataDir}`)
-    return new ModelStore(storage, dataDir, { catalogue, trainings })
+    return new ModelStore(storage, dataDir, await ModelStore.openPostgresTables(postgres, options.instance ?? `${hostname()}:${dataDir}`))
+  }
+
+  /** The model area's PostgreSQL tables, migrated once here as SQLite's are in the constructor: the catalogue, and the training log as `instance`. */
+  static async openPostgresTables (postgres: Postgres, instance: string): Promise<ModelTables> {
+    if (instance === '') throw new Error('a training log on PostgreSQL needs the name of its instance')
+    await postgres.migrate(MODEL_PG_SCHEMA)
+    return { catalogue: new PostgresVersionCatalogue(postgres), trainings: new PostgresTrainingLog(postgres, instance) }
   }
 
   /** Whether the rows are a cluster's, shared with other instances (PostgreSQL). */

@@ -2,7 +2,8 @@
  * The labelled samples on PostgreSQL (`DATABASE_URL`, docs/cluster.md): the
  * store every instance of a cluster shares, so a calibration captured
  * through one instance trains on another. Same interface and answers as
- * {@link SqliteSampleStore}; the `deleted` event reaches every instance
+ * {@link SqliteSampleStore}, on the same tables (`TRAINING_SCHEMA`'s, made on
+ * PostgreSQL by `TRAINING_PG_SCHEMA`); the `deleted` event reaches every instance
  * through `NOTIFY`, so each one's cache of calibration counts hears of a
  * delete another instance ran.
  */

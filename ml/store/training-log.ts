@@ -3,14 +3,13 @@
  * and ended, how, and why it failed. Two stores behind one interface
  * ({@link TrainingLog}): SQLite (`MODEL_SCHEMA`, model-schema.ts, which
  * ModelStore migrates before it builds this) and PostgreSQL
- * (`MODEL_PG_SCHEMA`, migrated by {@link PostgresTrainingLog.open}), where
+ * (`MODEL_PG_SCHEMA`, migrated by `ModelStore.openPostgresTables`), where
  * the log is the cluster's: every instance writes its runs there, and each
  * row names the instance that runs it.
  */
 import type Database from 'better-sqlite3'
 import type { Postgres } from '../../core/postgres.js'
 import type { ModelKind, TrainingFailure } from '../../schemas/model.js'
-import { MODEL_PG_SCHEMA } from './model-schema.js'
 
 /** How a training run ended. */
 export type TrainingEnd = 'finished' | 'failed' | 'interrupted'
@@ -119,16 +118,10 @@ export class PostgresTrainingLog implements TrainingLog {
   /** This instance, as its rows name it. */
   readonly instance: string
 
-  private constructor (pg: Postgres, instance: string) {
+  /** @param pg a database `MODEL_PG_SCHEMA` is migrated on (ModelStore.openPostgresTables) */
+  constructor (pg: Postgres, instance: string) {
     this.#pg = pg
     this.instance = instance
-  }
-
-  /** Migrates the model area's tables on `pg` (a no-op once done) and opens the log as `instance`. */
-  static async open (pg: Postgres, instance: string): Promise<PostgresTrainingLog> {
-    if (instance === '') throw new Error('a training log on PostgreSQL needs the name of its instance')
-    await pg.migrate(MODEL_PG_SCHEMA)
-    return new PostgresTrainingLog(pg, instance)
   }
 
   async beginTraining (version: string, kind: ModelKind): Promise<number> {

@@ -9,7 +9,7 @@
  * ModelStore before it builds this), and the PostgreSQL tables of
  * `MODEL_PG_SCHEMA` (a cluster's `DATABASE_URL`, shared by every instance,
  * each with its own version folders), migrated by
- * {@link PostgresVersionCatalogue.open}. Every method returns a promise;
+ * `ModelStore.openPostgresTables`. Every method returns a promise;
  * SQLite's have done their work when they return it.
  */
 import type Database from 'better-sqlite3'
@@ -17,7 +17,6 @@ import type { Postgres } from '../../core/postgres.js'
 import type { ModelKind, ModelVersionInfo } from '../../schemas/model.js'
 import { isDoorMeta } from '../model-types.js'
 import { verdictOf } from '../door/calibration.js'
-import { MODEL_PG_SCHEMA } from './model-schema.js'
 import type { VersionMetaFile } from './version-files.js'
 
 /** A recorded version and the weights hash the database holds for it. */
@@ -312,14 +311,9 @@ export class PostgresVersionCatalogue implements VersionCatalogue {
   readonly #pg: Postgres
   #changes: string | undefined
 
-  private constructor (pg: Postgres) {
+  /** @param pg a database `MODEL_PG_SCHEMA` is migrated on (ModelStore.openPostgresTables) */
+  constructor (pg: Postgres) {
     this.#pg = pg
-  }
-
-  /** Migrates the model area's tables on `pg` (a no-op once done) and opens the catalogue over them. */
-  static async open (pg: Postgres): Promise<PostgresVersionCatalogue> {
-    await pg.migrate(MODEL_PG_SCHEMA)
-    return new PostgresVersionCatalogue(pg)
   }
 
   async changedElsewhere (): Promise<boolean> {

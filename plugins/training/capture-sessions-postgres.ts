@@ -1,5 +1,6 @@
 /**
- * Capture sessions on PostgreSQL, shared by every instance of a cluster. A
+ * Capture sessions on PostgreSQL (the table of `CAPTURES_SCHEMA`, made there by
+ * `CAPTURES_PG_SCHEMA`), shared by every instance of a cluster. A
  * session is a row; what each instance keeps in memory is a copy, kept
  * current by `NOTIFY doorsense_captures` (payload: the device) sent in the
  * transaction of every change, so a capture opened through one instance

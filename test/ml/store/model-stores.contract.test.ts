@@ -23,8 +23,8 @@ import { Storage } from '../../../core/storage.js'
 import { DOOR_MODEL_FORMAT, type DoorModelMeta } from '../../../ml/door/model-types.js'
 import { MODEL_SCHEMA } from '../../../ml/store/model-schema.js'
 import { ModelStore, WEIGHTS_FILE } from '../../../ml/store/model-store.js'
-import { PostgresTrainingLog, SqliteTrainingLog, type TrainingLog } from '../../../ml/store/training-log.js'
-import { PostgresVersionCatalogue, SqliteVersionCatalogue, type VersionCatalogue } from '../../../ml/store/version-catalogue.js'
+import { SqliteTrainingLog, type TrainingLog } from '../../../ml/store/training-log.js'
+import { SqliteVersionCatalogue, type VersionCatalogue } from '../../../ml/store/version-catalogue.js'
 import type { VersionMetaFile } from '../../../ml/store/version-files.js'
 import type { ModelVersionInfo } from '../../../schemas/model.js'
 import { metaFileOf, smallModel } from '../../fixtures/version.js'
@@ -85,7 +85,7 @@ const postgres: Engine = {
     return {
       async open (instance = 'a') {
         const pg = await pool(t, database.url)
-        return { catalogue: await PostgresVersionCatalogue.open(pg), trainings: await PostgresTrainingLog.open(pg, instance) }
+        return ModelStore.openPostgresTables(pg, instance)
       }
     }
   }
@@ -352,7 +352,7 @@ test('postgres: a training log needs the name of its instance', async (t) => {
     t.skip(database.skip)
     return
   }
-  await assert.rejects(PostgresTrainingLog.open(await pool(t, database.url), ''), /needs the name of its instance/)
+  await assert.rejects(ModelStore.openPostgresTables(await pool(t, database.url), ''), /needs the name of its instance/)
 })
 
 /** An instance of a cluster: its own DATA_DIR (folders and embedded SQLite), the shared PostgreSQL. */
