@@ -148,17 +148,25 @@ function encodingOf (count: number): FrameEncoding {
   return count === FEATURES ? 'features' : count === RAW_PI_VALUES ? 'raw-pi' : 'raw-esp32'
 }
 
+/** How messages about a binary batch name it, and how many frames it may hold. */
+export interface BinaryBatchLimits {
+  /** How messages name the bytes: `body` (the default), `payload`. */
+  what?: string
+  /** Most frames the batch may hold (none by default). */
+  maxFrames?: number
+}
+
 /**
  * Decodes a binary batch: `bytes` holds frames of `layout` back to back, each
  * its raw values as signed bytes. Every frame decodes exactly as the same
  * values written as text do (same pairs, same features), and none can be out
  * of range: an int8 is always in -128..127.
- * @param what how messages name the bytes (`body`, `payload`)
- * @throws {FrameError} when `bytes` is empty or not a whole number of frames (the message names the count and the remainder)
+ * @throws {FrameError} when `bytes` is empty, not a whole number of frames (the message names the count and the
+ *   bytes over) or more frames than `limits.maxFrames`; nothing is decoded then
  */
-export function decodeBinaryFrames (bytes: Uint8Array, layout: BinaryLayout, what = 'body'): DecodedFrame[] {
+export function decodeBinaryFrames (bytes: Uint8Array, layout: BinaryLayout, limits: BinaryBatchLimits = {}): DecodedFrame[] {
   const { bytes: size, encoding } = BINARY_LAYOUTS[layout]
-  const count = binaryFrameCount(bytes.length, layout, what)
+  const count = binaryFrameCount(bytes.length, layout, limits)
   const values = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length)
   const frames: DecodedFrame[] = new Array(count)
   for (let i = 0; i < count; i++) frames[i] = { features: fromPairs(values.subarray(i * size, (i + 1) * size), FIRST_PAIR[encoding]), encoding }
@@ -167,9 +175,10 @@ export function decodeBinaryFrames (bytes: Uint8Array, layout: BinaryLayout, wha
 
 /**
  * How many frames of `layout` `byteLength` bytes hold.
- * @throws {FrameError} when none, or not a whole number: `body of 1000 bytes is 9 pi108 frames of 108 bytes and 28 bytes over`
+ * @throws {FrameError} when none, not a whole number (`body of 1000 bytes is 9 pi108 frames of 108 bytes and 28 bytes over`),
+ *   or more than `limits.maxFrames`
  */
-export function binaryFrameCount (byteLength: number, layout: BinaryLayout, what = 'body'): number {
+export function binaryFrameCount (byteLength: number, layout: BinaryLayout, { what = 'body', maxFrames = Infinity }: BinaryBatchLimits = {}): number {
   const size = BINARY_LAYOUTS[layout].bytes
   if (byteLength === 0) throw new FrameError(`${what} is empty: a ${layout} batch is 1 or more frames of ${size} bytes`)
   const count = Math.floor(byteLength / size)
@@ -178,6 +187,7 @@ export function binaryFrameCount (byteLength: number, layout: BinaryLayout, what
     throw new FrameError(`${what} of ${byteLength} bytes is ${count} ${layout} frame${count === 1 ? '' : 's'} of ${size} bytes ` +
       `and ${over} byte${over === 1 ? '' : 's'} over`)
   }
+  if (count > maxFrames) throw new FrameError(`${what} of ${byteLength} bytes holds ${count} ${layout} frames, more than the ${maxFrames} of one batch`)
   return count
 }
 

@@ -70,8 +70,10 @@ test('a body that is not whole frames is refused naming the frames and the bytes
   assertFrameError(() => decodeBinaryFrames(new Uint8Array(129), 'esp128'), 'body of 129 bytes is 1 esp128 frame of 128 bytes and 1 byte over')
   assertFrameError(() => decodeBinaryFrames(new Uint8Array(108), 'esp128'), 'body of 108 bytes is 0 esp128 frames of 128 bytes and 108 bytes over')
   assertFrameError(() => decodeBinaryFrames(new Uint8Array(0), 'pi108'), 'body is empty: a pi108 batch is 1 or more frames of 108 bytes')
-  assertFrameError(() => binaryFrameCount(217, 'pi108', 'payload'), 'payload of 217 bytes is 2 pi108 frames of 108 bytes and 1 byte over')
-  assert.equal(binaryFrameCount(108 * 4096, 'pi108'), 4096)
+  assertFrameError(() => binaryFrameCount(217, 'pi108', { what: 'payload' }), 'payload of 217 bytes is 2 pi108 frames of 108 bytes and 1 byte over')
+  assert.equal(binaryFrameCount(108 * 4096, 'pi108', { maxFrames: 4096 }), 4096)
+  assertFrameError(() => decodeBinaryFrames(new Uint8Array(108 * 4097), 'pi108', { maxFrames: 4096 }),
+    'body of 442476 bytes holds 4097 pi108 frames, more than the 4096 of one batch')
 })
 
 test('encodeBinaryFrames: raw frames of one layout become their bytes; anything else stays text', () => {
