@@ -68,12 +68,9 @@ export const BINARY_LAYOUTS = {
 /** A binary batch's layout: `pi108` or `esp128`. */
 export type BinaryLayout = keyof typeof BINARY_LAYOUTS
 
-/** The layout names, in the order messages list them. */
-export const BINARY_LAYOUT_NAMES: readonly BinaryLayout[] = ['pi108', 'esp128']
-
 /** Whether `value` names a binary layout. */
 export function isBinaryLayout (value: unknown): value is BinaryLayout {
-  return value === 'pi108' || value === 'esp128'
+  return typeof value === 'string' && Object.hasOwn(BINARY_LAYOUTS, value)
 }
 
 /** A frame that cannot be decoded; `message` says what is wrong with it. */

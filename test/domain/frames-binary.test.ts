@@ -8,8 +8,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import {
-  BINARY_LAYOUTS, binaryFrameCount, decodeBinaryFrames, encodeBinaryFrames, FrameError, parseFrameWithEncoding, RAW_ESP32_VALUES, RAW_PI_VALUES
+  BINARY_LAYOUTS, binaryFrameCount, decodeBinaryFrames, encodeBinaryFrames, FrameError, isBinaryLayout, parseFrameWithEncoding,
+  RAW_ESP32_VALUES, RAW_PI_VALUES
 } from '../../domain/frames.js'
+import { FRAME_LAYOUT_BYTES } from '../../schemas/rpi-servers.js'
 import { ESP32_LINES, RPI_RAW_FRAMES } from '../helper.js'
 
 const piLines = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
@@ -33,8 +35,12 @@ function assertFrameError (run: () => unknown, message: string): void {
   })
 }
 
-test('the layouts are the raw frames\' sizes', () => {
+test('the layouts are the raw frames\' sizes, as the routes\' schemas list them', () => {
   assert.deepEqual(BINARY_LAYOUTS, { pi108: { bytes: RAW_PI_VALUES, encoding: 'raw-pi' }, esp128: { bytes: RAW_ESP32_VALUES, encoding: 'raw-esp32' } })
+  assert.deepEqual(FRAME_LAYOUT_BYTES, { pi108: 108, esp128: 128 })
+  assert.deepEqual(Object.keys(BINARY_LAYOUTS), Object.keys(FRAME_LAYOUT_BYTES), 'in the same order')
+  assert.ok(isBinaryLayout('pi108') && isBinaryLayout('esp128'))
+  for (const other of ['PI108', 'raw', 'toString', '__proto__', 108, undefined]) assert.equal(isBinaryLayout(other), false, String(other))
 })
 
 test('the 319 raw Pi frames as one pi108 batch decode to exactly the features of their text, in order', () => {
