@@ -4,13 +4,14 @@
  * with backoff while the server is away, and keep the Pi on the live list.
  * No HTTP here: the calls go through an {@link AgentTransport}.
  *
- * Frames are forwarded as the raw lines they arrived as (a raw Pi frame or a
- * whole CSI_DATA line), not as decoded features: the server stays the one
- * place that turns I/Q into features (and records which encoding it got),
- * and a raw line (320 B for a Pi frame, 480 B for a CSI_DATA line) is 4–6×
- * smaller on the wire than the 106 features as JSON (~1.9 KB). The agent
- * still decodes each line once, with the server's own parser, to skip lines
- * the server would refuse (boot messages, torn serial lines).
+ * Frames are forwarded raw, not as decoded features: the server stays the
+ * one place that turns I/Q into features (and records which encoding it
+ * got). The transport sends a batch of raw frames as their bytes (108 B a Pi
+ * frame, 128 B a CSI_DATA line's array; transport.ts), or the lines as JSON
+ * to a server that does not take bytes (~320 B a Pi line, ~480 B a CSI_DATA
+ * line), against ~1.9 KB for the 106 features as JSON. The agent still
+ * decodes each line once, with the server's own parser, to skip lines the
+ * server would refuse (boot messages, torn serial lines).
  */
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'

@@ -3,8 +3,17 @@
  * of frames. The agent's logic (agent.ts) only sees {@link Delivery}
  * outcomes, so it is tested with a scripted transport and run with
  * {@link HttpTransport}, which calls the server through the typed client.
+ *
+ * A batch of raw frames of one layout (108 values each, or 128: ESP32 arrays
+ * and CSI_DATA lines) goes as a binary batch, one signed byte a value
+ * (`application/octet-stream`, `?layout=pi108|esp128`); any other batch (106
+ * features, layouts mixed) as JSON. A server older than binary batches
+ * answers 415: the batch is sent again at once as JSON, and so are the
+ * following ones for {@link BINARY_RETRY_MS} before binary is tried again (a
+ * server upgraded meanwhile takes it).
  */
-import { createDoorsenseClient, type DoorsenseClient } from '../client/index.js'
+import { createDoorsenseClient, type DoorsenseClient, type DoorsenseClientOptions } from '../client/index.js'
+import { encodeBinaryFrames, type BinaryLayout } from '../domain/frames.js'
 
 /** A frame the server could not read, by its position in the batch. */
 export interface FrameRejection {
@@ -50,16 +59,33 @@ export interface HttpTransportOptions {
   infer: boolean
   /** How long one call may take before it counts as failed, ms. */
   timeoutMs: number
+  /** Send batches of raw frames as bytes when the server takes them (default true); false: always JSON. */
+  binary?: boolean
+  /** After a 415 to a binary batch, how long batches go as JSON before bytes are tried again, ms (default {@link BINARY_RETRY_MS}). */
+  binaryRetryMs?: number
+  /** Diagnostics, one line each (the switch to JSON against an older server). */
+  log?: (message: string) => void
+  /** A fetch of your own (tests count what is sent); defaults to the global fetch. */
+  fetch?: DoorsenseClientOptions['fetch']
 }
+
+/** After a server refused a binary batch (415), how long batches go as JSON before binary is tried again, ms. */
+export const BINARY_RETRY_MS = 60 * 60 * 1000
+
+/** The request body of a batch: JSON, or bytes with their layout. */
+type BatchBody = { kind: 'json', frames: string[] } | { kind: 'binary', layout: BinaryLayout, bytes: Uint8Array }
 
 /** Calls the doorsense server over HTTP (global fetch) through the typed client. */
 export class HttpTransport implements AgentTransport {
   private readonly client: DoorsenseClient
   private readonly options: HttpTransportOptions
 
+  /** Until when (epoch ms) batches go as JSON: the server answered a binary batch with 415. */
+  private jsonUntil = 0
+
   constructor (options: HttpTransportOptions) {
     this.options = options
-    this.client = createDoorsenseClient(options.server, { token: options.token })
+    this.client = createDoorsenseClient(options.server, { token: options.token, ...(options.fetch ? { fetch: options.fetch } : {}) })
   }
 
   async keepAlive (signal: AbortSignal): Promise<void> {
@@ -77,24 +103,41 @@ export class HttpTransport implements AgentTransport {
   }
 
   async send (frames: string[], signal: AbortSignal, idempotencyKey?: string): Promise<Delivery> {
-    const params = idempotencyKey === undefined ? {} : { header: { 'Idempotency-Key': idempotencyKey } }
+    const binary = this.options.binary !== false && Date.now() >= this.jsonUntil ? encodeBinaryFrames(frames) : undefined
+    if (binary !== undefined) {
+      const delivery = await this.post({ kind: 'binary', ...binary }, signal, idempotencyKey)
+      if (delivery.kind !== 'refused' || delivery.status !== 415) return delivery
+      // a server older than binary batches: nothing was stored, the same batch goes as JSON now (same key)
+      const retryMs = this.options.binaryRetryMs ?? BINARY_RETRY_MS
+      this.jsonUntil = Date.now() + retryMs
+      const again = retryMs >= 60_000 ? `${Math.round(retryMs / 60_000)} min` : `${Math.round(retryMs / 1000)} s`
+      this.options.log?.(`the server does not take binary batches (${delivery.reason}): sending JSON, trying binary again in ${again}`)
+    }
+    return await this.post({ kind: 'json', frames }, signal, idempotencyKey)
+  }
+
+  /** Posts one batch to the route of the mode; never rejects. */
+  private async post (batch: BatchBody, signal: AbortSignal, idempotencyKey?: string): Promise<Delivery> {
+    const header = idempotencyKey === undefined ? {} : { 'Idempotency-Key': idempotencyKey }
+    const url = this.options.infer ? '/ml/post/batch' : '/server/post/frames'
+    // a binary body is the bytes as they are: the document's `format: binary` body reads as a string in the generated types
+    const body = batch.kind === 'json'
+      ? { params: { header }, body: { ID: this.options.id, frames: batch.frames } }
+      : {
+          params: { header, query: { ID: this.options.id, layout: batch.layout } },
+          body: batch.bytes as unknown as string,
+          bodySerializer: (bytes: unknown) => bytes,
+          headers: { 'Content-Type': 'application/octet-stream' }
+        }
     try {
-      if (this.options.infer) {
-        const { data, error, response } = await this.client.POST('/ml/post/batch', {
-          body: { ID: this.options.id, frames },
-          params,
-          signal: this.callSignal(signal)
-        })
+      if (url === '/ml/post/batch') {
+        const { data, error, response } = await this.client.POST(url, { ...body, signal: this.callSignal(signal) })
         if (!data) return failed(response, error)
         const rejected: FrameRejection[] = []
         data.results.forEach((result, index) => { if (result.error !== undefined) rejected.push({ index, reason: result.error }) })
         return { kind: 'stored', accepted: data.accepted, rejected, results: data.results }
       }
-      const { data, error, response } = await this.client.POST('/server/post/frames', {
-        body: { ID: this.options.id, frames },
-        params,
-        signal: this.callSignal(signal)
-      })
+      const { data, error, response } = await this.client.POST(url, { ...body, signal: this.callSignal(signal) })
       if (!data) return failed(response, error)
       return { kind: 'stored', accepted: data.accepted, rejected: data.rejected }
     } catch (err) {

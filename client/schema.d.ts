@@ -4938,15 +4938,24 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Classify many frames
-         * @description Up to 4096 frames in any accepted encoding, one result per frame in order. A frame that cannot be read gets `error` in its result and the others are still classified; 400 only when none can be read. With an `Idempotency-Key` a retry gets the answer again, classified by the model active now (the same answer while it is the same model: a batch's answer is not kept, only what was captured): the frames neither move the door state nor are captured twice.
+         * Classify many frames, as JSON or as bytes
+         * @description Up to 4096 frames in any accepted encoding, one result per frame in order. They come as JSON (`{ID, frames}`) or, with `Content-Type: application/octet-stream` and `?layout=pi108|esp128` (`&ID=<device>` optional, as `ID` of a JSON body), as raw frames back to back, one signed byte a value (pi108: 108 bytes a frame, esp128: 128), classified exactly as the same values written as text. A frame that cannot be read gets `error` in its result and the others are still classified; 400 only when none can be read. With an `Idempotency-Key` a retry gets the answer again, classified by the model active now (the same answer while it is the same model: a batch's answer is not kept, only what was captured): the frames neither move the door state nor are captured twice.
          */
         post: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description the device of a binary body (optional, as `ID` of a JSON body), 0..32767; for an application/octet-stream body only (a JSON body is refused with it) */
+                    ID?: number;
+                    /** @description the layout of each frame of an application/octet-stream body: pi108 = 108 bytes, 54 (imaginary, real) pairs as a raw Pi frame lists them; esp128 = 128 bytes, 64 pairs, ESP32-CSI-Tool's LLTF buffer; each byte one signed 8-bit value (-128..127); for an application/octet-stream body only (a JSON body is refused with it) */
+                    layout?: "pi108" | "esp128";
+                };
                 header?: {
                     /** @description a key naming this request (1..128 visible ASCII characters, e.g. a random UUID), the same on every retry of it. A repeat within IDEMPOTENCY_WINDOW_HOURS (24) on the same route and device gets the first answer again (same status and body, header `Idempotent-Replayed: true`) and stores nothing; the same key with a different request is a 422. Only a successful answer is recorded: after an error the key may be sent again. */
                     "Idempotency-Key"?: string;
+                    /** @description the device of a binary body (optional, as `ID` of a JSON body), as ?ID= gives it (give one, or both alike); for an application/octet-stream body only (a JSON body is refused with it) */
+                    "X-Device-Id"?: number;
+                    /** @description the layout, as ?layout= gives it (give one, or both alike); for an application/octet-stream body only (a JSON body is refused with it) */
+                    "X-Frame-Layout"?: "pi108" | "esp128";
                 };
                 path?: never;
                 cookie?: never;
@@ -4959,6 +4968,7 @@ export interface paths {
                         /** @description the Pi ID, 0..32767 (a JSON integer; the decimal string "7" of the original clients is accepted too) */
                         ID?: number;
                     };
+                    "application/octet-stream": string;
                 };
             };
             responses: {
@@ -5446,15 +5456,24 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * A batch of a Pi's frames, any accepted encoding; bad frames are rejected one by one
-         * @description With an `Idempotency-Key` header (the agent sends one per batch) a retry of a batch whose answer was lost gets that answer again and stores nothing.
+         * A batch of a Pi's frames, any accepted encoding, as JSON or as bytes; bad frames are rejected one by one
+         * @description The frames come as JSON (`{ID, frames}`, any encoding, each frame decoded on its own) or, with `Content-Type: application/octet-stream` and `?ID=<device>&layout=pi108|esp128`, as raw frames back to back, one signed byte a value (pi108: 108 bytes a frame, esp128: 128), decoded exactly as the same values written as text. With an `Idempotency-Key` header (the agent sends one per batch) a retry of a batch whose answer was lost gets that answer again and stores nothing.
          */
         post: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description the Pi ID of a binary body, 0..32767; for an application/octet-stream body only (a JSON body is refused with it) */
+                    ID?: number;
+                    /** @description the layout of each frame of an application/octet-stream body: pi108 = 108 bytes, 54 (imaginary, real) pairs as a raw Pi frame lists them; esp128 = 128 bytes, 64 pairs, ESP32-CSI-Tool's LLTF buffer; each byte one signed 8-bit value (-128..127); for an application/octet-stream body only (a JSON body is refused with it) */
+                    layout?: "pi108" | "esp128";
+                };
                 header?: {
                     /** @description a key naming this request (1..128 visible ASCII characters, e.g. a random UUID), the same on every retry of it. A repeat within IDEMPOTENCY_WINDOW_HOURS (24) on the same route and device gets the first answer again (same status and body, header `Idempotent-Replayed: true`) and stores nothing; the same key with a different request is a 422. Only a successful answer is recorded: after an error the key may be sent again. */
                     "Idempotency-Key"?: string;
+                    /** @description the Pi ID of a binary body, as ?ID= gives it (give one, or both alike); for an application/octet-stream body only (a JSON body is refused with it) */
+                    "X-Device-Id"?: number;
+                    /** @description the layout, as ?layout= gives it (give one, or both alike); for an application/octet-stream body only (a JSON body is refused with it) */
+                    "X-Frame-Layout"?: "pi108" | "esp128";
                 };
                 path?: never;
                 cookie?: never;
@@ -5466,6 +5485,7 @@ export interface paths {
                         /** @description the Pi ID, 0..32767 (a JSON integer; the decimal string "7" of the original clients is accepted too) */
                         ID: number;
                     };
+                    "application/octet-stream": string;
                 };
             };
             responses: {

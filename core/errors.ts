@@ -214,6 +214,10 @@ export function formatValidationErrors (errors: FastifySchemaValidationError[], 
     if (error.keyword === 'additionalProperties') {
       return `${at} has ${unknownFieldsOf(data, parentSchema) ?? `unknown field ${describeValue(error.params.additionalProperty)}`}`
     }
+    // ajv says "must be equal to one of the allowed values": say which, and what came
+    if (error.keyword === 'enum' && Array.isArray(error.params.allowedValues)) {
+      return `${at} must be one of ${error.params.allowedValues.map(String).join(', ')}, got ${describeValue(data)}`
+    }
     const message = `${at} ${error.message ?? 'is not valid'}`
     const unknown = error.keyword === 'required' ? unknownFieldsOf(data, parentSchema) : undefined
     return unknown === undefined ? message : `${message}; it has ${unknown}`

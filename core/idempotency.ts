@@ -33,10 +33,10 @@ export type { AnswerFormat, KeyedRequest, KeyedWrite, StoredAnswer }
 export const IDEMPOTENT_REPLAYED_HEADER = 'Idempotent-Replayed'
 const KEY_FORM = new RegExp(IDEMPOTENCY_KEY_PATTERN)
 
-/** sha256 (hex) of a request's parts: what a repeat must match. */
+/** sha256 (hex) of a request's parts (bytes as they are, strings as text, anything else as JSON): what a repeat must match. */
 export function fingerprintOf (...parts: unknown[]): string {
   const hash = createHash('sha256')
-  for (const part of parts) hash.update(typeof part === 'string' ? part : JSON.stringify(part) ?? 'undefined').update('\n')
+  for (const part of parts) hash.update(typeof part === 'string' || part instanceof Uint8Array ? part : JSON.stringify(part) ?? 'undefined').update('\n')
   return hash.digest('hex')
 }
 

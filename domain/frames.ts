@@ -10,6 +10,11 @@
  * - a raw ESP32-CSI-Tool buffer: 128 integers = 64 (imaginary, real) pairs of
  *   the LLTF, pair i is CHi; alone or as a whole `CSI_DATA,…,[…]` line (the
  *   line's own length field is unreliable, the array is trusted).
+ *
+ * A raw frame also comes as bytes: a binary batch (an
+ * `application/octet-stream` body, an MQTT payload on a layout's topic) is N
+ * frames back to back, each its 108 or 128 values as signed bytes (int8), in
+ * the order the text forms list them ({@link decodeBinaryFrames}).
  */
 import { describeValue } from '../schemas/describe.js'
 
@@ -37,9 +42,36 @@ export const RAW_MAX = 127
 export const MAGNITUDE_MAX = 182
 /** Phases are atan2 results in [-π, π]; the CSV rounds to 3 decimals, so ±3.142 is its edge. */
 export const PHASE_LIMIT = 3.142
+/** The pair that holds CH6 in each raw encoding: a raw Pi frame's pair 0 is unused, an ESP32 LLTF's pair i is CHi. */
+const FIRST_PAIR = { 'raw-pi': 1, 'raw-esp32': FIRST_SUBCARRIER } as const
 
 /** Which encoding a frame arrived in. */
 export type FrameEncoding = 'features' | 'raw-pi' | 'raw-esp32'
+
+/** A frame decoded into its 106 features, with the encoding it arrived in (what the ingest stores). */
+export interface DecodedFrame {
+  features: Float32Array
+  encoding: FrameEncoding
+}
+
+/**
+ * The layouts of a binary batch: each frame the raw values as the receiver
+ * reports them, one signed byte (int8) each, in the text forms' order.
+ * - `pi108`: 108 bytes, 54 (imaginary, real) pairs, the raw Pi frame;
+ * - `esp128`: 128 bytes, 64 (imaginary, real) pairs, ESP32-CSI-Tool's LLTF buffer.
+ */
+export const BINARY_LAYOUTS = {
+  pi108: { bytes: RAW_PI_VALUES, encoding: 'raw-pi' },
+  esp128: { bytes: RAW_ESP32_VALUES, encoding: 'raw-esp32' }
+} as const satisfies Record<string, { bytes: number, encoding: FrameEncoding }>
+
+/** A binary batch's layout: `pi108` or `esp128`. */
+export type BinaryLayout = keyof typeof BINARY_LAYOUTS
+
+/** Whether `value` names a binary layout. */
+export function isBinaryLayout (value: unknown): value is BinaryLayout {
+  return typeof value === 'string' && Object.hasOwn(BINARY_LAYOUTS, value)
+}
 
 /** A frame that cannot be decoded; `message` says what is wrong with it. */
 export class FrameError extends Error {
@@ -61,7 +93,7 @@ export function parseFrame (input: unknown): Float32Array {
 }
 
 /** Like {@link parseFrame}, also telling which encoding the frame was in. */
-export function parseFrameWithEncoding (input: unknown): { features: Float32Array, encoding: FrameEncoding } {
+export function parseFrameWithEncoding (input: unknown): DecodedFrame {
   const values = toValues(input)
   return { features: decodeValues(values), encoding: encodingOf(values.length) }
 }
@@ -69,8 +101,8 @@ export function parseFrameWithEncoding (input: unknown): { features: Float32Arra
 function decodeValues (values: ArrayLike<number>): Float32Array {
   switch (values.length) {
     case FEATURES: return checkedFeatures(values)
-    case RAW_PI_VALUES: return fromPairs(checkedRaw(values, 'raw Pi'), 1)
-    case RAW_ESP32_VALUES: return fromPairs(checkedRaw(values, 'raw ESP32'), FIRST_SUBCARRIER)
+    case RAW_PI_VALUES: return fromPairs(checkedRaw(values, 'raw Pi'), FIRST_PAIR['raw-pi'])
+    case RAW_ESP32_VALUES: return fromPairs(checkedRaw(values, 'raw ESP32'), FIRST_PAIR['raw-esp32'])
     default:
       throw new FrameError(`frame must hold ${FEATURES} features, ${RAW_PI_VALUES} raw Pi values or ${RAW_ESP32_VALUES} raw ESP32 values, ` +
         `got ${values.length}`)
@@ -111,6 +143,87 @@ function checkedFeatures (values: ArrayLike<number>): Float32Array {
 
 function encodingOf (count: number): FrameEncoding {
   return count === FEATURES ? 'features' : count === RAW_PI_VALUES ? 'raw-pi' : 'raw-esp32'
+}
+
+/** How messages about a binary batch name it, and how many frames it may hold. */
+export interface BinaryBatchLimits {
+  /** How messages name the bytes: `body` (the default), `payload`. */
+  what?: string
+  /** Most frames the batch may hold (none by default). */
+  maxFrames?: number
+}
+
+/**
+ * Decodes a binary batch: `bytes` holds frames of `layout` back to back, each
+ * its raw values as signed bytes. Every frame decodes exactly as the same
+ * values written as text do (same pairs, same features), and none can be out
+ * of range: an int8 is always in -128..127.
+ * @throws {FrameError} when `bytes` is empty, not a whole number of frames (the message names the count and the
+ *   bytes over) or more frames than `limits.maxFrames`; nothing is decoded then
+ */
+export function decodeBinaryFrames (bytes: Uint8Array, layout: BinaryLayout, limits: BinaryBatchLimits = {}): DecodedFrame[] {
+  const { bytes: size, encoding } = BINARY_LAYOUTS[layout]
+  const count = binaryFrameCount(bytes.length, layout, limits)
+  const values = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length)
+  const frames: DecodedFrame[] = new Array(count)
+  for (let i = 0; i < count; i++) frames[i] = { features: fromPairs(values.subarray(i * size, (i + 1) * size), FIRST_PAIR[encoding]), encoding }
+  return frames
+}
+
+/**
+ * How many frames of `layout` `byteLength` bytes hold.
+ * @throws {FrameError} when none, not a whole number (`body of 1000 bytes is 9 pi108 frames of 108 bytes and 28 bytes over`),
+ *   or more than `limits.maxFrames`
+ */
+export function binaryFrameCount (byteLength: number, layout: BinaryLayout, { what = 'body', maxFrames = Infinity }: BinaryBatchLimits = {}): number {
+  const size = BINARY_LAYOUTS[layout].bytes
+  if (byteLength === 0) throw new FrameError(`${what} is empty: a ${layout} batch is 1 or more frames of ${size} bytes`)
+  const count = Math.floor(byteLength / size)
+  const over = byteLength - count * size
+  if (over !== 0) {
+    throw new FrameError(`${what} of ${byteLength} bytes is ${count} ${layout} frame${count === 1 ? '' : 's'} of ${size} bytes ` +
+      `and ${over} byte${over === 1 ? '' : 's'} over`)
+  }
+  if (count > maxFrames) throw new FrameError(`${what} of ${byteLength} bytes holds ${count} ${layout} frames, more than the ${maxFrames} of one batch`)
+  return count
+}
+
+/**
+ * The frames as one binary batch, when every one is a raw frame of the same
+ * layout (108 values, or 128: an ESP32 array or a whole CSI_DATA line);
+ * undefined when any is not (106 features, a frame that does not decode, a mix
+ * of layouts), or there is none. The bytes decode ({@link decodeBinaryFrames})
+ * to exactly the features the frames decode to.
+ */
+export function encodeBinaryFrames (frames: readonly unknown[]): { layout: BinaryLayout, bytes: Uint8Array } | undefined {
+  if (frames.length === 0) return undefined
+  let layout: BinaryLayout | undefined
+  let bytes: Int8Array | undefined
+  for (let i = 0; i < frames.length; i++) {
+    let values: ArrayLike<number>
+    try {
+      values = toValues(frames[i])
+    } catch (err) {
+      if (err instanceof FrameError) return undefined
+      throw err
+    }
+    const own = values.length === RAW_PI_VALUES ? 'pi108' : values.length === RAW_ESP32_VALUES ? 'esp128' : undefined
+    if (own === undefined || (layout !== undefined && own !== layout)) return undefined
+    if (!isRawRange(values)) return undefined
+    layout = own
+    const size = BINARY_LAYOUTS[own].bytes
+    bytes ??= new Int8Array(frames.length * size)
+    bytes.set(values, i * size)
+  }
+  return layout === undefined || bytes === undefined ? undefined : { layout, bytes: new Uint8Array(bytes.buffer) }
+}
+
+function isRawRange (values: ArrayLike<number>): boolean {
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i]
+    if (!Number.isInteger(value) || value < RAW_MIN || value > RAW_MAX) return false
+  }
+  return true
 }
 
 /**

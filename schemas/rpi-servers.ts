@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { DeviceId, DeviceIdInput, printableText, Timestamp } from './common.js'
+import { decimalInteger, DeviceId, DeviceIdInput, MAX_DEVICE_ID, printableText, Timestamp } from './common.js'
+import { IdempotencyHeaders } from './idempotency.js'
 
 /** Longest Pi name kept. */
 export const MAX_NAME_LENGTH = 64
@@ -66,6 +67,53 @@ export const FramesBody = Type.Object({
 }, { additionalProperties: false, title: 'FramesBody' })
 export type FramesBody = Static<typeof FramesBody>
 
+/*
+ * A binary batch (POST /server/post/frames, POST /ml/post/batch with
+ * Content-Type: application/octet-stream): N raw frames back to back, each
+ * its values as signed bytes (domain/frames.ts decodeBinaryFrames). The body
+ * has no room for the device and the layout: the query string (or a header) names them.
+ */
+
+/** The body types of the routes that take a frame batch as JSON or as bytes. */
+export const FRAME_BATCH_TYPES = ['application/json', 'application/octet-stream'] as const
+
+/** The layouts of a binary batch, with the bytes of one frame (domain/frames.ts BINARY_LAYOUTS). */
+export const FRAME_LAYOUT_BYTES = { pi108: 108, esp128: 128 } as const
+
+/** A binary batch's layout. */
+function frameLayout (description: string) {
+  return Type.Unsafe<keyof typeof FRAME_LAYOUT_BYTES>({ type: 'string', enum: Object.keys(FRAME_LAYOUT_BYTES), description })
+}
+
+const LAYOUTS = 'the layout of each frame of an application/octet-stream body: pi108 = 108 bytes, 54 (imaginary, real) pairs as a raw Pi frame ' +
+  'lists them; esp128 = 128 bytes, 64 pairs, ESP32-CSI-Tool\'s LLTF buffer; each byte one signed 8-bit value (-128..127)'
+const BINARY_ONLY = 'for an application/octet-stream body only (a JSON body is refused with it)'
+const deviceInput = (description: string) => decimalInteger({ minimum: 0, maximum: MAX_DEVICE_ID }, description)
+
+/** The query string of a route taking a binary batch: the body's device (`device` says what it is to the route) and layout. */
+export function binaryBatchQuery (device: string) {
+  return Type.Object({
+    ID: Type.Optional(deviceInput(`${device}, 0..${MAX_DEVICE_ID}; ${BINARY_ONLY}`)),
+    layout: Type.Optional(frameLayout(`${LAYOUTS}; ${BINARY_ONLY}`))
+  }, { additionalProperties: false })
+}
+
+/** The headers of a route taking a binary batch: `Idempotency-Key`, and the query's device and layout for a client that cannot change its URL. */
+export function binaryBatchHeaders (device: string) {
+  return Type.Object({
+    ...IdempotencyHeaders.properties,
+    'X-Device-Id': Type.Optional(deviceInput(`${device}, as ?ID= gives it (give one, or both alike); ${BINARY_ONLY}`)),
+    'X-Frame-Layout': Type.Optional(frameLayout(`the layout, as ?layout= gives it (give one, or both alike); ${BINARY_ONLY}`))
+  })
+}
+
+/** A binary batch's body, for the OpenAPI document (the route takes it as bytes and validates nothing but its length). */
+export const BinaryFramesBody = Type.String({
+  format: 'binary',
+  description: 'frames back to back, each the raw values as signed bytes (int8) in the order the text forms list them: ' +
+    '108 bytes a frame with ?layout=pi108, 128 with ?layout=esp128; a length that is not a whole number of frames is a 400 naming the bytes over'
+})
+
 /** A frame that was not stored, and why. */
 export const RejectedFrame = Type.Object({
   index: Type.Integer({ minimum: 0, description: 'position in `frames`' }),
@@ -87,6 +135,9 @@ export type FramesReceipt = Static<typeof FramesReceipt>
  */
 export const rpiServerRouteDescriptions = {
   /** POST /server/post/frames */
-  frames: 'With an `Idempotency-Key` header (the agent sends one per batch) ' +
+  frames: 'The frames come as JSON (`{ID, frames}`, any encoding, each frame decoded on its own) or, with ' +
+    '`Content-Type: application/octet-stream` and `?ID=<device>&layout=pi108|esp128`, as raw frames back to back, one signed byte a value ' +
+    '(pi108: 108 bytes a frame, esp128: 128), decoded exactly as the same values written as text. ' +
+    'With an `Idempotency-Key` header (the agent sends one per batch) ' +
     'a retry of a batch whose answer was lost gets that answer again and stores nothing.'
 } as const

@@ -17,7 +17,9 @@ import { parseOptions, UsageError } from './command-line.js'
 const USAGE = `usage: doorsense agent --server URL --name NAME --id ID (--stdin | --serial PATH) [options]
 
 Forwards CSI lines (raw ESP32-CSI-Tool CSI_DATA lines or raw Pi frames) to a
-doorsense server; lines that are not frames are skipped and counted.
+doorsense server; lines that are not frames are skipped and counted. Batches
+of raw frames go as bytes (108 or 128 a frame); to a server older than that
+(415), as JSON.
 
   --server URL          the server, e.g. http://192.168.1.10:20002
   --name NAME           this Pi's name (1..${MAX_NAME_LENGTH} characters)
@@ -185,7 +187,7 @@ export async function run (argv: string[]): Promise<number> {
   }
 
   const agent = new Agent({
-    transport: new HttpTransport({ server: args.server, name: args.name, id: args.id, token: args.token, infer: args.infer, timeoutMs: args.timeoutMs }),
+    transport: new HttpTransport({ server: args.server, name: args.name, id: args.id, token: args.token, infer: args.infer, timeoutMs: args.timeoutMs, log }),
     batchSize: args.batchSize,
     flushMs: args.flushMs,
     queueCapacity: args.queueCapacity,

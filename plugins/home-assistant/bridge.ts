@@ -1,4 +1,5 @@
 import type { BackoffOptions } from '../../domain/backoff.js'
+import type { BinaryLayout } from '../../domain/frames.js'
 import type { Door } from '../../schemas/doors.js'
 import { BrokerConnection, type BridgeLogger, type PublishKind } from './connection.js'
 import {
@@ -8,12 +9,13 @@ import {
   doorRemoval,
   doorStatePayloads,
   doorStateTopics,
+  binaryFramesFilter,
   framesFilter,
   homeAssistantStatusTopic,
   instanceStatusFilter,
   instanceStatusTopic,
   isInstanceStatusTopic,
-  parseFramesTopic,
+  parseAnyFramesTopic,
   statusTopic,
   type DiscoveryOptions,
   type DoorStateTopics
@@ -84,13 +86,14 @@ export interface HomeAssistantBridgeOptions extends DiscoveryOptions {
    */
   ownership?: DoorOwnership
   /**
-   * A message on `<base>/frames/<id>`: the device id (0..32767) and the raw
-   * payload, to decode and ingest. Topics with any other id, messages the
-   * broker held (retained) and packets over `maxPacketBytes` are refused
-   * instead (see `refusals`). Must not throw; if it does, the error is
-   * caught, counted and logged.
+   * A message on `<base>/frames/<id>`, or `<base>/frames/<id>/<layout>`: the
+   * device id (0..32767), the raw payload, to decode and ingest, and for the
+   * second the layout of its binary frames (`pi108`, `esp128`). Topics with
+   * any other id or last level, messages the broker held (retained) and
+   * packets over `maxPacketBytes` are refused instead (see `refusals`). Must
+   * not throw; if it does, the error is caught, counted and logged.
    */
-  onFrames?: (device: number, payload: Buffer) => void
+  onFrames?: (device: number, payload: Buffer, layout?: BinaryLayout) => void
   /**
    * Told of the frames messages refused here (reasons `topic`, `retained`,
    * `too_large`); the app passes the RefusalLog its frame intake reports to,
@@ -136,7 +139,7 @@ export interface BridgeStats {
   /** Messages waiting for the broker (latest payload per topic). */
   pending: number
   framesRouted: number
-  /** Messages on `<base>/frames/+` whose last level is no device id. */
+  /** Messages on `<base>/frames/+` whose last level is no device id, or on `<base>/frames/+/+` that are no `<id>/<layout>`. */
   framesRefused: number
   /** Frames messages ignored because the broker held them (retained). */
   framesRetained: number
@@ -183,8 +186,8 @@ function doorStateMessages (baseTopic: string, door: Door): StateMessage[] {
 
 /**
  * Publishes every door to Home Assistant through an MQTT broker, with MQTT
- * discovery, and routes frames published on `<base>/frames/<id>` to
- * `onFrames`. Knows nothing of Fastify; the connection itself (reconnects,
+ * discovery, and routes frames published on `<base>/frames/<id>` (and binary
+ * ones on `<base>/frames/<id>/<layout>`) to `onFrames`. Knows nothing of Fastify; the connection itself (reconnects,
  * `online`/`offline`, what waits while disconnected) is a BrokerConnection.
  *
  * A broker that is down or goes away never blocks or fails the caller:
@@ -269,7 +272,10 @@ export class HomeAssistantBridge {
       clientId: options.clientId,
       statusTopic: ownStatus,
       // at QoS 0: a birth lost with the connection changes nothing, since every connect republishes everything
-      subscriptions: [this.haStatus, framesFilter(options.baseTopic), ...this.ownership === undefined ? [] : [instanceStatusFilter(options.baseTopic)]],
+      subscriptions: [
+        this.haStatus, framesFilter(options.baseTopic), binaryFramesFilter(options.baseTopic),
+        ...this.ownership === undefined ? [] : [instanceStatusFilter(options.baseTopic)]
+      ],
       maxPacketBytes: this.maxPacketBytes,
       reconnectBackoff: options.reconnectBackoff,
       random: this.random,
@@ -366,12 +372,13 @@ export class HomeAssistantBridge {
       this.onInstanceStatus(topic, payload.toString())
       return
     }
-    const device = parseFramesTopic(this.options.baseTopic, topic)
-    if (device === undefined) {
+    const frames = parseAnyFramesTopic(this.options.baseTopic, topic)
+    if (frames === undefined) {
       this.counters.framesRefused++
       this.refusals.refuse('topic', { topic })
       return
     }
+    const { device, layout } = frames
     if (retained) {
       // the broker held it and hands it over on every subscribe: it was taken in when it was published
       this.counters.framesRetained++
@@ -380,7 +387,7 @@ export class HomeAssistantBridge {
     }
     if (this.options.onFrames === undefined) return
     try {
-      this.options.onFrames(device, payload)
+      this.options.onFrames(device, payload, layout)
       this.counters.framesRouted++
     } catch (error) {
       this.counters.framesFailed++

@@ -1,3 +1,4 @@
+import { isBinaryLayout, type BinaryLayout } from '../../domain/frames.js'
 import type { Door } from '../../schemas/doors.js'
 
 /**
@@ -96,9 +97,34 @@ export function framesFilter (baseTopic: string): string {
   return `${baseTopic}/frames/+`
 }
 
+/** `<base>/frames/+/+`: the subscription for binary frames (`<base>/frames/<id>/<layout>`). */
+export function binaryFramesFilter (baseTopic: string): string {
+  return `${baseTopic}/frames/+/+`
+}
+
 /** `<base>/frames/<id>` for one device. */
 export function framesTopic (baseTopic: string, device: number): string {
   return `${baseTopic}/frames/${device}`
+}
+
+/** `<base>/frames/<id>/<layout>`: one device's binary frames, raw frames of `layout` back to back. */
+export function binaryFramesTopic (baseTopic: string, device: number, layout: BinaryLayout): string {
+  return `${framesTopic(baseTopic, device)}/${layout}`
+}
+
+/**
+ * The device of a frames topic, and for `<base>/frames/<id>/<layout>`
+ * (`pi108`, `esp128`) the layout of its binary payload; undefined for any
+ * other topic (an id that is not {@link parseFramesTopic}'s, another last level).
+ */
+export function parseAnyFramesTopic (baseTopic: string, topic: string): { device: number, layout?: BinaryLayout } | undefined {
+  const device = parseFramesTopic(baseTopic, topic)
+  if (device !== undefined) return { device }
+  const cut = topic.lastIndexOf('/')
+  const layout = topic.slice(cut + 1)
+  if (!isBinaryLayout(layout)) return undefined
+  const binaryDevice = parseFramesTopic(baseTopic, topic.slice(0, cut))
+  return binaryDevice === undefined ? undefined : { device: binaryDevice, layout }
 }
 
 /**

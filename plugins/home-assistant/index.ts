@@ -4,7 +4,7 @@ import { APP_VERSION } from '../../core/project.js'
 import type { HomeAssistantStatus } from '../../schemas/home-assistant.js'
 import { HomeAssistantBridge } from './bridge.js'
 import type { PublishKind } from './connection.js'
-import { framesTopic } from './discovery.js'
+import { binaryFramesTopic } from './discovery.js'
 import { MqttFrameIntake } from './mqtt-frames.js'
 import { REFUSAL_REASONS, RefusalLog } from './refusals.js'
 import { homeAssistantRoutes } from './routes.js'
@@ -28,7 +28,8 @@ export function brokerAddress (url: string): string {
  * The Home Assistant area. Off unless MQTT_URL is set: then nothing connects
  * and only `GET /home-assistant/status` says so. When set, a
  * HomeAssistantBridge publishes every door of `fastify.doors` with MQTT
- * discovery, and frames published on `<base>/frames/<id>` go through
+ * discovery, and frames published on `<base>/frames/<id>` (text) and
+ * `<base>/frames/<id>/<layout>` (binary) go through
  * `fastify.frames` exactly as POST /server/post/frames does. It connects once
  * the app is ready and never holds up HTTP: a broker that is down is retried
  * with backoff. On close it publishes `offline` and disconnects before the
@@ -66,7 +67,7 @@ export default fp(async (app) => {
     for (const reason of REFUSAL_REASONS) refused.inc({ reason }, 0)
     connected.set(0)
     // the largest frames message the intake takes: BODY_LIMIT bytes of payload, the longest frames topic, the packet header
-    const largestFrames = 5 + 2 + Buffer.byteLength(framesTopic(config.MQTT_BASE_TOPIC, 32767)) + config.BODY_LIMIT
+    const largestFrames = 5 + 2 + Buffer.byteLength(binaryFramesTopic(config.MQTT_BASE_TOPIC, 32767, 'esp128')) + config.BODY_LIMIT
     if (config.MQTT_MAX_PAYLOAD < largestFrames) {
       log.warn({ MQTT_MAX_PAYLOAD: config.MQTT_MAX_PAYLOAD, BODY_LIMIT: config.BODY_LIMIT, largestFrames },
         'home-assistant: MQTT_MAX_PAYLOAD is below BODY_LIMIT and the frames topic: the largest frames payloads are skipped unread')
@@ -90,7 +91,7 @@ export default fp(async (app) => {
       ownership: app.cluster ?? undefined,
       log,
       // in a cluster the receipt comes once JetStream has the frames; a refusal is logged by the intake either way
-      onFrames: (device, payload) => { intake.handle(device, payload) },
+      onFrames: (device, payload, layout) => { intake.handle(device, payload, layout) },
       refusals,
       maxPacketBytes: config.MQTT_MAX_PAYLOAD,
       onConnectedChange: (up) => connected.set(up ? 1 : 0),

@@ -1,11 +1,13 @@
+import { binaryFrameCount, decodeBinaryFrames, FrameError, type BinaryLayout, type DecodedFrame } from '../../domain/frames.js'
 import { MAX_FRAMES_PER_REQUEST, type FramesReceipt } from '../../schemas/rpi-servers.js'
 import type { RefusalReason, RefusalSink } from './refusals.js'
 
 /**
- * Frames published by devices on `<base>/frames/<id>`: the payload turned
- * into the frames of one `fastify.frames.ingest()` call (the path of
- * POST /server/post/frames), and an intake that never throws and reports what
- * it refuses (refusals.ts counts and logs it). Knows nothing of Fastify or MQTT.js.
+ * Frames published by devices on `<base>/frames/<id>` (text) or
+ * `<base>/frames/<id>/<layout>` (binary): the payload turned into the frames
+ * of one `fastify.frames.ingest()` call (the path of POST /server/post/frames),
+ * and an intake that never throws and reports what it refuses (refusals.ts
+ * counts and logs it). Knows nothing of Fastify or MQTT.js.
  */
 
 /** Why a payload was refused: the reasons of {@link RefusalReason} a payload itself can earn. */
@@ -46,6 +48,28 @@ export function framesOfPayload (payload: Buffer | string, maxBytes: number, max
   return frames
 }
 
+/**
+ * The frames of a binary payload (a `<base>/frames/<id>/<layout>` message):
+ * raw frames of `layout` back to back, one signed byte a value, decoded as the
+ * same values written as text (domain/frames.ts decodeBinaryFrames).
+ * @throws FramesPayloadError when the payload is larger than `maxBytes`, holds more than `maxFrames` frames, is empty or
+ *   not a whole number of frames (the message names the bytes over)
+ */
+export function binaryFramesOfPayload (payload: Buffer, layout: BinaryLayout, maxBytes: number, maxFrames = MAX_FRAMES_PER_REQUEST): DecodedFrame[] {
+  if (payload.length > maxBytes) {
+    throw new FramesPayloadError('too_large', `payload of ${payload.length} bytes is larger than the ${maxBytes} allowed (BODY_LIMIT)`)
+  }
+  let count: number
+  try {
+    count = binaryFrameCount(payload.length, layout, { what: 'payload' })
+  } catch (err) {
+    if (err instanceof FrameError) throw new FramesPayloadError('undecodable', err.message)
+    throw err
+  }
+  if (count > maxFrames) throw new FramesPayloadError('too_many', `payload holds ${count} ${layout} frames, more than the ${maxFrames} of one batch`)
+  return decodeBinaryFrames(payload, layout)
+}
+
 function framesOfText (text: string): unknown[] {
   let parsed: unknown = NOT_JSON
   if (text.startsWith('[') || text.startsWith('"') || text.startsWith('{')) {
@@ -71,7 +95,7 @@ export interface MqttFrameIntakeOptions {
    * `fastify.frames.ingest` bound to the address `mqtt` (in a cluster `publish`, which resolves once JetStream has
    * them): throws BadFrameError (400) when no frame decodes, OverloadedError (503) on a full queue.
    */
-  ingest: (device: number, frames: unknown[]) => FramesReceipt | Promise<FramesReceipt>
+  ingest: (device: number, frames: unknown[] | { decoded: DecodedFrame[] }) => FramesReceipt | Promise<FramesReceipt>
   /** Largest payload in bytes (BODY_LIMIT, as for HTTP). */
   maxBytes: number
   /** Most frames one payload may hold. Default MAX_FRAMES_PER_REQUEST, as for HTTP. */
@@ -91,10 +115,17 @@ export class MqttFrameIntake {
     this.options = options
   }
 
-  /** The receipt of the frames stored (in a cluster, once JetStream has them), or undefined when the payload was refused. */
-  handle (device: number, payload: Buffer): FramesReceipt | Promise<FramesReceipt | undefined> | undefined {
+  /**
+   * The receipt of the frames stored (in a cluster, once JetStream has them), or undefined when the payload was refused.
+   * With `layout` the payload is binary frames of that layout, else text.
+   */
+  handle (device: number, payload: Buffer, layout?: BinaryLayout): FramesReceipt | Promise<FramesReceipt | undefined> | undefined {
     try {
-      const receipt = this.options.ingest(device, framesOfPayload(payload, this.options.maxBytes, this.options.maxFrames))
+      const { maxBytes, maxFrames } = this.options
+      const frames = layout === undefined
+        ? framesOfPayload(payload, maxBytes, maxFrames)
+        : { decoded: binaryFramesOfPayload(payload, layout, maxBytes, maxFrames) }
+      const receipt = this.options.ingest(device, frames)
       if (receipt instanceof Promise) return receipt.catch((error: unknown) => this.#refuse(device, error))
       return receipt
     } catch (error) {

@@ -1,18 +1,20 @@
-import type { FastifyError } from 'fastify'
+import type { FastifyError, FastifyRequest } from 'fastify'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { DEVICE_SECURITY } from '../../core/auth.js'
-import { BadFrameError, isStorageFull, NoModelError, NotFoundError } from '../../core/errors.js'
+import { acceptOctetStream, binaryBodyOf, bodyParameter, documentOctetStreamBody, OCTET_STREAM, refuseBodyParameters } from '../../core/binary-body.js'
+import { BadFrameError, BadRequestError, isStorageFull, NoModelError, NotFoundError } from '../../core/errors.js'
 import {
   checkIdempotencyKey, keyedRequestOf, replyFormat, sendReplay,
   type AnswerFormat, type KeyedRequest, type StoredAnswer
 } from '../../core/idempotency.js'
-import { FrameError, parseFrame } from '../../domain/frames.js'
+import { decodeBinaryFrames, FrameError, parseFrame, type BinaryLayout } from '../../domain/frames.js'
 import { errorResponses } from '../../schemas/common.js'
-import { IdempotencyHeaders, idempotencyResponses } from '../../schemas/idempotency.js'
+import { idempotencyResponses } from '../../schemas/idempotency.js'
+import { binaryBatchHeaders, binaryBatchQuery, BinaryFramesBody, FRAME_BATCH_TYPES } from '../../schemas/rpi-servers.js'
 import { OWN_TRANSACTION, thenMaybe } from '../../core/store-transaction.js'
 import type { ClassifiedFrames } from '../../schemas/inference.js'
 import {
-  BatchRequest, BatchResponse, InferenceRequest, InferenceResult, mlRouteDescriptions,
+  BatchRequest, BatchResponse, InferenceRequest, InferenceResult, MAX_BATCH_FRAMES, mlRouteDescriptions,
   type BatchFrameResult
 } from '../../schemas/inference.js'
 
@@ -22,8 +24,75 @@ const BATCH_BODY_LIMIT = 16 * 1024 * 1024
 /** Where a model comes from, said on every 503 "no model yet". */
 const NO_MODEL_HINT = { DS_NO_MODEL: 'train one with POST /training/post/train' }
 
+/** Where a binary batch names its device and layout: the query string, or a header. */
+const DEVICE_PARAMETER = { query: 'ID', header: 'X-Device-Id' }
+const LAYOUT_PARAMETER = { query: 'layout', header: 'X-Frame-Layout' }
+
+/** A batch's frames as read: the readable ones, and one result slot per frame sent (an error where it could not be read). */
+interface ReadBatch {
+  device: number | undefined
+  /** Frames sent. */
+  count: number
+  frames: Float32Array[]
+  results: BatchFrameResult[]
+  /** Position of each readable frame; undefined while every frame was readable. */
+  positions: number[] | undefined
+  /** What a repeat under the same Idempotency-Key must match: a binary body's type, layout and bytes; none for JSON (its parsed body). */
+  fingerprint: unknown[]
+}
+
+/**
+ * The frames of a POST /ml/post/batch request: the JSON body's, each read on
+ * its own, or a binary body's (its device and layout from the query or the
+ * headers), every one readable.
+ * @throws BadRequestError (400) for a layout missing, or a device or layout given with a JSON body
+ * @throws BadFrameError (400) when no frame can be read: a binary body empty, not whole frames, or too many; JSON frames none readable
+ */
+function readBatch (request: FastifyRequest): ReadBatch {
+  const binary = binaryBodyOf(request)
+  if (binary !== undefined) {
+    const device = bodyParameter(request, DEVICE_PARAMETER) as number | undefined
+    const layout = bodyParameter(request, LAYOUT_PARAMETER) as BinaryLayout | undefined
+    if (layout === undefined) throw new BadRequestError(`an ${OCTET_STREAM} body needs its layout: ?layout=pi108 or esp128 (or the X-Frame-Layout header)`)
+    let frames: Float32Array[]
+    try {
+      frames = decodeBinaryFrames(binary, layout, { maxFrames: MAX_BATCH_FRAMES }).map((frame) => frame.features)
+    } catch (err) {
+      if (err instanceof FrameError) throw new BadFrameError(err.message)
+      throw err
+    }
+    return { device, count: frames.length, frames, results: new Array(frames.length), positions: undefined, fingerprint: [OCTET_STREAM, layout, binary] }
+  }
+  refuseBodyParameters(request, [DEVICE_PARAMETER, LAYOUT_PARAMETER], 'a JSON body gives its ID in the body, and each frame in any encoding')
+  // validated against BatchRequest as application/json; no body at all is the one thing that reaches here unvalidated
+  if (request.body === undefined || request.body === null) {
+    throw new BadRequestError(`body is missing: a JSON {ID, frames} object, or frames as ${OCTET_STREAM}`)
+  }
+  const { frames: inputs, ID: device } = request.body as BatchRequest
+  const results: BatchFrameResult[] = new Array(inputs.length)
+  const frames: Float32Array[] = []
+  // positions of the readable frames, only needed once a frame was rejected
+  let positions: number[] | undefined
+  for (let i = 0; i < inputs.length; i++) {
+    try {
+      const frame = parseFrame(inputs[i])
+      positions?.push(i)
+      frames.push(frame)
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err
+      positions ??= Array.from({ length: frames.length }, (_, k) => k)
+      results[i] = { error: `frame ${i}: ${err.message}` }
+    }
+  }
+  if (frames.length === 0) throw new BadFrameError(`none of the ${inputs.length} frames could be read; ${results[0]?.error ?? ''}`)
+  return { device, count: inputs.length, frames, results, positions, fingerprint: [] }
+}
+
 /** The /ml routes: legacy single-frame inference, batch classification, the latest prediction (the door states are plugins/doors'). */
 export const inferenceRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // a batch may come as bytes (raw frames back to back); every other route here answers such a body 415
+  acceptOctetStream(app)
+
   /**
    * Queues frames for the model and, when a capture session is open for the
    * device, stores them as labelled samples too. Capture happens only once
@@ -153,38 +222,27 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/ml/post/batch', {
-    config: { errorHints: NO_MODEL_HINT },
+    // the binary body is described in the document only: the route validates its length, not its bytes
+    config: { errorHints: NO_MODEL_HINT, swaggerTransform: documentOctetStreamBody(BinaryFramesBody) },
     onRequest: app.requireDevice,
     bodyLimit: Math.max(app.config.BODY_LIMIT, BATCH_BODY_LIMIT),
     preValidation: checkIdempotencyKey,
     schema: {
-      summary: 'Classify many frames',
+      summary: 'Classify many frames, as JSON or as bytes',
       security: DEVICE_SECURITY,
       description: mlRouteDescriptions.batch,
       tags: ['ml'],
-      headers: IdempotencyHeaders,
-      body: BatchRequest,
+      consumes: [...FRAME_BATCH_TYPES],
+      headers: binaryBatchHeaders('the device of a binary body (optional, as `ID` of a JSON body)'),
+      querystring: binaryBatchQuery('the device of a binary body (optional, as `ID` of a JSON body)'),
+      body: { content: { 'application/json': { schema: BatchRequest } } },
       response: { 200: BatchResponse, ...errorResponses, ...idempotencyResponses }
     }
   }, async (request, reply) => {
-    const { frames: inputs, ID: device } = request.body
-    const keyed = keyedRequestOf(request, device)
-    const results: BatchFrameResult[] = new Array(inputs.length)
-    const frames: Float32Array[] = []
-    // positions of the readable frames, only needed once a frame was rejected
-    let positions: number[] | undefined
-    for (let i = 0; i < inputs.length; i++) {
-      try {
-        const frame = parseFrame(inputs[i])
-        positions?.push(i)
-        frames.push(frame)
-      } catch (err) {
-        if (!(err instanceof FrameError)) throw err
-        positions ??= Array.from({ length: frames.length }, (_, k) => k)
-        results[i] = { error: `frame ${i}: ${err.message}` }
-      }
-    }
-    if (frames.length === 0) throw new BadFrameError(`none of the ${inputs.length} frames could be read; ${results[0].error}`)
+    const { device, count, frames, results, positions, fingerprint } = readBatch(request)
+    // a binary batch is fingerprinted by its layout and the digest of its bytes (a JSON one by its parsed body): the
+    // same frames sent once as JSON and once as bytes under one key are two different requests (422)
+    const keyed = keyedRequestOf(request, device, ...fingerprint)
     const answer = (classified: ClassifiedFrames, captured: number) => {
       const { predictions } = classified
       for (let k = 0; k < predictions.length; k++) results[positions ? positions[k] : k] = predictions[k]
@@ -193,7 +251,7 @@ export const inferenceRoutes: FastifyPluginAsyncTypebox = async (app) => {
         labels: classified.labels,
         device,
         accepted: frames.length,
-        rejected: inputs.length - frames.length,
+        rejected: count - frames.length,
         captured,
         results
       }

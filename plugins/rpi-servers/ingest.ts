@@ -2,17 +2,33 @@ import type { FastifyInstance } from 'fastify'
 import type { Counter } from 'prom-client'
 import { BadFrameError } from '../../core/errors.js'
 import { OWN_TRANSACTION, thenMaybe, type MaybePromise, type StoreTransaction } from '../../core/store-transaction.js'
-import { FrameError, parseFrameWithEncoding } from '../../domain/frames.js'
+import { FrameError, parseFrameWithEncoding, type DecodedFrame } from '../../domain/frames.js'
 import type { FramesReceipt, RejectedFrame } from '../../schemas/rpi-servers.js'
-import type { DecodedFrame, FrameStore } from './frame-store.js'
+import type { FrameStore } from './frame-store.js'
 
 /** Reasons quoted in the 400 when every frame of a request is bad; the rest are counted. */
 const REASONS_QUOTED = 3
 
 /** The frames of one request, sorted into decoded ones and rejected ones. */
 export interface DecodedBatch {
-  decoded: DecodedFrame[]
+  decoded: readonly DecodedFrame[]
   rejected: RejectedFrame[]
+}
+
+/**
+ * A batch as it reaches the ingest: frames still encoded (a JSON body, an MQTT
+ * text payload), each decoded on its own here, or frames decoded already (a
+ * binary batch: domain/frames.ts decodeBinaryFrames, where every frame is readable).
+ */
+export type FrameBatch = readonly unknown[] | { readonly decoded: readonly DecodedFrame[] }
+
+/** The decoded and rejected frames of `frames`. */
+export function decodedBatch (frames: FrameBatch): DecodedBatch {
+  return isDecoded(frames) ? { decoded: frames.decoded, rejected: [] } : decodeBatch(frames)
+}
+
+function isDecoded (frames: FrameBatch): frames is { readonly decoded: readonly DecodedFrame[] } {
+  return !Array.isArray(frames)
 }
 
 /** Decodes each frame on its own, so one bad frame costs only itself. */
@@ -74,8 +90,8 @@ export class FrameIngest {
    * any labelled samples an open capture session makes of them).
    * @throws BadFrameError (400) when no frame decodes; nothing is stored then
    */
-  ingest (device: number, frames: readonly unknown[], addr: string, tx: StoreTransaction = OWN_TRANSACTION): MaybePromise<FramesReceipt> {
-    const { decoded, rejected } = decodeBatch(frames)
+  ingest (device: number, frames: FrameBatch, addr: string, tx: StoreTransaction = OWN_TRANSACTION): MaybePromise<FramesReceipt> {
+    const { decoded, rejected } = decodedBatch(frames)
     const deviceLabel = { device: this.options.deviceLabel?.(device) ?? String(device) }
     if (rejected.length > 0) this.options.rejected.inc(deviceLabel, rejected.length)
     if (decoded.length === 0) throw new BadFrameError(describeAllRejected(rejected))
@@ -104,10 +120,10 @@ export class FrameIngest {
    * instance), after JetStream has it and before the answer.
    * @throws BadFrameError (400) when no frame decodes; nothing is published then
    */
-  async publish (device: number, frames: readonly unknown[], addr: string, msgId?: string): Promise<FramesReceipt> {
+  async publish (device: number, frames: FrameBatch, addr: string, msgId?: string): Promise<FramesReceipt> {
     const publish = this.options.publish
     if (!publish) throw new Error('this instance is not part of a cluster')
-    const { decoded, rejected } = decodeBatch(frames)
+    const { decoded, rejected } = decodedBatch(frames)
     const deviceLabel = { device: this.options.deviceLabel?.(device) ?? String(device) }
     if (rejected.length > 0) this.options.rejected.inc(deviceLabel, rejected.length)
     if (decoded.length === 0) throw new BadFrameError(describeAllRejected(rejected))

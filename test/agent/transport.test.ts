@@ -65,10 +65,143 @@ test('HttpTransport reads each answer of the real routes', async (t) => {
   assert.equal(refused.kind, 'refused')
   assert.equal(refused.kind === 'refused' && refused.status, 400)
 
-  // 4 KiB body limit: 13 ESP32 lines (~7 KB) do not fit
-  const tooLarge = await answered(() => pi.send(esp32Lines, never))
+  // 4 KiB body limit: 40 raw Pi frames as bytes (4,320 B) do not fit, nor do 13 ESP32 lines as JSON (~7 KB)
+  const tooLarge = await answered(() => pi.send(piFrames.slice(0, 40), never))
   assert.equal(tooLarge.kind, 'too-large')
+  const tooLargeJson = await answered(() => transport(url, { binary: false }).send(esp32Lines, never))
+  assert.equal(tooLargeJson.kind, 'too-large')
   assert.equal(await framesReceived(url, 11), 2, 'nothing stored by the refused batches')
+})
+
+/** A fetch that records the Content-Type (and the Idempotency-Key, in `keys` when given) of every request it sends. */
+function countingFetch (types: string[], keys: Array<string | null> = []): typeof fetch {
+  return async (input, init) => {
+    const request = new Request(input, init)
+    types.push(request.headers.get('content-type') ?? '')
+    keys.push(request.headers.get('idempotency-key'))
+    return await fetch(request)
+  }
+}
+
+const BINARY = 'application/octet-stream'
+const JSON_TYPE = 'application/json'
+
+test('HttpTransport sends raw frames of one layout as bytes, anything else as JSON; the server stores the same either way', async (t) => {
+  const { app, url } = await listen(t)
+  const types: string[] = []
+  const pi = transport(url, { fetch: countingFetch(types) })
+  const json = transport(url, { id: 12, binary: false })
+  for (const batch of [piFrames.slice(0, 100), esp32Lines, [...esp32Lines.slice(0, 2), piFrames[0]], [piFrames[1], '[1, 2, 3]']]) {
+    const sent = await answered(() => pi.send(batch, never))
+    assert.equal(sent.kind, 'stored')
+    assert.equal((await answered(() => json.send(batch, never))).kind, 'stored')
+  }
+  assert.deepEqual(types, [BINARY, BINARY, JSON_TYPE, JSON_TYPE], 'pi108, esp128, then mixed layouts and a bad line as JSON')
+  const stored = (device: number) => app.storage.db.prepare('SELECT encoding, features FROM rpi_frames WHERE device = ? ORDER BY id').all(device)
+  assert.equal(stored(11).length, 100 + 13 + 3 + 1)
+  assert.deepEqual(stored(11), stored(12), 'the same frames stored, byte for byte')
+
+  // inference mode: /ml/post/batch takes bytes too (no model yet: the same 503 either way)
+  const infer = transport(url, { infer: true, fetch: countingFetch(types) })
+  const noModel = await infer.send(piFrames.slice(0, 5), never)
+  assert.equal(noModel.kind, 'retry')
+  assert.match(noModel.kind === 'retry' ? noModel.reason : '', /^503 no model/)
+  assert.equal(types.at(-1), BINARY)
+})
+
+/**
+ * A stand-in for a doorsense older than binary batches in front of a real
+ * one: a binary body is answered 415 as that version answered it, anything
+ * else is handed on. Counts what it refused.
+ */
+async function olderServer (t: TestContext, target: string): Promise<{ url: string, refused: () => number }> {
+  let refused = 0
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = []
+    request.on('data', (chunk: Buffer) => chunks.push(chunk))
+    request.on('end', () => {
+      const type = request.headers['content-type'] ?? ''
+      if (type.startsWith(BINARY)) {
+        refused++
+        response.writeHead(415, { 'content-type': 'application/json; charset=utf-8' })
+        response.end(JSON.stringify({
+          statusCode: 415,
+          error: 'Unsupported Media Type',
+          message: `unsupported Content-Type "${type}" (JSON routes take application/json, the CSV import text/csv)`,
+          code: 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+        }))
+        return
+      }
+      const headers: Record<string, string> = {}
+      for (const name of ['content-type', 'authorization', 'idempotency-key']) {
+        const value = request.headers[name]
+        if (typeof value === 'string') headers[name] = value
+      }
+      fetch(`${target}${request.url ?? '/'}`, { method: request.method, headers, body: chunks.length > 0 ? Buffer.concat(chunks) : undefined })
+        .then(async (answer) => {
+          response.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' })
+          response.end(Buffer.from(await answer.arrayBuffer()))
+        }, () => { response.writeHead(502).end() })
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => new Promise((resolve) => server.close(resolve)))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, refused: () => refused }
+}
+
+test('against a server that refuses bytes (415), the agent sends the same batch as JSON at once, and JSON from then on', async (t) => {
+  const { url: real } = await listen(t)
+  const older = await olderServer(t, real)
+  const types: string[] = []
+  const keys: Array<string | null> = []
+  const logs: string[] = []
+  const pi = transport(older.url, { fetch: countingFetch(types, keys), log: (line) => logs.push(line) })
+  const agent = agentFor(t, { transport: pi, batchSize: 50, flushMs: 20 })
+  agent.start()
+  for (const line of piFrames) agent.push(line)
+  const summary = await agent.finish()
+  assert.deepEqual({ sent: summary.sent, rejected: summary.rejected, dropped: summary.dropped }, { sent: 319, rejected: 0, dropped: 0 })
+  assert.equal(await framesReceived(real, 11), 319, 'each frame stored once')
+  assert.equal(older.refused(), 1, 'one binary batch refused')
+  const refused = types.indexOf(BINARY)
+  assert.ok(refused >= 0)
+  assert.deepEqual(types.slice(refused + 1).filter((type) => type !== JSON_TYPE), [], 'JSON from then on (keep-alives are JSON too)')
+  const resent = keys.indexOf(keys[refused] ?? '', refused + 1)
+  assert.ok(resent > refused && types[resent] === JSON_TYPE, 'the refused batch went again as JSON with its Idempotency-Key')
+  const fellBack = new RegExp(String.raw`^the server does not take binary batches \(415 unsupported Content-Type "application/octet-stream".*\): ` +
+    'sending JSON, trying binary again in 60 min$')
+  assert.ok(logs.some((line) => fellBack.test(line)), logs.join('\n'))
+})
+
+test('binary is tried again once binaryRetryMs has passed: a server upgraded meanwhile gets bytes again', async (t) => {
+  const { url: real } = await listen(t)
+  const older = await olderServer(t, real)
+  const types: string[] = []
+  const pi = transport(older.url, { fetch: countingFetch(types), binaryRetryMs: 200 })
+  for (const batch of [piFrames.slice(0, 10), piFrames.slice(10, 20)]) assert.equal((await answered(() => pi.send(batch, never))).kind, 'stored')
+  assert.deepEqual(types, [BINARY, JSON_TYPE, JSON_TYPE], 'one refusal, then JSON')
+  await sleep(250)
+  assert.equal((await answered(() => pi.send(piFrames.slice(20, 30), never))).kind, 'stored')
+  assert.deepEqual(types.slice(3), [BINARY, JSON_TYPE], 'tried again after 200 ms')
+  assert.equal(older.refused(), 2)
+  assert.equal(await framesReceived(real, 11), 30)
+})
+
+test('against a current server the agent sends every batch of raw frames as bytes', async (t) => {
+  const { app, url } = await listen(t)
+  const types: string[] = []
+  // 319 = 11 × 29: the Pi frames fill 11 batches, the 13 ESP32 lines a twelfth (all pushed before the sender runs)
+  const agent = agentFor(t, { transport: transport(url, { fetch: countingFetch(types) }), batchSize: 29 })
+  agent.start()
+  for (const line of piFrames) agent.push(line)
+  for (const line of esp32Lines) agent.push(line)
+  const summary = await agent.finish()
+  assert.equal(summary.sent, 319 + 13)
+  assert.equal(await framesReceived(url, 11), 332)
+  assert.equal(types.filter((type) => type === BINARY).length, 12, types.join(', '))
+  assert.deepEqual(types.filter((type) => type !== BINARY && type !== JSON_TYPE), [])
+  const encodings = app.storage.db.prepare('SELECT encoding FROM rpi_frames WHERE device = 11 ORDER BY id').all() as Array<{ encoding: string }>
+  assert.deepEqual(encodings.map(({ encoding }) => encoding), [...Array(319).fill('raw-pi'), ...Array(13).fill('raw-esp32')])
 })
 
 test('HttpTransport: an unreachable server means retry; a wrong token means refused', async (t) => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import sensible from '@fastify/sensible'
 import {
-  BadFrameError, BadRequestError, ConflictError, ForbiddenError, installErrorHandlers, NoModelError, NotFoundError,
+  BadFrameError, BadRequestError, ConflictError, ForbiddenError, formatValidationErrors, installErrorHandlers, NoModelError, NotFoundError,
   OverloadedError, RETRY_AFTER_S, toErrorBody, TrainingBusyError, UnauthorizedError, UnavailableError
 } from '../../core/errors.js'
 import { ADMIN, buildTestApp } from '../helper.js'
@@ -82,6 +82,18 @@ test('a validation error is a 400 naming the field', async (t) => {
   assert.match(errorBody(await app.inject({ method: 'POST', url: '/devices', payload: { NAME: 'pi', ID: 40000 } }), 400).message, /body\/ID must be <= 32767/)
   assert.match(errorBody(await app.inject({ method: 'POST', url: '/devices', payload: { ID: 1 } }), 400).message, /NAME/)
   assert.match(errorBody(await app.inject({ method: 'GET', url: '/devices/abc' }), 400).message, /params\/id/)
+})
+
+test('an enum refusal names the allowed values and what came (ajv says only "one of the allowed values")', () => {
+  const error = {
+    keyword: 'enum',
+    instancePath: '/layout',
+    schemaPath: '#/properties/layout/enum',
+    params: { allowedValues: ['pi108', 'esp128'] },
+    message: 'must be equal to one of the allowed values',
+    data: 'pi100'
+  }
+  assert.equal(formatValidationErrors([error], 'querystring').message, 'querystring/layout must be one of pi108, esp128, got "pi100"')
 })
 
 test('malformed JSON, an empty JSON body and an unknown content-type are 4xx with the standard shape', async (t) => {

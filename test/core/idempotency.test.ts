@@ -6,9 +6,10 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { App } from '../../core/app.js'
+import { fingerprintOf } from '../../core/idempotency.js'
 import type { BatchResponse } from '../../schemas/inference.js'
 import type { ImportResult } from '../../schemas/training.js'
 import { ADMIN, buildTestApp, tempDir } from '../helper.js'
@@ -33,6 +34,15 @@ function importCsv (app: App, csv: string, query = '', key?: string) {
     headers: { ...ADMIN, 'content-type': 'text/csv', ...(key === undefined ? {} : { 'idempotency-key': key }) }
   })
 }
+
+test('fingerprintOf hashes bytes as they are (a binary body), strings as text, anything else as JSON', () => {
+  const bytes = Buffer.from([0, 255, 128, 10])
+  const sha = (...parts: Array<string | Buffer>) => parts.reduce((hash, part) => hash.update(part).update('\n'), createHash('sha256')).digest('hex')
+  assert.equal(fingerprintOf('application/octet-stream', 'pi108', bytes), sha('application/octet-stream', 'pi108', bytes))
+  assert.equal(fingerprintOf(new Uint8Array(bytes)), fingerprintOf(bytes), 'a Buffer and a Uint8Array of the same bytes')
+  assert.notEqual(fingerprintOf(bytes), fingerprintOf(Buffer.from([0, 255, 128, 11])))
+  assert.equal(fingerprintOf({ ID: 7 }), sha('{"ID":7}'))
+})
 
 test('frames: a repeat of a keyed batch answers the same and stores nothing; another body under the key is a 422; keys are per device; a bad key is a 400', async (t) => {
   const app = await buildTestApp(t)

@@ -1,13 +1,15 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { App } from '../../../core/app.js'
+import { encodeBinaryFrames } from '../../../domain/frames.js'
 import type { ClusterStatus } from '../../../schemas/cluster.js'
 import type { Door } from '../../../schemas/doors.js'
 import { engineUnavailable, TEST_NATS_URL } from '../../fixtures/engines.js'
 import { testDatabase } from '../../fixtures/postgres.js'
 import { sessionSlice } from '../../fixtures/training.js'
-import { ADMIN, buildTestApp } from '../../helper.js'
+import { ADMIN, buildTestApp, RPI_RAW_FRAMES } from '../../helper.js'
 import { testCluster } from './cluster.js'
 
 // two instances in one process: the cluster's HTTP side (frames to the stream once, the Pis shared, GET /cluster)
@@ -102,6 +104,30 @@ test('a batch is stored once in the stream whichever instance a retry reaches; a
   const bad = await post(a, 'batch-2', { ID: 9, frames: ['not a frame'] })
   assert.equal(bad.statusCode, 400)
   assert.equal(await messages(), 3)
+})
+
+test('a binary batch takes the same way: stored once in the stream whichever instance a retry reaches; a bad body publishes nothing', { skip }, async (t) => {
+  const [a, b] = await twoInstances(t)
+  const messages = async (): Promise<number> => (await status(a)).stream?.messages ?? -1
+  const lines = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '').slice(0, 30)
+  const bytes = Buffer.from(encodeBinaryFrames(lines)?.bytes ?? [])
+  const post = (app: App, key: string, body: Buffer) => app.inject({
+    method: 'POST', url: '/server/post/frames?ID=9&layout=pi108', headers: { 'content-type': 'application/octet-stream', 'idempotency-key': key }, payload: body
+  })
+  const first = await post(a, 'binary-1', bytes)
+  assert.equal(first.statusCode, 200, first.body)
+  assert.deepEqual(first.json(), { accepted: 30, rejected: [], labelled: 0 })
+  assert.equal(await messages(), 1)
+  const retry = await post(b, 'binary-1', bytes)
+  assert.equal(retry.statusCode, 200, retry.body)
+  assert.deepEqual(retry.json(), first.json())
+  assert.equal(await messages(), 1, 'the retry on the other instance is stored once')
+  assert.equal((await post(b, 'binary-1', bytes.subarray(108))).statusCode, 200, 'the same key with other bytes is another batch')
+  assert.equal(await messages(), 2)
+  const over = await post(a, 'binary-2', bytes.subarray(1))
+  assert.equal(over.statusCode, 400)
+  assert.equal(over.json().message, 'body of 3239 bytes is 29 pi108 frames of 108 bytes and 107 bytes over')
+  assert.equal(await messages(), 2)
 })
 
 test('the Pis are shared through PostgreSQL: a Pi heard by one instance, and a name given on another, show on both', { skip }, async (t) => {

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { describe, test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { App } from '../../../core/app.js'
+import { encodeBinaryFrames } from '../../../domain/frames.js'
 import { BIRTH_DELAY_MS } from '../../../plugins/home-assistant/bridge.js'
 import { REFUSAL_REASONS } from '../../../plugins/home-assistant/refusals.js'
 import { APP_VERSION, PROJECT_ROOT } from '../../../core/project.js'
@@ -272,6 +273,36 @@ function suite (kind: BrokerKind): void {
     assert.equal((await app.inject('/doors/22')).statusCode, 404, 'a device that sent only garbage is not a door')
     assert.equal((await app.inject('/debug/get/exists')).statusCode, 200)
     assert.equal((await status(app)).connected, true)
+  })
+
+  test('binary frames on <base>/frames/<id>/pi108 and /esp128 store what the same frames as text store; bad payloads and topics change nothing', async (t) => {
+    const { observer, app } = await running(t, kind, { BODY_LIMIT: '65536' })
+    const publish = async (topic: string, payload: string | Buffer): Promise<void> => { await observer.client.publishAsync(topic, payload, { qos: 1 }) }
+    const bytesOf = (lines: readonly string[]): Buffer => Buffer.from(encodeBinaryFrames(lines)?.bytes ?? [])
+    await publish('doorsense/frames/31', RPI_LINES.slice(0, 100).join('\n'))
+    await publish('doorsense/frames/32/pi108', bytesOf(RPI_LINES.slice(0, 100)))
+    await publish('doorsense/frames/31', CSI_LINES.join('\n'))
+    await publish('doorsense/frames/32/esp128', bytesOf(CSI_LINES))
+    await until('113 frames of devices 31 and 32', async () => await framesReceived(app, 31) === 113 && await framesReceived(app, 32) === 113)
+    const stored = (device: number) => app.storage.db.prepare('SELECT encoding, features FROM rpi_frames WHERE device = ? ORDER BY id').all(device)
+    assert.equal(stored(32).length, 113)
+    assert.deepEqual(stored(32), stored(31), 'the same features, byte for byte, and encodings')
+    assert.equal((await app.inject('/doors/32')).json<Door>().live, true)
+
+    await publish('doorsense/frames/32/pi108', Buffer.alloc(1000)) // 9 frames and 28 bytes over
+    await publish('doorsense/frames/32/esp128', Buffer.alloc(0))
+    await publish('doorsense/frames/32/pi108', bytesOf(Array.from({ length: 700 }, (_, i) => RPI_LINES[i % RPI_LINES.length]))) // > BODY_LIMIT
+    const junkTopics = ['doorsense/frames/32/raw', 'doorsense/frames/007/pi108', 'doorsense/frames/32/pi108/x']
+    for (const topic of junkTopics) await publish(topic, bytesOf(RPI_LINES.slice(0, 2)))
+    // one publisher's messages arrive in order: once this frame is stored, every payload above was handled
+    await publish('doorsense/frames/32/pi108', bytesOf(RPI_LINES.slice(0, 1)))
+    await until('the last frame of device 32', async () => await framesReceived(app, 32) === 114)
+    const text = await metrics(app)
+    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'reason="undecodable"'), 2, text)
+    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'reason="too_large"'), 1)
+    // `+/+` does not reach a third level: doorsense never hears of doorsense/frames/32/pi108/x
+    assert.equal(sample(text, 'doorsense_mqtt_frames_refused_total', 'reason="topic"'), 2)
+    assert.equal(stored(32).length, 114, 'nothing of a refused payload is stored')
   })
 
   test('10,000 junk frames messages (5,000 device ids, 5,000 junk topics): one counter series per reason, a line or two of log', async (t) => {

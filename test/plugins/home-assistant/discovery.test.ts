@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import {
+  binaryFramesFilter,
+  binaryFramesTopic,
   bridgeConfig,
   doorConfigs,
   doorRemoval,
   doorStatePayloads,
+  parseAnyFramesTopic,
   parseFramesTopic,
   redactUrl
 } from '../../../plugins/home-assistant/discovery.js'
@@ -81,6 +84,18 @@ test('frames topics: only a plain decimal 0..32767 is a device', () => {
   for (const topic of ['doorsense/frames/32768', 'doorsense/frames/99999', 'doorsense/frames/abc', 'doorsense/frames/007',
     'doorsense/frames/-1', 'doorsense/frames/1.5', 'doorsense/frames/', 'doorsense/frames/7/x', 'other/frames/7', 'doorsense/frames/1e3']) {
     assert.equal(parseFramesTopic('doorsense', topic), undefined, topic)
+  }
+})
+
+test('binary frames topics: <base>/frames/<id>/pi108 and /esp128 name the device and the layout; nothing else does', () => {
+  assert.deepEqual(parseAnyFramesTopic('doorsense', 'doorsense/frames/7'), { device: 7 })
+  assert.deepEqual(parseAnyFramesTopic('doorsense', 'doorsense/frames/7/pi108'), { device: 7, layout: 'pi108' })
+  assert.deepEqual(parseAnyFramesTopic('site/doorsense', 'site/doorsense/frames/32767/esp128'), { device: 32767, layout: 'esp128' })
+  assert.equal(binaryFramesTopic('doorsense', 0, 'esp128'), 'doorsense/frames/0/esp128')
+  assert.equal(binaryFramesFilter('doorsense'), 'doorsense/frames/+/+')
+  for (const topic of ['doorsense/frames/7/pi100', 'doorsense/frames/7/PI108', 'doorsense/frames/007/pi108', 'doorsense/frames/40000/pi108',
+    'doorsense/frames/pi108', 'doorsense/frames/7/pi108/x', 'doorsense/frames//pi108', 'other/frames/7/pi108', 'doorsense/frames/7/']) {
+    assert.equal(parseAnyFramesTopic('doorsense', topic), undefined, topic)
   }
 })
 

@@ -4,11 +4,13 @@ import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Counter, Registry } from 'prom-client'
 import { BadFrameError, OverloadedError } from '../../../core/errors.js'
-import { parseFrame } from '../../../domain/frames.js'
+import { encodeBinaryFrames, parseFrame, parseFrameWithEncoding } from '../../../domain/frames.js'
 import { brokerAddress } from '../../../plugins/home-assistant/index.js'
-import { framesOfPayload, FramesPayloadError, MqttFrameIntake, type PayloadRefusalReason } from '../../../plugins/home-assistant/mqtt-frames.js'
+import {
+  binaryFramesOfPayload, framesOfPayload, FramesPayloadError, MqttFrameIntake, type PayloadRefusalReason
+} from '../../../plugins/home-assistant/mqtt-frames.js'
 import { RefusalLog, type RefusalReason } from '../../../plugins/home-assistant/refusals.js'
-import { decodeBatch } from '../../../plugins/rpi-servers/ingest.js'
+import { decodeBatch, decodedBatch } from '../../../plugins/rpi-servers/ingest.js'
 import { ESP32_LINES, RPI_RAW_FRAMES } from '../../helper.js'
 
 const RPI_LINES = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
@@ -69,6 +71,35 @@ test('a payload that is no frame, too large or too many frames is refused with a
   assert.deepEqual(framesOfPayload('[1,[2]]', LIMIT), [[1, [2]]], 'an array with a number in it is one frame')
 })
 
+/** Raw frames as one binary payload. */
+function bytesOf (lines: readonly string[]): Buffer {
+  const encoded = encodeBinaryFrames(lines)
+  assert.ok(encoded, 'raw frames of one layout')
+  return Buffer.from(encoded.bytes)
+}
+
+test('a binary payload is raw frames of its topic\'s layout back to back, decoded as the same frames as text', () => {
+  assert.deepEqual(binaryFramesOfPayload(bytesOf(RPI_LINES), 'pi108', LIMIT), RPI_LINES.map((line) => parseFrameWithEncoding(line)))
+  assert.deepEqual(binaryFramesOfPayload(bytesOf(CSI_LINES), 'esp128', LIMIT), CSI_LINES.map((line) => parseFrameWithEncoding(line)))
+  const refused = (run: () => unknown): [PayloadRefusalReason, string] => {
+    try {
+      run()
+    } catch (error) {
+      assert.ok(error instanceof FramesPayloadError)
+      return [error.reason, error.message]
+    }
+    assert.fail('not refused')
+  }
+  assert.deepEqual(refused(() => binaryFramesOfPayload(bytesOf(RPI_LINES.slice(0, 3)), 'esp128', LIMIT)),
+    ['undecodable', 'payload of 324 bytes is 2 esp128 frames of 128 bytes and 68 bytes over'])
+  assert.deepEqual(refused(() => binaryFramesOfPayload(Buffer.alloc(0), 'pi108', LIMIT)),
+    ['undecodable', 'payload is empty: a pi108 batch is 1 or more frames of 108 bytes'])
+  assert.deepEqual(refused(() => binaryFramesOfPayload(bytesOf(RPI_LINES), 'pi108', 1000)),
+    ['too_large', 'payload of 34452 bytes is larger than the 1000 allowed (BODY_LIMIT)'])
+  assert.deepEqual(refused(() => binaryFramesOfPayload(bytesOf(RPI_LINES), 'pi108', LIMIT, 100)),
+    ['too_many', 'payload holds 319 pi108 frames, more than the 100 of one batch'])
+})
+
 test('the intake hands the frames to the ingest and never throws: each refusal goes to the sink with its reason and device', () => {
   let overloaded = false
   const refusals: Array<[RefusalReason, number | undefined]> = []
@@ -76,7 +107,7 @@ test('the intake hands the frames to the ingest and never throws: each refusal g
     ingest: (device, frames) => {
       if (overloaded) throw new OverloadedError('inference queue is full (16384 frames waiting): retry later')
       if (device === 13) throw new Error('database is closed')
-      const { decoded: good, rejected } = decodeBatch(frames)
+      const { decoded: good, rejected } = decodedBatch(frames)
       if (good.length === 0) throw new BadFrameError('the only frame was rejected, nothing stored')
       return { accepted: good.length, rejected, labelled: 0 }
     },
@@ -90,7 +121,10 @@ test('the intake hands the frames to the ingest and never throws: each refusal g
   assert.equal(intake.handle(8, Buffer.from(RPI_LINES[0])), undefined)
   overloaded = false
   assert.equal(intake.handle(13, Buffer.from(RPI_LINES[0])), undefined)
-  assert.deepEqual(refusals, [['undecodable', 7], ['too_large', 7], ['overloaded', 8], ['failed', 13]])
+  // binary: decoded frames, every one readable; a payload of bytes over is refused whole
+  assert.deepEqual(intake.handle(7, bytesOf(RPI_LINES.slice(0, 5)), 'pi108'), { accepted: 5, rejected: [], labelled: 0 })
+  assert.equal(intake.handle(7, bytesOf(RPI_LINES.slice(0, 5)).subarray(1), 'pi108'), undefined)
+  assert.deepEqual(refusals, [['undecodable', 7], ['too_large', 7], ['overloaded', 8], ['failed', 13], ['undecodable', 7]])
 })
 
 test('5,000 devices and 5,000 junk topics refused: two log lines (the first, then a summary) and one counter series per reason', async () => {
