@@ -65,11 +65,11 @@ async function freePort (): Promise<number> {
  * them and active (`doorsense train --data`, the CLI's path), to copy for
  * each server. The caller removes it.
  */
-export function trainedDataDir (env: Record<string, string> = {}): string {
+export function trainedDataDir (env: Record<string, string> = {}, root = PROJECT_ROOT): string {
   const dir = mkdtempSync(join(tmpdir(), 'doorsense-bench-seed-'))
   const started = performance.now()
   const result = spawnSync(process.execPath, ['--import', 'tsx', 'bin/doorsense.ts', 'train', '--data', SESSION_A, '--json'], {
-    cwd: PROJECT_ROOT,
+    cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', DATA_DIR: dir, TF_BACKEND: 'cpu', ...env },
     encoding: 'utf8'
   })
@@ -106,12 +106,19 @@ export interface ChildServer {
  * /debug/get/exists. Request logging off (LOG_LEVEL=warn): each logged
  * request would cost more than most routes themselves.
  */
-export async function startChildServer (options: { seedDir?: string, env?: Record<string, string>, label: string, nodeArgs?: string[] }): Promise<ChildServer> {
+export async function startChildServer (options: {
+  seedDir?: string
+  env?: Record<string, string>
+  label: string
+  nodeArgs?: string[]
+  /** The checkout whose bin/serve.ts runs (default this one): another design, measured in the same run. */
+  root?: string
+}): Promise<ChildServer> {
   const dataDir = mkdtempSync(join(tmpdir(), `doorsense-bench-${options.label}-`))
   if (options.seedDir) cpSync(options.seedDir, dataDir, { recursive: true })
   const port = await freePort()
   const child = spawn(process.execPath, [...options.nodeArgs ?? [], '--import', 'tsx', 'bin/serve.ts'], {
-    cwd: PROJECT_ROOT,
+    cwd: options.root ?? PROJECT_ROOT,
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '',

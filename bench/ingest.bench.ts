@@ -44,7 +44,8 @@ import {
   checkpointsOf, loopDelayOf, scrapeMetrics, serverQuantileMs, startChildServer, trainedDataDir, type Checkpoints, type ChildServer
 } from './child-server.js'
 import { ForkedClient, serveJobs } from './forked-client.js'
-import { DISTINCT_BODIES, frameBatches, keepAliveBody } from './lib/bodies.js'
+import { encodeBinaryFrames } from '../domain/frames.js'
+import { DISTINCT_BODIES, frameBatches, framesBody, keepAliveBody } from './lib/bodies.js'
 import { round } from './lib/format.js'
 import { runPacedFrames, type PacedFramesJob, type PacedFramesResult } from './lib/paced-frames.js'
 import { quantile } from './lib/quantile.js'
@@ -217,6 +218,123 @@ function categorise (name: string, url: string): string {
   return 'other'
 }
 
+/** One case of the formats phase: how the Pis send their frames. */
+interface FormatCase {
+  design: 'current' | 'before'
+  format: 'json' | 'binary'
+  perBatch: number
+}
+
+/** What one case measured on a fresh server. */
+interface FormatResult extends FormatCase {
+  offered: number
+  accepted: number
+  cpuMsPer1k: number
+  /** Request body bytes per frame as sent (the HTTP headers left out). */
+  bodyBytesPerFrame: number
+  p50: number
+  p99: number
+  non2xx: number
+  errors: number
+}
+
+/**
+ * JSON against binary batches (raw Pi frames as int8, `pi108`), of 20 and of
+ * 100 frames, with door states on, each case on a fresh server under the
+ * same offered load for `seconds` (after `warmupSeconds`): frames/s
+ * accepted, the server's CPU per 1,000 frames and bytes per frame. With
+ * INGEST_BASELINE_ROOT (a checkout of the design before, e.g.
+ * `git worktree add ../before <commit>` with its node_modules) the JSON
+ * cases also run on its server, in the same run.
+ */
+async function formatsPhase (
+  client: IngestClient,
+  options: { devices: number[], fps: number, seconds: number, warmupSeconds: number, env: Record<string, string>, baselineRoot: string | undefined }
+): Promise<{ table: BenchReport['table'], notes: string[], results: FormatResult[] }> {
+  const { devices, fps, seconds, warmupSeconds, env, baselineRoot } = options
+  const lines = rawPiLines()
+  const seeds = { current: trainedDataDir(), before: baselineRoot === undefined ? undefined : trainedDataDir({}, baselineRoot) }
+  const cases: FormatCase[] = []
+  for (const perBatch of [20, 100]) {
+    for (const design of ['current', 'before'] as const) {
+      if (design === 'before' && baselineRoot === undefined) continue
+      cases.push({ design, format: 'json', perBatch })
+      if (design === 'current') cases.push({ design, format: 'binary', perBatch })
+    }
+  }
+  const results: FormatResult[] = []
+  try {
+    for (const formatCase of cases) {
+      const { design, format, perBatch } = formatCase
+      const texts = frameBatches(lines, perBatch, DISTINCT_BODIES)
+      const batches = format === 'json'
+        ? texts
+        : texts.map((text) => {
+          const encoded = encodeBinaryFrames(JSON.parse(text) as number[][])
+          if (!encoded) throw new Error('a recorded batch is not raw Pi frames')
+          return Buffer.from(encoded.bytes).toString('base64')
+        })
+      const bodyBytes = format === 'json'
+        ? texts.reduce((sum, text) => sum + Buffer.byteLength(framesBody(devices[0], text)), 0)
+        : batches.reduce((sum, batch) => sum + Buffer.from(batch, 'base64').byteLength, 0)
+      const periodMs = 1000 * perBatch / fps
+      const server = await startChildServer({
+        seedDir: design === 'current' ? seeds.current : seeds.before,
+        env,
+        label: `ingest-${design}-${format}-${perBatch}`,
+        root: design === 'current' ? undefined : baselineRoot
+      })
+      try {
+        await announce(server.url, devices)
+        const job = { urls: [server.url], devices, periodMs, batches, idempotency: true, binary: format === 'binary' ? 'pi108' as const : undefined }
+        console.error(`ingest formats: ${design} ${format} batches of ${perBatch}, ${seconds} s …`)
+        if (warmupSeconds > 0) await client.run({ ...job, seconds: warmupSeconds })
+        const before = server.sample()
+        const run = await client.run({ ...job, seconds })
+        const after = server.sample()
+        results.push({
+          ...formatCase,
+          offered: devices.length * fps,
+          accepted: run.framesAccepted / run.elapsedSeconds,
+          cpuMsPer1k: (after.cpuSeconds - before.cpuSeconds) * 1000 / Math.max(1, run.framesAccepted / 1000),
+          bodyBytesPerFrame: bodyBytes / (batches.length * perBatch),
+          p50: run.p50,
+          p99: run.p99,
+          non2xx: run.requests - run.ok,
+          errors: run.errors
+        })
+      } finally {
+        await server.dispose()
+      }
+    }
+  } finally {
+    for (const dir of Object.values(seeds)) if (dir) rmSync(dir, { recursive: true, force: true })
+  }
+  const find = (design: FormatCase['design'], format: FormatCase['format'], perBatch: number) =>
+    results.find((entry) => entry.design === design && entry.format === format && entry.perBatch === perBatch)
+  const table: BenchReport['table'] = results.map((entry) => ({
+    measure: `${entry.design === 'before' ? 'BEFORE: ' : ''}${entry.format} batches of ${entry.perBatch}: frames/s accepted, CPU ms per 1,000, body bytes per frame`,
+    value: `${round(entry.accepted)} / ${round(entry.cpuMsPer1k, 1)} / ${round(entry.bodyBytesPerFrame, 1)}`,
+    note: `of ${round(entry.offered)} offered; p50/p99 ${round(entry.p50, 1)}/${round(entry.p99, 1)} ms; ${entry.non2xx} not 200, ${entry.errors} errors`
+  }))
+  const notes: string[] = []
+  for (const perBatch of [20, 100]) {
+    const json = find('current', 'json', perBatch)
+    const binary = find('current', 'binary', perBatch)
+    const before = find('before', 'json', perBatch)
+    if (json && binary) {
+      notes.push(`batches of ${perBatch}: binary ${round(json.bodyBytesPerFrame / binary.bodyBytesPerFrame, 2)}× fewer body bytes than JSON, ` +
+        `${round(binary.accepted / json.accepted, 2)}× its frames/s, ${round(binary.cpuMsPer1k / json.cpuMsPer1k, 2)}× its CPU per frame ` +
+        `(${round(binary.cpuMsPer1k, 1)} µs a frame, everything included)`)
+    }
+    if (before && binary && json) {
+      notes.push(`batches of ${perBatch} against the design before (JSON): now JSON ${round(before.cpuMsPer1k / json.cpuMsPer1k, 2)}× less CPU per frame, ` +
+        `binary ${round(before.cpuMsPer1k / binary.cpuMsPer1k, 2)}× less`)
+    }
+  }
+  return { table, notes, results }
+}
+
 export default async function ingestBench (): Promise<BenchReport> {
   const deviceCount = Number(process.env.INGEST_DEVICES ?? 1000)
   const fps = Number(process.env.INGEST_FPS ?? 20)
@@ -237,6 +355,22 @@ export default async function ingestBench (): Promise<BenchReport> {
   const env: Record<string, string> = {
     FRAME_RETENTION_HOURS: String(retentionHours),
     ...(previousDesign ? { REGISTRY_FLUSH_MS: '0', WAL_CHECKPOINT_MS: '0' } : {})
+  }
+  const formatSeconds = Number(process.env.INGEST_FORMAT_SECONDS ?? 15)
+  const baselineRoot = process.env.INGEST_BASELINE_ROOT
+  if (process.env.INGEST_ONLY === 'formats') {
+    const client = new IngestClient()
+    try {
+      const formats = await formatsPhase(client, { devices, fps, seconds: formatSeconds, warmupSeconds: Math.min(warmupSeconds, 5), env, baselineRoot })
+      return {
+        name: 'ingest-formats',
+        table: formats.table,
+        notes: [...formats.notes, `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores shared)`],
+        results: { deviceCount, fps, formatSeconds, baselineRoot, formats: formats.results, loadavg: loadavg() }
+      }
+    } finally {
+      client.close()
+    }
   }
   const seedDir = trainedDataDir()
   const seedBytes = statSync(join(seedDir, 'doorsense.sqlite')).size

@@ -20,8 +20,13 @@ export interface PacedFramesJob {
   seconds: number
   /** ms between a device's batches. */
   periodMs: number
-  /** JSON text of each batch's frame array. */
+  /**
+   * Each batch's frames: JSON text of the frame array, or with `binary` the
+   * base64 of its raw bytes (a forked client's job crosses as JSON).
+   */
   batches: string[]
+  /** The batches are raw frames of this layout, sent as `application/octet-stream` (`?ID=&layout=`). */
+  binary?: 'pi108' | 'esp128'
   /** Whether each batch carries an Idempotency-Key of its own. */
   idempotency: boolean
 }
@@ -49,9 +54,12 @@ export interface PacedFramesResult {
   clientCpuSeconds: number
 }
 
-function post (url: URL, agent: Agent, body: string, key: string | undefined): Promise<{ status: number, text: string }> {
+function post (url: URL, agent: Agent, body: string | Buffer, key: string | undefined): Promise<{ status: number, text: string }> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+    const headers: Record<string, string | number> = {
+      'content-type': typeof body === 'string' ? 'application/json' : 'application/octet-stream',
+      'content-length': Buffer.byteLength(body)
+    }
     if (key !== undefined) headers['idempotency-key'] = key
     const req = request(url, { method: 'POST', agent, headers }, (response) => {
       let text = ''
@@ -77,6 +85,7 @@ export async function runPacedFrames (job: PacedFramesJob): Promise<PacedFramesR
   let framesAccepted = 0
   let framesRejected = 0
   const urls = job.urls.map((url) => new URL(FRAMES_ROUTE, url))
+  const bytes = job.binary === undefined ? undefined : job.batches.map((batch) => Buffer.from(batch, 'base64'))
   const started = performance.now() + 200
   const end = started + job.seconds * 1000
 
@@ -91,8 +100,13 @@ export async function runPacedFrames (job: PacedFramesJob): Promise<PacedFramesR
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
         else if (wait < -100) late++
         const sent = performance.now()
-        const body = framesBody(id, job.batches[(index + sentBatches) % job.batches.length])
-        const url = urls[(index + sentBatches) % urls.length]
+        const batch = (index + sentBatches) % job.batches.length
+        const body = bytes ? bytes[batch] : framesBody(id, job.batches[batch])
+        let url = urls[(index + sentBatches) % urls.length]
+        if (bytes) {
+          url = new URL(url)
+          url.search = `?ID=${id}&layout=${job.binary}`
+        }
         sentBatches++
         try {
           const { status, text } = await post(url, agent, body, job.idempotency ? randomUUID() : undefined)
