@@ -112,7 +112,7 @@ async function backlogDataDir (seedDir: string, count: number, devices: number):
   await migrated.stop()
   const db = new Database(join(migrated.dataDir, 'doorsense.sqlite'))
   try {
-    // 424 bytes: a stored frame's 106 float32 features
+    // 424 bytes: 106 float32 features (layout 0), as every frame was stored before raw frames were kept as received
     db.prepare(`INSERT INTO rpi_frames (device, received_at, encoding, features)
       WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
       SELECT i % ? + 1, ?, 'raw', zeroblob(424) FROM n`).run(count, devices, Date.now() - 48 * HOUR_MS)

@@ -60,10 +60,17 @@ export function parseFrame (input: unknown): Float32Array {
   return decodeValues(toValues(input))
 }
 
-/** Like {@link parseFrame}, also telling which encoding the frame was in. */
-export function parseFrameWithEncoding (input: unknown): { features: Float32Array, encoding: FrameEncoding } {
+/**
+ * Like {@link parseFrame}, also telling which encoding the frame was in, and
+ * for a raw frame its values as received (108 or 128 signed 8-bit integers:
+ * what a store keeps, the features are recomputed from them exactly).
+ */
+export function parseFrameWithEncoding (input: unknown): { features: Float32Array, encoding: FrameEncoding, raw?: Int8Array } {
   const values = toValues(input)
-  return { features: decodeValues(values), encoding: encodingOf(values.length) }
+  const features = decodeValues(values)
+  const encoding = encodingOf(values.length)
+  // decoded: every raw value is an integer in -128..127
+  return encoding === 'features' ? { features, encoding } : { features, encoding, raw: Int8Array.from(values) }
 }
 
 function decodeValues (values: ArrayLike<number>): Float32Array {
