@@ -113,7 +113,7 @@ async function backlogDataDir (seedDir: string, count: number, devices: number):
   await migrated.stop()
   const db = new Database(join(migrated.dataDir, 'doorsense.sqlite'))
   try {
-    // 424 bytes: a stored frame's 106 float32 features
+    // 424 bytes: 106 float32 features (layout 0), as every frame was stored before raw frames were kept as received
     db.prepare(`INSERT INTO rpi_frames (device, received_at, encoding, features)
       WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)
       SELECT i % ? + 1, ?, 'raw', zeroblob(424) FROM n`).run(count, devices, Date.now() - 48 * HOUR_MS)
@@ -313,7 +313,8 @@ async function formatsPhase (
   const find = (design: FormatCase['design'], format: FormatCase['format'], perBatch: number) =>
     results.find((entry) => entry.design === design && entry.format === format && entry.perBatch === perBatch)
   const table: BenchReport['table'] = results.map((entry) => ({
-    measure: `${entry.design === 'before' ? 'BEFORE: ' : ''}${entry.format} batches of ${entry.perBatch}: frames/s accepted, CPU ms per 1,000, body bytes per frame`,
+    measure: `${entry.design === 'before' ? 'BEFORE: ' : ''}${entry.format} batches of ${entry.perBatch}: ` +
+      'frames/s accepted, CPU ms per 1,000, body bytes per frame',
     value: `${round(entry.accepted)} / ${round(entry.cpuMsPer1k, 1)} / ${round(entry.bodyBytesPerFrame, 1)}`,
     note: `of ${round(entry.offered)} offered; p50/p99 ${round(entry.p50, 1)}/${round(entry.p99, 1)} ms; ${entry.non2xx} not 200, ${entry.errors} errors`
   }))
@@ -361,7 +362,8 @@ export default async function ingestBench (): Promise<BenchReport> {
   if (process.env.INGEST_ONLY === 'formats') {
     const client = new IngestClient()
     try {
-      const formats = await formatsPhase(client, { devices, fps, seconds: formatSeconds, warmupSeconds: Math.min(warmupSeconds, 5), env, baselineRoot })
+      const phase = { devices, fps, seconds: formatSeconds, warmupSeconds: Math.min(warmupSeconds, 5), env, baselineRoot }
+      const formats = await formatsPhase(client, phase)
       return {
         name: 'ingest-formats',
         table: formats.table,

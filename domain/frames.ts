@@ -52,6 +52,8 @@ export type FrameEncoding = 'features' | 'raw-pi' | 'raw-esp32'
 export interface DecodedFrame {
   features: Float32Array
   encoding: FrameEncoding
+  /** A raw frame's values as received (set for `raw-pi` and `raw-esp32`): what a store keeps, the features are recomputed from them exactly. */
+  raw?: Int8Array
 }
 
 /**
@@ -92,10 +94,17 @@ export function parseFrame (input: unknown): Float32Array {
   return decodeValues(toValues(input))
 }
 
-/** Like {@link parseFrame}, also telling which encoding the frame was in. */
+/**
+ * Like {@link parseFrame}, also telling which encoding the frame was in, and
+ * for a raw frame its values as received (108 or 128 signed 8-bit integers:
+ * what a store keeps, the features are recomputed from them exactly).
+ */
 export function parseFrameWithEncoding (input: unknown): DecodedFrame {
   const values = toValues(input)
-  return { features: decodeValues(values), encoding: encodingOf(values.length) }
+  const features = decodeValues(values)
+  const encoding = encodingOf(values.length)
+  // decoded: every raw value is an integer in -128..127
+  return encoding === 'features' ? { features, encoding } : { features, encoding, raw: Int8Array.from(values) }
 }
 
 function decodeValues (values: ArrayLike<number>): Float32Array {
@@ -166,7 +175,10 @@ export function decodeBinaryFrames (bytes: Uint8Array, layout: BinaryLayout, lim
   const count = binaryFrameCount(bytes.length, layout, limits)
   const values = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length)
   const frames: DecodedFrame[] = new Array(count)
-  for (let i = 0; i < count; i++) frames[i] = { features: fromPairs(values.subarray(i * size, (i + 1) * size), FIRST_PAIR[encoding]), encoding }
+  for (let i = 0; i < count; i++) {
+    const raw = values.subarray(i * size, (i + 1) * size)
+    frames[i] = { features: fromPairs(raw, FIRST_PAIR[encoding]), encoding, raw }
+  }
   return frames
 }
 

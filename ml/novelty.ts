@@ -74,6 +74,16 @@ const TRANSITION_STEP = 3
 /** Neighbours averaged for a window's distance to the swing rows. */
 const TRANSITION_NEIGHBOURS = 2
 
+/**
+ * Most swing windows a summary keeps (evenly spaced over its pairs and
+ * mixes). A window novel to the calibration windows is scanned against every
+ * swing row, and a calibration of L positions makes 8 × (2L − 3) of them:
+ * 88 for session A's seven angles, up to 1,432 for a door calibrated at
+ * every degree. The cap bounds a window's scan at summaryRows (64) + 128
+ * rows; calibrations of up to nine positions keep all their swings.
+ */
+export const MAX_TRANSITION_ROWS = 128
+
 /** The novelty summary as stored: standardised calibration windows, row-major, float32 in base64. */
 export interface NoveltySummary {
   neighbours: number
@@ -189,13 +199,8 @@ export function summariseWindows (
   }
   const width = fit.width
   const rows = Math.min(options.summaryRows, fit.count)
-  const fitMatrix = standardise(fit.matrix)
-  const sample = new Float32Array(rows * width)
-  for (let r = 0; r < rows; r++) {
-    // evenly spaced over the fit windows (which come label by label, in time order)
-    const source = Math.floor((r + 0.5) * fit.count / rows)
-    sample.set(fitMatrix.subarray(source * width, (source + 1) * width), r * width)
-  }
+  // evenly spaced over the fit windows (which come label by label, in time order)
+  const sample = evenlySpacedRows(standardise(fit.matrix), fit.count, rows, width)
   const neighbours = Math.min(options.neighbours, rows)
   const threshold = quantile(knnDistances(standardise(heldOut.matrix), heldOut.count, sample, rows, width, neighbours), options.quantile) * options.margin
   if (!(threshold > 0)) throw new Error('novelty threshold came out as 0: the calibration frames do not vary')
@@ -218,20 +223,33 @@ export function summariseWindows (
     const fitSwings = transitionWindows(inputs, labels, fitRows, window, pairs, firstRows)
     const heldOutSwings = transitionWindows(inputs, labels, heldOutRows, window, pairs, firstRows)
     if (fitSwings.count > 0 && heldOutSwings.count > 0) {
-      const swingRows = standardise(fitSwings.matrix)
-      const swingNeighbours = Math.min(TRANSITION_NEIGHBOURS, fitSwings.count)
-      const heldOutSwingDistances = knnDistances(standardise(heldOutSwings.matrix), heldOutSwings.count, swingRows, fitSwings.count, width, swingNeighbours)
+      // at most MAX_TRANSITION_ROWS of them, evenly spaced over the pairs and mixes: a novel window scans them all
+      const swingCount = Math.min(MAX_TRANSITION_ROWS, fitSwings.count)
+      const swingRows = evenlySpacedRows(standardise(fitSwings.matrix), fitSwings.count, swingCount, width)
+      const swingNeighbours = Math.min(TRANSITION_NEIGHBOURS, swingCount)
+      const heldOutSwingDistances = knnDistances(standardise(heldOutSwings.matrix), heldOutSwings.count, swingRows, swingCount, width, swingNeighbours)
       const swingThreshold = quantile(heldOutSwingDistances, options.quantile) * options.margin
       if (swingThreshold > 0) {
-        all = new Float32Array((rows + fitSwings.count) * width)
+        all = new Float32Array((rows + swingCount) * width)
         all.set(sample)
         all.set(swingRows, rows * width)
-        summary.transitions = { rows: fitSwings.count, neighbours: swingNeighbours, threshold: swingThreshold, heldOutWindows: heldOutSwings.count }
+        summary.transitions = { rows: swingCount, neighbours: swingNeighbours, threshold: swingThreshold, heldOutWindows: heldOutSwings.count }
       }
     }
   }
   summary.float32Base64 = Buffer.from(all.buffer, all.byteOffset, all.byteLength).toString('base64')
   return summary
+}
+
+/** `rows` of a `count`-row matrix (row-major, `width` values a row), evenly spaced; all of them, in order, when rows = count. */
+function evenlySpacedRows (matrix: Float32Array, count: number, rows: number, width: number): Float32Array {
+  if (rows === count) return matrix
+  const out = new Float32Array(rows * width)
+  for (let r = 0; r < rows; r++) {
+    const source = Math.floor((r + 0.5) * count / rows)
+    out.set(matrix.subarray(source * width, (source + 1) * width), r * width)
+  }
+  return out
 }
 
 /** Rows of the first position in the synthesised swing windows of k frames: every few frames from 1 to k − 1. */
@@ -246,9 +264,18 @@ const KNN_BLOCK = 16
 
 /**
  * Mean Euclidean distance of each query row to its `neighbours` nearest
- * reference rows. Plain typed-array loops: at most rows × ~206 multiply-adds
- * per query (a row stops once it is farther than the current k-th nearest),
- * with a partial insertion sort of the few nearest.
+ * reference rows. Plain typed-array loops: at most rows × width
+ * multiply-adds per query, with a partial insertion sort of the few nearest.
+ *
+ * Reference rows are summed four at a time: each row's squared distance is
+ * still one running sum over its columns in column order, so every distance
+ * comes out bit for bit as a row-by-row scan computes it (and so do the k
+ * nearest and their mean), but the four sums are independent chains the CPU
+ * overlaps, where one row's chain of dependent adds left it waiting on each
+ * add (2× faster on session A's windows, bench/door-path.bench.ts). Exact
+ * early exit: a block of rows stops once every partial sum has reached the
+ * current k-th nearest (none of them can be among the nearest then), checked
+ * every {@link KNN_BLOCK} columns.
  */
 export function knnDistances (
   queries: Float32Array,
@@ -260,13 +287,44 @@ export function knnDistances (
 ): Float64Array {
   const out = new Float64Array(queryCount)
   const nearest = new Float64Array(neighbours)
+  const blocked = referenceCount - (referenceCount % 4)
   for (let q = 0; q < queryCount; q++) {
     nearest.fill(Number.POSITIVE_INFINITY)
     const qBase = q * width
-    for (let r = 0; r < referenceCount; r++) {
+    for (let r = 0; r < blocked; r += 4) {
+      const worst = nearest[neighbours - 1]
+      const base0 = r * width
+      const base1 = base0 + width
+      const base2 = base1 + width
+      const base3 = base2 + width
+      let d0 = 0
+      let d1 = 0
+      let d2 = 0
+      let d3 = 0
+      for (let start = 0; start < width; start += KNN_BLOCK) {
+        const end = Math.min(width, start + KNN_BLOCK)
+        for (let c = start; c < end; c++) {
+          const x = queries[qBase + c]
+          const e0 = x - reference[base0 + c]
+          const e1 = x - reference[base1 + c]
+          const e2 = x - reference[base2 + c]
+          const e3 = x - reference[base3 + c]
+          d0 += e0 * e0
+          d1 += e1 * e1
+          d2 += e2 * e2
+          d3 += e3 * e3
+        }
+        if (d0 >= worst && d1 >= worst && d2 >= worst && d3 >= worst) break
+      }
+      // a partial sum (an abandoned row) is already ≥ the k-th nearest: keepNearest passes it by
+      keepNearest(nearest, d0)
+      keepNearest(nearest, d1)
+      keepNearest(nearest, d2)
+      keepNearest(nearest, d3)
+    }
+    for (let r = blocked; r < referenceCount; r++) {
       const rBase = r * width
       const worst = nearest[neighbours - 1]
-      // exact early exit: once the partial distance passes the current k-th nearest, this row cannot be among them
       let d = 0
       for (let start = 0; start < width && d < worst; start += KNN_BLOCK) {
         const end = Math.min(width, start + KNN_BLOCK)
@@ -275,13 +333,7 @@ export function knnDistances (
           d += diff * diff
         }
       }
-      if (d >= worst) continue
-      let i = neighbours - 1
-      while (i > 0 && nearest[i - 1] > d) {
-        nearest[i] = nearest[i - 1]
-        i--
-      }
-      nearest[i] = d
+      keepNearest(nearest, d)
     }
     let sum = 0
     for (let i = 0; i < neighbours; i++) sum += Math.sqrt(nearest[i])
@@ -290,15 +342,32 @@ export function knnDistances (
   return out
 }
 
+/** Inserts squared distance `d` into the ascending `nearest` (dropping the last) if it is below the last. */
+function keepNearest (nearest: Float64Array, d: number): void {
+  let i = nearest.length - 1
+  if (d >= nearest[i]) return
+  while (i > 0 && nearest[i - 1] > d) {
+    nearest[i] = nearest[i - 1]
+    i--
+  }
+  nearest[i] = d
+}
+
+/** A kNN scan with {@link knnDistances}'s contract (the benchmark passes an earlier one to time it through the same path). */
+export type KnnScan = typeof knnDistances
+
 /** A stored summary, decoded once, scoring standardised windows. */
 export class NoveltyScorer {
   readonly summary: Readonly<NoveltySummary>
   readonly #rows: Float32Array
-
   readonly #swings: Float32Array
+  readonly #scan: KnnScan
 
-  /** @throws Error when the stored rows do not fit the summary's shape */
-  constructor (summary: NoveltySummary) {
+  /**
+   * @param scan the kNN scan (a benchmark passes an earlier one, to time it through the same path)
+   * @throws Error when the stored rows do not fit the summary's shape
+   */
+  constructor (summary: NoveltySummary, scan: KnnScan = knnDistances) {
     const buffer = Buffer.from(summary.float32Base64, 'base64')
     const all = new Float32Array(buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength))
     const swingRows = summary.transitions?.rows ?? 0
@@ -308,6 +377,7 @@ export class NoveltyScorer {
     if (!(summary.threshold > 0) || (summary.transitions && !(summary.transitions.threshold > 0))) throw new Error('novelty thresholds must be above 0')
     this.#rows = all.subarray(0, summary.rows * summary.width)
     this.#swings = all.subarray(summary.rows * summary.width)
+    this.#scan = scan
     this.summary = summary
   }
 
@@ -319,7 +389,7 @@ export class NoveltyScorer {
    */
   scores (standardised: Float32Array, count: number): Float64Array {
     const { rows, width, neighbours, threshold, transitions } = this.summary
-    const scores = knnDistances(standardised, count, this.#rows, rows, width, neighbours)
+    const scores = this.#scan(standardised, count, this.#rows, rows, width, neighbours)
     const novel: number[] = []
     for (let i = 0; i < count; i++) {
       scores[i] /= threshold
@@ -328,7 +398,7 @@ export class NoveltyScorer {
     if (transitions && novel.length) {
       const queries = new Float32Array(novel.length * width)
       novel.forEach((i, q) => queries.set(standardised.subarray(i * width, (i + 1) * width), q * width))
-      const swings = knnDistances(queries, novel.length, this.#swings, transitions.rows, width, transitions.neighbours)
+      const swings = this.#scan(queries, novel.length, this.#swings, transitions.rows, width, transitions.neighbours)
       novel.forEach((i, q) => { scores[i] = Math.min(scores[i], swings[q] / transitions.threshold) })
     }
     return scores
@@ -405,8 +475,11 @@ export class WindowNoveltyModel {
   readonly #mean: Float32Array
   readonly #inverseStd: Float32Array
 
-  /** @throws Error when the meta is not a window novelty model's or does not fit */
-  constructor (meta: WindowNoveltyMeta) {
+  /**
+   * @param scan the kNN scan ({@link NoveltyScorer})
+   * @throws Error when the meta is not a window novelty model's or does not fit
+   */
+  constructor (meta: WindowNoveltyMeta, scan?: KnnScan) {
     if (meta.format !== WINDOW_NOVELTY_FORMAT) throw new Error(`not a window novelty model (format ${JSON.stringify(meta.format)})`)
     const width = 2 * DOOR_FRAME_WIDTH
     if (meta.standardisation.mean.length !== width || meta.summary.width !== width) {
@@ -414,7 +487,7 @@ export class WindowNoveltyModel {
         `summary ${meta.summary.width}, expected ${width}`)
     }
     this.meta = meta
-    this.#scorer = new NoveltyScorer(meta.summary)
+    this.#scorer = new NoveltyScorer(meta.summary, scan)
     this.#mean = Float32Array.from(meta.standardisation.mean)
     this.#inverseStd = Float32Array.from(meta.standardisation.std, (s) => 1 / s)
   }

@@ -8,7 +8,7 @@ import type * as tfjs from '@tensorflow/tfjs'
 import { DOOR_FRAME_WIDTH } from '../../domain/door-window.js'
 import { checkHysteresis, type WindowObservation } from '../../domain/door-hysteresis.js'
 import { CLOSED_ANGLE } from '../../domain/labels.js'
-import { NoveltyScorer } from '../novelty.js'
+import { NoveltyScorer, type KnnScan } from '../novelty.js'
 import type { Tf } from '../model-types.js'
 import { ANGLE_HEAD, CLOSED_HEAD, DOOR_MODEL_FORMAT, type DoorModelMeta } from './model-types.js'
 
@@ -46,12 +46,12 @@ export class DoorPredictor {
   private readonly mean: Float32Array
   private disposed = false
 
-  private constructor (tf: Tf, meta: DoorModelMeta, kernel: tfjs.Tensor2D, bias: Float32Array) {
+  private constructor (tf: Tf, meta: DoorModelMeta, kernel: tfjs.Tensor2D, bias: Float32Array, scan: KnnScan | undefined) {
     this.tf = tf
     this.meta = meta
     this.kernel = kernel
     this.bias = bias
-    this.novelty = new NoveltyScorer(meta.novelty)
+    this.novelty = new NoveltyScorer(meta.novelty, scan)
     this.closedIndex = meta.labels.indexOf(CLOSED_ANGLE)
     this.mean = Float32Array.from(meta.standardisation.mean)
     this.inverseStd = Float32Array.from(meta.standardisation.std, (s) => 1 / s)
@@ -60,9 +60,10 @@ export class DoorPredictor {
   /**
    * Rebuilds a predictor from a trained model's artifacts and meta (e.g. read
    * back from storage; the meta may have gone through JSON).
+   * @param options.scan the novelty's kNN scan (ml/novelty.ts knnDistances unless a benchmark passes an earlier one)
    * @throws Error when the meta is not a door model's or does not fit the weights
    */
-  static async load (tf: Tf, artifacts: tfjs.io.ModelArtifacts, meta: DoorModelMeta): Promise<DoorPredictor> {
+  static async load (tf: Tf, artifacts: tfjs.io.ModelArtifacts, meta: DoorModelMeta, options: { scan?: KnnScan } = {}): Promise<DoorPredictor> {
     if (meta.format !== DOOR_MODEL_FORMAT) throw new Error(`not a door window model (format ${JSON.stringify(meta.format)}, expected ${DOOR_MODEL_FORMAT})`)
     if (meta.inputSize !== 2 * DOOR_FRAME_WIDTH || meta.standardisation.mean.length !== meta.inputSize || meta.novelty.width !== meta.inputSize) {
       throw new Error(`door model meta does not fit: input ${meta.inputSize}, standardisation ${meta.standardisation.mean.length}, ` +
@@ -81,7 +82,7 @@ export class DoorPredictor {
       const bias = new Float32Array(meta.labels.length + 1)
       bias.set(angleBias.dataSync() as Float32Array, 0)
       bias[meta.labels.length] = (closedBias.dataSync() as Float32Array)[0]
-      return new DoorPredictor(tf, meta, kernel, bias)
+      return new DoorPredictor(tf, meta, kernel, bias, options.scan)
     } finally {
       model.dispose()
     }

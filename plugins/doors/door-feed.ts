@@ -2,8 +2,8 @@
  * How frames reach a door's live state (DoorStates): a door with a model of
  * its own reads its frames through it, whatever route they came by; a door
  * without one has them classified by the global model (through the inference
- * area's micro-batcher) and smoothed, and watched by the global model's
- * window novelty meanwhile. Knows nothing of HTTP.
+ * area's micro-batcher), and its answers smoothed and checked against the
+ * global model's window novelty, frame by frame. Knows nothing of HTTP.
  */
 import type { ActiveDoorModel } from '../../ml/door-models.js'
 import type { Prediction } from '../../schemas/model.js'
@@ -40,8 +40,10 @@ export class DoorFeed {
 
   /**
    * Feeds a device's frames (106 features each, stored by the caller) to its
-   * door state: the door's own model reads them at once; without one they
-   * queue for the global model. Nothing is answered per frame.
+   * door state, the request's frames together: the door's own model reads
+   * them at once (one predict call for the windows they complete); without
+   * one they queue for the global model (one classify call), and its answers
+   * move the door when they come. Nothing is answered per frame.
    * @throws OverloadedError (503, synchronously) when the queue is full, before anything was taken in
    */
   observe (device: number, frames: readonly Float32Array[]): void {
@@ -51,13 +53,17 @@ export class DoorFeed {
     }
     const pending = this.#options.classify(frames)
     this.taken(device, frames)
-    // no answer is owed: without a global model the door stays unknown
-    pending.then(({ batch, predictions }) => { this.classified(device, predictions, batch.labels, this.#now(), batch.version) }, () => {})
+    pending.then(
+      ({ batch, predictions }) => { this.classified(device, frames, predictions, batch.labels, this.#now(), batch.version) },
+      // no answer is owed: without a global model the door stays unknown (and a novelty it had goes with that model)
+      () => { this.#options.states.observeGlobal(device, [], [], [], this.#options.novelty(), this.#now()) }
+    )
   }
 
   /**
    * Frames of a device taken in for classification (by this feed, or by the
-   * legacy per-frame routes): counted, and read by the door's own model if it has one.
+   * legacy per-frame routes): counted, and read by the door's own model if it
+   * has one; otherwise they wait for the global model's answers ({@link classified}).
    * @returns whether the door's own model read them (its global answers are then ignored)
    */
   taken (device: number, frames: readonly Float32Array[]): boolean {
@@ -66,12 +72,23 @@ export class DoorFeed {
     states.noteFrames(device, frames.length, at)
     const own = this.#options.ownModel(device)
     if (own) states.observeWindows(device, frames, own, at)
-    else states.observeNovelty(device, frames, this.#options.novelty(), at)
     return own !== undefined
   }
 
-  /** The global model's answers to a device's frames (ignored by a door that reads its frames through its own model). */
-  classified (device: number, predictions: readonly Prediction[], labels: readonly number[], at: number, version: string): void {
-    this.#options.states.observe(device, predictions, labels, at, version)
+  /**
+   * The global model's answers to a device's frames: frame by frame, the
+   * global model's window novelty then the vote smoother (`DoorStates.observeGlobal`),
+   * so a batch moves the door as its frames one at a time would. Ignored by a
+   * door that reads its frames through its own model.
+   */
+  classified (
+    device: number,
+    frames: readonly Float32Array[],
+    predictions: readonly Prediction[],
+    labels: readonly number[],
+    at: number,
+    version: string
+  ): void {
+    this.#options.states.observeGlobal(device, frames, predictions, labels, this.#options.novelty(), at, version)
   }
 }

@@ -193,6 +193,57 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
   }
 
   /**
+   * The global model's answers to frames of a door without a model of its
+   * own, with the frames they answer (arrival order). Frame by frame, the
+   * window the frame completes goes through the global model's window
+   * novelty ({@link observeNovelty}), then the frame's answer through the
+   * vote smoother ({@link observe}): the order in which frames sent one at a
+   * time move the door, so a batch moves it through the same states, and
+   * announces the same changes, as its frames one by one. Ignored for a door
+   * with its own model.
+   * @param novelty the active global model's, or undefined (none, or a model that carries none)
+   * @returns how many times its reported state, angle or recalibration flag changed
+   * @throws RangeError when there is not one answer per frame
+   */
+  observeGlobal (
+    device: number,
+    frames: readonly Float32Array[],
+    predictions: readonly Prediction[],
+    labels: readonly number[],
+    novelty: GlobalNovelty | undefined,
+    at = this.now(),
+    version?: string
+  ): number {
+    if (predictions.length !== frames.length) throw new RangeError(`${predictions.length} answers for ${frames.length} frames`)
+    const door = this.#door(device, at)
+    if (door.pipeline) return 0
+    let changes = 0
+    if (!novelty) {
+      if (door.novelty) {
+        door.novelty = undefined
+        if (this.#report(door)) changes++
+      }
+    } else if (door.novelty?.version !== novelty.version) {
+      door.novelty = { version: novelty.version, stream: novelty.model.stream(), gate: new NoveltyGate() }
+    }
+    if (version !== undefined) door.model = { version, scope: 'global' }
+    // the answers come a moment after the frames: the door was last heard from no earlier than its state changed
+    if (predictions.length > 0) {
+      door.lastFrameAt = Math.max(door.lastFrameAt ?? at, at)
+      this.ticking.add(door)
+    }
+    const watched = door.novelty
+    // a score per window the frames complete: every frame once the window holds k − 1 frames, none before
+    const scores = watched ? watched.stream.push(frames) : new Float64Array(0)
+    const unscored = frames.length - scores.length
+    for (let i = 0; i < frames.length; i++) {
+      if (watched && i >= unscored && watched.gate.push(scores[i - unscored] > 1) && this.#report(door)) changes++
+      if (door.smoother.push(predictions[i].probabilities, labels, at) && this.#report(door)) changes++
+    }
+    return changes
+  }
+
+  /**
    * Runs the frames of a door without a model of its own through the global
    * model's window novelty (k frames per window, as a door model's): once
    * `novelAfter` windows in a row are unlike what the global model learned,

@@ -70,7 +70,7 @@ export default fp(async (app) => {
     else readByOwnModel.delete(frames)
   })
   app.inference.on('classified', ({ device, frames, predictions, labels, at, version }) => {
-    if (!readByOwnModel.has(frames)) feed.classified(device, predictions, labels, at, version)
+    if (!readByOwnModel.has(frames)) feed.classified(device, frames, predictions, labels, at, version)
   })
 
   const doors = new DoorsService({

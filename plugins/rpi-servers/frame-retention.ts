@@ -1,7 +1,8 @@
 /**
- * Keeps the unlabelled frames bounded (a Pi at 20 frames/s stores ~0.8 GB a
- * day): frames older than the retention window, and a device's frames past
- * its cap, are deleted off the request path.
+ * Keeps the unlabelled frames bounded (a Pi at 20 frames/s stores ~0.28 GB a
+ * day of raw frames, ~0.83 GB posted as features: docs/storage.md): frames
+ * older than the retention window, and a device's frames past its cap, are
+ * deleted off the request path.
  *
  * Every `intervalMs` (and once right after start) a round runs: batches of
  * deletes, each its own short statement, with requests answered between any

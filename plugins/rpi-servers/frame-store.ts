@@ -1,22 +1,31 @@
 import type { Database, Statement } from 'better-sqlite3'
 import { isStorageFull } from '../../core/errors.js'
 import { databaseRoomBytes } from '../../core/storage.js'
-import type { FrameEncoding } from '../../domain/frames.js'
+import { FEATURES, parseFrame, type DecodedFrame, type FrameEncoding } from '../../domain/frames.js'
 
-/** Room one stored frame takes, rounded up: its row (~460 bytes) and index entries, and a labelled copy while a capture is open. */
+/**
+ * Room one stored frame takes, rounded up: its row and index entries (~165 bytes for a raw frame,
+ * ~485 for 106 features, docs/storage.md) and a labelled copy while a capture is open.
+ */
 const FRAME_ROOM_BYTES = 1024
 /** Room kept free beyond a batch for the small writes that go with it (an idempotency key, a Pi's last-seen time). */
 const SPARE_ROOM_BYTES = 64 * 1024
-/** Room one dropped frame gives back, rounded down (a row and its index entries take ~500 bytes). */
-const FRAME_FREED_BYTES = 256
+/** Room one dropped frame gives back, rounded down (a raw frame's row and index entries take ~165 bytes, a features row's ~485). */
+const FRAME_FREED_BYTES = 128
+
+/** How a row's `features` BLOB holds its frame (column `layout`). */
+export const FrameLayout = {
+  /** 106 float32 features, platform byte order: every row stored before the layout column, and frames posted as features. */
+  float32: 0,
+  /** A raw frame's values as received, one signed byte each (108 for a Pi, 128 for an ESP32); the features are recomputed from them. */
+  int8: 1
+} as const
+export type FrameLayout = typeof FrameLayout[keyof typeof FrameLayout]
 /** Fewest frames dropped at a time. */
 const MIN_DROP = 64
 
-/** A decoded frame ready to store. */
-export interface DecodedFrame {
-  features: Float32Array
-  encoding: FrameEncoding
-}
+/** A decoded frame ready to store (domain/frames.ts): a raw one is stored as its values, as received. */
+export type { DecodedFrame }
 
 /** A stored frame as read back. */
 export interface StoredFrame {
@@ -24,7 +33,10 @@ export interface StoredFrame {
   device: number
   receivedAt: number
   encoding: FrameEncoding
+  /** The 106 features: as stored, or recomputed from the raw values (the same float32s the decoder made when the frame came). */
   features: Float32Array
+  /** The raw values, for a frame stored as received; absent for one stored as features (and for every row stored before). */
+  raw?: Int8Array
 }
 
 interface FrameRow {
@@ -33,6 +45,7 @@ interface FrameRow {
   received_at: number
   encoding: FrameEncoding
   features: Buffer
+  layout: number
 }
 
 /** What a {@link FrameStore} does when the storage is full. */
@@ -52,10 +65,15 @@ export interface FrameStoreOptions {
 }
 
 /**
- * The unlabelled frames the Pis post, kept per device (table `rpi_frames`:
- * features as one BLOB of 106 float32, platform byte order, i.e. little-endian on x86 and ARM).
- * The table is `RPI_SERVERS_SCHEMA`'s (rpi-servers-schema.ts), migrated by the
- * area's plugin before it builds this.
+ * The unlabelled frames the Pis post, kept per device (table `rpi_frames`,
+ * docs/storage.md). A raw frame is stored as it came, its 108 (Pi) or 128
+ * (ESP32) signed 8-bit values in the BLOB (`layout` 1, ~165 bytes a row with
+ * its index entries): its features are recomputed from them exactly, by the
+ * decoder that made them (domain/frames.ts). A frame posted as features is
+ * stored as 106 float32 (`layout` 0, platform byte order, i.e. little-endian
+ * on x86 and ARM; ~485 bytes), as every frame was before the layout column:
+ * those rows read back as they are. The table is `RPI_SERVERS_SCHEMA`'s
+ * (rpi-servers-schema.ts), migrated by the area's plugin before it builds this.
  *
  * A full database does not lock the Pis out: a batch that would not fit
  * first drops the oldest unlabelled frames, of any device (retention's
@@ -66,7 +84,7 @@ export class FrameStore {
   private readonly db: Database
   private readonly checkDisk: () => void
   private readonly onFull: () => void
-  private readonly insertOne: Statement<[number, number, string, Buffer]>
+  private readonly insertOne: Statement<[number, number, string, Buffer, number]>
   private readonly countAll: Statement<[], { count: number }>
   private readonly countDevice: Statement<[number], { count: number }>
   private readonly selectDevice: Statement<[number, number], FrameRow>
@@ -82,10 +100,10 @@ export class FrameStore {
     this.db = db
     this.checkDisk = options.checkDisk ?? (() => {})
     this.onFull = options.onFull ?? (() => {})
-    this.insertOne = db.prepare('INSERT INTO rpi_frames (device, received_at, encoding, features) VALUES (?, ?, ?, ?)')
+    this.insertOne = db.prepare('INSERT INTO rpi_frames (device, received_at, encoding, features, layout) VALUES (?, ?, ?, ?, ?)')
     this.countAll = db.prepare('SELECT COUNT(*) AS count FROM rpi_frames')
     this.countDevice = db.prepare('SELECT COUNT(*) AS count FROM rpi_frames WHERE device = ?')
-    this.selectDevice = db.prepare('SELECT id, device, received_at, encoding, features FROM rpi_frames WHERE device = ? ORDER BY id LIMIT ?')
+    this.selectDevice = db.prepare('SELECT id, device, received_at, encoding, features, layout FROM rpi_frames WHERE device = ? ORDER BY id LIMIT ?')
     this.pruneAge = db.prepare('DELETE FROM rpi_frames WHERE id IN (SELECT id FROM rpi_frames WHERE received_at < ? ORDER BY received_at LIMIT ?)')
     this.pruneDevice = db.prepare('DELETE FROM rpi_frames WHERE id IN (SELECT id FROM rpi_frames WHERE device = ? ORDER BY id LIMIT ?)')
     this.countPerDevice = db.prepare('SELECT device, COUNT(*) AS count FROM rpi_frames GROUP BY device')
@@ -109,7 +127,9 @@ export class FrameStore {
     const store = this.db.transaction(() => {
       this.makeRoom(roomFor(frames.length))
       for (const frame of frames) {
-        this.insertOne.run(device, receivedAt, frame.encoding, Buffer.from(frame.features.buffer, frame.features.byteOffset, frame.features.byteLength))
+        const { raw, features } = frame
+        if (raw) this.insertOne.run(device, receivedAt, frame.encoding, Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), FrameLayout.int8)
+        else this.insertOne.run(device, receivedAt, frame.encoding, Buffer.from(features.buffer, features.byteOffset, features.byteLength), FrameLayout.float32)
       }
       alongsideRan = true
       return alongside()
@@ -176,17 +196,30 @@ export class FrameStore {
     return (device === undefined ? this.countAll.get() : this.countDevice.get(device))?.count ?? 0
   }
 
-  /** The first `limit` stored frames of `device`, oldest first. */
+  /** The first `limit` stored frames of `device`, oldest first, whichever layout each was stored in. */
   list (device: number, limit = 1000): StoredFrame[] {
-    return this.selectDevice.all(device, limit).map((row) => ({
-      id: row.id,
-      device: row.device,
-      receivedAt: row.received_at,
-      encoding: row.encoding,
-      // copy: the row's Buffer may sit at an offset not aligned for float32
-      features: new Float32Array(new Uint8Array(row.features).buffer)
-    }))
+    return this.selectDevice.all(device, limit).map((row) => {
+      const frame = { id: row.id, device: row.device, receivedAt: row.received_at, encoding: row.encoding }
+      return { ...frame, ...storedFrame(row.layout, row.features) }
+    })
   }
+}
+
+/**
+ * A stored BLOB's frame: its features, and its raw values when it was stored as received.
+ * @throws Error for a layout or a length this build does not know (a newer build's row)
+ */
+export function storedFrame (layout: number, blob: Uint8Array): { features: Float32Array, raw?: Int8Array } {
+  if (layout === FrameLayout.int8) {
+    // copies: the row's Buffer may be a view into a shared pool
+    const raw = new Int8Array(Uint8Array.from(blob).buffer)
+    return { features: parseFrame(Array.from(raw)), raw }
+  }
+  if (layout !== FrameLayout.float32 || blob.byteLength !== FEATURES * 4) {
+    throw new Error(`a stored frame of layout ${layout} and ${blob.byteLength} bytes: this build reads layout 0 (${FEATURES * 4} bytes) and 1`)
+  }
+  // copy: the row's Buffer may sit at an offset not aligned for float32
+  return { features: new Float32Array(Uint8Array.from(blob).buffer) }
 }
 
 /** The room a batch of `frames` is given before it is stored. */

@@ -29,7 +29,12 @@ export const RPI_SERVERS_SCHEMA: AreaSchema = {
     // retention prunes by age
     'CREATE INDEX rpi_frames_received ON rpi_frames (received_at)',
     // the name a user gave the door (PATCH /doors/{id}); NULL = the Pi's own NAME, which keep-alives keep overwriting
-    'ALTER TABLE rpi_devices ADD COLUMN display_name TEXT'
+    'ALTER TABLE rpi_devices ADD COLUMN display_name TEXT',
+    // what a frame's `features` BLOB holds (frame-store.ts): 0 = its 106 features as float32, platform byte order (every
+    // row stored before this migration, and frames posted as features); 1 = a raw frame's signed 8-bit values as received
+    // (108 for a Pi frame, 128 for an ESP32 buffer: a quarter of the room), its features recomputed exactly from them.
+    // No CHECK: SQLite would test one against every row already stored, where a plain ADD COLUMN is instant on any table
+    'ALTER TABLE rpi_frames ADD COLUMN layout INTEGER NOT NULL DEFAULT 0'
   ]
 }
 

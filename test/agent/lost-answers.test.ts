@@ -12,6 +12,7 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders } from '
 import type { AddressInfo } from 'node:net'
 import { Agent } from '../../agent/agent.js'
 import { HttpTransport } from '../../agent/transport.js'
+import { storedFrame } from '../../plugins/rpi-servers/frame-store.js'
 import { RPI_RAW_FRAMES } from '../helper.js'
 import { listen } from '../fixtures/live-server.js'
 
@@ -83,7 +84,8 @@ test('answers lost after the server committed: the agent retries with the same k
   for (const line of piFrames) agent.push(line)
   const summary = await agent.finish(15_000)
 
-  const stored = app.storage.db.prepare('SELECT features FROM rpi_frames WHERE device = 11 ORDER BY id').all() as Array<{ features: Buffer }>
+  const stored = app.storage.db.prepare('SELECT features, layout FROM rpi_frames WHERE device = 11 ORDER BY id')
+    .all() as Array<{ features: Buffer, layout: number }>
   assert.equal(stored.length, 319, 'no batch stored twice')
   assert.equal(proxy.lost.length, 4, 'the proxy cut four answers')
   assert.ok(proxy.lost.every((key) => typeof key === 'string' && key.length === 36), 'every batch carried a key')
@@ -94,7 +96,7 @@ test('answers lost after the server committed: the agent retries with the same k
     { read: 319, sent: 319, dropped: 0, rejected: 0, retries: 4 })
 
   // each frame once, in input order: the first channel's magnitude of each stored frame against its line
-  const ch6 = stored.map(({ features }) => new Float32Array(new Uint8Array(features).buffer)[0])
+  const ch6 = stored.map(({ features, layout }) => storedFrame(layout, features).features[0])
   const expected = piFrames.map((line) => { const pairs = JSON.parse(line) as number[]; return Math.hypot(pairs[2], pairs[3]) })
   ch6.forEach((value, i) => assert.ok(Math.abs(value - expected[i]) < 1e-4, `frame ${i}`))
   const metrics = await (await fetch(`${url}/metrics`)).text()

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, type AgentOptions } from '../../agent/agent.js'
 import { HttpTransport, type HttpTransportOptions } from '../../agent/transport.js'
+import { storedFrame } from '../../plugins/rpi-servers/frame-store.js'
 import { ESP32_LINES, RPI_RAW_FRAMES } from '../helper.js'
 import { framesReceived, freePort, getJson, listen } from '../fixtures/live-server.js'
 
@@ -313,8 +314,9 @@ test('an outage longer than the queue: the oldest frames are dropped and counted
   assert.deepEqual({ read: summary.read, sent: summary.sent, dropped: summary.dropped }, { read: 319, sent: 100, dropped: 219 })
   assert.equal(await framesReceived(url, 11), 100)
   // the newest 100 frames are the ones kept: compare a stored frame with the last line's magnitudes
-  const last = app.storage.db.prepare('SELECT features FROM rpi_frames WHERE device = 11 ORDER BY id DESC LIMIT 1').get() as { features: Buffer }
+  const last = app.storage.db.prepare('SELECT features, layout FROM rpi_frames WHERE device = 11 ORDER BY id DESC LIMIT 1')
+    .get() as { features: Buffer, layout: number }
   const lastPairs = JSON.parse(piFrames[318]) as number[]
-  const storedCh6 = new Float32Array(new Uint8Array(last.features).buffer)[0]
+  const storedCh6 = storedFrame(last.layout, last.features).features[0]
   assert.ok(Math.abs(storedCh6 - Math.hypot(lastPairs[2], lastPairs[3])) < 1e-4)
 })

@@ -11,6 +11,8 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { PROJECT_ROOT } from '../../core/project.js'
 import { DATABASE_FILE, Storage } from '../../core/storage.js'
+import { parseFrame } from '../../domain/frames.js'
+import { FrameStore } from '../../plugins/rpi-servers/frame-store.js'
 import type { KnownDeviceList } from '../../schemas/rpi-servers.js'
 import type { CaptureStatus, DatasetSummary } from '../../schemas/training.js'
 import { declaredSchemas } from '../fixtures/area-schemas.js'
@@ -82,6 +84,10 @@ test('a database doorsense 0.1.0 wrote opens with this build: no migration runs 
   assert.equal(replay.body, first.body)
   const frames = db.prepare('SELECT id FROM rpi_frames WHERE device = 3 ORDER BY id').all() as Array<{ id: number }>
   assert.deepEqual(frames.map((row) => row.id), [1, 2, 3, 4, 5])
+  // 0.1.0 stored the first two raw Pi frames as 106 float32; this build stores raw frames as received: both read back alike
+  const stored = new FrameStore(db).list(3)
+  assert.deepEqual(stored.map((frame) => frame.raw === undefined), [true, true, false, false, false])
+  stored.forEach((frame, i) => assert.deepEqual(frame.features, parseFrame(rawPiFrames()[i]), `frame ${frame.id}`))
 })
 
 test('the migrations 0.1.0 ran are still this build\'s, under the same area names: run up to the versions it recorded, they make the same tables', async (t) => {

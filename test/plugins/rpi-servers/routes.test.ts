@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { App } from '../../../core/app.js'
 import { parseFrame } from '../../../domain/frames.js'
+import { storedFrame } from '../../../plugins/rpi-servers/frame-store.js'
 import { ADMIN, ESP32_LINES, RPI_RAW_FRAMES, SESSION_A_CSV, buildTestApp, tempDir } from '../../helper.js'
 
 const piLine = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n')[0]
@@ -162,7 +163,7 @@ test('a restart keeps the known Pis but none is live until its next keep-alive',
   assert.deepEqual((await liveList(second)).map((d) => d.id), [11])
 })
 
-test('frames in every encoding are stored as decoded features, bad ones are reported by index', async (t) => {
+test('frames in every encoding are stored (raw ones as received, the others as decoded features), bad ones are reported by index', async (t) => {
   const app = await buildTestApp(t)
   const frames = [sessionRow, `[${sessionRow.join(', ')}]`, piLine, esp32Line, [1, 2, 3], null, 'hello']
   const res = await postFrames(app, { ID: 21, frames })
@@ -176,13 +177,13 @@ test('frames in every encoding are stored as decoded features, bad ones are repo
   assert.match(receipt.rejected[2].reason, /not a finite number \(got "hello"\)/)
 
   const rows = app.storage.db
-    .prepare('SELECT device, encoding, features FROM rpi_frames ORDER BY id')
-    .all() as Array<{ device: number, encoding: string, features: Buffer }>
-  assert.deepEqual(rows.map((r) => [r.device, r.encoding]), [[21, 'features'], [21, 'features'], [21, 'raw-pi'], [21, 'raw-esp32']])
-  rows.forEach((row, i) => {
-    assert.equal(row.features.length, 106 * 4)
-    assert.deepEqual(new Float32Array(new Uint8Array(row.features).buffer), parseFrame(frames[i]))
-  })
+    .prepare('SELECT device, encoding, features, layout FROM rpi_frames ORDER BY id')
+    .all() as Array<{ device: number, encoding: string, features: Buffer, layout: number }>
+  assert.deepEqual(rows.map((r) => [r.device, r.encoding, r.layout]), [[21, 'features', 0], [21, 'features', 0], [21, 'raw-pi', 1], [21, 'raw-esp32', 1]])
+  // features as 106 float32; a raw Pi frame's 108 values and an ESP32 buffer's 128 as one signed byte each
+  assert.deepEqual(rows.map((r) => r.features.length), [106 * 4, 106 * 4, 108, 128])
+  assert.deepEqual(Array.from(new Int8Array(Uint8Array.from(rows[2].features).buffer)), JSON.parse(piLine))
+  rows.forEach((row, i) => assert.deepEqual(storedFrame(row.layout, row.features).features, parseFrame(frames[i]), `frame ${i} reads back as decoded`))
 })
 
 test('frames are counted per device in GET /metrics', async (t) => {
