@@ -235,6 +235,7 @@ interface FormatResult extends FormatCase {
   p50: number
   p99: number
   non2xx: number
+  statusCodes: Record<string, number>
   errors: number
 }
 
@@ -301,6 +302,7 @@ async function formatsPhase (
           p50: run.p50,
           p99: run.p99,
           non2xx: run.requests - run.ok,
+          statusCodes: run.statusCodes,
           errors: run.errors
         })
       } finally {
@@ -316,7 +318,8 @@ async function formatsPhase (
     measure: `${entry.design === 'before' ? 'BEFORE: ' : ''}${entry.format} batches of ${entry.perBatch}: ` +
       'frames/s accepted, CPU ms per 1,000, body bytes per frame',
     value: `${round(entry.accepted)} / ${round(entry.cpuMsPer1k, 1)} / ${round(entry.bodyBytesPerFrame, 1)}`,
-    note: `of ${round(entry.offered)} offered; p50/p99 ${round(entry.p50, 1)}/${round(entry.p99, 1)} ms; ${entry.non2xx} not 200, ${entry.errors} errors`
+    note: `of ${round(entry.offered)} offered; p50/p99 ${round(entry.p50, 1)}/${round(entry.p99, 1)} ms; ` +
+      `answers ${JSON.stringify(entry.statusCodes)}, ${entry.errors} errors`
   }))
   const notes: string[] = []
   for (const perBatch of [20, 100]) {
