@@ -111,7 +111,11 @@ declare module 'fastify' {
  * gives it the SQLite one, or with DATABASE_URL the PostgreSQL one), prunes expired keys
  * every minute and oversize ones as they pass the bound (unref'd, stopped on close).
  */
-export const idempotencyPlugin = fp<{ store: IdempotencyKeyStore }>(async (app, { store }) => {
+export const idempotencyPlugin = fp<{
+  store: IdempotencyKeyStore
+  /** Whether an answer past IDEMPOTENCY_MAX_MB starts a prune (false only in bench/overhead.bench.ts). */
+  pruneAfterAnswers?: boolean
+}>(async (app, { store, pruneAfterAnswers = true }) => {
   const replays = new Counter({
     name: 'doorsense_idempotent_replays_total',
     help: 'requests answered with the recorded answer of an earlier one with the same Idempotency-Key (a client retried after losing the answer), by route',
@@ -153,11 +157,13 @@ export const idempotencyPlugin = fp<{ store: IdempotencyKeyStore }>(async (app, 
   const timer = setInterval(() => { prune().catch((err: unknown) => app.log.warn({ err }, 'pruning Idempotency-Key records failed')) }, PRUNE_INTERVAL_MS)
   timer.unref()
   // a write that passes IDEMPOTENCY_MAX_MB starts a pass after its answer, off its request
-  app.addHook('onResponse', async () => {
-    if (store.overSize && !pass && !closed) {
-      setImmediate(() => { if (!closed) prune().catch((err: unknown) => app.log.warn({ err }, 'pruning Idempotency-Key records failed')) })
-    }
-  })
+  if (pruneAfterAnswers) {
+    app.addHook('onResponse', async () => {
+      if (store.overSize && !pass && !closed) {
+        setImmediate(() => { if (!closed) prune().catch((err: unknown) => app.log.warn({ err }, 'pruning Idempotency-Key records failed')) })
+      }
+    })
+  }
   app.addHook('onClose', async () => {
     closed = true
     clearInterval(timer)

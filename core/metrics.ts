@@ -41,7 +41,7 @@ export class DeviceLabels {
  * histogram, and whatever the areas register. One registry per app, so tests
  * can build many apps in one process.
  */
-export const metricsPlugin = fp<{ maxDevices?: number }>(async (app, { maxDevices = 256 }) => {
+export const metricsPlugin = fp<{ maxDevices?: number, requestDurations?: boolean }>(async (app, { maxDevices = 256, requestDurations = true }) => {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const requestDuration = new Histogram({
@@ -54,11 +54,14 @@ export const metricsPlugin = fp<{ maxDevices?: number }>(async (app, { maxDevice
   app.decorate('metrics', registry)
   app.decorate('deviceLabels', new DeviceLabels(maxDevices))
 
-  app.addHook('onResponse', async (request, reply) => {
-    // the route pattern, not the URL, keeps the label set small
-    const route = request.routeOptions.url ?? 'unmatched'
-    requestDuration.observe({ method: request.method, route, status_code: reply.statusCode }, reply.elapsedTime / 1000)
-  })
+  // (left out only by bench/overhead.bench.ts, to measure what it costs)
+  if (requestDurations) {
+    app.addHook('onResponse', async (request, reply) => {
+      // the route pattern, not the URL, keeps the label set small
+      const route = request.routeOptions.url ?? 'unmatched'
+      requestDuration.observe({ method: request.method, route, status_code: reply.statusCode }, reply.elapsedTime / 1000)
+    })
+  }
 
   app.get('/metrics', {
     schema: { hide: true },
