@@ -1,4 +1,3 @@
-import helmet from '@fastify/helmet'
 import fp from 'fastify-plugin'
 
 /** A Content-Security-Policy as directive name to its sources. */
@@ -36,19 +35,56 @@ export function contentSecurityPolicy (extra: CspDirectives = {}): string {
 }
 
 /**
- * Security headers on every answer, pages and JSON alike (@fastify/helmet):
- * the policy above, `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
- * no referrer, same-origin opener and resource policies. No
- * Strict-Transport-Security: doorsense speaks plain HTTP; HSTS belongs to the
- * TLS proxy in front of it, if there is one.
+ * The security headers of every answer, as @fastify/helmet 13 (helmet 8)
+ * sent them with the options this app gave it (the policy above, `X-Frame-Options: DENY`,
+ * no Strict-Transport-Security), byte for byte, names in helmet's case:
+ *
+ * - Content-Security-Policy: {@link CSP_DIRECTIVES} (own origin only, no inline script or style, no framing);
+ * - Cross-Origin-Opener-Policy `same-origin`: a page of doorsense shares no browsing context group with another site's window;
+ * - Cross-Origin-Resource-Policy `same-origin`: no other site may embed an answer (a JSON body as `<script>` or `<img>`, Spectre-style reads);
+ * - Origin-Agent-Cluster `?1`: the page gets its own agent cluster (process isolation where the browser can);
+ * - Referrer-Policy `no-referrer`: the dashboard's URLs never leave in a Referer;
+ * - X-Content-Type-Options `nosniff`: an answer is never read as another type than it says (a JSON or text answer as HTML or script);
+ * - X-DNS-Prefetch-Control `off`, X-Download-Options `noopen`, X-Permitted-Cross-Domain-Policies `none`,
+ *   X-XSS-Protection `0`: helmet's defaults for older browsers and plug-ins;
+ * - X-Frame-Options `DENY`: no framing, for browsers without `frame-ancestors`.
+ *
+ * No Strict-Transport-Security: doorsense speaks plain HTTP; HSTS belongs to
+ * the TLS proxy in front of it, if there is one.
+ */
+export const SECURITY_HEADERS: ReadonlyArray<readonly [name: string, value: string]> = Object.freeze([
+  ['Content-Security-Policy', Object.entries(CSP_DIRECTIVES).map(([name, sources]) => [name, ...sources].join(' ')).join(';')],
+  ['Cross-Origin-Opener-Policy', 'same-origin'],
+  ['Cross-Origin-Resource-Policy', 'same-origin'],
+  ['Origin-Agent-Cluster', '?1'],
+  ['Referrer-Policy', 'no-referrer'],
+  ['X-Content-Type-Options', 'nosniff'],
+  ['X-DNS-Prefetch-Control', 'off'],
+  ['X-Download-Options', 'noopen'],
+  ['X-Frame-Options', 'DENY'],
+  ['X-Permitted-Cross-Domain-Policies', 'none'],
+  ['X-XSS-Protection', '0']
+] as const)
+
+/**
+ * Sets {@link SECURITY_HEADERS} on every answer, pages and JSON alike, errors
+ * included: in the first onRequest hook, before any route or error handler
+ * runs, on the raw response as helmet did, so that a route may still replace
+ * one (the typedoc pages' policy, plugins/docs; Swagger UI's, core/openapi.ts).
+ *
+ * It replaces @fastify/helmet, which built helmet's whole middleware again
+ * for every request (parsing and checking the policy's directives each
+ * time) in two hooks: about a third of what a liveness probe cost
+ * (bench/overhead.bench.ts). The values are fixed, so they are written
+ * here once.
  */
 export const securityHeadersPlugin = fp(async (app) => {
-  await app.register(helmet, {
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: Object.fromEntries(Object.entries(CSP_DIRECTIVES).map(([name, sources]) => [name, [...sources]]))
-    },
-    xFrameOptions: { action: 'deny' },
-    strictTransportSecurity: false
+  app.addHook('onRequest', function securityHeaders (_request, reply, done) {
+    const raw = reply.raw
+    for (let i = 0; i < SECURITY_HEADERS.length; i++) {
+      const header = SECURITY_HEADERS[i] as readonly [string, string]
+      raw.setHeader(header[0], header[1])
+    }
+    done()
   })
 }, { name: 'security-headers', fastify: '5.x' })
