@@ -41,8 +41,9 @@ export const storagePlugin = fp<{
   storage.checkpointInBackground(checkpointMs, (err) => app.log.warn({ err }, 'WAL checkpoint'))
   // every area's routes inherit this hook (they are registered after the storage)
   if (noticeFullAnswers) {
-    app.addHook('onResponse', async (_request, reply) => {
+    app.addHook('onResponse', function noticeFullDisk (_request, reply, done) {
       if (reply.statusCode === 507) storage.noticeFull()
+      done()
     })
   }
   app.addHook('onClose', async () => {
