@@ -1,3 +1,4 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
@@ -36,10 +37,47 @@ export class DeviceLabels {
   }
 }
 
+/** The request-duration histogram's labels. */
+type RequestLabel = 'method' | 'route' | 'status_code'
+
+/**
+ * The onResponse hook that records one route's request durations (`route`:
+ * its pattern, or 'unmatched'), each method and status code's series looked
+ * up once and kept: prom-client's `labels()` checks and hashes the labels on
+ * every call. Synchronous, so no promise per request.
+ */
+function durationRecorder (histogram: Histogram<RequestLabel>, route: string): (request: FastifyRequest, reply: FastifyReply, done: () => void) => void {
+  const observers = new Map<string, Map<number, (seconds: number) => void>>()
+  return function recordDuration (request, reply, done) {
+    const method = request.method
+    const status = reply.statusCode
+    let byStatus = observers.get(method)
+    if (byStatus === undefined) observers.set(method, byStatus = new Map())
+    let observe = byStatus.get(status)
+    if (observe === undefined) {
+      observe = histogram.labels({ method, route, status_code: status }).observe
+      byStatus.set(status, observe)
+    }
+    observe(reply.elapsedTime / 1000)
+    done()
+  }
+}
+
+/** A route's hooks of one kind as an array (Fastify takes one or many). */
+function hookList<T> (hooks: T | T[] | undefined): T[] {
+  return hooks === undefined ? [] : Array.isArray(hooks) ? hooks : [hooks]
+}
+
 /**
  * Prometheus metrics at GET /metrics: process metrics, an HTTP request
  * histogram, and whatever the areas register. One registry per app, so tests
  * can build many apps in one process.
+ *
+ * The histogram is fed by a hook on each route, added as the route is
+ * declared (`onRoute`), which knows its route's label: reading
+ * `request.routeOptions` builds a new object on every call. Requests that
+ * match no route (404, 405) are all labelled 'unmatched', so a scanner
+ * cannot blow up the label set.
  */
 export const metricsPlugin = fp<{ maxDevices?: number, requestDurations?: boolean }>(async (app, { maxDevices = 256, requestDurations = true }) => {
   const registry = new Registry()
@@ -56,10 +94,16 @@ export const metricsPlugin = fp<{ maxDevices?: number, requestDurations?: boolea
 
   // (left out only by bench/overhead.bench.ts, to measure what it costs)
   if (requestDurations) {
-    app.addHook('onResponse', async (request, reply) => {
-      // the route pattern, not the URL, keeps the label set small
-      const route = request.routeOptions.url ?? 'unmatched'
-      requestDuration.observe({ method: request.method, route, status_code: reply.statusCode }, reply.elapsedTime / 1000)
+    // every route declared from here on (this plugin is registered before every area) records its own
+    app.addHook('onRoute', (route) => {
+      // a new array: the route's options may share theirs with another route (its HEAD twin)
+      route.onResponse = [...hookList(route.onResponse), durationRecorder(requestDuration, route.url)]
+    })
+    // the not-found handler is no declared route: its requests are recorded here
+    const recordUnmatched = durationRecorder(requestDuration, 'unmatched')
+    app.addHook('onResponse', function recordUnmatchedDuration (request, reply, done) {
+      if (request.is404) recordUnmatched(request, reply, done)
+      else done()
     })
   }
 
