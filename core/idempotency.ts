@@ -43,9 +43,24 @@ export function fingerprintOf (...parts: unknown[]): string {
 /**
  * preValidation hook of a route that takes the header: a malformed key is a
  * 400 that says the rule, before the route's schema names it more tersely.
+ * It also marks the route as one that records keys: only such routes check,
+ * after their answer, whether the records outgrew IDEMPOTENCY_MAX_MB
+ * ({@link idempotencyPlugin}). A callback hook: nothing to wait for, so no
+ * promise per request.
  */
-export async function checkIdempotencyKey (request: FastifyRequest): Promise<void> {
-  idempotencyKeyOf(request)
+export function checkIdempotencyKey (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+  try {
+    idempotencyKeyOf(request)
+  } catch (err) {
+    done(err as Error)
+    return
+  }
+  done()
+}
+
+/** Whether a route's preValidation hooks (one or many) include {@link checkIdempotencyKey}: it records keys. */
+function takesIdempotencyKeys (preValidation: unknown): boolean {
+  return Array.isArray(preValidation) ? preValidation.includes(checkIdempotencyKey) : preValidation === checkIdempotencyKey
 }
 
 /**
@@ -156,12 +171,20 @@ export const idempotencyPlugin = fp<{
   })
   const timer = setInterval(() => { prune().catch((err: unknown) => app.log.warn({ err }, 'pruning Idempotency-Key records failed')) }, PRUNE_INTERVAL_MS)
   timer.unref()
-  // a write that passes IDEMPOTENCY_MAX_MB starts a pass after its answer, off its request
+  // a write that passes IDEMPOTENCY_MAX_MB starts a pass after its answer, off its request: checked on the
+  // routes that record keys (they take the header through checkIdempotencyKey), not on every request
   if (pruneAfterAnswers) {
-    app.addHook('onResponse', async () => {
+    const pruneIfOverSize = function pruneIfOverSize (_request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
       if (store.overSize && !pass && !closed) {
         setImmediate(() => { if (!closed) prune().catch((err: unknown) => app.log.warn({ err }, 'pruning Idempotency-Key records failed')) })
       }
+      done()
+    }
+    app.addHook('onRoute', (route) => {
+      if (!takesIdempotencyKeys(route.preValidation)) return
+      // a new array: the route's options may share theirs with another route
+      const onResponse = route.onResponse === undefined ? [] : Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse]
+      route.onResponse = [...onResponse, pruneIfOverSize]
     })
   }
   app.addHook('onClose', async () => {
