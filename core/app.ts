@@ -4,7 +4,7 @@ import sensible from '@fastify/sensible'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import { createLogger, type RequestLogging } from './logger.js'
-import { RequestLogController } from './request-log.js'
+import { RequestLogController, requestLoggerFactory } from './request-log.js'
 import { formatValidationErrors, installErrorHandlers } from './errors.js'
 import { installJsonBodyParser } from './json-body.js'
 import { answerRouterRefusal, MAX_PATH_PARAMETER_LENGTH } from './router-errors.js'
@@ -95,7 +95,8 @@ export async function buildApp (config: Config, options: BuildOptions = {}): Pro
     logController: without.has('request-log')
       ? new LogController({ disableRequestLogging: true })
       : new RequestLogController(config.LOG_REQUESTS, requestLogging),
-    ...without.has('request-log') ? { childLoggerFactory: (logger: FastifyBaseLogger) => logger } : {},
+    // each request's logger (its id bound) is made only when it logs a line its level lets through
+    childLoggerFactory: without.has('request-log') ? (logger: FastifyBaseLogger) => logger : requestLoggerFactory,
     // the legacy clients post bodies whose numbers arrive as strings at times (IDs and names are
     // checked before that coercion: core/strict-input.ts); a field a schema does not take is refused
     // where it says additionalProperties: false (every new route), never silently dropped, and
