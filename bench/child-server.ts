@@ -99,8 +99,15 @@ export interface ChildServer {
   dispose: () => Promise<void>
 }
 
+/** The server scripts a benchmark may start (paths from the project root). */
+export const SERVER_SCRIPT = 'bin/serve.ts'
+/** bench/overhead.bench.ts's denominator: a bare Fastify serving liveness and echo. */
+export const BARE_SERVER_SCRIPT = 'bench/bare-server.ts'
+/** bench/overhead.bench.ts's doorsense with per-request parts left out (OVERHEAD_WITHOUT). */
+export const OVERHEAD_SERVER_SCRIPT = 'bench/overhead-server.ts'
+
 /**
- * Starts `bin/serve.ts` on a copy of `seedDir` (or an empty DATA_DIR), on a
+ * Starts `bin/serve.ts` (or `script`) on a copy of `seedDir` (or an empty DATA_DIR), on a
  * free 127.0.0.1 port, with `env` added (and `nodeArgs` before the script:
  * `--cpu-prof`, …); resolves once it answers
  * /debug/get/exists. Request logging off (LOG_LEVEL=warn): each logged
@@ -111,13 +118,15 @@ export async function startChildServer (options: {
   env?: Record<string, string>
   label: string
   nodeArgs?: string[]
-  /** The checkout whose bin/serve.ts runs (default this one): another design, measured in the same run. */
+  /** The checkout whose server runs (default this one): another design, measured in the same run. */
   root?: string
+  /** The script to run, from the root (default SERVER_SCRIPT). */
+  script?: string
 }): Promise<ChildServer> {
   const dataDir = mkdtempSync(join(tmpdir(), `doorsense-bench-${options.label}-`))
   if (options.seedDir) cpSync(options.seedDir, dataDir, { recursive: true })
   const port = await freePort()
-  const child = spawn(process.execPath, [...options.nodeArgs ?? [], '--import', 'tsx', 'bin/serve.ts'], {
+  const child = spawn(process.execPath, [...options.nodeArgs ?? [], '--import', 'tsx', options.script ?? SERVER_SCRIPT], {
     cwd: options.root ?? PROJECT_ROOT,
     env: {
       PATH: process.env.PATH ?? '',

@@ -1,10 +1,10 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import sensible from '@fastify/sensible'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import { createLogger, type RequestLogging } from './logger.js'
-import { RequestLogController } from './request-log.js'
+import { RequestLogController, requestLoggerFactory } from './request-log.js'
 import { formatValidationErrors, installErrorHandlers } from './errors.js'
 import { installJsonBodyParser } from './json-body.js'
 import { answerRouterRefusal, MAX_PATH_PARAMETER_LENGTH } from './router-errors.js'
@@ -52,11 +52,33 @@ export function connectionsCheckingMs (requestTimeoutMs: number): number {
 }
 
 /**
+ * What every request runs that bench/overhead.bench.ts leaves out, one at a
+ * time, to measure what each costs: the security headers, the load-shedding
+ * check, the request-duration histogram, the full-disk check on answers,
+ * the Idempotency-Key prune check on answers, the per-request logger and
+ * its lines, the JSON nesting check of bodies.
+ */
+export const PER_REQUEST_PARTS = [
+  'security-headers', 'load-shedding', 'request-metrics', 'storage-full-check', 'idempotency-prune-check', 'request-log', 'json-depth'
+] as const
+export type PerRequestPart = typeof PER_REQUEST_PARTS[number]
+
+/** How {@link buildApp} builds the app beyond its settings. */
+export interface BuildOptions {
+  /**
+   * For bench/overhead.bench.ts only, never in production: the per-request
+   * parts to leave out (the app is then less safe and less observable).
+   */
+  benchWithout?: readonly PerRequestPart[]
+}
+
+/**
  * Builds the whole service without listening: tests call `app.inject()` on it,
  * `bin/serve.ts` listens on it. The areas are registered here, explicitly and
  * in order, so this one screen shows the whole service.
  */
-export async function buildApp (config: Config): Promise<App> {
+export async function buildApp (config: Config, options: BuildOptions = {}): Promise<App> {
+  const without = new Set(options.benchWithout)
   const appLogger = await createLogger({
     level: config.LOG_LEVEL,
     dataDir: config.DATA_DIR,
@@ -70,7 +92,11 @@ export async function buildApp (config: Config): Promise<App> {
     loggerInstance: appLogger.logger as FastifyBaseLogger,
     bodyLimit: config.BODY_LIMIT,
     // a request's two lines at LOG_REQUESTS (debug by default: out of the info log)
-    logController: new RequestLogController(config.LOG_REQUESTS, requestLogging),
+    logController: without.has('request-log')
+      ? new LogController({ disableRequestLogging: true })
+      : new RequestLogController(config.LOG_REQUESTS, requestLogging),
+    // each request's logger (its id bound) is made only when it logs a line its level lets through
+    childLoggerFactory: without.has('request-log') ? (logger: FastifyBaseLogger) => logger : requestLoggerFactory,
     // the legacy clients post bodies whose numbers arrive as strings at times (IDs and names are
     // checked before that coercion: core/strict-input.ts); a field a schema does not take is refused
     // where it says additionalProperties: false (every new route), never silently dropped, and
@@ -99,28 +125,31 @@ export async function buildApp (config: Config): Promise<App> {
   app.decorate('config', config)
   app.decorate('requestLogging', requestLogging)
   installErrorHandlers(app)
-  installJsonBodyParser(app)
+  installJsonBodyParser(app, without.has('json-depth') ? Infinity : undefined)
   // the log file is the last thing to close, so the areas can log while they stop
   app.addHook('onClose', async () => appLogger.close())
 
   try {
     await app.register(sensible)
     // CSP, nosniff, no framing: on every answer, set before any route or error handler runs
-    await app.register(securityHeadersPlugin)
+    if (!without.has('security-headers')) await app.register(securityHeadersPlugin)
     // a Host that is not this server's (DNS rebinding) is refused before anything else runs
     await app.register(allowedHostsPlugin, { allowedHosts: config.ALLOWED_HOSTS, trustProxy: config.TRUST_PROXY })
     // shed load with 503 + Retry-After before the process drowns (event loop stalled or memory near its limit)
     // (no event-loop-utilisation limit: a busy but healthy server sits near 1 under load)
-    await app.register(loadSheddingPlugin, { maxEventLoopDelayMs: config.MAX_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes: 4 * 1024 ** 3 })
+    await app.register(loadSheddingPlugin, without.has('load-shedding')
+      ? { maxEventLoopDelayMs: 0, maxHeapUsedBytes: 0 }
+      : { maxEventLoopDelayMs: config.MAX_EVENT_LOOP_DELAY_MS, maxHeapUsedBytes: 4 * 1024 ** 3 })
     // a forwarded client address is an IP address before any route stores it
     await app.register(clientAddressPlugin, { trustProxy: config.TRUST_PROXY })
     // the metrics registry first: the storage and every area after it add their own metrics to it
-    await app.register(metricsPlugin, { maxDevices: config.METRICS_MAX_DEVICES })
+    await app.register(metricsPlugin, { maxDevices: config.METRICS_MAX_DEVICES, requestDurations: !without.has('request-metrics') })
     await app.register(storagePlugin, {
       dataDir: config.DATA_DIR,
       maxMb: config.STORAGE_MAX_MB,
       reserveMb: config.STORAGE_RESERVE_MB,
-      checkpointMs: config.WAL_CHECKPOINT_MS
+      checkpointMs: config.WAL_CHECKPOINT_MS,
+      noticeFullAnswers: !without.has('storage-full-check')
     })
     // DATABASE_URL: the stores that must be shared by a cluster's instances (docs/cluster.md); closes after them
     await app.register(postgresPlugin, { url: config.DATABASE_URL })
@@ -133,7 +162,7 @@ export async function buildApp (config: Config): Promise<App> {
     const idempotencyStore = app.postgres
       ? await PostgresIdempotencyStore.open(app.postgres, idempotencyOptions)
       : sqliteIdempotencyStore(app.storage, idempotencyOptions)
-    await app.register(idempotencyPlugin, { store: idempotencyStore })
+    await app.register(idempotencyPlugin, { store: idempotencyStore, pruneAfterAnswers: !without.has('idempotency-prune-check') })
     await app.register(openApiPlugin, { version: APP_VERSION })
 
     // the model and the training area come before the areas that feed them frames

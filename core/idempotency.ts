@@ -43,9 +43,24 @@ export function fingerprintOf (...parts: unknown[]): string {
 /**
  * preValidation hook of a route that takes the header: a malformed key is a
  * 400 that says the rule, before the route's schema names it more tersely.
+ * It also marks the route as one that records keys: only such routes check,
+ * after their answer, whether the records outgrew IDEMPOTENCY_MAX_MB
+ * ({@link idempotencyPlugin}). A callback hook: nothing to wait for, so no
+ * promise per request.
  */
-export async function checkIdempotencyKey (request: FastifyRequest): Promise<void> {
-  idempotencyKeyOf(request)
+export function checkIdempotencyKey (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+  try {
+    idempotencyKeyOf(request)
+  } catch (err) {
+    done(err as Error)
+    return
+  }
+  done()
+}
+
+/** Whether a route's preValidation hooks (one or many) include {@link checkIdempotencyKey}: it records keys. */
+function takesIdempotencyKeys (preValidation: unknown): boolean {
+  return Array.isArray(preValidation) ? preValidation.includes(checkIdempotencyKey) : preValidation === checkIdempotencyKey
 }
 
 /**
@@ -111,7 +126,11 @@ declare module 'fastify' {
  * gives it the SQLite one, or with DATABASE_URL the PostgreSQL one), prunes expired keys
  * every minute and oversize ones as they pass the bound (unref'd, stopped on close).
  */
-export const idempotencyPlugin = fp<{ store: IdempotencyKeyStore }>(async (app, { store }) => {
+export const idempotencyPlugin = fp<{
+  store: IdempotencyKeyStore
+  /** Whether an answer past IDEMPOTENCY_MAX_MB starts a prune (false only in bench/overhead.bench.ts). */
+  pruneAfterAnswers?: boolean
+}>(async (app, { store, pruneAfterAnswers = true }) => {
   const replays = new Counter({
     name: 'doorsense_idempotent_replays_total',
     help: 'requests answered with the recorded answer of an earlier one with the same Idempotency-Key (a client retried after losing the answer), by route',
@@ -152,12 +171,22 @@ export const idempotencyPlugin = fp<{ store: IdempotencyKeyStore }>(async (app, 
   })
   const timer = setInterval(() => { prune().catch((err: unknown) => app.log.warn({ err }, 'pruning Idempotency-Key records failed')) }, PRUNE_INTERVAL_MS)
   timer.unref()
-  // a write that passes IDEMPOTENCY_MAX_MB starts a pass after its answer, off its request
-  app.addHook('onResponse', async () => {
-    if (store.overSize && !pass && !closed) {
-      setImmediate(() => { if (!closed) prune().catch((err: unknown) => app.log.warn({ err }, 'pruning Idempotency-Key records failed')) })
+  // a write that passes IDEMPOTENCY_MAX_MB starts a pass after its answer, off its request: checked on the
+  // routes that record keys (they take the header through checkIdempotencyKey), not on every request
+  if (pruneAfterAnswers) {
+    const pruneIfOverSize = function pruneIfOverSize (_request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+      if (store.overSize && !pass && !closed) {
+        setImmediate(() => { if (!closed) prune().catch((err: unknown) => app.log.warn({ err }, 'pruning Idempotency-Key records failed')) })
+      }
+      done()
     }
-  })
+    app.addHook('onRoute', (route) => {
+      if (!takesIdempotencyKeys(route.preValidation)) return
+      // a new array: the route's options may share theirs with another route
+      const onResponse = route.onResponse === undefined ? [] : Array.isArray(route.onResponse) ? route.onResponse : [route.onResponse]
+      route.onResponse = [...onResponse, pruneIfOverSize]
+    })
+  }
   app.addHook('onClose', async () => {
     closed = true
     clearInterval(timer)

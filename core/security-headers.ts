@@ -1,4 +1,4 @@
-import helmet from '@fastify/helmet'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 
 /** A Content-Security-Policy as directive name to its sources. */
@@ -35,20 +35,94 @@ export function contentSecurityPolicy (extra: CspDirectives = {}): string {
   return [...names].map((name) => [name, ...(CSP_DIRECTIVES[name] ?? []), ...(extra[name] ?? [])].join(' ')).join('; ')
 }
 
+/** A header's name (in helmet's case) and value. */
+export type Header = readonly [name: string, value: string]
+
 /**
- * Security headers on every answer, pages and JSON alike (@fastify/helmet):
- * the policy above, `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
- * no referrer, same-origin opener and resource policies. No
- * Strict-Transport-Security: doorsense speaks plain HTTP; HSTS belongs to the
- * TLS proxy in front of it, if there is one.
+ * The security headers @fastify/helmet 13 (helmet 8) sent with the options
+ * this app gave it (the policy above, `X-Frame-Options: DENY`, no
+ * Strict-Transport-Security), byte for byte, names in helmet's case and
+ * order. Every answer carries the first group; the pages carry them all:
+ *
+ * Every answer, JSON and text included (a browser may render any of them as a document, or be led to load it from another site):
+ * - Content-Security-Policy: {@link CSP_DIRECTIVES} (own origin only, no inline script or style, no framing);
+ * - Cross-Origin-Resource-Policy `same-origin`: no other site may load an answer into its page (`<script>`, `<img>`, no-cors fetch),
+ *   where a Spectre-style read could get at it;
+ * - Referrer-Policy `no-referrer`: doorsense's URLs never leave in a Referer;
+ * - X-Content-Type-Options `nosniff`: an answer is never read as another type than it says (a JSON or text answer as HTML or script);
+ * - X-Frame-Options `DENY`: no framing, for browsers without `frame-ancestors`.
+ *
+ * The pages only (what only an HTML document, or a browser or plug-in long gone, acts on):
+ * - Cross-Origin-Opener-Policy `same-origin`: the page shares no browsing context group with another site's window;
+ * - Origin-Agent-Cluster `?1`: the page gets its own agent cluster;
+ * - X-DNS-Prefetch-Control `off`: the page's links are not resolved ahead;
+ * - X-Download-Options `noopen` (Internet Explorer 8's downloads), X-Permitted-Cross-Domain-Policies `none` (Flash and Acrobat),
+ *   X-XSS-Protection `0` (the XSS auditors browsers dropped): helmet's defaults for what is gone.
+ *
+ * No Strict-Transport-Security: doorsense speaks plain HTTP; HSTS belongs to
+ * the TLS proxy in front of it, if there is one.
+ */
+export const SECURITY_HEADERS: readonly Header[] = Object.freeze([
+  ['Content-Security-Policy', Object.entries(CSP_DIRECTIVES).map(([name, sources]) => [name, ...sources].join(' ')).join(';')],
+  ['Cross-Origin-Opener-Policy', 'same-origin'],
+  ['Cross-Origin-Resource-Policy', 'same-origin'],
+  ['Origin-Agent-Cluster', '?1'],
+  ['Referrer-Policy', 'no-referrer'],
+  ['X-Content-Type-Options', 'nosniff'],
+  ['X-DNS-Prefetch-Control', 'off'],
+  ['X-Download-Options', 'noopen'],
+  ['X-Frame-Options', 'DENY'],
+  ['X-Permitted-Cross-Domain-Policies', 'none'],
+  ['X-XSS-Protection', '0']
+] as const)
+
+/** The headers of {@link SECURITY_HEADERS} every answer carries. */
+const EVERY_ANSWER: ReadonlySet<string> = new Set([
+  'Content-Security-Policy', 'Cross-Origin-Resource-Policy', 'Referrer-Policy', 'X-Content-Type-Options', 'X-Frame-Options'
+])
+/** The headers of every answer. */
+export const ANSWER_SECURITY_HEADERS: readonly Header[] = Object.freeze(SECURITY_HEADERS.filter(([name]) => EVERY_ANSWER.has(name)))
+/** The headers only the pages carry besides. */
+export const PAGE_SECURITY_HEADERS: readonly Header[] = Object.freeze(SECURITY_HEADERS.filter(([name]) => !EVERY_ANSWER.has(name)))
+
+/** Sets `headers` on the raw response (as helmet did: a route may still replace one). */
+function setHeaders (headers: readonly Header[]) {
+  return function (_request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+    const raw = reply.raw
+    for (let i = 0; i < headers.length; i++) {
+      const header = headers[i] as Header
+      raw.setHeader(header[0], header[1])
+    }
+    done()
+  }
+}
+
+/**
+ * The security headers: {@link ANSWER_SECURITY_HEADERS} on every answer,
+ * errors and unknown URLs included, from the first onRequest hook (before
+ * any route, refusal or error handler runs); {@link PAGE_SECURITY_HEADERS}
+ * besides on the pages, the routes the OpenAPI document hides (the
+ * dashboard, Swagger UI, the typedoc site, and /metrics and /openapi.json
+ * as before), by a hook of their own added as each is declared. The API's
+ * routes (those in the document: JSON, or text for the legacy ones) carry
+ * five headers where helmet sent eleven: the other six act on HTML documents
+ * or on browsers and plug-ins long gone, and each answer's headers cost the
+ * server, the kernel and the client to write and read (at 700 bytes, four
+ * times a liveness answer's own).
+ *
+ * Set on the raw response, as helmet did, so that a route may still replace
+ * one (the typedoc pages' policy, plugins/docs; Swagger UI's, core/openapi.ts).
+ * It replaces @fastify/helmet, which built helmet's whole middleware again
+ * for every request (parsing and checking the policy's directives each
+ * time): about a third of what a liveness probe cost (bench/overhead.bench.ts).
  */
 export const securityHeadersPlugin = fp(async (app) => {
-  await app.register(helmet, {
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: Object.fromEntries(Object.entries(CSP_DIRECTIVES).map(([name, sources]) => [name, [...sources]]))
-    },
-    xFrameOptions: { action: 'deny' },
-    strictTransportSecurity: false
+  app.addHook('onRequest', setHeaders(ANSWER_SECURITY_HEADERS))
+  const pageHeaders = setHeaders(PAGE_SECURITY_HEADERS)
+  app.addHook('onRoute', (route) => {
+    if ((route.schema as { hide?: unknown } | undefined)?.hide !== true) return
+    // a new array: the route's options may share theirs with another route (its HEAD twin)
+    const onRequest = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]
+    route.onRequest = [pageHeaders, ...onRequest]
   })
 }, { name: 'security-headers', fastify: '5.x' })

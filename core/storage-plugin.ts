@@ -26,15 +26,26 @@ const DISK_CHECK_MS = 1000
  * Its metrics (the database's size, the WAL checkpoints) join `app.metrics`,
  * so the metrics plugin is registered first.
  */
-export const storagePlugin = fp<{ dataDir: string, maxMb?: number, checkpointMs?: number, reserveMb?: number, diskCheckMs?: number }>(async (app, options) => {
-  const { dataDir, maxMb, checkpointMs = 0, reserveMb = 0, diskCheckMs = DISK_CHECK_MS } = options
+export const storagePlugin = fp<{
+  dataDir: string
+  maxMb?: number
+  checkpointMs?: number
+  reserveMb?: number
+  diskCheckMs?: number
+  /** Whether a 507 answered makes the storage look at the disk (false only in bench/overhead.bench.ts). */
+  noticeFullAnswers?: boolean
+}>(async (app, options) => {
+  const { dataDir, maxMb, checkpointMs = 0, reserveMb = 0, diskCheckMs = DISK_CHECK_MS, noticeFullAnswers = true } = options
   const storage = new Storage(dataDir, { maxMb, reserveMb, diskCheckMs, log: app.log })
   app.decorate('storage', storage)
   storage.checkpointInBackground(checkpointMs, (err) => app.log.warn({ err }, 'WAL checkpoint'))
   // every area's routes inherit this hook (they are registered after the storage)
-  app.addHook('onResponse', async (_request, reply) => {
-    if (reply.statusCode === 507) storage.noticeFull()
-  })
+  if (noticeFullAnswers) {
+    app.addHook('onResponse', function noticeFullDisk (_request, reply, done) {
+      if (reply.statusCode === 507) storage.noticeFull()
+      done()
+    })
+  }
   app.addHook('onClose', async () => {
     await storage.stopCheckpoints()
     storage.close()
