@@ -4939,7 +4939,7 @@ export interface paths {
         put?: never;
         /**
          * Classify many frames, as JSON or as bytes
-         * @description Up to 4096 frames in any accepted encoding, one result per frame in order. They come as JSON (`{ID, frames}`) or, with `Content-Type: application/octet-stream` and `?layout=pi108|esp128` (`&ID=<device>` optional, as `ID` of a JSON body), as raw frames back to back, one signed byte a value (pi108: 108 bytes a frame, esp128: 128), classified exactly as the same values written as text. A frame that cannot be read gets `error` in its result and the others are still classified; 400 only when none can be read. With an `Idempotency-Key` a retry gets the answer again, classified by the model active now (the same answer while it is the same model: a batch's answer is not kept, only what was captured): the frames neither move the door state nor are captured twice.
+         * @description Up to 4096 frames in any accepted encoding, one result per frame in order. They come as JSON (`{ID, frames}`) or, with `Content-Type: application/octet-stream` and `?layout=pi108|esp128` (`&ID=<device>` optional, as `ID` of a JSON body), as raw frames back to back, one signed byte a value (pi108: 108 bytes a frame, esp128: 128), classified exactly as the same values written as text. Either may be compressed (`Content-Encoding: gzip`, `deflate` or `br`; the body limit holds on the decoded bytes). A frame that cannot be read gets `error` in its result and the others are still classified; 400 only when none can be read. With an `Idempotency-Key` a retry gets the answer again, classified by the model active now (the same answer while it is the same model: a batch's answer is not kept, only what was captured): the frames neither move the door state nor are captured twice.
          */
         post: {
             parameters: {
@@ -5457,7 +5457,7 @@ export interface paths {
         put?: never;
         /**
          * A batch of a Pi's frames, any accepted encoding, as JSON or as bytes; bad frames are rejected one by one
-         * @description The frames come as JSON (`{ID, frames}`, any encoding, each frame decoded on its own) or, with `Content-Type: application/octet-stream` and `?ID=<device>&layout=pi108|esp128`, as raw frames back to back, one signed byte a value (pi108: 108 bytes a frame, esp128: 128), decoded exactly as the same values written as text. With an `Idempotency-Key` header (the agent sends one per batch) a retry of a batch whose answer was lost gets that answer again and stores nothing.
+         * @description The frames come as JSON (`{ID, frames}`, any encoding, each frame decoded on its own) or, with `Content-Type: application/octet-stream` and `?ID=<device>&layout=pi108|esp128`, as raw frames back to back, one signed byte a value (pi108: 108 bytes a frame, esp128: 128), decoded exactly as the same values written as text. Either may be compressed (`Content-Encoding: gzip`, `deflate` or `br`; the body limit holds on the decoded bytes). With an `Idempotency-Key` header (the agent sends one per batch) a retry of a batch whose answer was lost gets that answer again and stores nothing.
          */
         post: {
             parameters: {

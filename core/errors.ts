@@ -33,6 +33,8 @@ export const StorageFullError: FastifyErrorConstructor = createError('DS_STORAGE
 export const HostNotAllowedError: FastifyErrorConstructor = createError('DS_HOST_NOT_ALLOWED', '%s', 421)
 /** A body of a type the route does not take: Fastify's own code, so that every 415 carries the same one (the message is {@link clearerMessage}'s). */
 export const UnsupportedMediaTypeError: FastifyErrorConstructor = createError('FST_ERR_CTP_INVALID_MEDIA_TYPE', 'Unsupported Media Type: %s', 415)
+/** A request body in a Content-Encoding this server does not decode (core/content-encoding.ts). */
+export const UnsupportedContentEncodingError: FastifyErrorConstructor = createError('DS_UNSUPPORTED_CONTENT_ENCODING', '%s', 415)
 /** Load shedding (core/load-shedding.ts); the code is the one @fastify/under-pressure answered with, kept for clients that know it. */
 export const UnderPressureError: FastifyErrorConstructor = createError('FST_UNDER_PRESSURE', '%s', 503)
 

@@ -92,7 +92,8 @@ export const openApiPlugin = fp<OpenApiOptions>(async (app, { version }) => {
       openapi: OPENAPI_VERSION,
       info: {
         title: 'doorsense',
-        description: 'Wi-Fi CSI door-sensing backend. Legacy routes keep the 2021 Flask contract.',
+        description: 'Wi-Fi CSI door-sensing backend. Legacy routes keep the 2021 Flask contract. ' +
+          'Every request body may be sent compressed (`Content-Encoding: gzip`, `deflate` or `br`); answers to routes with a body say so in `Accept-Encoding`.',
         version
       },
       components: {

@@ -128,6 +128,7 @@ export const mlRouteDescriptions = {
     'They come as JSON (`{ID, frames}`) or, with `Content-Type: application/octet-stream` and `?layout=pi108|esp128` (`&ID=<device>` optional, ' +
     'as `ID` of a JSON body), as raw frames back to back, one signed byte a value (pi108: 108 bytes a frame, esp128: 128), ' +
     'classified exactly as the same values written as text. ' +
+    'Either may be compressed (`Content-Encoding: gzip`, `deflate` or `br`; the body limit holds on the decoded bytes). ' +
     'A frame that cannot be read gets `error` in its result and the others are still classified; 400 only when none can be read. ' +
     'With an `Idempotency-Key` a retry gets the answer again, classified by the model active now ' +
     '(the same answer while it is the same model: a batch\'s answer is not kept, only what was captured): ' +

@@ -138,6 +138,7 @@ export const rpiServerRouteDescriptions = {
   frames: 'The frames come as JSON (`{ID, frames}`, any encoding, each frame decoded on its own) or, with ' +
     '`Content-Type: application/octet-stream` and `?ID=<device>&layout=pi108|esp128`, as raw frames back to back, one signed byte a value ' +
     '(pi108: 108 bytes a frame, esp128: 128), decoded exactly as the same values written as text. ' +
+    'Either may be compressed (`Content-Encoding: gzip`, `deflate` or `br`; the body limit holds on the decoded bytes). ' +
     'With an `Idempotency-Key` header (the agent sends one per batch) ' +
     'a retry of a batch whose answer was lost gets that answer again and stores nothing.'
 } as const

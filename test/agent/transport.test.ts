@@ -205,6 +205,78 @@ test('against a current server the agent sends every batch of raw frames as byte
   assert.deepEqual(encodings.map(({ encoding }) => encoding), [...Array(319).fill('raw-pi'), ...Array(13).fill('raw-esp32')])
 })
 
+/** A fetch that records each request's Content-Encoding and the bytes of its body as sent. */
+function encodingFetch (sent: Array<{ encoding: string | null, bytes: number }>): typeof fetch {
+  return async (input, init) => {
+    const request = new Request(input, init)
+    const body = await request.clone().arrayBuffer()
+    sent.push({ encoding: request.headers.get('content-encoding'), bytes: body.byteLength })
+    return await fetch(request)
+  }
+}
+
+test('once an answer announces gzip, batches go gzipped: fewer bytes, the same frames stored; compress: false sends them plain', async (t) => {
+  const { app, url } = await listen(t)
+  const sent: Array<{ encoding: string | null, bytes: number }> = []
+  const plainSent: Array<{ encoding: string | null, bytes: number }> = []
+  const pi = transport(url, { fetch: encodingFetch(sent) })
+  const plain = transport(url, { id: 12, compress: false, fetch: encodingFetch(plainSent) })
+  for (const batch of [piFrames.slice(0, 100), piFrames.slice(100, 200), esp32Lines]) {
+    assert.equal((await answered(() => pi.send(batch, never))).kind, 'stored')
+    assert.equal((await answered(() => plain.send(batch, never))).kind, 'stored')
+  }
+  assert.deepEqual(sent.map(({ encoding }) => encoding), [null, 'gzip', 'gzip'], 'plain until the first answer announced gzip')
+  assert.deepEqual(plainSent.map(({ encoding }) => encoding), [null, null, null])
+  assert.equal(plainSent[1]?.bytes, 100 * 108)
+  const gzipped = sent[1]?.bytes ?? Infinity
+  assert.ok(gzipped < 0.6 * 100 * 108, `100 frames gzipped: ${gzipped} bytes`)
+  const stored = (device: number) => app.storage.db.prepare('SELECT encoding, features FROM rpi_frames WHERE device = ? ORDER BY id').all(device)
+  assert.equal(stored(11).length, 213)
+  assert.deepEqual(stored(11), stored(12), 'the same frames stored, byte for byte')
+})
+
+test('a server that announced gzip and then refuses it (415) gets the same batch plain at once, and plain batches from then on', async (t) => {
+  const { url: real } = await listen(t)
+  let refusedGzip = 0
+  // in front of a real doorsense: every answer announces gzip, every gzipped body is refused as a server without it would
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = []
+    request.on('data', (chunk: Buffer) => chunks.push(chunk))
+    request.on('end', () => {
+      if (request.headers['content-encoding'] !== undefined) {
+        refusedGzip++
+        response.writeHead(415, { 'content-type': 'application/json; charset=utf-8', 'accept-encoding': 'gzip' })
+        response.end(JSON.stringify({ statusCode: 415, error: 'Unsupported Media Type', message: 'no codings here' }))
+        return
+      }
+      const headers: Record<string, string> = {}
+      for (const name of ['content-type', 'idempotency-key']) {
+        const value = request.headers[name]
+        if (typeof value === 'string') headers[name] = value
+      }
+      const query = request.url ?? '/'
+      fetch(`${real}${query}`, { method: request.method, headers, body: Buffer.concat(chunks) })
+        .then(async (answer) => {
+          response.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain', 'accept-encoding': 'gzip' })
+          response.end(Buffer.from(await answer.arrayBuffer()))
+        }, () => { response.writeHead(502).end() })
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.after(() => new Promise((resolve) => server.close(resolve)))
+  const front = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const logs: string[] = []
+  const sent: Array<{ encoding: string | null, bytes: number }> = []
+  const pi = transport(front, { fetch: encodingFetch(sent), log: (line) => logs.push(line) })
+  for (const batch of [piFrames.slice(0, 10), piFrames.slice(10, 20), piFrames.slice(20, 30)]) {
+    assert.equal((await answered(() => pi.send(batch, never))).kind, 'stored')
+  }
+  assert.deepEqual(sent.map(({ encoding }) => encoding), [null, 'gzip', null, null])
+  assert.equal(refusedGzip, 1)
+  assert.equal(await framesReceived(real, 11), 30, 'each frame stored once')
+  assert.match(logs[0] ?? '', /^the server refused a gzipped batch \(415 no codings here\): sending batches plain for 60 min$/)
+})
+
 test('HttpTransport: an unreachable server means retry; a wrong token means refused', async (t) => {
   const down = transport(`http://127.0.0.1:${await freePort()}`)
   assert.deepEqual(await down.send([piFrames[0]], never), { kind: 'retry', reason: 'ECONNREFUSED' })
