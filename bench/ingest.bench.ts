@@ -39,6 +39,7 @@ import Database from 'better-sqlite3'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
 import { PROJECT_ROOT } from '../core/project.js'
 import {
   checkpointsOf, loopDelayOf, scrapeMetrics, serverQuantileMs, startChildServer, trainedDataDir, type Checkpoints, type ChildServer
@@ -221,7 +222,8 @@ function categorise (name: string, url: string): string {
 /** One case of the formats phase: how the Pis send their frames. */
 interface FormatCase {
   design: 'current' | 'before'
-  format: 'json' | 'binary'
+  /** binary-gzip: the bytes gzipped (`Content-Encoding: gzip`), as the agent sends them to a server that announces it. */
+  format: 'json' | 'binary' | 'binary-gzip'
   perBatch: number
 }
 
@@ -237,30 +239,46 @@ interface FormatResult extends FormatCase {
   non2xx: number
   statusCodes: Record<string, number>
   errors: number
+  /** With INGEST_FORMAT_PROFILE=1 (the server under --cpu-prof: slower, so its rates are not the others'): where its CPU went. */
+  profile?: ProfileSummary
 }
 
 /**
- * JSON against binary batches (raw Pi frames as int8, `pi108`), of 20 and of
- * 100 frames, with door states on, each case on a fresh server under the
- * same offered load for `seconds` (after `warmupSeconds`): frames/s
- * accepted, the server's CPU per 1,000 frames and bytes per frame. With
+ * JSON against binary batches (raw Pi frames as int8, `pi108`), plain and
+ * gzipped, of 20 and of 100 frames (INGEST_FORMAT_BATCHES), with door
+ * states on, each case on a fresh server under the same offered load
+ * (INGEST_FORMAT_FPS a device, default INGEST_FPS: above what a format
+ * takes, its ceiling) for `seconds` (after `warmupSeconds`): frames/s
+ * accepted, the server's CPU per 1,000 frames and bytes per frame.
+ * INGEST_FORMAT_PROFILE=1 runs each server under --cpu-prof and says where
+ * its CPU went (slower: its rates are not to be read against a run
+ * without). With
  * INGEST_BASELINE_ROOT (a checkout of the design before, e.g.
  * `git worktree add ../before <commit>` with its node_modules) the JSON
  * cases also run on its server, in the same run.
  */
 async function formatsPhase (
   client: IngestClient,
-  options: { devices: number[], fps: number, seconds: number, warmupSeconds: number, env: Record<string, string>, baselineRoot: string | undefined }
+  options: {
+    devices: number[]
+    fps: number
+    perBatches: number[]
+    profile: boolean
+    seconds: number
+    warmupSeconds: number
+    env: Record<string, string>
+    baselineRoot: string | undefined
+  }
 ): Promise<{ table: BenchReport['table'], notes: string[], results: FormatResult[] }> {
-  const { devices, fps, seconds, warmupSeconds, env, baselineRoot } = options
+  const { devices, fps, perBatches, profile, seconds, warmupSeconds, env, baselineRoot } = options
   const lines = rawPiLines()
   const seeds = { current: trainedDataDir(), before: baselineRoot === undefined ? undefined : trainedDataDir({}, baselineRoot) }
   const cases: FormatCase[] = []
-  for (const perBatch of [20, 100]) {
+  for (const perBatch of perBatches) {
     for (const design of ['current', 'before'] as const) {
       if (design === 'before' && baselineRoot === undefined) continue
       cases.push({ design, format: 'json', perBatch })
-      if (design === 'current') cases.push({ design, format: 'binary', perBatch })
+      if (design === 'current') cases.push({ design, format: 'binary', perBatch }, { design, format: 'binary-gzip', perBatch })
     }
   }
   const results: FormatResult[] = []
@@ -277,17 +295,23 @@ async function formatsPhase (
         })
       const bodyBytes = format === 'json'
         ? texts.reduce((sum, text) => sum + Buffer.byteLength(framesBody(devices[0], text)), 0)
-        : batches.reduce((sum, batch) => sum + Buffer.from(batch, 'base64').byteLength, 0)
+        : batches.reduce((sum, batch) => {
+          const bytes = Buffer.from(batch, 'base64')
+          return sum + (format === 'binary-gzip' ? gzipSync(bytes) : bytes).byteLength
+        }, 0)
       const periodMs = 1000 * perBatch / fps
+      const profileDir = profile ? mkdtempSync(join(tmpdir(), 'doorsense-bench-profile-')) : undefined
       const server = await startChildServer({
         seedDir: design === 'current' ? seeds.current : seeds.before,
         env,
         label: `ingest-${design}-${format}-${perBatch}`,
-        root: design === 'current' ? undefined : baselineRoot
+        root: design === 'current' ? undefined : baselineRoot,
+        ...(profileDir ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {})
       })
       try {
         await announce(server.url, devices)
-        const job = { urls: [server.url], devices, periodMs, batches, idempotency: true, binary: format === 'binary' ? 'pi108' as const : undefined }
+        const binary = format === 'json' ? undefined : 'pi108' as const
+        const job = { urls: [server.url], devices, periodMs, batches, idempotency: true, binary, gzip: format === 'binary-gzip' }
         console.error(`ingest formats: ${design} ${format} batches of ${perBatch}, ${seconds} s …`)
         if (warmupSeconds > 0) await client.run({ ...job, seconds: warmupSeconds })
         const before = server.sample()
@@ -308,6 +332,11 @@ async function formatsPhase (
       } finally {
         await server.dispose()
       }
+      if (profileDir) {
+        const summary = summariseProfile(profileDir)
+        if (summary) results[results.length - 1].profile = summary
+        rmSync(profileDir, { recursive: true, force: true })
+      }
     }
   } finally {
     for (const dir of Object.values(seeds)) if (dir) rmSync(dir, { recursive: true, force: true })
@@ -322,10 +351,16 @@ async function formatsPhase (
       `answers ${JSON.stringify(entry.statusCodes)}, ${entry.errors} errors`
   }))
   const notes: string[] = []
-  for (const perBatch of [20, 100]) {
+  for (const perBatch of perBatches) {
     const json = find('current', 'json', perBatch)
     const binary = find('current', 'binary', perBatch)
+    const gzipped = find('current', 'binary-gzip', perBatch)
     const before = find('before', 'json', perBatch)
+    if (json && gzipped) {
+      notes.push(`batches of ${perBatch}: binary gzipped ${round(json.bodyBytesPerFrame / gzipped.bodyBytesPerFrame, 2)}× fewer body bytes than JSON, ` +
+        `${round(gzipped.accepted / json.accepted, 2)}× its frames/s, ${round(gzipped.cpuMsPer1k / json.cpuMsPer1k, 2)}× its CPU per frame ` +
+        `(${round(gzipped.cpuMsPer1k, 1)} µs a frame)`)
+    }
     if (json && binary) {
       notes.push(`batches of ${perBatch}: binary ${round(json.bodyBytesPerFrame / binary.bodyBytesPerFrame, 2)}× fewer body bytes than JSON, ` +
         `${round(binary.accepted / json.accepted, 2)}× its frames/s, ${round(binary.cpuMsPer1k / json.cpuMsPer1k, 2)}× its CPU per frame ` +
@@ -335,6 +370,11 @@ async function formatsPhase (
       notes.push(`batches of ${perBatch} against the design before (JSON): now JSON ${round(before.cpuMsPer1k / json.cpuMsPer1k, 2)}× less CPU per frame, ` +
         `binary ${round(before.cpuMsPer1k / binary.cpuMsPer1k, 2)}× less`)
     }
+  }
+  for (const entry of results) {
+    if (!entry.profile) continue
+    notes.push(`profile, ${entry.design} ${entry.format} batches of ${entry.perBatch}: ` +
+      Object.entries(entry.profile.categories).map(([name, share]) => `${name} ${(share * 100).toFixed(1)} %`).join(', '))
   }
   return { table, notes, results }
 }
@@ -361,17 +401,30 @@ export default async function ingestBench (): Promise<BenchReport> {
     ...(previousDesign ? { REGISTRY_FLUSH_MS: '0', WAL_CHECKPOINT_MS: '0' } : {})
   }
   const formatSeconds = Number(process.env.INGEST_FORMAT_SECONDS ?? 15)
+  // above what either format takes (e.g. 40 frames/s a device), the phase measures each one's ceiling
+  const formatFps = Number(process.env.INGEST_FORMAT_FPS ?? fps)
+  const formatBatches = (process.env.INGEST_FORMAT_BATCHES ?? '20,100').split(',').map(Number)
+  const formatProfile = process.env.INGEST_FORMAT_PROFILE === '1'
   const baselineRoot = process.env.INGEST_BASELINE_ROOT
   if (process.env.INGEST_ONLY === 'formats') {
     const client = new IngestClient()
     try {
-      const phase = { devices, fps, seconds: formatSeconds, warmupSeconds: Math.min(warmupSeconds, 5), env, baselineRoot }
+      const phase = {
+        devices,
+        fps: formatFps,
+        perBatches: formatBatches,
+        profile: formatProfile,
+        seconds: formatSeconds,
+        warmupSeconds: Math.min(warmupSeconds, 5),
+        env,
+        baselineRoot
+      }
       const formats = await formatsPhase(client, phase)
       return {
         name: 'ingest-formats',
         table: formats.table,
         notes: [...formats.notes, `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores shared)`],
-        results: { deviceCount, fps, formatSeconds, baselineRoot, formats: formats.results, loadavg: loadavg() }
+        results: { deviceCount, fps: formatFps, formatSeconds, baselineRoot, formats: formats.results, loadavg: loadavg() }
       }
     } finally {
       client.close()

@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { Agent, request } from 'node:http'
+import { gzipSync } from 'node:zlib'
 import { framesBody } from './bodies.js'
 import { latencySummary } from './latency.js'
 import { quantile } from './quantile.js'
@@ -27,6 +28,8 @@ export interface PacedFramesJob {
   batches: string[]
   /** The batches are raw frames of this layout, sent as `application/octet-stream` (`?ID=&layout=`). */
   binary?: 'pi108' | 'esp128'
+  /** Each body goes gzipped (`Content-Encoding: gzip`), compressed once before the run as the agent compresses each batch. */
+  gzip?: boolean
   /** Whether each batch carries an Idempotency-Key of its own. */
   idempotency: boolean
 }
@@ -54,12 +57,12 @@ export interface PacedFramesResult {
   clientCpuSeconds: number
 }
 
-function post (url: URL, agent: Agent, body: string | Buffer, key: string | undefined): Promise<{ status: number, text: string }> {
+function post (
+  url: URL, agent: Agent, body: string | Buffer, key: string | undefined, type: string, gzipped: boolean
+): Promise<{ status: number, text: string }> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string | number> = {
-      'content-type': typeof body === 'string' ? 'application/json' : 'application/octet-stream',
-      'content-length': Buffer.byteLength(body)
-    }
+    const headers: Record<string, string | number> = { 'content-type': type, 'content-length': Buffer.byteLength(body) }
+    if (gzipped) headers['content-encoding'] = 'gzip'
     if (key !== undefined) headers['idempotency-key'] = key
     const req = request(url, { method: 'POST', agent, headers }, (response) => {
       let text = ''
@@ -86,6 +89,18 @@ export async function runPacedFrames (job: PacedFramesJob): Promise<PacedFramesR
   let framesRejected = 0
   const urls = job.urls.map((url) => new URL(FRAMES_ROUTE, url))
   const bytes = job.binary === undefined ? undefined : job.batches.map((batch) => Buffer.from(batch, 'base64'))
+  const gzipped = job.gzip === true
+  const type = bytes ? 'application/octet-stream' : 'application/json'
+  // a JSON body names its device: gzipped, each device's bodies are compressed once, on first use
+  const compressed = new Map<string, Buffer>()
+  const bodyOf = (id: number, batch: number): string | Buffer => {
+    const plain = bytes ? bytes[batch] : framesBody(id, job.batches[batch])
+    if (!gzipped) return plain
+    const key = bytes ? String(batch) : `${id}:${batch}`
+    let body = compressed.get(key)
+    if (body === undefined) compressed.set(key, body = gzipSync(plain))
+    return body
+  }
   const started = performance.now() + 200
   const end = started + job.seconds * 1000
 
@@ -101,7 +116,7 @@ export async function runPacedFrames (job: PacedFramesJob): Promise<PacedFramesR
         else if (wait < -100) late++
         const sent = performance.now()
         const batch = (index + sentBatches) % job.batches.length
-        const body = bytes ? bytes[batch] : framesBody(id, job.batches[batch])
+        const body = bodyOf(id, batch)
         let url = urls[(index + sentBatches) % urls.length]
         if (bytes) {
           url = new URL(url)
@@ -109,7 +124,7 @@ export async function runPacedFrames (job: PacedFramesJob): Promise<PacedFramesR
         }
         sentBatches++
         try {
-          const { status, text } = await post(url, agent, body, job.idempotency ? randomUUID() : undefined)
+          const { status, text } = await post(url, agent, body, job.idempotency ? randomUUID() : undefined, type, gzipped)
           const done = performance.now()
           statusCodes[status] = (statusCodes[status] ?? 0) + 1
           latencies.push(done - next)
