@@ -421,7 +421,8 @@ export default async function ingestBench (): Promise<BenchReport> {
       }
       const formats = await formatsPhase(client, phase)
       return {
-        name: 'ingest-formats',
+        // a run above the default rate (each format's ceiling) keeps its own results file
+        name: formatFps === fps ? 'ingest-formats' : `ingest-formats-${formatFps}fps`,
         table: formats.table,
         notes: [...formats.notes, `machine: load average ${loadavg().map((value) => value.toFixed(2)).join(' ')} at the end (2 cores shared)`],
         results: { deviceCount, fps: formatFps, formatSeconds, baselineRoot, formats: formats.results, loadavg: loadavg() }
