@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto'
 import type { App } from '../../core/app.js'
 import { PostgresIdempotencyStore } from '../../core/idempotency-store-postgres.js'
 import { Postgres } from '../../core/postgres.js'
-import { testDatabase } from '../fixtures/postgres.js'
+import { testDatabaseOrSkip } from '../fixtures/postgres.js'
 import { rawPiFrames, stringified } from '../fixtures/frames.js'
 import { sessionSlice } from '../fixtures/training.js'
 import { ADMIN, buildTestApp } from '../helper.js'
@@ -24,11 +24,8 @@ function count (app: App, table: string): number {
 }
 
 test('two instances on one DATABASE_URL: a keyed request retried on the other replays there and stores nothing; another body is a 422', async (t) => {
-  const database = await testDatabase(t)
-  if ('skip' in database) {
-    t.skip(database.skip)
-    return
-  }
+  const database = await testDatabaseOrSkip(t)
+  if (!database) return
   const a = await buildTestApp(t, { DATABASE_URL: database.url })
   const b = await buildTestApp(t, { DATABASE_URL: database.url })
   assert.ok(a.idempotency.store instanceof PostgresIdempotencyStore)

@@ -18,7 +18,7 @@ import { PostgresIdempotencyStore, type PostgresIdempotencyStoreOptions } from '
 import { Postgres } from '../../core/postgres.js'
 import { Storage } from '../../core/storage.js'
 import { isPromise, type MaybePromise, type StoreTransaction } from '../../core/store-transaction.js'
-import { testDatabase } from '../fixtures/postgres.js'
+import { testDatabaseOrSkip } from '../fixtures/postgres.js'
 import { tempDir } from '../helper.js'
 
 /** One test's database, through either engine. */
@@ -73,11 +73,8 @@ const sqlite: Engine = {
 const postgres: Engine = {
   name: 'postgres',
   async backend (t) {
-    const database = await testDatabase(t)
-    if ('skip' in database) {
-      t.skip(database.skip)
-      return undefined
-    }
+    const database = await testDatabaseOrSkip(t)
+    if (!database) return undefined
     // the test's own connection: what it counts is what has committed
     const own = await Postgres.open(database.url, { max: 1, applicationName: 'doorsense-contract' })
     t.after(() => own.close())

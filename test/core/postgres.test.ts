@@ -8,15 +8,12 @@ import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import { inspect } from 'node:util'
 import { Postgres, type PgAreaSchema } from '../../core/postgres.js'
-import { testDatabase } from '../fixtures/postgres.js'
+import { testDatabaseOrSkip } from '../fixtures/postgres.js'
 
 /** A fresh database's URL, or undefined once the test is skipped. */
 async function freshDatabase (t: TestContext): Promise<string | undefined> {
-  const database = await testDatabase(t)
-  if ('skip' in database) {
-    t.skip(database.skip)
-    return undefined
-  }
+  const database = await testDatabaseOrSkip(t)
+  if (!database) return undefined
   return database.url
 }
 

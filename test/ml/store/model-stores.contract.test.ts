@@ -28,7 +28,7 @@ import { SqliteVersionCatalogue, type VersionCatalogue } from '../../../ml/store
 import type { VersionMetaFile } from '../../../ml/store/version-files.js'
 import type { ModelVersionInfo } from '../../../schemas/model.js'
 import { metaFileOf, smallModel } from '../../fixtures/version.js'
-import { testDatabase } from '../../fixtures/postgres.js'
+import { testDatabaseOrSkip } from '../../fixtures/postgres.js'
 import { tempDir } from '../../helper.js'
 
 /** The two stores, as one process opens them. */
@@ -77,11 +77,8 @@ async function pool (t: TestContext, url: string): Promise<Postgres> {
 const postgres: Engine = {
   name: 'postgres',
   async backend (t) {
-    const database = await testDatabase(t)
-    if ('skip' in database) {
-      t.skip(database.skip)
-      return undefined
-    }
+    const database = await testDatabaseOrSkip(t)
+    if (!database) return undefined
     return {
       async open (instance = 'a') {
         const pg = await pool(t, database.url)
@@ -347,11 +344,8 @@ test('postgres: a restart marks only its own instance\'s runs interrupted; anoth
 })
 
 test('postgres: a training log needs the name of its instance', async (t) => {
-  const database = await testDatabase(t)
-  if ('skip' in database) {
-    t.skip(database.skip)
-    return
-  }
+  const database = await testDatabaseOrSkip(t)
+  if (!database) return
   await assert.rejects(ModelStore.openPostgresTables(await pool(t, database.url), ''), /needs the name of its instance/)
 })
 
@@ -365,11 +359,8 @@ async function instance (t: TestContext, url: string, name: string, dataDir = te
 
 test('postgres: instances with DATA_DIRs of their own share the versions\' rows: another\'s version is not broken here, its import keeps the row, ' +
   'and a folder broken here moves no instance off the active version', async (t) => {
-  const database = await testDatabase(t)
-  if ('skip' in database) {
-    t.skip(database.skip)
-    return
-  }
+  const database = await testDatabaseOrSkip(t)
+  if (!database) return
   const a = await instance(t, database.url, 'a')
   assert.deepEqual(await a.store.recover(), { removedTemp: [], adopted: [], broken: [], fellBack: [], interrupted: [], seeded: [] })
   assert.equal(a.store.shared, true)
@@ -420,11 +411,8 @@ test('postgres: instances with DATA_DIRs of their own share the versions\' rows:
 
 test('postgres: a new cluster\'s catalogue is seeded with the first instance\'s embedded active versions; ' +
   'what one instance records and activates, another sees at its next read', async (t) => {
-  const database = await testDatabase(t)
-  if ('skip' in database) {
-    t.skip(database.skip)
-    return
-  }
+  const database = await testDatabaseOrSkip(t)
+  if (!database) return
   // the DATA_DIR of an embedded instance, moving to the cluster: a global and a door version active in its SQLite
   const dataDir = tempDir(t)
   const embedded = new Storage(dataDir)

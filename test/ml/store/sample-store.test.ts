@@ -13,7 +13,7 @@ import { Storage } from '../../../core/storage.js'
 import { OWN_TRANSACTION, SQLITE_TRANSACTION, thenMaybe, valueNow, type MaybePromise, type StoreTransaction } from '../../../core/store-transaction.js'
 import { SqliteSampleStore, type NewSample, type SampleDeletion, type SampleStore } from '../../../ml/store/sample-store.js'
 import { PostgresSampleStore } from '../../../ml/store/sample-store-postgres.js'
-import { testDatabase } from '../../fixtures/postgres.js'
+import { testDatabaseOrSkip } from '../../fixtures/postgres.js'
 import { tempDir } from '../../helper.js'
 
 /** A store over a fresh database; another over the same one (a restart, or another instance); a transaction as the key store opens one. */
@@ -56,11 +56,8 @@ const sqlite: Engine = {
 const postgres: Engine = {
   name: 'postgres',
   async open (t) {
-    const database = await testDatabase(t)
-    if ('skip' in database) {
-      t.skip(database.skip)
-      return undefined
-    }
+    const database = await testDatabaseOrSkip(t)
+    if (!database) return undefined
     const pools: Postgres[] = []
     const stores: SampleStore[] = []
     t.after(async () => {

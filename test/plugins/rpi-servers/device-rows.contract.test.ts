@@ -18,7 +18,7 @@ import { DATABASE_FILE, Storage } from '../../../core/storage.js'
 import { PostgresDeviceRows, SqliteDeviceRows, type DeviceRow, type DeviceRowStore } from '../../../plugins/rpi-servers/device-rows.js'
 import { DeviceRegistry, type DeviceRegistryOptions } from '../../../plugins/rpi-servers/registry.js'
 import { RPI_SERVERS_SCHEMA } from '../../../plugins/rpi-servers/rpi-servers-schema.js'
-import { testDatabase } from '../../fixtures/postgres.js'
+import { testDatabaseOrSkip } from '../../fixtures/postgres.js'
 import { tempDir } from '../../helper.js'
 
 /** One test's database, through either engine. */
@@ -78,11 +78,8 @@ const sqlite: Engine = {
 const postgres: Engine = {
   name: 'postgres',
   async backend (t) {
-    const database = await testDatabase(t)
-    if ('skip' in database) {
-      t.skip(database.skip)
-      return undefined
-    }
+    const database = await testDatabaseOrSkip(t)
+    if (!database) return undefined
     const { url } = database
     const own = async <R>(fn: (client: pg.Client) => Promise<R>): Promise<R> => {
       const client = new pg.Client({ connectionString: url })

@@ -18,7 +18,7 @@ import { PostgresSampleStore } from '../../../ml/store/sample-store-postgres.js'
 import type { CaptureStatus } from '../../../schemas/training.js'
 import { SqliteCaptureSessions, type CaptureSessions } from '../../../plugins/training/capture-sessions.js'
 import { PostgresCaptureSessions } from '../../../plugins/training/capture-sessions-postgres.js'
-import { testDatabase } from '../../fixtures/postgres.js'
+import { testDatabaseOrSkip } from '../../fixtures/postgres.js'
 import { tempDir } from '../../helper.js'
 
 /** One instance's view of the database: its samples and its sessions (restored), and what `onEnded` told it. */
@@ -56,11 +56,8 @@ const sqlite: Engine = {
 const postgres: Engine = {
   name: 'postgres',
   async opener (t) {
-    const database = await testDatabase(t)
-    if ('skip' in database) {
-      t.skip(database.skip)
-      return undefined
-    }
+    const database = await testDatabaseOrSkip(t)
+    if (!database) return undefined
     return async (now) => {
       const db = await Postgres.open(database.url)
       const samples = await PostgresSampleStore.open(db)
