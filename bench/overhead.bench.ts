@@ -25,11 +25,15 @@
  * 3. The same parts in process, where no socket, client or scheduler adds
  *    its noise: one app per variant (everything on, each part left out,
  *    all left out) built in this process, the two routes called through
- *    `app.inject` one request at a time, OVERHEAD_INJECT_ROUNDS (7) rounds
- *    of OVERHEAD_INJECT_MS (300) per route and variant, the variants taking
- *    turns; a part's cost is the median CPU µs per request with everything
- *    on minus without it (inject's own cost, the same in every variant,
- *    cancels out). OVERHEAD_ABLATION=0 skips this part too.
+ *    `app.inject` one request at a time, OVERHEAD_INJECT_ROUNDS (41) rounds
+ *    of OVERHEAD_INJECT_MS (60) per route and variant, the variants taking
+ *    turns; a part's cost is the median over rounds of the µs per request
+ *    (wall time: CPU time is counted in scheduler ticks, too coarse for
+ *    slices this short) with everything on minus without it in the same round (inject's
+ *    own cost, the same in every variant, cancels out; so does the machine's
+ *    drift, which over long slices swamped the parts), with the quartiles of
+ *    those differences. OVERHEAD_ABLATION=0 skips this part too;
+ *    OVERHEAD_ABLATION=inprocess runs it without part 2.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
@@ -40,7 +44,7 @@ import { ADMIN_TOKEN, BARE_SERVER_SCRIPT, cpuSeconds, OVERHEAD_SERVER_SCRIPT, st
 import { ForkedClient, serveJobs } from './forked-client.js'
 import { bodiesFor, type BodySpec } from './lib/bodies.js'
 import { round, verdict } from './lib/format.js'
-import { median } from './lib/quantile.js'
+import { median, quantile } from './lib/quantile.js'
 import type { BenchReport } from './lib/report.js'
 import { performRouteLoad, type RouteLoadJob, type RouteLoadResult } from './lib/route-load.js'
 
@@ -86,12 +90,14 @@ interface Ablation {
 type Variant = PerRequestPart | 'all'
 const VARIANTS: readonly Variant[] = [...PER_REQUEST_PARTS, 'all']
 
-/** Part 3 on one route: median µs per injected request with everything on, and without each part. */
+/** Part 3 on one route: median µs (wall time) per injected request with everything on, and without each part. */
 interface InProcess {
   allOnUs: number
   withoutUs: Record<Variant, number>
-  /** allOnUs minus withoutUs of each. */
+  /** The median over rounds of (everything on − without it) within the round: slices next to each other in time, so the machine's drift cancels. */
   costUs: Record<Variant, number>
+  /** The quartiles of those paired differences: how far the cost can be read on this machine. */
+  costQuartilesUs: Record<Variant, [number, number]>
 }
 
 /**
@@ -116,19 +122,21 @@ async function inProcessCosts (rounds: number, ms: number, logLevel: string): Pr
       const call = (app: App, i: number) => bodies.length
         ? app.inject({ method: 'POST', url: ROUTES[route].path, headers: { 'content-type': 'application/json' }, payload: bodies[i % bodies.length] })
         : app.inject({ method: 'GET', url: ROUTES[route].path })
-      // CPU time, not wall time: on a shared machine this process is descheduled for whole time slices
+      // wall time of short slices, paired within a round: the process's CPU time is counted in scheduler ticks
+      // (milliseconds), too coarse for a slice this short, while a slice descheduled now and then is an outlier
+      // the median of the paired differences passes by
       const perRequest = async (app: App, forMs: number) => {
         let count = 0
         const started = performance.now()
-        const cpuBefore = process.cpuUsage()
-        while (performance.now() - started < forMs) {
+        let elapsed = 0
+        while (elapsed < forMs) {
           const response = await call(app, count++)
           if (response.statusCode !== 200) throw new Error(`${ROUTES[route].path} answered ${response.statusCode}: ${response.body}`)
           // injected requests chain on promises alone: let the event loop turn (timers, the load-shedding sampler) as a server's does
           if (count % 64 === 0) await new Promise((resolve) => setImmediate(resolve))
+          elapsed = performance.now() - started
         }
-        const cpu = process.cpuUsage(cpuBefore)
-        return (cpu.user + cpu.system) / count
+        return elapsed * 1000 / count
       }
       for (const app of apps.values()) await perRequest(app, ms) // warm-up
       const samples = new Map<Variant | 'on', number[]>([...apps.keys()].map((variant) => [variant, []]))
@@ -137,16 +145,28 @@ async function inProcessCosts (rounds: number, ms: number, logLevel: string): Pr
         const order = r % 2 === 0 ? [...apps] : [...apps].reverse()
         for (const [variant, app] of order) samples.get(variant)?.push(await perRequest(app, ms))
       }
-      const allOnUs = median(samples.get('on') ?? [])
+      const on = samples.get('on') ?? []
+      const allOnUs = median(on)
       const withoutUs = Object.fromEntries(VARIANTS.map((variant) => [variant, median(samples.get(variant) ?? [])])) as Record<Variant, number>
-      const costUs = Object.fromEntries(VARIANTS.map((variant) => [variant, allOnUs - withoutUs[variant]])) as Record<Variant, number>
-      results[route] = { allOnUs, withoutUs, costUs }
+      const paired = (variant: Variant) => (samples.get(variant) ?? []).map((us, r) => (on[r] ?? Number.NaN) - us).sort((a, b) => a - b)
+      const costUs = Object.fromEntries(VARIANTS.map((variant) => [variant, median(paired(variant))])) as Record<Variant, number>
+      const costQuartilesUs = Object.fromEntries(VARIANTS.map((variant) => {
+        const differences = paired(variant)
+        return [variant, [quantile(differences, 0.25), quantile(differences, 0.75)]]
+      })) as Record<Variant, [number, number]>
+      results[route] = { allOnUs, withoutUs, costUs, costQuartilesUs }
     }
     return results
   } finally {
     for (const app of apps.values()) await app.close()
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/** A part's in-process cost as the table shows it: the median paired difference and its quartiles. */
+function inProcessCell (result: InProcess, variant: Variant): string {
+  const [low, high] = result.costQuartilesUs[variant]
+  return `${round(result.costUs[variant], 1)} [${round(low, 1)}, ${round(high, 1)}]`
 }
 
 /** The load client: this file forked. */
@@ -160,7 +180,9 @@ export default async function overheadBench (): Promise<BenchReport> {
   const seconds = Number(process.env.OVERHEAD_SECONDS ?? 5)
   const connections = Number(process.env.OVERHEAD_CONNECTIONS ?? 64)
   const rounds = Number(process.env.OVERHEAD_ROUNDS ?? 3)
-  const ablate = process.env.OVERHEAD_ABLATION !== '0'
+  // OVERHEAD_ABLATION=inprocess: part 3 without part 2 (the HTTP ablation, whose differences this machine's noise can swamp)
+  const inProcessOnly = process.env.OVERHEAD_ABLATION === 'inprocess'
+  const ablate = process.env.OVERHEAD_ABLATION !== '0' && !inProcessOnly
   const env = { LOG_LEVEL: process.env.OVERHEAD_LOG_LEVEL ?? 'info' }
   const client = new LoadClient()
   const servers: ChildServer[] = []
@@ -217,9 +239,10 @@ export default async function overheadBench (): Promise<BenchReport> {
       }
     }
 
-    const injectRounds = Number(process.env.OVERHEAD_INJECT_ROUNDS ?? 7)
-    const injectMs = Number(process.env.OVERHEAD_INJECT_MS ?? 300)
-    const inProcess = ablate ? await inProcessCosts(injectRounds, injectMs, env.LOG_LEVEL) : undefined
+    // many short slices rather than a few long ones: each part's cost is read within a round, and a round is half a second
+    const injectRounds = Number(process.env.OVERHEAD_INJECT_ROUNDS ?? 41)
+    const injectMs = Number(process.env.OVERHEAD_INJECT_MS ?? 60)
+    const inProcess = ablate || inProcessOnly ? await inProcessCosts(injectRounds, injectMs, env.LOG_LEVEL) : undefined
 
     const table: BenchReport['table'] = []
     const summary = {} as Record<RouteName, { ratio: number, minRatio: number, maxRatio: number, overheadCpuUs: number }>
@@ -240,7 +263,7 @@ export default async function overheadBench (): Promise<BenchReport> {
           'vs bare': side === 'bare' ? 1 : `${round(summary[route].ratio, 2)} (${round(summary[route].minRatio, 2)}–${round(summary[route].maxRatio, 2)})`,
           'CPU µs/req': round(cpu(side), 1),
           'part cost µs': side === 'bare' ? '' : `${round(summary[route].overheadCpuUs, 1)} over bare`,
-          'in-process cost µs': side === 'bare' || !inProcess ? '' : `${round(inProcess[route].allOnUs, 1)} CPU µs/inject`,
+          'in-process cost µs': side === 'bare' || !inProcess ? '' : `${round(inProcess[route].allOnUs, 1)} µs/inject`,
           errors: runs.reduce((sum, run) => sum + run[side].errors + run[side].non2xx, 0)
         })
       }
@@ -257,9 +280,29 @@ export default async function overheadBench (): Promise<BenchReport> {
           'vs bare': '',
           'CPU µs/req': `${round(without.cpuUsPerRequest, 1)} (all on: ${round(allOn.cpuUsPerRequest, 1)})`,
           'part cost µs': round(costUs, 1),
-          'in-process cost µs': inProcess ? round(inProcess[route].costUs[part as Variant], 1) : '',
+          'in-process cost µs': inProcess ? inProcessCell(inProcess[route], part as Variant) : '',
           errors: without.errors + without.non2xx + allOn.errors + allOn.non2xx
         })
+      }
+    }
+
+    // part 3 alone: a row per part and route
+    if (inProcess && !ablate) {
+      for (const part of VARIANTS) {
+        for (const route of ROUTE_NAMES) {
+          table.push({
+            route: `${route} (${ROUTES[route].path})`,
+            server: `doorsense without ${part}`,
+            'req/s': '',
+            'p50 ms': '',
+            'p99 ms': '',
+            'vs bare': '',
+            'CPU µs/req': '',
+            'part cost µs': '',
+            'in-process cost µs': inProcessCell(inProcess[route], part),
+            errors: 0
+          })
+        }
       }
     }
 
@@ -271,7 +314,11 @@ export default async function overheadBench (): Promise<BenchReport> {
         `(rounds ${headline[route].map((run) => round(run.ratio, 2)).join(', ')}) -> ${verdict(summary[route].ratio >= RATIO_TARGET)}`),
       ...ablate
         ? ['a part\'s cost: the server\'s CPU µs per request with everything on minus without that part, run back to back on the same route ' +
-          '(several µs of noise on this shared machine); in process: CPU µs per app.inject with everything on minus without it (median of the rounds)']
+          '(several µs of noise on this shared machine)']
+        : [],
+      ...inProcess
+        ? [`in process: µs per app.inject (wall time) with everything on minus without the part, within each of ${injectRounds} rounds of ${injectMs} ms ` +
+          'per variant (the variants taking turns): the median of those paired differences [their quartiles]']
         : []
     ]
     return {
