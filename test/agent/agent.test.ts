@@ -1,13 +1,12 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, type AgentOptions } from '../../agent/agent.js'
 import type { AgentTransport, Delivery } from '../../agent/transport.js'
-import { ESP32_LINES, RPI_RAW_FRAMES } from '../helper.js'
+import { esp32Lines as recordedEsp32Lines, rawPiLines } from '../fixtures/frames.js'
 
-const piFrames = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
-const esp32Lines = readFileSync(ESP32_LINES, 'utf8').split('\n').filter((line) => line.trim() !== '')
+const piFrames = rawPiLines()
+const esp32Lines = recordedEsp32Lines()
 
 /** A stand-in server: records every batch and answers as `answer` says (default: all stored). */
 class ScriptedTransport implements AgentTransport {

@@ -7,16 +7,15 @@
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Agent } from '../../agent/agent.js'
 import { HttpTransport } from '../../agent/transport.js'
 import { storedFrame } from '../../plugins/rpi-servers/frame-store.js'
-import { RPI_RAW_FRAMES } from '../helper.js'
 import { listen } from '../fixtures/live-server.js'
+import { rawPiLines } from '../fixtures/frames.js'
 
-const piFrames = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
+const piFrames = rawPiLines()
 
 interface LossyProxy {
   url: string

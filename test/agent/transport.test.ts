@@ -5,18 +5,17 @@
  */
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Agent, type AgentOptions } from '../../agent/agent.js'
 import { HttpTransport, type HttpTransportOptions } from '../../agent/transport.js'
 import { storedFrame } from '../../plugins/rpi-servers/frame-store.js'
-import { ESP32_LINES, RPI_RAW_FRAMES } from '../helper.js'
 import { framesReceived, freePort, getJson, listen } from '../fixtures/live-server.js'
+import { esp32Lines as recordedEsp32Lines, rawPiLines } from '../fixtures/frames.js'
 
-const esp32Lines = readFileSync(ESP32_LINES, 'utf8').split('\n').filter((line) => line.trim() !== '')
-const piFrames = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
+const esp32Lines = recordedEsp32Lines()
+const piFrames = rawPiLines()
 const DEVICE_TOKEN = 'pi-device-token-42'
 
 function transport (url: string, options: Partial<HttpTransportOptions> = {}): HttpTransport {

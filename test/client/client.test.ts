@@ -10,12 +10,13 @@ import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createDoorsenseClient } from '../../client/index.js'
-import { ADMIN_TOKEN, ESP32_LINES, RPI_RAW_FRAMES, SESSION_A_CSV } from '../helper.js'
+import { ADMIN_TOKEN, SESSION_A_CSV } from '../helper.js'
 import { listen } from '../fixtures/live-server.js'
+import { esp32Lines as recordedEsp32Lines, rawPiLines } from '../fixtures/frames.js'
 
 const DEVICE_TOKEN = 'client-test-device-token'
-const esp32Lines = readFileSync(ESP32_LINES, 'utf8').split('\n').filter((line) => line.trim() !== '')
-const piFrames = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
+const esp32Lines = recordedEsp32Lines()
+const piFrames = rawPiLines()
 
 test('the legacy flow through the typed client, against a listening server', async (t) => {
   const { url } = await listen(t, { DEVICE_TOKEN })

@@ -6,14 +6,12 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib'
 import type { App } from '../../core/app.js'
-import { encodeBinaryFrames } from '../../domain/frames.js'
-import { RPI_RAW_FRAMES, buildTestApp } from '../helper.js'
+import { buildTestApp } from '../helper.js'
+import { binaryBatch, rawPiLines } from '../fixtures/frames.js'
 
-const piLines = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
-const piBytes = Buffer.from(encodeBinaryFrames(piLines.slice(0, 100))?.bytes ?? [])
+const piBytes = binaryBatch(rawPiLines().slice(0, 100))
 
 const postFrames = (app: App, body: Buffer, headers: Record<string, string>, query = '?ID=1&layout=pi108') =>
   app.inject({ method: 'POST', url: `/server/post/frames${query}`, headers: { 'content-type': 'application/octet-stream', ...headers }, payload: body })

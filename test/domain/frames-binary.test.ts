@@ -6,16 +6,15 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import {
   BINARY_LAYOUTS, binaryFrameCount, decodeBinaryFrames, encodeBinaryFrames, FrameError, isBinaryLayout, parseFrameWithEncoding,
   RAW_ESP32_VALUES, RAW_PI_VALUES
 } from '../../domain/frames.js'
 import { FRAME_LAYOUT_BYTES } from '../../schemas/rpi-servers.js'
-import { ESP32_LINES, RPI_RAW_FRAMES } from '../helper.js'
+import { esp32Lines as recordedEsp32Lines, rawPiLines } from '../fixtures/frames.js'
 
-const piLines = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
-const esp32Lines = readFileSync(ESP32_LINES, 'utf8').split('\n').filter((line) => line.trim() !== '')
+const piLines = rawPiLines()
+const esp32Lines = recordedEsp32Lines()
 
 /** The bracketed ints of an ESP32-CSI-Tool line, read independently of the parser. */
 function esp32Values (line: string): number[] {

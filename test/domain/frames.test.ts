@@ -4,10 +4,11 @@ import { readFileSync } from 'node:fs'
 import {
   DC_INDEX, FEATURES, FEATURE_NAMES, FrameError, SUBCARRIERS, parseFrame, parseFrameWithEncoding
 } from '../../domain/frames.js'
-import { ESP32_LINES, RPI_RAW_FRAMES, SESSION_A_CSV } from '../helper.js'
+import { SESSION_A_CSV } from '../helper.js'
+import { esp32Lines as recordedEsp32Lines, rawPiLines } from '../fixtures/frames.js'
 
-const piLines = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
-const esp32Lines = readFileSync(ESP32_LINES, 'utf8').split('\n').filter((line) => line.trim() !== '')
+const piLines = rawPiLines()
+const esp32Lines = recordedEsp32Lines()
 /** The first labelled row of session A: 106 features in the CSV's column order. */
 const sessionRow = readFileSync(SESSION_A_CSV, 'utf8').split('\n')[1].split(',').slice(1).map(Number)
 

@@ -1,20 +1,19 @@
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Counter, Registry } from 'prom-client'
 import { BadFrameError, OverloadedError } from '../../../core/errors.js'
-import { encodeBinaryFrames, parseFrame, parseFrameWithEncoding } from '../../../domain/frames.js'
+import { parseFrame, parseFrameWithEncoding } from '../../../domain/frames.js'
 import { brokerAddress } from '../../../plugins/home-assistant/index.js'
 import {
   binaryFramesOfPayload, framesOfPayload, FramesPayloadError, MqttFrameIntake, type PayloadRefusalReason
 } from '../../../plugins/home-assistant/mqtt-frames.js'
 import { RefusalLog, type RefusalReason } from '../../../plugins/home-assistant/refusals.js'
 import { decodeBatch, decodedBatch } from '../../../plugins/rpi-servers/ingest.js'
-import { ESP32_LINES, RPI_RAW_FRAMES } from '../../helper.js'
+import { binaryBatch, esp32Lines, rawPiLines } from '../../fixtures/frames.js'
 
-const RPI_LINES = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
-const CSI_LINES = readFileSync(ESP32_LINES, 'utf8').split('\n').filter((line) => line.trim() !== '')
+const RPI_LINES = rawPiLines()
+const CSI_LINES = esp32Lines()
 const FEATURES = Array.from({ length: 106 }, (_, i) => (i < 53 ? 10 + i : 0.01 * i))
 const LIMIT = 1 << 20
 
@@ -71,16 +70,9 @@ test('a payload that is no frame, too large or too many frames is refused with a
   assert.deepEqual(framesOfPayload('[1,[2]]', LIMIT), [[1, [2]]], 'an array with a number in it is one frame')
 })
 
-/** Raw frames as one binary payload. */
-function bytesOf (lines: readonly string[]): Buffer {
-  const encoded = encodeBinaryFrames(lines)
-  assert.ok(encoded, 'raw frames of one layout')
-  return Buffer.from(encoded.bytes)
-}
-
 test('a binary payload is raw frames of its topic\'s layout back to back, decoded as the same frames as text', () => {
-  assert.deepEqual(binaryFramesOfPayload(bytesOf(RPI_LINES), 'pi108', LIMIT), RPI_LINES.map((line) => parseFrameWithEncoding(line)))
-  assert.deepEqual(binaryFramesOfPayload(bytesOf(CSI_LINES), 'esp128', LIMIT), CSI_LINES.map((line) => parseFrameWithEncoding(line)))
+  assert.deepEqual(binaryFramesOfPayload(binaryBatch(RPI_LINES), 'pi108', LIMIT), RPI_LINES.map((line) => parseFrameWithEncoding(line)))
+  assert.deepEqual(binaryFramesOfPayload(binaryBatch(CSI_LINES), 'esp128', LIMIT), CSI_LINES.map((line) => parseFrameWithEncoding(line)))
   const refused = (run: () => unknown): [PayloadRefusalReason, string] => {
     try {
       run()
@@ -90,13 +82,13 @@ test('a binary payload is raw frames of its topic\'s layout back to back, decode
     }
     assert.fail('not refused')
   }
-  assert.deepEqual(refused(() => binaryFramesOfPayload(bytesOf(RPI_LINES.slice(0, 3)), 'esp128', LIMIT)),
+  assert.deepEqual(refused(() => binaryFramesOfPayload(binaryBatch(RPI_LINES.slice(0, 3)), 'esp128', LIMIT)),
     ['undecodable', 'payload of 324 bytes is 2 esp128 frames of 128 bytes and 68 bytes over'])
   assert.deepEqual(refused(() => binaryFramesOfPayload(Buffer.alloc(0), 'pi108', LIMIT)),
     ['undecodable', 'payload is empty: a pi108 batch is 1 or more frames of 108 bytes'])
-  assert.deepEqual(refused(() => binaryFramesOfPayload(bytesOf(RPI_LINES), 'pi108', 1000)),
+  assert.deepEqual(refused(() => binaryFramesOfPayload(binaryBatch(RPI_LINES), 'pi108', 1000)),
     ['too_large', 'payload of 34452 bytes is larger than the 1000 allowed (BODY_LIMIT)'])
-  assert.deepEqual(refused(() => binaryFramesOfPayload(bytesOf(RPI_LINES), 'pi108', LIMIT, 100)),
+  assert.deepEqual(refused(() => binaryFramesOfPayload(binaryBatch(RPI_LINES), 'pi108', LIMIT, 100)),
     ['too_many', 'payload holds 319 pi108 frames, more than the 100 of one batch'])
 })
 
@@ -122,8 +114,8 @@ test('the intake hands the frames to the ingest and never throws: each refusal g
   overloaded = false
   assert.equal(intake.handle(13, Buffer.from(RPI_LINES[0])), undefined)
   // binary: decoded frames, every one readable; a payload of bytes over is refused whole
-  assert.deepEqual(intake.handle(7, bytesOf(RPI_LINES.slice(0, 5)), 'pi108'), { accepted: 5, rejected: [], labelled: 0 })
-  assert.equal(intake.handle(7, bytesOf(RPI_LINES.slice(0, 5)).subarray(1), 'pi108'), undefined)
+  assert.deepEqual(intake.handle(7, binaryBatch(RPI_LINES.slice(0, 5)), 'pi108'), { accepted: 5, rejected: [], labelled: 0 })
+  assert.equal(intake.handle(7, binaryBatch(RPI_LINES.slice(0, 5)).subarray(1), 'pi108'), undefined)
   assert.deepEqual(refusals, [['undecodable', 7], ['too_large', 7], ['overloaded', 8], ['failed', 13], ['undecodable', 7]])
 })
 

@@ -6,23 +6,16 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import type { App } from '../../../core/app.js'
-import { encodeBinaryFrames } from '../../../domain/frames.js'
 import type { Door } from '../../../schemas/doors.js'
 import type { BatchResponse } from '../../../schemas/inference.js'
-import { ESP32_LINES, RPI_RAW_FRAMES, buildTestApp } from '../../helper.js'
+import { buildTestApp } from '../../helper.js'
 import { trainThrough } from '../../fixtures/training.js'
+import { binaryBatch, esp32Lines as recordedEsp32Lines, rawPiLines } from '../../fixtures/frames.js'
 
-const piLines = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
-const esp32Lines = readFileSync(ESP32_LINES, 'utf8').split('\n').filter((line) => line.trim() !== '')
+const piLines = rawPiLines()
+const esp32Lines = recordedEsp32Lines()
 const OCTETS = { 'content-type': 'application/octet-stream' }
-
-function bytesOf (lines: readonly string[]): Buffer {
-  const encoded = encodeBinaryFrames(lines)
-  assert.ok(encoded, 'raw frames of one layout')
-  return Buffer.from(encoded.bytes)
-}
 
 const batchJson = (app: App, body: unknown, headers: Record<string, string> = {}) =>
   app.inject({ method: 'POST', url: '/ml/post/batch', headers: { 'content-type': 'application/json', ...headers }, payload: JSON.stringify(body) })
@@ -37,18 +30,18 @@ test('with a trained model, binary and JSON batches of the same frames get the s
     for (const [what, lines, layout] of [['pi108', piLines, 'pi108'], ['esp128', esp32Lines, 'esp128']] as const) {
       const json = await batchJson(app, { ID: 5, frames: lines })
       assert.equal(json.statusCode, 200, json.body)
-      const binary = await batchBinary(app, `?ID=5&layout=${layout}`, bytesOf(lines))
+      const binary = await batchBinary(app, `?ID=5&layout=${layout}`, binaryBatch(lines))
       assert.equal(binary.statusCode, 200, binary.body)
       assert.equal(binary.body, json.body, what)
       const answer = binary.json<BatchResponse>()
       assert.deepEqual([answer.device, answer.accepted, answer.rejected, answer.results.length], [5, lines.length, 0, lines.length])
       // without an ID, as a JSON batch may be sent
-      const anonymous = await batchBinary(app, `?layout=${layout}`, bytesOf(lines))
+      const anonymous = await batchBinary(app, `?layout=${layout}`, binaryBatch(lines))
       assert.equal(anonymous.body, (await batchJson(app, { frames: lines })).body, `${what} without a device`)
       assert.equal(anonymous.json<BatchResponse>().device, undefined)
     }
     // the answers tell the frames apart: not one answer for all
-    const results = (await batchBinary(app, '?layout=pi108', bytesOf(piLines))).json<BatchResponse>().results
+    const results = (await batchBinary(app, '?layout=pi108', binaryBatch(piLines))).json<BatchResponse>().results
     assert.ok(new Set(results.map((result) => result.confidence)).size > 10)
   })
 
@@ -56,7 +49,7 @@ test('with a trained model, binary and JSON batches of the same frames get the s
     const over = await batchBinary(app, '?ID=5&layout=esp128', Buffer.alloc(300))
     assert.equal(over.statusCode, 400)
     assert.equal(over.json().message, 'body of 300 bytes is 2 esp128 frames of 128 bytes and 44 bytes over')
-    const noLayout = await batchBinary(app, '?ID=5', bytesOf(piLines.slice(0, 3)))
+    const noLayout = await batchBinary(app, '?ID=5', binaryBatch(piLines.slice(0, 3)))
     assert.equal(noLayout.statusCode, 400)
     assert.match(noLayout.json().message, /needs its layout: \?layout=pi108 or esp128/)
     const withQuery = await app.inject({ method: 'POST', url: '/ml/post/batch?layout=pi108', payload: { frames: piLines.slice(0, 3) } })
@@ -64,7 +57,7 @@ test('with a trained model, binary and JSON batches of the same frames get the s
     assert.match(withQuery.json().message, /^\?layout= is for an application\/octet-stream body only/)
 
     const key = { 'idempotency-key': 'ml-batch-1' }
-    const body = bytesOf(piLines.slice(0, 50))
+    const body = binaryBatch(piLines.slice(0, 50))
     const first = await batchBinary(app, '?ID=6&layout=pi108', body, key)
     assert.equal(first.statusCode, 200, first.body)
     const retry = await batchBinary(app, '?ID=6&layout=pi108', body, key)
@@ -85,7 +78,7 @@ test('with a trained model, binary and JSON batches of the same frames get the s
     for (let i = 0; i < piLines.length; i += 20) {
       const part = piLines.slice(i, i + 20)
       assert.equal((await app.inject({ method: 'POST', url: '/server/post/frames', payload: { ID: 21, frames: part } })).statusCode, 200)
-      const binary = await app.inject({ method: 'POST', url: '/server/post/frames?ID=22&layout=pi108', headers: OCTETS, payload: bytesOf(part) })
+      const binary = await app.inject({ method: 'POST', url: '/server/post/frames?ID=22&layout=pi108', headers: OCTETS, payload: binaryBatch(part) })
       assert.equal(binary.statusCode, 200, binary.body)
       const [fromJson, fromBinary] = [await door(21), await door(22)]
       assert.deepEqual(fromBinary, fromJson, `after frame ${i + part.length}`)

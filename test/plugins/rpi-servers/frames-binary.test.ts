@@ -6,21 +6,13 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import type { App } from '../../../core/app.js'
-import { encodeBinaryFrames } from '../../../domain/frames.js'
-import { ADMIN, ESP32_LINES, RPI_RAW_FRAMES, buildTestApp } from '../../helper.js'
+import { ADMIN, buildTestApp } from '../../helper.js'
+import { binaryBatch, esp32Lines as recordedEsp32Lines, rawPiLines } from '../../fixtures/frames.js'
 
-const piLines = readFileSync(RPI_RAW_FRAMES, 'utf8').split('\n').filter((line) => line.trim() !== '')
-const esp32Lines = readFileSync(ESP32_LINES, 'utf8').split('\n').filter((line) => line.trim() !== '')
+const piLines = rawPiLines()
+const esp32Lines = recordedEsp32Lines()
 const OCTETS = { 'content-type': 'application/octet-stream' }
-
-/** The frames as the bytes of one binary batch (they must all be raw frames of one layout). */
-function bytesOf (lines: readonly string[]): Buffer {
-  const encoded = encodeBinaryFrames(lines)
-  assert.ok(encoded, 'raw frames of one layout')
-  return Buffer.from(encoded.bytes)
-}
 
 const postBinary = (app: App, query: string, body: Buffer, headers: Record<string, string> = {}) =>
   app.inject({ method: 'POST', url: `/server/post/frames${query}`, headers: { ...OCTETS, ...headers }, payload: body })
@@ -39,11 +31,11 @@ function frameCount (app: App): number {
 
 test('binary pi108 and esp128 batches store exactly what the same frames as JSON store', async (t) => {
   const app = await buildTestApp(t)
-  const pi = await postBinary(app, '?ID=1&layout=pi108', bytesOf(piLines))
+  const pi = await postBinary(app, '?ID=1&layout=pi108', binaryBatch(piLines))
   assert.equal(pi.statusCode, 200, pi.body)
   assert.deepEqual(pi.json(), { accepted: 319, rejected: [], labelled: 0 })
   assert.equal((await postJson(app, { ID: 2, frames: piLines })).statusCode, 200)
-  const esp = await postBinary(app, '?ID=3&layout=esp128', bytesOf(esp32Lines))
+  const esp = await postBinary(app, '?ID=3&layout=esp128', binaryBatch(esp32Lines))
   assert.deepEqual(esp.json(), { accepted: 13, rejected: [], labelled: 0 })
   assert.equal((await postJson(app, { ID: 4, frames: esp32Lines })).statusCode, 200)
 
@@ -60,7 +52,7 @@ test('binary pi108 and esp128 batches store exactly what the same frames as JSON
 
 test('the device and layout may come as headers instead; both given must agree', async (t) => {
   const app = await buildTestApp(t)
-  const body = bytesOf(piLines.slice(0, 5))
+  const body = binaryBatch(piLines.slice(0, 5))
   const byHeaders = await postBinary(app, '', body, { 'x-device-id': '6', 'x-frame-layout': 'pi108' })
   assert.equal(byHeaders.statusCode, 200, byHeaders.body)
   assert.equal(byHeaders.json().accepted, 5)
@@ -75,7 +67,7 @@ test('the device and layout may come as headers instead; both given must agree',
 
 test('a bad binary batch is a 400 (413 past the body limit) naming what is wrong, and nothing is stored', async (t) => {
   const app = await buildTestApp(t, { BODY_LIMIT: '8192' })
-  const five = bytesOf(piLines.slice(0, 5))
+  const five = binaryBatch(piLines.slice(0, 5))
   const cases: Array<{ query: string, body: Buffer, headers?: Record<string, string>, status: number, message: string | RegExp }> = [
     { query: '?ID=1&layout=pi108', body: Buffer.alloc(1000), status: 400, message: 'body of 1000 bytes is 9 pi108 frames of 108 bytes and 28 bytes over' },
     { query: '?ID=1&layout=esp128', body: five, status: 400, message: 'body of 540 bytes is 4 esp128 frames of 128 bytes and 28 bytes over' },
@@ -104,7 +96,7 @@ test('a bad binary batch is a 400 (413 past the body limit) naming what is wrong
 
 test('more frames than one batch may hold is a 400, as the JSON batch\'s limit is', async (t) => {
   const app = await buildTestApp(t, { BODY_LIMIT: String(2 * 1024 * 1024) })
-  const tooMany = Buffer.concat(Array.from({ length: 4097 }, (_, i) => bytesOf([piLines[i % piLines.length]])))
+  const tooMany = Buffer.concat(Array.from({ length: 4097 }, (_, i) => binaryBatch([piLines[i % piLines.length]])))
   const response = await postBinary(app, '?ID=1&layout=pi108', tooMany)
   assert.equal(response.statusCode, 400)
   assert.equal(response.json().message, 'body of 442476 bytes holds 4097 pi108 frames, more than the 4096 of one batch')
@@ -125,7 +117,7 @@ test('the binary parameters are refused with a JSON body; other routes still ref
   assert.match(withHeader.json().message, /^X-Frame-Layout is for an application\/octet-stream body only/)
   const keepAlive = await app.inject({ method: 'POST', url: '/server/post/keep_alive', headers: OCTETS, payload: Buffer.from('{"NAME":"pi","ID":1}') })
   assert.equal(keepAlive.statusCode, 415)
-  const inference = await app.inject({ method: 'POST', url: '/ml/post/inference', headers: OCTETS, payload: bytesOf([piLines[0]]) })
+  const inference = await app.inject({ method: 'POST', url: '/ml/post/inference', headers: OCTETS, payload: binaryBatch([piLines[0]]) })
   assert.equal(inference.statusCode, 415)
   const text = await app.inject({ method: 'POST', url: '/server/post/frames', headers: { 'content-type': 'text/plain' }, payload: piLines[0] })
   assert.equal(text.statusCode, 415)
@@ -138,7 +130,7 @@ test('the binary parameters are refused with a JSON body; other routes still ref
 test('Idempotency-Key: a binary retry replays and stores nothing; the same key with other bytes, another layout or the frames as JSON is a 422', async (t) => {
   const app = await buildTestApp(t)
   const key = { 'idempotency-key': 'batch-0001' }
-  const body = bytesOf(piLines.slice(0, 20))
+  const body = binaryBatch(piLines.slice(0, 20))
   const first = await postBinary(app, '?ID=8&layout=pi108', body, key)
   assert.equal(first.statusCode, 200, first.body)
   const retry = await postBinary(app, '?ID=8&layout=pi108', Buffer.from(body), key)
@@ -149,7 +141,7 @@ test('Idempotency-Key: a binary retry replays and stores nothing; the same key w
   assert.equal(byHeaders.headers['idempotent-replayed'], 'true', 'the same request however its parameters are given')
   assert.equal(storedFrames(app, 8).length, 20, 'stored once')
 
-  const otherBytes = await postBinary(app, '?ID=8&layout=pi108', bytesOf(piLines.slice(1, 21)), key)
+  const otherBytes = await postBinary(app, '?ID=8&layout=pi108', binaryBatch(piLines.slice(1, 21)), key)
   assert.equal(otherBytes.statusCode, 422)
   assert.equal(otherBytes.json().code, 'DS_IDEMPOTENCY_KEY_REUSED')
   // the first 2,048 of the same bytes read as 16 esp128 frames
@@ -170,7 +162,7 @@ test('an open capture labels a binary batch\'s frames as it labels the same fram
     const capture = await app.inject({ method: 'POST', url: '/training/post/capture', headers: ADMIN, payload: { ID: device, angle: 30, seconds: 60 } })
     assert.equal(capture.statusCode, 200, capture.body)
   }
-  const binary = await postBinary(app, '?ID=11&layout=pi108', bytesOf(piLines.slice(0, 40)))
+  const binary = await postBinary(app, '?ID=11&layout=pi108', binaryBatch(piLines.slice(0, 40)))
   assert.deepEqual(binary.json(), { accepted: 40, rejected: [], labelled: 40 })
   const json = await postJson(app, { ID: 12, frames: piLines.slice(0, 40) })
   assert.deepEqual(json.json(), { accepted: 40, rejected: [], labelled: 40 })
