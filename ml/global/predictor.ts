@@ -57,7 +57,28 @@ interface DensePlan {
   hidden: HiddenStep[]
   outputKernel: tfjs.Tensor
   outputBias: Float32Array
+  /** The same weights as plain arrays (kernels input-major), for {@link forwardInJs}. */
+  js: JsLayer[]
 }
+
+/** A dense layer's weights read out once: `kernel` holds inputs × units values, row i the weights of input i. */
+interface JsLayer {
+  kernel: Float32Array
+  bias: Float32Array | undefined
+  units: number
+  relu: boolean
+}
+
+/**
+ * How a dense network runs: `loops`, {@link forwardInJs} (the pure-JS `cpu`
+ * backend's default: its tensor ops are JS loops too, and a call's set-up —
+ * tidy, kernel dispatch, read-back — cost more than the multiply-adds of a
+ * frame: a one-frame predict 7 µs through tensor ops, 4 µs here, with the
+ * input matrix and the answer), or `tensors` (a native backend's: its
+ * kernels outrun JS). One way per predictor, so a frame gets the same
+ * answer alone as in a batch.
+ */
+export type Forward = 'loops' | 'tensors'
 
 /**
  * Reads a stack of dense layers (dropout skipped: it is off at inference)
@@ -85,11 +106,47 @@ function densePlan (model: tfjs.LayersModel): DensePlan | undefined {
   if (!output || output.activation !== (trailingSoftmax ? 'linear' : 'softmax')) return undefined
   if (dense.some((layer) => layer.activation !== 'relu' && layer.activation !== 'linear')) return undefined
   const classes = output.kernel.shape[1] as number
+  const hidden = dense.map((layer) => ({ kernel: layer.kernel, bias: layer.bias, relu: layer.activation === 'relu' }))
+  const jsLayer = (kernel: tfjs.Tensor, bias: tfjs.Tensor | undefined, relu: boolean): JsLayer => ({
+    kernel: Float32Array.from(kernel.dataSync() as Float32Array),
+    bias: bias ? Float32Array.from(bias.dataSync() as Float32Array) : undefined,
+    units: kernel.shape[1] as number,
+    relu
+  })
   return {
-    hidden: dense.map((layer) => ({ kernel: layer.kernel, bias: layer.bias, relu: layer.activation === 'relu' })),
+    hidden,
     outputKernel: output.kernel,
-    outputBias: output.bias ? Float32Array.from(output.bias.dataSync() as Float32Array) : new Float32Array(classes)
+    outputBias: output.bias ? Float32Array.from(output.bias.dataSync() as Float32Array) : new Float32Array(classes),
+    // the output layer without its bias: softmaxRows adds it
+    js: [...hidden.map((step) => jsLayer(step.kernel, step.bias, step.relu)), jsLayer(output.kernel, undefined, false)]
   }
+}
+
+/**
+ * The logits (output bias left to softmaxRows) of `rows` standardised rows
+ * of `width` values, in plain loops over the plan's weights: what the tensor
+ * ops compute, to float32 rounding (each sum runs in double precision).
+ */
+function forwardInJs (layers: readonly JsLayer[], matrix: Float32Array, rows: number, width: number): Float32Array {
+  const classes = layers[layers.length - 1].units
+  const logits = new Float32Array(rows * classes)
+  for (let r = 0; r < rows; r++) {
+    let input: Float32Array | Float64Array = matrix.subarray(r * width, (r + 1) * width)
+    for (const { kernel, bias, units, relu } of layers) {
+      const sums = new Float64Array(units)
+      if (bias) sums.set(bias)
+      for (let i = 0; i < input.length; i++) {
+        const x = input[i]
+        if (x === 0) continue
+        const base = i * units
+        for (let u = 0; u < units; u++) sums[u] += x * kernel[base + u]
+      }
+      if (relu) for (let u = 0; u < units; u++) if (sums[u] < 0) sums[u] = 0
+      input = sums
+    }
+    logits.set(input, r * classes)
+  }
+  return logits
 }
 
 /** Softmax of (logits + bias) per row, in place. */
@@ -116,19 +173,23 @@ function softmaxRows (logits: Float32Array, bias: Float32Array): Float32Array {
 export class Predictor {
   private disposed = false
   private readonly plan: DensePlan | undefined
+  /** Whether the dense plan runs in {@link forwardInJs}. */
+  private readonly loops: boolean
   /** How unlike this model's training windows a device's frames are (absent for a model trained before it was kept, or an RSSI one). */
   readonly novelty: WindowNoveltyModel | undefined
 
-  private constructor (private readonly tf: Tf, private readonly model: tfjs.LayersModel, readonly meta: ModelMeta) {
+  private constructor (private readonly tf: Tf, private readonly model: tfjs.LayersModel, readonly meta: ModelMeta, forward: Forward) {
     this.plan = densePlan(model)
+    this.loops = this.plan !== undefined && forward === 'loops'
     this.novelty = meta.novelty ? new WindowNoveltyModel(meta.novelty) : undefined
   }
 
   /**
    * Builds the network from artifacts (tf.io.fromMemory) and keeps the meta.
+   * @param forward how a dense network runs ({@link Forward}); default: loops on the `cpu` backend, tensors on any other
    * @throws Error when the network does not fit the meta (input width, label count)
    */
-  static async load (tf: Tf, artifacts: tfjs.io.ModelArtifacts, meta: ModelMeta): Promise<Predictor> {
+  static async load (tf: Tf, artifacts: tfjs.io.ModelArtifacts, meta: ModelMeta, forward?: Forward): Promise<Predictor> {
     const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts))
     const inputWidth = model.inputs[0]?.shape[1]
     const outputWidth = model.outputs[0]?.shape[1]
@@ -138,7 +199,7 @@ export class Predictor {
         `meta ${meta.inputSize} inputs (${meta.standardisation.mean.length} standardised) → ${meta.labels.length} labels`)
     }
     try {
-      return new Predictor(tf, model, meta)
+      return new Predictor(tf, model, meta, forward ?? (tf.getBackend() === 'cpu' ? 'loops' : 'tensors'))
     } catch (err) {
       model.dispose()
       throw err
@@ -164,6 +225,7 @@ export class Predictor {
     const { matrix, width, rows } = inputMatrix(this.meta.kind, this.meta.featureSet, frames)
     applyStandardisation(matrix, this.meta.standardisation)
     const { tf, plan } = this
+    if (plan && this.loops) return softmaxRows(forwardInJs(plan.js, matrix, rows, width), plan.outputBias)
     let values: Float32Array = new Float32Array(0)
     tf.tidy(() => {
       const input = tf.tensor2d(matrix, [rows, width])
