@@ -132,6 +132,13 @@ export const ConfigSchema = Type.Object({
     default: 0.9,
     description: 'open/closed balanced accuracy (on the held-out end of each calibrated angle) a door\'s own model must reach to take over the door'
   }),
+  DOOR_NOVELTY_MAX_SCANS: Type.Number({
+    minimum: 0,
+    maximum: 1000,
+    default: 10,
+    description: 'most windows of one door\'s frames the global model\'s novelty check scans a second (it scans every 5th, 4 a second ' +
+      'at 20 frames/s); a device sending faster is checked less often, so one flooding device cannot take the CPU; 0 = no bound'
+  }),
   DOOR_EPOCHS: Type.Integer({
     minimum: 1,
     maximum: 1000,

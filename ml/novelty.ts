@@ -492,9 +492,12 @@ export class WindowNoveltyModel {
     this.#inverseStd = Float32Array.from(meta.standardisation.std, (s) => 1 / s)
   }
 
-  /** A fresh per-device stream of this model's windows, scoring every `stride`-th. */
-  stream (stride?: number): NoveltyStream {
-    return new NoveltyStream(this, stride)
+  /**
+   * A fresh per-device stream of this model's windows, scoring every
+   * `stride`-th, and at most `maxScansPerSecond` a second (0 = no bound).
+   */
+  stream (stride?: number, maxScansPerSecond?: number): NoveltyStream {
+    return new NoveltyStream(this, stride, maxScansPerSecond)
   }
 
   /** Scores window features (as {@link FrameWindow.features} gives them), in place standardised. @returns score per window (above 1 is novel) */
@@ -515,26 +518,52 @@ export class WindowNoveltyModel {
  */
 export const NOVELTY_STRIDE = 5
 
+/**
+ * Scans a second a door's novelty stream makes at most, by default (the
+ * server's DOOR_NOVELTY_MAX_SCANS): a Pi at 20 frames/s needs 4 at stride
+ * 5, an ESP32 at 50 frames/s 10. Above it the stride stretches: a device
+ * flooding frames (or a client classifying thousands a second under one
+ * ID) costs a bounded scan time, and its windows, overlapping by k − 1
+ * frames, still move slowly enough to be read a few times a second.
+ */
+export const NOVELTY_MAX_SCANS_PER_SECOND = 10
+
+/** Seconds of scans a stream may make at once after a quiet spell (a batch of frames sent together). */
+const SCAN_BURST_SECONDS = 2
+
 /** One device's frames through a {@link WindowNoveltyModel}: its window, and the window scores once full. */
 export class NoveltyStream {
   readonly model: WindowNoveltyModel
   readonly stride: number
+  readonly maxScansPerSecond: number
   readonly #window: FrameWindow
   readonly #row = new Float64Array(DOOR_FRAME_WIDTH)
   /** Windows since the last scored one, and its score. */
   #sinceScored = 0
   #lastScore = 0
+  /** Scans the stream may make now (a token bucket of SCAN_BURST_SECONDS × maxScansPerSecond), and when it was last filled. */
+  #scans = 0
+  #filledAt: number | undefined
 
-  /** @param stride score every stride-th window; the others repeat the last score (1 = every window) */
-  constructor (model: WindowNoveltyModel, stride = NOVELTY_STRIDE) {
+  /**
+   * @param stride score every stride-th window; the others repeat the last score (1 = every window)
+   * @param maxScansPerSecond most windows scored a second, on average (bursts of two seconds' worth); 0 = no bound
+   */
+  constructor (model: WindowNoveltyModel, stride = NOVELTY_STRIDE, maxScansPerSecond = 0) {
     if (!Number.isInteger(stride) || stride < 1) throw new RangeError(`novelty stride must be a positive integer, got ${stride}`)
+    if (!(maxScansPerSecond >= 0)) throw new RangeError(`novelty scans per second must be 0 or more, got ${maxScansPerSecond}`)
     this.model = model
     this.stride = stride
+    this.maxScansPerSecond = maxScansPerSecond
     this.#window = new FrameWindow(model.meta.window, DOOR_FRAME_WIDTH)
   }
 
-  /** Adds frames (106 values each, arrival order). @returns a score for each window they completed (the first window of a stream is always scored) */
-  push (frames: ReadonlyArray<ArrayLike<number>>): Float64Array {
+  /**
+   * Adds frames (106 values each, arrival order) that came at `at` (ms).
+   * @returns a score for each window they completed (the first window of a stream is always scored)
+   */
+  push (frames: ReadonlyArray<ArrayLike<number>>, at = Date.now()): Float64Array {
+    this.#fill(at)
     const scored: Float32Array[] = []
     // per completed window: the index of its score among `scored`, or -1 to repeat the one before
     const plan: number[] = []
@@ -542,8 +571,11 @@ export class NoveltyStream {
       doorFrameFeaturesInto(frame, this.model.meta.featureSet, this.#row)
       this.#window.push(this.#row)
       if (!this.#window.ready) continue
-      if (this.#window.pushed === this.model.meta.window || ++this.#sinceScored >= this.stride) {
+      const first = this.#window.pushed === this.model.meta.window
+      // a window past its stride waits for a scan to spare: the next one takes it
+      if (first || (++this.#sinceScored >= this.stride && this.#scans >= 1)) {
         this.#sinceScored = 0
+        if (this.maxScansPerSecond > 0) this.#scans = Math.max(0, this.#scans - 1)
         plan.push(scored.length)
         scored.push(this.#window.features())
       } else plan.push(-1)
@@ -559,5 +591,17 @@ export class NoveltyStream {
   reset (): void {
     this.#window.reset()
     this.#sinceScored = 0
+  }
+
+  /** Adds the scans earned since the last fill (unbounded: always one to spare). */
+  #fill (at: number): void {
+    const rate = this.maxScansPerSecond
+    if (rate === 0) {
+      this.#scans = 1
+      return
+    }
+    const burst = rate * SCAN_BURST_SECONDS
+    this.#scans = this.#filledAt === undefined ? burst : Math.min(burst, this.#scans + Math.max(0, at - this.#filledAt) * rate / 1000)
+    this.#filledAt = at
   }
 }

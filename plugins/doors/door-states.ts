@@ -20,6 +20,8 @@ import type { DoorState } from '../../schemas/inference.js'
 export interface DoorStatesOptions extends SmootherOptions {
   /** Seconds of silence after which a door goes `unknown`. */
   staleAfterS: number
+  /** Most windows of a door's frames the global model's novelty scans a second (DOOR_NOVELTY_MAX_SCANS); 0 or absent = no bound. */
+  noveltyScansPerSecond?: number
   /** The clock (ms since the epoch); tests pass their own. */
   now?: () => number
 }
@@ -224,7 +226,7 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
         if (this.#report(door)) changes++
       }
     } else if (door.novelty?.version !== novelty.version) {
-      door.novelty = { version: novelty.version, stream: novelty.model.stream(), gate: new NoveltyGate() }
+      door.novelty = this.#watch(novelty)
     }
     if (version !== undefined) door.model = { version, scope: 'global' }
     // the answers come a moment after the frames: the door was last heard from no earlier than its state changed
@@ -234,7 +236,7 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
     }
     const watched = door.novelty
     // a score per window the frames complete: every frame once the window holds k − 1 frames, none before
-    const scores = watched ? watched.stream.push(frames) : new Float64Array(0)
+    const scores = watched ? watched.stream.push(frames, at) : new Float64Array(0)
     const unscored = frames.length - scores.length
     for (let i = 0; i < frames.length; i++) {
       if (watched && i >= unscored && watched.gate.push(scores[i - unscored] > 1) && this.#report(door)) changes++
@@ -260,13 +262,18 @@ export class DoorStates extends EventEmitter<{ change: [DoorSnapshot] }> {
       door.novelty = undefined
       return this.#report(door) ? 1 : 0
     }
-    if (door.novelty?.version !== novelty.version) door.novelty = { version: novelty.version, stream: novelty.model.stream(), gate: new NoveltyGate() }
+    if (door.novelty?.version !== novelty.version) door.novelty = this.#watch(novelty)
     const { stream, gate } = door.novelty
     let changes = 0
-    for (const score of stream.push(frames)) {
+    for (const score of stream.push(frames, at)) {
       if (gate.push(score > 1) && this.#report(door)) changes++
     }
     return changes
+  }
+
+  /** A fresh watch of a door's frames by the global model's novelty. */
+  #watch (novelty: GlobalNovelty): NonNullable<Door['novelty']> {
+    return { version: novelty.version, stream: novelty.model.stream(undefined, this.options.noveltyScansPerSecond), gate: new NoveltyGate() }
   }
 
   /** Counts a device's frames (rate, last frame), whichever model (if any) reads them. */

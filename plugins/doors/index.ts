@@ -33,7 +33,12 @@ const streamsOf = new WeakMap<object, DoorStreams>()
  */
 export default fp(async (app) => {
   const { config } = app
-  const states = new DoorStates({ window: config.DOOR_WINDOW, hold: config.DOOR_HOLD, staleAfterS: config.STALE_AFTER_S })
+  const states = new DoorStates({
+    window: config.DOOR_WINDOW,
+    hold: config.DOOR_HOLD,
+    staleAfterS: config.STALE_AFTER_S,
+    noveltyScansPerSecond: config.DOOR_NOVELTY_MAX_SCANS
+  })
   states.start()
   new Gauge({ // eslint-disable-line no-new
     name: 'doorsense_door_needs_recalibration',

@@ -9,7 +9,9 @@ import { permuteSubcarriers, windowNovelty } from '../../ml/door/evaluation.js'
 import { resolveDoorTraining, trainDoorModel } from '../../ml/door/train.js'
 import { DoorPredictor } from '../../ml/door/predictor.js'
 import { DoorPipeline } from '../../ml/door/pipeline.js'
-import { buildWindowNovelty, GLOBAL_NOVELTY_MARGIN, GLOBAL_NOVELTY_WINDOW, swingPairs, transitionMixes, WindowNoveltyModel } from '../../ml/novelty.js'
+import {
+  buildWindowNovelty, GLOBAL_NOVELTY_MARGIN, GLOBAL_NOVELTY_WINDOW, knnDistances, NOVELTY_STRIDE, swingPairs, transitionMixes, WindowNoveltyModel, type KnnScan
+} from '../../ml/novelty.js'
 import { trainModel } from '../../ml/global/trainer.js'
 import { sessionRows } from '../fixtures/training.js'
 import { RPI_RAW_FRAMES } from '../helper.js'
@@ -150,4 +152,41 @@ test('the global model carries a window novelty: its own held-out windows are fa
   assert.throws(() => new WindowNoveltyModel({ ...meta, format: 'x' as typeof meta.format }), /not a window novelty model/)
   assert.equal(doorFrameFeatures(rpiFrames[0], meta.featureSet).length, DOOR_FRAME_WIDTH)
   assert.throws(() => buildWindowNovelty(slice.slice(0, 20).map((r) => r.features), slice.slice(0, 20).map((r) => r.angle)), /no run of 25 consecutive frames/)
+})
+
+test('a stream\'s scans are bounded in time: a flood of frames is scanned at most maxScansPerSecond (after a burst), a Pi at 20 frames/s as often as without a bound', () => {
+  const slice = sessionRows().filter((row, i, rows) => i - rows.findIndex((r) => r.angle === row.angle) < 150)
+  const meta = buildWindowNovelty(slice.map((r) => r.features), slice.map((r) => r.angle))
+  // the real scan, counting the windows scanned against the calibration rows (once per scored window)
+  let scanned = 0
+  const counting: KnnScan = (queries, queryCount, reference, referenceCount, width, neighbours) => {
+    if (referenceCount === meta.summary.rows) scanned += queryCount
+    return knnDistances(queries, queryCount, reference, referenceCount, width, neighbours)
+  }
+  const model = new WindowNoveltyModel(meta, counting)
+  const frames = Array.from({ length: 1000 }, (_, i) => rpiFrames[i % rpiFrames.length])
+  const windows = frames.length - GLOBAL_NOVELTY_WINDOW + 1
+  const scansOf = (stream: ReturnType<WindowNoveltyModel['stream']>, batches: Array<{ frames: Float32Array[], at: number }>) => {
+    scanned = 0
+    const scores = batches.flatMap((batch) => Array.from(stream.push(batch.frames, batch.at)))
+    return { scans: scanned, scores }
+  }
+
+  // 1,000 frames at once: unbounded, every 5th window; bounded at 10 a second, the burst (2 s worth) and no more
+  const unbounded = scansOf(model.stream(NOVELTY_STRIDE, 0), [{ frames, at: 0 }])
+  assert.equal(unbounded.scans, 1 + Math.floor((windows - 1) / NOVELTY_STRIDE))
+  const bounded = model.stream(NOVELTY_STRIDE, 10)
+  const flood = scansOf(bounded, [{ frames, at: 0 }])
+  assert.equal(flood.scans, 20)
+  assert.equal(flood.scores.length, windows, 'every window still has a score (the last one scanned)')
+  // a second later, 10 more scans to spare, however many frames come
+  assert.equal(scansOf(bounded, [{ frames, at: 1000 }]).scans, 10)
+
+  // a Pi at 20 frames/s in batches of 20: 4 scans a second, under the bound: the same scans and scores as without one
+  const paced = Array.from({ length: 20 }, (_, k) => ({ frames: frames.slice(k * 20, (k + 1) * 20), at: k * 1000 }))
+  const free = scansOf(model.stream(NOVELTY_STRIDE, 0), paced)
+  const capped = scansOf(model.stream(NOVELTY_STRIDE, 10), paced)
+  assert.equal(capped.scans, free.scans)
+  assert.deepEqual(capped.scores, free.scores)
+  assert.throws(() => model.stream(NOVELTY_STRIDE, -1), /scans per second must be 0 or more/)
 })
