@@ -48,6 +48,15 @@ interface FrameRow {
   layout: number
 }
 
+/**
+ * Most rows one INSERT writes: a batch goes in as few statements (one for
+ * up to 100 frames, an agent's largest batch), since each statement's
+ * binding and stepping costs more than a row's values (a batch of 20 raw
+ * frames 72 → 57 µs, of 100 228 → 146 µs; 500 bound values stay far below
+ * SQLite's limit of 32,766).
+ */
+const INSERT_CHUNK_ROWS = 100
+
 /** What a {@link FrameStore} does when the storage is full. */
 export interface FrameStoreOptions {
   /**
@@ -84,7 +93,8 @@ export class FrameStore {
   private readonly db: Database
   private readonly checkDisk: () => void
   private readonly onFull: () => void
-  private readonly insertOne: Statement<[number, number, string, Buffer, number]>
+  /** INSERT statements by how many rows they write (1..INSERT_CHUNK_ROWS), prepared when first needed. */
+  private readonly inserts = new Map<number, Statement<unknown[]>>()
   private readonly countAll: Statement<[], { count: number }>
   private readonly countDevice: Statement<[number], { count: number }>
   private readonly selectDevice: Statement<[number, number], FrameRow>
@@ -100,7 +110,6 @@ export class FrameStore {
     this.db = db
     this.checkDisk = options.checkDisk ?? (() => {})
     this.onFull = options.onFull ?? (() => {})
-    this.insertOne = db.prepare('INSERT INTO rpi_frames (device, received_at, encoding, features, layout) VALUES (?, ?, ?, ?, ?)')
     this.countAll = db.prepare('SELECT COUNT(*) AS count FROM rpi_frames')
     this.countDevice = db.prepare('SELECT COUNT(*) AS count FROM rpi_frames WHERE device = ?')
     this.selectDevice = db.prepare('SELECT id, device, received_at, encoding, features, layout FROM rpi_frames WHERE device = ? ORDER BY id LIMIT ?')
@@ -126,10 +135,18 @@ export class FrameStore {
     let alongsideRan = false
     const store = this.db.transaction(() => {
       this.makeRoom(roomFor(frames.length))
-      for (const frame of frames) {
-        const { raw, features } = frame
-        if (raw) this.insertOne.run(device, receivedAt, frame.encoding, Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength), FrameLayout.int8)
-        else this.insertOne.run(device, receivedAt, frame.encoding, Buffer.from(features.buffer, features.byteOffset, features.byteLength), FrameLayout.float32)
+      for (let start = 0; start < frames.length; start += INSERT_CHUNK_ROWS) {
+        const chunk = frames.slice(start, start + INSERT_CHUNK_ROWS)
+        const values: unknown[] = new Array(chunk.length * 5)
+        chunk.forEach(({ raw, features, encoding }, i) => {
+          values[i * 5] = device
+          values[i * 5 + 1] = receivedAt
+          values[i * 5 + 2] = encoding
+          const stored = raw ?? features
+          values[i * 5 + 3] = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength)
+          values[i * 5 + 4] = raw ? FrameLayout.int8 : FrameLayout.float32
+        })
+        this.insertStatement(chunk.length).run(...values)
       }
       alongsideRan = true
       return alongside()
@@ -141,6 +158,17 @@ export class FrameStore {
       this.onFull()
       return store()
     }
+  }
+
+  /** The INSERT of `rows` rows in one statement (ids in row order, as one statement a row gives them). */
+  private insertStatement (rows: number): Statement<unknown[]> {
+    let statement = this.inserts.get(rows)
+    if (statement === undefined) {
+      const rowValues = new Array(rows).fill('(?, ?, ?, ?, ?)').join(', ')
+      statement = this.db.prepare(`INSERT INTO rpi_frames (device, received_at, encoding, features, layout) VALUES ${rowValues}`)
+      this.inserts.set(rows, statement)
+    }
+    return statement
   }
 
   /**

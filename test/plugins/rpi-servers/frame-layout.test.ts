@@ -103,3 +103,21 @@ test('room per stored frame, on real database files: 10,000 raw Pi frames in bat
   assert.ok(old.file > 450 && old.pages > 450, `the old way takes ~500 bytes a frame: ${shown(old)}`)
   assert.ok(now.file < 0.4 * old.file && now.pages < 0.4 * old.pages, `as received: ${shown(now)}, against ${shown(old)}`)
 })
+
+test('a batch past one statement\'s rows (250 frames, mixed layouts) is stored whole and in order; a rolled back batch stores none', (t) => {
+  const storage = new Storage(tempDir(t))
+  t.after(() => storage.close())
+  storage.migrate(RPI_SERVERS_SCHEMA)
+  const store = new FrameStore(storage.db)
+  const batch = Array.from({ length: 250 }, (_, i) => parseFrameWithEncoding(inputs[i % inputs.length]))
+  store.insert(4, batch, T0, () => undefined)
+  const listed = store.list(4, 1000)
+  assert.equal(listed.length, 250)
+  listed.forEach((frame, i) => {
+    assert.equal(frame.encoding, batch[i].encoding, `frame ${i}`)
+    assert.deepEqual(frame.features, batch[i].features, `frame ${i}`)
+  })
+  // the alongside write fails: the whole batch (three statements) rolls back with it
+  assert.throws(() => store.insert(5, batch, T0, () => { throw new Error('the labelled samples could not be written') }), /could not be written/)
+  assert.equal(store.count(5), 0)
+})
