@@ -22,10 +22,10 @@ function directives (header: unknown): Map<string, string[]> {
   }))
 }
 
-test('every answer carries the policy (own origin only, no inline script or style, no framing), nosniff and no HSTS; the dashboard page needs nothing more', async (t) => {
+test('every page carries the policy (own origin only, no inline script or style, no framing), an API answer one that lets nothing load; ' +
+  'nosniff and no HSTS on all; the dashboard page needs nothing more', async (t) => {
   const app = await buildTestApp(t)
-  const urls = ['/', '/debug/get/exists', '/doors', '/openapi.json', '/metrics', '/documentation/', '/no-such-route']
-  for (const url of urls) {
+  for (const url of ['/', '/openapi.json', '/metrics', '/documentation/']) {
     const response = await app.inject({ method: 'GET', url })
     const policy = directives(response.headers['content-security-policy'])
     assert.deepEqual(policy.get('default-src'), ["'self'"], url)
@@ -37,10 +37,21 @@ test('every answer carries the policy (own origin only, no inline script or styl
     assert.equal(policy.has('upgrade-insecure-requests'), false, `${url}: a LAN server on plain HTTP must not have its own requests upgraded`)
     // only Swagger UI's pages take data: images (its stylesheet's icons)
     assert.deepEqual(policy.get('img-src'), url === '/documentation/' ? ["'self'", 'data:'] : ["'self'"], url)
+    assert.equal(response.headers['referrer-policy'], 'no-referrer', url)
+    assert.equal(response.headers['x-dns-prefetch-control'], 'off', url)
+  }
+  for (const url of ['/debug/get/exists', '/doors', '/no-such-route']) {
+    const response = await app.inject({ method: 'GET', url })
+    assert.deepEqual(directives(response.headers['content-security-policy']), new Map([['default-src', ["'none'"]], ['frame-ancestors', ["'none'"]]]), url)
+    assert.equal(response.headers['referrer-policy'], undefined, `${url}: an answer that loads nothing sends no Referer`)
+    assert.equal(response.headers['x-dns-prefetch-control'], undefined, `${url}: the pages' headers are the pages'`)
+  }
+  for (const url of ['/', '/debug/get/exists', '/doors', '/openapi.json', '/metrics', '/documentation/', '/no-such-route']) {
+    const response = await app.inject({ method: 'GET', url })
     assert.equal(response.headers['x-content-type-options'], 'nosniff', url)
     assert.equal(response.headers['x-frame-options'], 'DENY', url)
+    assert.equal(response.headers['cross-origin-resource-policy'], 'same-origin', url)
     assert.equal(response.headers['strict-transport-security'], undefined, `${url}: HSTS is the TLS proxy's to send`)
-    assert.equal(response.headers['referrer-policy'], 'no-referrer', url)
   }
   // an error body and a refused write carry them too
   const refused = await app.inject({ method: 'POST', url: '/training/post/train', payload: {} })
