@@ -10,7 +10,7 @@ import { OverloadedError, UnavailableError } from '../../core/errors.js'
 
 /**
  * Whether frames wait to share model calls (INFER_GATHER). On the pure-JS
- * `cpu` backend a one-frame call costs ~11 µs (bench/inference.bench.ts), so
+ * `cpu` backend a one-frame call costs ~4 µs (bench/inference.bench.ts), so
  * gathering saves little, and under mixed load the wait for the end of the
  * event-loop turn put inference's p99 at 1.5× echo's in the soak; a native
  * backend's call crosses into libtensorflow, a fixed cost worth sharing.
@@ -42,7 +42,7 @@ export interface MicroBatcherOptions {
    * a model call with other requests' frames. False: each submit is
    * classified at once, in maxBatch chunks — worth it when a call's fixed
    * cost is small next to what the wait costs the caller (the pure-JS
-   * backend: ~11 µs for a one-frame call, while under mixed load the rest of
+   * backend: ~4 µs for a one-frame call, while under mixed load the rest of
    * a turn is tens of ms).
    */
   gather: boolean
