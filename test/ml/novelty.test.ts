@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import * as tf from '@tensorflow/tfjs'
 import { readFileSync } from 'node:fs'
 import { NoveltyGate } from '../../domain/door-hysteresis.js'
-import { DOOR_FRAME_WIDTH, doorFrameFeatures, transitionWindows } from '../../domain/door-window.js'
+import { DOOR_FRAME_WIDTH, doorFrameFeatures, doorFrameFeaturesInto, FrameWindow, transitionWindows } from '../../domain/door-window.js'
 import { parseFrame } from '../../domain/frames.js'
 import { permuteSubcarriers, windowNovelty } from '../../ml/door/evaluation.js'
 import { resolveDoorTraining, trainDoorModel } from '../../ml/door/train.js'
@@ -166,10 +166,12 @@ test('a stream\'s scans are bounded in time: a flood of frames is scanned at mos
   const model = new WindowNoveltyModel(meta, counting)
   const frames = Array.from({ length: 1000 }, (_, i) => rpiFrames[i % rpiFrames.length])
   const windows = frames.length - GLOBAL_NOVELTY_WINDOW + 1
+  // windows scored: scanned, or decided by the triangle bound (the test below)
   const scansOf = (stream: ReturnType<WindowNoveltyModel['stream']>, batches: Array<{ frames: Float32Array[], at: number }>) => {
     scanned = 0
+    const bounded = stream.bounded
     const scores = batches.flatMap((batch) => Array.from(stream.push(batch.frames, batch.at)))
-    return { scans: scanned, scores }
+    return { scans: scanned + stream.bounded - bounded, scores }
   }
 
   // 1,000 frames at once: unbounded, every 5th window; bounded at 10 a second, the burst (2 s worth) and no more
@@ -189,4 +191,50 @@ test('a stream\'s scans are bounded in time: a flood of frames is scanned at mos
   assert.equal(capped.scans, free.scans)
   assert.deepEqual(capped.scores, free.scores)
   assert.throws(() => model.stream(NOVELTY_STRIDE, -1), /scans per second must be 0 or more/)
+})
+
+test('a window near a novel one is novel without a scan (the triangle bound): the verdicts of every window are the scan\'s, familiar scores exact', () => {
+  const slice = sessionRows().filter((row, i, rows) => i - rows.findIndex((r) => r.angle === row.angle) < 150)
+  const meta = buildWindowNovelty(slice.map((r) => r.features), slice.map((r) => r.angle))
+  let scans = 0
+  const counting: KnnScan = (queries, queryCount, reference, referenceCount, width, neighbours) => {
+    if (referenceCount === meta.summary.rows) scans += queryCount
+    return knnDistances(queries, queryCount, reference, referenceCount, width, neighbours)
+  }
+  const model = new WindowNoveltyModel(meta, counting)
+  // another room, then the door's own room (later frames of two angles), then another room again
+  const familiar = [0, 90].flatMap((angle) => runOf(angle).slice(150, 300))
+  const frames = [...rpiFrames, ...familiar, ...rpiFrames]
+
+  // the scan's verdict for every window the stream scores (the first, then every 5th), repeated between: scored one by one
+  const window = new FrameWindow(meta.window, DOOR_FRAME_WIDTH)
+  const row = new Float64Array(DOOR_FRAME_WIDTH)
+  const reference: number[] = []
+  let since = 0
+  for (const frame of frames) {
+    doorFrameFeaturesInto(frame, meta.featureSet, row)
+    window.push(row)
+    if (!window.ready) continue
+    if (window.pushed === meta.window || ++since >= NOVELTY_STRIDE) {
+      since = 0
+      reference.push(model.score([window.features()])[0])
+    } else reference.push(reference[reference.length - 1])
+  }
+  const referenceScans = scans
+
+  scans = 0
+  const stream = model.stream(NOVELTY_STRIDE, 0)
+  const scores = Array.from(stream.push(frames))
+  assert.equal(scores.length, reference.length)
+  scores.forEach((score, i) => {
+    assert.equal(score > 1, reference[i] > 1, `window ${i}: ${score} against the scan's ${reference[i]}`)
+    // a familiar window is scanned; a bounded one reports a lower bound of its scan's score
+    if (reference[i] <= 1) assert.equal(score, reference[i], `window ${i}`)
+    else assert.ok(score <= reference[i] + 1e-9, `window ${i}: the bound ${score} is not above the scan's ${reference[i]}`)
+  })
+  const novel = reference.filter((score) => score > 1).length
+  assert.ok(novel > 0 && novel < reference.length, 'both kinds of window')
+  // most of another room's windows (two passes of the recording, scored every 5th)
+  assert.ok(stream.bounded > 0.5 * 2 * rpiFrames.length / NOVELTY_STRIDE, `${stream.bounded} windows decided by the bound`)
+  assert.equal(scans + stream.bounded, referenceScans, 'each bounded window is a scan saved')
 })
