@@ -61,10 +61,11 @@ interface DensePlan {
   js: JsLayer[]
 }
 
-/** A dense layer's weights read out once: `kernel` holds inputs × units values, row i the weights of input i. */
+/** A dense layer's weights read out once: `weights` holds units × inputs values, row u the weights of unit u (its kernel's column). */
 interface JsLayer {
-  kernel: Float32Array
+  weights: Float32Array
   bias: Float32Array | undefined
+  inputs: number
   units: number
   relu: boolean
 }
@@ -107,12 +108,14 @@ function densePlan (model: tfjs.LayersModel): DensePlan | undefined {
   if (dense.some((layer) => layer.activation !== 'relu' && layer.activation !== 'linear')) return undefined
   const classes = output.kernel.shape[1] as number
   const hidden = dense.map((layer) => ({ kernel: layer.kernel, bias: layer.bias, relu: layer.activation === 'relu' }))
-  const jsLayer = (kernel: tfjs.Tensor, bias: tfjs.Tensor | undefined, relu: boolean): JsLayer => ({
-    kernel: Float32Array.from(kernel.dataSync() as Float32Array),
-    bias: bias ? Float32Array.from(bias.dataSync() as Float32Array) : undefined,
-    units: kernel.shape[1] as number,
-    relu
-  })
+  const jsLayer = (kernel: tfjs.Tensor, bias: tfjs.Tensor | undefined, relu: boolean): JsLayer => {
+    const [inputs, units] = kernel.shape as [number, number]
+    const values = kernel.dataSync() as Float32Array
+    // unit-major: each unit's sum runs over one contiguous row
+    const weights = new Float32Array(inputs * units)
+    for (let i = 0; i < inputs; i++) for (let u = 0; u < units; u++) weights[u * inputs + i] = values[i * units + u]
+    return { weights, bias: bias ? Float32Array.from(bias.dataSync() as Float32Array) : undefined, inputs, units, relu }
+  }
   return {
     hidden,
     outputKernel: output.kernel,
@@ -130,21 +133,23 @@ function densePlan (model: tfjs.LayersModel): DensePlan | undefined {
 function forwardInJs (layers: readonly JsLayer[], matrix: Float32Array, rows: number, width: number): Float32Array {
   const classes = layers[layers.length - 1].units
   const logits = new Float32Array(rows * classes)
+  // two buffers the layers take turns writing (the widest layer's size), reused across rows
+  const widest = Math.max(...layers.map((layer) => layer.units))
+  let from = new Float64Array(widest)
+  let to = new Float64Array(widest)
   for (let r = 0; r < rows; r++) {
     let input: Float32Array | Float64Array = matrix.subarray(r * width, (r + 1) * width)
-    for (const { kernel, bias, units, relu } of layers) {
-      const sums = new Float64Array(units)
-      if (bias) sums.set(bias)
-      for (let i = 0; i < input.length; i++) {
-        const x = input[i]
-        if (x === 0) continue
-        const base = i * units
-        for (let u = 0; u < units; u++) sums[u] += x * kernel[base + u]
+    for (const { weights, bias, inputs, units, relu } of layers) {
+      for (let u = 0; u < units; u++) {
+        const base = u * inputs
+        let sum = bias ? bias[u] : 0
+        for (let i = 0; i < inputs; i++) sum += input[i] * weights[base + i]
+        to[u] = relu && sum < 0 ? 0 : sum
       }
-      if (relu) for (let u = 0; u < units; u++) if (sums[u] < 0) sums[u] = 0
-      input = sums
+      input = to
+      ;[from, to] = [to, from]
     }
-    logits.set(input, r * classes)
+    for (let c = 0; c < classes; c++) logits[r * classes + c] = input[c]
   }
   return logits
 }
