@@ -60,11 +60,13 @@ const INSERT_CHUNK_ROWS = 100
 /** What a {@link FrameStore} does when the storage is full. */
 export interface FrameStoreOptions {
   /**
-   * Looks at the disk before a batch is stored (`Storage.checkDisk`): a disk
+   * Looks at the disk before a batch is stored (`Storage.checkDiskIfStale`): a disk
    * running full holds the database at its size first, so that the batch
    * makes its room by dropping frames instead of failing as it commits.
    */
   checkDisk?: () => void
+  /** Bytes a write may still add to the database (`Storage.roomBytes`); default: {@link databaseRoomBytes} of the connection. */
+  roomBytes?: () => number
   /**
    * An insert found the storage full (SQLITE_FULL, the disk, say): called
    * before the batch is tried once more (`Storage.noticeFull`, which
@@ -92,6 +94,7 @@ export interface FrameStoreOptions {
 export class FrameStore {
   private readonly db: Database
   private readonly checkDisk: () => void
+  private readonly roomBytes: () => number
   private readonly onFull: () => void
   /** INSERT statements by how many rows they write (1..INSERT_CHUNK_ROWS), prepared when first needed. */
   private readonly inserts = new Map<number, Statement<unknown[]>>()
@@ -109,6 +112,7 @@ export class FrameStore {
   constructor (db: Database, options: FrameStoreOptions = {}) {
     this.db = db
     this.checkDisk = options.checkDisk ?? (() => {})
+    this.roomBytes = options.roomBytes ?? (() => databaseRoomBytes(db))
     this.onFull = options.onFull ?? (() => {})
     this.countAll = db.prepare('SELECT COUNT(*) AS count FROM rpi_frames')
     this.countDevice = db.prepare('SELECT COUNT(*) AS count FROM rpi_frames WHERE device = ?')
@@ -179,11 +183,11 @@ export class FrameStore {
    */
   makeRoom (bytes: number = roomFor(this.largestBatch)): number {
     let dropped = 0
-    for (let room = databaseRoomBytes(this.db); room < bytes;) {
+    for (let room = this.roomBytes(); room < bytes;) {
       const count = this.dropOldest.run(Math.max(MIN_DROP, Math.ceil((bytes - room) / FRAME_FREED_BYTES))).changes
       if (count === 0) break
       dropped += count
-      room = databaseRoomBytes(this.db)
+      room = this.roomBytes()
     }
     this.droppedFrames += dropped
     return dropped

@@ -68,7 +68,11 @@ export default fp(async (app) => {
     })
   }
   // a full database drops the oldest unlabelled frames rather than refuse the Pis (labelled samples stay)
-  const store = new FrameStore(app.storage.db, { checkDisk: () => app.storage.checkDisk(), onFull: () => app.storage.noticeFull() })
+  const store = new FrameStore(app.storage.db, {
+    checkDisk: () => app.storage.checkDiskIfStale(),
+    roomBytes: () => app.storage.roomBytes(),
+    onFull: () => app.storage.noticeFull()
+  })
   app.storage.onFull(() => { store.makeRoom() })
 
   // computed at scrape time, so the gauge is exact whatever the sweep period

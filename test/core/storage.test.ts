@@ -4,7 +4,7 @@ import { chmodSync, existsSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { buildApp } from '../../core/app.js'
-import { DATABASE_FILE, RESERVE_FILE, Storage, type AreaSchema, type Migration } from '../../core/storage.js'
+import { DATABASE_FILE, databaseRoomBytes, RESERVE_FILE, Storage, type AreaSchema, type Migration } from '../../core/storage.js'
 import { buildTestApp, tempDir, testConfig } from '../helper.js'
 
 const DOORS: Migration[] = [
@@ -183,4 +183,16 @@ test('the disk reserve: written 0600 at start, cut back to a smaller size, remov
   assert.equal(statSync(reserve).size, MIB, 'the server\'s reserve is not the CLI\'s to remove')
   new Storage(dir, { reserveMb: 0 }).close()
   assert.equal(existsSync(reserve), false)
+})
+
+test('room: unbounded without a cap (only the disk bounds the database, no query is made), the cap less the pages used with one', (t) => {
+  const storage = new Storage(tempDir(t))
+  t.after(() => storage.close())
+  assert.equal(storage.roomBytes(), Number.POSITIVE_INFINITY)
+  storage.db.exec('CREATE TABLE filler (x BLOB)')
+  storage.db.prepare('INSERT INTO filler VALUES (?)').run(Buffer.alloc(64 * 1024))
+  storage.setMaxBytes(2 * 1024 * 1024)
+  const room = storage.roomBytes()
+  assert.equal(room, databaseRoomBytes(storage.db))
+  assert.ok(room > 0 && room < 2 * 1024 * 1024 - 64 * 1024, `${room} bytes of room`)
 })
