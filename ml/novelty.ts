@@ -548,16 +548,6 @@ export class WindowNoveltyModel {
  */
 export const NOVELTY_STRIDE = 5
 
-/**
- * Scans a second a door's novelty stream makes at most, by default (the
- * server's DOOR_NOVELTY_MAX_SCANS): a Pi at 20 frames/s needs 4 at stride
- * 5, an ESP32 at 50 frames/s 10. Above it the stride stretches: a device
- * flooding frames (or a client classifying thousands a second under one
- * ID) costs a bounded scan time, and its windows, overlapping by k − 1
- * frames, still move slowly enough to be read a few times a second.
- */
-export const NOVELTY_MAX_SCANS_PER_SECOND = 10
-
 /** Seconds of scans a stream may make at once after a quiet spell (a batch of frames sent together). */
 const SCAN_BURST_SECONDS = 2
 
@@ -576,6 +566,7 @@ export class NoveltyStream {
    * bounds the windows after it (see {@link #scoreOf}).
    */
   #anchor: { window: Float32Array, parts: ScoreParts } | undefined
+  /** Windows the bound decided without a scan. */
   #bounded = 0
   /** Scans the stream may make now (a token bucket of SCAN_BURST_SECONDS × maxScansPerSecond), and when it was last filled. */
   #scans = 0
@@ -583,7 +574,11 @@ export class NoveltyStream {
 
   /**
    * @param stride score every stride-th window; the others repeat the last score (1 = every window)
-   * @param maxScansPerSecond most windows scored a second, on average (bursts of two seconds' worth); 0 = no bound
+   * @param maxScansPerSecond most windows scored a second, on average (bursts of two seconds' worth); 0 = no bound.
+   *   The server's (DOOR_NOVELTY_MAX_SCANS, 10) is above what a Pi at 20 frames/s needs (4 at stride 5), so only
+   *   a device flooding frames (or a client classifying thousands a second under one ID) has its stride stretched:
+   *   its scan time is bounded, and its windows, overlapping by k − 1 frames, still move slowly enough to be read
+   *   a few times a second.
    */
   constructor (model: WindowNoveltyModel, stride = NOVELTY_STRIDE, maxScansPerSecond = 0) {
     if (!Number.isInteger(stride) || stride < 1) throw new RangeError(`novelty stride must be a positive integer, got ${stride}`)

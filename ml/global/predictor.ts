@@ -57,7 +57,7 @@ interface DensePlan {
   hidden: HiddenStep[]
   outputKernel: tfjs.Tensor
   outputBias: Float32Array
-  /** The same weights as plain arrays (kernels input-major), for {@link forwardInJs}. */
+  /** The same weights as plain arrays (unit-major), for {@link forwardInJs}. */
   js: JsLayer[]
 }
 
