@@ -13,7 +13,7 @@ import {
   buildWindowNovelty, GLOBAL_NOVELTY_MARGIN, GLOBAL_NOVELTY_WINDOW, knnDistances, NOVELTY_STRIDE, swingPairs, transitionMixes, WindowNoveltyModel, type KnnScan
 } from '../../ml/novelty.js'
 import { trainModel } from '../../ml/global/trainer.js'
-import { sessionRows } from '../fixtures/training.js'
+import { sessionRows, sessionSlice } from '../fixtures/training.js'
 import { RPI_RAW_FRAMES } from '../helper.js'
 
 await tf.setBackend('cpu')
@@ -21,6 +21,22 @@ tf.enableProdMode()
 
 const rpiFrames = readFileSync(RPI_RAW_FRAMES, 'utf8').split(/\r?\n/).filter((line) => line.trim() !== '').map((line) => parseFrame(line))
 const runOf = (angle: number) => sessionRows().filter((row) => row.angle === angle).map((row) => row.features)
+
+/**
+ * The global model's window novelty of the first 150 rows of each angle,
+ * through the real scan, counting the windows scanned against the
+ * calibration rows (once per scanned window) in `counter.scans`.
+ */
+function countingNovelty (): { meta: ReturnType<typeof buildWindowNovelty>, model: WindowNoveltyModel, counter: { scans: number } } {
+  const slice = sessionSlice(150)
+  const meta = buildWindowNovelty(slice.map((r) => r.features), slice.map((r) => r.angle))
+  const counter = { scans: 0 }
+  const counting: KnnScan = (queries, queryCount, reference, referenceCount, width, neighbours) => {
+    if (referenceCount === meta.summary.rows) counter.scans += queryCount
+    return knnDistances(queries, queryCount, reference, referenceCount, width, neighbours)
+  }
+  return { meta, model: new WindowNoveltyModel(meta, counting), counter }
+}
 
 test('swing windows: the last j rows of one position and the first k âˆ’ j of another, for the pairs a door moves between', () => {
   assert.deepEqual(swingPairs([90, 0, 15, 15, 45]), [[0, 15], [0, 45], [0, 90], [15, 90], [45, 90]])
@@ -129,7 +145,7 @@ test('a door moving between positions it was calibrated at is familiar: closed â
 
 test('the global model carries a window novelty: its own held-out windows are familiar, another recording\'s are not', async () => {
   // a slice of session A: the first 150 rows of each angle
-  const slice = sessionRows().filter((row, i, rows) => i - rows.findIndex((r) => r.angle === row.angle) < 150)
+  const slice = sessionSlice(150)
   const trained = await trainModel(tf, { kind: 'csi', features: slice.map((r) => r.features), angles: slice.map((r) => r.angle) }, { seed: 1, epochs: 5 })
   const meta = trained.meta.novelty
   assert.ok(meta, 'a CSI model carries its novelty')
@@ -155,23 +171,15 @@ test('the global model carries a window novelty: its own held-out windows are fa
 })
 
 test('a stream\'s scans are bounded in time: a flood of frames is scanned at most maxScansPerSecond (after a burst), a Pi at 20 frames/s as often as without a bound', () => {
-  const slice = sessionRows().filter((row, i, rows) => i - rows.findIndex((r) => r.angle === row.angle) < 150)
-  const meta = buildWindowNovelty(slice.map((r) => r.features), slice.map((r) => r.angle))
-  // the real scan, counting the windows scanned against the calibration rows (once per scored window)
-  let scanned = 0
-  const counting: KnnScan = (queries, queryCount, reference, referenceCount, width, neighbours) => {
-    if (referenceCount === meta.summary.rows) scanned += queryCount
-    return knnDistances(queries, queryCount, reference, referenceCount, width, neighbours)
-  }
-  const model = new WindowNoveltyModel(meta, counting)
+  const { model, counter } = countingNovelty()
   const frames = Array.from({ length: 1000 }, (_, i) => rpiFrames[i % rpiFrames.length])
   const windows = frames.length - GLOBAL_NOVELTY_WINDOW + 1
   // windows scored: scanned, or decided by the triangle bound (the test below)
   const scansOf = (stream: ReturnType<WindowNoveltyModel['stream']>, batches: Array<{ frames: Float32Array[], at: number }>) => {
-    scanned = 0
+    counter.scans = 0
     const bounded = stream.bounded
     const scores = batches.flatMap((batch) => Array.from(stream.push(batch.frames, batch.at)))
-    return { scans: scanned + stream.bounded - bounded, scores }
+    return { scans: counter.scans + stream.bounded - bounded, scores }
   }
 
   // 1,000 frames at once: unbounded, every 5th window; bounded at 10 a second, the burst (2 s worth) and no more
@@ -194,14 +202,7 @@ test('a stream\'s scans are bounded in time: a flood of frames is scanned at mos
 })
 
 test('a window near a novel one is novel without a scan (the triangle bound): the verdicts of every window are the scan\'s, familiar scores exact', () => {
-  const slice = sessionRows().filter((row, i, rows) => i - rows.findIndex((r) => r.angle === row.angle) < 150)
-  const meta = buildWindowNovelty(slice.map((r) => r.features), slice.map((r) => r.angle))
-  let scans = 0
-  const counting: KnnScan = (queries, queryCount, reference, referenceCount, width, neighbours) => {
-    if (referenceCount === meta.summary.rows) scans += queryCount
-    return knnDistances(queries, queryCount, reference, referenceCount, width, neighbours)
-  }
-  const model = new WindowNoveltyModel(meta, counting)
+  const { meta, model, counter } = countingNovelty()
   // another room, then the door's own room (later frames of two angles), then another room again
   const familiar = [0, 90].flatMap((angle) => runOf(angle).slice(150, 300))
   const frames = [...rpiFrames, ...familiar, ...rpiFrames]
@@ -220,9 +221,9 @@ test('a window near a novel one is novel without a scan (the triangle bound): th
       reference.push(model.score([window.features()])[0])
     } else reference.push(reference[reference.length - 1])
   }
-  const referenceScans = scans
+  const referenceScans = counter.scans
 
-  scans = 0
+  counter.scans = 0
   const stream = model.stream(NOVELTY_STRIDE, 0)
   const scores = Array.from(stream.push(frames))
   assert.equal(scores.length, reference.length)
@@ -236,5 +237,5 @@ test('a window near a novel one is novel without a scan (the triangle bound): th
   assert.ok(novel > 0 && novel < reference.length, 'both kinds of window')
   // most of another room's windows (two passes of the recording, scored every 5th)
   assert.ok(stream.bounded > 0.5 * 2 * rpiFrames.length / NOVELTY_STRIDE, `${stream.bounded} windows decided by the bound`)
-  assert.equal(scans + stream.bounded, referenceScans, 'each bounded window is a scan saved')
+  assert.equal(counter.scans + stream.bounded, referenceScans, 'each bounded window is a scan saved')
 })

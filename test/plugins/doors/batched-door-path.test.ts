@@ -19,7 +19,7 @@ import { DoorStates, type DoorSnapshot } from '../../../plugins/doors/door-state
 import type { Door } from '../../../schemas/doors.js'
 import { byAngle, calibratedModel, rpiFrames } from '../../fixtures/door-model.js'
 import { rawPiFrames } from '../../fixtures/frames.js'
-import { sessionRows } from '../../fixtures/training.js'
+import { sessionSlice } from '../../fixtures/training.js'
 import { buildTestApp } from '../../helper.js'
 
 await tf.setBackend('cpu')
@@ -125,7 +125,7 @@ test('a door\'s own model: frames one at a time, in batches of 20 and of 100 mak
 
 test('a door on the global model: the same answers, novelty and smoothing in batches of 1, 20 and 100; one global predict per batch', async () => {
   // the global model with its window novelty, trained on the first 150 frames of each angle
-  const slice = sessionRows().filter((row, i, rows) => i - rows.findIndex((r) => r.angle === row.angle) < 150)
+  const slice = sessionSlice(150)
   const trained = await trainModel(tf, { kind: 'csi', features: slice.map((r) => r.features), angles: slice.map((r) => r.angle) }, { seed: 1, epochs: 5 })
   const predictor = await Predictor.load(tf, trained.artifacts, trained.meta)
   const novelty = predictor.novelty
